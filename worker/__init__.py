@@ -1,0 +1,1 @@
+"""The runtime: CLI, settings, ledger, scheduler, one cycle (fetch -> plan -> execute)."""
