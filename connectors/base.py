@@ -1,0 +1,56 @@
+"""The interface the worker drives every vendor through, and what a write reports back.
+
+Each vendor connector (zendesk, intercom, asana) implements :class:`Connector`. The worker only
+ever talks to this Protocol, so tests plug in :class:`connectors.fake.FakeConnector` instead of
+patching anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from policies.model import Account, Case, PlanItem, Source
+
+__all__ = ["Connector", "WriteOutcome", "WriteResult"]
+
+
+class WriteOutcome(StrEnum):
+    APPLIED = "applied"  # the vendor confirmed the write
+    ALREADY_APPLIED = "already_applied"  # outcome was unknown; the marker was found on re-read
+    CONFLICT = "conflict"  # an agent changed the case meanwhile; re-read and re-plan
+    FAILED = "failed"  # permanent error, or transient errors past the retry budget
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    outcome: WriteOutcome
+    calls: int = 1
+    request_ids: tuple[str, ...] = ()
+    detail: str = ""
+
+
+class Connector(Protocol):
+    """One vendor of one tenant. All reads stream; all of a case's changes go in one write."""
+
+    source: Source
+
+    def cases(self) -> AsyncIterator[Case]:
+        """Candidate cases (not solved/closed, or whatever the vendor needs), with evidence."""
+        ...
+
+    def accounts(self) -> AsyncIterator[Account]:
+        """Accounts this vendor knows (plan tier, canceled / stop flags). May yield nothing."""
+        ...
+
+    async def fetch_case(self, case_id: str) -> Case:
+        """A fresh read of one case, for conflict re-plans and marker checks."""
+        ...
+
+    async def apply(self, item: PlanItem) -> WriteResult:
+        """Apply all of ``item``'s actions in as few calls as the vendor allows, exactly once."""
+        ...
+
+    async def aclose(self) -> None: ...
