@@ -1,0 +1,20 @@
+"""The `followup` command. Each area registers its commands here; every flag has a
+``FOLLOWUP_*`` environment variable twin (typer's ``envvar=``)."""
+
+from __future__ import annotations
+
+import typer
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="followup",
+    help="Business-day-aware follow-ups for Zendesk, Intercom and Asana.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+
+@app.callback()
+def main() -> None:
+    """followup-worker: decide what each customer is owed today, and do it exactly once."""
