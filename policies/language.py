@@ -32,7 +32,12 @@ from pydantic import (
 )
 
 from policies.model import ActivityKind, CaseKind, Channel, PlanTier, Priority, Status
-from policies.yamlsource import Located, Problem, SourceError, load_located, problems_from_validation
+from policies.yamlsource import (
+    Problem,
+    SourceError,
+    load_located,
+    problems_from_validation,
+)
 
 __all__ = [
     "BUNDLED_PACK",
@@ -395,9 +400,7 @@ def load_pack(folder: Path = BUNDLED_PACK, overrides: Mapping[str, str] | None =
         try:
             source = load_located(path, values)
             policies.extend(
-                PolicyFile.model_validate(
-                    source.data, context={"templates": templates}
-                ).policies
+                PolicyFile.model_validate(source.data, context={"templates": templates}).policies
             )
         except SourceError as exc:
             problems.extend(exc.problems)
@@ -431,7 +434,7 @@ def _load_settings(
             problems.extend(problems_from_validation(source, exc))
     choices: dict[str, Any] = {}
     values: dict[str, Any] = {}
-    for name, override in overrides.items():
+    for name in overrides:
         if name not in declared:
             problems.append(Problem(str(path), 1, name, "unknown setting override"))
     for name, setting in declared.items():

@@ -33,7 +33,9 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}"
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        return (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
 
 
 class SourceError(ValueError):
@@ -142,17 +144,26 @@ def problems_from_validation(source: Located, error: ValidationError) -> list[Pr
     return problems
 
 
+_ABSENT = object()
+
+
+def _child(node: Any, segment: str | int) -> Any:
+    if isinstance(node, dict):
+        return node.get(segment, _ABSENT)
+    if isinstance(node, list) and isinstance(segment, int) and 0 <= segment < len(node):
+        return node[segment]
+    return _ABSENT
+
+
 def _walk(data: Any, loc: tuple[str | int, ...]) -> tuple[Path_, Path_]:
     """The part of ``loc`` present in ``data``; segments pydantic adds on its own (union tags,
     validator names) are skipped; a trailing absent key (a missing field) is returned apart."""
     path: list[str | int] = []
     current = data
     for i, segment in enumerate(loc):
-        if isinstance(current, dict) and segment in current:
-            current = current[segment]
-            path.append(segment)
-        elif isinstance(current, list) and isinstance(segment, int) and segment < len(current):
-            current = current[segment]
+        child = _child(current, segment)
+        if child is not _ABSENT:
+            current = child
             path.append(segment)
         elif i == len(loc) - 1 and isinstance(segment, str) and isinstance(current, dict):
             return tuple(path), (segment,)
