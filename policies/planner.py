@@ -43,6 +43,7 @@ from policies.rules import (
     Tri,
     Unknown,
     Verdict,
+    match_checks,
     render_actions,
 )
 
@@ -68,19 +69,18 @@ def plan(
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     today = calendar.local_date(now)
-    by_kind = policies.by_kind
+    routes = policies.routes
     for case in cases:
         account = accounts.get(case.account_id) if case.account_id is not None else None
-        for group in by_kind[case.kind]:
-            for policy in group.policies:
-                matched, check = policy.match(case, account)
+        for route in routes[(case.kind, case.status)]:
+            for policy, checks in route.candidates(case):
+                matched, check = match_checks(checks, case, account)
                 if matched is False:
                     continue
                 if matched is None:
                     assert check is not None
-                    yield Unjudged(
-                        case.ref, _cannot_tell(policy, check.label, check.observed(case, account))
-                    )
+                    observed = check.observed(case, account)
+                    yield Unjudged(case.ref, _cannot_tell(policy, check.label, observed))
                 else:
                     verdict = policy.cadence.evaluate(
                         case, account, policy.evidence(case), now, today, calendar

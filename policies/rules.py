@@ -8,9 +8,11 @@ the data to tell (no account, unknown plan), which the planner reports instead o
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any
 
 import jinja2
@@ -22,6 +24,7 @@ from policies.language import (
     FieldCondition,
     Interval,
     Pack,
+    Phase,
     PhaseCadence,
     Policy,
     PriorityRange,
@@ -38,6 +41,7 @@ from policies.model import (
     Channel,
     FollowUpMark,
     Priority,
+    Status,
 )
 
 __all__ = [
@@ -70,6 +74,10 @@ class Check:
     label: str
     test: Callable[[Case, Account | None], Tri]
     observed: Callable[[Case, Account | None], str]
+    # For checks that only accept listed values of one dimension ("kind", "status",
+    # "field:<name>"): the planner routes cases by these instead of running the test.
+    routes_on: str | None = None
+    accepts: frozenset[str] = frozenset()
 
 
 def _names(values: Sequence[object]) -> str:
@@ -86,6 +94,8 @@ def _compile_selector(selector: Selector) -> tuple[Check, ...]:
                 f"kind is {_names(selector.kind)}",
                 lambda c, a: c.kind in kinds,
                 lambda c, a: f"kind {c.kind}",
+                "kind",
+                frozenset(str(k) for k in kinds),
             )
         )
     if selector.status is not None:
@@ -95,6 +105,8 @@ def _compile_selector(selector: Selector) -> tuple[Check, ...]:
                 f"status is {_names(selector.status)}",
                 lambda c, a: c.status in statuses,
                 lambda c, a: f"status {c.status}",
+                "status",
+                frozenset(str(s) for s in statuses),
             )
         )
     for name, condition in selector.fields.items():
@@ -217,20 +229,35 @@ def _observed_plan(case: Case, account: Account | None) -> str:
 
 
 def _field_check(name: str, condition: FieldCondition) -> Check:
+    def observed(case: Case, account: Account | None) -> str:
+        return f"{name} {case.fields.get(name) or 'unset'}"
+
+    listed = (
+        frozenset({condition.equals})
+        if condition.equals is not None
+        else frozenset(condition.in_)
+        if condition.in_ is not None
+        else None
+    )
+    if listed is not None and condition.present is None and condition.not_in is None:
+        # The common case, kept to one set lookup and routable by the planner.
+        label = (
+            f"{name} = {condition.equals}"
+            if condition.equals is not None
+            else (f"{name} in {_names(sorted(listed))}")
+        )
+        return Check(
+            label, lambda c, a: c.fields.get(name) in listed, observed, f"field:{name}", listed
+        )
     parts: list[str] = []
     tests: list[Callable[[str | None], bool]] = []
     if condition.present is not None:
         present = condition.present
         parts.append("set" if present else "unset")
         tests.append(lambda v: (v is not None and v != "") is present)
-    if condition.equals is not None:
-        expected = condition.equals
-        parts.append(f"= {expected}")
-        tests.append(lambda v: v == expected)
-    if condition.in_ is not None:
-        allowed = frozenset(condition.in_)
-        parts.append(f"in {_names(sorted(allowed))}")
-        tests.append(lambda v: v in allowed)
+    if listed is not None:
+        parts.append(f"in {_names(sorted(listed))}")
+        tests.append(lambda v: v in listed)
     if condition.not_in is not None:
         banned = frozenset(condition.not_in)
         parts.append(f"not in {_names(sorted(banned))}")
@@ -238,7 +265,7 @@ def _field_check(name: str, condition: FieldCondition) -> Check:
     return Check(
         f"{name} {' and '.join(parts)}",
         lambda c, a: all(t(c.fields.get(name)) for t in tests),
-        lambda c, a: f"{name} {c.fields.get(name) or 'unset'}",
+        observed,
     )
 
 
@@ -486,7 +513,14 @@ class Due:
 
 @dataclass(frozen=True, slots=True)
 class NotDue:
-    reason: str
+    """Nothing owed. The reason is only formatted when someone asks (``explain``): the
+    planner discards it for the vast majority of cases."""
+
+    describe: Callable[[], str]
+
+    @property
+    def reason(self) -> str:
+        return self.describe()
 
 
 @dataclass(frozen=True, slots=True)
@@ -562,12 +596,18 @@ class SequenceRule:
     ) -> Verdict:
         anchor = self._anchor(case, ev)
         if anchor is None:
-            since = _fmt_instant(ev.cycle_start, calendar)
-            return NotDue(f"no agent answer yet since the customer's last message ({since})")
+            start = ev.cycle_start
+            return NotDue(
+                lambda: (
+                    "no agent answer yet since the customer's last message"
+                    f" ({_fmt_instant(start, calendar)})"
+                )
+            )
         done = max((m.step for m in ev.marks), default=0)
         upcoming = next((s for s in self.steps if s.n > done), None)
         if upcoming is None:
-            return NotDue(f"sequence complete ({done}/{self.max_attempts} done this cycle)")
+            total = self.max_attempts
+            return NotDue(lambda: f"sequence complete ({done}/{total} done this cycle)")
         day_one = self._day_one(calendar.local_date(anchor), calendar)
         due = self._day(day_one, upcoming.day - 1, calendar)
         previous = next((s for s in reversed(self.steps) if s.n <= done), None)
@@ -580,7 +620,7 @@ class SequenceRule:
             due = max(due, gap)
         label = self._label(upcoming)
         if today < due:
-            return NotDue(f"{label} due {_fmt_day(due)} (Day {upcoming.day})")
+            return NotDue(lambda: f"{label} due {_fmt_day(due)} (Day {upcoming.day})")
         waited = calendar.business_days_between(day_one, today)
         what = "pending since" if self.anchor == "agent_reply" else "waiting on the customer since"
         restart = (
@@ -673,11 +713,11 @@ class EveryRule:
             refs = set(account.open_case_refs) | {case.ref}
             lead = min(refs)
             if lead != case.ref:
-                return NotDue(f"covered by the account's bundled update on {lead}")
+                return NotDue(lambda: f"covered by the account's bundled update on {lead}")
             covers = tuple(sorted(refs - {lead}))
         attempts = len(ev.marks)
         if self.max_attempts is not None and attempts >= self.max_attempts:
-            return NotDue(f"all {self.max_attempts} updates of this cycle sent")
+            return NotDue(lambda: f"all {attempts} updates of this cycle sent")
         last, source = ev.cycle_start, "cycle start"
         if ev.previous_followup is not None and ev.previous_followup > last:
             last, source = ev.previous_followup, "our last follow-up"
@@ -691,13 +731,21 @@ class EveryRule:
                 last, source = recorded, self.since_field
         if self.interval.business_hours is not None:
             deadline = _deadline(self.interval, last, calendar)
-            due_label, is_due = _fmt_instant(deadline, calendar), now >= deadline
+            is_due = now >= deadline
+            due_label = partial(_fmt_instant, deadline, calendar)
         else:
             due_day = _due_day(self.interval, calendar.local_date(last), calendar)
-            due_label, is_due = _fmt_day(due_day), today >= due_day
-        since = f"last update {_fmt_instant(last, calendar)} ({source})"
+            is_due = today >= due_day
+            due_label = partial(_fmt_day, due_day)
+        since = f"last update {{}} ({source})"
         if not is_due:
-            return NotDue(f"{since}; next update due {due_label} ({self.rule})")
+            return NotDue(
+                lambda: (
+                    f"{since.format(_fmt_instant(last, calendar))}; next update due"
+                    f" {due_label()} ({self.rule})"
+                )
+            )
+        since = since.format(_fmt_instant(last, calendar))
         step = attempts + 1
         waited = calendar.business_days_between(calendar.local_date(last), today)
         bundle = f"; one update for {len(covers) + 1} open cases" if covers else ""
@@ -717,7 +765,7 @@ class PhaseRule:
     on_overdue: bool
     phase_field: str
     since_field: str
-    phases: tuple[tuple[str, Interval | None, str, str], ...]
+    phases: tuple[Phase, ...]
     renderers: tuple[Renderer, ...]
 
     def evaluate(
@@ -733,7 +781,7 @@ class PhaseRule:
         if not raw.isdigit() or not 1 <= int(raw) <= len(self.phases):
             return Unknown(f"{self.phase_field} {raw!r} is not a phase 1..{len(self.phases)}")
         phase = int(raw)
-        name, within, means, next_steps = self.phases[phase - 1]
+        name, within = self.phases[phase - 1].name, self.phases[phase - 1].within
         since_raw = case.fields.get(self.since_field)
         if since_raw:
             try:
@@ -744,11 +792,43 @@ class PhaseRule:
             since = case.created_at
         else:
             return Unknown(f"phase {phase} without {self.since_field}: cannot tell since when")
-        entered = f"phase {phase} ({name}) since {_fmt_instant(since, calendar)}"
-        if any(
-            m.step == phase and m.at >= since for m in ev.own
-        ):  # since the phase entry, not the last reply
-            return NotDue(f"{entered}; already handled")
+
+        def entered() -> str:
+            return f"phase {phase} ({name}) since {_fmt_instant(since, calendar)}"
+
+        # Counted from the phase entry, not from the customer's last reply.
+        if any(m.step == phase and m.at >= since for m in ev.own):
+            return NotDue(lambda: f"{entered()}; already handled")
+        if not self.on_overdue:
+            reason = f"{entered()}; the customer has not been told what it means"
+            return self._due(
+                phase, f"entered phase {phase}: {name}", reason, since, case, account, today, ev
+            )
+        if within is None:
+            return NotDue(lambda: f"{entered()}; this phase has no timeframe")
+        deadline = _deadline(within, since, calendar)
+        if now <= deadline:
+            return NotDue(
+                lambda: (
+                    f"{entered()}; within {within.describe()} until"
+                    f" {_fmt_instant(deadline, calendar)}"
+                )
+            )
+        reason = f"{entered()}; over its {within.describe()} timeframe"
+        return self._due(phase, f"phase {phase} overdue", reason, since, case, account, today, ev)
+
+    def _due(
+        self,
+        phase: int,
+        rule: str,
+        reason: str,
+        since: datetime,
+        case: Case,
+        account: Account | None,
+        today: date,
+        ev: Evidence,
+    ) -> Due:
+        current = self.phases[phase - 1]
         ctx = StepContext(
             case,
             account,
@@ -757,40 +837,30 @@ class PhaseRule:
             today,
             ev.previous_followup,
             phase=phase,
-            phase_name=name,
-            within=within.describe() if within else "",
-            what_it_means=means,
-            next_steps=next_steps,
+            phase_name=current.name,
+            within=current.within.describe() if current.within else "",
+            what_it_means=current.what_it_means,
+            next_steps=current.next_steps,
         )
-        if not self.on_overdue:
-            return Due(
-                phase,
-                len(self.phases),
-                f"entered phase {phase}: {name}",
-                f"{entered}; the customer has not been told what it means",
-                since,
-                self.renderers,
-                ctx,
-            )
-        if within is None:
-            return NotDue(f"{entered}; this phase has no timeframe")
-        deadline = _deadline(within, since, calendar)
-        if now <= deadline:
-            return NotDue(
-                f"{entered}; within {within.describe()} until {_fmt_instant(deadline, calendar)}"
-            )
-        return Due(
-            phase,
-            len(self.phases),
-            f"phase {phase} overdue",
-            f"{entered}; over its {within.describe()} timeframe",
-            since,
-            self.renderers,
-            ctx,
-        )
+        return Due(phase, len(self.phases), rule, reason, since, self.renderers, ctx)
 
 
 Cadence = SequenceRule | EveryRule | PhaseRule
+
+
+def match_checks(
+    checks: Sequence[Check], case: Case, account: Account | None
+) -> tuple[Tri, Check | None]:
+    """(True, None) on a match; (False, the failed check); (None, the check that could not
+    tell) when nothing failed but data was missing."""
+    unknown: Check | None = None
+    for check in checks:
+        result = check.test(case, account)
+        if result is False:
+            return False, check
+        if result is None and unknown is None:
+            unknown = check
+    return (None, unknown) if unknown is not None else (True, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -800,22 +870,18 @@ class CompiledPolicy:
     description: str
     source: str
     dry_run: bool | None
-    kinds: frozenset[CaseKind] | None
     checks: tuple[Check, ...]
     restart_on: frozenset[ActivityKind]
     cadence: Cadence
 
     def match(self, case: Case, account: Account | None) -> tuple[Tri, Check | None]:
-        """(True, None) on a match; (False, failed check); (None, the check that could not
-        tell) when nothing failed but data was missing."""
-        unknown: Check | None = None
-        for check in self.checks:
-            result = check.test(case, account)
-            if result is False:
-                return False, check
-            if result is None and unknown is None:
-                unknown = check
-        return (None, unknown) if unknown is not None else (True, None)
+        return match_checks(self.checks, case, account)
+
+    def accepts(self, dimension: str, value: str) -> bool:
+        return all(value in c.accepts for c in self.checks if c.routes_on == dimension)
+
+    def constrains(self, dimension: str) -> bool:
+        return any(c.routes_on == dimension for c in self.checks)
 
     def evidence(self, case: Case) -> Evidence:
         return _evidence(case, self.name, self.restart_on)
@@ -827,20 +893,34 @@ class Group:
     policies: tuple[CompiledPolicy, ...]
 
 
+Candidate = tuple[CompiledPolicy, tuple[Check, ...]]  # a policy and the checks left to run
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One group's candidates for cases of one (kind, status), indexed by the value of the
+    field the group's policies discriminate on (seed 004's ``request_type``, typically)."""
+
+    field: str | None
+    by_value: Mapping[str, tuple[Candidate, ...]]
+    otherwise: tuple[Candidate, ...]
+
+    def candidates(self, case: Case) -> tuple[Candidate, ...]:
+        if self.field is None:
+            return self.otherwise
+        value = case.fields.get(self.field)
+        return self.otherwise if value is None else self.by_value.get(value, self.otherwise)
+
+
 @dataclass(frozen=True, slots=True)
 class Rulebook:
-    """A compiled pack: groups in pack order, pre-filtered per case kind."""
+    """A compiled pack: groups in pack order (for explanations) and, for the planner, routes
+    per (kind, status) so a case only meets the policies that can apply to it."""
 
     policies: tuple[CompiledPolicy, ...]
     groups: tuple[Group, ...]
-    by_kind: Mapping[CaseKind, tuple[Group, ...]]
+    routes: Mapping[tuple[CaseKind, Status], tuple[Route, ...]]
     settings: Mapping[str, Any]
-
-    def policy(self, name: str) -> CompiledPolicy:
-        for policy in self.policies:
-            if policy.name == name:
-                return policy
-        raise KeyError(name)
 
 
 def compile_pack(pack: Pack) -> Rulebook:
@@ -855,18 +935,48 @@ def compile_pack(pack: Pack) -> Rulebook:
     groups = tuple(
         Group(name, tuple(p for p in policies if p.group == name)) for name in group_names
     )
-    by_kind = {
-        kind: tuple(
-            g2
-            for g2 in (
-                Group(g.name, tuple(p for p in g.policies if p.kinds is None or kind in p.kinds))
-                for g in groups
-            )
-            if g2.policies
+    routes = {
+        (kind, status): tuple(
+            route for g in groups if (route := _route(g, kind, status)) is not None
         )
         for kind in CaseKind
+        for status in Status
     }
-    return Rulebook(policies, groups, by_kind, dict(pack.choices))
+    return Rulebook(policies, groups, routes, dict(pack.choices))
+
+
+def _route(group: Group, kind: CaseKind, status: Status) -> Route | None:
+    applicable = [
+        p for p in group.policies if p.accepts("kind", kind) and p.accepts("status", status)
+    ]
+    if not applicable:
+        return None
+    usage = Counter(
+        c.routes_on
+        for p in applicable
+        for c in p.checks
+        if c.routes_on is not None and c.routes_on.startswith("field:")
+    )
+    dimension = usage.most_common(1)[0][0] if usage else None
+    routed = {"kind", "status"} if dimension is None else {"kind", "status", dimension}
+
+    def candidates(value: str | None) -> tuple[Candidate, ...]:
+        return tuple(
+            (p, tuple(c for c in p.checks if c.routes_on not in routed))
+            for p in applicable
+            if dimension is None
+            or not p.constrains(dimension)
+            or (value is not None and p.accepts(dimension, value))
+        )
+
+    values = {
+        v for p in applicable for c in p.checks if c.routes_on == dimension for v in c.accepts
+    }
+    return Route(
+        field=dimension.removeprefix("field:") if dimension else None,
+        by_value={v: candidates(v) for v in sorted(values)},
+        otherwise=candidates(None),
+    )
 
 
 def _compile_policy(policy: Policy, env: jinja2.Environment) -> CompiledPolicy:
@@ -876,7 +986,6 @@ def _compile_policy(policy: Policy, env: jinja2.Environment) -> CompiledPolicy:
         description=policy.description,
         source=policy.source,
         dry_run=policy.dry_run,
-        kinds=frozenset(policy.selector.kind) if policy.selector.kind is not None else None,
         checks=_compile_selector(policy.selector),
         restart_on=frozenset(policy.restart_on),
         cadence=_compile_cadence(policy, env),
@@ -901,7 +1010,7 @@ def _compile_cadence(policy: Policy, env: jinja2.Environment) -> Cadence:
         on_overdue=cadence.type == "phase_overdue",
         phase_field=cadence.phase_field,
         since_field=cadence.since_field,
-        phases=tuple((p.name, p.within, p.what_it_means, p.next_steps) for p in cadence.phases),
+        phases=tuple(cadence.phases),
         renderers=_compile_actions(cadence.actions, env),
     )
 

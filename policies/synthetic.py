@@ -67,7 +67,8 @@ def synthetic_cases(count: int, now: datetime, accounts: int = 1000) -> Iterator
         fields = {"request_type": request_type} if request_type and not bug else {}
         if request_type in ("question", "bug", "feature_request"):
             fields["phase"] = str(1 + i % 3)
-            fields["phase_since"] = (created + timedelta(hours=i % 5)).isoformat()
+            since = created + timedelta(hours=i % 5)
+            fields["phase_since"] = since.isoformat()
         if i % 4 == 0:
             fields["linked_order"] = f"O-{i}"
         history: tuple[Activity, ...] = ()
@@ -75,10 +76,18 @@ def synthetic_cases(count: int, now: datetime, accounts: int = 1000) -> Iterator
             history = (Activity(ActivityKind.CUSTOMER_REPLY, created + timedelta(hours=1)),)
         elif i % 5 == 2:
             history = (Activity(ActivityKind.AGENT_UPDATE, created + timedelta(hours=2)),)
-        followups: tuple[FollowUpMark, ...] = ()
-        if i % 3 == 1:
-            policy = "general-inquiry" if not bug else "bug-enterprise"
-            followups = (FollowUpMark(policy, 1, created + timedelta(days=1), f"k{i}"),)
+        followups = _steady_state_marks(i, bug, request_type, created, now)
+        if "phase" in fields and i % 4:
+            # The customer was told about the phase they are in, most of the time.
+            policy = (
+                "bug-phase-update"
+                if request_type == "bug"
+                else f"{request_type.split('_')[0]}-phase-update"
+            )
+            followups += (FollowUpMark(policy, int(fields["phase"]), since, f"p{i}"),)
+        if bug:
+            # "User last updated" a few days ago, as after the previous bug update.
+            fields["user_last_updated"] = (now - timedelta(days=i % 9)).date().isoformat()
         yield Case(
             source=Source.ASANA if bug else Source.ZENDESK,
             id=str(i),
@@ -95,3 +104,29 @@ def synthetic_cases(count: int, now: datetime, accounts: int = 1000) -> Iterator
             history=history,
             followups=followups,
         )
+
+
+_SEQUENCES = {
+    "general_inquiry": "general-inquiry",
+    "refund": "refund-request",
+    "bot_tsa_ge_nexus_sentri": "bot-issue-tsa",
+    "bot_ein": "bot-issue-ein",
+    "": "awaiting-customer",
+}
+
+
+def _steady_state_marks(
+    i: int, bug: bool, request_type: str, created: datetime, now: datetime
+) -> tuple[FollowUpMark, ...]:
+    """The marks a worker running every day would have left: roughly one step per two days
+    of age, the latest yesterday or earlier. Most cases are therefore mid-sequence and not
+    due today, as in a real helpdesk, rather than all overdue at once."""
+    policy = "bug-enterprise" if bug else _SEQUENCES.get(request_type)
+    if policy is None:
+        return ()
+    age_days = (now - created).days
+    steps = min(4, age_days // 2)  # three attempts and the handling after them
+    return tuple(
+        FollowUpMark(policy, step, now - timedelta(days=1 + 2 * (steps - step)), f"k{i}-{step}")
+        for step in range(1, steps + 1)
+    )
