@@ -72,8 +72,8 @@ def plan(
     routes = policies.routes
     for case in cases:
         account = accounts.get(case.account_id) if case.account_id is not None else None
-        for route in routes[(case.kind, case.status)]:
-            for policy, checks in route.candidates(case):
+        for group in routes[(case.kind, case.status)].candidates(case):
+            for policy, checks in group:
                 matched, check = match_checks(checks, case, account)
                 if matched is False:
                     continue

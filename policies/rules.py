@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any
@@ -548,13 +548,16 @@ def _evidence(case: Case, policy: str, restart_on: frozenset[ActivityKind]) -> E
         if activity.kind in restart_on:
             start, trigger = activity.at, activity.kind
             break
+    if not case.followups:
+        return Evidence(start, trigger, (), (), None)
+    # Marks are oldest first (Case.followups), so the latest is the last one.
     own = tuple(m for m in case.followups if m.policy == policy)
     return Evidence(
         cycle_start=start,
         restarted_by=trigger,
         own=own,
         marks=tuple(m for m in own if m.at >= start),
-        previous_followup=max((m.at for m in own), default=None),
+        previous_followup=own[-1].at if own else None,
     )
 
 
@@ -611,16 +614,16 @@ class SequenceRule:
         day_one = self._day_one(calendar.local_date(anchor), calendar)
         due = self._day(day_one, upcoming.day - 1, calendar)
         previous = next((s for s in reversed(self.steps) if s.n <= done), None)
-        last_mark = max(ev.marks, key=lambda m: m.at, default=None)
-        if previous is not None and last_mark is not None:
+        if previous is not None and ev.marks:
             # Late runs keep the spacing: never two attempts closer than the policy's days.
-            gap = self._day(
-                calendar.local_date(last_mark.at), upcoming.day - previous.day, calendar
-            )
+            last_mark = ev.marks[-1].at
+            gap = self._day(calendar.local_date(last_mark), upcoming.day - previous.day, calendar)
             due = max(due, gap)
-        label = self._label(upcoming)
         if today < due:
-            return NotDue(lambda: f"{label} due {_fmt_day(due)} (Day {upcoming.day})")
+            return NotDue(
+                lambda: f"{self._label(upcoming)} due {_fmt_day(due)} (Day {upcoming.day})"
+            )
+        label = self._label(upcoming)
         waited = calendar.business_days_between(day_one, today)
         what = "pending since" if self.anchor == "agent_reply" else "waiting on the customer since"
         restart = (
@@ -912,14 +915,43 @@ class Route:
         return self.otherwise if value is None else self.by_value.get(value, self.otherwise)
 
 
+_MEMO_LIMIT = 4096  # distinct field-value combinations remembered per (kind, status)
+
+
+@dataclass(frozen=True)
+class Router:
+    """Every group's candidates for one (kind, status), memoised by the values of the fields
+    the routes index, so a case costs one dict lookup however many groups the pack has."""
+
+    routes: tuple[Route, ...]
+    fields: tuple[str, ...]
+    _memo: dict[object, tuple[tuple[Candidate, ...], ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def candidates(self, case: Case) -> tuple[tuple[Candidate, ...], ...]:
+        """Per group with anything to try: its candidates, in order."""
+        values = case.fields
+        if len(self.fields) == 1:
+            key: object = values.get(self.fields[0])
+        else:
+            key = tuple(values.get(name) for name in self.fields)
+        found = self._memo.get(key)
+        if found is None:
+            found = tuple(c for route in self.routes if (c := route.candidates(case)))
+            if len(self._memo) < _MEMO_LIMIT:
+                self._memo[key] = found
+        return found
+
+
 @dataclass(frozen=True, slots=True)
 class Rulebook:
-    """A compiled pack: groups in pack order (for explanations) and, for the planner, routes
-    per (kind, status) so a case only meets the policies that can apply to it."""
+    """A compiled pack: groups in pack order (for explanations) and, for the planner, a
+    router per (kind, status) so a case only meets the policies that can apply to it."""
 
     policies: tuple[CompiledPolicy, ...]
     groups: tuple[Group, ...]
-    routes: Mapping[tuple[CaseKind, Status], tuple[Route, ...]]
+    routes: Mapping[tuple[CaseKind, Status], Router]
     settings: Mapping[str, Any]
 
 
@@ -935,14 +967,13 @@ def compile_pack(pack: Pack) -> Rulebook:
     groups = tuple(
         Group(name, tuple(p for p in policies if p.group == name)) for name in group_names
     )
-    routes = {
-        (kind, status): tuple(
-            route for g in groups if (route := _route(g, kind, status)) is not None
-        )
-        for kind in CaseKind
-        for status in Status
-    }
-    return Rulebook(policies, groups, routes, dict(pack.choices))
+    routers = {}
+    for kind in CaseKind:
+        for status in Status:
+            routes = tuple(r for g in groups if (r := _route(g, kind, status)) is not None)
+            fields = tuple(dict.fromkeys(r.field for r in routes if r.field is not None))
+            routers[(kind, status)] = Router(routes, fields)
+    return Rulebook(policies, groups, routers, dict(pack.choices))
 
 
 def _route(group: Group, kind: CaseKind, status: Status) -> Route | None:
