@@ -542,16 +542,20 @@ class Evidence:
     previous_followup: datetime | None  # this policy's latest, any cycle
 
 
-def _evidence(case: Case, policy: str, restart_on: frozenset[ActivityKind]) -> Evidence:
+def _evidence(
+    case: Case, policy: str, restart_on: frozenset[ActivityKind], now: datetime
+) -> Evidence:
+    """The case as of ``now``: activity and marks after it (planning a past instant from a
+    later snapshot) are not evidence yet."""
     start, trigger = case.created_at, None
     for activity in reversed(case.history):
-        if activity.kind in restart_on:
+        if activity.kind in restart_on and activity.at <= now:
             start, trigger = activity.at, activity.kind
             break
     if not case.followups:
         return Evidence(start, trigger, (), (), None)
     # Marks are oldest first (Case.followups), so the latest is the last one.
-    own = tuple(m for m in case.followups if m.policy == policy)
+    own = tuple(m for m in case.followups if m.policy == policy and m.at <= now)
     return Evidence(
         cycle_start=start,
         restarted_by=trigger,
@@ -597,7 +601,7 @@ class SequenceRule:
         today: date,
         calendar: BusinessCalendar,
     ) -> Verdict:
-        anchor = self._anchor(case, ev)
+        anchor = self._anchor(case, ev, now)
         if anchor is None:
             start = ev.cycle_start
             return NotDue(
@@ -645,11 +649,11 @@ class SequenceRule:
             return f"after attempt {self.max_attempts} of {self.max_attempts}"
         return f"step {step.n} of {self.max_attempts}"
 
-    def _anchor(self, case: Case, ev: Evidence) -> datetime | None:
+    def _anchor(self, case: Case, ev: Evidence, now: datetime) -> datetime | None:
         if self.anchor == "inbound":
             return ev.cycle_start
         for activity in case.history:
-            if activity.kind is ActivityKind.AGENT_UPDATE and activity.at > ev.cycle_start:
+            if activity.kind is ActivityKind.AGENT_UPDATE and ev.cycle_start < activity.at <= now:
                 return activity.at
         return None
 
@@ -795,6 +799,8 @@ class PhaseRule:
             since = case.created_at
         else:
             return Unknown(f"phase {phase} without {self.since_field}: cannot tell since when")
+        if since > now:
+            return NotDue(lambda: f"phase {phase} only starts {_fmt_instant(since, calendar)}")
 
         def entered() -> str:
             return f"phase {phase} ({name}) since {_fmt_instant(since, calendar)}"
@@ -886,8 +892,8 @@ class CompiledPolicy:
     def constrains(self, dimension: str) -> bool:
         return any(c.routes_on == dimension for c in self.checks)
 
-    def evidence(self, case: Case) -> Evidence:
-        return _evidence(case, self.name, self.restart_on)
+    def evidence(self, case: Case, now: datetime) -> Evidence:
+        return _evidence(case, self.name, self.restart_on, now)
 
 
 @dataclass(frozen=True, slots=True)
