@@ -54,6 +54,9 @@ class BusinessCalendar:
     _added_cache: dict[tuple[int, int], date] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    _opening_cache: dict[int, datetime] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if not self.workdays or not set(self.workdays) <= set(_ISO_WEEK):
@@ -127,7 +130,13 @@ class BusinessCalendar:
 
     def opening(self, day: date) -> datetime:
         """When the team starts working on ``day``, as an aware UTC instant."""
-        return self._at(day, self.opens)
+        ordinal = day.toordinal()
+        cached = self._opening_cache.get(ordinal)
+        if cached is None:
+            cached = self._at(day, self.opens)
+            if len(self._opening_cache) < _CACHE_LIMIT:
+                self._opening_cache[ordinal] = cached
+        return cached
 
     def business_hours_between(self, start: datetime, end: datetime) -> float:
         """Working hours in ``[start, end)``, counted per local day in UTC (DST-safe)."""

@@ -8,6 +8,7 @@ the data to tell (no account, unknown plan), which the planner reports instead o
 
 from __future__ import annotations
 
+import string
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,6 @@ from policies.language import (
     FieldCondition,
     Interval,
     Pack,
-    Phase,
     PhaseCadence,
     Policy,
     PriorityRange,
@@ -262,11 +262,11 @@ def _field_check(name: str, condition: FieldCondition) -> Check:
         banned = frozenset(condition.not_in)
         parts.append(f"not in {_names(sorted(banned))}")
         tests.append(lambda v: v not in banned)
-    return Check(
-        f"{name} {' and '.join(parts)}",
-        lambda c, a: all(t(c.fields.get(name)) for t in tests),
-        observed,
-    )
+    label = f"{name} {' and '.join(parts)}"
+    if len(tests) == 1:
+        (only,) = tests
+        return Check(label, lambda c, a: only(c.fields.get(name)), observed)
+    return Check(label, lambda c, a: all(t(c.fields.get(name)) for t in tests), observed)
 
 
 def _case_priority(case: Case, account: Account | None) -> Priority | None:
@@ -330,9 +330,6 @@ class StepContext:
     what_it_means: str = ""
     next_steps: str = ""
 
-    def placeholders(self) -> _Placeholders:
-        return _Placeholders(self)
-
     def template_vars(self) -> dict[str, Any]:
         requester = self.case.requester
         return {
@@ -350,42 +347,41 @@ class StepContext:
         }
 
 
-class _Placeholders(dict[str, object]):
-    """``str.format_map`` source; computes values on demand so a missing agent only matters
-    to texts that actually say ``{agent}``."""
-
-    def __init__(self, ctx: StepContext) -> None:
-        super().__init__()
-        self._ctx = ctx
-
-    def __missing__(self, key: str) -> object:
-        ctx = self._ctx
-        if key == "agent":
-            if not ctx.case.assignee:
-                raise MissingData("the case has no assignee to name in '{agent}'")
-            return ctx.case.assignee
-        values: dict[str, object] = {
-            "n": ctx.n,
-            "max": ctx.max,
-            "today": ctx.today.isoformat(),
-            "phase": ctx.phase,
-            "phase_name": ctx.phase_name,
-            "within": ctx.within,
-        }
-        return values[key]
-
-
 Renderer = Callable[[StepContext], tuple[Action, ...]]
 
 
-def _text(template: str, ctx: StepContext) -> str:
-    return template.format_map(ctx.placeholders())
+def _agent(ctx: StepContext) -> str:
+    if not ctx.case.assignee:
+        raise MissingData("the case has no assignee to name in '{agent}'")
+    return ctx.case.assignee
+
+
+_PLACEHOLDER_VALUES: Mapping[str, Callable[[StepContext], object]] = {
+    "n": lambda ctx: ctx.n,
+    "max": lambda ctx: ctx.max,
+    "agent": _agent,
+    "today": lambda ctx: ctx.today.isoformat(),
+    "phase": lambda ctx: ctx.phase,
+    "phase_name": lambda ctx: ctx.phase_name,
+    "within": lambda ctx: ctx.within,
+}
+Text = Callable[[StepContext], str]
+
+
+def _compile_text(template: str) -> Text:
+    """A text with ``{placeholders}`` (validated by the policy language), as a function that
+    computes only the values the text uses: a missing agent only matters where it is named."""
+    names = sorted({name for _, name, _, _ in string.Formatter().parse(template) if name})
+    if not names:
+        return lambda ctx: template
+    getters = tuple((name, _PLACEHOLDER_VALUES[name]) for name in names)
+    return lambda ctx: template.format_map({name: get(ctx) for name, get in getters})
 
 
 def _compile_action(spec: ActionSpec, env: jinja2.Environment) -> Renderer:
     if spec.note is not None:
-        note = spec.note
-        return lambda ctx: (Action(ActionType.NOTE, {"body": _text(note, ctx)}),)
+        note = _compile_text(spec.note)
+        return lambda ctx: (Action(ActionType.NOTE, {"body": note(ctx)}),)
     if spec.reply is not None:
         name = spec.reply
         template = env.get_template(f"{name}.j2")
@@ -401,15 +397,15 @@ def _compile_action(spec: ActionSpec, env: jinja2.Environment) -> Renderer:
         status = str(spec.status)
         return lambda ctx: (Action(ActionType.SET_STATUS, {"status": status}),)
     if spec.assignee is not None:
-        assignee = spec.assignee
-        return lambda ctx: (Action(ActionType.SET_ASSIGNEE, {"assignee": _text(assignee, ctx)}),)
+        assignee = _compile_text(spec.assignee)
+        return lambda ctx: (Action(ActionType.SET_ASSIGNEE, {"assignee": assignee(ctx)}),)
     if spec.group is not None:
-        group = spec.group
-        return lambda ctx: (Action(ActionType.SET_GROUP, {"group": _text(group, ctx)}),)
+        group = _compile_text(spec.group)
+        return lambda ctx: (Action(ActionType.SET_GROUP, {"group": group(ctx)}),)
     if spec.fields is not None:
-        fields = tuple(spec.fields.items())
+        fields = tuple((k, _compile_text(v)) for k, v in spec.fields.items())
         return lambda ctx: tuple(
-            Action(ActionType.SET_FIELD, {"field": k, "value": _text(v, ctx)}) for k, v in fields
+            Action(ActionType.SET_FIELD, {"field": k, "value": v(ctx)}) for k, v in fields
         )
     if spec.add_tags is not None:
         added = list(spec.add_tags)
@@ -418,18 +414,18 @@ def _compile_action(spec: ActionSpec, env: jinja2.Environment) -> Renderer:
         removed = list(spec.remove_tags)
         return lambda ctx: (Action(ActionType.REMOVE_TAGS, {"tags": list(removed)}),)
     if spec.escalate is not None:
-        esc = spec.escalate
+        escalate_to, reason = spec.escalate.group, _compile_text(spec.escalate.reason)
         return lambda ctx: (
-            Action(ActionType.ESCALATE, {"group": esc.group, "reason": _text(esc.reason, ctx)}),
+            Action(ActionType.ESCALATE, {"group": escalate_to, "reason": reason(ctx)}),
         )
     if spec.bug_fields is not None:
-        bug_fields = tuple(spec.bug_fields.items())
+        bug_fields = tuple((k, _compile_text(v)) for k, v in spec.bug_fields.items())
         return lambda ctx: tuple(
             Action(
                 ActionType.SET_BUG_FIELD,
                 {
                     "field": k,
-                    "value": _text(v, ctx),
+                    "value": v(ctx),
                     # A bundled update refreshes every bug it speaks for (seed 001 Community).
                     **({"cases": [ctx.case.ref, *ctx.covers]} if ctx.covers else {}),
                 },
@@ -477,6 +473,7 @@ def _compile_contact(spec: ActionSpec, env: jinja2.Environment) -> Renderer:
 def _compile_nudge(spec: ActionSpec) -> Renderer:
     nudge = spec.notify_engineer
     assert nudge is not None
+    body = _compile_text(nudge.body)
 
     def render(ctx: StepContext) -> tuple[Action, ...]:
         if nudge.only_if_silent:
@@ -484,7 +481,7 @@ def _compile_nudge(spec: ActionSpec) -> Renderer:
             since = ctx.previous_followup
             if engineer is not None and (since is None or engineer.at >= since):
                 return ()
-        return (Action(ActionType.NOTIFY_ENGINEER, {"body": _text(nudge.body, ctx)}),)
+        return (Action(ActionType.NOTIFY_ENGINEER, {"body": body(ctx)}),)
 
     return render
 
@@ -554,15 +551,14 @@ def _evidence(
             break
     if not case.followups:
         return Evidence(start, trigger, (), (), None)
-    # Marks are oldest first (Case.followups), so the latest is the last one.
-    own = tuple(m for m in case.followups if m.policy == policy and m.at <= now)
-    return Evidence(
-        cycle_start=start,
-        restarted_by=trigger,
-        own=own,
-        marks=tuple(m for m in own if m.at >= start),
-        previous_followup=own[-1].at if own else None,
-    )
+    own: list[FollowUpMark] = []
+    current: list[FollowUpMark] = []
+    for mark in case.followups:  # oldest first, so the latest is the last one kept
+        if mark.policy == policy and mark.at <= now:
+            own.append(mark)
+            if mark.at >= start:
+                current.append(mark)
+    return Evidence(start, trigger, tuple(own), tuple(current), own[-1].at if own else None)
 
 
 def _days(count: int) -> str:
@@ -766,13 +762,22 @@ class EveryRule:
 
 
 @dataclass(frozen=True, slots=True)
+class _Phase:
+    name: str
+    within: Interval | None
+    within_label: str  # "3 business days"; precomputed, the planner asks for it often
+    what_it_means: str
+    next_steps: str
+
+
+@dataclass(frozen=True, slots=True)
 class PhaseRule:
     """Seed 003 phases; the cycle is the phase entry, so a customer reply does not reset it."""
 
     on_overdue: bool
     phase_field: str
     since_field: str
-    phases: tuple[Phase, ...]
+    phases: tuple[_Phase, ...]
     renderers: tuple[Renderer, ...]
 
     def evaluate(
@@ -788,7 +793,8 @@ class PhaseRule:
         if not raw.isdigit() or not 1 <= int(raw) <= len(self.phases):
             return Unknown(f"{self.phase_field} {raw!r} is not a phase 1..{len(self.phases)}")
         phase = int(raw)
-        name, within = self.phases[phase - 1].name, self.phases[phase - 1].within
+        current = self.phases[phase - 1]
+        name, within, within_label = current.name, current.within, current.within_label
         since_raw = case.fields.get(self.since_field)
         if since_raw:
             try:
@@ -819,11 +825,10 @@ class PhaseRule:
         if now <= deadline:
             return NotDue(
                 lambda: (
-                    f"{entered()}; within {within.describe()} until"
-                    f" {_fmt_instant(deadline, calendar)}"
+                    f"{entered()}; within {within_label} until {_fmt_instant(deadline, calendar)}"
                 )
             )
-        reason = f"{entered()}; over its {within.describe()} timeframe"
+        reason = f"{entered()}; over its {within_label} timeframe"
         return self._due(phase, f"phase {phase} overdue", reason, since, case, account, today, ev)
 
     def _due(
@@ -847,7 +852,7 @@ class PhaseRule:
             ev.previous_followup,
             phase=phase,
             phase_name=current.name,
-            within=current.within.describe() if current.within else "",
+            within=current.within_label,
             what_it_means=current.what_it_means,
             next_steps=current.next_steps,
         )
@@ -1047,7 +1052,16 @@ def _compile_cadence(policy: Policy, env: jinja2.Environment) -> Cadence:
         on_overdue=cadence.type == "phase_overdue",
         phase_field=cadence.phase_field,
         since_field=cadence.since_field,
-        phases=tuple(cadence.phases),
+        phases=tuple(
+            _Phase(
+                p.name,
+                p.within,
+                p.within.describe() if p.within else "",
+                p.what_it_means,
+                p.next_steps,
+            )
+            for p in cadence.phases
+        ),
         renderers=_compile_actions(cadence.actions, env),
     )
 
