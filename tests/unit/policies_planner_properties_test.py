@@ -198,10 +198,11 @@ def test_customer_activity_always_restarts(
     # Whatever happened before, right after inbound activity a sequence starts from its
     # first step (or waits for an agent), under a new cycle key.
     before = {i.key for i in items(list(plan([case], ACCOUNTS, now, RULES, CALENDAR)))}
-    prior = max([now, *(m.at for m in case.followups), *(a.at for a in case.history)])
-    replied = dataclasses.replace(case, history=(*case.history, Activity(kind, prior)))
+    latest = max([now, *(m.at for m in case.followups), *(a.at for a in case.history)])
+    reply_at = latest + timedelta(minutes=1)  # strictly after everything the case has seen
+    replied = dataclasses.replace(case, history=(*case.history, Activity(kind, reply_at)))
     after = items(
-        list(plan([replied], ACCOUNTS, prior + timedelta(hours=later_hours), RULES, CALENDAR))
+        list(plan([replied], ACCOUNTS, reply_at + timedelta(hours=later_hours), RULES, CALENDAR))
     )
     for item in after:
         cadence = POLICIES[item.policy].cadence
