@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -36,12 +37,13 @@ PoliciesOption = Annotated[
         "--policies", envvar="FOLLOWUP_POLICIES", help="Policy folder (default: bundled pack)."
     ),
 ]
+SETTINGS_ENV = "FOLLOWUP_POLICY_SETTINGS"
 SettingOption = Annotated[
     list[str] | None,
     typer.Option(
         "--set",
-        envvar="FOLLOWUP_POLICY_SETTINGS",
-        help="Pack setting override NAME=CHOICE (repeatable; env: space-separated).",
+        help=f"Pack setting override NAME=CHOICE (repeatable). Env: {SETTINGS_ENV}, "
+        "pairs separated by ';' (values may contain spaces: 'ein_bot_owner=Jo Q').",
     ),
 ]
 InputOption = Annotated[
@@ -78,8 +80,11 @@ def _instant(at: datetime | None) -> datetime:
 
 
 def _overrides(settings: list[str] | None) -> dict[str, str]:
+    """Environment pairs first, then --set flags, which win. Not typer's ``envvar=``: it
+    splits on whitespace, and bot owners' names contain spaces."""
+    from_env = [p for p in os.environ.get(SETTINGS_ENV, "").split(";") if p.strip()]
     overrides = {}
-    for item in settings or []:
+    for item in [*from_env, *(settings or [])]:
         name, sep, choice = item.partition("=")
         if not sep:
             raise typer.BadParameter(f"{item!r} is not NAME=CHOICE", param_hint="--set")

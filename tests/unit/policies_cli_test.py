@@ -72,6 +72,22 @@ def test_setting_override_changes_the_plan() -> None:
     assert "Unresponsive Customers/Jo Q" in out
 
 
+def test_setting_overrides_from_the_environment_keep_spaces() -> None:
+    code, out = run(
+        "plan",
+        "--input",
+        str(EXAMPLE),
+        "--at",
+        AT,
+        "--format",
+        "json",
+        FOLLOWUP_POLICY_SETTINGS="ein_bot_owner=Jo Q; tsa_bot_owner=Al B",
+    )
+    assert code == 0, out
+    assert "Unresponsive Customers/Jo Q" in out
+    assert "Unresponsive Customers/Al B" in out
+
+
 def test_explain_says_why_rule_by_rule() -> None:
     code, out = run("explain", "3102", "--input", str(EXAMPLE), "--at", AT)
     assert code == 0, out
