@@ -85,12 +85,23 @@ def plan(
                     observed = check.observed(case, account)
                     yield Unjudged(case.ref, _cannot_tell(policy, check.label, observed))
                 else:
-                    verdict = policy.cadence.evaluate(
-                        case, account, policy.evidence(case, now), now, today, calendar
-                    )
-                    if not isinstance(verdict, NotDue):  # the common case, kept cheap
-                        yield _result(policy, case, verdict)
+                    try:
+                        verdict = policy.cadence.evaluate(
+                            case, account, policy.evidence(case, now), now, today, calendar
+                        )
+                        # NotDue is by far the most common verdict: nothing more to build.
+                        result = (
+                            None if isinstance(verdict, NotDue) else _result(policy, case, verdict)
+                        )
+                    except Exception as exc:
+                        result = Unjudged(case.ref, _failed(policy, exc))
+                    if result is not None:
+                        yield result
                 break  # the group's first applicable policy claims the case
+
+
+def _failed(policy: CompiledPolicy, exc: Exception) -> str:
+    return f"{policy.name}: could not evaluate this case ({type(exc).__name__}: {exc})"
 
 
 def _cannot_tell(policy: CompiledPolicy, label: str, observed: str) -> str:

@@ -132,8 +132,28 @@ def items(results: list[PlanItem | Unjudged]) -> list[PlanItem]:
 @given(st.lists(cases(), max_size=5), instants)
 def test_same_input_same_plan(batch: list[Case], now: datetime) -> None:
     first = [item_to_dict(r) for r in plan(batch, ACCOUNTS, now, RULES, CALENDAR)]
+    assert not any("could not evaluate" in r["reason"] for r in first)
     again = [item_to_dict(r) for r in plan(list(batch), dict(ACCOUNTS), now, RULES, CALENDAR)]
     assert first == again
+
+
+def test_a_malformed_case_is_reported_and_the_run_goes_on() -> None:
+    good = Case(
+        Source.ZENDESK,
+        "2",
+        CaseKind.TICKET,
+        Status.PENDING,
+        BASE,
+        BASE,
+        fields={"request_type": "general_inquiry"},
+    )
+    naive = dataclasses.replace(
+        good, id="1", history=(Activity(ActivityKind.MISSED_CALL, BASE.replace(tzinfo=None)),)
+    )
+    results = list(plan([naive, good], {}, BASE + timedelta(days=1), RULES, CALENDAR))
+    assert isinstance(results[0], Unjudged)
+    assert "could not evaluate this case (TypeError" in results[0].reason
+    assert isinstance(results[1], PlanItem)
 
 
 @SETTINGS
