@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from policies.actions import MissingData, render_actions
+from policies.cadences import Due, NotDue, Unknown, Verdict
 from policies.calendar import BusinessCalendar
 from policies.model import (
     Account,
@@ -35,18 +37,8 @@ from policies.model import (
     Unjudged,
     idempotency_key,
 )
-from policies.rules import (
-    CompiledPolicy,
-    Due,
-    MissingData,
-    NotDue,
-    Rulebook,
-    Tri,
-    Unknown,
-    Verdict,
-    match_checks,
-    render_actions,
-)
+from policies.rules import CompiledPolicy, Rulebook
+from policies.selectors import Tri, match_checks
 
 __all__ = [
     "Explanation",

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from policies.cadences import EveryRule, PhaseRule, SequenceRule
 from policies.calendar import BusinessCalendar
 from policies.language import load_pack
 from policies.model import (
@@ -28,7 +29,7 @@ from policies.model import (
     Unjudged,
 )
 from policies.planner import explain, item_to_dict, plan, preview
-from policies.rules import EveryRule, PhaseRule, SequenceRule, compile_pack
+from policies.rules import compile_pack
 
 NY = ZoneInfo("America/New_York")
 CALENDAR = BusinessCalendar(timezone="America/New_York", country="US")
