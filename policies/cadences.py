@@ -36,6 +36,9 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Due:
+    """A step is owed: which one, why (for people), the cycle it belongs to (its idempotency
+    key's ingredient) and what to render with which context."""
+
     step: int
     max_steps: int
     rule: str
@@ -59,6 +62,8 @@ class NotDue:
 
 @dataclass(frozen=True, slots=True)
 class Unknown:
+    """The policy applies but the case lacks what it needs to decide (reported, not guessed)."""
+
     reason: str
 
 
@@ -120,6 +125,12 @@ class _Step:
 
 @dataclass(frozen=True, slots=True)
 class SequenceRule:
+    """Attempts on fixed days after Day 1 (seed 002's days 3/5/7, seed 004's days 1/3/5/6).
+
+    Where the case stands is the highest step among this cycle's marks; the next step is due
+    on its Day, and never sooner after the previous attempt than the days between them.
+    """
+
     anchor: str
     business_days: bool
     steps: tuple[_Step, ...]  # enabled steps only, in order, final handling included
