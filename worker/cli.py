@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import typer
 
+from worker import cli_policies
+
 __all__ = ["app"]
 
 app = typer.Typer(
@@ -13,6 +15,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
+
+
+cli_policies.register(app)
 
 
 @app.callback()
