@@ -94,7 +94,8 @@ async def test_update_is_seen_by_later_reads(client: Any, sandbox: Sandbox) -> N
     ticket = (await client.get(f"{API}/tickets/{ticket_id}")).json()["ticket"]
     assert (ticket["status"], ticket["assignee_id"], ticket["group_id"]) == ("solved", 1001, 504)
     assert {"id": 9003, "value": "unresponsive"} in ticket["custom_fields"]
-    assert "unresponsive" in ticket["tags"] and "awaiting_customer" not in ticket["tags"]
+    assert "unresponsive" in ticket["tags"]
+    assert "awaiting_customer" not in ticket["tags"]
     assert "followup_worker" in ticket["tags"]
     comments = (await client.get(f"{API}/tickets/{ticket_id}/comments")).json()["comments"]
     assert comments[-1]["body"] == "customer unresponsive - closing ticket"
@@ -206,9 +207,9 @@ async def test_missed_call_is_a_private_voice_comment_from_the_requester_phone(
     )
     last = (await client.get(f"{API}/tickets/{ticket_id}/comments")).json()["comments"][-1]
     requester = desk.user(desk.record(ticket_id).ticket["requester_id"])
-    assert last["type"] == "VoiceComment" and last["public"] is False
+    assert (last["type"], last["public"]) == ("VoiceComment", False)
     assert last["via"]["channel"] == "voice"
-    assert last["data"]["call_status"] == "missed" and last["data"]["from"] == requester["phone"]
+    assert (last["data"]["call_status"], last["data"]["from"]) == ("missed", requester["phone"])
 
 
 async def test_tickets_two_steps_in_carry_worker_footers(client: Any, sandbox: Sandbox) -> None:
