@@ -39,6 +39,7 @@ _FIELDS = {spec.gid: spec for spec in ASANA_FIELDS}
 _USERS = {user["gid"]: user for user in asana_users()}
 WORKSPACE = {"gid": ASANA_WORKSPACE_GID, "resource_type": "workspace", "name": "Sandbox"}
 PROJECT = {"gid": ASANA_PROJECT_GID, "resource_type": "project", "name": "Bugs"}
+SECTION = {"gid": f"{ASANA_PROJECT_GID}1", "resource_type": "section", "name": "Triage"}
 TASK_ATTRIBUTES = frozenset({"name", "notes", "completed", "assignee", "due_on", "custom_fields"})
 
 
@@ -89,7 +90,7 @@ def _field_value_json(spec: AsanaField, raw: Any) -> dict[str, Any]:
         value["enum_value"] = _enum_option(option) if option else None
         value["display_value"] = option[1] if option else None
     elif spec.subtype == "date":
-        value["date_value"] = {"date": raw, "date_time": None} if raw else None
+        value["date_value"] = {"date": raw} if raw else None
         value["display_value"] = raw
     else:
         value["text_value"] = raw
@@ -127,7 +128,7 @@ def task_json(task: dict[str, Any]) -> dict[str, Any]:
         "due_on": task["due_on"],
         "workspace": WORKSPACE,
         "projects": [PROJECT],
-        "memberships": [{"project": PROJECT, "section": None}],
+        "memberships": [{"project": PROJECT, "section": SECTION}],
         "permalink_url": f"https://app.asana.com/0/{ASANA_PROJECT_GID}/{task['gid']}",
         "custom_fields": [
             _field_value_json(spec, task["custom_field_values"].get(spec.gid))

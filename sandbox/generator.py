@@ -43,6 +43,7 @@ __all__ = [
     "asana_time",
     "asana_users",
     "footer",
+    "intercom_author",
     "intercom_company_id",
     "intercom_contact_id",
     "intercom_ticket_state",
@@ -597,7 +598,10 @@ class Generator:
             "size": 10,
             "website": f"https://{org['domain_names'][0]}",
             "industry": "Travel",
-            "custom_attributes": dict(fields),
+            "custom_attributes": {
+                "plan": fields["plan"],
+                "account_status": fields["account_status"],
+            },
             "tags": {"type": "tag.list", "tags": []},
             "segments": {"type": "segment.list", "segments": []},
         }
@@ -615,13 +619,16 @@ class Generator:
         created = start - rng.randint(2, 40) * 86_400
         parts: list[dict[str, Any]] = []
         admin_reply = created + rng.randint(600, 86_400)
+        admin_author = intercom_author("admin", admin.intercom_id, admin.name, admin.email)
         parts.append(_part(conversation_id, 1, "comment", "Happy to help, which order is it?",
-                           admin_reply, "admin", admin.intercom_id, admin.name))  # fmt: skip
+                           admin_reply, admin_author))  # fmt: skip
         last_contact = created
         if rng.random() < 0.5:
             last_contact = admin_reply + rng.randint(3_600, 3 * 86_400)
+            contact_author = intercom_author("user", contact["id"], contact["name"],
+                                             contact["email"])  # fmt: skip
             parts.append(_part(conversation_id, 2, "comment", "It is order 1234.", last_contact,
-                               "user", contact["id"], contact["name"]))  # fmt: skip
+                               contact_author))  # fmt: skip
         state = rng.choices(("open", "snoozed", "closed"), (55, 15, 30))[0]
         updated = max(part["created_at"] for part in parts)
         waiting = last_contact if last_contact > admin_reply else None
@@ -636,9 +643,9 @@ class Generator:
             "open": state != "closed",
             "state": state,
             "read": True,
-            "priority": rng.choice(("not_priority", "priority")),
+            "priority": rng.choice(("none", "none", "high")),
             "admin_assignee_id": int(admin.intercom_id),
-            "team_assignee_id": None,
+            "team_assignee_id": 0,
             "tags": {"type": "tag.list", "tags": []},
             "source": {
                 "type": "conversation",
@@ -646,12 +653,7 @@ class Generator:
                 "delivered_as": "customer_initiated",
                 "subject": "",
                 "body": "<p>My order is stuck, can you help?</p>",
-                "author": {
-                    "type": "user",
-                    "id": contact["id"],
-                    "name": contact["name"],
-                    "email": contact["email"],
-                },
+                "author": intercom_author("user", contact["id"], contact["name"], contact["email"]),
                 "attachments": [],
                 "url": None,
                 "redacted": False,
@@ -712,7 +714,6 @@ class Generator:
             "created_at": created,
             "updated_at": created,
             "open": state[1] != "resolved",
-            "snoozed_until": None,
             "is_shared": True,
             "previous_ticket_state_id": None,
             "ticket_parts": {"type": "ticket_part.list", "ticket_parts": [], "total_count": 0},
@@ -742,7 +743,7 @@ class Generator:
             ASANA_FIELDS[3].gid: intercom_contact_id(contact_index),
         }
         stories = [
-            _story(task_gid, 1, created, None, "system", "added to Bugs"),
+            _story(task_gid, 1, created, ENGINEER_GIDS[0], "system", "added to Bugs"),
         ]
         story_at = created
         for number in range(rng.randint(0, 3)):
@@ -863,7 +864,7 @@ def asana_time(instant: datetime) -> str:
 
 
 def _story(
-    task_gid: int, number: int, at: datetime, author: str | None, kind: str, text: str
+    task_gid: int, number: int, at: datetime, author: str, kind: str, text: str
 ) -> dict[str, Any]:
     return {
         "gid": str(ASANA_STORY_BASE + (task_gid - ASANA_TASK_BASE) * STORIES_PER_TASK + number),
@@ -884,9 +885,7 @@ def _part(
     part_type: str,
     body: str,
     at: int,
-    author_type: str,
-    author_id: str,
-    author_name: str,
+    author: dict[str, Any],
 ) -> dict[str, Any]:
     return {
         "type": "conversation_part",
@@ -896,12 +895,21 @@ def _part(
         "created_at": at,
         "updated_at": at,
         "notified_at": at,
-        "assigned_to": None,
-        "author": {"type": author_type, "id": author_id, "name": author_name, "email": ""},
+        "author": author,
         "attachments": [],
         "external_id": None,
         "redacted": False,
     }
+
+
+def intercom_author(
+    author_type: str, author_id: str, name: str, email: str | None
+) -> dict[str, Any]:
+    """A conversation part's author; Intercom leaves ``email`` out when there is none."""
+    author = {"type": author_type, "id": author_id, "name": name}
+    if email:
+        author["email"] = email
+    return author
 
 
 def intercom_contact_id(index: int) -> str:

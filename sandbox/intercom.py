@@ -18,6 +18,7 @@ from sandbox.errors import VendorError
 from sandbox.generator import (
     CONVERSATION_BASE,
     Generator,
+    intercom_author,
     intercom_ticket_state,
     parse_intercom_id,
 )
@@ -54,7 +55,7 @@ def admin_json(admin_id: str) -> dict[str, Any]:
         "away_mode_reassign": False,
         "has_inbox_seat": True,
         "team_ids": [],
-        "avatar": {"type": "avatar", "image_url": None},
+        "avatar": f"https://static.sandbox.example/avatars/{agent.intercom_id}.png",
     }
 
 
@@ -158,7 +159,6 @@ class IntercomDesk:
             "created_at": now,
             "updated_at": now,
             "notified_at": now,
-            "assigned_to": None,
             "author": author,
             "attachments": [],
             "external_id": None,
@@ -176,7 +176,7 @@ class IntercomDesk:
         if admin_id not in _ADMINS:
             raise error(404, "admin_not_found", f"Admin {admin_id} not found")
         agent = _ADMINS[admin_id]
-        return {"type": "admin", "id": agent.intercom_id, "name": agent.name, "email": agent.email}
+        return intercom_author("admin", agent.intercom_id, agent.name, agent.email)
 
     def reply(self, conversation_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """``POST /conversations/{id}/reply``: admin comment or note, or a contact's reply."""
@@ -213,8 +213,7 @@ class IntercomDesk:
         """The customer writes back: the conversation opens and waits on the team."""
         conversation = self._writable_conversation(conversation_id)
         contact = self.contact(conversation["contacts"]["contacts"][0]["id"])
-        author = {"type": "user", "id": contact["id"], "name": contact["name"],
-                  "email": contact["email"]}  # fmt: skip
+        author = intercom_author("user", contact["id"], contact["name"], contact["email"])
         part = self._append_part(conversation, "comment", author, text)
         conversation.update(state="open", open=True, snoozed_until=None)
         conversation["waiting_since"] = part["created_at"]
@@ -276,8 +275,10 @@ class IntercomDesk:
             ticket["open"] = _STATES[str(state_id)][1] != "resolved"
         if "open" in body:
             ticket["open"] = bool(body["open"])
-        if "snoozed_until" in body:
+        if body.get("snoozed_until") is not None:
             ticket["snoozed_until"] = body["snoozed_until"]
+        elif "snoozed_until" in body:
+            ticket.pop("snoozed_until", None)  # the description has no null here: left out
         if "assignee_id" in body:
             ticket["admin_assignee_id"] = int(body["assignee_id"])
         if isinstance(body.get("ticket_attributes"), dict):

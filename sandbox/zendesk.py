@@ -278,11 +278,11 @@ class ZendeskDesk:
                            "public": added["public"], "author_id": added["author_id"]})  # fmt: skip
             if added["public"] and added["author_id"] != ticket["requester_id"]:
                 self._email_requester(ticket, added["body"], now)
-        for offset, (name, value) in enumerate(planned.items(), start=1):
-            previous = ticket.get(name)
-            ticket[name] = value
-            events.append({"id": audit_id * 10 + offset, "type": "Change", "field_name": name,
-                           "value": value, "previous_value": previous})  # fmt: skip
+        changes = [change for name, value in planned.items() for change in
+                   _change_events(name, ticket.get(name), value)]  # fmt: skip
+        for offset, change in enumerate(changes, start=1):
+            events.append({"id": audit_id * 10 + offset, "type": "Change", **change})
+        ticket.update(planned)
         audit = {
             "id": audit_id,
             "ticket_id": ticket["id"],
@@ -394,6 +394,23 @@ def _agent_json(agent: Any) -> dict[str, Any]:
         "created_at": _GROUP_CREATED,
         "updated_at": _GROUP_CREATED,
     }
+
+
+def _change_events(name: str, previous: Any, value: Any) -> list[dict[str, Any]]:
+    """Audit ``Change`` events as Zendesk writes them: one per custom field (named by its
+    id), tags as one space-separated string."""
+    if name == "custom_fields":
+        before = {entry["id"]: entry["value"] for entry in previous}
+        return [
+            {"field_name": str(entry["id"]), "value": entry["value"],
+             "previous_value": before.get(entry["id"])}
+            for entry in value
+            if before.get(entry["id"]) != entry["value"]
+        ]  # fmt: skip
+    if name == "tags":
+        return [{"field_name": "tags", "value": " ".join(value),
+                 "previous_value": " ".join(previous)}]  # fmt: skip
+    return [{"field_name": name, "value": value, "previous_value": previous}]
 
 
 def _check_stamp(current: dict[str, Any], stamp: Any) -> None:

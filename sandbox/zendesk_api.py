@@ -399,7 +399,8 @@ def routes(gate: Gate, desk: ZendeskDesk, clock: SandboxClock) -> list[BaseRoute
         }
         desk.jobs[job_id] = done
         # The job ran synchronously, but the first answer is the queued job, as in Zendesk.
-        queued = {**done, "status": "queued", "progress": None, "message": None, "results": None}
+        queued = {key: value for key, value in done.items() if key != "results"}
+        queued.update(status="queued", progress=0, message=None)
         return json_response({"job_status": queued})
 
     async def show_job(request: Request) -> Response:
