@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sandbox.clock import format_iso
@@ -263,6 +265,13 @@ class Generator:
         # Newest ticket 30 days old, oldest 90: room for every scenario's history.
         self._oldest = self.start - timedelta(days=90)
         self._spacing = timedelta(days=60) / max(1, tickets)
+        # People and organizations are shared by many tickets: cache them (read-only dicts).
+        self.end_user: Callable[[int], dict[str, Any]] = lru_cache(maxsize=16_384)(
+            self._build_end_user
+        )
+        self.organization: Callable[[int], dict[str, Any]] = lru_cache(maxsize=4_096)(
+            self._build_organization
+        )
 
     def _rng(self, kind: int, object_id: int) -> random.Random:
         return random.Random((self.seed * 1_000_003 + kind) * 10_000_019 + object_id)
@@ -283,7 +292,7 @@ class Generator:
     def has_end_user(self, user_id: int) -> bool:
         return 1 <= user_id - END_USER_BASE <= self.end_user_count
 
-    def end_user(self, user_id: int) -> dict[str, Any]:
+    def _build_end_user(self, user_id: int) -> dict[str, Any]:
         index = user_id - END_USER_BASE
         rng = self._rng(2, index)
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
@@ -315,7 +324,7 @@ class Generator:
     def has_organization(self, org_id: int) -> bool:
         return 1 <= org_id - ORG_BASE <= self.org_count
 
-    def organization(self, org_id: int) -> dict[str, Any]:
+    def _build_organization(self, org_id: int) -> dict[str, Any]:
         index = org_id - ORG_BASE
         rng = self._rng(3, index)
         plan = _weighted(rng, PLANS)
