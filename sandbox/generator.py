@@ -467,7 +467,7 @@ class Generator:
         days_in = rng.randint(0, 8)
         start_day = _business_days_before(self.start, days_in)
         started = _at_hour(start_day, rng.randint(8, 15), rng.randint(0, 59))
-        if started >= self.start:
+        if started > self.start - timedelta(hours=1):  # the agent answered before "now"
             started = self.start - timedelta(hours=rng.randint(1, 4))
         started = max(started, created_at + timedelta(hours=1))
         self._inbound(builder, rng, requester, started)

@@ -9,10 +9,13 @@ comment reopens a pending/hold/solved ticket, a public agent comment is emailed.
 from __future__ import annotations
 
 import copy
+import heapq
 import re
+from bisect import bisect_right
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from functools import lru_cache
+from itertools import islice, takewhile
 from typing import Any
 
 from sandbox.clock import SandboxClock, format_iso, parse_iso
@@ -77,6 +80,7 @@ class ZendeskDesk:
         self._generated = lru_cache(maxsize=4096)(generator.ticket)
         self.changed: dict[int, TicketRecord] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
+        self._export_index: list[tuple[int, int]] | None = None
 
     # --- reading ---------------------------------------------------------------------
 
@@ -95,6 +99,31 @@ class ZendeskDesk:
 
     def ticket_ids(self, after: int = 0) -> Iterator[int]:
         return iter(range(max(after, 0) + 1, self._generator.ticket_count + 1))
+
+    def changed_after(
+        self, after: tuple[int, int], horizon: int, limit: int
+    ) -> tuple[list[tuple[int, int]], bool]:
+        """(updated unix time, id) of tickets changed after ``after`` and not after
+        ``horizon``, oldest first, at most ``limit``; and whether more follow."""
+        if self._export_index is None:
+            # Built once, on the first export: generated stamps never change.
+            self._export_index = sorted(
+                (self._generated(i).ticket["generated_timestamp"], i) for i in self.ticket_ids()
+            )
+        index = self._export_index
+        generated = (
+            entry
+            for entry in islice(index, bisect_right(index, after), None)
+            if entry[1] not in self.changed
+        )
+        written = sorted(
+            (record.ticket["generated_timestamp"], ticket_id)
+            for ticket_id, record in self.changed.items()
+            if (record.ticket["generated_timestamp"], ticket_id) > after
+        )
+        due = takewhile(lambda entry: entry[0] <= horizon, heapq.merge(generated, written))
+        chosen = list(islice(due, limit + 1))
+        return chosen[:limit], len(chosen) > limit
 
     def scenario(self, ticket_id: int) -> str:
         return self._generator.scenario(ticket_id)

@@ -495,22 +495,16 @@ def routes(gate: Gate, desk: ZendeskDesk, clock: SandboxClock) -> list[BaseRoute
             after = (int(raw) - 1, 2**62)
         size = _int_param(request, "per_page", 1000, low=1, high=1000)
         horizon = int((clock.now() - EXPORT_SETTLE).timestamp())
-        stamped = sorted(
-            (t["generated_timestamp"], t["id"])
-            for t in (desk.record(i).ticket for i in desk.ticket_ids())
-            if (t["generated_timestamp"], t["id"]) > after and t["generated_timestamp"] <= horizon
-        )
-        chosen = stamped[:size]
+        chosen, more = desk.changed_after(after, horizon, size)
         tickets = [desk.record(ticket_id).ticket for _, ticket_id in chosen]
-        last = chosen[-1] if chosen else after
-        next_cursor = _encode_export_cursor(last)
+        next_cursor = _encode_export_cursor(chosen[-1] if chosen else after)
         body = {
             "tickets": tickets,
             "after_cursor": next_cursor,
             "after_url": str(request.url.replace_query_params(cursor=next_cursor)),
             "before_cursor": None,
             "before_url": None,
-            "end_of_stream": len(stamped) <= size,
+            "end_of_stream": not more,
         }
         return json_response(side.add_to(body, tickets))
 
