@@ -107,13 +107,25 @@ class IntercomDesk:
             yield self._generator.company(index)
 
     def conversation(self, conversation_id: str) -> dict[str, Any]:
+        """A conversation as of the sandbox clock: a snooze that ran out has reopened it."""
         number = int(conversation_id) if conversation_id.isdigit() else -1
         found = self.conversations.get(number)
-        if found is not None:
-            return found
-        if not self._generator.has_conversation(number):
-            raise error(404, "conversation_not_found", "Conversation not found")
-        return self._generated_conversation(number)
+        if found is None:
+            if not self._generator.has_conversation(number):
+                raise error(404, "conversation_not_found", "Conversation not found")
+            found = self._generated_conversation(number)
+        until = found["snoozed_until"]
+        if found["state"] == "snoozed" and until is not None and until <= self._now():
+            return self._wake(number, found, until)
+        return found
+
+    def _wake(self, number: int, snoozed: dict[str, Any], until: int) -> dict[str, Any]:
+        conversation = self.conversations.setdefault(number, copy.deepcopy(snoozed))
+        conversation.update(state="open", open=True, snoozed_until=None)
+        bot = intercom_author("bot", "0", "Operator", None)
+        part = self._append_part(conversation, "timer_unsnooze", bot, None)
+        part["created_at"] = part["updated_at"] = part["notified_at"] = until
+        return conversation
 
     def all_conversations(self) -> Iterator[dict[str, Any]]:
         for offset in range(1, self._generator.conversation_count + 1):

@@ -196,3 +196,12 @@ async def test_admin_rejects_nonsense(client: Any) -> None:
     ).status_code == 400
     activity = {"vendor": "zendesk", "id": "3", "kind": "telepathy"}
     assert (await client.post("/_admin/activity", json=activity)).status_code == 400
+
+
+async def test_admin_token_guards_the_admin_api_only() -> None:
+    guarded = small_sandbox(admin_token="let-me-in")
+    async with client_for(guarded) as client:
+        assert (await client.get("/_admin/stats")).status_code == 401
+        allowed = await client.get("/_admin/stats", headers={"Authorization": "Bearer let-me-in"})
+        assert allowed.status_code == 200
+        assert (await client.get(TICKET, headers=ZENDESK_AUTH)).status_code == 200

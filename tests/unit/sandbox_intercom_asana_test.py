@@ -185,3 +185,17 @@ async def test_asana_project_names_the_contract_fields(client: Any) -> None:
     assert [s["custom_field"]["name"] for s in settings] == [
         "Priority", "User last updated", "Last follow-up date", "Intercom contact"
     ]  # fmt: skip
+
+
+async def test_snoozed_conversation_reopens_when_the_clock_passes_its_snooze(client: Any) -> None:
+    snooze = {
+        "message_type": "snooze",
+        "admin_id": "991001",
+        "snoozed_until": 1_773_241_200 + 86_400,
+    }
+    snoozed = (await intercom(client, "POST", "/conversations/10004/parts", json=snooze)).json()
+    assert snoozed["state"] == "snoozed"
+    await client.post("/_admin/clock", json={"advance_days": 2})
+    woken = (await intercom(client, "GET", "/conversations/10004")).json()
+    assert (woken["state"], woken["snoozed_until"]) == ("open", None)
+    assert woken["conversation_parts"]["conversation_parts"][-1]["part_type"] == "timer_unsnooze"
