@@ -186,9 +186,10 @@ class AsanaDesk:
     def task(self, gid: str) -> dict[str, Any]:
         return self._record(gid)[0]
 
-    def tasks(self) -> Iterator[dict[str, Any]]:
-        for offset in range(1, self._generator.task_count + 1):
-            yield self.task(str(ASANA_TASK_BASE + offset))
+    def tasks(self, start: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(position, task) of the project's tasks from position ``start`` on."""
+        for position in range(start, self._generator.task_count):
+            yield position, self.task(str(ASANA_TASK_BASE + position + 1))
 
     def stories(self, gid: str) -> list[dict[str, Any]]:
         return self._record(gid)[1]

@@ -92,8 +92,8 @@ class IntercomDesk:
             raise error(404, "not_found", "User Not Found")
         return self._generator.contact(index)
 
-    def contacts(self) -> Iterator[dict[str, Any]]:
-        for index in range(1, self._generator.contact_count + 1):
+    def contacts(self, skip: int = 0) -> Iterator[dict[str, Any]]:
+        for index in range(skip + 1, self._generator.contact_count + 1):
             yield self._generator.contact(index)
 
     def company(self, company_id: str) -> dict[str, Any]:
@@ -127,8 +127,8 @@ class IntercomDesk:
         part["created_at"] = part["updated_at"] = part["notified_at"] = until
         return conversation
 
-    def all_conversations(self) -> Iterator[dict[str, Any]]:
-        for offset in range(1, self._generator.conversation_count + 1):
+    def all_conversations(self, skip: int = 0) -> Iterator[dict[str, Any]]:
+        for offset in range(skip + 1, self._generator.conversation_count + 1):
             yield self.conversation(str(CONVERSATION_BASE + offset))
 
     def ticket(self, ticket_id: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from itertools import islice
 from typing import Any
 
 from starlette.requests import Request
@@ -113,26 +114,24 @@ def _uses_cursor(request: Request) -> bool:
     return any(key.startswith("page[") for key in request.query_params)
 
 
-def _cursor_page(request: Request, keyed: Iterable[tuple[int, Any]]) -> Page:
-    """Take one cursor page from ``keyed`` (position, item) pairs in order."""
+def _cursor_page(
+    request: Request, keyed_after: Callable[[int | None], Iterable[tuple[int, Any]]]
+) -> Page:
+    """One cursor page. ``keyed_after(position)`` yields (position, item) pairs in order,
+    starting after ``position`` (None: from the start), so skipped items cost nothing."""
     size = _int_param(request, "page[size]", MAX_PAGE, low=1, high=MAX_PAGE)
     after_raw = request.query_params.get("page[after]")
     after = _decode_cursor(after_raw) if after_raw else None
-    items: list[Any] = []
-    last = None
-    iterator = iter(keyed)
-    for position, item in iterator:
-        if after is not None and position <= after:
-            continue
-        if len(items) == size:
-            return (
-                Page(items, True, _encode_cursor(last))
-                if last is not None
-                else Page(items, True, None)
-            )
-        items.append(item)
-        last = position
-    return Page(items, False, _encode_cursor(last) if last is not None else None)
+    window = list(islice(keyed_after(after), size + 1))
+    chosen = window[:size]
+    cursor = _encode_cursor(chosen[-1][0]) if chosen else None
+    return Page([item for _, item in chosen], len(window) > size, cursor)
+
+
+def _after(pairs: Iterable[tuple[int, Any]]) -> Callable[[int | None], Iterable[tuple[int, Any]]]:
+    """``keyed_after`` for small in-memory sequences."""
+    listed = list(pairs)
+    return lambda after: [(p, item) for p, item in listed if after is None or p > after]
 
 
 def _cursor_body(request: Request, key: str, page: Page) -> dict[str, Any]:
@@ -299,9 +298,11 @@ def _search_instant(value: str) -> Any:
         raise error(400, "InvalidSearchQuery", f"{value!r} is not a date") from exc
 
 
-def _search_results(desk: ZendeskDesk, query: str) -> Iterator[tuple[int, dict[str, Any]]]:
+def _search_results(
+    desk: ZendeskDesk, query: str, after: int | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
     matches = _ticket_matcher(query)
-    for ticket_id in desk.ticket_ids():
+    for ticket_id in desk.ticket_ids(after or 0):
         ticket = desk.record(ticket_id).ticket
         if matches(ticket):
             yield ticket_id, _search_hit(ticket)
@@ -329,7 +330,10 @@ def routes(gate: Gate, desk: ZendeskDesk, clock: SandboxClock) -> list[BaseRoute
     async def list_tickets(request: Request) -> Response:
         side = _SideLoads(desk, request)
         if _uses_cursor(request):
-            page = _cursor_page(request, ((i, desk.record(i).ticket) for i in desk.ticket_ids()))
+            page = _cursor_page(
+                request,
+                lambda after: ((i, desk.record(i).ticket) for i in desk.ticket_ids(after or 0)),
+            )
             body = _cursor_body(request, "tickets", page)
         else:
             body = _offset_body(
@@ -416,7 +420,7 @@ def routes(gate: Gate, desk: ZendeskDesk, clock: SandboxClock) -> list[BaseRoute
             ordered = list(enumerate(comments))
             if request.query_params.get("sort") == "-created_at":
                 ordered = [(len(comments) - 1 - i, c) for i, c in reversed(ordered)]
-            body = _cursor_body(request, "comments", _cursor_page(request, ordered))
+            body = _cursor_body(request, "comments", _cursor_page(request, _after(ordered)))
         else:
             ordered_list = (
                 comments[::-1] if request.query_params.get("sort_order") == "desc" else comments
@@ -432,7 +436,7 @@ def routes(gate: Gate, desk: ZendeskDesk, clock: SandboxClock) -> list[BaseRoute
     async def list_audits(request: Request) -> Response:
         audits = desk.record(request.path_params["ticket_id"]).audits
         if _uses_cursor(request):
-            body = _cursor_body(request, "audits", _cursor_page(request, enumerate(audits)))
+            body = _cursor_body(request, "audits", _cursor_page(request, _after(enumerate(audits))))
         else:
             body = _offset_body(request, "audits", lambda s, n: audits[s : s + n], len(audits))
         return json_response(body)
@@ -455,7 +459,8 @@ def routes(gate: Gate, desk: ZendeskDesk, clock: SandboxClock) -> list[BaseRoute
         if request.query_params.get("filter[type]") != "ticket":
             raise error(400, "InvalidSearchQuery", "filter[type]=ticket is required")
         side = _SideLoads(desk, request)
-        page = _cursor_page(request, _search_results(desk, _search_query(request)))
+        query = _search_query(request)
+        page = _cursor_page(request, lambda after: _search_results(desk, query, after))
         body = _cursor_body(request, "results", page)
         body["facets"] = None
         return json_response(side.add_to(body, body["results"]))
@@ -469,7 +474,7 @@ def routes(gate: Gate, desk: ZendeskDesk, clock: SandboxClock) -> list[BaseRoute
         page = _int_param(request, "page", 1, low=1, high=10**6)
         if page * per_page > MAX_SEARCH_RESULTS:
             raise error(422, "InvalidSearchQuery", "Search is limited to 1,000 results")
-        hits = [hit for _, hit in _limited(_search_results(desk, terms), page * per_page + 1)]
+        hits = [hit for _, hit in islice(_search_results(desk, terms), page * per_page + 1)]
         chosen = hits[(page - 1) * per_page : page * per_page]
         more = len(hits) > page * per_page
         url = request.url
@@ -514,7 +519,10 @@ def routes(gate: Gate, desk: ZendeskDesk, clock: SandboxClock) -> list[BaseRoute
         async def handle(request: Request) -> Response:
             all_ids = ids()
             if _uses_cursor(request):
-                page = _cursor_page(request, ((i, get(i)) for i in all_ids))
+                page = _cursor_page(
+                    request,
+                    lambda after: ((i, get(i)) for i in all_ids if after is None or i > after),
+                )
                 return json_response(_cursor_body(request, key, page))
             return json_response(_offset_body(
                 request, key, lambda s, n: [get(i) for i in all_ids[s : s + n]], len(all_ids)
@@ -594,13 +602,6 @@ def routes(gate: Gate, desk: ZendeskDesk, clock: SandboxClock) -> list[BaseRoute
         r("GET", "/api/v2/ticket_fields/{field_id:int}",
           shower("ticket_field", desk.ticket_field, "field_id")),
     ]  # fmt: skip
-
-
-def _limited(items: Iterator[Any], count: int) -> Iterator[Any]:
-    for index, item in enumerate(items):
-        if index >= count:
-            return
-        yield item
 
 
 def _encode_export_cursor(position: tuple[int, int]) -> str:

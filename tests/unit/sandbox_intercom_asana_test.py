@@ -131,7 +131,7 @@ async def test_asana_offset_pages_walk_every_task_once(client: Any, sandbox: San
         seen += [task["gid"] for task in body["data"]]
         assert set(body["data"][0]) == {"gid", "resource_type", "name", "completed"}
         path = body["next_page"]["path"] if body["next_page"] else None
-    assert seen == [task["gid"] for task in sandbox.asana.tasks()]
+    assert seen == [task["gid"] for _, task in sandbox.asana.tasks()]
 
 
 async def test_asana_custom_field_update_by_option_gid_and_date(client: Any) -> None:
