@@ -199,3 +199,17 @@ async def test_snoozed_conversation_reopens_when_the_clock_passes_its_snooze(cli
     woken = (await intercom(client, "GET", "/conversations/10004")).json()
     assert (woken["state"], woken["snoozed_until"]) == ("open", None)
     assert woken["conversation_parts"]["conversation_parts"][-1]["part_type"] == "timer_unsnooze"
+
+
+async def test_asana_pages_of_incomplete_tasks_skip_completed_ones(
+    client: Any, sandbox: Sandbox
+) -> None:
+    seen: list[str] = []
+    path: str | None = f"/projects/{ASANA_PROJECT_GID}/tasks?limit=6&completed_since=now"
+    while path:
+        body = (await client.get(f"{ASANA}{path}", headers=ASANA_AUTH)).json()
+        seen += [task["gid"] for task in body["data"]]
+        path = body["next_page"]["path"] if body["next_page"] else None
+    expected = [task["gid"] for _, task in sandbox.asana.tasks() if not task["completed"]]
+    assert seen == expected
+    assert len(expected) < sandbox.generator.task_count
