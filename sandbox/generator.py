@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -44,6 +44,7 @@ __all__ = [
     "add_inbound_comment",
     "asana_time",
     "asana_users",
+    "comment_json",
     "footer",
     "intercom_author",
     "intercom_company_id",
@@ -168,7 +169,39 @@ class TicketRecord:
     comments: list[dict[str, Any]]
     audits: list[dict[str, Any]]
     scenario: str
-    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def comment_json(
+    comment_id: int,
+    audit_id: int,
+    at: datetime,
+    author_id: int,
+    body: str,
+    *,
+    public: bool,
+    channel: str,
+    html_body: str | None = None,
+    voice: dict[str, Any] | None = None,
+    custom: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A Zendesk ticket comment; ``voice`` makes it a VoiceComment carrying call data."""
+    comment: dict[str, Any] = {
+        "id": comment_id,
+        "type": "VoiceComment" if voice else "Comment",
+        "author_id": author_id,
+        "body": body,
+        "html_body": html_body or f'<div class="zd-comment"><p>{body}</p></div>',
+        "plain_body": body,
+        "public": public,
+        "audit_id": audit_id,
+        "attachments": [],
+        "created_at": format_iso(at),
+        "via": {"channel": channel, "source": {"from": {}, "to": {}, "rel": None}},
+        "metadata": {"system": {}, "custom": custom or {}},
+    }
+    if voice:
+        comment["data"] = voice
+    return comment
 
 
 class _TicketBuilder:
@@ -191,11 +224,6 @@ class _TicketBuilder:
             return set()
         return {"followup_worker", *(f"fw-{key}" for key in self.marks)}
 
-    def _next_ids(self) -> tuple[int, int]:
-        index = len(self.comments) + 1
-        comment_id = self.ticket_id * COMMENTS_PER_TICKET + index
-        return comment_id, comment_id  # the audit shares the comment's id: both unique
-
     def comment(
         self,
         at: datetime,
@@ -208,24 +236,14 @@ class _TicketBuilder:
         custom: dict[str, Any] | None = None,
         changes: tuple[tuple[str, Any, Any], ...] = (),
     ) -> None:
-        comment_id, audit_id = self._next_ids()
+        # The audit shares the comment's id: both unique, no counter needed.
+        comment_id = self.ticket_id * COMMENTS_PER_TICKET + len(self.comments) + 1
+        audit_id = comment_id
         created = format_iso(at)
-        comment: dict[str, Any] = {
-            "id": comment_id,
-            "type": "VoiceComment" if voice else "Comment",
-            "author_id": author_id,
-            "body": body,
-            "html_body": f'<div class="zd-comment"><p>{body}</p></div>',
-            "plain_body": body,
-            "public": public,
-            "audit_id": audit_id,
-            "attachments": [],
-            "created_at": created,
-            "via": {"channel": channel, "source": {"from": {}, "to": {}, "rel": None}},
-            "metadata": {"system": {}, "custom": custom or {}},
-        }
-        if voice:
-            comment["data"] = voice
+        comment = comment_json(
+            comment_id, audit_id, at, author_id, body, public=public, channel=channel,
+            voice=voice, custom=custom,
+        )  # fmt: skip
         self.comments.append(comment)
         events: list[dict[str, Any]] = [
             {"id": comment_id * 10, "type": comment["type"], "author_id": author_id,

@@ -27,6 +27,7 @@ from sandbox.generator import (
     Generator,
     TicketRecord,
     add_inbound_comment,
+    comment_json,
 )
 from sandbox.outbox import Outbox
 from sandbox.tenant import AGENTS, API_USER, GROUPS, TICKET_FIELDS
@@ -301,7 +302,8 @@ class ZendeskDesk:
         events: list[dict[str, Any]] = []
         audit_id = self._next_audit_id(record)
         if comment is not None:
-            added = _comment_json(record, audit_id, now, channel=channel, **comment)
+            comment_id = record.ticket["id"] * COMMENTS_PER_TICKET + len(record.comments) + 1
+            added = comment_json(comment_id, audit_id, now, channel=channel, **comment)
             record.comments.append(added)
             events.append({"id": audit_id * 10, "type": "Comment", "body": added["body"],
                            "public": added["public"], "author_id": added["author_id"]})  # fmt: skip
@@ -505,31 +507,3 @@ def _apply_tags(tags: list[str], changes: dict[str, Any]) -> list[str]:
         else:
             result = [tag for tag in result if tag not in cleaned]
     return sorted(dict.fromkeys(result))
-
-
-def _comment_json(
-    record: TicketRecord,
-    audit_id: int,
-    now: datetime,
-    *,
-    body: str,
-    html_body: str | None,
-    public: bool,
-    author_id: int,
-    channel: str,
-) -> dict[str, Any]:
-    comment_id = record.ticket["id"] * COMMENTS_PER_TICKET + len(record.comments) + 1
-    return {
-        "id": comment_id,
-        "type": "Comment",
-        "author_id": author_id,
-        "body": body,
-        "html_body": html_body or f'<div class="zd-comment"><p>{body}</p></div>',
-        "plain_body": body,
-        "public": public,
-        "audit_id": audit_id,
-        "attachments": [],
-        "created_at": format_iso(now),
-        "via": {"channel": channel, "source": {"from": {}, "to": {}, "rel": None}},
-        "metadata": {"system": {}, "custom": {}},
-    }
