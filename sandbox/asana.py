@@ -13,11 +13,12 @@ from typing import Any
 
 from sandbox.clock import SandboxClock
 from sandbox.errors import VendorError
-from sandbox.generator import (
+from sandbox.generator import Generator
+from sandbox.generator_asana import (
     ASANA_STORY_BASE,
     ASANA_TASK_BASE,
     STORIES_PER_TASK,
-    Generator,
+    AsanaGenerator,
     asana_time,
     asana_users,
 )
@@ -144,6 +145,7 @@ def story_json(story: dict[str, Any]) -> dict[str, Any]:
 class AsanaDesk:
     def __init__(self, generator: Generator, clock: SandboxClock) -> None:
         self._generator = generator
+        self._data = AsanaGenerator(generator)
         self._clock = clock
         self.changed: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
 
@@ -179,9 +181,9 @@ class AsanaDesk:
         found = self.changed.get(number)
         if found is not None:
             return found
-        if not self._generator.has_task(number):
+        if not self._data.has_task(number):
             raise error(404, f"task: Unknown object: {gid}")
-        return self._generator.task(number)
+        return self._data.task(number)
 
     def task(self, gid: str) -> dict[str, Any]:
         return self._record(gid)[0]

@@ -10,6 +10,9 @@ issues, US Passport, bug / feature / other-question phases (some past their phas
 timeframe), customers who replied or called mid-sequence, and the background of
 new/hold/solved/closed tickets. Tickets already some steps into a sequence carry the
 worker's internal notes with the contract footer, so the worker reads its own history back.
+
+This module holds the people, organizations and Zendesk tickets; ``generator_intercom`` and
+``generator_asana`` build the other vendors' objects on top of the same people.
 """
 
 from __future__ import annotations
@@ -26,13 +29,7 @@ from sandbox.clock import format_iso
 from sandbox.tenant import (
     AGENTS,
     API_USER,
-    ASANA_FIELDS,
-    ASANA_PROJECT_GID,
-    ASANA_USERS,
-    ENGINEER_GIDS,
-    INTERCOM_TICKET_STATES,
     PHASE_FIELD,
-    PRIORITY_OPTIONS,
     TICKET_FIELDS,
 )
 
@@ -42,26 +39,14 @@ __all__ = [
     "Generator",
     "TicketRecord",
     "add_inbound_comment",
-    "asana_time",
-    "asana_users",
     "comment_json",
     "footer",
-    "intercom_author",
-    "intercom_company_id",
-    "intercom_contact_id",
-    "intercom_ticket_state",
     "marker_key",
-    "parse_intercom_id",
 ]
 
 END_USER_BASE = 2_000_000
 ORG_BASE = 3_000_000
 COMMENTS_PER_TICKET = 10_000  # comment id = ticket id * this + index: unique, no counter
-CONVERSATION_BASE = 10_000
-INTERCOM_TICKET_BASE = 20_000
-ASANA_TASK_BASE = 1_206_000_000_000_000
-ASANA_STORY_BASE = 1_207_000_000_000_000
-STORIES_PER_TASK = 1_000
 
 # (scenario, weight). Sequence scenarios are named after their flow.
 SCENARIOS: tuple[tuple[str, int], ...] = (
@@ -291,7 +276,8 @@ class Generator:
             self._build_organization
         )
 
-    def _rng(self, kind: int, object_id: int) -> random.Random:
+    def rng(self, kind: int, object_id: int) -> random.Random:
+        """The random stream of one object: its own, so objects never depend on each other."""
         return random.Random((self.seed * 1_000_003 + kind) * 10_000_019 + object_id)
 
     # --- Zendesk -----------------------------------------------------------------------
@@ -300,7 +286,7 @@ class Generator:
         return 1 <= ticket_id <= self.ticket_count
 
     def scenario(self, ticket_id: int) -> str:
-        rng = self._rng(1, ticket_id)
+        rng = self.rng(1, ticket_id)
         draw = rng.random() * _SCENARIO_CUMULATIVE[-1]
         for name, bound in zip(_SCENARIO_NAMES, _SCENARIO_CUMULATIVE, strict=True):
             if draw < bound:
@@ -312,7 +298,7 @@ class Generator:
 
     def _build_end_user(self, user_id: int) -> dict[str, Any]:
         index = user_id - END_USER_BASE
-        rng = self._rng(2, index)
+        rng = self.rng(2, index)
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         reach = rng.choices(("email", "phone", "both"), weights=(45, 20, 35))[0]
         email = f"{first}.{last}.{index}@customer.example".lower() if reach != "phone" else None
@@ -344,7 +330,7 @@ class Generator:
 
     def _build_organization(self, org_id: int) -> dict[str, Any]:
         index = org_id - ORG_BASE
-        rng = self._rng(3, index)
+        rng = self.rng(3, index)
         plan = _weighted(rng, PLANS)
         canceled = rng.random() < 0.08
         stop = rng.random() < 0.05
@@ -373,9 +359,17 @@ class Generator:
             "updated_at": created,
         }
 
+    def plan_of_user(self, user_id: int) -> dict[str, Any]:
+        user = self.end_user(user_id)
+        if user["organization_id"] is None:
+            rng = self.rng(5, user_id)
+            return {"plan": _weighted(rng, PLANS), "account_status": "active",
+                    "stop_followups": False}  # fmt: skip
+        return dict(self.organization(user["organization_id"])["organization_fields"])
+
     def ticket(self, ticket_id: int) -> TicketRecord:
         scenario = self.scenario(ticket_id)
-        rng = self._rng(4, ticket_id)
+        rng = self.rng(4, ticket_id)
         requester_id = END_USER_BASE + rng.randint(1, self.end_user_count)
         requester = self.end_user(requester_id)
         created_at = self._oldest + self._spacing * (ticket_id - 1)
@@ -549,256 +543,6 @@ class Generator:
                         channel="web", changes=((str(PHASE_FIELD), phase, None),))  # fmt: skip
         return rng.choice(("open", "pending"))
 
-    # --- Intercom ----------------------------------------------------------------------
-
-    def plan_of_user(self, user_id: int) -> dict[str, Any]:
-        user = self.end_user(user_id)
-        if user["organization_id"] is None:
-            rng = self._rng(5, user_id)
-            return {"plan": _weighted(rng, PLANS), "account_status": "active",
-                    "stop_followups": False}  # fmt: skip
-        return dict(self.organization(user["organization_id"])["organization_fields"])
-
-    def has_contact(self, index: int) -> bool:
-        return 1 <= index <= self.contact_count
-
-    def contact(self, index: int) -> dict[str, Any]:
-        user = self.end_user(END_USER_BASE + index)
-        attributes = self.plan_of_user(user["id"])
-        created = _epoch(user["created_at"])
-        email = user["email"] or ""
-        companies = []
-        if user["organization_id"] is not None:
-            org_index = user["organization_id"] - ORG_BASE
-            companies = [{"type": "company", "id": intercom_company_id(org_index),
-                          "url": f"/companies/{intercom_company_id(org_index)}"}]  # fmt: skip
-        return {
-            "type": "contact",
-            "id": intercom_contact_id(index),
-            "workspace_id": "sandbox1",
-            "external_id": str(user["id"]),
-            "role": "user",
-            "email": email,
-            "email_domain": email.partition("@")[2],
-            "phone": user["phone"],
-            "name": user["name"],
-            "owner_id": None,
-            "has_hard_bounced": False,
-            "marked_email_as_spam": False,
-            "unsubscribed_from_emails": False,
-            "created_at": created,
-            "updated_at": created,
-            "signed_up_at": created,
-            "last_seen_at": None,
-            "last_replied_at": None,
-            "last_contacted_at": None,
-            "custom_attributes": attributes,
-            "tags": {"type": "list", "data": [], "url": "", "total_count": 0, "has_more": False},
-            "companies": {
-                "type": "list",
-                "data": companies,
-                "url": "",
-                "total_count": len(companies),
-                "has_more": False,
-            },
-            "location": {"type": "location", "country": None, "region": None, "city": None},
-        }
-
-    def company(self, org_index: int) -> dict[str, Any]:
-        org = self.organization(ORG_BASE + org_index)
-        fields = org["organization_fields"]
-        created = _epoch(org["created_at"])
-        return {
-            "type": "company",
-            "id": intercom_company_id(org_index),
-            "company_id": org["external_id"],
-            "app_id": "sandbox1",
-            "name": org["name"],
-            "plan": {"type": "plan", "id": str(org_index), "name": fields["plan"]},
-            "created_at": created,
-            "updated_at": created,
-            "remote_created_at": created,
-            "last_request_at": created,
-            "monthly_spend": 0,
-            "session_count": 0,
-            "user_count": 1,
-            "size": 10,
-            "website": f"https://{org['domain_names'][0]}",
-            "industry": "Travel",
-            "custom_attributes": {
-                "plan": fields["plan"],
-                "account_status": fields["account_status"],
-            },
-            "tags": {"type": "tag.list", "tags": []},
-            "segments": {"type": "segment.list", "segments": []},
-        }
-
-    def has_conversation(self, conversation_id: int) -> bool:
-        return 1 <= conversation_id - CONVERSATION_BASE <= self.conversation_count
-
-    def conversation(self, conversation_id: int) -> dict[str, Any]:
-        index = conversation_id - CONVERSATION_BASE
-        rng = self._rng(6, index)
-        contact_index = rng.randint(1, self.contact_count)
-        contact = self.contact(contact_index)
-        admin = rng.choice(AGENTS)
-        start = int(self.start.timestamp())
-        created = start - rng.randint(2, 40) * 86_400
-        parts: list[dict[str, Any]] = []
-        admin_reply = created + rng.randint(600, 86_400)
-        admin_author = intercom_author("admin", admin.intercom_id, admin.name, admin.email)
-        parts.append(_part(conversation_id, 1, "comment", "Happy to help, which order is it?",
-                           admin_reply, admin_author))  # fmt: skip
-        last_contact = created
-        if rng.random() < 0.5:
-            last_contact = admin_reply + rng.randint(3_600, 3 * 86_400)
-            contact_author = intercom_author("user", contact["id"], contact["name"],
-                                             contact["email"])  # fmt: skip
-            parts.append(_part(conversation_id, 2, "comment", "It is order 1234.", last_contact,
-                               contact_author))  # fmt: skip
-        state = rng.choices(("open", "snoozed", "closed"), (55, 15, 30))[0]
-        updated = max(part["created_at"] for part in parts)
-        waiting = last_contact if last_contact > admin_reply else None
-        return {
-            "type": "conversation",
-            "id": str(conversation_id),
-            "title": None,
-            "created_at": created,
-            "updated_at": updated,
-            "waiting_since": waiting if state == "open" else None,
-            "snoozed_until": start + 86_400 * rng.randint(1, 3) if state == "snoozed" else None,
-            "open": state != "closed",
-            "state": state,
-            "read": True,
-            "priority": rng.choice(("none", "none", "high")),
-            "admin_assignee_id": int(admin.intercom_id),
-            "team_assignee_id": 0,
-            "tags": {"type": "tag.list", "tags": []},
-            "source": {
-                "type": "conversation",
-                "id": f"{conversation_id}0",
-                "delivered_as": "customer_initiated",
-                "subject": "",
-                "body": "<p>My order is stuck, can you help?</p>",
-                "author": intercom_author("user", contact["id"], contact["name"], contact["email"]),
-                "attachments": [],
-                "url": None,
-                "redacted": False,
-            },
-            "contacts": {
-                "type": "contact.list",
-                "contacts": [
-                    {"type": "contact", "id": contact["id"], "external_id": contact["external_id"]}
-                ],
-            },
-            "teammates": {
-                "type": "admin.list",
-                "teammates": [{"type": "admin", "id": admin.intercom_id}],
-            },
-            "custom_attributes": {},
-            "statistics": {
-                "type": "conversation_statistics",
-                "first_contact_reply_at": created,
-                "first_admin_reply_at": admin_reply,
-                "last_contact_reply_at": last_contact,
-                "last_admin_reply_at": admin_reply,
-                "count_conversation_parts": len(parts),
-            },
-            "conversation_parts": {
-                "type": "conversation_part.list",
-                "conversation_parts": parts,
-                "total_count": len(parts),
-            },
-        }
-
-    def has_intercom_ticket(self, ticket_id: int) -> bool:
-        return 1 <= ticket_id - INTERCOM_TICKET_BASE <= self.intercom_ticket_count
-
-    def intercom_ticket(self, ticket_id: int) -> dict[str, Any]:
-        index = ticket_id - INTERCOM_TICKET_BASE
-        rng = self._rng(7, index)
-        contact = self.contact(rng.randint(1, self.contact_count))
-        state = rng.choice(INTERCOM_TICKET_STATES)
-        created = int(self.start.timestamp()) - rng.randint(1, 30) * 86_400
-        admin = rng.choice(AGENTS)
-        return {
-            "type": "ticket",
-            "id": str(ticket_id),
-            "ticket_id": str(index),
-            "category": "Customer",
-            "ticket_attributes": {"_default_title_": "Order problem",
-                                  "_default_description_": "My order is stuck."},
-            "ticket_state": intercom_ticket_state(state),
-            "ticket_type": {"type": "ticket_type", "id": "3001", "name": "Order issue",
-                            "category": "Customer", "description": "", "icon": "",
-                            "workspace_id": "sandbox1", "archived": False,
-                            "created_at": created, "updated_at": created},
-            "contacts": {"type": "contact.list", "contacts": [
-                {"type": "contact", "id": contact["id"], "external_id": contact["external_id"]}
-            ]},
-            "admin_assignee_id": int(admin.intercom_id),
-            "team_assignee_id": 0,
-            "created_at": created,
-            "updated_at": created,
-            "open": state[1] != "resolved",
-            "is_shared": True,
-            "previous_ticket_state_id": None,
-            "ticket_parts": {"type": "ticket_part.list", "ticket_parts": [], "total_count": 0},
-        }  # fmt: skip
-
-    # --- Asana -------------------------------------------------------------------------
-
-    def has_task(self, task_gid: int) -> bool:
-        return 1 <= task_gid - ASANA_TASK_BASE <= self.task_count
-
-    def task(self, task_gid: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """A bug task of the Bugs project and its stories."""
-        index = task_gid - ASANA_TASK_BASE
-        rng = self._rng(8, index)
-        created = self.start - timedelta(days=rng.randint(5, 120), hours=rng.randint(0, 23))
-        engineer = rng.choice(ENGINEER_GIDS) if rng.random() < 0.75 else None
-        priority = rng.choices(PRIORITY_OPTIONS, (10, 15, 25, 30, 20))[0]
-        user_updated = self.start - timedelta(days=rng.randint(0, 30))
-        followed_up = (
-            self.start - timedelta(days=rng.randint(0, 20)) if rng.random() < 0.6 else None
-        )
-        contact_index = rng.randint(1, self.contact_count)
-        values: dict[str, Any] = {
-            ASANA_FIELDS[0].gid: priority[0],
-            ASANA_FIELDS[1].gid: user_updated.date().isoformat(),
-            ASANA_FIELDS[2].gid: followed_up.date().isoformat() if followed_up else None,
-            ASANA_FIELDS[3].gid: intercom_contact_id(contact_index),
-        }
-        stories = [
-            _story(task_gid, 1, created, ENGINEER_GIDS[0], "system", "added to Bugs"),
-        ]
-        story_at = created
-        for number in range(rng.randint(0, 3)):
-            story_at = story_at + timedelta(days=rng.randint(1, 10), hours=rng.randint(0, 8))
-            if story_at >= self.start or engineer is None:
-                break
-            stories.append(_story(task_gid, number + 2, story_at, engineer, "comment",
-                                  "Looked into it; fix is in review."))  # fmt: skip
-        modified = max(created, user_updated, *(_parse(story["created_at"]) for story in stories))
-        task = {
-            "gid": str(task_gid),
-            "resource_type": "task",
-            "resource_subtype": "default_task",
-            "name": f"Bug {index}: {rng.choice(('Export fails', 'Login loop', 'Sync lag'))}",
-            "notes": f"Reported by Intercom contact {intercom_contact_id(contact_index)}.",
-            "completed": rng.random() < 0.15,
-            "completed_at": None,
-            "assignee": engineer,
-            "created_at": asana_time(created),
-            "modified_at": asana_time(modified),
-            "due_on": None,
-            "projects": [ASANA_PROJECT_GID],
-            "custom_field_values": values,
-        }
-        if task["completed"]:
-            task["completed_at"] = task["modified_at"]
-        return task, stories
-
 
 _FIELD_KEYS = {9001: "request_type", 9002: "linked_order", 9003: "order_status",
                9004: "industry", 9005: "phase"}  # fmt: skip
@@ -876,92 +620,3 @@ def _initial_fields(flow: str | None, scenario: str, rng: random.Random) -> dict
         "industry": industry,
         "phase": phase,
     }
-
-
-def _epoch(iso: str) -> int:
-    return int(_parse(iso).timestamp())
-
-
-def _parse(iso: str) -> datetime:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00"))
-
-
-def asana_time(instant: datetime) -> str:
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
-def _story(
-    task_gid: int, number: int, at: datetime, author: str, kind: str, text: str
-) -> dict[str, Any]:
-    return {
-        "gid": str(ASANA_STORY_BASE + (task_gid - ASANA_TASK_BASE) * STORIES_PER_TASK + number),
-        "resource_type": "story",
-        "created_at": asana_time(at),
-        "created_by": author,
-        "resource_subtype": "comment_added" if kind == "comment" else "added_to_project",
-        "type": kind,
-        "text": text,
-        "is_pinned": False,
-        "is_edited": False,
-    }
-
-
-def _part(
-    conversation_id: int,
-    number: int,
-    part_type: str,
-    body: str,
-    at: int,
-    author: dict[str, Any],
-) -> dict[str, Any]:
-    return {
-        "type": "conversation_part",
-        "id": f"{conversation_id}{number:04d}",
-        "part_type": part_type,
-        "body": f"<p>{body}</p>",
-        "created_at": at,
-        "updated_at": at,
-        "notified_at": at,
-        "author": author,
-        "attachments": [],
-        "external_id": None,
-        "redacted": False,
-    }
-
-
-def intercom_author(
-    author_type: str, author_id: str, name: str, email: str | None
-) -> dict[str, Any]:
-    """A conversation part's author; Intercom leaves ``email`` out when there is none."""
-    author = {"type": author_type, "id": author_id, "name": name}
-    if email:
-        author["email"] = email
-    return author
-
-
-def intercom_contact_id(index: int) -> str:
-    return f"6{index:023x}"
-
-
-def intercom_company_id(index: int) -> str:
-    return f"7{index:023x}"
-
-
-def intercom_ticket_state(state: tuple[str, str, str, str]) -> dict[str, Any]:
-    state_id, category, internal, external = state
-    return {"type": "ticket_state", "id": state_id, "category": category,
-            "internal_label": internal, "external_label": external}  # fmt: skip
-
-
-def parse_intercom_id(text: str, prefix: str) -> int | None:
-    if len(text) != 24 or not text.startswith(prefix):
-        return None
-    try:
-        return int(text[1:], 16)
-    except ValueError:
-        return None
-
-
-def asana_users() -> list[dict[str, Any]]:
-    return [{"gid": gid, "resource_type": "user", "name": name, "email": email}
-            for gid, name, email in ASANA_USERS]  # fmt: skip

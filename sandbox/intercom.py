@@ -15,9 +15,10 @@ from typing import Any
 
 from sandbox.clock import SandboxClock, format_iso
 from sandbox.errors import VendorError
-from sandbox.generator import (
+from sandbox.generator import Generator
+from sandbox.generator_intercom import (
     CONVERSATION_BASE,
-    Generator,
+    IntercomGenerator,
     intercom_author,
     intercom_ticket_state,
     parse_intercom_id,
@@ -62,9 +63,10 @@ def admin_json(admin_id: str) -> dict[str, Any]:
 class IntercomDesk:
     def __init__(self, generator: Generator, clock: SandboxClock, outbox: Outbox) -> None:
         self._generator = generator
+        self._data = IntercomGenerator(generator)
         self._clock = clock
         self._outbox = outbox
-        self._generated_conversation = lru_cache(maxsize=2048)(generator.conversation)
+        self._generated_conversation = lru_cache(maxsize=2048)(self._data.conversation)
         self.conversations: dict[int, dict[str, Any]] = {}
         self.tickets: dict[int, dict[str, Any]] = {}
 
@@ -88,30 +90,30 @@ class IntercomDesk:
 
     def contact(self, contact_id: str) -> dict[str, Any]:
         index = parse_intercom_id(contact_id, "6")
-        if index is None or not self._generator.has_contact(index):
+        if index is None or not self._data.has_contact(index):
             raise error(404, "not_found", "User Not Found")
-        return self._generator.contact(index)
+        return self._data.contact(index)
 
     def contacts(self, skip: int = 0) -> Iterator[dict[str, Any]]:
         for index in range(skip + 1, self._generator.contact_count + 1):
-            yield self._generator.contact(index)
+            yield self._data.contact(index)
 
     def company(self, company_id: str) -> dict[str, Any]:
         index = parse_intercom_id(company_id, "7")
         if index is None or not 1 <= index <= self._generator.org_count:
             raise error(404, "company_not_found", "Company Not Found")
-        return self._generator.company(index)
+        return self._data.company(index)
 
     def companies(self) -> Iterator[dict[str, Any]]:
         for index in range(1, self._generator.org_count + 1):
-            yield self._generator.company(index)
+            yield self._data.company(index)
 
     def conversation(self, conversation_id: str) -> dict[str, Any]:
         """A conversation as of the sandbox clock: a snooze that ran out has reopened it."""
         number = int(conversation_id) if conversation_id.isdigit() else -1
         found = self.conversations.get(number)
         if found is None:
-            if not self._generator.has_conversation(number):
+            if not self._data.has_conversation(number):
                 raise error(404, "conversation_not_found", "Conversation not found")
             found = self._generated_conversation(number)
         until = found["snoozed_until"]
@@ -136,9 +138,9 @@ class IntercomDesk:
         found = self.tickets.get(number)
         if found is not None:
             return found
-        if not self._generator.has_intercom_ticket(number):
+        if not self._data.has_ticket(number):
             raise error(404, "ticket_not_found", "Ticket not found")
-        return self._generator.intercom_ticket(number)
+        return self._data.ticket(number)
 
     # --- writing ---------------------------------------------------------------------
 

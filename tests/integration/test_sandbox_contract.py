@@ -26,7 +26,7 @@ import yaml
 from sandbox.app import Sandbox, build_app
 from sandbox.config import SandboxConfig
 from sandbox.faults import FaultPlan
-from sandbox.generator import intercom_company_id, intercom_contact_id
+from sandbox.generator_intercom import intercom_company_id, intercom_contact_id
 from sandbox.tenant import ASANA_FIELDS, ASANA_PROJECT_GID, PRIORITY_OPTIONS
 from tests.unit.sandbox_support import ASANA_AUTH, INTERCOM_AUTH, START, ZENDESK_AUTH
 

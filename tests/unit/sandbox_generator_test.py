@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 
 from sandbox.clock import parse_iso
 from sandbox.generator import SCENARIOS, Generator
+from sandbox.generator_asana import AsanaGenerator
+from sandbox.generator_intercom import IntercomGenerator
 
 START = datetime(2026, 3, 11, 15, 0, tzinfo=UTC)
 
@@ -19,7 +21,9 @@ def test_same_seed_same_tenant_other_seed_other_tenant() -> None:
     first, again, other = (Generator(seed, 500, START) for seed in (3, 3, 4))
     assert first.ticket(42) == again.ticket(42)
     assert first.ticket(42) != other.ticket(42)
-    assert first.conversation(10_005) == again.conversation(10_005)
+    assert IntercomGenerator(first).conversation(10_005) == IntercomGenerator(again).conversation(
+        10_005
+    )
 
 
 def test_nothing_happened_after_the_clock_start() -> None:
@@ -68,9 +72,9 @@ def test_plans_and_account_states_cover_the_tiers() -> None:
 
 def test_bugs_link_to_intercom_contacts_with_plans() -> None:
     generator = Generator(5, 3_000, START)
-    task, stories = generator.task(1_206_000_000_000_001)
+    task, stories = AsanaGenerator(generator).task(1_206_000_000_000_001)
     contact_id = task["custom_field_values"]["1205000000000130"]
-    contact = generator.contact(int(contact_id[1:], 16))
+    contact = IntercomGenerator(generator).contact(int(contact_id[1:], 16))
     assert contact["id"] == contact_id
     assert contact["custom_attributes"]["plan"]
     assert stories[0]["type"] == "system"
