@@ -22,12 +22,13 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sandbox.clock import SandboxClock, format_iso, parse_iso
+from sandbox.clock import SandboxClock, format_iso
 from sandbox.errors import VendorError, json_response
 from sandbox.gate import Gate
 from sandbox.limits import Decision
 from sandbox.tenant import AGENTS, GROUPS, TICKET_FIELDS
-from sandbox.zendesk import STATUSES, ZendeskDesk, error, not_found, record_invalid
+from sandbox.zendesk import ZendeskDesk, error, not_found, record_invalid
+from sandbox.zendesk_search import ticket_matcher
 
 __all__ = ["StripJsonSuffix", "authorized", "rate_headers", "routes", "status_error"]
 
@@ -214,94 +215,10 @@ class _SideLoads:
         return body
 
 
-# --- search ----------------------------------------------------------------------------
-
-
-def _ticket_matcher(query: str) -> Callable[[dict[str, Any]], bool]:
-    """Zendesk search syntax, the part the worker needs: ``status:pending``, ``status<solved``,
-    ``tags:x``, ``-tags:x``, ``updated>ISO``, ``created<ISO``, ``assignee:ID|none``,
-    ``group:ID``, ``organization:ID``, ``requester:ID``, ``custom_field_<id>:value`` and free
-    words (subject/description). Same key twice: either value; different keys: all."""
-    alternatives: dict[str, list[Callable[[dict[str, Any]], bool]]] = {}
-    for term in query.split():
-        negate = term.startswith("-")
-        body = term[1:] if negate else term
-        test, key = _term(body)
-        if negate:
-            alternatives.setdefault(f"-{key}", []).append(_negated(test))
-        else:
-            alternatives.setdefault(key, []).append(test)
-    groups = list(alternatives.items())
-
-    def matches(ticket: dict[str, Any]) -> bool:
-        for key, tests in groups:
-            combine = all if key.startswith("-") else any
-            if not combine(test(ticket) for test in tests):
-                return False
-        return True
-
-    return matches
-
-
-def _negated(test: Callable[[dict[str, Any]], bool]) -> Callable[[dict[str, Any]], bool]:
-    return lambda ticket: not test(ticket)
-
-
-def _term(term: str) -> tuple[Callable[[dict[str, Any]], bool], str]:
-    for operator in (":", "<", ">"):
-        key, found, value = term.partition(operator)
-        if found and key and value:
-            return _keyed_term(key.lower(), operator, value), key.lower()
-    word = term.lower()
-    return (lambda t: word in t["subject"].lower() or word in t["description"].lower()), "text"
-
-
-def _keyed_term(key: str, operator: str, value: str) -> Callable[[dict[str, Any]], bool]:
-    if key == "type":
-        raise error(400, "InvalidSearchQuery", "Use filter[type], not type: in the query")
-    if key == "status":
-        if value not in STATUSES:
-            raise error(400, "InvalidSearchQuery", f"Unknown status {value!r}")
-        rank = STATUSES.index(value)
-        if operator == "<":
-            return lambda t: STATUSES.index(t["status"]) < rank
-        if operator == ">":
-            return lambda t: STATUSES.index(t["status"]) > rank
-        return lambda t: t["status"] == value
-    if key in ("tags", "tag"):
-        return lambda t: value in t["tags"]
-    if key in ("updated", "created"):
-        instant = _search_instant(value)
-        field = f"{key}_at"
-        if operator == ">":
-            return lambda t: parse_iso(t[field]) > instant
-        if operator == "<":
-            return lambda t: parse_iso(t[field]) < instant
-        return lambda t: parse_iso(t[field]).date() == instant.date()
-    attribute = {"assignee": "assignee_id", "group": "group_id", "organization": "organization_id",
-                 "requester": "requester_id", "priority": "priority"}.get(key)  # fmt: skip
-    if attribute is not None:
-        expected: Any = None if value == "none" else value
-        return lambda t: (str(t[attribute]) if t[attribute] is not None else None) == expected
-    if key.startswith("custom_field_"):
-        field_id = int(key.removeprefix("custom_field_")) if key[13:].isdigit() else -1
-        return lambda t: any(
-            f["id"] == field_id and str(f["value"]) == value for f in t["custom_fields"]
-        )
-    raise error(400, "InvalidSearchQuery", f"Unsupported search term {key}{operator}{value}")
-
-
-def _search_instant(value: str) -> Any:
-    try:
-        return parse_iso(value if "T" in value else f"{value}T00:00:00Z")
-    except ValueError as exc:
-        raise error(400, "InvalidSearchQuery", f"{value!r} is not a date") from exc
-
-
 def _search_results(
     desk: ZendeskDesk, query: str, after: int | None = None
 ) -> Iterator[tuple[int, dict[str, Any]]]:
-    matches = _ticket_matcher(query)
+    matches = ticket_matcher(query)
     for ticket_id in desk.ticket_ids(after or 0):
         ticket = desk.record(ticket_id).ticket
         if matches(ticket):
