@@ -461,8 +461,9 @@ class Generator:
             builder.comment(at, agent_id, "Waiting on our partner, we will get back to you.",
                             public=True, channel="web")  # fmt: skip
             return "hold", agent_id, group_id
+        solved = (("status", "solved", "open"),)
         builder.comment(at, agent_id, "This is sorted now, thank you for your patience.",
-                        public=True, channel="web")  # fmt: skip
+                        public=True, channel="web", changes=solved)  # fmt: skip
         return ("closed" if scenario == "closed" else "solved"), agent_id, group_id
 
     def _play_sequence(

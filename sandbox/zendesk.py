@@ -98,6 +98,40 @@ class ZendeskDesk:
             raise not_found()
         return self._generated(ticket_id)
 
+    def metrics(self, ticket_id: int) -> dict[str, Any]:
+        """The ticket's metric set (its id is the ticket's), read off its comments/audits."""
+        record = self.record(ticket_id)
+        ticket = record.ticket
+        by_requester = [c for c in record.comments if c["author_id"] == ticket["requester_id"]]
+        agent_replies = [
+            c for c in record.comments if c["public"] and c["author_id"] != ticket["requester_id"]
+        ]
+        status_changes = [
+            audit["created_at"]
+            for audit in record.audits
+            for event in audit["events"]
+            if event.get("field_name") == "status"
+        ]
+        solved = [
+            audit["created_at"]
+            for audit in record.audits
+            for event in audit["events"]
+            if event.get("field_name") == "status" and event.get("value") == "solved"
+        ]
+        return {
+            "id": ticket_id,
+            "ticket_id": ticket_id,
+            "url": f"/api/v2/ticket_metrics/{ticket_id}.json",
+            "created_at": ticket["created_at"],
+            "updated_at": ticket["updated_at"],
+            "requester_updated_at": by_requester[-1]["created_at"] if by_requester else None,
+            "latest_comment_added_at": record.comments[-1]["created_at"],
+            "status_updated_at": status_changes[-1] if status_changes else ticket["created_at"],
+            "solved_at": solved[-1] if solved else None,
+            "replies": len(agent_replies),
+            "reopens": 0,
+        }
+
     def ticket_ids(self, after: int = 0) -> Iterator[int]:
         return iter(range(max(after, 0) + 1, self._generator.ticket_count + 1))
 

@@ -192,13 +192,13 @@ async def _json_body(request: Request) -> dict[str, Any]:
 
 
 class _SideLoads:
-    """Collects the users/organizations/groups a ticket payload refers to."""
+    """Collects the users/organizations/groups/metric sets a ticket payload refers to."""
 
     def __init__(self, desk: ZendeskDesk, request: Request) -> None:
         self._desk = desk
         wanted = request.query_params.get("include", "")
         self._wanted = {part.strip() for part in wanted.split(",") if part.strip()}
-        unknown = self._wanted - {"users", "organizations", "groups"}
+        unknown = self._wanted - {"users", "organizations", "groups", "metric_sets"}
         if unknown:
             raise error(400, "InvalidValue", f"Unsupported include: {', '.join(sorted(unknown))}")
 
@@ -212,6 +212,8 @@ class _SideLoads:
         if "groups" in self._wanted:
             ids = {t["group_id"] for t in tickets if t["group_id"] is not None}
             body["groups"] = [self._desk.group(i) for i in sorted(ids)]
+        if "metric_sets" in self._wanted:
+            body["metric_sets"] = [self._desk.metrics(t["id"]) for t in tickets]
         return body
 
 

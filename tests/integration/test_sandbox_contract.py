@@ -155,7 +155,7 @@ def _explain(exc: BaseException) -> str:
 
 
 ZENDESK_READS = [
-    ("/api/v2/tickets/3", {"include": "users,organizations,groups"}),
+    ("/api/v2/tickets/3", {"include": "users,organizations,groups,metric_sets"}),
     ("/api/v2/tickets", {"page[size]": "20"}),
     ("/api/v2/tickets/show_many", {"ids": "1,2,3"}),
     ("/api/v2/tickets/3/comments", {"page[size]": "5", "sort": "-created_at"}),

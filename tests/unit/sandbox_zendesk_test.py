@@ -274,3 +274,22 @@ async def test_incremental_export_walks_every_ticket_once_then_only_changes(
     await client.post("/_admin/clock", json={"advance_seconds": 120})
     body = (await client.get(f"{API}/incremental/tickets/cursor", params=params)).json()
     assert [ticket["id"] for ticket in body["tickets"]] == [9]
+
+
+async def test_metric_set_follows_the_requester_and_the_worker(
+    client: Any, sandbox: Sandbox
+) -> None:
+    ticket_id = first_ticket(sandbox, "refund_request", "pending")
+    await client.post("/_admin/clock", json={"advance_days": 1})
+    await client.post(
+        "/_admin/activity", json={"vendor": "zendesk", "id": ticket_id, "kind": "missed_email"}
+    )
+    body = (await client.get(f"{API}/tickets/{ticket_id}?include=metric_sets")).json()
+    metrics = body["metric_sets"][0]
+    assert metrics["requester_updated_at"] == body["ticket"]["updated_at"] == "2026-03-12T15:00:00Z"
+    solve = {"ticket": {"status": "solved", "comment": {"body": "closing", "public": False}}}
+    await client.put(f"{API}/tickets/{ticket_id}", json=solve)
+    body = (await client.get(f"{API}/tickets/{ticket_id}?include=metric_sets")).json()
+    metrics = body["metric_sets"][0]
+    assert metrics["solved_at"] == metrics["status_updated_at"]
+    assert metrics["requester_updated_at"] == "2026-03-12T15:00:00Z"
