@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -132,15 +131,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     from sandbox.app import Sandbox
     from sandbox.server import READY_PREFIX, bind, serve
 
-    started = time.perf_counter()
     config, log_level = config_from_args(argv)
     sock = bind(config.host, config.port)
     base_url = f"http://{config.host}:{sock.getsockname()[1]}"
     sandbox = Sandbox(config)
-    elapsed = time.perf_counter() - started
     print(
         f"followup sandbox: {config.tickets:,} tickets, seed {config.seed}, "
-        f"clock {format_iso(sandbox.clock.now())}, ready in {elapsed:.2f} s"
+        f"clock {format_iso(sandbox.clock.now())}"
     )
     print("# for the worker's .env:")
     for line in config.env_lines(base_url):
