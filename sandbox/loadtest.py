@@ -2,7 +2,8 @@
 
     python -m sandbox.loadtest [--tickets 10000] [--seconds 10] [--connections 8]
 
-Starts the sandbox as a subprocess (rate limits off), then drives three scenarios with wrk:
+Starts the sandbox as a subprocess (rate limits off) and times its start to the first answer,
+then drives three scenarios with wrk:
 a 100-ticket cursor page with side-loads, a single ticket, and a ticket update carrying an
 internal note + status + tags (spread over many tickets). Prints one line per scenario.
 """
@@ -16,7 +17,10 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
+
+import httpx
 
 from sandbox.server import run_subprocess
 
@@ -65,16 +69,21 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install -y wrk)")
+    started = time.perf_counter()
     with (
         run_subprocess("--tickets", str(args.tickets), "--no-rate-limits") as running,
         tempfile.TemporaryDirectory() as folder,
     ):
         zendesk = running.urls["zendesk"]
+        first = httpx.get(f"{zendesk}/api/v2/tickets/1.json", headers={"Authorization": AUTH})
+        first.raise_for_status()
+        startup = time.perf_counter() - started
         script = Path(folder) / "update.lua"
         script.write_text(UPDATE_SCRIPT % (json.dumps(UPDATE), args.tickets, AUTH))
         page = f"{zendesk}/api/v2/tickets.json?page[size]=100&include=users,organizations"
-        print(f"sandbox {running.base_url}, {args.tickets:,} tickets, wrk -t1 "
-              f"-c{args.connections} -d{args.seconds}s")  # fmt: skip
+        wrk = f"wrk -t1 -c{args.connections} -d{args.seconds}s"
+        print(f"sandbox {running.base_url}, {args.tickets:,} tickets: first answer "
+              f"{startup:.2f} s after start; {wrk}")  # fmt: skip
         print("ticket page (100, side-loaded):", _wrk(page, args.seconds, args.connections))
         print("single ticket:                 ", _wrk(f"{zendesk}/api/v2/tickets/42.json",
                                                      args.seconds, args.connections))  # fmt: skip
