@@ -5,7 +5,8 @@
 Starts the sandbox as a subprocess (rate limits off) and times its start to the first answer,
 then drives three scenarios with wrk:
 a 100-ticket cursor page with side-loads, a single ticket, and a ticket update carrying an
-internal note + status + tags (spread over many tickets). Prints one line per scenario.
+internal note + status + tags (spread over many tickets); then one client cursor-walks up to
+20,000 tickets (cold pages). Prints one line per scenario.
 """
 
 from __future__ import annotations
@@ -61,6 +62,19 @@ def _wrk(url: str, seconds: int, connections: int, script: Path | None = None) -
     )
 
 
+def _walk(zendesk: str, limit: int) -> str:
+    """Cursor-walk the first ``limit`` tickets in pages of 100: cold generation, not a cache."""
+    started, seen = time.perf_counter(), 0
+    url: str | None = f"{zendesk}/api/v2/tickets.json?page[size]=100&include=users,organizations"
+    with httpx.Client(headers={"Authorization": AUTH}, timeout=30) as client:
+        while url and seen < limit:
+            body = client.get(url).json()
+            seen += len(body["tickets"])
+            url = body["links"]["next"]
+    elapsed = time.perf_counter() - started
+    return f"{seen:,} tickets in {elapsed:.1f} s ({seen / elapsed:,.0f} tickets/s, one client)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickets", type=int, default=10_000)
@@ -89,6 +103,7 @@ def main() -> None:
                                                      args.seconds, args.connections))  # fmt: skip
         print("ticket update (note+status):   ", _wrk(zendesk, args.seconds, args.connections,
                                                      script))  # fmt: skip
+        print("cursor walk, cold pages:       ", _walk(zendesk, min(args.tickets, 20_000)))
 
 
 if __name__ == "__main__":
