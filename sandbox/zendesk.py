@@ -49,6 +49,14 @@ TICKET_ATTRIBUTES = frozenset(
     }
 )  # fmt: skip
 SIMPLE_ATTRIBUTES = ("subject", "type", "due_at", "external_id", "priority")
+# What the sandbox models; a described-but-unmodelled attribute is refused, never ignored,
+# so a test cannot pass on a change that silently did nothing.
+MODELLED_ATTRIBUTES = frozenset(
+    {
+        *SIMPLE_ATTRIBUTES, "assignee_id", "assignee_email", "group_id", "status", "comment",
+        "custom_fields", "tags", "additional_tags", "remove_tags", "safe_update", "updated_stamp",
+    }
+)  # fmt: skip
 PRIORITIES = (None, "low", "normal", "high", "urgent")
 TYPES = (None, "problem", "incident", "question", "task")
 _FIELDS = {spec.id: spec for spec in TICKET_FIELDS}
@@ -250,6 +258,11 @@ class ZendeskDesk:
         unknown = sorted(set(changes) - TICKET_ATTRIBUTES)
         if unknown:
             raise record_invalid("base", f"Unknown attribute(s): {', '.join(unknown)}")
+        unmodelled = sorted(set(changes) - MODELLED_ATTRIBUTES)
+        if unmodelled:
+            raise record_invalid(
+                "base", f"The sandbox does not model updating: {', '.join(unmodelled)}"
+            )
         if changes.get("safe_update"):
             _check_stamp(current, changes.get("updated_stamp"))
         if current["status"] == "closed":
@@ -274,6 +287,11 @@ class ZendeskDesk:
             planned["status"] = status
         elif current["status"] == "new" and changes.get("comment"):
             planned["status"] = "open"  # an agent touching a new ticket opens it
+        if "assignee_email" in changes:
+            by_email = {agent.email: agent.id for agent in (API_USER, *AGENTS)}
+            if changes["assignee_email"] not in by_email:
+                raise record_invalid("assignee", "Assignee email is not an agent's")
+            planned["assignee_id"] = by_email[changes["assignee_email"]]
         if "assignee_id" in changes:
             assignee = changes["assignee_id"]
             if assignee is not None and assignee not in {a.id for a in (API_USER, *AGENTS)}:
