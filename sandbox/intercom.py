@@ -268,11 +268,12 @@ class IntercomDesk:
 
     def update_ticket(self, ticket_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """``PUT /tickets/{id}``: state, open/closed, snooze, assignee."""
-        allowed = {"ticket_attributes", "ticket_state_id", "company_id", "open", "is_shared",
-                   "snoozed_until", "admin_id", "assignee_id"}  # fmt: skip
-        unknown = sorted(set(body) - allowed)
+        # company_id and is_shared are described too, but not modelled: refused, not ignored.
+        modelled = {"ticket_attributes", "ticket_state_id", "open", "snoozed_until", "admin_id",
+                    "assignee_id"}  # fmt: skip
+        unknown = sorted(set(body) - modelled)
         if unknown:
-            raise error(400, "parameter_invalid", f"Unknown parameter(s): {', '.join(unknown)}")
+            raise error(400, "parameter_invalid", f"Unsupported parameter(s): {', '.join(unknown)}")
         current = self.ticket(ticket_id)
         state_id = body.get("ticket_state_id")
         if state_id is not None and str(state_id) not in _STATES:
