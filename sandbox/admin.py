@@ -47,6 +47,12 @@ async def _body(request: Request) -> dict[str, Any]:
     return data
 
 
+def _tenant_base(request: Request) -> str:
+    """``http://host:port`` or ``http://host:port/t/<tenant>``: where this admin API sits."""
+    root = str(request.scope.get("root_path", "")).removesuffix("/_admin")
+    return f"{request.url.scheme}://{request.url.netloc}{root}"
+
+
 def router(sandbox: Sandbox) -> ASGIApp:
     token = sandbox.config.admin_token
 
@@ -81,9 +87,7 @@ def router(sandbox: Sandbox) -> ASGIApp:
             "intercom_conversations": generator.conversation_count,
             "asana_tasks": generator.task_count,
             "start": format_iso(generator.start),
-            "urls": sandbox.config.base_urls(
-                str(request.base_url).rstrip("/").removesuffix("/_admin")
-            ),
+            "urls": sandbox.config.base_urls(_tenant_base(request)),
         }
 
     async def tickets(request: Request) -> Any:
