@@ -112,7 +112,8 @@ def config_from_args(
         vendor, _, rpm = item.partition("=")
         if vendor not in DEFAULT_LIMITS or not rpm.isdigit():
             parser.error(f"--rate-limit {item!r}: expected zendesk|intercom|asana=RPM")
-        limits[vendor] = VendorLimit(int(rpm) or None)
+        endpoints = limits[vendor].endpoints if vendor in limits else {}
+        limits[vendor] = VendorLimit(int(rpm) or None, dict(endpoints))
     tenants = tuple(name.strip() for name in args.tenants.split(",") if name.strip())
     for name in tenants:
         if not TENANT_NAME.fullmatch(name):

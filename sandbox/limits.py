@@ -39,9 +39,17 @@ class VendorLimit:
         return cls(per_minute, dict(endpoints))
 
 
-# Zendesk Enterprise plan, Intercom's per-app limit, Asana paid plans (../shared/specs).
+# Zendesk Enterprise plan with its per-endpoint limits, Intercom's per-app limit, Asana paid
+# plans (../shared/specs/README.md and zendesk-notes.md).
 DEFAULT_LIMITS = {
-    "zendesk": VendorLimit(700),
+    "zendesk": VendorLimit(
+        700,
+        {
+            "PUT /api/v2/tickets/{ticket_id}": 100,
+            "GET /api/v2/search/export": 100,
+            "GET /api/v2/incremental/tickets/cursor": 10,
+        },
+    ),
     "intercom": VendorLimit(10_000),
     "asana": VendorLimit(1_500),
 }

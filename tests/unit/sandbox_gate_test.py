@@ -205,3 +205,10 @@ async def test_admin_token_guards_the_admin_api_only() -> None:
         allowed = await client.get("/_admin/stats", headers={"Authorization": "Bearer let-me-in"})
         assert allowed.status_code == 200
         assert (await client.get(TICKET, headers=ZENDESK_AUTH)).status_code == 200
+
+
+async def test_default_limits_include_zendesk_endpoint_limits(client: Any) -> None:
+    export = "/zendesk/api/v2/incremental/tickets/cursor?start_time=0&per_page=1"
+    answers = [(await client.get(export, headers=ZENDESK_AUTH)).status_code for _ in range(11)]
+    assert answers == [200] * 10 + [429]
+    assert (await client.get(TICKET, headers=ZENDESK_AUTH)).status_code == 200
