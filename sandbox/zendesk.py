@@ -424,11 +424,8 @@ class ZendeskDesk:
     def replace_tags(self, ticket_id: int, tags: list[str], mode: str) -> list[str]:
         """``/tickets/{id}/tags``: ``set`` (POST), ``add`` (PUT) or ``remove`` (DELETE)."""
         current = self.record(ticket_id).ticket
-        if mode == "set":
-            new = _apply_tags([], {"tags": tags})
-        else:
-            new = _apply_tags(current["tags"], {f"{'additional' if mode == 'add' else 'remove'}"
-                                                f"_tags": tags})  # fmt: skip
+        key = {"set": "tags", "add": "additional_tags", "remove": "remove_tags"}[mode]
+        new = _apply_tags(current["tags"], {key: tags})
         if new != current["tags"]:
             self._commit(self._writable(ticket_id), {"tags": new}, None)
         return new

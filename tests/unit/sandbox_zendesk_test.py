@@ -295,3 +295,12 @@ async def test_metric_set_follows_the_requester_and_the_worker(
     metrics = body["metric_sets"][0]
     assert metrics["solved_at"] == metrics["status_updated_at"]
     assert metrics["requester_updated_at"] == "2026-03-12T15:00:00Z"
+
+
+async def test_tags_endpoint_adds_removes_and_sets(client: Any) -> None:
+    path = f"{API}/tickets/3/tags"
+    await client.put(path, json={"tags": ["vip"]})
+    assert "vip" in (await client.get(path)).json()["tags"]
+    await client.request("DELETE", path, json={"tags": ["vip"]})
+    assert "vip" not in (await client.get(path)).json()["tags"]
+    assert (await client.post(path, json={"tags": ["only_this"]})).json()["tags"] == ["only_this"]
