@@ -112,8 +112,7 @@ def config_from_args(
         vendor, _, rpm = item.partition("=")
         if vendor not in DEFAULT_LIMITS or not rpm.isdigit():
             parser.error(f"--rate-limit {item!r}: expected zendesk|intercom|asana=RPM")
-        endpoints = limits[vendor].endpoints if vendor in limits else {}
-        limits[vendor] = VendorLimit(int(rpm) or None, dict(endpoints))
+        limits[vendor] = VendorLimit(int(rpm) or None)  # replaces the per-endpoint limits too
     tenants = tuple(name.strip() for name in args.tenants.split(",") if name.strip())
     for name in tenants:
         if not TENANT_NAME.fullmatch(name):
