@@ -39,6 +39,13 @@ def test_environment_mirrors_every_flag_and_flags_win() -> None:
     assert config.admin_token == "let-me-in"
 
 
+def test_rate_limit_flag_replaces_the_default_endpoint_limits() -> None:
+    default, _ = config_from_args([], environ={})
+    assert default.limits["zendesk"].endpoints["PUT /api/v2/tickets/{ticket_id}"] == 100
+    config, _ = config_from_args(["--rate-limit", "zendesk=20000"], environ={})
+    assert (config.limits["zendesk"].per_minute, config.limits["zendesk"].endpoints) == (20000, {})
+
+
 def test_no_rate_limits_and_bad_values() -> None:
     config, _ = config_from_args(["--no-rate-limits"], environ={})
     assert config.limits == {}
