@@ -8,7 +8,6 @@ requests that got through, and raise :class:`VendorError` for their own failures
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,7 +27,6 @@ __all__ = ["TRANSPORT_KEY", "Gate", "Handler", "VendorProfile"]
 Handler = Callable[[Request], Awaitable[Response]]
 # Per-connection state key under which the server's protocol exposes the socket transport.
 TRANSPORT_KEY = "sandbox.transport"
-_CONVERTER = re.compile(r":\w+}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +54,7 @@ class Gate:
         self._clock = clock
 
     def route(self, method: str, path: str, handler: Handler, *, write: bool = False) -> Route:
-        # The name faults, limits and the request log use: "PUT /api/v2/tickets/{ticket_id}".
-        endpoint = f"{method} {_CONVERTER.sub('}', path)}"
+        endpoint = f"{method} {path}"  # as routed: "PUT /api/v2/tickets/{ticket_id:int}"
 
         async def serve(request: Request) -> Response:
             return await self._serve(request, endpoint, write, handler)

@@ -10,8 +10,9 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from typing import Any
+
+from sandbox.patterns import endpoint_matches
 
 __all__ = ["DEFAULT_LIMITS", "Decision", "RateLimiter", "VendorLimit"]
 
@@ -99,7 +100,7 @@ class RateLimiter:
             return Decision(True, None, None, 0.0)
         now = self._monotonic()
         budgets = [("*", limit.per_minute)] if limit.per_minute else []
-        budgets += [(p, rpm) for p, rpm in limit.endpoints.items() if fnmatchcase(endpoint, p)]
+        budgets += [(p, rpm) for p, rpm in limit.endpoints.items() if endpoint_matches(p, endpoint)]
         tightest: Decision | None = None
         windows = []
         for pattern, rpm in budgets:

@@ -12,6 +12,7 @@ from sandbox.app import Sandbox
 from sandbox.errors import ConnectionDropped
 from sandbox.faults import FaultPlan, FaultRule, parse_fault
 from sandbox.limits import RateLimiter, VendorLimit
+from sandbox.patterns import endpoint_matches
 from tests.unit.sandbox_support import (
     ASANA_AUTH,
     INTERCOM_AUTH,
@@ -59,9 +60,9 @@ def test_endpoint_budget_is_spent_alongside_the_vendor_budget() -> None:
     limiter = RateLimiter(
         {"zendesk": VendorLimit(10, {"PUT /api/v2/tickets/*": 1})}, monotonic=FakeMonotonic()
     )
-    assert limiter.take("zendesk", "PUT /api/v2/tickets/{ticket_id}").allowed
-    assert not limiter.take("zendesk", "PUT /api/v2/tickets/{ticket_id}").allowed
-    reads = limiter.take("zendesk", "GET /api/v2/tickets/{ticket_id}")
+    assert limiter.take("zendesk", "PUT /api/v2/tickets/{ticket_id:int}").allowed
+    assert not limiter.take("zendesk", "PUT /api/v2/tickets/{ticket_id:int}").allowed
+    reads = limiter.take("zendesk", "GET /api/v2/tickets/{ticket_id:int}")
     assert reads.allowed
     assert (reads.limit, reads.remaining) == (10, 8)
 
@@ -134,7 +135,7 @@ async def test_dropped_connections_apply_or_not(
 
 async def test_faults_target_one_endpoint_and_stop_after_times(client: Any) -> None:
     plan = {"rules": [{"vendor": "zendesk", "kind": "503", "probability": 1.0,
-                       "endpoint": "GET /api/v2/tickets/{ticket_id}", "times": 1}]}  # fmt: skip
+                       "endpoint": "GET /api/v2/tickets/{ticket_id:int}", "times": 1}]}  # fmt: skip
     await client.put("/_admin/faults", json=plan)
     assert (await client.get("/zendesk/api/v2/groups", headers=ZENDESK_AUTH)).status_code == 200
     assert (await client.get(TICKET, headers=ZENDESK_AUTH)).status_code == 503
@@ -144,7 +145,7 @@ async def test_faults_target_one_endpoint_and_stop_after_times(client: Any) -> N
 def test_same_fault_seed_replays_the_same_failures() -> None:
     def run(seed: int) -> list[str | None]:
         plan = FaultPlan([parse_fault("zendesk:500=0.3")], seed=seed)
-        return [plan.draw("zendesk", "GET /api/v2/tickets/{ticket_id}") for _ in range(50)]
+        return [plan.draw("zendesk", "GET /api/v2/tickets/{ticket_id:int}") for _ in range(50)]
 
     assert run(4) == run(4)
     assert run(4) != run(5)
@@ -170,8 +171,8 @@ async def test_stats_count_reads_and_writes_per_vendor(client: Any) -> None:
     assert stats["vendors"]["intercom"]["writes"] == 0
     log = (await client.get("/_admin/requests", params={"vendor": "zendesk"})).json()["requests"]
     assert [(r["method"], r["endpoint"], r["status"]) for r in log] == [
-        ("GET", "GET /api/v2/tickets/{ticket_id}", 200),
-        ("PUT", "PUT /api/v2/tickets/{ticket_id}", 200),
+        ("GET", "GET /api/v2/tickets/{ticket_id:int}", 200),
+        ("PUT", "PUT /api/v2/tickets/{ticket_id:int}", 200),
     ]
     await client.post("/_admin/reset-stats")
     assert (await client.get("/_admin/stats")).json()["total"]["requests"] == 0
@@ -212,3 +213,18 @@ async def test_default_limits_include_zendesk_endpoint_limits(client: Any) -> No
     answers = [(await client.get(export, headers=ZENDESK_AUTH)).status_code for _ in range(11)]
     assert answers == [200] * 10 + [429]
     assert (await client.get(TICKET, headers=ZENDESK_AUTH)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("pattern", "matches"),
+    [
+        ("PUT /api/v2/tickets/{ticket_id:int}", True),
+        ("PUT /api/v2/tickets/{ticket_id}", True),
+        ("PUT *", True),
+        ("*", True),
+        ("GET *", False),
+        ("PUT /api/v2/tickets/update_many", False),
+    ],
+)
+def test_endpoint_patterns_may_leave_the_converter_out(pattern: str, matches: bool) -> None:
+    assert endpoint_matches(pattern, "PUT /api/v2/tickets/{ticket_id:int}") is matches
