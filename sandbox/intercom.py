@@ -69,6 +69,7 @@ class IntercomDesk:
         self._generated_conversation = lru_cache(maxsize=2048)(self._data.conversation)
         self.conversations: dict[int, dict[str, Any]] = {}
         self.tickets: dict[int, dict[str, Any]] = {}
+        self.messages_sent = 0
 
     # --- reading ---------------------------------------------------------------------
 
@@ -266,6 +267,47 @@ class IntercomDesk:
                               assigned_to=assigned)  # fmt: skip
         return conversation
 
+    def send_message(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /messages``: an admin-initiated email or in-app message to one contact."""
+        kind = {"email": "email", "inapp": "inapp", "in_app": "inapp"}.get(
+            str(body.get("message_type"))
+        )
+        if kind is None:
+            raise error(400, "parameter_invalid", "message_type must be email or in_app")
+        text, subject = body.get("body"), body.get("subject")
+        if not isinstance(text, str) or not text.strip():
+            raise error(400, "parameter_not_found", "No body supplied for message")
+        if kind == "email" and (not isinstance(subject, str) or not subject.strip()):
+            raise error(400, "parameter_not_found", "No subject supplied for email message")
+        sender, recipient = body.get("from"), body.get("to")
+        if not isinstance(sender, dict) or sender.get("type") != "admin":
+            raise error(400, "parameter_invalid", "from must be {type: admin, id}")
+        if not isinstance(recipient, dict) or recipient.get("type") not in ("user", "lead"):
+            raise error(400, "parameter_invalid", "to must be one {type: user, id} recipient")
+        admin = self.admin(str(sender.get("id")))
+        contact = self.contact(str(recipient.get("id")))
+        now = self._now()
+        self.messages_sent += 1
+        message: dict[str, Any] = {
+            "type": "admin_message",
+            "id": str(self.messages_sent),
+            "created_at": now,
+            "body": text,
+            "message_type": kind,
+            "owner": admin,
+        }
+        if kind == "email":
+            message["subject"] = subject
+        self._outbox.send(
+            at=_iso(now),
+            vendor="intercom",
+            ref=f"intercom:contact:{contact['id']}",
+            to=(contact["email"] or None) if kind == "email" else None,
+            subject=str(subject) if kind == "email" else "(in-app message)",
+            body=text,
+        )
+        return message
+
     def update_ticket(self, ticket_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """``PUT /tickets/{id}``: state, open/closed, snooze, assignee."""
         # company_id and is_shared are described too, but not modelled: refused, not ignored.
@@ -304,11 +346,16 @@ class IntercomDesk:
     # --- persistence -------------------------------------------------------------------
 
     def dump(self) -> dict[str, Any]:
-        return {"conversations": self.conversations, "tickets": self.tickets}
+        return {
+            "conversations": self.conversations,
+            "tickets": self.tickets,
+            "messages_sent": self.messages_sent,
+        }
 
     def load(self, data: dict[str, Any]) -> None:
         self.conversations = {int(k): v for k, v in data.get("conversations", {}).items()}
         self.tickets = {int(k): v for k, v in data.get("tickets", {}).items()}
+        self.messages_sent = int(data.get("messages_sent", 0))
 
 
 def ticket_states() -> list[dict[str, Any]]:

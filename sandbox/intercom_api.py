@@ -226,6 +226,9 @@ def routes(gate: Gate, desk: IntercomDesk) -> list[BaseRoute]:
         body = await _json_body(request)
         return json_response(desk.manage(request.path_params["conversation_id"], body))
 
+    async def send_message(request: Request) -> Response:
+        return json_response(desk.send_message(await _json_body(request)))
+
     async def show_ticket(request: Request) -> Response:
         return json_response(desk.ticket(request.path_params["ticket_id"]))
 
@@ -252,6 +255,7 @@ def routes(gate: Gate, desk: IntercomDesk) -> list[BaseRoute]:
         r("GET", "/conversations/{conversation_id}", show_conversation),
         r("POST", "/conversations/{conversation_id}/reply", reply, write=True),
         r("POST", "/conversations/{conversation_id}/parts", manage, write=True),
+        r("POST", "/messages", send_message, write=True),
         r("GET", "/ticket_states", list_ticket_states),
         r("GET", "/tickets/{ticket_id}", show_ticket),
         r("PUT", "/tickets/{ticket_id}", update_ticket, write=True),

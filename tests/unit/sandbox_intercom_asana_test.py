@@ -213,3 +213,22 @@ async def test_asana_pages_of_incomplete_tasks_skip_completed_ones(
     expected = [task["gid"] for _, task in sandbox.asana.tasks() if not task["completed"]]
     assert seen == expected
     assert len(expected) < sandbox.generator.task_count
+
+
+async def test_outbound_email_message_lands_in_the_outbox(client: Any, sandbox: Sandbox) -> None:
+    contact = next(c for c in sandbox.intercom.contacts() if c["email"])
+    message = {"message_type": "email", "subject": "Your bug", "body": "Fixed next week.",
+               "template": "plain", "from": {"type": "admin", "id": 991001},
+               "to": {"type": "user", "id": contact["id"]}}  # fmt: skip
+    sent = (await intercom(client, "POST", "/messages", json=message)).json()
+    assert (sent["type"], sent["message_type"], sent["subject"]) == (
+        "admin_message",
+        "email",
+        "Your bug",
+    )
+    outbox = (await client.get("/_admin/outbox")).json()["messages"]
+    assert [(m["to"], m["subject"], m["body"]) for m in outbox] == [
+        (contact["email"], "Your bug", "Fixed next week.")
+    ]
+    unknown = {**message, "to": {"type": "user", "id": "nobody"}}
+    assert (await intercom(client, "POST", "/messages", json=unknown)).status_code == 404
