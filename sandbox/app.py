@@ -9,12 +9,16 @@ from dataclasses import replace
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount
 
 from sandbox import admin, asana_api, intercom_api, zendesk_api
 from sandbox.asana import AsanaDesk
 from sandbox.clock import SandboxClock, format_iso, parse_iso
 from sandbox.config import SandboxConfig
+from sandbox.errors import json_response
 from sandbox.faults import FaultPlan
 from sandbox.gate import Gate, VendorProfile
 from sandbox.generator import Generator
@@ -136,6 +140,22 @@ def _mounts(sandbox: Sandbox) -> list[BaseRoute]:
     ]
 
 
+_VENDOR_ERRORS = (
+    ("/zendesk/", zendesk_api.status_error),
+    ("/intercom/", intercom_api.status_error),
+    ("/asana/", asana_api.status_error),
+)
+
+
+async def _vendor_http_error(request: Request, exc: Exception) -> Response:
+    """Routing errors (405 on a known path) in the vendor's shape, not Starlette's text."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    for prefix, vendor_error in _VENDOR_ERRORS:
+        if prefix in request.url.path:
+            return vendor_error(status).response()
+    return json_response({"error": str(getattr(exc, "detail", "error"))}, status)
+
+
 def build_app(config: SandboxConfig, sandbox: Sandbox | None = None) -> Starlette:
     """The default tenant at the root; each of ``config.tenants`` under ``/t/<name>``, with
     its own data (seed + n), limits, faults and log, all on one clock."""
@@ -146,7 +166,11 @@ def build_app(config: SandboxConfig, sandbox: Sandbox | None = None) -> Starlett
     }
     routes = _mounts(sandbox)
     routes += [Mount(f"/t/{name}", routes=_mounts(tenant)) for name, tenant in tenants.items()]
-    app = Starlette(routes=routes, lifespan=_save_on_shutdown([sandbox, *tenants.values()]))
+    app = Starlette(
+        routes=routes,
+        lifespan=_save_on_shutdown([sandbox, *tenants.values()]),
+        exception_handlers={HTTPException: _vendor_http_error},
+    )
     app.state.sandbox = sandbox
     app.state.tenants = tenants
     return app

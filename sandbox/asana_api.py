@@ -42,6 +42,7 @@ MAX_UNPAGED = 1_000
 _STATUS_MESSAGES = {
     401: "Not Authorized",
     404: "Unknown object",
+    405: "Method not allowed",
     429: "You have made too many requests recently. Please, be chill.",
     500: "Server Error",
     502: "Bad Gateway",

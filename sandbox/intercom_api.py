@@ -32,6 +32,7 @@ DEFAULT_PER_PAGE = 50
 _STATUS_CODES = {
     401: ("unauthorized", "Access Token Invalid"),
     404: ("not_found", "Resource Not Found"),
+    405: ("method_not_allowed", "Method Not Allowed"),
     429: ("rate_limit_exceeded", "Exceeded rate limit of requests per minute"),
     500: ("server_error", "Server Error"),
     502: ("server_error", "Bad Gateway"),

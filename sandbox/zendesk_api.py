@@ -59,6 +59,8 @@ def status_error(status: int) -> VendorError:
         return error(
             429, "APIRateLimitExceeded", "Number of allowed API requests per minute exceeded"
         )
+    if status == 405:
+        return error(405, "MethodNotAllowed", "This endpoint does not accept that method")
     return error(status, "ServerError", "Something went wrong on our side, please retry later")
 
 

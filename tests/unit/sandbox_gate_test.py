@@ -228,3 +228,19 @@ async def test_default_limits_include_zendesk_endpoint_limits(client: Any) -> No
 )
 def test_endpoint_patterns_may_leave_the_converter_out(pattern: str, matches: bool) -> None:
     assert endpoint_matches(pattern, "PUT /api/v2/tickets/{ticket_id:int}") is matches
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "shape"),
+    [
+        ("DELETE", "/zendesk/api/v2/tickets/3", "error"),
+        ("PATCH", "/intercom/contacts/600000000000000000000001", "type"),
+        ("DELETE", "/asana/api/1.0/tasks/1206000000000001", "errors"),
+    ],
+)
+async def test_wrong_method_gets_the_vendor_error_shape(
+    client: Any, method: str, path: str, shape: str
+) -> None:
+    response = await client.request(method, path, headers=ZENDESK_AUTH)
+    assert response.status_code == 405
+    assert shape in response.json()
