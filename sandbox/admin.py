@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 __all__ = ["ACTIVITY_KINDS", "router"]
 
 ACTIVITY_KINDS = ("customer_reply", "missed_call", "abandoned_call", "missed_email")
-_ZENDESK_KIND = {"customer_reply": "reply"}
 
 
 class AdminError(Exception):
@@ -125,9 +124,7 @@ def router(sandbox: Sandbox) -> ASGIApp:
         text = str(body.get("body") or "Hello, any update?")
         vendor = body.get("vendor")
         if vendor == "zendesk":
-            comment = sandbox.zendesk.add_activity(
-                int(body["id"]), _ZENDESK_KIND.get(kind, kind), text
-            )
+            comment = sandbox.zendesk.add_activity(int(body["id"]), kind, text)
             return {"vendor": vendor, "id": str(body["id"]), "comment": comment}
         if vendor == "intercom":
             if kind != "customer_reply":

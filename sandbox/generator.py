@@ -523,7 +523,7 @@ class Generator:
         *,
         force_call: bool = False,
     ) -> None:
-        kinds = ["reply", "missed_email"]
+        kinds = ["customer_reply", "missed_email"]
         if requester["phone"]:
             kinds += ["missed_call", "abandoned_call"]
             if force_call:
@@ -573,7 +573,7 @@ def add_inbound(
 ) -> None:
     """A requester's inbound activity as Zendesk records it (sandbox contract)."""
     author = requester["id"]
-    if kind == "reply":
+    if kind == "customer_reply":
         builder.comment(at, author, body, public=True, channel="email", changes=changes)
     elif kind in ("missed_call", "abandoned_call"):
         status = "missed" if kind == "missed_call" else "abandoned"
