@@ -100,24 +100,9 @@ def compile_selector(selector: Selector) -> tuple[Check, ...]:
                 lambda c, a: f"assignee {c.assignee or 'none'}",
             )
         )
-    if not selector.include_canceled:
-        checks.append(
-            Check(
-                "account not canceled",
-                lambda c, a: a is None or not a.canceled,
-                lambda c, a: "canceled" if a is not None and a.canceled else "not canceled",
-            )
-        )
-    if not selector.include_stopped:
-        checks.append(
-            Check(
-                "account not flagged to stop follow-ups",
-                lambda c, a: a is None or not a.stop_followups,
-                lambda c, a: (
-                    "stop flag set" if a is not None and a.stop_followups else "no stop flag"
-                ),
-            )
-        )
+    silencing = _silencing_check(selector.include_canceled, selector.include_stopped)
+    if silencing is not None:
+        checks.append(silencing)
     if selector.plan is not None:
         plans = frozenset(selector.plan)
         checks.append(
@@ -171,6 +156,35 @@ def compile_selector(selector: Selector) -> tuple[Check, ...]:
             )
         )
     return tuple(checks)
+
+
+def _silencing_check(include_canceled: bool, include_stopped: bool) -> Check | None:
+    """Canceled accounts and accounts advised to stop (seeds 000/001) get nothing, unless a
+    policy opts in. One check for both flags: it runs for nearly every case."""
+    canceled, stopped = not include_canceled, not include_stopped
+    if not (canceled or stopped):
+        return None
+    wanted = " and ".join(
+        ([] if not canceled else ["not canceled"])
+        + ([] if not stopped else ["not flagged to stop follow-ups"])
+    )
+
+    def test(case: Case, account: Account | None) -> bool:
+        return account is None or not (
+            (canceled and account.canceled) or (stopped and account.stop_followups)
+        )
+
+    def observed(case: Case, account: Account | None) -> str:
+        if account is None:
+            return "no account"
+        flags = [
+            f
+            for f, on in (("canceled", account.canceled), ("stop flag set", account.stop_followups))
+            if on
+        ]
+        return ", ".join(flags) or "neither canceled nor flagged"
+
+    return Check(f"account {wanted}", test, observed)
 
 
 def _observed_plan(case: Case, account: Account | None) -> str:
