@@ -107,8 +107,8 @@ def _days(count: int) -> str:
     return f"{count} business day{'' if count == 1 else 's'}"
 
 
-def _fmt_day(day: date) -> str:
-    return f"{day:%a %d %b}"
+def _fmt_opening(day: date, calendar: BusinessCalendar) -> str:
+    return _fmt_instant(calendar.opening(day), calendar)
 
 
 def _fmt_instant(instant: datetime, calendar: BusinessCalendar) -> str:
@@ -167,9 +167,13 @@ class SequenceRule:
             last_mark = ev.marks[-1].at
             gap = self._day(calendar.local_date(last_mark), upcoming.day - previous.day, calendar)
             due = max(due, gap)
-        if today < due:
+        # A day's follow-ups start when the team's day does, never in the small hours.
+        if now < calendar.opening(due):
             return NotDue(
-                lambda: f"{self._label(upcoming)} due {_fmt_day(due)} (Day {upcoming.day})"
+                lambda: (
+                    f"{self._label(upcoming)} due {_fmt_opening(due, calendar)}"
+                    f" (Day {upcoming.day})"
+                )
             )
         label = self._label(upcoming)
         waited = calendar.business_days_between(day_one, today)
@@ -286,8 +290,8 @@ class EveryRule:
             due_label = partial(_fmt_instant, deadline, calendar)
         else:
             due_day = _due_day(self.interval, calendar.local_date(last), calendar)
-            is_due = today >= due_day
-            due_label = partial(_fmt_day, due_day)
+            is_due = now >= calendar.opening(due_day)
+            due_label = partial(_fmt_opening, due_day, calendar)
 
         def since() -> str:
             return f"last update {_fmt_instant(last, calendar)} ({source})"
