@@ -86,6 +86,8 @@ def plan(
                             None if isinstance(verdict, NotDue) else _result(policy, case, verdict)
                         )
                     except Exception as exc:
+                        # One malformed case (say, a naive timestamp from a connector) is
+                        # reported like any case the policy cannot judge; the run goes on.
                         result = Unjudged(case.ref, _failed(policy, exc))
                     if result is not None:
                         yield result
