@@ -13,16 +13,26 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import jinja2
 
 from policies.cadences import Cadence, Evidence, compile_cadence, gather_evidence
-from policies.language import Pack, Policy
+from policies.language import BUNDLED_PACK, Pack, Policy, load_pack
 from policies.model import Account, ActivityKind, Case, CaseKind, Status
 from policies.selectors import Check, Tri, compile_selector, match_checks
+from policies.yamlsource import Problem, SourceError
 
-__all__ = ["CompiledPolicy", "Group", "Route", "Router", "Rulebook", "compile_pack"]
+__all__ = [
+    "CompiledPolicy",
+    "Group",
+    "Route",
+    "Router",
+    "Rulebook",
+    "compile_pack",
+    "load_rulebook",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +122,19 @@ class Rulebook:
     groups: tuple[Group, ...]
     routes: Mapping[tuple[CaseKind, Status], Router]
     settings: Mapping[str, Any]
+
+
+def load_rulebook(
+    folder: Path = BUNDLED_PACK, overrides: Mapping[str, str] | None = None
+) -> Rulebook:
+    """Load, validate and compile a policy folder. Every problem, including a reply template
+    that does not parse, is a :class:`SourceError` naming file and line."""
+    pack = load_pack(folder, overrides)
+    try:
+        return compile_pack(pack)
+    except jinja2.TemplateSyntaxError as exc:
+        problem = Problem(exc.filename or exc.name or "template", exc.lineno, "", exc.message or "")
+        raise SourceError([problem]) from exc
 
 
 def compile_pack(pack: Pack) -> Rulebook:

@@ -18,10 +18,10 @@ from rich.console import Console
 from rich.table import Table
 
 from policies.calendar import BusinessCalendar
-from policies.language import BUNDLED_PACK, Pack, load_pack, policy_json_schema
+from policies.language import BUNDLED_PACK, policy_json_schema
 from policies.model import Action, ActionType, PlanItem, Unjudged
 from policies.planner import explain, item_to_dict, plan, preview
-from policies.rules import Rulebook, compile_pack
+from policies.rules import Rulebook, load_rulebook
 from policies.snapshot import load_snapshot
 from policies.synthetic import synthetic_accounts, synthetic_cases
 from policies.yamlsource import SourceError
@@ -93,8 +93,10 @@ def _overrides(settings: list[str] | None) -> dict[str, str]:
 
 
 def _rulebook(folder: Path, settings: list[str] | None) -> Rulebook:
+    if not folder.is_dir():
+        _fail(f"{folder}: not a folder")
     try:
-        return compile_pack(load_pack(folder, _overrides(settings)))
+        return load_rulebook(folder, _overrides(settings))
     except SourceError as exc:
         _fail(str(exc))
 
@@ -249,19 +251,10 @@ def check_command(
     settings: SettingOption = None,
 ) -> None:
     """Validate every policy file of FOLDER; print each problem as file:line: field: message."""
-    pack = _load_or_fail(folder, settings)
-    typer.echo(f"ok: {len(pack.policies)} policies in {folder}")
-    for name, choice in pack.choices.items():
+    rules = _rulebook(folder, settings)
+    typer.echo(f"ok: {len(rules.policies)} policies in {folder}")
+    for name, choice in rules.settings.items():
         typer.echo(f"  setting {name} = {choice}")
-
-
-def _load_or_fail(folder: Path, settings: list[str] | None) -> Pack:
-    if not folder.is_dir():
-        _fail(f"{folder}: not a folder")
-    try:
-        return load_pack(folder, _overrides(settings))
-    except SourceError as exc:
-        _fail(str(exc))
 
 
 @policies_app.command("schema")
@@ -281,7 +274,7 @@ def bench_plan_command(
 
     Times are CPU seconds of this process (the machine may be shared); the cases are
     generated lazily, so "planning alone" is the total minus a generation-only pass."""
-    rules = compile_pack(load_pack(policies))
+    rules = _rulebook(policies, None)
     calendar = BusinessCalendar(timezone="America/New_York", country="US")
     now = datetime(2026, 3, 11, 15, 0, tzinfo=UTC)
     accounts = synthetic_accounts()
