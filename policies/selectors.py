@@ -38,7 +38,8 @@ def _names(values: Sequence[object]) -> str:
 
 
 def compile_selector(selector: Selector) -> tuple[Check, ...]:
-    """Cheap case-only checks first, so most cases are rejected before touching the account."""
+    """Checks in the order that rejects most cases soonest: what the case is, then which
+    account it belongs to (plan tiers split the bug policies), then the rarer exclusions."""
     checks: list[Check] = []
     if selector.kind is not None:
         kinds = frozenset(selector.kind)
@@ -91,18 +92,6 @@ def compile_selector(selector: Selector) -> tuple[Check, ...]:
                 lambda c, a: f"industry {c.industry or 'unset'}",
             )
         )
-    if selector.assigned is not None:
-        assigned = selector.assigned
-        checks.append(
-            Check(
-                "assigned" if assigned else "unassigned",
-                lambda c, a: (c.assignee is not None) is assigned,
-                lambda c, a: f"assignee {c.assignee or 'none'}",
-            )
-        )
-    silencing = _silencing_check(selector.include_canceled, selector.include_stopped)
-    if silencing is not None:
-        checks.append(silencing)
     if selector.plan is not None:
         plans = frozenset(selector.plan)
         checks.append(
@@ -155,6 +144,18 @@ def compile_selector(selector: Selector) -> tuple[Check, ...]:
                 ),
             )
         )
+    if selector.assigned is not None:
+        assigned = selector.assigned
+        checks.append(
+            Check(
+                "assigned" if assigned else "unassigned",
+                lambda c, a: (c.assignee is not None) is assigned,
+                lambda c, a: f"assignee {c.assignee or 'none'}",
+            )
+        )
+    silencing = _silencing_check(selector.include_canceled, selector.include_stopped)
+    if silencing is not None:
+        checks.append(silencing)
     return tuple(checks)
 
 
