@@ -121,7 +121,7 @@ class Rulebook:
     policies: tuple[CompiledPolicy, ...]
     groups: tuple[Group, ...]
     routes: Mapping[tuple[CaseKind, Status], Router]
-    settings: Mapping[str, Any]
+    choices: Mapping[str, Any]  # the pack setting choices in effect (for logs and `check`)
 
 
 def load_rulebook(

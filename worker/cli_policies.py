@@ -254,7 +254,7 @@ def check_command(
     """Validate every policy file of FOLDER; print each problem as file:line: field: message."""
     rules = _rulebook(folder, settings)
     typer.echo(f"ok: {len(rules.policies)} policies in {folder}")
-    for name, choice in rules.settings.items():
+    for name, choice in rules.choices.items():
         typer.echo(f"  setting {name} = {choice}")
 
 
