@@ -7,7 +7,7 @@ planner throws most of them away, ``explain`` prints them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import partial
@@ -135,6 +135,9 @@ class SequenceRule:
     business_days: bool
     steps: tuple[_Step, ...]  # enabled steps only, in order, final handling included
     max_attempts: int
+    # done -> (the last step at or before it, the next one after it), for every step number
+    # a mark can carry; precomputed because the planner asks for every case.
+    positions: Mapping[int, tuple[_Step | None, _Step | None]]
 
     def evaluate(
         self,
@@ -154,14 +157,13 @@ class SequenceRule:
                     f" ({_fmt_instant(start, calendar)})"
                 )
             )
-        done = max((m.step for m in ev.marks), default=0)
-        upcoming = next((s for s in self.steps if s.n > done), None)
+        done = max(m.step for m in ev.marks) if ev.marks else 0
+        previous, upcoming = self.positions.get(done) or _position(self.steps, done)
         if upcoming is None:
             total = self.max_attempts
             return NotDue(lambda: f"sequence complete ({done}/{total} done this cycle)")
         day_one = self._day_one(calendar.local_date(anchor), calendar)
         due = self._day(day_one, upcoming.day - 1, calendar)
-        previous = next((s for s in reversed(self.steps) if s.n <= done), None)
         if previous is not None and ev.marks:
             # Late runs keep the spacing: never two attempts closer than the policy's days.
             last_mark = ev.marks[-1].at
@@ -461,4 +463,13 @@ def _compile_sequence(cadence: SequenceCadence, env: jinja2.Environment) -> Sequ
         else:
             final_day = cadence.steps[-1].day + after.wait_days
             steps.append(_Step(total + 1, final_day, after.name, closing))
-    return SequenceRule(cadence.anchor, cadence.day_unit == "business_days", tuple(steps), total)
+    positions = {done: _position(steps, done) for done in range(total + 2)}
+    return SequenceRule(
+        cadence.anchor, cadence.day_unit == "business_days", tuple(steps), total, positions
+    )
+
+
+def _position(steps: Sequence[_Step], done: int) -> tuple[_Step | None, _Step | None]:
+    previous = next((s for s in reversed(steps) if s.n <= done), None)
+    upcoming = next((s for s in steps if s.n > done), None)
+    return previous, upcoming
