@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from functools import partial
 
 import jinja2
 
@@ -287,19 +286,17 @@ class EveryRule:
             if recorded > last:
                 last, source = recorded, self.since_field
         if self.interval.business_hours is not None:
-            deadline = _deadline(self.interval, last, calendar)
-            is_due = now >= deadline
-            due_label = partial(_fmt_instant, deadline, calendar)
-        else:
-            due_day = _due_day(self.interval, calendar.local_date(last), calendar)
-            is_due = now >= calendar.opening(due_day)
-            due_label = partial(_fmt_opening, due_day, calendar)
+            due_at = _deadline(self.interval, last, calendar)
+        else:  # day-based: owed from the opening of the due day
+            due_at = calendar.opening(_due_day(self.interval, calendar.local_date(last), calendar))
 
         def since() -> str:
             return f"last update {_fmt_instant(last, calendar)} ({source})"
 
-        if not is_due:
-            return NotDue(lambda: f"{since()}; next update due {due_label()} ({self.rule})")
+        if now < due_at:
+            return NotDue(
+                lambda: f"{since()}; next update due {_fmt_instant(due_at, calendar)} ({self.rule})"
+            )
         step = attempts + 1
         waited = calendar.business_days_between(calendar.local_date(last), today)
         bundle = f"; one update for {len(covers) + 1} open cases" if covers else ""
