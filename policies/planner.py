@@ -67,7 +67,7 @@ def plan(
         if case.created_at > now:
             continue  # planning a past instant from a later snapshot: not there yet
         account = accounts.get(case.account_id) if case.account_id is not None else None
-        for group in routes[(case.kind, case.status)].candidates(case):
+        for group in routes[(case.kind, case.status)].candidates(case, account):
             for policy, checks in group:
                 matched, check = match_checks(checks, case, account)
                 if matched is False:

@@ -27,7 +27,7 @@ class Check:
     label: str
     test: Callable[[Case, Account | None], Tri]
     observed: Callable[[Case, Account | None], str]
-    # For checks that only accept listed values of one dimension ("kind", "status",
+    # For checks that only accept listed values of one dimension ("kind", "status", "plan",
     # "field:<name>"): the planner routes cases by these instead of running the test.
     routes_on: str | None = None
     accepts: frozenset[str] = frozenset()
@@ -99,6 +99,8 @@ def compile_selector(selector: Selector) -> tuple[Check, ...]:
                 f"plan is {_names(selector.plan)}",
                 lambda c, a: None if a is None or a.plan is None else a.plan in plans,
                 _observed_plan,
+                "plan",
+                frozenset(str(p) for p in plans),
             )
         )
     if selector.priority is not None:
