@@ -110,8 +110,17 @@ def _fmt_opening(day: date, calendar: BusinessCalendar) -> str:
     return _fmt_instant(calendar.opening(day), calendar)
 
 
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def _fmt_instant(instant: datetime, calendar: BusinessCalendar) -> str:
-    return f"{instant.astimezone(calendar.zone):%a %d %b %H:%M}"
+    """ "Tue 10 Mar 10:04" in the tenant's zone. Not strftime: its day and month names follow
+    the process locale, and reasons must read the same on every replica (and be cheap)."""
+    t = instant.astimezone(calendar.zone)
+    return (
+        f"{_WEEKDAYS[t.weekday()]} {t.day:02d} {_MONTHS[t.month - 1]} {t.hour:02d}:{t.minute:02d}"
+    )
 
 
 @dataclass(frozen=True, slots=True)
