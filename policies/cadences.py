@@ -7,10 +7,9 @@ planner throws most of them away, ``explain`` prints them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from functools import partial
 
 import jinja2
 
@@ -107,12 +106,21 @@ def _days(count: int) -> str:
     return f"{count} business day{'' if count == 1 else 's'}"
 
 
-def _fmt_day(day: date) -> str:
-    return f"{day:%a %d %b}"
+def _fmt_opening(day: date, calendar: BusinessCalendar) -> str:
+    return _fmt_instant(calendar.opening(day), calendar)
+
+
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 def _fmt_instant(instant: datetime, calendar: BusinessCalendar) -> str:
-    return f"{instant.astimezone(calendar.zone):%a %d %b %H:%M}"
+    """ "Tue 10 Mar 10:04" in the tenant's zone. Not strftime: its day and month names follow
+    the process locale, and reasons must read the same on every replica (and be cheap)."""
+    t = instant.astimezone(calendar.zone)
+    return (
+        f"{_WEEKDAYS[t.weekday()]} {t.day:02d} {_MONTHS[t.month - 1]} {t.hour:02d}:{t.minute:02d}"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +143,9 @@ class SequenceRule:
     business_days: bool
     steps: tuple[_Step, ...]  # enabled steps only, in order, final handling included
     max_attempts: int
+    # done -> (the last step at or before it, the next one after it), for every step number
+    # a mark can carry; precomputed because the planner asks for every case.
+    positions: Mapping[int, tuple[_Step | None, _Step | None]]
 
     def evaluate(
         self,
@@ -154,22 +165,25 @@ class SequenceRule:
                     f" ({_fmt_instant(start, calendar)})"
                 )
             )
-        done = max((m.step for m in ev.marks), default=0)
-        upcoming = next((s for s in self.steps if s.n > done), None)
+        done = max(m.step for m in ev.marks) if ev.marks else 0
+        previous, upcoming = self.positions.get(done) or _position(self.steps, done)
         if upcoming is None:
             total = self.max_attempts
             return NotDue(lambda: f"sequence complete ({done}/{total} done this cycle)")
         day_one = self._day_one(calendar.local_date(anchor), calendar)
         due = self._day(day_one, upcoming.day - 1, calendar)
-        previous = next((s for s in reversed(self.steps) if s.n <= done), None)
         if previous is not None and ev.marks:
             # Late runs keep the spacing: never two attempts closer than the policy's days.
             last_mark = ev.marks[-1].at
             gap = self._day(calendar.local_date(last_mark), upcoming.day - previous.day, calendar)
             due = max(due, gap)
-        if today < due:
+        # A day's follow-ups start when the team's day does, never in the small hours.
+        if now < calendar.opening(due):
             return NotDue(
-                lambda: f"{self._label(upcoming)} due {_fmt_day(due)} (Day {upcoming.day})"
+                lambda: (
+                    f"{self._label(upcoming)} due {_fmt_opening(due, calendar)}"
+                    f" (Day {upcoming.day})"
+                )
             )
         label = self._label(upcoming)
         waited = calendar.business_days_between(day_one, today)
@@ -281,19 +295,17 @@ class EveryRule:
             if recorded > last:
                 last, source = recorded, self.since_field
         if self.interval.business_hours is not None:
-            deadline = _deadline(self.interval, last, calendar)
-            is_due = now >= deadline
-            due_label = partial(_fmt_instant, deadline, calendar)
-        else:
-            due_day = _due_day(self.interval, calendar.local_date(last), calendar)
-            is_due = today >= due_day
-            due_label = partial(_fmt_day, due_day)
+            due_at = _deadline(self.interval, last, calendar)
+        else:  # day-based: owed from the opening of the due day
+            due_at = calendar.opening(_due_day(self.interval, calendar.local_date(last), calendar))
 
         def since() -> str:
             return f"last update {_fmt_instant(last, calendar)} ({source})"
 
-        if not is_due:
-            return NotDue(lambda: f"{since()}; next update due {due_label()} ({self.rule})")
+        if now < due_at:
+            return NotDue(
+                lambda: f"{since()}; next update due {_fmt_instant(due_at, calendar)} ({self.rule})"
+            )
         step = attempts + 1
         waited = calendar.business_days_between(calendar.local_date(last), today)
         bundle = f"; one update for {len(covers) + 1} open cases" if covers else ""
@@ -457,4 +469,13 @@ def _compile_sequence(cadence: SequenceCadence, env: jinja2.Environment) -> Sequ
         else:
             final_day = cadence.steps[-1].day + after.wait_days
             steps.append(_Step(total + 1, final_day, after.name, closing))
-    return SequenceRule(cadence.anchor, cadence.day_unit == "business_days", tuple(steps), total)
+    positions = {done: _position(steps, done) for done in range(total + 2)}
+    return SequenceRule(
+        cadence.anchor, cadence.day_unit == "business_days", tuple(steps), total, positions
+    )
+
+
+def _position(steps: Sequence[_Step], done: int) -> tuple[_Step | None, _Step | None]:
+    previous = next((s for s in reversed(steps) if s.n <= done), None)
+    upcoming = next((s for s in steps if s.n > done), None)
+    return previous, upcoming

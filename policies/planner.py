@@ -67,7 +67,7 @@ def plan(
         if case.created_at > now:
             continue  # planning a past instant from a later snapshot: not there yet
         account = accounts.get(case.account_id) if case.account_id is not None else None
-        for group in routes[(case.kind, case.status)].candidates(case):
+        for group in routes[(case.kind, case.status)].candidates(case, account):
             for policy, checks in group:
                 matched, check = match_checks(checks, case, account)
                 if matched is False:
@@ -86,6 +86,8 @@ def plan(
                             None if isinstance(verdict, NotDue) else _result(policy, case, verdict)
                         )
                     except Exception as exc:
+                        # One malformed case (say, a naive timestamp from a connector) is
+                        # reported like any case the policy cannot judge; the run goes on.
                         result = Unjudged(case.ref, _failed(policy, exc))
                     if result is not None:
                         yield result

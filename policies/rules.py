@@ -13,16 +13,26 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import jinja2
 
 from policies.cadences import Cadence, Evidence, compile_cadence, gather_evidence
-from policies.language import Pack, Policy
-from policies.model import Account, ActivityKind, Case, CaseKind, Status
+from policies.language import BUNDLED_PACK, Pack, Policy, load_pack
+from policies.model import Account, ActivityKind, Case, CaseKind, PlanTier, Status
 from policies.selectors import Check, Tri, compile_selector, match_checks
+from policies.yamlsource import Problem, SourceError
 
-__all__ = ["CompiledPolicy", "Group", "Route", "Router", "Rulebook", "compile_pack"]
+__all__ = [
+    "CompiledPolicy",
+    "Group",
+    "Route",
+    "Router",
+    "Rulebook",
+    "compile_pack",
+    "load_rulebook",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,26 +71,29 @@ Candidate = tuple[CompiledPolicy, tuple[Check, ...]]  # a policy and the checks 
 @dataclass(frozen=True, slots=True)
 class Route:
     """One group's candidates for cases of one (kind, status), indexed by the value of the
-    field the group's policies discriminate on (seed 004's ``request_type``, typically)."""
+    field the group's policies discriminate on (seed 004's ``request_type``, typically) and
+    by the account's plan tier (seeds 000/001's bug rules). A value no policy lists, and an
+    unknown plan, fall back to ``None``; an unknown plan keeps the plan checks, so a policy
+    that needs it can say it cannot judge."""
 
     field: str | None
-    by_value: Mapping[str, tuple[Candidate, ...]]
-    otherwise: tuple[Candidate, ...]
+    by_plan: bool
+    table: Mapping[tuple[str | None, PlanTier | None], tuple[Candidate, ...]]
 
-    def candidates(self, case: Case) -> tuple[Candidate, ...]:
-        if self.field is None:
-            return self.otherwise
-        value = case.fields.get(self.field)
-        return self.otherwise if value is None else self.by_value.get(value, self.otherwise)
+    def candidates(self, value: str | None, plan: PlanTier | None) -> tuple[Candidate, ...]:
+        plan = plan if self.by_plan else None
+        found = self.table.get((value, plan)) if self.field is not None else None
+        return found if found is not None else self.table[(None, plan)]
 
 
-_MEMO_LIMIT = 4096  # distinct field-value combinations remembered per (kind, status)
+_MEMO_LIMIT = 4096  # distinct (field values, plan) combinations remembered per (kind, status)
 
 
 @dataclass(frozen=True)
 class Router:
     """Every group's candidates for one (kind, status), memoised by the values of the fields
-    the routes index, so a case costs one dict lookup however many groups the pack has."""
+    the routes index and the account's plan, so a case costs one dict lookup however many
+    groups and policies the pack has."""
 
     routes: tuple[Route, ...]
     fields: tuple[str, ...]
@@ -88,16 +101,21 @@ class Router:
         default_factory=dict, init=False, repr=False, compare=False
     )
 
-    def candidates(self, case: Case) -> tuple[tuple[Candidate, ...], ...]:
+    def candidates(self, case: Case, account: Account | None) -> tuple[tuple[Candidate, ...], ...]:
         """Per group with anything to try: its candidates, in order."""
         values = case.fields
+        plan = account.plan if account is not None else None
         if len(self.fields) == 1:
-            key: object = values.get(self.fields[0])
+            key: object = (values.get(self.fields[0]), plan)
         else:
-            key = tuple(values.get(name) for name in self.fields)
+            key = (*(values.get(name) for name in self.fields), plan)
         found = self._memo.get(key)
         if found is None:
-            found = tuple(c for route in self.routes if (c := route.candidates(case)))
+            found = tuple(
+                c
+                for route in self.routes
+                if (c := route.candidates(values.get(route.field or ""), plan))
+            )
             if len(self._memo) < _MEMO_LIMIT:
                 self._memo[key] = found
         return found
@@ -111,7 +129,20 @@ class Rulebook:
     policies: tuple[CompiledPolicy, ...]
     groups: tuple[Group, ...]
     routes: Mapping[tuple[CaseKind, Status], Router]
-    settings: Mapping[str, Any]
+    choices: Mapping[str, Any]  # the pack setting choices in effect (for logs and `check`)
+
+
+def load_rulebook(
+    folder: Path = BUNDLED_PACK, overrides: Mapping[str, str] | None = None
+) -> Rulebook:
+    """Load, validate and compile a policy folder. Every problem, including a reply template
+    that does not parse, is a :class:`SourceError` naming file and line."""
+    pack = load_pack(folder, overrides)
+    try:
+        return compile_pack(pack)
+    except jinja2.TemplateSyntaxError as exc:
+        problem = Problem(exc.filename or exc.name or "template", exc.lineno, "", exc.message or "")
+        raise SourceError([problem]) from exc
 
 
 def compile_pack(pack: Pack) -> Rulebook:
@@ -148,24 +179,32 @@ def _route(group: Group, kind: CaseKind, status: Status) -> Route | None:
         if c.routes_on is not None and c.routes_on.startswith("field:")
     )
     dimension = usage.most_common(1)[0][0] if usage else None
-    routed = {"kind", "status"} if dimension is None else {"kind", "status", dimension}
+    by_plan = any(p.constrains("plan") for p in applicable)
 
-    def candidates(value: str | None) -> tuple[Candidate, ...]:
+    def fits(policy: CompiledPolicy, on: str | None, value: str | None) -> bool:
+        return (
+            on is None
+            or not policy.constrains(on)
+            or (value is not None and policy.accepts(on, value))
+        )
+
+    def candidates(value: str | None, plan: PlanTier | None) -> tuple[Candidate, ...]:
+        # The plan check stays when the plan is unknown: it is what reports "cannot tell".
+        routed = {"kind", "status"} | {d for d in (dimension, plan and "plan") if d}
         return tuple(
             (p, tuple(c for c in p.checks if c.routes_on not in routed))
             for p in applicable
-            if dimension is None
-            or not p.constrains(dimension)
-            or (value is not None and p.accepts(dimension, value))
+            if fits(p, dimension, value) and (plan is None or fits(p, "plan", plan))
         )
 
-    values = {
-        v for p in applicable for c in p.checks if c.routes_on == dimension for v in c.accepts
-    }
+    values = sorted(
+        {v for p in applicable for c in p.checks if c.routes_on == dimension for v in c.accepts}
+    )
+    plans: list[PlanTier | None] = [None, *PlanTier] if by_plan else [None]
     return Route(
         field=dimension.removeprefix("field:") if dimension else None,
-        by_value={v: candidates(v) for v in sorted(values)},
-        otherwise=candidates(None),
+        by_plan=by_plan,
+        table={(v, plan): candidates(v, plan) for v in [None, *values] for plan in plans},
     )
 
 

@@ -27,7 +27,7 @@ class Check:
     label: str
     test: Callable[[Case, Account | None], Tri]
     observed: Callable[[Case, Account | None], str]
-    # For checks that only accept listed values of one dimension ("kind", "status",
+    # For checks that only accept listed values of one dimension ("kind", "status", "plan",
     # "field:<name>"): the planner routes cases by these instead of running the test.
     routes_on: str | None = None
     accepts: frozenset[str] = frozenset()
@@ -38,7 +38,8 @@ def _names(values: Sequence[object]) -> str:
 
 
 def compile_selector(selector: Selector) -> tuple[Check, ...]:
-    """Cheap case-only checks first, so most cases are rejected before touching the account."""
+    """Checks in the order that rejects most cases soonest: what the case is, then which
+    account it belongs to (plan tiers split the bug policies), then the rarer exclusions."""
     checks: list[Check] = []
     if selector.kind is not None:
         kinds = frozenset(selector.kind)
@@ -91,33 +92,6 @@ def compile_selector(selector: Selector) -> tuple[Check, ...]:
                 lambda c, a: f"industry {c.industry or 'unset'}",
             )
         )
-    if selector.assigned is not None:
-        assigned = selector.assigned
-        checks.append(
-            Check(
-                "assigned" if assigned else "unassigned",
-                lambda c, a: (c.assignee is not None) is assigned,
-                lambda c, a: f"assignee {c.assignee or 'none'}",
-            )
-        )
-    if not selector.include_canceled:
-        checks.append(
-            Check(
-                "account not canceled",
-                lambda c, a: a is None or not a.canceled,
-                lambda c, a: "canceled" if a is not None and a.canceled else "not canceled",
-            )
-        )
-    if not selector.include_stopped:
-        checks.append(
-            Check(
-                "account not flagged to stop follow-ups",
-                lambda c, a: a is None or not a.stop_followups,
-                lambda c, a: (
-                    "stop flag set" if a is not None and a.stop_followups else "no stop flag"
-                ),
-            )
-        )
     if selector.plan is not None:
         plans = frozenset(selector.plan)
         checks.append(
@@ -125,6 +99,8 @@ def compile_selector(selector: Selector) -> tuple[Check, ...]:
                 f"plan is {_names(selector.plan)}",
                 lambda c, a: None if a is None or a.plan is None else a.plan in plans,
                 _observed_plan,
+                "plan",
+                frozenset(str(p) for p in plans),
             )
         )
     if selector.priority is not None:
@@ -170,7 +146,48 @@ def compile_selector(selector: Selector) -> tuple[Check, ...]:
                 ),
             )
         )
+    if selector.assigned is not None:
+        assigned = selector.assigned
+        checks.append(
+            Check(
+                "assigned" if assigned else "unassigned",
+                lambda c, a: (c.assignee is not None) is assigned,
+                lambda c, a: f"assignee {c.assignee or 'none'}",
+            )
+        )
+    silencing = _silencing_check(selector.include_canceled, selector.include_stopped)
+    if silencing is not None:
+        checks.append(silencing)
     return tuple(checks)
+
+
+def _silencing_check(include_canceled: bool, include_stopped: bool) -> Check | None:
+    """Canceled accounts and accounts advised to stop (seeds 000/001) get nothing, unless a
+    policy opts in. One check for both flags: it runs for nearly every case."""
+    canceled, stopped = not include_canceled, not include_stopped
+    if not (canceled or stopped):
+        return None
+    wanted = " and ".join(
+        ([] if not canceled else ["not canceled"])
+        + ([] if not stopped else ["not flagged to stop follow-ups"])
+    )
+
+    def test(case: Case, account: Account | None) -> bool:
+        return account is None or not (
+            (canceled and account.canceled) or (stopped and account.stop_followups)
+        )
+
+    def observed(case: Case, account: Account | None) -> str:
+        if account is None:
+            return "no account"
+        flags = [
+            f
+            for f, on in (("canceled", account.canceled), ("stop flag set", account.stop_followups))
+            if on
+        ]
+        return ", ".join(flags) or "neither canceled nor flagged"
+
+    return Check(f"account {wanted}", test, observed)
 
 
 def _observed_plan(case: Case, account: Account | None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections import defaultdict
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -122,7 +123,11 @@ def cases(draw: st.DrawFn) -> Case:
 
 
 instants = st.integers(min_value=0, max_value=24 * 45).map(lambda h: BASE + timedelta(hours=h))
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 def items(results: list[PlanItem | Unjudged]) -> list[PlanItem]:
