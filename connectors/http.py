@@ -50,7 +50,7 @@ log = structlog.get_logger(__name__)
 
 # Errors raised before a single byte of the request left: retrying cannot duplicate anything.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-_backoff = wait_exponential_jitter(initial=0.5, max=15.0)
+_backoff = wait_exponential_jitter(max=15.0)
 
 
 def _wait(state: RetryCallState) -> float:
