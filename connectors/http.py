@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import httpx
 import structlog
@@ -41,7 +41,7 @@ from connectors.errors import (
 from connectors.pacing import Budget, observe, read_rate_headers, schedule
 from connectors.settings import Timeouts, VendorLimits
 
-__all__ = ["CallKind", "VendorClient"]
+__all__ = ["CallKind", "OwnsClient", "VendorClient"]
 
 CallKind = Literal["read", "write"]
 Sleep = Callable[[float], Awaitable[None]]
@@ -206,3 +206,18 @@ class VendorClient:
         if kind == "write" and status >= 500:
             return OutcomeUnknown(self.vendor, method, path, status)
         return error_for_status(self.vendor, method, path, status)
+
+
+class OwnsClient:
+    """For connectors: closing the connector closes its client; usable with ``async with``."""
+
+    _client: VendorClient
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

@@ -33,7 +33,7 @@ import httpx
 from connectors.base import WriteOutcome, WriteResult
 from connectors.errors import Conflict, MappingError, OutcomeUnknown, VendorError
 from connectors.footer import parse_footer, with_footer
-from connectors.http import VendorClient
+from connectors.http import OwnsClient, VendorClient
 from connectors.mapping import PlanNames, ZendeskMapping
 from connectors.resolution import NameCheck
 from connectors.settings import Timeouts, VendorLimits
@@ -201,7 +201,7 @@ def _requester(user: Mapping[str, Any] | None, requester_id: Any) -> Requester |
     )
 
 
-class ZendeskConnector:
+class ZendeskConnector(OwnsClient):
     """One Zendesk account. Call :meth:`resolve` (or let the first read/write do it)."""
 
     source = Source.ZENDESK
@@ -247,9 +247,6 @@ class ZendeskConnector:
             transport=transport,
         )
         return cls(client, mapping, **options)
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
     # -- names -> ids ---------------------------------------------------------------------
 
