@@ -251,7 +251,8 @@ async def test_cases_stream_candidates_with_side_loaded_requesters_and_no_n_plus
 
     assert [c.id for c in cases] == ["1", "4"]
     first = cases[0]
-    assert first.requester is not None and first.requester.email == "ann@x.test"
+    assert first.requester is not None
+    assert first.requester.email == "ann@x.test"
     assert first.fields == {"request_type": "refund_request"}
     assert (first.assignee, first.group, first.account_id) == (
         "Roxy V",
