@@ -6,10 +6,11 @@ from ``POST /conversations/search`` (open ones, 150 a page), keeping those where
 last (the customer owes an answer); only those get their parts read, for the evidence.
 
 Writes. Intercom has no multi-change update, so one plan item is a few calls, in this order:
-the public reply (so a crash never records a follow-up whose email did not go out), the
-admin note signed with the marker ``fw-<key>``, then assignment and state changes, which are
-idempotent. A reply or note whose answer was lost is looked for in the conversation's parts
-before it is sent again; the reply by its exact body from the worker's admin in this cycle.
+the public reply, assignment and state changes (idempotent), and last the admin note signed
+with the marker ``fw-<key>``, so a follow-up is only recorded once all of it happened and a
+retried item never emails twice. A reply or note whose answer was lost is looked for in the
+conversation's parts before it is sent again; the reply by its exact body from the worker's
+admin in this cycle.
 """
 
 from __future__ import annotations
@@ -338,9 +339,9 @@ class IntercomConnector(OwnsClient):
                     await send(
                         "/reply", {"message_type": "comment", **admin, "body": reply}, replied
                     )
-            applied = await send("/reply", {"message_type": "note", **admin, "body": note}, noted)
-            for part in parts:
+            for part in parts:  # assignment and state: the same part twice changes nothing
                 await send("/parts", part, lambda _: False)
+            applied = await send("/reply", {"message_type": "note", **admin, "body": note}, noted)
         except VendorError as exc:
             return WriteResult(WriteOutcome.FAILED, calls=calls, detail=str(exc))
         outcome = WriteOutcome.APPLIED if applied else WriteOutcome.ALREADY_APPLIED
