@@ -26,6 +26,7 @@ SPECS = next(
     (p / "shared" / "specs" for p in REPO.parents if (p / "shared" / "specs").is_dir()),
     REPO.parent / "shared" / "specs",
 )
+Exchange = tuple[httpx.Request, httpx.Response]
 SPEC_FILES = {
     "zendesk": "zendesk-support.yaml",
     "intercom": "intercom-2.16.yaml",
@@ -118,7 +119,7 @@ class Recorder(httpx.AsyncBaseTransport):
 
     def __init__(self, router: respx.MockRouter) -> None:
         self._inner = httpx.MockTransport(router.async_handler)
-        self.exchanges: list[tuple[httpx.Request, httpx.Response]] = []
+        self.exchanges: list[Exchange] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await self._inner.handle_async_request(request)
@@ -145,9 +146,7 @@ KNOWN_DEFECTS: dict[str, list[tuple[str, str]]] = {
 }
 
 
-def contract_errors(
-    vendor: str, exchanges: list[tuple[httpx.Request, httpx.Response]]
-) -> list[str]:
+def contract_errors(vendor: str, exchanges: list[Exchange]) -> list[str]:
     """Every way the recorded requests and responses disagree with the vendor description."""
     api = openapi(vendor)
     problems: list[str] = []
