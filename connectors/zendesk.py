@@ -299,8 +299,14 @@ class ZendeskConnector(OwnsClient):
     async def check(self) -> list[NameCheck]:
         """Resolve every name the mapping uses; one read of each list, nothing written."""
         ids = await self.resolve()
-        org_fields = await self._all("/api/v2/organization_fields", "organization_fields", {})
-        org_keys = {f["key"] for f in org_fields}
+        # The keys an organization actually carries (one read; organization_fields listing
+        # needs admin rights the worker's agent token may lack).
+        first = await self._client.read("GET", "/api/v2/organizations", params={"page[size]": 1})
+        org_keys = {
+            key
+            for org in first.get("organizations", [])
+            for key in org.get("organization_fields") or {}
+        }
         flags = self._mapping.organization_fields
         checks = [
             NameCheck.of("zendesk", "ticket field", f"{logical}: {title}", ids.fields.get(logical))
