@@ -253,16 +253,22 @@ class ZendeskConnector(OwnsClient):
     async def _pages(self, url: str, params: Mapping[str, Any] | None = None) -> AsyncIterator[Any]:
         """Every page of a list, whichever of Zendesk's three pagination styles it uses."""
         next_url: str | None = url
+        query = dict(params or {})
         while next_url:
-            page = await self._client.read("GET", next_url, params=params)
-            params = None  # the next link carries them
+            page = await self._client.read("GET", next_url, params=query)
             yield page
-            if "end_of_stream" in page:  # incremental export
-                next_url = None if page["end_of_stream"] else page.get("after_url")
-            elif "meta" in page:  # cursor pagination
+            if "end_of_stream" in page:
+                # Incremental export: its after_url carries only the cursor, so the page size
+                # and side-loads are sent again with it.
+                next_url = None if page["end_of_stream"] else url
+                query = {k: v for k, v in query.items() if k != "start_time"}
+                query["cursor"] = page.get("after_cursor")
+            elif "meta" in page:  # cursor pagination: the next link keeps every parameter
                 next_url = page["links"].get("next") if page["meta"].get("has_more") else None
+                query = {}
             else:  # offset pagination
                 next_url = page.get("next_page")
+                query = {}
 
     async def _all(self, url: str, key: str, params: Mapping[str, Any]) -> list[Any]:
         return [item async for page in self._pages(url, params) for item in page.get(key, [])]
