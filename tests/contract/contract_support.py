@@ -50,7 +50,16 @@ def openapi(vendor: str) -> OpenAPI:
         pytest.skip(f"vendor description {path} is absent: contract tests need ../shared/specs/")
     with path.open(encoding="utf-8") as stream:
         data = yaml.load(stream, Loader=_SpecLoader)
-    return OpenAPI.from_dict(data, config=Config(spec_validator_cls=None))
+    return OpenAPI.from_dict(_string_keys(data), config=Config(spec_validator_cls=None))
+
+
+def _string_keys(node: Any) -> Any:
+    """JSON semantics: Asana's description writes status codes as bare (integer) YAML keys."""
+    if isinstance(node, dict):
+        return {str(k): _string_keys(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_string_keys(v) for v in node]
+    return node
 
 
 @dataclass(frozen=True)
