@@ -125,7 +125,12 @@ def router(sandbox: Sandbox) -> ASGIApp:
                 int(body["id"]), _ZENDESK_KIND.get(kind, kind), text
             )
             return {"vendor": vendor, "id": str(body["id"]), "comment": comment}
-        raise AdminError("vendor must be zendesk")
+        if vendor == "intercom":
+            if kind != "customer_reply":
+                raise AdminError("Intercom conversations take customer_reply only")
+            conversation = sandbox.intercom.contact_reply(str(body["id"]), text)
+            return {"vendor": vendor, "id": str(body["id"]), "conversation": conversation}
+        raise AdminError("vendor must be zendesk or intercom")
 
     async def outbox(request: Request) -> Any:
         if request.method == "DELETE":

@@ -10,12 +10,14 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from sandbox import admin, zendesk_api
+from sandbox import admin, asana_api, intercom_api, zendesk_api
+from sandbox.asana import AsanaDesk
 from sandbox.clock import SandboxClock, format_iso, parse_iso
 from sandbox.config import SandboxConfig
 from sandbox.faults import FaultPlan
 from sandbox.gate import Gate, VendorProfile
 from sandbox.generator import Generator
+from sandbox.intercom import IntercomDesk
 from sandbox.limits import RateLimiter
 from sandbox.outbox import Outbox
 from sandbox.traffic import Traffic
@@ -36,6 +38,8 @@ class Sandbox:
         self.limiter = RateLimiter(config.limits)
         self.faults: FaultPlan = config.faults
         self.zendesk = ZendeskDesk(self.generator, self.clock, self.outbox)
+        self.intercom = IntercomDesk(self.generator, self.clock, self.outbox)
+        self.asana = AsanaDesk(self.generator, self.clock)
         if config.state_file is not None and config.state_file.exists():
             self.load(json.loads(config.state_file.read_text()))
 
@@ -54,6 +58,8 @@ class Sandbox:
             "tickets": self.config.tickets,
             "clock": format_iso(self.clock.now()),
             "zendesk": self.zendesk.dump(),
+            "intercom": self.intercom.dump(),
+            "asana": self.asana.dump(),
             "outbox": self.outbox.dump(),
         }
 
@@ -62,6 +68,8 @@ class Sandbox:
             raise ValueError("the state file was saved for another --seed/--tickets")
         self.clock.set(parse_iso(data["clock"]))
         self.zendesk.load(data["zendesk"])
+        self.intercom.load(data["intercom"])
+        self.asana.load(data["asana"])
         self.outbox.load(data["outbox"])
 
     def save(self) -> None:
@@ -82,7 +90,7 @@ def _save_on_shutdown(
 
 def build_app(config: SandboxConfig, sandbox: Sandbox | None = None) -> Starlette:
     sandbox = sandbox or Sandbox(config)
-    zendesk_gate = sandbox.gate(
+    zendesk = sandbox.gate(
         VendorProfile(
             "zendesk",
             zendesk_api.authorized(f"{config.zendesk_email}/token:{config.zendesk_token}"),
@@ -90,14 +98,30 @@ def build_app(config: SandboxConfig, sandbox: Sandbox | None = None) -> Starlett
             zendesk_api.rate_headers,
         )
     )
+    intercom = sandbox.gate(
+        VendorProfile(
+            "intercom",
+            intercom_api.authorized(config.intercom_token),
+            intercom_api.status_error,
+            intercom_api.rate_headers,
+        )
+    )
+    asana = sandbox.gate(
+        VendorProfile(
+            "asana",
+            asana_api.authorized(config.asana_token),
+            asana_api.status_error,
+            asana_api.rate_headers,
+        )
+    )
+    zendesk_routes = zendesk_api.routes(zendesk, sandbox.zendesk, sandbox.clock)
+    intercom_routes = intercom_api.routes(intercom, sandbox.intercom)
+    asana_routes = asana_api.routes(asana, sandbox.asana, sandbox.clock)
     app = Starlette(
         routes=[
-            Mount(
-                "/zendesk",
-                app=zendesk_api.router(
-                    zendesk_api.routes(zendesk_gate, sandbox.zendesk, sandbox.clock)
-                ),
-            ),
+            Mount("/zendesk", app=zendesk_api.router(zendesk_routes)),
+            Mount("/intercom", app=intercom_api.router(intercom_routes)),
+            Mount("/asana/api/1.0", app=asana_api.router(asana_routes)),
             Mount("/_admin", app=admin.router(sandbox)),
         ],
         lifespan=_save_on_shutdown(sandbox),

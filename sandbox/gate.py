@@ -115,6 +115,7 @@ class Gate:
         if fault == "drop_before":
             return None
         if fault == "slow":
+            await request.body()  # the server has the request; only the answer is late
             await asyncio.sleep(self._faults().slow_seconds)
         response = await handler(request)
         if fault == "malformed_json":

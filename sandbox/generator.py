@@ -40,8 +40,14 @@ __all__ = [
     "Generator",
     "TicketRecord",
     "add_inbound_comment",
+    "asana_time",
+    "asana_users",
     "footer",
+    "intercom_company_id",
+    "intercom_contact_id",
+    "intercom_ticket_state",
     "marker_key",
+    "parse_intercom_id",
 ]
 
 END_USER_BASE = 2_000_000
@@ -755,8 +761,8 @@ class Generator:
             "completed": rng.random() < 0.15,
             "completed_at": None,
             "assignee": engineer,
-            "created_at": _asana_time(created),
-            "modified_at": _asana_time(modified),
+            "created_at": asana_time(created),
+            "modified_at": asana_time(modified),
             "due_on": None,
             "projects": [ASANA_PROJECT_GID],
             "custom_field_values": values,
@@ -852,7 +858,7 @@ def _parse(iso: str) -> datetime:
     return datetime.fromisoformat(iso.replace("Z", "+00:00"))
 
 
-def _asana_time(instant: datetime) -> str:
+def asana_time(instant: datetime) -> str:
     return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
@@ -862,7 +868,7 @@ def _story(
     return {
         "gid": str(ASANA_STORY_BASE + (task_gid - ASANA_TASK_BASE) * STORIES_PER_TASK + number),
         "resource_type": "story",
-        "created_at": _asana_time(at),
+        "created_at": asana_time(at),
         "created_by": author,
         "resource_subtype": "comment_added" if kind == "comment" else "added_to_project",
         "type": kind,

@@ -77,8 +77,9 @@ class RunningSandbox:
 def run_in_thread(
     config: SandboxConfig | None = None, **overrides: Any
 ) -> Iterator[RunningSandbox]:
-    """Start uvicorn on a free port in a daemon thread; stop it on exit."""
-    config = replace(config or SandboxConfig(), **overrides)
+    """Start uvicorn in a daemon thread (on a free port unless ``config`` names one); stop it
+    on exit. The yielded value carries the in-memory state for assertions."""
+    config = replace(config or SandboxConfig(port=0), **overrides)
     sock = bind(config.host, config.port)
     port = sock.getsockname()[1]
     config = replace(config, port=port)
