@@ -8,7 +8,7 @@ The customer behind a bug is the Intercom contact in the "Intercom contact" fiel
 the case's ``account_id``, which is the id of the Intercom account.
 
 Writes. Custom fields first, in one ``PUT /tasks/{gid}`` (enum values by option gid, dates as
-``YYYY-MM-DD``): setting absolute values twice is harmless, so a lost answer is simply sent
+``{"date": "YYYY-MM-DD"}``): setting absolute values twice is harmless, so a lost answer is simply sent
 again. Then the comment signed with the marker, ``POST /tasks/{gid}/stories``: last, so a
 recorded follow-up always has its field changes, and looked for before it is sent again.
 """
@@ -106,7 +106,7 @@ class AsanaIds:
             except KeyError:
                 raise MappingError(f"asana field {logical!r} has no option {value!r}") from None
         if custom.kind == "date":
-            return str(value)[:10]  # a date or an ISO instant -> YYYY-MM-DD
+            return {"date": str(value)[:10]}  # a date or an ISO instant -> YYYY-MM-DD
         return value
 
 

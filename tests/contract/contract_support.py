@@ -152,6 +152,14 @@ KNOWN_DEFECTS: dict[str, list[tuple[str, str]]] = {
             "takes [{id, value}] (zendesk-notes.md, Writing)",
         ),
     ],
+    "asana": [
+        (
+            r"^request PUT /api/1\.0/tasks/\d+: InvalidRequestBody: data/custom_fields/\w+: "
+            r"\{'date': '\d{4}-\d\d-\d\d'\} is not of type 'string'$",
+            "TaskRequest.custom_fields types every value as a string while its own text lists "
+            'enum gids, numbers and objects; a date field takes {"date": "YYYY-MM-DD"}',
+        ),
+    ],
 }
 
 
