@@ -23,7 +23,7 @@ ALREADY_APPLIED, absent -> written once more with the original ``updated_stamp``
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -446,7 +446,7 @@ class ZendeskConnector(OwnsClient):
         if item.key in _keys(item.case):
             return WriteResult(WriteOutcome.ALREADY_APPLIED, calls=0)
         marker = marker_tag(item.key)
-        run = _WriteRun(self, item.case.id, item.case.updated_stamp)
+        run = _WriteRun(self._client, self.fetch_case, item.case.id, item.case.updated_stamp)
         try:
             if updates.reply is not None and marker not in item.case.tags:
                 outcome = await run.put(updates.reply, lambda c: marker in c.tags)
@@ -468,8 +468,15 @@ def _keys(case: Case) -> set[str]:
 class _WriteRun:
     """The calls of one ``apply``: each PUT, its marker check on a lost answer, the count."""
 
-    def __init__(self, connector: ZendeskConnector, ticket_id: str, stamp: str | None) -> None:
-        self._connector = connector
+    def __init__(
+        self,
+        client: VendorClient,
+        fetch_case: Callable[[str], Awaitable[Case]],
+        ticket_id: str,
+        stamp: str | None,
+    ) -> None:
+        self._client = client
+        self._fetch_case = fetch_case
         self._ticket_id = ticket_id
         self._stamp = stamp
         self.calls = 0
@@ -478,16 +485,15 @@ class _WriteRun:
     async def put(self, ticket: dict[str, Any], done: Callable[[Case], bool]) -> WriteOutcome:
         body = {"ticket": {**ticket, "safe_update": True, "updated_stamp": self._stamp}}
         url = _TICKET.format(self._ticket_id)
-        client = self._connector._client
         for attempt in range(2):
             self.calls += 1
             try:
-                answer = await client.write("PUT", url, json=body)
+                answer = await self._client.write("PUT", url, json=body)
             except Conflict:
                 return WriteOutcome.CONFLICT
             except OutcomeUnknown:
                 self.calls += 2  # the ticket and its latest comments
-                fresh = await self._connector.fetch_case(self._ticket_id)
+                fresh = await self._fetch_case(self._ticket_id)
                 if done(fresh):
                     self._stamp = fresh.updated_stamp
                     return WriteOutcome.ALREADY_APPLIED
