@@ -308,7 +308,7 @@ class AsanaConnector(OwnsClient):
         try:
             ids = await self.resolve()
             values, comment = task_changes(item, ids)
-        except MappingError as exc:
+        except (MappingError, VendorError) as exc:
             return WriteResult(WriteOutcome.FAILED, calls=0, detail=str(exc))
         task = f"/tasks/{item.case.id}"
         calls = 0

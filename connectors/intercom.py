@@ -291,7 +291,7 @@ class IntercomConnector(OwnsClient):
         try:
             ids = await self.resolve()
             reply, note, parts = conversation_calls(item, ids)
-        except MappingError as exc:
+        except (MappingError, VendorError) as exc:
             return WriteResult(WriteOutcome.FAILED, calls=0, detail=str(exc))
         url = _CONVERSATION.format(item.case.id)
         calls = 0

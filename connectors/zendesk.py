@@ -236,7 +236,9 @@ class ZendeskConnector(OwnsClient):
         limits: VendorLimits,
         timeouts: Timeouts,
         transport: httpx.AsyncBaseTransport | None = None,
-        **options: Any,
+        plans: PlanNames | None = None,
+        page_size: int = 1000,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> ZendeskConnector:
         client = VendorClient(
             "zendesk",
@@ -246,9 +248,7 @@ class ZendeskConnector(OwnsClient):
             timeouts=timeouts,
             transport=transport,
         )
-        return cls(client, mapping, **options)
-
-    # -- names -> ids ---------------------------------------------------------------------
+        return cls(client, mapping, plans=plans, page_size=page_size, clock=clock)
 
     async def _pages(self, url: str, params: Mapping[str, Any] | None = None) -> AsyncIterator[Any]:
         """Every page of a list, whichever of Zendesk's three pagination styles it uses."""
@@ -272,6 +272,8 @@ class ZendeskConnector(OwnsClient):
 
     async def _all(self, url: str, key: str, params: Mapping[str, Any]) -> list[Any]:
         return [item async for page in self._pages(url, params) for item in page.get(key, [])]
+
+    # -- names -> ids ---------------------------------------------------------------------
 
     async def resolve(self) -> ZendeskIds:
         """Ticket fields, groups and agents by name; once per connector."""
@@ -441,7 +443,7 @@ class ZendeskConnector(OwnsClient):
     async def apply(self, item: PlanItem) -> WriteResult:
         try:
             updates = ticket_updates(item, await self.resolve())
-        except MappingError as exc:
+        except (MappingError, VendorError) as exc:
             return WriteResult(WriteOutcome.FAILED, calls=0, detail=str(exc))
         if item.key in _keys(item.case):
             return WriteResult(WriteOutcome.ALREADY_APPLIED, calls=0)
