@@ -31,10 +31,11 @@ from typing import Any
 import httpx
 
 from connectors.base import WriteOutcome, WriteResult
-from connectors.errors import Conflict, MappingError, OutcomeUnknown, VendorError
+from connectors.errors import Conflict, MappingError, VendorError
 from connectors.footer import parse_footer, with_footer
 from connectors.http import OwnsClient, VendorClient
 from connectors.mapping import PlanNames, ZendeskMapping
+from connectors.once import WriteOnce
 from connectors.resolution import NameCheck
 from connectors.settings import Timeouts, VendorLimits
 from policies.model import (
@@ -468,7 +469,7 @@ def _keys(case: Case) -> set[str]:
 
 
 class _WriteRun:
-    """The calls of one ``apply``: each PUT, its marker check on a lost answer, the count."""
+    """The updates of one ``apply``, each on the ``updated_stamp`` the previous one left."""
 
     def __init__(
         self,
@@ -481,32 +482,38 @@ class _WriteRun:
         self._fetch_case = fetch_case
         self._ticket_id = ticket_id
         self._stamp = stamp
-        self.calls = 0
+        self._once = WriteOnce()
         self.audits: list[str] = []
 
     async def put(self, ticket: dict[str, Any], done: Callable[[Case], bool]) -> WriteOutcome:
+        # A resend keeps the stamp we planned on: if the lost first write landed late after
+        # all, only one of the two can pass safe_update, never both.
         body = {"ticket": {**ticket, "safe_update": True, "updated_stamp": self._stamp}}
-        url = _TICKET.format(self._ticket_id)
-        for attempt in range(2):
-            self.calls += 1
-            try:
-                answer = await self._client.write("PUT", url, json=body)
-            except Conflict:
-                return WriteOutcome.CONFLICT
-            except OutcomeUnknown:
-                self.calls += 2  # the ticket and its latest comments
-                fresh = await self._fetch_case(self._ticket_id)
-                if done(fresh):
-                    self._stamp = fresh.updated_stamp
-                    return WriteOutcome.ALREADY_APPLIED
-                if attempt == 1:
-                    raise
-                continue  # not applied: send it again, with the stamp we planned on
-            self._stamp = answer["ticket"]["updated_at"]
-            if audit := (answer.get("audit") or {}).get("id"):
-                self.audits.append(str(audit))
-            return WriteOutcome.APPLIED
-        raise AssertionError("unreachable")  # pragma: no cover
+        fresh: Case | None = None
+
+        async def landed() -> bool:
+            nonlocal fresh
+            fresh = await self._fetch_case(self._ticket_id)
+            return done(fresh)
+
+        try:
+            written = await self._once.send(
+                lambda: self._client.write("PUT", _TICKET.format(self._ticket_id), json=body),
+                landed,
+            )
+        except Conflict:
+            return WriteOutcome.CONFLICT
+        if written.landed_before:
+            assert fresh is not None
+            self._stamp = fresh.updated_stamp
+            return WriteOutcome.ALREADY_APPLIED
+        answer = written.answer or {}
+        self._stamp = (answer.get("ticket") or {}).get("updated_at", self._stamp)
+        if audit := (answer.get("audit") or {}).get("id"):
+            self.audits.append(str(audit))
+        return WriteOutcome.APPLIED
 
     def result(self, outcome: WriteOutcome, detail: str = "") -> WriteResult:
-        return WriteResult(outcome, calls=self.calls, request_ids=tuple(self.audits), detail=detail)
+        return WriteResult(
+            outcome, calls=self._once.calls, request_ids=tuple(self.audits), detail=detail
+        )
