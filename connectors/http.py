@@ -149,12 +149,18 @@ class VendorClient:
             stop=stop_after_attempt(attempts),
             wait=self._backoff,
             sleep=self._sleep,
+            before_sleep=self._log_retry,
             reraise=True,
         )
         async for attempt in retrying:
             with attempt:
                 return await self._send(kind, method, url, params, json)
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        # The error's message is safe by construction: vendor, method, path and status only.
+        error = state.outcome.exception() if state.outcome is not None else None
+        log.info("vendor_retry", vendor=self.vendor, attempt=state.attempt_number, error=str(error))
 
     async def _paced_start(self) -> None:
         start, self._budget = schedule(self._budget, self._clock())
