@@ -189,6 +189,14 @@ class IntercomConnector(OwnsClient):
             NameCheck.of("intercom", "admin", name, ids.admins.get(name))
             for name in self._mapping.admins
         ]
+        # The attributes a contact actually carries (one read of one contact).
+        first = await self._client.read("GET", "/contacts", params={"per_page": 1})
+        keys = {k for c in first.get("data", []) for k in c.get("custom_attributes") or {}}
+        attrs = self._mapping.contact_attributes
+        checks += [
+            NameCheck.of("intercom", "contact attribute", key, key if key in keys else None)
+            for key in (attrs.plan, attrs.account_status, attrs.stop_followups)
+        ]
         return checks
 
     # -- reads ----------------------------------------------------------------------------
