@@ -18,13 +18,18 @@ and does not email the customer twice; had the note gone first, a lost reply wou
 
 A write whose answer was lost (OutcomeUnknown) is checked on a fresh read: marker found ->
 ALREADY_APPLIED, absent -> written once more with the original ``updated_stamp``.
+
+Bulk (the tenant's ``bulk_updates``): items that are a single update go 100 to an
+``update_many`` job, each ticket still with its own ``safe_update`` stamp; a job whose answer
+was lost, or that does not report on a ticket, is settled ticket by ticket by the marker.
+The JSON translation itself lives in :mod:`connectors.zendesk_json`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,174 +37,24 @@ import httpx
 
 from connectors.base import WriteOutcome, WriteResult
 from connectors.errors import Conflict, MappingError, OutcomeUnknown, VendorError
-from connectors.footer import parse_footer, with_footer
 from connectors.http import OwnsClient, VendorClient
 from connectors.mapping import PlanNames, ZendeskMapping
 from connectors.once import WriteOnce
 from connectors.resolution import NameCheck
 from connectors.settings import Timeouts, VendorLimits
+from connectors.zendesk_json import ZendeskIds, comment_activity, ticket_case, ticket_updates
 from policies.model import (
     Account,
-    ActionType,
-    Activity,
-    ActivityKind,
     Case,
-    CaseKind,
-    FollowUpMark,
     PlanItem,
-    Priority,
-    Requester,
     Source,
-    Status,
     marker_tag,
 )
 
-__all__ = ["WORKER_TAG", "ZendeskConnector", "ZendeskIds", "ticket_updates"]
+__all__ = ["ZendeskConnector"]
 
-WORKER_TAG = "followup_worker"
 _CANDIDATE = frozenset({"new", "open", "pending", "hold"})
 _TICKET = "/api/v2/tickets/{}"
-
-
-@dataclass(frozen=True, slots=True)
-class ZendeskIds:
-    """The tenant's names resolved to ids (see ``ZendeskConnector.resolve``)."""
-
-    fields: dict[str, int] = field(default_factory=dict)  # logical name -> ticket field id
-    options: dict[str, dict[str, str]] = field(
-        default_factory=dict
-    )  # logical -> name/value -> value
-    groups: dict[str, int] = field(default_factory=dict)
-    agents: dict[str, int] = field(default_factory=dict)
-
-    def field_names(self) -> dict[int, str]:
-        return {v: k for k, v in self.fields.items()}
-
-    def option_value(self, logical: str, value: str) -> str:
-        options = self.options.get(logical)
-        if not options:
-            return value
-        try:
-            return options[value.lower()]
-        except KeyError:
-            raise MappingError(f"zendesk field {logical!r} has no option {value!r}") from None
-
-    def group_id(self, name: str) -> int:
-        try:
-            return self.groups[name]
-        except KeyError:
-            raise MappingError(f"zendesk group {name!r} is unknown") from None
-
-    def agent_id(self, name: str) -> int:
-        try:
-            return self.agents[name]
-        except KeyError:
-            raise MappingError(f"zendesk agent {name!r} is unknown") from None
-
-
-@dataclass(frozen=True, slots=True)
-class TicketUpdates:
-    """The body of each call one plan item needs: the optional reply, then the note."""
-
-    reply: dict[str, Any] | None
-    note: dict[str, Any]
-
-
-def _assignment(name: str, ids: ZendeskIds) -> dict[str, int]:
-    """``"Unresponsive Customers/Roxy V"`` = that group plus that agent; else an agent name."""
-    group, sep, agent = name.partition("/")
-    if sep and group in ids.groups:
-        return {"group_id": ids.group_id(group), "assignee_id": ids.agent_id(agent)}
-    return {"assignee_id": ids.agent_id(name)}
-
-
-def ticket_updates(item: PlanItem, ids: ZendeskIds) -> TicketUpdates:
-    """Translate a plan item into Zendesk update bodies. Raises MappingError on unknown names."""
-    ticket: dict[str, Any] = {}
-    notes: list[str] = []
-    replies: list[str] = []
-    custom: dict[int, str] = {}
-    add: list[str] = [WORKER_TAG]
-    remove: list[str] = []
-    for action in item.actions:
-        p = action.params
-        match action.type:
-            case ActionType.NOTE:
-                notes.append(str(p["body"]))
-            case ActionType.REPLY:
-                replies.append(str(p["body"]))
-            case ActionType.REACH_OUT:
-                notes.append("Reach out by: " + ", ".join(str(c) for c in p.get("channels", [])))
-            case ActionType.SET_STATUS:
-                ticket["status"] = str(p["status"])
-            case ActionType.SET_ASSIGNEE:
-                ticket.update(_assignment(str(p["assignee"]), ids))
-            case ActionType.SET_GROUP:
-                ticket["group_id"] = ids.group_id(str(p["group"]))
-            case ActionType.ESCALATE:
-                ticket["group_id"] = ids.group_id(str(p["group"]))
-                notes.append(f"Escalated to {p['group']}: {p.get('reason', '')}".rstrip(": "))
-            case ActionType.SET_FIELD:
-                logical = str(p["field"])
-                if logical not in ids.fields:
-                    raise MappingError(f"zendesk field {logical!r} is not mapped")
-                custom[ids.fields[logical]] = ids.option_value(logical, str(p["value"]))
-            case ActionType.ADD_TAGS:
-                add.extend(str(t) for t in p["tags"])
-            case ActionType.REMOVE_TAGS:
-                remove.extend(str(t) for t in p["tags"])
-            case _:
-                raise MappingError(f"zendesk cannot {action.type} (ticket {item.case.id})")
-    marker = marker_tag(item.key)
-    reply = None
-    if replies:
-        reply = {
-            "comment": {"body": "\n\n".join(replies), "public": True},
-            "additional_tags": [WORKER_TAG, marker],
-        }
-        remove.append(marker)
-    note_text = "\n\n".join(notes) or item.reason
-    ticket["comment"] = {"body": with_footer(note_text, item), "public": False}
-    if custom:
-        ticket["custom_fields"] = [{"id": k, "value": v} for k, v in custom.items()]
-    ticket["additional_tags"] = list(dict.fromkeys(add))
-    if remove:
-        ticket["remove_tags"] = list(dict.fromkeys(remove))
-    return TicketUpdates(reply=reply, note=ticket)
-
-
-def _dt(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def comment_activity(comment: Mapping[str, Any], requester_id: Any) -> Activity | None:
-    """What a comment means for the planner (None for the worker's own follow-ups)."""
-    at = _dt(comment["created_at"])
-    if comment.get("author_id") != requester_id:
-        if parse_footer(comment.get("body") or "", at) is not None:
-            return None
-        return Activity(ActivityKind.AGENT_UPDATE, at)
-    call_status = (comment.get("data") or {}).get("call_status")
-    if comment.get("type") == "VoiceComment" and call_status in ("missed", "abandoned"):
-        kind = ActivityKind.MISSED_CALL if call_status == "missed" else ActivityKind.ABANDONED_CALL
-        return Activity(kind, at)
-    custom = (comment.get("metadata") or {}).get("custom") or {}
-    if not comment.get("public", True) and custom.get("missed"):
-        return Activity(ActivityKind.MISSED_EMAIL, at)
-    return Activity(ActivityKind.CUSTOMER_REPLY, at)
-
-
-def _requester(user: Mapping[str, Any] | None, requester_id: Any) -> Requester | None:
-    if requester_id is None:
-        return None
-    if user is None:
-        return Requester(id=str(requester_id))
-    return Requester(
-        id=str(user["id"]),
-        name=user.get("name") or "",
-        email=user.get("email") or None,
-        phone=user.get("phone") or None,
-    )
 
 
 class ZendeskConnector(OwnsClient):
@@ -337,54 +192,6 @@ class ZendeskConnector(OwnsClient):
 
     # -- reads ----------------------------------------------------------------------------
 
-    def _to_case(
-        self,
-        ticket: Mapping[str, Any],
-        users: Mapping[Any, Mapping[str, Any]],
-        comments: Iterable[Mapping[str, Any]],
-        ids: ZendeskIds,
-    ) -> Case:
-        requester_id = ticket.get("requester_id")
-        history: list[Activity] = []
-        followups: list[FollowUpMark] = []
-        for comment in comments:
-            at = _dt(comment["created_at"])
-            mark = parse_footer(comment.get("body") or "", at)
-            if mark is not None and comment.get("author_id") != requester_id:
-                followups.append(mark)
-            elif (activity := comment_activity(comment, requester_id)) is not None:
-                history.append(activity)
-        names = ids.field_names()
-        fields = {
-            names[f["id"]]: str(f["value"])
-            for f in ticket.get("custom_fields") or []
-            if f["id"] in names and f.get("value") not in (None, "")
-        }
-        agents: dict[Any, str] = {v: k for k, v in ids.agents.items()}
-        groups: dict[Any, str] = {v: k for k, v in ids.groups.items()}
-        priority = ticket.get("priority")
-        org = ticket.get("organization_id")
-        return Case(
-            source=Source.ZENDESK,
-            id=str(ticket["id"]),
-            kind=CaseKind.TICKET,
-            status=Status(ticket["status"]),
-            created_at=_dt(ticket["created_at"]),
-            updated_at=_dt(ticket["updated_at"]),
-            subject=ticket.get("subject") or "",
-            priority=Priority(priority) if priority else None,
-            requester=_requester(users.get(requester_id), requester_id),
-            account_id=str(org) if org is not None else None,
-            assignee=agents.get(ticket.get("assignee_id")),
-            group=groups.get(ticket.get("group_id")),
-            brand=str(ticket["brand_id"]) if ticket.get("brand_id") else None,
-            fields=fields,
-            tags=frozenset(ticket.get("tags") or ()),
-            history=tuple(sorted(history, key=lambda a: a.at)),
-            followups=tuple(sorted(followups, key=lambda m: m.at)),
-            updated_stamp=ticket["updated_at"],
-        )
-
     async def _evidence(self, ticket: Mapping[str, Any]) -> list[Mapping[str, Any]]:
         """The ticket's comments back to (and including) the latest inbound one, newest first."""
         requester_id = ticket.get("requester_id")
@@ -416,7 +223,7 @@ class ZendeskConnector(OwnsClient):
             candidates = [t for t in page["tickets"] if t["status"] in _CANDIDATE]
             evidence = await asyncio.gather(*(self._evidence(t) for t in candidates))
             for ticket, comments in zip(candidates, evidence, strict=True):
-                yield self._to_case(ticket, users, comments, ids)
+                yield ticket_case(ticket, users, comments, ids)
 
     async def accounts(self) -> AsyncIterator[Account]:
         flags = self._mapping.organization_fields
@@ -439,7 +246,7 @@ class ZendeskConnector(OwnsClient):
         body = await self._client.read("GET", _TICKET.format(case_id), params={"include": "users"})
         ticket = body["ticket"]
         users = {u["id"]: u for u in body.get("users", [])}
-        return self._to_case(ticket, users, await self._evidence(ticket), ids)
+        return ticket_case(ticket, users, await self._evidence(ticket), ids)
 
     # -- writes ---------------------------------------------------------------------------
 

@@ -13,7 +13,8 @@ import respx
 from connectors.base import WriteOutcome
 from connectors.errors import MappingError
 from connectors.mapping import ZendeskMapping
-from connectors.zendesk import ZendeskConnector, ZendeskIds, ticket_updates
+from connectors.zendesk import ZendeskConnector
+from connectors.zendesk_json import ZendeskIds, ticket_updates
 from policies.model import (
     Action,
     ActionType,
