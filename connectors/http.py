@@ -96,11 +96,14 @@ class VendorClient:
             "write": asyncio.Semaphore(limits.max_concurrent_writes),
         }
         self.calls: Counter[str] = Counter()  # "read", "write", "rate_limited": for metrics
+        in_flight = limits.max_concurrent_reads + limits.max_concurrent_writes
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             auth=auth,
             headers={"Accept": "application/json", **(headers or {})},
             timeout=timeouts.to_httpx(),
+            # One kept-alive connection per request allowed in flight, no more.
+            limits=httpx.Limits(max_connections=in_flight, max_keepalive_connections=in_flight),
             transport=transport,
         )
 
