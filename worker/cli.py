@@ -6,6 +6,7 @@ from __future__ import annotations
 import typer
 
 from worker import cli_policies
+from worker.cli_connectors import connectors_app
 
 __all__ = ["app"]
 
@@ -23,3 +24,6 @@ cli_policies.register(app)
 @app.callback()
 def main() -> None:
     """followup-worker: decide what each customer is owed today, and do it exactly once."""
+
+
+app.add_typer(connectors_app, name="connectors")

@@ -1,0 +1,429 @@
+"""Zendesk Support: tickets in, one safe ticket update out.
+
+Reads. Candidate tickets stream from the cursor-based incremental export
+(``/api/v2/incremental/tickets/cursor``, up to 1,000 tickets a page) with requesters
+side-loaded (``include=users``), so there is no per-ticket user lookup; solved, closed and
+deleted tickets are dropped as they stream by. Only candidates get their comments read, newest
+first, and only back to the latest inbound activity: what came before it belongs to a finished
+follow-up cycle.
+
+Writes. All of a ticket's changes go in one ``PUT /api/v2/tickets/{id}`` with
+``safe_update`` and the ``updated_stamp`` that was read, so an agent's concurrent edit answers
+409 and is never overwritten. The internal note carries the footer marker ``fw-<key>``.
+Zendesk takes one comment per update, so a plan item that also emails the customer (REPLY)
+needs a second update, and the order matters: the public reply goes first, tagged with the
+marker ``fw-<key>``; then the note with every other change, which also removes that tag (the
+footer now records the step). If the run dies between the two, the retried item finds the tag
+and does not email the customer twice; had the note gone first, a lost reply would look done.
+
+A write whose answer was lost (OutcomeUnknown) is checked on a fresh read: marker found ->
+ALREADY_APPLIED, absent -> written once more with the original ``updated_stamp``.
+
+Bulk (the tenant's ``bulk_updates``): items that are a single update go 100 to an
+``update_many`` job, each ticket still with its own ``safe_update`` stamp; a job whose answer
+was lost, or that does not report on a ticket, is settled ticket by ticket by the marker.
+The JSON translation itself lives in :mod:`connectors.zendesk_json`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from connectors.base import WriteOutcome, WriteResult
+from connectors.errors import Conflict, MappingError, OutcomeUnknown, VendorError
+from connectors.http import OwnsClient, VendorClient
+from connectors.mapping import PlanNames, ZendeskMapping
+from connectors.once import WriteOnce
+from connectors.resolution import NameCheck
+from connectors.settings import Timeouts, VendorLimits
+from connectors.zendesk_json import ZendeskIds, comment_activity, ticket_case, ticket_updates
+from policies.model import (
+    Account,
+    Case,
+    PlanItem,
+    Source,
+    marker_tag,
+)
+
+__all__ = ["ZendeskConnector"]
+
+_CANDIDATE = frozenset({"new", "open", "pending", "hold"})
+_TICKET = "/api/v2/tickets/{}"
+
+
+class ZendeskConnector(OwnsClient):
+    """One Zendesk account. Call :meth:`resolve` (or let the first read/write do it)."""
+
+    source = Source.ZENDESK
+
+    def __init__(
+        self,
+        client: VendorClient,
+        mapping: ZendeskMapping,
+        *,
+        plans: PlanNames | None = None,
+        page_size: int = 1000,
+        comment_pages: int = 5,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._client = client
+        self._mapping = mapping
+        self._plans = plans or PlanNames()
+        self._page_size = page_size
+        self._comment_pages = comment_pages
+        self._clock = clock
+        self._sleep = sleep
+        self._ids: ZendeskIds | None = None
+        self._resolving = asyncio.Lock()
+
+    @classmethod
+    def connect(
+        cls,
+        base_url: str,
+        email: str,
+        token: str,
+        mapping: ZendeskMapping,
+        *,
+        limits: VendorLimits,
+        timeouts: Timeouts,
+        transport: httpx.AsyncBaseTransport | None = None,
+        plans: PlanNames | None = None,
+        page_size: int = 1000,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> ZendeskConnector:
+        client = VendorClient(
+            "zendesk",
+            base_url,
+            auth=httpx.BasicAuth(f"{email}/token", token),
+            limits=limits,
+            timeouts=timeouts,
+            transport=transport,
+        )
+        return cls(client, mapping, plans=plans, page_size=page_size, clock=clock)
+
+    async def _pages(self, url: str, params: Mapping[str, Any] | None = None) -> AsyncIterator[Any]:
+        """Every page of a list, whichever of Zendesk's three pagination styles it uses."""
+        next_url: str | None = url
+        query = dict(params or {})
+        while next_url:
+            page = await self._client.read("GET", next_url, params=query)
+            yield page
+            if "end_of_stream" in page:
+                # Incremental export: its after_url carries only the cursor, so the page size
+                # and side-loads are sent again with it.
+                next_url = None if page["end_of_stream"] else url
+                query = {k: v for k, v in query.items() if k != "start_time"}
+                query["cursor"] = page.get("after_cursor")
+            elif "meta" in page:  # cursor pagination: the next link keeps every parameter
+                next_url = page["links"].get("next") if page["meta"].get("has_more") else None
+                query = {}
+            else:  # offset pagination
+                next_url = page.get("next_page")
+                query = {}
+
+    async def _all(self, url: str, key: str, params: Mapping[str, Any]) -> list[Any]:
+        return [item async for page in self._pages(url, params) for item in page.get(key, [])]
+
+    # -- names -> ids ---------------------------------------------------------------------
+
+    async def resolve(self) -> ZendeskIds:
+        """Ticket fields, groups and agents by name; once per connector."""
+        async with self._resolving:
+            if self._ids is None:
+                self._ids = await self._resolve()
+        return self._ids
+
+    async def _resolve(self) -> ZendeskIds:
+        page = {"page[size]": 100}
+        fields = await self._all("/api/v2/ticket_fields", "ticket_fields", page)
+        groups = await self._all("/api/v2/groups", "groups", page)
+        agents = await self._all("/api/v2/users", "users", {**page, "role[]": ["agent", "admin"]})
+        by_title = {f["title"]: f for f in fields}
+        ids = ZendeskIds(
+            groups={g["name"]: g["id"] for g in groups},
+            agents={a["name"]: a["id"] for a in agents},
+        )
+        for logical, title in self._mapping.ticket_fields.items():
+            if (found := by_title.get(title)) is None:
+                continue
+            ids.fields[logical] = found["id"]
+            options = found.get("custom_field_options") or []
+            if options:
+                ids.options[logical] = {
+                    **{o["name"].lower(): o["value"] for o in options},
+                    **{o["value"].lower(): o["value"] for o in options},
+                }
+        return ids
+
+    async def check(self) -> list[NameCheck]:
+        """Resolve every name the mapping uses; one read of each list, nothing written."""
+        ids = await self.resolve()
+        # The keys an organization actually carries (one read; organization_fields listing
+        # needs admin rights the worker's agent token may lack).
+        first = await self._client.read("GET", "/api/v2/organizations", params={"page[size]": 1})
+        org_keys = {
+            key
+            for org in first.get("organizations", [])
+            for key in org.get("organization_fields") or {}
+        }
+        flags = self._mapping.organization_fields
+        checks = [
+            NameCheck.of("zendesk", "ticket field", f"{logical}: {title}", ids.fields.get(logical))
+            for logical, title in self._mapping.ticket_fields.items()
+        ]
+        checks += [
+            NameCheck.of("zendesk", "group", g, ids.groups.get(g)) for g in self._mapping.groups
+        ]
+        checks += [
+            NameCheck.of("zendesk", "agent", a, ids.agents.get(a)) for a in self._mapping.agents
+        ]
+        checks += [
+            NameCheck.of("zendesk", "organization field", key, key if key in org_keys else None)
+            for key in (flags.plan, flags.account_status, flags.stop_followups)
+        ]
+        return checks
+
+    # -- reads ----------------------------------------------------------------------------
+
+    async def _evidence(self, ticket: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        """The ticket's comments back to (and including) the latest inbound one, newest first."""
+        requester_id = ticket.get("requester_id")
+        found: list[Mapping[str, Any]] = []
+        url = _TICKET.format(ticket["id"]) + "/comments"
+        params = {"sort": "-created_at", "page[size]": 100}
+        pages = 0
+        async for page in self._pages(url, params):
+            found.extend(page["comments"])
+            pages += 1
+            inbound = any(
+                (a := comment_activity(c, requester_id)) is not None and a.kind.is_inbound
+                for c in page["comments"]
+            )
+            if inbound or pages >= self._comment_pages:
+                break
+        return found
+
+    async def cases(self) -> AsyncIterator[Case]:
+        ids = await self.resolve()
+        since = self._clock() - timedelta(days=self._mapping.lookback_days)
+        params = {
+            "start_time": int(since.timestamp()),
+            "include": "users",
+            "per_page": self._page_size,
+        }
+        async for page in self._pages("/api/v2/incremental/tickets/cursor", params):
+            users = {u["id"]: u for u in page.get("users", [])}
+            candidates = [t for t in page["tickets"] if t["status"] in _CANDIDATE]
+            evidence = await asyncio.gather(*(self._evidence(t) for t in candidates))
+            for ticket, comments in zip(candidates, evidence, strict=True):
+                yield ticket_case(ticket, users, comments, ids)
+
+    async def accounts(self) -> AsyncIterator[Account]:
+        flags = self._mapping.organization_fields
+        canceled = {v.lower() for v in flags.canceled_values}
+        async for page in self._pages("/api/v2/organizations", {"page[size]": 100}):
+            for org in page["organizations"]:
+                values = org.get("organization_fields") or {}
+                raw_plan = values.get(flags.plan)
+                yield Account(
+                    id=str(org["id"]),
+                    name=org.get("name") or "",
+                    plan=self._plans.tier(raw_plan),
+                    raw_plan=raw_plan,
+                    canceled=str(values.get(flags.account_status) or "").lower() in canceled,
+                    stop_followups=bool(values.get(flags.stop_followups)),
+                )
+
+    async def fetch_case(self, case_id: str) -> Case:
+        ids = await self.resolve()
+        body = await self._client.read("GET", _TICKET.format(case_id), params={"include": "users"})
+        ticket = body["ticket"]
+        users = {u["id"]: u for u in body.get("users", [])}
+        return ticket_case(ticket, users, await self._evidence(ticket), ids)
+
+    # -- writes ---------------------------------------------------------------------------
+
+    async def apply(self, item: PlanItem) -> WriteResult:
+        try:
+            updates = ticket_updates(item, await self.resolve())
+        except (MappingError, VendorError) as exc:
+            return WriteResult(WriteOutcome.FAILED, calls=0, detail=str(exc))
+        if item.key in _keys(item.case):
+            return WriteResult(WriteOutcome.ALREADY_APPLIED, calls=0)
+        marker = marker_tag(item.key)
+        run = _WriteRun(self._client, self.fetch_case, item.case.id, item.case.updated_stamp)
+        try:
+            if updates.reply is not None and marker not in item.case.tags:
+                outcome = await run.put(updates.reply, lambda c: marker in c.tags)
+                if outcome not in _DONE:
+                    return run.result(outcome)
+            outcome = await run.put(updates.note, lambda c: item.key in _keys(c))
+        except VendorError as exc:
+            return run.result(WriteOutcome.FAILED, str(exc))
+        return run.result(outcome)
+
+    async def apply_many(self, items: Sequence[PlanItem]) -> list[WriteResult]:
+        """Items that are one update each go 100 to a bulk job when the tenant allows it
+        (``bulk_updates``); a reply plus a note, and every item without bulk, one by one."""
+        try:
+            ids = await self.resolve()
+        except VendorError as exc:
+            return [WriteResult(WriteOutcome.FAILED, calls=0, detail=str(exc)) for _ in items]
+        results: dict[int, WriteResult] = {}
+        batch: list[_Bulked] = []
+        alone: list[int] = []
+        for index, item in enumerate(items):
+            try:
+                updates = ticket_updates(item, ids)
+            except MappingError as exc:
+                results[index] = WriteResult(WriteOutcome.FAILED, calls=0, detail=str(exc))
+                continue
+            if item.key in _keys(item.case):
+                results[index] = WriteResult(WriteOutcome.ALREADY_APPLIED, calls=0)
+            elif self._mapping.bulk_updates and updates.reply is None:
+                batch.append(_Bulked(index, item, updates.note))
+            else:
+                alone.append(index)
+        applied = await asyncio.gather(*(self.apply(items[i]) for i in alone))
+        results.update(zip(alone, applied, strict=True))
+        for start in range(0, len(batch), BULK_SIZE):
+            results.update(await self._bulk(batch[start : start + BULK_SIZE]))
+        return [results[i] for i in range(len(items))]
+
+    async def _bulk(self, batch: list[_Bulked]) -> dict[int, WriteResult]:
+        """One ``update_many`` job for up to 100 tickets, each on its own ``updated_stamp``."""
+        tickets = [
+            {"id": int(b.item.case.id), **b.update, "safe_update": True,
+             "updated_stamp": b.item.case.updated_stamp}
+            for b in batch
+        ]  # fmt: skip
+        job: dict[str, Any] = {}
+        calls = 1
+        try:
+            answer = await self._client.write(
+                "PUT", "/api/v2/tickets/update_many", json={"tickets": tickets}
+            )
+            job, polls = await self._finished(answer["job_status"])
+            calls += polls
+        except OutcomeUnknown:
+            pass  # the job may or may not exist: each ticket is settled on its own below
+        except VendorError as exc:
+            return {b.index: WriteResult(WriteOutcome.FAILED, 0, detail=str(exc)) for b in batch}
+        reported = {str(r.get("id")): r for r in job.get("results") or []}
+        results = {}
+        for b in batch:
+            found = reported.get(b.item.case.id)
+            results[b.index] = (
+                await self._settle(b.item) if found is None else _bulk_result(found, job["id"])
+            )
+        # The job's calls are booked on its first ticket, so the results add up to the calls.
+        first = results[batch[0].index]
+        results[batch[0].index] = replace(first, calls=first.calls + calls)
+        return results
+
+    async def _finished(self, job: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """Poll a job until it ends (at once, then after growing pauses); and the polls made."""
+        polls, pause = 0, JOB_POLL_FIRST_PAUSE
+        while job.get("status") not in ("completed", "failed", "killed") and polls < JOB_POLLS:
+            if polls:
+                await self._sleep(pause)
+                pause = min(pause * 2, JOB_POLL_MAX_PAUSE)
+            url = f"/api/v2/job_statuses/{job['id']}"
+            job = (await self._client.read("GET", url))["job_status"]
+            polls += 1
+        return job, polls
+
+    async def _settle(self, item: PlanItem) -> WriteResult:
+        """A ticket the bulk job did not report on: look for its marker, else update it alone."""
+        fresh = await self.fetch_case(item.case.id)
+        if item.key in _keys(fresh):
+            return WriteResult(WriteOutcome.ALREADY_APPLIED, calls=2)
+        result = await self.apply(item)
+        return replace(result, calls=result.calls + 2)
+
+
+@dataclass(frozen=True, slots=True)
+class _Bulked:
+    index: int  # position in the items given to apply_many
+    item: PlanItem
+    update: dict[str, Any]
+
+
+def _bulk_result(reported: Mapping[str, Any], job_id: str) -> WriteResult:
+    if reported.get("success"):
+        return WriteResult(WriteOutcome.APPLIED, calls=0, request_ids=(job_id,))
+    error = str(reported.get("error") or "")
+    if "conflict" in error.lower():
+        return WriteResult(WriteOutcome.CONFLICT, calls=0, detail="zendesk bulk update: " + error)
+    return WriteResult(WriteOutcome.FAILED, calls=0, detail="zendesk bulk update: " + error)
+
+
+BULK_SIZE = 100  # update_many takes at most 100 tickets
+JOB_POLLS = 10
+JOB_POLL_FIRST_PAUSE = 0.5
+JOB_POLL_MAX_PAUSE = 8.0
+
+
+_DONE = (WriteOutcome.APPLIED, WriteOutcome.ALREADY_APPLIED)
+
+
+def _keys(case: Case) -> set[str]:
+    return {mark.key for mark in case.followups}
+
+
+class _WriteRun:
+    """The updates of one ``apply``, each on the ``updated_stamp`` the previous one left."""
+
+    def __init__(
+        self,
+        client: VendorClient,
+        fetch_case: Callable[[str], Awaitable[Case]],
+        ticket_id: str,
+        stamp: str | None,
+    ) -> None:
+        self._client = client
+        self._fetch_case = fetch_case
+        self._ticket_id = ticket_id
+        self._stamp = stamp
+        self._once = WriteOnce()
+        self.audits: list[str] = []
+
+    async def put(self, ticket: dict[str, Any], done: Callable[[Case], bool]) -> WriteOutcome:
+        # A resend keeps the stamp we planned on: if the lost first write landed late after
+        # all, only one of the two can pass safe_update, never both.
+        body = {"ticket": {**ticket, "safe_update": True, "updated_stamp": self._stamp}}
+        fresh: Case | None = None
+
+        async def landed() -> bool:
+            nonlocal fresh
+            fresh = await self._fetch_case(self._ticket_id)
+            return done(fresh)
+
+        try:
+            written = await self._once.send(
+                lambda: self._client.write("PUT", _TICKET.format(self._ticket_id), json=body),
+                landed,
+            )
+        except Conflict:
+            return WriteOutcome.CONFLICT
+        if written.landed_before:
+            assert fresh is not None
+            self._stamp = fresh.updated_stamp
+            return WriteOutcome.ALREADY_APPLIED
+        answer = written.answer or {}
+        self._stamp = (answer.get("ticket") or {}).get("updated_at", self._stamp)
+        if audit := (answer.get("audit") or {}).get("id"):
+            self.audits.append(str(audit))
+        return WriteOutcome.APPLIED
+
+    def result(self, outcome: WriteOutcome, detail: str = "") -> WriteResult:
+        return WriteResult(
+            outcome, calls=self._once.calls, request_ids=tuple(self.audits), detail=detail
+        )
