@@ -1,8 +1,9 @@
 """Hypothesis strategies that break valid inputs, and the checks the fuzz suites share.
 
 A *mutation* takes a valid document (vendor JSON, or the data of a YAML file) and damages it
-at one path: deletes the key, or swaps the value for another type, a huge string, odd unicode,
-an unknown enum value, a malformed timestamp or a nested null. Starting from valid documents
+at one path: deletes the key, adds an unknown one, or swaps the value for another type, a huge
+string, odd unicode, an unknown enum value, a malformed timestamp, a bad count or duration, or
+a nested null. Starting from valid documents
 keeps every example close to what a vendor (or a person editing a file) really sends.
 """
 
@@ -57,6 +58,8 @@ BAD_TIMESTAMPS = [
     "1e10",
 ]
 
+BAD_COUNTS = [-1, 0, 1.5, 10**12, "3 days", "3d", "P3D", "${undefined_setting}"]
+
 weird_values: st.SearchStrategy[Any] = st.one_of(
     st.none(),
     st.booleans(),
@@ -86,10 +89,10 @@ def paths(document: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ..
 
 
 def _damage(document: Any, path: tuple[Any, ...], value: Any, delete: bool) -> None:
-    parent = document
-    for part in path[:-1]:
-        parent = parent[part]
+    parent = _at(document, path[:-1])
     last = path[-1]
+    if isinstance(parent, list) and not isinstance(last, int):
+        return  # an unknown key beside a list item: there are no keys there
     if delete and isinstance(parent, dict):
         del parent[last]
     else:
@@ -107,6 +110,8 @@ def near_misses(old: Any) -> st.SearchStrategy[Any]:
         return st.sampled_from(BAD_TIMESTAMPS) | st.floats()
     if isinstance(old, str) and old.isidentifier():
         return st.sampled_from(UNKNOWN_ENUMS)
+    if isinstance(old, int) and not isinstance(old, bool):
+        return st.sampled_from(BAD_COUNTS)
     return weird_values
 
 
@@ -119,9 +124,11 @@ def mutated(draw: st.DrawFn, valid: Any, max_mutations: int = 3) -> Any:
         if not candidates:
             break
         path = draw(st.sampled_from(candidates))
-        damage = draw(st.sampled_from(["delete", "near miss", "near miss", "anything"]))
+        damage = draw(st.sampled_from(["delete", "near miss", "near miss", "anything", "add"]))
         kind = near_misses(_at(document, path)) if damage == "near miss" else weird_values
         value = copy.deepcopy(draw(kind))  # st.just hands out one shared object
+        if damage == "add":  # an unknown key beside the one drawn, where there are keys
+            path = (*path[:-1], "colour")
         _damage(document, path, value, delete=damage == "delete")
     return document
 
