@@ -177,14 +177,14 @@ def _conversation_case(conversation: Mapping[str, Any], ids: IntercomIds) -> Cas
     contacts = (conversation.get("contacts") or {}).get("contacts") or []
     contact = text(contacts[0], "id") if contacts else None
     state = conversation.get("state")
+    if state not in ("open", "closed", "snoozed"):
+        raise ValueError(f"state: unknown conversation state {state!r}")
     if state == "closed":
         status = Status.SOLVED
     elif state == "snoozed" or _waiting_on_customer(conversation):
         status = Status.PENDING
-    elif state == "open":
-        status = Status.OPEN
     else:
-        raise ValueError(f"state: unknown conversation state {state!r}")
+        status = Status.OPEN
     names = {v: k for k, v in ids.admins.items()}
     assignee = optional_text(conversation, "admin_assignee_id")
     return Case(
