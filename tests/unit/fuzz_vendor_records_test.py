@@ -10,6 +10,7 @@ must not raise either.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -189,6 +190,7 @@ def _check_report(bad: BadRecord, record: Any, valid_id: str, id_key: str) -> No
     if isinstance(record, dict) and str(record.get(id_key)) == valid_id:
         assert bad.record_id == valid_id
     assert bad.reason
+    assert len(str(bad)) < 400  # a 100k value is clipped, not copied into the log line
 
 
 def _expect_case_or_report(
@@ -277,3 +279,65 @@ def test_account_record(base: dict[str, Any], values_key: str, data: st.DataObje
         _check_report(outcome, record, str(base["id"]), "id")
     else:
         assert_account_well_typed(outcome)
+
+
+def _with(record: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
+    changed = copy.deepcopy(record)
+    parent: Any = changed
+    for part in path[:-1]:
+        parent = parent[part]
+    parent[path[-1]] = value
+    return changed
+
+
+@pytest.mark.parametrize(
+    ("translate", "reason"),
+    [
+        (lambda: ticket_case(_with(TICKET, ("status",), "archived"), USERS, COMMENTS, ZENDESK_IDS),
+         "'archived' is not a valid Status"),
+        (lambda: ticket_case(_with(TICKET, ("priority",), "p0"), USERS, COMMENTS, ZENDESK_IDS),
+         "'p0' is not a valid Priority"),
+        (lambda: ticket_case(
+            _with(TICKET, ("created_at",), "2026-03-02T14:00:00"), USERS, COMMENTS, ZENDESK_IDS),
+         "created_at: timestamp without a UTC offset"),
+        (lambda: ticket_case(_with(TICKET, ("tags",), "vip"), USERS, COMMENTS, ZENDESK_IDS),
+         "tags: expected a list of strings"),
+        (lambda: ticket_case(_with(TICKET, ("subject",), {"a": 1}), USERS, COMMENTS, ZENDESK_IDS),
+         "subject: expected a string"),
+        (lambda: ticket_case(
+            _with(TICKET, ("custom_fields", 0, "value"), ["a"]), USERS, COMMENTS, ZENDESK_IDS),
+         "value: expected a string"),
+        (lambda: ticket_case(TICKET, USERS, _with(COMMENTS, (1, "created_at"), None), ZENDESK_IDS),
+         "created_at: expected an ISO timestamp"),
+        (lambda: ticket_case(TICKET, USERS, _with(COMMENTS, (2, "body"), [1]), ZENDESK_IDS),
+         "body: expected a string"),
+        (lambda: ticket_case(_with(TICKET, ("updated_at",), "x" * 100_000), USERS, COMMENTS,
+                             ZENDESK_IDS),
+         "updated_at: not an ISO timestamp: 'xxx"),
+        (lambda: conversation_case(_with(CONVERSATION, ("state",), "archived"), INTERCOM_IDS),
+         "unknown conversation state 'archived'"),
+        (lambda: conversation_case(_with(CONVERSATION, ("created_at",), "2026-03-01"),
+                                   INTERCOM_IDS),
+         "created_at: expected a Unix timestamp"),
+        (lambda: conversation_case(_with(CONVERSATION, ("updated_at",), 10**20), INTERCOM_IDS),
+         "Error"),  # out of any calendar's range
+        (lambda: conversation_case(
+            _with(CONVERSATION, ("conversation_parts", "conversation_parts", 1, "body"), [5]),
+            INTERCOM_IDS),
+         "body: expected a string"),
+        (lambda: task_case(_with(TASK, ("modified_at",), "2026-03-01T10:00:00"), STORIES,
+                           ASANA_IDS),
+         "modified_at: timestamp without a UTC offset"),
+        (lambda: task_case(TASK, _with(STORIES, (0, "created_at"), "yesterday"), ASANA_IDS),
+         "created_at: not an ISO timestamp"),
+        (lambda: task_case(_with(TASK, ("custom_fields", 0), {"text_value": "x"}), STORIES,
+                           ASANA_IDS),
+         "missing field 'gid'"),
+    ],
+)  # fmt: skip
+def test_known_bad_records_name_the_field(translate: Callable[[], Case], reason: str) -> None:
+    with pytest.raises(BadRecord) as caught:
+        translate()
+    assert reason in caught.value.reason
+    assert caught.value.record_id in ("4242", "777", "1201")
+    assert len(str(caught.value)) < 400
