@@ -158,6 +158,12 @@ class ContactSpec(_Model):
     email_only: list[Channel] = [Channel.EMAIL]
     phone_and_email: list[Channel] = [Channel.CALL, Channel.TEXT]
 
+    @field_validator("template")
+    @classmethod
+    def _template_exists(cls, value: str, info: ValidationInfo) -> str:
+        _known_template(value, info)
+        return value
+
 
 class EscalateSpec(_Model):
     group: Text

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.errors import MappingError
@@ -123,7 +123,7 @@ def _load_pack(folder: Path) -> str | None:
     return None
 
 
-@FUZZ
+@settings(FUZZ, max_examples=100)  # a pack load is ~40 ms: keep the suite fast
 @given(data=st.data())
 def test_broken_policy_file(data: st.DataObject) -> None:
     name = data.draw(st.sampled_from(PACK_FILES))
@@ -180,4 +180,18 @@ def test_nasty_yaml_is_one_located_problem(content: bytes, line: int) -> None:
         message = _load_pack(folder)
     assert message is not None
     assert f"awaiting_customer.yaml:{line}: " in message
+    assert_located(message, sizes)
+
+
+def test_an_unknown_contact_template_is_a_located_problem() -> None:
+    """Found by the fuzzer: it escaped as jinja2's TemplateNotFound when the pack compiled."""
+    name = "unresponsive_callers.yaml"
+    text = (BUNDLED_PACK / name).read_text(encoding="utf-8")
+    content = text.replace("{template: unresponsive_followup}", "{template: archived}")
+    assert content != text
+    with pack_with(name, content.encode()) as (folder, sizes):
+        message = _load_pack(folder)
+    assert message is not None
+    assert f"{name}:18: " in message
+    assert "unknown template 'archived'" in message
     assert_located(message, sizes)
