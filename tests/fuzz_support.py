@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -24,18 +25,25 @@ __all__ = [
     "FUZZ",
     "assert_account_well_typed",
     "assert_well_typed",
+    "fuzz_settings",
     "mutated",
     "near_misses",
     "paths",
     "weird_values",
 ]
 
-# Bounded so the whole fuzz suite stays well under 30 s on a shared machine.
-FUZZ = settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+
+def fuzz_settings(examples: int = 150) -> settings:
+    """Bounded so the whole fuzz suite stays well under 30 s on a shared machine;
+    ``HYPOTHESIS_EXAMPLES`` raises every fuzzer's count for a deeper run."""
+    return settings(
+        max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", examples)),
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+
+
+FUZZ = fuzz_settings()
 
 HUGE = "x" * 100_000
 ODD_UNICODE = [

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors.errors import MappingError
@@ -27,7 +27,7 @@ from connectors.mapping import load_mapping
 from policies.language import BUNDLED_PACK
 from policies.rules import load_rulebook
 from policies.yamlsource import SourceError
-from tests.fuzz_support import FUZZ, mutated
+from tests.fuzz_support import FUZZ, fuzz_settings, mutated
 
 MAPPING = Path(__file__).parents[2] / "deploy" / "mapping.sandbox.yaml"
 PACK_FILES = sorted(p.name for p in BUNDLED_PACK.glob("*.yaml"))
@@ -123,7 +123,7 @@ def _load_pack(folder: Path) -> str | None:
     return None
 
 
-@settings(FUZZ, max_examples=100)  # a pack load is ~40 ms: keep the suite fast
+@fuzz_settings(100)  # a pack load is ~40 ms: keep the suite fast
 @given(data=st.data())
 def test_broken_policy_file(data: st.DataObject) -> None:
     name = data.draw(st.sampled_from(PACK_FILES))
@@ -183,15 +183,37 @@ def test_nasty_yaml_is_one_located_problem(content: bytes, line: int) -> None:
     assert_located(message, sizes)
 
 
-def test_an_unknown_contact_template_is_a_located_problem() -> None:
-    """Found by the fuzzer: it escaped as jinja2's TemplateNotFound when the pack compiled."""
-    name = "unresponsive_callers.yaml"
+@pytest.mark.parametrize(
+    ("name", "valid", "broken", "expected", "at"),
+    [
+        # Both escaped as other errors before the fuzzer found them: jinja2's TemplateNotFound
+        # when the pack compiled, and a TypeError from a list where a choice's name belongs.
+        (
+            "unresponsive_callers.yaml",
+            "{template: unresponsive_followup}",
+            "{template: archived}",
+            "unknown template 'archived'",
+            "{template: unresponsive_followup}",
+        ),
+        (
+            "settings.yaml",
+            "default: quarterly",
+            "default: [quarterly]",
+            "is not one of",
+            "standard_without_high_priority_cadence:",  # the setting the default belongs to
+        ),
+    ],
+    ids=["contact-template", "settings-default-list"],
+)
+def test_found_by_fuzzing_now_located_problems(
+    name: str, valid: str, broken: str, expected: str, at: str
+) -> None:
     text = (BUNDLED_PACK / name).read_text(encoding="utf-8")
-    content = text.replace("{template: unresponsive_followup}", "{template: archived}")
-    assert content != text
-    with pack_with(name, content.encode()) as (folder, sizes):
+    assert valid in text
+    line = text[: text.index(at)].count("\n") + 1
+    with pack_with(name, text.replace(valid, broken, 1).encode()) as (folder, sizes):
         message = _load_pack(folder)
     assert message is not None
-    assert f"{name}:18: " in message
-    assert "unknown template 'archived'" in message
+    assert f"{name}:{line}: " in message
+    assert expected in message
     assert_located(message, sizes)
