@@ -41,7 +41,7 @@ log = structlog.get_logger(__name__)
 Report = Callable[[BadRecord], None]
 
 # What reading a malformed record raises; anything else (a bug elsewhere) stays an error.
-_MALFORMED = (LookupError, TypeError, ValueError, AttributeError, ArithmeticError, OSError)
+_MALFORMED = (LookupError, TypeError, ValueError, AttributeError, ArithmeticError)
 _SHOWN = 120  # characters of a vendor value a reason quotes: a 100k subject stays out of logs
 
 
@@ -108,7 +108,10 @@ def unix_instant(record: Mapping[str, Any], key: str) -> datetime:
     value = record[key]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{key}: expected a Unix timestamp, got {_clip(repr(value))}")
-    return datetime.fromtimestamp(value, UTC)
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):  # beyond what the platform's clock can hold
+        raise ValueError(f"{key}: Unix timestamp out of range: {_clip(repr(value))}") from None
 
 
 def flagged_account(

@@ -320,7 +320,7 @@ def _with(record: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str
                                    INTERCOM_IDS),
          "created_at: expected a Unix timestamp"),
         (lambda: conversation_case(_with(CONVERSATION, ("updated_at",), 10**20), INTERCOM_IDS),
-         "Error"),  # out of any calendar's range
+         "updated_at: Unix timestamp out of range"),
         (lambda: conversation_case(
             _with(CONVERSATION, ("conversation_parts", "conversation_parts", 1, "body"), [5]),
             INTERCOM_IDS),
