@@ -135,7 +135,10 @@ class Account:
 
     ``plan`` is None when the account's plan could not be read or is not one we know; the
     planner reports such cases instead of guessing. ``open_cases`` is the number of open
-    cases (tickets or bugs) of the account, which the Community rule of seeds 000/001 needs.
+    cases (tickets or bugs) of the account, which the Community rule of seeds 000/001 needs;
+    ``open_case_refs`` names them (``Case.ref``) so one bundled update can speak for all of
+    them. ``max_open_priority`` is the most severe priority among them: seed 001's Standard
+    rules depend on whether the *account* has "at least one high-priority ticket".
     """
 
     id: str
@@ -146,6 +149,8 @@ class Account:
     inactive: bool = False
     open_cases: int = 0
     raw_plan: str | None = None
+    open_case_refs: tuple[str, ...] = ()
+    max_open_priority: Priority | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +301,12 @@ class PlanItem:
 
     @property
     def step_label(self) -> str:
+        """``2/3``; ``#4`` for open-ended cadences (``max_steps`` 0); ``after 3/3`` for what
+        a policy does once its attempts are used up (``step`` beyond ``max_steps``)."""
+        if self.max_steps == 0:
+            return f"#{self.step}"
+        if self.step > self.max_steps:
+            return f"after {self.max_steps}/{self.max_steps}"
         return f"{self.step}/{self.max_steps}"
 
 

@@ -1,0 +1,282 @@
+"""The planner: which follow-ups each case is owed at ``now``. Pure, deterministic, streaming.
+
+``plan`` walks the cases one at a time and keeps nothing between them, so memory stays flat
+however many cases stream through. Per case, policy groups are tried in pack order; inside a
+group the first matching policy claims the case (e.g. a refund request is not also run
+through the generic awaiting-customer sequence). A case a policy cannot judge (no account,
+unknown plan, a phase without its start date...) comes out as :class:`Unjudged` with the
+reason, never silently dropped.
+
+Bundled updates (seed 001, Community accounts: "ONE update covering all outstanding bugs")
+need no buffering: the account lists its open cases (``Account.open_case_refs``), the lowest
+ref is the lead, and only the lead emits the update, naming the others in ``covers``.
+
+``preview`` replays the same planner over the next N business days, assuming nobody replies:
+each planned step is applied to the case (a new follow-up mark, status, assignee, fields,
+tags), exactly as the helpdesk would show it the next morning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from policies.calendar import BusinessCalendar
+from policies.model import (
+    Account,
+    ActionType,
+    Case,
+    FollowUpMark,
+    PlanItem,
+    Status,
+    Unjudged,
+    idempotency_key,
+)
+from policies.rules import (
+    CompiledPolicy,
+    MissingData,
+    NotDue,
+    Rulebook,
+    Tri,
+    Unknown,
+    Verdict,
+    render_actions,
+)
+
+__all__ = [
+    "Explanation",
+    "PreviewStep",
+    "apply_item",
+    "explain",
+    "item_to_dict",
+    "plan",
+    "preview",
+]
+
+
+def plan(
+    cases: Iterable[Case],
+    accounts: Mapping[str, Account],
+    now: datetime,
+    policies: Rulebook,
+    calendar: BusinessCalendar,
+) -> Iterator[PlanItem | Unjudged]:
+    """Everything owed at ``now``, case by case, in input order then pack order."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    today = calendar.local_date(now)
+    by_kind = policies.by_kind
+    for case in cases:
+        account = accounts.get(case.account_id) if case.account_id is not None else None
+        for group in by_kind[case.kind]:
+            for policy in group.policies:
+                matched, check = policy.match(case, account)
+                if matched is False:
+                    continue
+                if matched is None:
+                    assert check is not None
+                    yield Unjudged(
+                        case.ref, _cannot_tell(policy, check.label, check.observed(case, account))
+                    )
+                else:
+                    verdict = policy.cadence.evaluate(
+                        case, account, policy.evidence(case), now, today, calendar
+                    )
+                    result = _result(policy, case, verdict)
+                    if result is not None:
+                        yield result
+                break  # the group's first applicable policy claims the case
+
+
+def _cannot_tell(policy: CompiledPolicy, label: str, observed: str) -> str:
+    return f"{policy.name}: cannot tell whether {label} ({observed})"
+
+
+def _result(policy: CompiledPolicy, case: Case, verdict: Verdict) -> PlanItem | Unjudged | None:
+    if isinstance(verdict, NotDue):
+        return None
+    if isinstance(verdict, Unknown):
+        return Unjudged(case.ref, f"{policy.name}: {verdict.reason}")
+    try:
+        actions = render_actions(verdict.renderers, verdict.context)
+    except MissingData as exc:
+        return Unjudged(case.ref, f"{policy.name}: {exc}")
+    cycle = verdict.cycle.astimezone(UTC).isoformat()
+    return PlanItem(
+        case=case,
+        policy=policy.name,
+        rule=verdict.rule,
+        step=verdict.step,
+        max_steps=verdict.max_steps,
+        actions=actions,
+        reason=verdict.reason,
+        key=idempotency_key(policy.name, case.ref, verdict.step, cycle),
+        covers=verdict.context.covers,
+        dry_run=policy.dry_run,
+    )
+
+
+# -- explain -------------------------------------------------------------------------------
+
+Outcome = Literal["due", "not due", "not applicable", "cannot judge", "claimed by another"]
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Why one policy does or does not act on one case."""
+
+    policy: str
+    source: str
+    outcome: Outcome
+    detail: str
+    checks: tuple[tuple[str, Tri, str], ...]
+    item: PlanItem | None = None
+
+
+def explain(
+    case: Case,
+    accounts: Mapping[str, Account],
+    now: datetime,
+    policies: Rulebook,
+    calendar: BusinessCalendar,
+) -> list[Explanation]:
+    """Rule by rule, why ``case`` is or is not due at ``now`` (same logic as :func:`plan`)."""
+    today = calendar.local_date(now)
+    account = accounts.get(case.account_id) if case.account_id is not None else None
+    explanations = []
+    for group in policies.groups:
+        claimed_by: str | None = None
+        for policy in group.policies:
+            checks = tuple(
+                (c.label, c.test(case, account), c.observed(case, account)) for c in policy.checks
+            )
+            matched, failed = policy.match(case, account)
+            if claimed_by is not None:
+                outcome: Outcome = "claimed by another"
+                detail = f"group {group.name} already handled by {claimed_by}"
+                item = None
+            elif matched is False:
+                assert failed is not None
+                outcome, detail, item = (
+                    "not applicable",
+                    _not_met(failed.label, case, account, failed.observed),
+                    None,
+                )
+            elif matched is None:
+                assert failed is not None
+                claimed_by = policy.name
+                outcome, item = "cannot judge", None
+                detail = _cannot_tell(policy, failed.label, failed.observed(case, account))
+            else:
+                claimed_by = policy.name
+                verdict = policy.cadence.evaluate(
+                    case, account, policy.evidence(case), now, today, calendar
+                )
+                outcome, detail, item = _explain_verdict(policy, case, verdict)
+            explanations.append(
+                Explanation(policy.name, policy.source, outcome, detail, checks, item)
+            )
+    return explanations
+
+
+def _not_met(label: str, case: Case, account: Account | None, observed: Any) -> str:
+    return f"needs {label}; has {observed(case, account)}"
+
+
+def _explain_verdict(
+    policy: CompiledPolicy, case: Case, verdict: Verdict
+) -> tuple[Outcome, str, PlanItem | None]:
+    if isinstance(verdict, NotDue):
+        return "not due", verdict.reason, None
+    result = _result(policy, case, verdict)
+    if isinstance(result, PlanItem):
+        return "due", result.reason, result
+    assert result is not None
+    return "cannot judge", result.reason, None
+
+
+# -- forward preview -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewStep:
+    at: datetime
+    result: PlanItem | Unjudged
+
+
+def preview(
+    cases: Iterable[Case],
+    accounts: Mapping[str, Account],
+    now: datetime,
+    policies: Rulebook,
+    calendar: BusinessCalendar,
+    horizon: int,
+) -> Iterator[PreviewStep]:
+    """Every step over ``now`` and the next ``horizon`` business days (same local time of
+    day), if nobody replies. A case that cannot be judged is reported once."""
+    local = now.astimezone(calendar.zone)
+    days = [local.date()] + [
+        calendar.add_business_days(local.date(), k) for k in range(1, horizon + 1)
+    ]
+    instants = [
+        datetime.combine(day, local.time(), tzinfo=calendar.zone).astimezone(UTC) for day in days
+    ]
+    for case in cases:
+        reported: set[str] = set()
+        current = case
+        for at in instants:
+            for result in plan((current,), accounts, at, policies, calendar):
+                if isinstance(result, Unjudged):
+                    if result.reason in reported:
+                        continue
+                    reported.add(result.reason)
+                else:
+                    current = apply_item(current, result, at)
+                yield PreviewStep(at, result)
+
+
+def apply_item(case: Case, item: PlanItem, at: datetime) -> Case:
+    """The case as it looks after ``item`` was carried out at ``at``."""
+    status, assignee, fields, tags = case.status, case.assignee, dict(case.fields), set(case.tags)
+    for action in item.actions:
+        params = action.params
+        if action.type is ActionType.SET_STATUS:
+            status = Status(params["status"])
+        elif action.type is ActionType.SET_ASSIGNEE:
+            assignee = params["assignee"]
+        elif action.type in (ActionType.SET_FIELD, ActionType.SET_BUG_FIELD):
+            fields[params["field"]] = params["value"]
+        elif action.type is ActionType.ADD_TAGS:
+            tags.update(params["tags"])
+        elif action.type is ActionType.REMOVE_TAGS:
+            tags.difference_update(params["tags"])
+    mark = FollowUpMark(item.policy, item.step, at, item.key)
+    return dataclasses.replace(
+        case,
+        status=status,
+        assignee=assignee,
+        fields=fields,
+        tags=frozenset(tags),
+        updated_at=at,
+        followups=(*case.followups, mark),
+    )
+
+
+def item_to_dict(result: PlanItem | Unjudged) -> dict[str, Any]:
+    """A JSON-ready view of one plan result (what ``followup plan --format json`` prints)."""
+    if isinstance(result, Unjudged):
+        return {"case": result.case_ref, "unjudged": True, "reason": result.reason}
+    return {
+        "case": result.case.ref,
+        "policy": result.policy,
+        "rule": result.rule,
+        "step": result.step_label,
+        "actions": [a.to_dict() for a in result.actions],
+        "reason": result.reason,
+        "key": result.key,
+        "covers": list(result.covers),
+        "dry_run": result.dry_run,
+    }
