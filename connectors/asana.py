@@ -1,0 +1,365 @@
+"""Asana: the tasks of the Bugs project as cases of kind ``bug``.
+
+Reads. ``GET /projects/{gid}/tasks`` with ``completed_since=now`` (open tasks only), 100 a
+page, and exactly the ``opt_fields`` the planner needs; then each open task's stories, for the
+engineers' comments (ENGINEER_UPDATE) and the worker's own signed comments (follow-ups). The
+custom fields are read by gid, resolved once from the project by the names in the mapping.
+The customer behind a bug is the Intercom contact in the "Intercom contact" field: it becomes
+the case's ``account_id``, which is the id of the Intercom account.
+
+Writes. Custom fields first, in one ``PUT /tasks/{gid}`` (enum values by option gid, dates as
+``YYYY-MM-DD``): setting absolute values twice is harmless, so a lost answer is simply sent
+again. Then the comment signed with the marker, ``POST /tasks/{gid}/stories``: last, so a
+recorded follow-up always has its field changes, and looked for before it is sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from connectors.base import WriteOutcome, WriteResult
+from connectors.errors import MappingError, OutcomeUnknown, VendorError
+from connectors.footer import parse_footer, with_footer
+from connectors.http import OwnsClient, VendorClient
+from connectors.mapping import AsanaMapping
+from connectors.resolution import NameCheck
+from connectors.settings import Timeouts, VendorLimits
+from policies.model import (
+    Account,
+    ActionType,
+    Activity,
+    ActivityKind,
+    Case,
+    CaseKind,
+    FollowUpMark,
+    PlanItem,
+    Priority,
+    Source,
+    Status,
+)
+
+__all__ = ["AsanaConnector", "AsanaIds", "task_changes"]
+
+PAGE = 100
+TASK_FIELDS = ",".join(
+    [
+        "name",
+        "completed",
+        "created_at",
+        "modified_at",
+        "assignee.name",
+        "custom_fields.enum_value.name",
+        "custom_fields.date_value.date",
+        "custom_fields.text_value",
+    ]
+)
+STORY_FIELDS = "created_at,created_by.name,resource_subtype,text"
+PROJECT_FIELDS = ",".join(
+    [
+        "name",
+        "custom_field_settings.custom_field.name",
+        "custom_field_settings.custom_field.resource_subtype",
+        "custom_field_settings.custom_field.enum_options.name",
+    ]
+)
+_PRIORITY = {
+    "critical": Priority.CRITICAL,
+    "urgent": Priority.URGENT,
+    "high": Priority.HIGH,
+    "medium": Priority.NORMAL,
+    "normal": Priority.NORMAL,
+    "low": Priority.LOW,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CustomField:
+    gid: str
+    kind: str  # Asana's resource_subtype: enum, date, text, number...
+    options: dict[str, str] = field(default_factory=dict)  # lowercased option name -> gid
+
+
+@dataclass(frozen=True, slots=True)
+class AsanaIds:
+    project: str
+    me: str
+    fields: dict[str, CustomField]  # logical name -> field
+
+    def field(self, logical: str) -> CustomField:
+        try:
+            return self.fields[logical]
+        except KeyError:
+            raise MappingError(f"asana custom field {logical!r} is not mapped") from None
+
+    def value(self, logical: str, value: Any) -> Any:
+        """A custom field value as ``PUT /tasks`` expects it."""
+        custom = self.field(logical)
+        if custom.kind == "enum":
+            try:
+                return custom.options[str(value).lower()]
+            except KeyError:
+                raise MappingError(f"asana field {logical!r} has no option {value!r}") from None
+        if custom.kind == "date":
+            return str(value)[:10]  # a date or an ISO instant -> YYYY-MM-DD
+        return value
+
+
+def task_changes(item: PlanItem, ids: AsanaIds) -> tuple[dict[str, Any], str]:
+    """The custom field values to set and the signed comment of one plan item."""
+    values: dict[str, Any] = {}
+    texts: list[str] = []
+    for action in item.actions:
+        p = action.params
+        match action.type:
+            case ActionType.SET_BUG_FIELD | ActionType.SET_FIELD:
+                logical = str(p["field"])
+                values[ids.field(logical).gid] = ids.value(logical, p["value"])
+            case ActionType.NOTIFY_ENGINEER | ActionType.NOTE:
+                texts.append(str(p["body"]))
+            case _:
+                raise MappingError(f"asana cannot {action.type} (task {item.case.id})")
+    return values, with_footer("\n\n".join(texts) or item.reason, item)
+
+
+def _dt(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+class AsanaConnector(OwnsClient):
+    source = Source.ASANA
+
+    def __init__(self, client: VendorClient, mapping: AsanaMapping) -> None:
+        self._client = client
+        self._mapping = mapping
+        self._ids: AsanaIds | None = None
+        self._resolving = asyncio.Lock()
+
+    @classmethod
+    def connect(
+        cls,
+        base_url: str,
+        token: str,
+        mapping: AsanaMapping,
+        *,
+        limits: VendorLimits,
+        timeouts: Timeouts,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> AsanaConnector:
+        client = VendorClient(
+            "asana",
+            base_url,
+            headers={"Authorization": f"Bearer {token}"},
+            limits=limits,
+            timeouts=timeouts,
+            transport=transport,
+        )
+        return cls(client, mapping)
+
+    async def _pages(self, url: str, params: Mapping[str, Any]) -> AsyncIterator[Any]:
+        query = dict(params)
+        while True:
+            page = await self._client.read("GET", url, params=query)
+            for record in page.get("data", []):
+                yield record
+            offset = (page.get("next_page") or {}).get("offset")
+            if not offset:
+                return
+            query = {**params, "offset": offset}
+
+    async def resolve(self) -> AsanaIds:
+        async with self._resolving:
+            if self._ids is None:
+                self._ids = await self._resolve()
+        return self._ids
+
+    async def _project_gid(self) -> str:
+        wanted = self._mapping.project
+        if wanted.isdigit():
+            return wanted
+        workspaces = [w async for w in self._pages("/workspaces", {"limit": PAGE})]
+        chosen = [
+            w for w in workspaces if self._mapping.workspace in (None, w["gid"], w.get("name"))
+        ]
+        if len(chosen) != 1:
+            raise MappingError("asana workspace is ambiguous or unknown: set asana.workspace")
+        params = {"workspace": chosen[0]["gid"], "limit": PAGE, "opt_fields": "name"}
+        async for project in self._pages("/projects", params):
+            if project.get("name") == wanted:
+                return str(project["gid"])
+        raise MappingError(f"asana project {wanted!r} is unknown")
+
+    async def _resolve(self) -> AsanaIds:
+        gid = await self._project_gid()
+        project = (
+            await self._client.read(
+                "GET", f"/projects/{gid}", params={"opt_fields": PROJECT_FIELDS}
+            )
+        )["data"]
+        me = (await self._client.read("GET", "/users/me", params={"opt_fields": "name"}))["data"]
+        by_name = {
+            s["custom_field"]["name"]: s["custom_field"]
+            for s in project.get("custom_field_settings", [])
+        }
+        resolved = {}
+        for logical, name in self._mapping.custom_fields.items():
+            if (found := by_name.get(name)) is not None:
+                resolved[logical] = CustomField(
+                    gid=str(found["gid"]),
+                    kind=found.get("resource_subtype") or "text",
+                    options={
+                        o["name"].lower(): str(o["gid"]) for o in found.get("enum_options") or []
+                    },
+                )
+        return AsanaIds(project=gid, me=str(me["gid"]), fields=resolved)
+
+    async def check(self) -> list[NameCheck]:
+        try:
+            ids = await self.resolve()
+        except MappingError:
+            return [NameCheck("asana", "project", self._mapping.project, None)]
+        checks = [NameCheck("asana", "project", self._mapping.project, ids.project)]
+        for logical, name in self._mapping.custom_fields.items():
+            found = ids.fields.get(logical)
+            checks.append(
+                NameCheck.of("asana", "custom field", f"{logical}: {name}", found and found.gid)
+            )
+        return checks
+
+    # -- reads ----------------------------------------------------------------------------
+
+    async def _stories(self, task_gid: str) -> list[Mapping[str, Any]]:
+        params = {"opt_fields": STORY_FIELDS, "limit": PAGE}
+        return [s async for s in self._pages(f"/tasks/{task_gid}/stories", params)]
+
+    def _to_case(
+        self, task: Mapping[str, Any], stories: list[Mapping[str, Any]], ids: AsanaIds
+    ) -> Case:
+        history, followups = _evidence(stories, ids.me)
+        by_gid = {f.gid: logical for logical, f in ids.fields.items()}
+        values: dict[str, str] = {}
+        for custom in task.get("custom_fields") or []:
+            logical = by_gid.get(str(custom["gid"]))
+            value = (
+                (custom.get("enum_value") or {}).get("name")
+                or (custom.get("date_value") or {}).get("date")
+                or custom.get("text_value")
+            )
+            if logical and value:
+                values[logical] = str(value)
+        priority = values.pop("priority", None)
+        return Case(
+            source=Source.ASANA,
+            id=str(task["gid"]),
+            kind=CaseKind.BUG,
+            status=Status.SOLVED if task.get("completed") else Status.OPEN,
+            created_at=_dt(task["created_at"]),
+            updated_at=_dt(task["modified_at"]),
+            subject=task.get("name") or "",
+            priority=_PRIORITY.get(priority.lower()) if priority else None,
+            account_id=values.get("intercom_contact"),
+            assignee=(task.get("assignee") or {}).get("name"),
+            fields=values,
+            history=tuple(sorted(history, key=lambda a: a.at)),
+            followups=tuple(sorted(followups, key=lambda m: m.at)),
+            updated_stamp=task["modified_at"],
+        )
+
+    async def cases(self) -> AsyncIterator[Case]:
+        ids = await self.resolve()
+        params = {"completed_since": "now", "limit": PAGE, "opt_fields": TASK_FIELDS}
+        url = f"/projects/{ids.project}/tasks"
+        batch: list[Mapping[str, Any]] = []
+        async for task in self._pages(url, params):
+            batch.append(task)
+            if len(batch) == PAGE:
+                for case in await self._with_stories(batch, ids):
+                    yield case
+                batch = []
+        for case in await self._with_stories(batch, ids):
+            yield case
+
+    async def _with_stories(self, tasks: list[Mapping[str, Any]], ids: AsanaIds) -> list[Case]:
+        stories = await asyncio.gather(*(self._stories(str(t["gid"])) for t in tasks))
+        return [self._to_case(t, s, ids) for t, s in zip(tasks, stories, strict=True)]
+
+    def accounts(self) -> AsyncIterator[Account]:
+        """Bug reporters' accounts live in Intercom; Asana knows none."""
+        return _no_accounts()
+
+    async def fetch_case(self, case_id: str) -> Case:
+        ids = await self.resolve()
+        task = await self._client.read(
+            "GET", f"/tasks/{case_id}", params={"opt_fields": TASK_FIELDS}
+        )
+        return self._to_case(task["data"], await self._stories(case_id), ids)
+
+    # -- writes ---------------------------------------------------------------------------
+
+    async def apply(self, item: PlanItem) -> WriteResult:
+        if any(m.key == item.key for m in item.case.followups):
+            return WriteResult(WriteOutcome.ALREADY_APPLIED, calls=0)
+        try:
+            ids = await self.resolve()
+            values, comment = task_changes(item, ids)
+        except MappingError as exc:
+            return WriteResult(WriteOutcome.FAILED, calls=0, detail=str(exc))
+        task = f"/tasks/{item.case.id}"
+        calls = 0
+        try:
+            if values:
+                for attempt in range(2):  # absolute values: resending cannot duplicate anything
+                    calls += 1
+                    try:
+                        await self._client.write(
+                            "PUT", task, json={"data": {"custom_fields": values}}
+                        )
+                        break
+                    except OutcomeUnknown:
+                        if attempt == 1:
+                            raise
+            for attempt in range(2):
+                calls += 1
+                try:
+                    await self._client.write(
+                        "POST", f"{task}/stories", json={"data": {"text": comment}}
+                    )
+                    return WriteResult(WriteOutcome.APPLIED, calls=calls)
+                except OutcomeUnknown:
+                    calls += 1
+                    _, marks = _evidence(await self._stories(item.case.id), ids.me)
+                    if any(m.key == item.key for m in marks):
+                        return WriteResult(WriteOutcome.ALREADY_APPLIED, calls=calls)
+                    if attempt == 1:
+                        raise
+        except VendorError as exc:
+            return WriteResult(WriteOutcome.FAILED, calls=calls, detail=str(exc))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _evidence(
+    stories: list[Mapping[str, Any]], me: str
+) -> tuple[list[Activity], list[FollowUpMark]]:
+    """Engineers' comments, and the worker's own signed ones, from a task's stories."""
+    history: list[Activity] = []
+    followups: list[FollowUpMark] = []
+    for story in stories:
+        if story.get("resource_subtype") != "comment_added":
+            continue  # system stories: field changes, assignments...
+        at = _dt(story["created_at"])
+        author = str((story.get("created_by") or {}).get("gid"))
+        if author != me:
+            history.append(Activity(ActivityKind.ENGINEER_UPDATE, at))
+        elif (mark := parse_footer(story.get("text") or "", at)) is not None:
+            followups.append(mark)
+    return history, followups
+
+
+async def _no_accounts() -> AsyncIterator[Account]:
+    return
+    yield  # pragma: no cover

@@ -1,0 +1,147 @@
+"""Every error a connector raises, for every vendor, in one tree.
+
+::
+
+    ConnectorError
+     ├── MappingError                 tenant mapping invalid, or a name the vendor does not know
+     └── VendorError                  a vendor call failed (vendor, method, path, status)
+          ├── TransientVendorError    worth retrying later; reads retry these themselves
+          │    ├── VendorTimeout      connect/read/write/pool timeout
+          │    ├── ConnectionLost     connection refused, reset, protocol error
+          │    ├── ServerError        5xx
+          │    └── RateLimited        429; ``retry_after`` seconds
+          ├── PermanentVendorError    retrying the same request cannot help
+          │    ├── BadRequest         400
+          │    ├── Unauthorized       401
+          │    ├── Forbidden          403
+          │    ├── NotFound           404
+          │    ├── Conflict           409 (Zendesk ``safe_update`` collision)
+          │    └── Unprocessable      422
+          └── OutcomeUnknown          a write was sent but its answer was lost (timeout, reset,
+                                      5xx after send): it may or may not have been applied
+
+httpx errors and error statuses are translated at the edge (``connectors.http``) with
+``raise ... from exc``. Messages name the vendor, method, URL path and status only: never a
+header, a query string or a body, so tokens and agent emails cannot leak into logs.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadRequest",
+    "Conflict",
+    "ConnectionLost",
+    "ConnectorError",
+    "Forbidden",
+    "MappingError",
+    "NotFound",
+    "OutcomeUnknown",
+    "PermanentVendorError",
+    "RateLimited",
+    "ServerError",
+    "TransientVendorError",
+    "Unauthorized",
+    "Unprocessable",
+    "VendorError",
+    "VendorTimeout",
+    "error_for_status",
+]
+
+
+class ConnectorError(Exception):
+    """Base of everything ``connectors`` raises."""
+
+
+class MappingError(ConnectorError):
+    """The tenant mapping is invalid or names something the vendor does not have."""
+
+
+class VendorError(ConnectorError):
+    def __init__(
+        self,
+        vendor: str,
+        method: str,
+        path: str,
+        status: int | None = None,
+        detail: str = "",
+    ) -> None:
+        self.vendor = vendor
+        self.method = method
+        self.path = path
+        self.status = status
+        self.detail = detail
+        where = f"{vendor} {method} {path}"
+        what = f" -> {status}" if status is not None else ""
+        why = f": {detail}" if detail else ""
+        super().__init__(f"{where}{what}{why}")
+
+
+class TransientVendorError(VendorError):
+    pass
+
+
+class VendorTimeout(TransientVendorError):
+    pass
+
+
+class ConnectionLost(TransientVendorError):
+    pass
+
+
+class ServerError(TransientVendorError):
+    pass
+
+
+class RateLimited(TransientVendorError):
+    def __init__(self, vendor: str, method: str, path: str, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(vendor, method, path, 429, f"retry after {retry_after:g}s")
+
+
+class PermanentVendorError(VendorError):
+    pass
+
+
+class BadRequest(PermanentVendorError):
+    pass
+
+
+class Unauthorized(PermanentVendorError):
+    pass
+
+
+class Forbidden(PermanentVendorError):
+    pass
+
+
+class NotFound(PermanentVendorError):
+    pass
+
+
+class Conflict(PermanentVendorError):
+    pass
+
+
+class Unprocessable(PermanentVendorError):
+    pass
+
+
+class OutcomeUnknown(VendorError):
+    """Neither transient nor permanent: the caller must look before it writes again."""
+
+
+_PERMANENT_BY_STATUS: dict[int, type[PermanentVendorError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    422: Unprocessable,
+}
+
+
+def error_for_status(vendor: str, method: str, path: str, status: int) -> VendorError:
+    """The error for a non-2xx, non-429 status (429 needs its Retry-After: see RateLimited)."""
+    if status >= 500:
+        return ServerError(vendor, method, path, status)
+    return _PERMANENT_BY_STATUS.get(status, PermanentVendorError)(vendor, method, path, status)

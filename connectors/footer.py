@@ -1,0 +1,44 @@
+"""The worker's signature on every write: a footer line carrying its idempotency marker.
+
+``— followup-worker · <policy> · step <n>/<max> · fw-<key>`` ends every internal note, story or
+admin note the worker writes. Agents read it ("the worker wrote this, and why"); the connectors
+read it back into :class:`~policies.model.FollowUpMark` (where a case stands in its sequence) and
+look for ``fw-<key>`` when a write's outcome was lost.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from policies.model import MARKER_PREFIX, FollowUpMark, PlanItem, marker_tag
+
+__all__ = ["footer", "has_marker", "parse_footer", "with_footer"]
+
+_FOOTER = re.compile(
+    r"— followup-worker · (?P<policy>.+?) · step (?P<step>\d+)/(?P<max>\d+) · "
+    + re.escape(MARKER_PREFIX)
+    + r"(?P<key>[0-9a-zA-Z]+)"
+)
+
+
+def footer(item: PlanItem) -> str:
+    return f"— followup-worker · {item.policy} · step {item.step_label} · {marker_tag(item.key)}"
+
+
+def with_footer(body: str, item: PlanItem) -> str:
+    return f"{body.rstrip()}\n\n{footer(item)}" if body.strip() else footer(item)
+
+
+def parse_footer(text: str, at: datetime) -> FollowUpMark | None:
+    """The follow-up a note records, if the worker wrote it (the last footer wins)."""
+    matches = list(_FOOTER.finditer(text))
+    if not matches:
+        return None
+    found = matches[-1]
+    return FollowUpMark(policy=found["policy"], step=int(found["step"]), at=at, key=found["key"])
+
+
+def has_marker(text: str, key: str) -> bool:
+    """Whether ``text`` carries the marker of the write with idempotency key ``key``."""
+    return re.search(re.escape(marker_tag(key)) + r"\b", text) is not None

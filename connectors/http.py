@@ -1,0 +1,223 @@
+"""The one HTTP layer every vendor connector uses.
+
+One :class:`VendorClient` per vendor and tenant: one keep-alive ``httpx.AsyncClient`` with
+explicit timeouts, a ``transport=`` seam for tests, a pacing budget fed by every response's
+rate-limit headers (``connectors.pacing``), and separate caps on reads and writes in flight.
+
+Reads are retried on transient errors (tenacity). Writes are retried only when they provably
+were not applied: a 429, or a connection that never got established. Any failure after a write
+was sent (timeout, reset, 5xx) raises :class:`~connectors.errors.OutcomeUnknown`, because a blind
+retry could add a second note; the vendor connector checks its marker before writing again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+from typing import Any, Literal, Self
+
+import httpx
+import structlog
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from connectors.errors import (
+    ConnectionLost,
+    OutcomeUnknown,
+    RateLimited,
+    TransientVendorError,
+    VendorError,
+    VendorTimeout,
+    error_for_status,
+)
+from connectors.pacing import Budget, observe, read_rate_headers, schedule
+from connectors.settings import Timeouts, VendorLimits
+
+__all__ = ["CallKind", "OwnsClient", "VendorClient"]
+
+CallKind = Literal["read", "write"]
+Sleep = Callable[[float], Awaitable[None]]
+
+log = structlog.get_logger(__name__)
+
+# Errors raised before a single byte of the request left: retrying cannot duplicate anything.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_backoff = wait_exponential_jitter(max=15.0)
+
+
+def _wait(state: RetryCallState) -> float:
+    # A 429 already blocks the budget for exactly Retry-After; waiting here too would double it.
+    if state.outcome is not None and isinstance(state.outcome.exception(), RateLimited):
+        return 0.0
+    return _backoff(state)
+
+
+class VendorClient:
+    """Paced, capped, retrying JSON over HTTP to one vendor. Use as an async context manager."""
+
+    def __init__(
+        self,
+        vendor: str,
+        base_url: str,
+        *,
+        limits: VendorLimits,
+        timeouts: Timeouts,
+        auth: httpx.Auth | None = None,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.vendor = vendor
+        self._limits = limits
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._sleep = sleep
+        self._budget = Budget(limit=limits.requests_per_minute, headroom=limits.headroom)
+        self._in_flight = {
+            "read": asyncio.Semaphore(limits.max_concurrent_reads),
+            "write": asyncio.Semaphore(limits.max_concurrent_writes),
+        }
+        self.calls: Counter[str] = Counter()  # "read", "write", "rate_limited": for metrics
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            auth=auth,
+            headers={"Accept": "application/json", **(headers or {})},
+            timeout=timeouts.to_httpx(),
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> VendorClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def read(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+    ) -> Any:
+        """A request that changes nothing (GET, or a POST search): retried on transient errors."""
+        return await self._retrying(self._limits.read_attempts, "read", method, url, params, json)
+
+    async def write(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """A request that changes something. Raises OutcomeUnknown if it may have been applied."""
+        return await self._retrying(self._limits.write_attempts, "write", method, url, params, json)
+
+    async def _retrying(
+        self,
+        attempts: int,
+        kind: CallKind,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        json: Any,
+    ) -> Any:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(TransientVendorError),
+            stop=stop_after_attempt(attempts),
+            wait=_wait,
+            sleep=self._sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._send(kind, method, url, params, json)
+        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+    async def _paced_start(self) -> None:
+        start, self._budget = schedule(self._budget, self._clock())
+        delay = start - self._clock()
+        if delay > 0:
+            await self._sleep(delay)
+
+    async def _send(
+        self,
+        kind: CallKind,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        json: Any,
+    ) -> Any:
+        async with self._in_flight[kind]:
+            await self._paced_start()
+            request = self._http.build_request(method, url, params=params, json=json)
+            path = request.url.path
+            self.calls[kind] += 1
+            try:
+                response = await self._http.send(request)
+            except httpx.HTTPError as exc:
+                raise self._transport_error(kind, method, path, exc) from exc
+            seen = read_rate_headers(response.headers, self._wall_clock())
+            if response.status_code == 429 and seen.retry_after is None:
+                # No Retry-After: wait for Intercom's reset, else the configured default.
+                fallback = seen.reset_after or self._limits.default_retry_after
+                seen = replace(seen, retry_after=fallback)
+            self._budget = observe(self._budget, seen, self._clock())
+        if response.is_success:
+            return response.json() if response.content else None
+        raise self._status_error(kind, method, path, response, seen.retry_after)
+
+    def _transport_error(
+        self, kind: CallKind, method: str, path: str, exc: httpx.HTTPError
+    ) -> VendorError:
+        if kind == "write" and not isinstance(exc, _NOT_SENT):
+            return OutcomeUnknown(self.vendor, method, path, detail=type(exc).__name__)
+        if isinstance(exc, httpx.TimeoutException):
+            return VendorTimeout(self.vendor, method, path, detail=type(exc).__name__)
+        return ConnectionLost(self.vendor, method, path, detail=type(exc).__name__)
+
+    def _status_error(
+        self,
+        kind: CallKind,
+        method: str,
+        path: str,
+        response: httpx.Response,
+        retry_after: float | None,
+    ) -> VendorError:
+        status = response.status_code
+        if status == 429:
+            self.calls["rate_limited"] += 1
+            log.warning("rate_limited", vendor=self.vendor, path=path, retry_after=retry_after)
+            return RateLimited(self.vendor, method, path, retry_after or 0.0)
+        if kind == "write" and status >= 500:
+            return OutcomeUnknown(self.vendor, method, path, status)
+        return error_for_status(self.vendor, method, path, status)
+
+
+class OwnsClient:
+    """For connectors: closing the connector closes its client; usable with ``async with``."""
+
+    _client: VendorClient
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

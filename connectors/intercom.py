@@ -1,0 +1,348 @@
+"""Intercom: contacts as accounts, conversations awaiting the customer as cases.
+
+Reads. Accounts stream from ``GET /contacts`` (150 a page); which custom attribute holds the
+plan, the account status and the stop flag is tenant mapping. Candidate conversations come
+from ``POST /conversations/search`` (open ones, 150 a page), keeping those where an admin spoke
+last (the customer owes an answer); only those get their parts read, for the evidence.
+
+Writes. Intercom has no multi-change update, so one plan item is a few calls, in this order:
+the public reply, assignment and state changes (idempotent), and last the admin note signed
+with the marker ``fw-<key>``, so a follow-up is only recorded once all of it happened and a
+retried item never emails twice. A reply or note whose answer was lost is looked for in the
+conversation's parts before it is sent again; the reply by its exact body from the worker's
+admin in this cycle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from connectors.base import WriteOutcome, WriteResult
+from connectors.errors import MappingError, OutcomeUnknown, VendorError
+from connectors.footer import parse_footer, with_footer
+from connectors.http import OwnsClient, VendorClient
+from connectors.mapping import IntercomMapping, PlanNames
+from connectors.resolution import NameCheck
+from connectors.settings import Timeouts, VendorLimits
+from policies.model import (
+    Account,
+    ActionType,
+    Activity,
+    ActivityKind,
+    Case,
+    CaseKind,
+    FollowUpMark,
+    PlanItem,
+    Requester,
+    Source,
+    Status,
+)
+
+__all__ = ["IntercomConnector", "IntercomIds", "conversation_calls"]
+
+API_VERSION = "2.16"
+PAGE = 150
+_CONVERSATION = "/conversations/{}"
+_OPEN = {"field": "open", "operator": "=", "value": True}
+
+
+def _at(unix: int | float) -> datetime:
+    return datetime.fromtimestamp(unix, UTC)
+
+
+class IntercomIds:
+    """The worker's own admin id and the admins it may assign to, by name."""
+
+    def __init__(self, me: str, admins: Mapping[str, str]) -> None:
+        self.me = me
+        self.admins = dict(admins)
+
+    def admin_id(self, name: str) -> str:
+        # "Unresponsive Customers/Roxy V" is a Zendesk group/agent pair; Intercom assigns the agent.
+        agent = name.rpartition("/")[2]
+        try:
+            return self.admins[agent]
+        except KeyError:
+            raise MappingError(f"intercom admin {agent!r} is unknown") from None
+
+
+def conversation_calls(
+    item: PlanItem, ids: IntercomIds
+) -> tuple[str | None, str, list[dict[str, Any]]]:
+    """The reply body (if any), the signed note body and the part requests of one plan item."""
+    replies: list[str] = []
+    notes: list[str] = []
+    parts: list[dict[str, Any]] = []
+    for action in item.actions:
+        p = action.params
+        match action.type:
+            case ActionType.NOTE:
+                notes.append(str(p["body"]))
+            case ActionType.REPLY:
+                replies.append(str(p["body"]))
+            case ActionType.REACH_OUT:
+                notes.append("Reach out by: " + ", ".join(str(c) for c in p.get("channels", [])))
+            case ActionType.SET_ASSIGNEE:
+                parts.append(
+                    {
+                        "message_type": "assignment",
+                        "type": "admin",
+                        "admin_id": ids.me,
+                        "assignee_id": ids.admin_id(str(p["assignee"])),
+                    }
+                )
+            case ActionType.SET_STATUS:
+                parts.extend(_state_part(str(p["status"]), p.get("until"), ids.me))
+            case _:
+                raise MappingError(f"intercom cannot {action.type} (conversation {item.case.id})")
+    note = with_footer("\n\n".join(notes) or item.reason, item)
+    return ("\n\n".join(replies) or None), note, parts
+
+
+def _state_part(status: str, until: Any, admin_id: str) -> list[dict[str, Any]]:
+    if status in (Status.SOLVED, Status.CLOSED):
+        return [{"message_type": "close", "type": "admin", "admin_id": admin_id}]
+    if status == Status.OPEN:
+        return [{"message_type": "open", "admin_id": admin_id}]
+    if status in (Status.PENDING, Status.HOLD) and until:
+        when = int(datetime.fromisoformat(str(until)).timestamp())
+        return [{"message_type": "snoozed", "admin_id": admin_id, "snoozed_until": when}]
+    return []  # pending without a date: an open conversation awaiting the customer already is
+
+
+def _waiting_on_customer(conversation: Mapping[str, Any]) -> bool:
+    stats = conversation.get("statistics") or {}
+    admin = stats.get("last_admin_reply_at")
+    contact = stats.get("last_contact_reply_at")
+    return admin is not None and (contact is None or admin > contact)
+
+
+def _parts(conversation: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    parts: list[Mapping[str, Any]] = (conversation.get("conversation_parts") or {}).get(
+        "conversation_parts"
+    ) or []
+    return parts
+
+
+class IntercomConnector(OwnsClient):
+    source = Source.INTERCOM
+
+    def __init__(
+        self, client: VendorClient, mapping: IntercomMapping, *, plans: PlanNames | None = None
+    ) -> None:
+        self._client = client
+        self._mapping = mapping
+        self._plans = plans or PlanNames()
+        self._ids: IntercomIds | None = None
+        self._resolving = asyncio.Lock()
+
+    @classmethod
+    def connect(
+        cls,
+        base_url: str,
+        token: str,
+        mapping: IntercomMapping,
+        *,
+        limits: VendorLimits,
+        timeouts: Timeouts,
+        transport: httpx.AsyncBaseTransport | None = None,
+        plans: PlanNames | None = None,
+    ) -> IntercomConnector:
+        client = VendorClient(
+            "intercom",
+            base_url,
+            headers={"Authorization": f"Bearer {token}", "Intercom-Version": API_VERSION},
+            limits=limits,
+            timeouts=timeouts,
+            transport=transport,
+        )
+        return cls(client, mapping, plans=plans)
+
+    async def resolve(self) -> IntercomIds:
+        async with self._resolving:
+            if self._ids is None:
+                listed = await self._client.read("GET", "/admins")
+                admins = {a["name"]: str(a["id"]) for a in listed.get("admins", [])}
+                if self._mapping.admin is not None:
+                    me = admins.get(self._mapping.admin)
+                    if me is None:
+                        raise MappingError(f"intercom admin {self._mapping.admin!r} is unknown")
+                else:
+                    me = str((await self._client.read("GET", "/me"))["id"])
+                self._ids = IntercomIds(me, admins)
+        return self._ids
+
+    async def check(self) -> list[NameCheck]:
+        try:
+            ids = await self.resolve()
+        except MappingError:
+            return [NameCheck("intercom", "admin", self._mapping.admin or "(token's admin)", None)]
+        checks = [NameCheck("intercom", "admin", self._mapping.admin or "(token's admin)", ids.me)]
+        checks += [
+            NameCheck.of("intercom", "admin", name, ids.admins.get(name))
+            for name in self._mapping.admins
+        ]
+        return checks
+
+    # -- reads ----------------------------------------------------------------------------
+
+    async def accounts(self) -> AsyncIterator[Account]:
+        attrs = self._mapping.contact_attributes
+        canceled = {v.lower() for v in attrs.canceled_values}
+        params: dict[str, Any] = {"per_page": PAGE}
+        while True:
+            page = await self._client.read("GET", "/contacts", params=params)
+            for contact in page.get("data", []):
+                custom = contact.get("custom_attributes") or {}
+                raw_plan = custom.get(attrs.plan)
+                yield Account(
+                    id=str(contact["id"]),
+                    name=contact.get("name") or "",
+                    plan=self._plans.tier(raw_plan),
+                    raw_plan=raw_plan,
+                    canceled=str(custom.get(attrs.account_status) or "").lower() in canceled,
+                    stop_followups=bool(custom.get(attrs.stop_followups)),
+                )
+            after = ((page.get("pages") or {}).get("next") or {}).get("starting_after")
+            if not after:
+                return
+            params = {"per_page": PAGE, "starting_after": after}
+
+    async def cases(self) -> AsyncIterator[Case]:
+        ids = await self.resolve()
+        pagination: dict[str, Any] = {"per_page": PAGE}
+        while True:
+            body = {
+                "query": {"field": "open", "operator": "=", "value": True},
+                "pagination": pagination,
+            }
+            page = await self._client.read("POST", "/conversations/search", json=body)
+            waiting = [c for c in page.get("conversations", []) if _waiting_on_customer(c)]
+            full = await asyncio.gather(
+                *(self._client.read("GET", _CONVERSATION.format(c["id"])) for c in waiting)
+            )
+            for conversation in full:
+                yield self._to_case(conversation, ids)
+            after = ((page.get("pages") or {}).get("next") or {}).get("starting_after")
+            if not after:
+                return
+            pagination = {"per_page": PAGE, "starting_after": after}
+
+    async def fetch_case(self, case_id: str) -> Case:
+        ids = await self.resolve()
+        return self._to_case(await self._client.read("GET", _CONVERSATION.format(case_id)), ids)
+
+    def _to_case(self, conversation: Mapping[str, Any], ids: IntercomIds) -> Case:
+        history: list[Activity] = []
+        followups: list[FollowUpMark] = []
+        source = conversation.get("source") or {}
+        if (source.get("author") or {}).get("type") in ("user", "lead", "contact"):
+            history.append(Activity(ActivityKind.CUSTOMER_REPLY, _at(conversation["created_at"])))
+        for part in _parts(conversation):
+            at = _at(part["created_at"])
+            author = part.get("author") or {}
+            mark = parse_footer(part.get("body") or "", at)
+            if mark is not None and author.get("type") == "admin":
+                followups.append(mark)
+            elif part.get("part_type") != "comment":
+                continue
+            elif author.get("type") == "admin":
+                history.append(Activity(ActivityKind.AGENT_UPDATE, at))
+            elif author.get("type") in ("user", "lead", "contact"):
+                history.append(Activity(ActivityKind.CUSTOMER_REPLY, at))
+        contacts = (conversation.get("contacts") or {}).get("contacts") or []
+        contact = contacts[0] if contacts else None
+        state = conversation.get("state")
+        if state == "closed":
+            status = Status.SOLVED
+        elif state == "snoozed" or _waiting_on_customer(conversation):
+            status = Status.PENDING
+        else:
+            status = Status.OPEN
+        names = {v: k for k, v in ids.admins.items()}
+        assignee = conversation.get("admin_assignee_id")
+        return Case(
+            source=Source.INTERCOM,
+            id=str(conversation["id"]),
+            kind=CaseKind.CONVERSATION,
+            status=status,
+            created_at=_at(conversation["created_at"]),
+            updated_at=_at(conversation["updated_at"]),
+            subject=(conversation.get("title") or source.get("subject") or ""),
+            requester=Requester(id=str(contact["id"])) if contact else None,
+            account_id=str(contact["id"]) if contact else None,
+            assignee=names.get(str(assignee)) if assignee is not None else None,
+            tags=frozenset(t["name"] for t in (conversation.get("tags") or {}).get("tags") or []),
+            history=tuple(sorted(history, key=lambda a: a.at)),
+            followups=tuple(sorted(followups, key=lambda m: m.at)),
+            updated_stamp=str(conversation["updated_at"]),
+        )
+
+    # -- writes ---------------------------------------------------------------------------
+
+    async def apply(self, item: PlanItem) -> WriteResult:
+        if any(m.key == item.key for m in item.case.followups):
+            return WriteResult(WriteOutcome.ALREADY_APPLIED, calls=0)
+        try:
+            ids = await self.resolve()
+            reply, note, parts = conversation_calls(item, ids)
+        except MappingError as exc:
+            return WriteResult(WriteOutcome.FAILED, calls=0, detail=str(exc))
+        url = _CONVERSATION.format(item.case.id)
+        calls = 0
+
+        async def send(path: str, body: dict[str, Any], done: Callable[[Any], bool]) -> bool:
+            """Send once; on a lost answer look, and send once more only if absent."""
+            nonlocal calls
+            for attempt in range(2):
+                calls += 1
+                try:
+                    await self._client.write("POST", url + path, json=body)
+                    return True
+                except OutcomeUnknown:
+                    calls += 1
+                    if done(await self._client.read("GET", url)):
+                        return False
+                    if attempt == 1:
+                        raise
+            return False  # pragma: no cover
+
+        cycle_start = max((a.at for a in item.case.history if a.kind.is_inbound), default=None)
+
+        def replied(conversation: Any) -> bool:
+            return any(
+                p.get("part_type") == "comment"
+                and (p.get("author") or {}).get("id") == ids.me
+                and (p.get("body") or "") == reply
+                and (cycle_start is None or _at(p["created_at"]) >= cycle_start)
+                for p in _parts(conversation)
+            )
+
+        def noted(conversation: Any) -> bool:
+            return any(
+                (mark := parse_footer(p.get("body") or "", _at(p["created_at"]))) is not None
+                and mark.key == item.key
+                for p in _parts(conversation)
+            )
+
+        admin = {"type": "admin", "admin_id": ids.me}
+        applied = True
+        try:
+            if reply is not None:
+                calls += 1
+                if not replied(await self._client.read("GET", url)):
+                    await send(
+                        "/reply", {"message_type": "comment", **admin, "body": reply}, replied
+                    )
+            for part in parts:  # assignment and state: the same part twice changes nothing
+                await send("/parts", part, lambda _: False)
+            applied = await send("/reply", {"message_type": "note", **admin, "body": note}, noted)
+        except VendorError as exc:
+            return WriteResult(WriteOutcome.FAILED, calls=calls, detail=str(exc))
+        outcome = WriteOutcome.APPLIED if applied else WriteOutcome.ALREADY_APPLIED
+        return WriteResult(outcome, calls=calls)

@@ -1,0 +1,143 @@
+"""The tenant mapping: which vendor objects mean what, by the names people see in the UI.
+
+A helpdesk admin knows "Request type" and "Unresponsive Customers", not field 360012345.
+The mapping file names them; each connector resolves the names to ids once, at start, and
+``followup connectors check`` reports what it could and could not resolve. Validation errors
+name the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from connectors.errors import MappingError
+from policies.model import PlanTier
+
+__all__ = [
+    "AsanaMapping",
+    "IntercomMapping",
+    "PlanNames",
+    "TenantMapping",
+    "ZendeskMapping",
+    "load_mapping",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PlanNames(_Strict):
+    """Raw plan values, as the vendor stores them, per plan tier. Unlisted values stay unknown."""
+
+    enterprise: list[str] = ["enterprise"]
+    standard: list[str] = ["standard"]
+    community: list[str] = ["community"]
+    trial: list[str] = ["trial"]
+
+    def tier(self, raw: str | None) -> PlanTier | None:
+        if raw is None:
+            return None
+        wanted = raw.strip().lower()
+        for tier in PlanTier:
+            if wanted in (name.lower() for name in getattr(self, tier.value)):
+                return tier
+        return None
+
+
+class AccountFlags(_Strict):
+    """Where an account's plan and its "do not follow up" flags live (attribute/field keys)."""
+
+    plan: str = "plan"
+    account_status: str = "account_status"
+    canceled_values: list[str] = ["canceled", "cancelled"]
+    stop_followups: str = "stop_followups"
+
+
+class ZendeskMapping(_Strict):
+    ticket_fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="Logical name (request_type, linked_order, ...) -> ticket field title.",
+    )
+    groups: list[str] = Field(default_factory=list, description="Group names the policies use.")
+    agents: list[str] = Field(default_factory=list, description="Agent names the policies use.")
+    organization_fields: AccountFlags = AccountFlags()
+    lookback_days: int = Field(
+        default=365,
+        gt=0,
+        description="Candidate tickets are those updated in this many days (incremental export).",
+    )
+
+
+class IntercomMapping(_Strict):
+    admin: str | None = Field(
+        default=None, description="Admin name the worker writes as; default: the token's admin."
+    )
+    contact_attributes: AccountFlags = AccountFlags()
+    admins: list[str] = Field(default_factory=list, description="Admin names policies assign to.")
+
+
+class AsanaMapping(_Strict):
+    project: str = Field(description="The bugs project: its name or its gid.")
+    workspace: str | None = Field(
+        default=None, description="Workspace name or gid; needed only to find a project by name."
+    )
+    custom_fields: dict[str, str] = Field(
+        default_factory=lambda: {
+            "priority": "Priority",
+            "user_last_updated": "User last updated",
+            "last_followup_date": "Last follow-up date",
+            "intercom_contact": "Intercom contact",
+        },
+        description="Logical name -> project custom field name.",
+    )
+
+
+class TenantMapping(_Strict):
+    zendesk: ZendeskMapping | None = None
+    intercom: IntercomMapping | None = None
+    asana: AsanaMapping | None = None
+    plans: PlanNames = PlanNames()
+
+
+def _line_of(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """1-based line of the YAML node at ``loc`` (or of its deepest existing parent)."""
+    node, line = root, None
+    for part in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            node = node.value[part] if part < len(node.value) else None
+        else:
+            node = None
+    if node is not None:
+        line = node.start_mark.line + 1
+    return line
+
+
+def load_mapping(path: Path) -> TenantMapping:
+    """Read and validate a mapping file; MappingError lists each problem as file:line: field."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        data: Any = yaml.safe_load(text) or {}
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        raise MappingError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return TenantMapping.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            line = _line_of(root, loc)
+            where = f"{path}:{line}" if line else str(path)
+            field = ".".join(str(p) for p in loc) or "(top level)"
+            problems.append(f"{where}: {field}: {error['msg']}")
+        raise MappingError("invalid tenant mapping\n" + "\n".join(problems)) from exc

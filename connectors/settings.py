@@ -1,0 +1,89 @@
+"""Connector settings: where each vendor is, how to log in, and how hard we may push it.
+
+Limits depend on the tenant's vendor plan (Zendesk Team 200/min ... Enterprise 700/min; Asana
+150/min free, 1,500/min paid), so they are settings, not constants. The runtime builds these
+from its own settings; ``VendorEnv`` reads the ``FOLLOWUP_*`` variables for commands that only
+need the connectors (``followup connectors check``).
+"""
+
+from __future__ import annotations
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ConnectorLimits", "Timeouts", "VendorEnv", "VendorLimits"]
+
+
+class Timeouts(BaseModel):
+    """Seconds; see httpx.Timeout. Explicit per phase so a stuck vendor cannot stall a run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    connect: float = 5.0
+    read: float = 30.0
+    write: float = 30.0
+    pool: float = 10.0
+
+    def to_httpx(self) -> httpx.Timeout:
+        return httpx.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)
+
+
+class VendorLimits(BaseModel):
+    """How one vendor of one tenant may be used."""
+
+    model_config = ConfigDict(frozen=True)
+
+    requests_per_minute: int | None = Field(
+        default=None,
+        gt=0,
+        description="The plan's limit; used until (and unless) the vendor's headers tell.",
+    )
+    headroom: float = Field(
+        default=0.1,
+        ge=0.0,
+        lt=1.0,
+        description="Share of the budget left unused, for agents' apps sharing the same limit.",
+    )
+    max_concurrent_reads: int = Field(default=10, gt=0)
+    max_concurrent_writes: int = Field(default=5, gt=0)
+    read_attempts: int = Field(default=4, gt=0, description="Tries per read, transient errors.")
+    write_attempts: int = Field(
+        default=3,
+        gt=0,
+        description="Tries per write when it was provably not applied (429, connect errors).",
+    )
+    default_retry_after: float = Field(
+        default=10.0, gt=0, description="Wait on a 429 that does not say how long."
+    )
+
+
+class ConnectorLimits(BaseModel):
+    """Per-vendor limits of one tenant; defaults are the vendors' published paid-plan figures."""
+
+    model_config = ConfigDict(frozen=True)
+
+    zendesk: VendorLimits = VendorLimits(
+        requests_per_minute=700, max_concurrent_reads=10, max_concurrent_writes=5
+    )
+    intercom: VendorLimits = VendorLimits(
+        requests_per_minute=1000, max_concurrent_reads=10, max_concurrent_writes=5
+    )
+    asana: VendorLimits = VendorLimits(
+        requests_per_minute=1500, max_concurrent_reads=50, max_concurrent_writes=15
+    )
+    timeouts: Timeouts = Timeouts()
+
+
+class VendorEnv(BaseSettings):
+    """Vendor URLs and credentials from ``FOLLOWUP_*``; a vendor without URL+token is unused."""
+
+    model_config = SettingsConfigDict(env_prefix="FOLLOWUP_", extra="ignore")
+
+    zendesk_url: str | None = None
+    zendesk_email: str | None = None
+    zendesk_token: SecretStr | None = None
+    intercom_url: str | None = None
+    intercom_token: SecretStr | None = None
+    asana_url: str | None = None
+    asana_token: SecretStr | None = None

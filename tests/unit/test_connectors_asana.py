@@ -1,0 +1,202 @@
+"""Asana: Bugs project tasks with exactly the opt_fields needed, fields then signed story."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from connectors.asana import TASK_FIELDS, AsanaConnector
+from connectors.base import WriteOutcome
+from connectors.mapping import AsanaMapping
+from policies.model import (
+    Action,
+    ActionType,
+    ActivityKind,
+    Case,
+    CaseKind,
+    PlanItem,
+    Priority,
+    Source,
+    Status,
+)
+from tests.connectors_support import FakeClock, make_client
+
+BASE = "https://app.asana.com/api/1.0"
+KEY = "abcdefabcdef0123"
+NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
+FOOTER = f"— followup-worker · bug_enterprise · step 1/1 · fw-{KEY}"
+
+
+@pytest.fixture
+def router() -> respx.MockRouter:
+    router = respx.MockRouter(assert_all_called=False, base_url=BASE)
+    router.get("/workspaces").respond(json={"data": [{"gid": "1", "name": "Acme"}]})
+    router.get("/projects").respond(json={"data": [{"gid": "77", "name": "Bugs"}]})
+    router.get("/projects/77").respond(
+        json={
+            "data": {
+                "gid": "77",
+                "custom_field_settings": [
+                    {
+                        "custom_field": {
+                            "gid": "f1",
+                            "name": "Priority",
+                            "resource_subtype": "enum",
+                            "enum_options": [
+                                {"gid": "o-high", "name": "High"},
+                                {"gid": "o-med", "name": "Medium"},
+                            ],
+                        }
+                    },
+                    {
+                        "custom_field": {
+                            "gid": "f2",
+                            "name": "User last updated",
+                            "resource_subtype": "date",
+                        }
+                    },
+                    {
+                        "custom_field": {
+                            "gid": "f3",
+                            "name": "Last follow-up date",
+                            "resource_subtype": "date",
+                        }
+                    },
+                    {
+                        "custom_field": {
+                            "gid": "f4",
+                            "name": "Intercom contact",
+                            "resource_subtype": "text",
+                        }
+                    },
+                ],
+            }
+        }
+    )
+    router.get("/users/me").respond(json={"data": {"gid": "900", "name": "Followup Worker"}})
+    return router
+
+
+def connector(router: respx.MockRouter) -> AsanaConnector:
+    client = make_client(router, FakeClock(), vendor="asana", base_url=BASE)
+    return AsanaConnector(client, AsanaMapping(project="Bugs"))
+
+
+def task(gid: str) -> dict[str, Any]:
+    return {
+        "gid": gid,
+        "name": "Export broken",
+        "completed": False,
+        "created_at": "2026-02-01T10:00:00.000Z",
+        "modified_at": "2026-03-01T10:00:00.000Z",
+        "assignee": {"gid": "5", "name": "Eve Engineer"},
+        "custom_fields": [
+            {"gid": "f1", "enum_value": {"gid": "o-med", "name": "Medium"}},
+            {"gid": "f2", "date_value": {"date": "2026-02-20"}},
+            {"gid": "f3", "date_value": None},
+            {"gid": "f4", "text_value": "contact-42"},
+        ],
+    }
+
+
+async def test_open_bugs_stream_with_their_engineer_comments(router: respx.MockRouter) -> None:
+    tasks = router.get("/projects/77/tasks").mock(
+        side_effect=[
+            httpx.Response(200, json={"data": [task("1")], "next_page": {"offset": "o2"}}),
+            httpx.Response(200, json={"data": [task("2")], "next_page": None}),
+        ]
+    )
+    router.get(url__regex=r"/tasks/\d/stories").respond(
+        json={
+            "data": [
+                {
+                    "resource_subtype": "comment_added",
+                    "created_by": {"gid": "5"},
+                    "text": "fixed on staging",
+                    "created_at": "2026-03-02T10:00:00.000Z",
+                },
+                {
+                    "resource_subtype": "assigned",
+                    "created_by": {"gid": "5"},
+                    "text": "assigned",
+                    "created_at": "2026-03-02T11:00:00.000Z",
+                },
+                {
+                    "resource_subtype": "comment_added",
+                    "created_by": {"gid": "900"},
+                    "text": f"Any news?\n\n{FOOTER}",
+                    "created_at": "2026-03-03T10:00:00.000Z",
+                },
+            ],
+            "next_page": None,
+        }
+    )
+    async with connector(router) as asana:
+        cases = [c async for c in asana.cases()]
+    params = tasks.calls[0].request.url.params
+    assert (params["completed_since"], params["opt_fields"]) == ("now", TASK_FIELDS)
+    assert tasks.calls[1].request.url.params["offset"] == "o2"
+    bug = cases[0]
+    assert (bug.kind, bug.status, bug.priority) == (CaseKind.BUG, Status.OPEN, Priority.NORMAL)
+    assert bug.fields == {"user_last_updated": "2026-02-20", "intercom_contact": "contact-42"}
+    assert (bug.account_id, bug.assignee) == ("contact-42", "Eve Engineer")
+    assert [a.kind for a in bug.history] == [ActivityKind.ENGINEER_UPDATE]
+    assert [m.key for m in bug.followups] == [KEY]
+
+
+def item(*actions: Action) -> PlanItem:
+    case = Case(Source.ASANA, "1", CaseKind.BUG, Status.OPEN, NOW, NOW)
+    return PlanItem(case, "bug_enterprise", "every_5", 1, 1, actions, "5 business days", KEY)
+
+
+async def test_fields_by_option_gid_and_date_then_the_signed_story(
+    router: respx.MockRouter,
+) -> None:
+    put = router.put("/tasks/1").respond(json={"data": {}})
+    story = router.post("/tasks/1/stories").respond(status_code=201, json={"data": {}})
+    async with connector(router) as asana:
+        result = await asana.apply(
+            item(
+                Action(ActionType.SET_BUG_FIELD, {"field": "priority", "value": "High"}),
+                Action(
+                    ActionType.SET_BUG_FIELD,
+                    {"field": "last_followup_date", "value": "2026-03-10T12:00:00+00:00"},
+                ),
+                Action(ActionType.NOTIFY_ENGINEER, {"body": "Any news?"}),
+            )
+        )
+    assert (result.outcome, result.calls) == (WriteOutcome.APPLIED, 2)
+    assert json.loads(put.calls[0].request.content) == {
+        "data": {"custom_fields": {"f1": "o-high", "f3": "2026-03-10"}}
+    }
+    assert json.loads(story.calls[0].request.content) == {
+        "data": {"text": f"Any news?\n\n{FOOTER}"}
+    }
+
+
+async def test_lost_story_is_looked_for_before_it_is_posted_again(
+    router: respx.MockRouter,
+) -> None:
+    story = router.post("/tasks/1/stories").mock(
+        side_effect=[httpx.Response(503), httpx.Response(201, json={"data": {}})]
+    )
+    router.get("/tasks/1/stories").respond(json={"data": [], "next_page": None})
+    async with connector(router) as asana:
+        result = await asana.apply(item(Action(ActionType.NOTIFY_ENGINEER, {"body": "ping"})))
+    assert result.outcome is WriteOutcome.APPLIED
+    assert story.call_count == 2
+
+
+async def test_unknown_priority_option_fails_without_a_call(router: respx.MockRouter) -> None:
+    put = router.put("/tasks/1")
+    async with connector(router) as asana:
+        result = await asana.apply(
+            item(Action(ActionType.SET_BUG_FIELD, {"field": "priority", "value": "Blocker"}))
+        )
+    assert result.outcome is WriteOutcome.FAILED
+    assert not put.called

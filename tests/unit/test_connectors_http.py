@@ -1,0 +1,212 @@
+"""The shared HTTP layer: retries, the 429 wait, lost write answers, caps, safe messages."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+import respx
+
+from connectors.errors import (
+    BadRequest,
+    ConnectionLost,
+    Forbidden,
+    NotFound,
+    OutcomeUnknown,
+    RateLimited,
+    ServerError,
+    Unauthorized,
+    Unprocessable,
+    VendorError,
+    VendorTimeout,
+)
+from connectors.settings import VendorLimits
+from tests.connectors_support import AGENT_EMAIL, SECRET_TOKEN, FakeClock, make_client
+
+URL = "https://acme.zendesk.com/api/v2/tickets/1"
+
+
+@pytest.fixture
+def router() -> respx.MockRouter:
+    return respx.MockRouter(assert_all_called=False)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+async def test_read_retries_transient_errors_then_succeeds(
+    router: respx.MockRouter, clock: FakeClock
+) -> None:
+    route = router.get(URL).mock(
+        side_effect=[
+            httpx.Response(503),
+            httpx.ReadTimeout("slow"),
+            httpx.Response(200, json={"ticket": {"id": 1}}),
+        ]
+    )
+    async with make_client(router, clock) as client:
+        assert await client.read("GET", "/api/v2/tickets/1") == {"ticket": {"id": 1}}
+    assert route.call_count == 3
+
+
+async def test_read_gives_up_after_its_attempts(router: respx.MockRouter, clock: FakeClock) -> None:
+    route = router.get(URL).mock(return_value=httpx.Response(500))
+    limits = VendorLimits(read_attempts=2)
+    async with make_client(router, clock, limits=limits) as client:
+        with pytest.raises(ServerError):
+            await client.read("GET", "/api/v2/tickets/1")
+    assert route.call_count == 2
+
+
+async def test_429_waits_exactly_retry_after(router: respx.MockRouter, clock: FakeClock) -> None:
+    router.get(URL).mock(
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": "17"}),
+            httpx.Response(200, json={}),
+        ]
+    )
+    async with make_client(router, clock) as client:
+        await client.read("GET", "/api/v2/tickets/1")
+        assert clock.sleeps == [17.0]
+        assert client.calls["rate_limited"] == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (400, BadRequest),
+        (401, Unauthorized),
+        (403, Forbidden),
+        (404, NotFound),
+        (422, Unprocessable),
+    ],
+)
+async def test_permanent_statuses_are_not_retried(
+    router: respx.MockRouter, clock: FakeClock, status: int, error: type[VendorError]
+) -> None:
+    route = router.get(URL).mock(return_value=httpx.Response(status))
+    async with make_client(router, clock) as client:
+        with pytest.raises(error) as raised:
+            await client.read("GET", "/api/v2/tickets/1")
+    assert route.call_count == 1
+    assert raised.value.status == status
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [httpx.Response(502), httpx.ReadTimeout("lost"), httpx.RemoteProtocolError("reset")],
+    ids=["5xx", "read-timeout", "reset"],
+)
+async def test_write_whose_answer_is_lost_is_not_retried(
+    router: respx.MockRouter, clock: FakeClock, failure: httpx.Response | Exception
+) -> None:
+    route = router.put(URL).mock(side_effect=[failure, httpx.Response(200, json={})])
+    async with make_client(router, clock) as client:
+        with pytest.raises(OutcomeUnknown):
+            await client.write("PUT", "/api/v2/tickets/1", json={"ticket": {}})
+    assert route.call_count == 1
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [httpx.Response(429, headers={"Retry-After": "1"}), httpx.ConnectError("refused")],
+    ids=["429", "never-connected"],
+)
+async def test_write_that_provably_did_not_land_is_retried(
+    router: respx.MockRouter, clock: FakeClock, failure: httpx.Response | Exception
+) -> None:
+    route = router.put(URL).mock(side_effect=[failure, httpx.Response(200, json={"ok": 1})])
+    async with make_client(router, clock) as client:
+        assert await client.write("PUT", "/api/v2/tickets/1", json={}) == {"ok": 1}
+    assert route.call_count == 2
+
+
+@pytest.mark.parametrize(
+    ("failure", "error"),
+    [(httpx.ConnectTimeout("t"), VendorTimeout), (httpx.ConnectError("r"), ConnectionLost)],
+)
+async def test_transport_errors_are_translated_with_their_cause(
+    router: respx.MockRouter,
+    clock: FakeClock,
+    failure: Exception,
+    error: type[VendorError],
+) -> None:
+    router.get(URL).mock(side_effect=failure)
+    async with make_client(router, clock, limits=VendorLimits(read_attempts=1)) as client:
+        with pytest.raises(error) as raised:
+            await client.read("GET", "/api/v2/tickets/1")
+    assert isinstance(raised.value.__cause__, httpx.HTTPError)
+
+
+async def test_errors_never_show_tokens_emails_or_queries(
+    router: respx.MockRouter, clock: FakeClock
+) -> None:
+    router.get(url__startswith="https://acme.zendesk.com/api/v2/search").mock(
+        return_value=httpx.Response(401, json={"error": f"bad token {SECRET_TOKEN}"})
+    )
+    router.put(URL).mock(side_effect=httpx.ReadTimeout(f"timeout for {AGENT_EMAIL}"))
+    async with make_client(router, clock) as client:
+        with pytest.raises(Unauthorized) as denied:
+            await client.read("GET", "/api/v2/search", params={"query": f"requester:{AGENT_EMAIL}"})
+        with pytest.raises(OutcomeUnknown) as lost:
+            await client.write("PUT", "/api/v2/tickets/1", json={"email": AGENT_EMAIL})
+    for error in (denied.value, lost.value):
+        assert SECRET_TOKEN not in str(error)
+        assert AGENT_EMAIL not in str(error)
+    assert str(denied.value) == "zendesk GET /api/v2/search -> 401"
+
+
+async def test_429_without_retry_after_waits_the_configured_default(
+    router: respx.MockRouter, clock: FakeClock
+) -> None:
+    router.get(URL).mock(side_effect=[httpx.Response(429), httpx.Response(200, json={})])
+    limits = VendorLimits(default_retry_after=4.0)
+    async with make_client(router, clock, limits=limits) as client:
+        await client.read("GET", "/api/v2/tickets/1")
+    assert clock.sleeps == [4.0]
+
+
+async def test_rate_limited_surfaces_after_the_attempts(
+    router: respx.MockRouter, clock: FakeClock
+) -> None:
+    router.get(URL).mock(return_value=httpx.Response(429, headers={"Retry-After": "2"}))
+    async with make_client(router, clock, limits=VendorLimits(read_attempts=2)) as client:
+        with pytest.raises(RateLimited) as raised:
+            await client.read("GET", "/api/v2/tickets/1")
+    assert raised.value.retry_after == 2.0
+
+
+async def test_headers_slow_requests_down_before_the_limit(
+    router: respx.MockRouter, clock: FakeClock
+) -> None:
+    router.get(URL).mock(
+        return_value=httpx.Response(
+            200, json={}, headers={"X-Rate-Limit": "100", "X-Rate-Limit-Remaining": "20"}
+        )
+    )
+    async with make_client(router, clock, limits=VendorLimits(headroom=0.1)) as client:
+        for _ in range(4):
+            await client.read("GET", "/api/v2/tickets/1")
+    # 20 left, 10 kept in reserve: the rest of the minute is spread over 10 requests.
+    assert clock.sleeps == [pytest.approx(6.0), pytest.approx(6.0)]
+
+
+async def test_writes_in_flight_are_capped(router: respx.MockRouter) -> None:
+    in_flight = peak = 0
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.01)
+        in_flight -= 1
+        return httpx.Response(200, json={})
+
+    router.put(URL).mock(side_effect=slow)
+    limits = VendorLimits(max_concurrent_writes=3)
+    async with make_client(router, FakeClock(), limits=limits) as client:
+        await asyncio.gather(*(client.write("PUT", "/api/v2/tickets/1") for _ in range(10)))
+    assert peak == 3

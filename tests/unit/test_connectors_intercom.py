@@ -1,0 +1,261 @@
+"""Intercom: contacts as accounts, conversations awaiting the customer, and the write order."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from connectors.base import WriteOutcome
+from connectors.intercom import IntercomConnector
+from connectors.mapping import IntercomMapping
+from connectors.settings import Timeouts, VendorLimits
+from policies.model import (
+    Action,
+    ActionType,
+    ActivityKind,
+    Case,
+    CaseKind,
+    PlanItem,
+    PlanTier,
+    Source,
+    Status,
+)
+from tests.connectors_support import FakeClock, make_client
+
+BASE = "https://api.intercom.io"
+KEY = "feedfacecafebeef"
+NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
+FOOTER = f"— followup-worker · awaiting_customer · step 1/3 · fw-{KEY}"
+
+
+@pytest.fixture
+def router() -> respx.MockRouter:
+    router = respx.MockRouter(assert_all_called=False, base_url=BASE)
+    router.get("/admins").respond(
+        json={"admins": [{"id": "1", "name": "Followup Worker"}, {"id": "2", "name": "Roxy V"}]}
+    )
+    router.get("/me").respond(json={"id": "1", "name": "Followup Worker"})
+    return router
+
+
+def connector(router: respx.MockRouter) -> IntercomConnector:
+    client = make_client(router, FakeClock(), vendor="intercom", base_url=BASE)
+    return IntercomConnector(client, IntercomMapping())
+
+
+def conversation(
+    id: str, admin_at: int | None, contact_at: int | None, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "id": id,
+        "state": "open",
+        "created_at": 1_770_000_000,
+        "updated_at": 1_770_000_500,
+        "source": {"author": {"type": "user", "id": "c1"}, "subject": "Help"},
+        "contacts": {"contacts": [{"id": "c1"}]},
+        "admin_assignee_id": 2,
+        "statistics": {"last_admin_reply_at": admin_at, "last_contact_reply_at": contact_at},
+        **extra,
+    }
+
+
+async def test_accounts_read_the_mapped_attributes_page_by_page(router: respx.MockRouter) -> None:
+    contacts = router.get("/contacts").mock(
+        side_effect=[
+            httpx.Response(
+                200,
+                json={
+                    "data": [
+                        {"id": "c1", "name": "Ann", "custom_attributes": {"plan": "standard"}}
+                    ],
+                    "pages": {"next": {"starting_after": "p2"}},
+                },
+            ),
+            httpx.Response(
+                200,
+                json={
+                    "data": [
+                        {
+                            "id": "c2",
+                            "custom_attributes": {
+                                "plan": "trial",
+                                "account_status": "Canceled",
+                                "stop_followups": True,
+                            },
+                        }
+                    ],
+                    "pages": {"next": None},
+                },
+            ),
+        ]
+    )
+    async with connector(router) as intercom:
+        accounts = [a async for a in intercom.accounts()]
+    assert [(a.id, a.plan, a.canceled, a.stop_followups) for a in accounts] == [
+        ("c1", PlanTier.STANDARD, False, False),
+        ("c2", PlanTier.TRIAL, True, True),
+    ]
+    assert contacts.calls[1].request.url.params["starting_after"] == "p2"
+
+
+async def test_only_conversations_awaiting_the_customer_are_read_in_full(
+    router: respx.MockRouter,
+) -> None:
+    search = router.post("/conversations/search").respond(
+        json={
+            "conversations": [
+                conversation("10", admin_at=1_770_000_300, contact_at=1_770_000_100),
+                conversation("11", admin_at=1_770_000_100, contact_at=1_770_000_300),
+            ],
+            "pages": {"next": None},
+        }
+    )
+    full = conversation(
+        "10",
+        admin_at=1_770_000_300,
+        contact_at=1_770_000_100,
+        conversation_parts={
+            "conversation_parts": [
+                {
+                    "part_type": "comment",
+                    "author": {"type": "user", "id": "c1"},
+                    "body": "hi",
+                    "created_at": 1_770_000_100,
+                },
+                {
+                    "part_type": "note",
+                    "author": {"type": "admin", "id": "1"},
+                    "body": f"<p>1/3</p><p>{FOOTER}</p>",
+                    "created_at": 1_770_000_300,
+                },
+            ]
+        },
+    )
+    one = router.get("/conversations/10").respond(json=full)
+    other = router.get("/conversations/11")
+    async with connector(router) as intercom:
+        (found,) = [c async for c in intercom.cases()]
+    assert json.loads(search.calls[0].request.content) == {
+        "query": {"field": "open", "operator": "=", "value": True},
+        "pagination": {"per_page": 150},
+    }
+    assert one.called
+    assert not other.called
+    assert (found.status, found.account_id, found.assignee) == (Status.PENDING, "c1", "Roxy V")
+    assert [a.kind for a in found.history] == [ActivityKind.CUSTOMER_REPLY] * 2
+    assert [m.key for m in found.followups] == [KEY]
+
+
+def item(*actions: Action) -> PlanItem:
+    case = Case(Source.INTERCOM, "10", CaseKind.CONVERSATION, Status.PENDING, NOW, NOW)
+    return PlanItem(case, "awaiting_customer", "final", 3, 3, actions, "no reply", KEY)
+
+
+async def test_reply_then_state_then_the_signed_note(router: respx.MockRouter) -> None:
+    router.get("/conversations/10").respond(json=conversation("10", 1, 0))
+    reply = router.post("/conversations/10/reply").respond(json={})
+    parts = router.post("/conversations/10/parts").respond(json={})
+    async with connector(router) as intercom:
+        result = await intercom.apply(
+            item(
+                Action(ActionType.REPLY, {"body": "Closing now"}),
+                Action(ActionType.NOTE, {"body": "3/3"}),
+                Action(ActionType.SET_ASSIGNEE, {"assignee": "Unresponsive Customers/Roxy V"}),
+                Action(ActionType.SET_STATUS, {"status": "solved"}),
+            )
+        )
+    assert result.outcome is WriteOutcome.APPLIED
+    bodies = [json.loads(c.request.content) for c in reply.calls]
+    assert bodies[0] == {
+        "message_type": "comment",
+        "type": "admin",
+        "admin_id": "1",
+        "body": "Closing now",
+    }
+    assert bodies[1]["message_type"] == "note"
+    assert bodies[1]["body"].endswith(FOOTER.replace("step 1/3", "step 3/3"))
+    assert [json.loads(c.request.content) for c in parts.calls] == [
+        {"message_type": "assignment", "type": "admin", "admin_id": "1", "assignee_id": "2"},
+        {"message_type": "close", "type": "admin", "admin_id": "1"},
+    ]
+
+
+async def test_a_reply_already_in_the_conversation_is_not_sent_again(
+    router: respx.MockRouter,
+) -> None:
+    router.get("/conversations/10").respond(
+        json=conversation(
+            "10",
+            1,
+            0,
+            conversation_parts={
+                "conversation_parts": [
+                    {
+                        "part_type": "comment",
+                        "author": {"type": "admin", "id": "1"},
+                        "body": "Closing now",
+                        "created_at": 1_770_000_400,
+                    }
+                ]
+            },
+        )
+    )
+    reply = router.post("/conversations/10/reply").respond(json={})
+    async with connector(router) as intercom:
+        await intercom.apply(item(Action(ActionType.REPLY, {"body": "Closing now"})))
+    assert [json.loads(c.request.content)["message_type"] for c in reply.calls] == ["note"]
+
+
+async def test_lost_note_found_on_re_read_is_already_applied(router: respx.MockRouter) -> None:
+    marker = f"x\n\n— followup-worker · awaiting_customer · step 3/3 · fw-{KEY}"
+    router.get("/conversations/10").respond(
+        json=conversation(
+            "10",
+            1,
+            0,
+            conversation_parts={
+                "conversation_parts": [
+                    {
+                        "part_type": "note",
+                        "author": {"type": "admin", "id": "1"},
+                        "body": marker,
+                        "created_at": 1_770_000_400,
+                    }
+                ]
+            },
+        )
+    )
+    reply = router.post("/conversations/10/reply").mock(side_effect=httpx.ReadTimeout("lost"))
+    async with connector(router) as intercom:
+        result = await intercom.apply(item(Action(ActionType.NOTE, {"body": "x"})))
+    assert result.outcome is WriteOutcome.ALREADY_APPLIED
+    assert reply.call_count == 1
+
+
+async def test_bug_fields_are_not_an_intercom_action(router: respx.MockRouter) -> None:
+    async with connector(router) as intercom:
+        result = await intercom.apply(
+            item(Action(ActionType.SET_BUG_FIELD, {"field": "priority", "value": "High"}))
+        )
+    assert result.outcome is WriteOutcome.FAILED
+
+
+async def test_connect_sends_bearer_token_and_api_version(router: respx.MockRouter) -> None:
+    contacts = router.get("/contacts").respond(json={"data": [], "pages": {}})
+    intercom = IntercomConnector.connect(
+        BASE,
+        "tok",
+        IntercomMapping(),
+        limits=VendorLimits(),
+        timeouts=Timeouts(),
+        transport=httpx.MockTransport(router.async_handler),
+    )
+    async with intercom:
+        assert [a async for a in intercom.accounts()] == []
+    headers = contacts.calls[0].request.headers
+    assert (headers["Authorization"], headers["Intercom-Version"]) == ("Bearer tok", "2.16")

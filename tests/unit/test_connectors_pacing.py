@@ -1,0 +1,116 @@
+"""The pacing budget as a table: what the headers say, and when the next request may start."""
+
+from __future__ import annotations
+
+import pytest
+
+from connectors.pacing import Budget, RateHeaders, observe, read_rate_headers, schedule
+
+WALL = 1_700_000_000.0
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        pytest.param(
+            {"X-Rate-Limit": "700", "X-Rate-Limit-Remaining": "650"},
+            RateHeaders(limit=700, remaining=650),
+            id="zendesk",
+        ),
+        pytest.param(
+            {"ratelimit-limit": "100", "ratelimit-remaining": "3", "ratelimit-reset": "12"},
+            RateHeaders(limit=100, remaining=3, reset_after=12.0),
+            id="zendesk-list-endpoint",
+        ),
+        pytest.param(
+            {
+                "X-RateLimit-Limit": "1000",
+                "X-RateLimit-Remaining": "10",
+                "X-RateLimit-Reset": str(int(WALL) + 8),
+            },
+            RateHeaders(limit=1000, remaining=10, reset_after=8.0),
+            id="intercom-reset-is-unix-time",
+        ),
+        pytest.param({"Retry-After": "30"}, RateHeaders(retry_after=30.0), id="asana-429"),
+        pytest.param(
+            {"Retry-After": "Tue, 14 Nov 2023 22:13:40 GMT"},  # WALL + 20 s
+            RateHeaders(retry_after=20.0),
+            id="retry-after-http-date",
+        ),
+        pytest.param({"X-Rate-Limit": "n/a"}, RateHeaders(), id="garbage-is-ignored"),
+        pytest.param({}, RateHeaders(), id="nothing"),
+    ],
+)
+def test_read_rate_headers(headers: dict[str, str], expected: RateHeaders) -> None:
+    assert read_rate_headers(headers, WALL) == expected
+
+
+NOW = 100.0
+
+
+@pytest.mark.parametrize(
+    ("budget", "start", "next_start"),
+    [
+        pytest.param(Budget(), NOW, NOW, id="unknown-limit-no-pacing"),
+        pytest.param(
+            Budget(limit=600, headroom=0.0), NOW, NOW + 0.1, id="configured-limit-even-spacing"
+        ),
+        pytest.param(
+            Budget(limit=100, remaining=60, reset_at=NOW + 30, headroom=0.0),
+            NOW,
+            NOW + 0.5,
+            id="remaining-spread-until-reset",
+        ),
+        pytest.param(
+            Budget(limit=100, remaining=30, headroom=0.1),
+            NOW,
+            NOW + 3.0,  # 60 s over 30 - 10 reserved
+            id="rolling-window-keeps-headroom",
+        ),
+        pytest.param(
+            Budget(limit=100, remaining=10, reset_at=NOW + 7, headroom=0.1),
+            NOW,
+            NOW + 7,
+            id="spent-waits-for-reset",
+        ),
+        pytest.param(
+            Budget(limit=100, remaining=5, headroom=0.1),
+            NOW,
+            NOW + 0.6,
+            id="spent-rolling-window-waits-one-share",
+        ),
+        pytest.param(Budget(blocked_until=NOW + 30), NOW + 30, NOW + 30, id="retry-after-blocks"),
+        pytest.param(Budget(next_start=NOW + 2), NOW + 2, NOW + 2, id="queued-behind-others"),
+    ],
+)
+def test_schedule(budget: Budget, start: float, next_start: float) -> None:
+    got_start, after = schedule(budget, NOW)
+    assert got_start == pytest.approx(start)
+    assert after.next_start == pytest.approx(next_start)
+
+
+def test_schedule_counts_the_request_against_the_budget() -> None:
+    _, after = schedule(Budget(limit=100, remaining=50), NOW)
+    assert after.remaining == 49
+
+
+def test_observe_takes_the_vendors_word_and_keeps_the_longest_block() -> None:
+    budget = Budget(limit=700, remaining=12, blocked_until=NOW + 50)
+    after = observe(budget, RateHeaders(remaining=600, retry_after=10, reset_after=5), NOW)
+    assert (after.limit, after.remaining, after.reset_at) == (700, 600, NOW + 5)
+    assert after.blocked_until == NOW + 50
+
+
+def test_a_long_run_paced_by_headers_never_exceeds_the_limit() -> None:
+    """Simulate a fixed 60 s window of 100 requests: pacing must stay under it throughout."""
+    budget, now, sent_in_window, window_end = Budget(headroom=0.1), 0.0, 0, 60.0
+    for _ in range(500):
+        start, budget = schedule(budget, now)
+        now = start
+        if now >= window_end:
+            window_end += 60.0
+            sent_in_window = 0
+        sent_in_window += 1
+        assert sent_in_window <= 100
+        seen = RateHeaders(limit=100, remaining=100 - sent_in_window, reset_after=window_end - now)
+        budget = observe(budget, seen, now)

@@ -1,0 +1,492 @@
+"""Zendesk: the requests the connector sends and what it makes of the answers."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from connectors.base import WriteOutcome
+from connectors.errors import MappingError
+from connectors.mapping import ZendeskMapping
+from connectors.zendesk import ZendeskConnector, ZendeskIds, ticket_updates
+from policies.model import (
+    Action,
+    ActionType,
+    ActivityKind,
+    Case,
+    CaseKind,
+    FollowUpMark,
+    PlanItem,
+    PlanTier,
+    Source,
+    Status,
+)
+from tests.connectors_support import FakeClock, make_client
+
+BASE = "https://acme.zendesk.com"
+NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+STAMP = "2026-03-09T10:00:00Z"
+KEY = "0123456789abcdef"
+
+MAPPING = ZendeskMapping(
+    ticket_fields={"request_type": "Request type", "order_status": "Order status"},
+    groups=["Support", "Unresponsive Customers"],
+    agents=["Roxy V"],
+)
+IDS = ZendeskIds(
+    fields={"request_type": 101, "order_status": 102},
+    options={"order_status": {"unresponsive": "unresponsive"}},
+    groups={"Support": 11, "Unresponsive Customers": 12},
+    agents={"Roxy V": 21},
+)
+
+
+def case(**changes: Any) -> Case:
+    fields: dict[str, Any] = {
+        "source": Source.ZENDESK,
+        "id": "7",
+        "kind": CaseKind.TICKET,
+        "status": Status.PENDING,
+        "created_at": NOW,
+        "updated_at": NOW,
+        "updated_stamp": STAMP,
+    }
+    return Case(**{**fields, **changes})
+
+
+def item(*actions: Action, on: Case | None = None) -> PlanItem:
+    return PlanItem(
+        case=on or case(),
+        policy="general_inquiry",
+        rule="day3",
+        step=2,
+        max_steps=3,
+        actions=actions,
+        reason="pending 2 business days",
+        key=KEY,
+    )
+
+
+NOTE = Action(ActionType.NOTE, {"body": "2/3"})
+REPLY = Action(ActionType.REPLY, {"template": "final", "body": "Hello again"})
+FOOTER = f"— followup-worker · general_inquiry · step 2/3 · fw-{KEY}"
+
+
+# -- plan item -> update bodies (pure) ----------------------------------------------------
+
+
+def test_all_changes_of_a_ticket_go_in_one_note_update() -> None:
+    updates = ticket_updates(
+        item(
+            NOTE,
+            Action(ActionType.REACH_OUT, {"channels": ["call", "text"]}),
+            Action(ActionType.SET_STATUS, {"status": "solved"}),
+            Action(ActionType.SET_ASSIGNEE, {"assignee": "Unresponsive Customers/Roxy V"}),
+            Action(ActionType.SET_FIELD, {"field": "order_status", "value": "Unresponsive"}),
+            Action(ActionType.ADD_TAGS, {"tags": ["fu_done"]}),
+            Action(ActionType.REMOVE_TAGS, {"tags": ["fu_active"]}),
+        ),
+        IDS,
+    )
+    assert updates.reply is None
+    assert updates.note == {
+        "comment": {"body": f"2/3\n\nReach out by: call, text\n\n{FOOTER}", "public": False},
+        "status": "solved",
+        "group_id": 12,
+        "assignee_id": 21,
+        "custom_fields": [{"id": 102, "value": "unresponsive"}],
+        "additional_tags": ["followup_worker", "fu_done"],
+        "remove_tags": ["fu_active"],
+    }
+
+
+def test_a_reply_goes_first_tagged_with_the_marker_and_the_note_removes_the_tag() -> None:
+    updates = ticket_updates(item(REPLY, NOTE), IDS)
+    assert updates.reply == {
+        "comment": {"body": "Hello again", "public": True},
+        "additional_tags": ["followup_worker", f"fw-{KEY}"],
+    }
+    assert updates.note["comment"] == {"body": f"2/3\n\n{FOOTER}", "public": False}
+    assert updates.note["remove_tags"] == [f"fw-{KEY}"]
+
+
+def test_a_change_without_a_note_still_leaves_a_signed_note() -> None:
+    updates = ticket_updates(item(Action(ActionType.SET_STATUS, {"status": "pending"})), IDS)
+    assert updates.note["comment"]["body"] == f"pending 2 business days\n\n{FOOTER}"
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        Action(ActionType.SET_ASSIGNEE, {"assignee": "Nobody"}),
+        Action(ActionType.SET_GROUP, {"group": "Nowhere"}),
+        Action(ActionType.SET_FIELD, {"field": "phase", "value": "x"}),
+        Action(ActionType.SET_FIELD, {"field": "order_status", "value": "lost"}),
+        Action(ActionType.SET_BUG_FIELD, {"field": "priority", "value": "High"}),
+    ],
+    ids=["agent", "group", "unmapped-field", "unknown-option", "not-a-zendesk-action"],
+)
+def test_unknown_names_fail_before_any_call(action: Action) -> None:
+    with pytest.raises(MappingError):
+        ticket_updates(item(action), IDS)
+
+
+# -- the connector over respx ---------------------------------------------------------------
+
+
+@pytest.fixture
+def router() -> respx.MockRouter:
+    router = respx.MockRouter(assert_all_called=False, base_url=BASE)
+    router.get("/api/v2/ticket_fields").respond(
+        json={
+            "ticket_fields": [
+                {
+                    "id": 101,
+                    "title": "Request type",
+                    "custom_field_options": [{"name": "Refund request", "value": "refund_request"}],
+                },
+                {
+                    "id": 102,
+                    "title": "Order status",
+                    "custom_field_options": [{"name": "Unresponsive", "value": "unresponsive"}],
+                },
+            ],
+            "meta": {"has_more": False},
+            "links": {"next": None},
+        }
+    )
+    router.get("/api/v2/groups").respond(
+        json={"groups": [{"id": 12, "name": "Unresponsive Customers"}], "next_page": None}
+    )
+    router.get("/api/v2/users").respond(
+        json={"users": [{"id": 21, "name": "Roxy V"}], "next_page": None}
+    )
+    return router
+
+
+def connector(router: respx.MockRouter, **options: Any) -> ZendeskConnector:
+    client = make_client(router, FakeClock(), base_url=BASE)
+    return ZendeskConnector(client, MAPPING, clock=lambda: NOW, **options)
+
+
+def ticket(id: int, status: str = "pending", **extra: Any) -> dict[str, Any]:
+    return {
+        "id": id,
+        "status": status,
+        "created_at": "2026-03-01T09:00:00Z",
+        "updated_at": STAMP,
+        "requester_id": 500 + id,
+        "organization_id": 900,
+        "assignee_id": 21,
+        "group_id": 12,
+        "custom_fields": [{"id": 101, "value": "refund_request"}, {"id": 999, "value": "x"}],
+        "tags": ["vip"],
+        **extra,
+    }
+
+
+def comments_page(*comments: dict[str, Any], has_more: bool = False) -> dict[str, Any]:
+    return {
+        "comments": list(comments),
+        "meta": {"has_more": has_more, "after_cursor": "c2"},
+        "links": {"next": f"{BASE}/api/v2/tickets/1/comments?page[after]=c2" if has_more else None},
+    }
+
+
+async def test_cases_stream_candidates_with_side_loaded_requesters_and_no_n_plus_1(
+    router: respx.MockRouter,
+) -> None:
+    export = router.get("/api/v2/incremental/tickets/cursor").mock(
+        side_effect=[
+            httpx.Response(
+                200,
+                json={
+                    "tickets": [ticket(1), ticket(2, "solved"), ticket(3, "deleted")],
+                    "users": [{"id": 501, "name": "Ann", "email": "ann@x.test", "phone": None}],
+                    "after_url": f"{BASE}/api/v2/incremental/tickets/cursor?cursor=abc",
+                    "end_of_stream": False,
+                },
+            ),
+            httpx.Response(
+                200,
+                json={
+                    "tickets": [ticket(4, "open")],
+                    "users": [{"id": 504, "name": "Bo", "phone": "+1555"}],
+                    "after_url": None,
+                    "end_of_stream": True,
+                },
+            ),
+        ]
+    )
+    router.get("/api/v2/tickets/1/comments").respond(
+        json=comments_page(
+            {
+                "id": 3,
+                "author_id": 99,
+                "body": f"1/3\n\n{FOOTER}",
+                "public": False,
+                "created_at": "2026-03-05T10:00:00Z",
+            },
+            {
+                "id": 2,
+                "author_id": 501,
+                "type": "VoiceComment",
+                "public": False,
+                "via": {"channel": "voice"},
+                "data": {"call_status": "missed"},
+                "created_at": "2026-03-04T10:00:00Z",
+            },
+        )
+    )
+    router.get("/api/v2/tickets/4/comments").respond(json=comments_page())
+    users = router.get(url__regex=r"/api/v2/users/\d+")
+
+    async with connector(router) as zendesk:
+        cases = [c async for c in zendesk.cases()]
+
+    assert [c.id for c in cases] == ["1", "4"]
+    first = cases[0]
+    assert first.requester is not None
+    assert first.requester.email == "ann@x.test"
+    assert first.fields == {"request_type": "refund_request"}
+    assert (first.assignee, first.group, first.account_id) == (
+        "Roxy V",
+        "Unresponsive Customers",
+        "900",
+    )
+    assert [a.kind for a in first.history] == [ActivityKind.MISSED_CALL]
+    assert [(m.policy, m.step, m.key) for m in first.followups] == [("general_inquiry", 2, KEY)]
+    assert first.updated_stamp == STAMP
+    params = export.calls[0].request.url.params
+    assert params["include"] == "users"
+    assert params["start_time"] == str(int(datetime(2025, 3, 10, 12, tzinfo=UTC).timestamp()))
+    assert export.calls[1].request.url.params["cursor"] == "abc"
+    assert not users.called
+
+
+async def test_comments_are_read_newest_first_and_only_back_to_the_last_inbound(
+    router: respx.MockRouter,
+) -> None:
+    router.get("/api/v2/incremental/tickets/cursor").respond(
+        json={
+            "tickets": [ticket(1)],
+            "users": [],
+            "after_url": None,
+            "end_of_stream": True,
+        }
+    )
+    comments = router.get("/api/v2/tickets/1/comments").mock(
+        side_effect=[
+            httpx.Response(
+                200,
+                json=comments_page(
+                    {
+                        "id": 9,
+                        "author_id": 99,
+                        "body": "agent",
+                        "public": True,
+                        "created_at": "2026-03-06T10:00:00Z",
+                    },
+                    has_more=True,
+                ),
+            ),
+            httpx.Response(
+                200,
+                json=comments_page(
+                    {
+                        "id": 8,
+                        "author_id": 501,
+                        "body": "hi",
+                        "public": True,
+                        "via": {"channel": "email"},
+                        "created_at": "2026-03-05T10:00:00Z",
+                    },
+                    {
+                        "id": 7,
+                        "author_id": 501,
+                        "body": "missed",
+                        "public": False,
+                        "via": {"channel": "email"},
+                        "metadata": {"custom": {"missed": True}},
+                        "created_at": "2026-03-04T10:00:00Z",
+                    },
+                    has_more=True,
+                ),
+            ),
+        ]
+    )
+    async with connector(router) as zendesk:
+        (found,) = [c async for c in zendesk.cases()]
+    assert comments.call_count == 2  # the third page is older than the last customer reply
+    assert comments.calls[0].request.url.params["sort"] == "-created_at"
+    assert [a.kind for a in found.history] == [
+        ActivityKind.MISSED_EMAIL,
+        ActivityKind.CUSTOMER_REPLY,
+        ActivityKind.AGENT_UPDATE,
+    ]
+
+
+async def test_accounts_read_plan_and_flags_from_organization_fields(
+    router: respx.MockRouter,
+) -> None:
+    router.get("/api/v2/organizations").respond(
+        json={
+            "organizations": [
+                {
+                    "id": 1,
+                    "name": "A",
+                    "organization_fields": {
+                        "plan": "Enterprise",
+                        "account_status": "active",
+                        "stop_followups": False,
+                    },
+                },
+                {
+                    "id": 2,
+                    "name": "B",
+                    "organization_fields": {
+                        "plan": "legacy_gold",
+                        "account_status": "canceled",
+                        "stop_followups": True,
+                    },
+                },
+            ],
+            "meta": {"has_more": False},
+            "links": {"next": None},
+        }
+    )
+    async with connector(router) as zendesk:
+        accounts = [a async for a in zendesk.accounts()]
+    assert [(a.id, a.plan, a.raw_plan, a.canceled, a.stop_followups) for a in accounts] == [
+        ("1", PlanTier.ENTERPRISE, "Enterprise", False, False),
+        ("2", None, "legacy_gold", True, True),
+    ]
+
+
+def put_body(route: respx.Route, n: int = 0) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(route.calls[n].request.content)["ticket"]
+    return body
+
+
+async def test_apply_is_one_safe_update(router: respx.MockRouter) -> None:
+    put = router.put("/api/v2/tickets/7").respond(
+        json={"ticket": {"id": 7, "updated_at": "2026-03-10T12:00:01Z"}, "audit": {"id": 55}}
+    )
+    async with connector(router) as zendesk:
+        result = await zendesk.apply(
+            item(NOTE, Action(ActionType.SET_STATUS, {"status": "pending"}))
+        )
+    assert (result.outcome, result.calls, result.request_ids) == (WriteOutcome.APPLIED, 1, ("55",))
+    body = put_body(put)
+    assert (body["safe_update"], body["updated_stamp"], body["status"]) == (True, STAMP, "pending")
+
+
+async def test_reply_and_note_are_two_updates_the_second_on_the_new_stamp(
+    router: respx.MockRouter,
+) -> None:
+    put = router.put("/api/v2/tickets/7").mock(
+        side_effect=[
+            httpx.Response(200, json={"ticket": {"updated_at": "2026-03-10T12:00:01Z"}}),
+            httpx.Response(200, json={"ticket": {"updated_at": "2026-03-10T12:00:02Z"}}),
+        ]
+    )
+    async with connector(router) as zendesk:
+        result = await zendesk.apply(item(REPLY, NOTE))
+    assert (result.outcome, result.calls) == (WriteOutcome.APPLIED, 2)
+    assert put_body(put, 0)["comment"]["public"] is True
+    assert put_body(put, 1)["comment"]["public"] is False
+    assert put_body(put, 1)["updated_stamp"] == "2026-03-10T12:00:01Z"
+
+
+async def test_a_retried_item_whose_reply_went_out_does_not_email_again(
+    router: respx.MockRouter,
+) -> None:
+    put = router.put("/api/v2/tickets/7").respond(json={"ticket": {"updated_at": STAMP}})
+    async with connector(router) as zendesk:
+        result = await zendesk.apply(item(REPLY, NOTE, on=case(tags=frozenset({f"fw-{KEY}"}))))
+    assert result.outcome is WriteOutcome.APPLIED
+    assert put.call_count == 1
+    assert put_body(put)["comment"]["public"] is False
+
+
+async def test_conflict_is_reported_for_a_re_plan(router: respx.MockRouter) -> None:
+    router.put("/api/v2/tickets/7").respond(status_code=409)
+    async with connector(router) as zendesk:
+        result = await zendesk.apply(item(NOTE))
+    assert result.outcome is WriteOutcome.CONFLICT
+
+
+def fresh_ticket(router: respx.MockRouter, *comments: dict[str, Any]) -> None:
+    router.get("/api/v2/tickets/7").respond(
+        json={"ticket": {**ticket(7), "updated_at": "2026-03-10T12:00:05Z"}, "users": []}
+    )
+    router.get("/api/v2/tickets/7/comments").respond(json=comments_page(*comments))
+
+
+async def test_lost_answer_with_the_marker_on_the_ticket_is_already_applied(
+    router: respx.MockRouter,
+) -> None:
+    put = router.put("/api/v2/tickets/7").mock(side_effect=httpx.ReadTimeout("lost"))
+    fresh_ticket(
+        router,
+        {
+            "id": 1,
+            "author_id": 99,
+            "body": f"2/3\n\n{FOOTER}",
+            "public": False,
+            "created_at": "2026-03-10T12:00:00Z",
+        },
+    )
+    async with connector(router) as zendesk:
+        result = await zendesk.apply(item(NOTE))
+    assert result.outcome is WriteOutcome.ALREADY_APPLIED
+    assert put.call_count == 1
+
+
+async def test_lost_answer_without_the_marker_is_written_once_more_on_the_old_stamp(
+    router: respx.MockRouter,
+) -> None:
+    put = router.put("/api/v2/tickets/7").mock(
+        side_effect=[
+            httpx.Response(502),
+            httpx.Response(200, json={"ticket": {"updated_at": STAMP}}),
+        ]
+    )
+    fresh_ticket(router)
+    async with connector(router) as zendesk:
+        result = await zendesk.apply(item(NOTE))
+    assert result.outcome is WriteOutcome.APPLIED
+    assert put.call_count == 2
+    assert put_body(put, 1)["updated_stamp"] == STAMP
+
+
+async def test_twice_lost_is_failed_not_written_a_third_time(router: respx.MockRouter) -> None:
+    put = router.put("/api/v2/tickets/7").respond(status_code=504)
+    fresh_ticket(router)
+    async with connector(router) as zendesk:
+        result = await zendesk.apply(item(NOTE))
+    assert result.outcome is WriteOutcome.FAILED
+    assert put.call_count == 2
+
+
+async def test_an_item_already_on_the_ticket_is_not_written(router: respx.MockRouter) -> None:
+    put = router.put("/api/v2/tickets/7")
+    done = case(followups=(FollowUpMark("general_inquiry", 2, NOW, KEY),))
+    async with connector(router) as zendesk:
+        result = await zendesk.apply(item(NOTE, on=done))
+    assert (result.outcome, result.calls) == (WriteOutcome.ALREADY_APPLIED, 0)
+    assert not put.called
+
+
+async def test_unknown_agent_fails_without_a_call(router: respx.MockRouter) -> None:
+    put = router.put("/api/v2/tickets/7")
+    async with connector(router) as zendesk:
+        result = await zendesk.apply(item(Action(ActionType.SET_ASSIGNEE, {"assignee": "Zed"})))
+    assert result.outcome is WriteOutcome.FAILED
+    assert "Zed" in result.detail
+    assert not put.called
