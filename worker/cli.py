@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import typer
 
+from worker import cli_runtime
+
 __all__ = ["app"]
 
 app = typer.Typer(
@@ -18,3 +20,6 @@ app = typer.Typer(
 @app.callback()
 def main() -> None:
     """followup-worker: decide what each customer is owed today, and do it exactly once."""
+
+
+cli_runtime.register(app)

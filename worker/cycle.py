@@ -4,9 +4,12 @@
 demo call. Everything it needs is in a :class:`Runtime`; ``worker.wiring`` builds one from the
 settings, tests build one from :class:`connectors.fake.FakeConnector` and a planner function.
 
-Fetch failures are contained per vendor: when a vendor's cases cannot be read, its cases are
-left for the next cycle and the others go ahead. When accounts cannot be read the whole tenant
-waits, because the plan tier drives every policy and a guess could send the wrong follow-up.
+The plan streams: each case is planned as soon as it is read (the planner keeps nothing between
+cases) and its items go straight to the executor, so memory stays flat and writes start while
+later pages are still being fetched. Accounts are read first, because the plan tier drives
+every policy; when they cannot be read the tenant waits for the next cycle rather than guess.
+When a vendor's cases stop coming (an error mid-way), the cases read so far are handled, the
+rest wait, and the cycle counts as failed. Same for a case the planner chokes on.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -73,7 +76,7 @@ class CycleSummary:
     cases: int = 0
     items: tuple[ItemReport, ...] = ()
     unjudged: tuple[Unjudged, ...] = ()
-    fetch_errors: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
     reconciled: int = 0
     cases_not_started: int = 0
     interrupted: bool = False
@@ -90,7 +93,7 @@ class CycleSummary:
     @property
     def ok(self) -> bool:
         """Every due follow-up was done (or planned, in dry-run) and every vendor was read."""
-        return not self.failed and not self.fetch_errors
+        return not self.failed and not self.errors
 
     def as_dict(self) -> dict[str, Any]:
         """The figures of the summary line and the ledger's cycle record."""
@@ -103,7 +106,7 @@ class CycleSummary:
             **dict(sorted(self.counts.items())),
             "failed": self.failed,
             "unjudged": len(self.unjudged),
-            "fetch_errors": len(self.fetch_errors),
+            "errors": len(self.errors),
             "reconciled": self.reconciled,
             "cases_not_started": self.cases_not_started,
             "interrupted": self.interrupted,
@@ -161,7 +164,7 @@ async def run_cycle(
             cases=sum(p.cases for p in parts),
             items=tuple(r for p in parts for r in p.reports),
             unjudged=tuple(u for p in parts for u in p.unjudged),
-            fetch_errors=tuple(e for p in parts for e in p.fetch_errors),
+            errors=tuple(e for p in parts for e in p.errors),
             reconciled=reconciled,
             cases_not_started=sum(p.cases_not_started for p in parts),
             interrupted=stop.is_set(),
@@ -176,7 +179,7 @@ class _TenantResult:
     cases: int = 0
     reports: list[ItemReport] = field(default_factory=list)
     unjudged: list[Unjudged] = field(default_factory=list)
-    fetch_errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
     cases_not_started: int = 0
 
 
@@ -189,29 +192,21 @@ async def _run_tenant(
             accounts = await _accounts(tenant.connectors.values())
         except Exception as exc:
             log.exception("accounts unreadable; tenant skipped this cycle")
-            result.fetch_errors.append(f"{tenant.name}: accounts: {exc!r}")
+            result.errors.append(f"{tenant.name}: accounts: {exc!r}")
             return result
-        cases: list[Case] = []
-        for source, connector in tenant.connectors.items():
-            try:
-                fetched = [case async for case in connector.cases()]
-            except Exception as exc:
-                log.exception("cases unreadable; vendor skipped this cycle", vendor=source.value)
-                result.fetch_errors.append(f"{tenant.name}: {source.value}: {exc!r}")
-                continue
-            metrics.cases_fetched.labels(vendor=source.value).inc(len(fetched))
-            cases.extend(fetched)
-        result.cases = len(cases)
 
-        items: list[PlanItem] = []
-        for entry in tenant.plan(cases, accounts, at):
-            if isinstance(entry, Unjudged):
-                log.warning("case not judged", case=entry.case_ref, reason=entry.reason)
-                metrics.unjudged.inc()
-                result.unjudged.append(entry)
-            else:
-                metrics.plan_items.labels(policy=entry.policy, step=entry.step_label).inc()
-                items.append(entry)
+        async def planned_cases() -> AsyncGenerator[list[PlanItem]]:
+            for source, connector in tenant.connectors.items():
+                try:
+                    async for case in connector.cases():
+                        result.cases += 1
+                        metrics.cases_fetched.labels(vendor=source.value).inc()
+                        items = _plan_case(tenant, case, accounts, at, metrics, result)
+                        if items:
+                            yield items
+                except Exception as exc:
+                    log.exception("cases unreadable; the rest wait", vendor=source.value)
+                    result.errors.append(f"{tenant.name}: {source.value}: {exc!r}")
 
         def replan(case: Case) -> list[PlanItem]:
             return [
@@ -220,10 +215,36 @@ async def _run_tenant(
                 if isinstance(entry, PlanItem) and entry.case.ref == case.ref
             ]
 
-        execution = await executor.execute(tenant.name, tenant.connectors, items, replan)
+        execution = await executor.execute(tenant.name, tenant.connectors, planned_cases(), replan)
         result.reports = execution.reports
         result.cases_not_started = execution.cases_not_started
         return result
+
+
+def _plan_case(
+    tenant: Tenant,
+    case: Case,
+    accounts: Mapping[str, Account],
+    at: datetime,
+    metrics: Metrics,
+    result: _TenantResult,
+) -> list[PlanItem]:
+    items: list[PlanItem] = []
+    try:
+        entries = list(tenant.plan([case], accounts, at))
+    except Exception as exc:
+        log.exception("planner failed on a case", case=case.ref)
+        result.errors.append(f"{tenant.name}: {case.ref}: planner: {exc!r}")
+        return items
+    for entry in entries:
+        if isinstance(entry, Unjudged):
+            log.warning("case not judged", case=entry.case_ref, reason=entry.reason)
+            metrics.unjudged.inc()
+            result.unjudged.append(entry)
+        else:
+            metrics.plan_items.labels(policy=entry.policy, step=entry.step_label).inc()
+            items.append(entry)
+    return items
 
 
 async def _accounts(connectors: Iterable[Connector]) -> dict[str, Account]:

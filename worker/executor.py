@@ -1,7 +1,8 @@
 """Carry out one tenant's plan: the ledger first, then the vendor, then the ledger again.
 
-Cases run concurrently up to a bound; the items of one case run in order, so two writes to the
-same case never race each other. Anything one item raises is caught, recorded and counted:
+Cases stream in from the planner while the vendors are still being read, and run concurrently
+up to a bound; the items of one case run in order, so two writes to the same case never race
+each other. Anything one item raises is caught, recorded and counted:
 one failing case never stops the others. When ``stop`` is set (SIGTERM/SIGINT) the cases in
 hand are finished and no new case is started.
 
@@ -11,8 +12,8 @@ What to do with each item is :func:`worker.decisions.decide`'s call; this module
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -114,25 +115,36 @@ class Executor:
         self,
         tenant: str,
         connectors: Mapping[Source, Connector],
-        items: Sequence[PlanItem],
+        cases: AsyncGenerator[list[PlanItem]],
         replan: Replan,
     ) -> Execution:
-        cases: dict[str, list[PlanItem]] = {}
-        for item in items:
-            cases.setdefault(item.case.ref, []).append(item)
-        waiting = deque(cases.values())
+        """Execute each case's items as the plan streams in (one list per case)."""
         execution = Execution()
+        queue: asyncio.Queue[list[PlanItem] | None] = asyncio.Queue(maxsize=self._concurrency)
 
-        async def drain() -> None:
-            while waiting and not self._stop.is_set():
-                for item in waiting.popleft():
+        async def produce() -> None:
+            try:
+                async with aclosing(cases):  # stop reading the vendors too when told to stop
+                    async for items in cases:
+                        if self._stop.is_set():
+                            break
+                        await queue.put(items)
+            finally:
+                for _ in range(self._concurrency):
+                    await queue.put(None)
+
+        async def consume() -> None:
+            while (items := await queue.get()) is not None:
+                if self._stop.is_set():
+                    execution.cases_not_started += 1
+                    continue
+                for item in items:
                     connector = connectors[item.case.source]
                     execution.reports.extend(
                         await self._settle(tenant, connector, item, replan, replanned=False)
                     )
 
-        await asyncio.gather(*(drain() for _ in range(min(self._concurrency, len(waiting)))))
-        execution.cases_not_started = len(waiting)
+        await asyncio.gather(produce(), *(consume() for _ in range(self._concurrency)))
         return execution
 
     async def _settle(

@@ -1,14 +1,14 @@
 """Prometheus metrics, in a registry of their own (so tests and the demo never share state).
 
-Connectors report their HTTP traffic through two hooks that need no import of this module:
-``metrics.http_event_hooks(vendor)`` plugs into ``httpx.AsyncClient(event_hooks=...)`` and
-counts calls and 429s; ``metrics.retry_hook(vendor)`` plugs into tenacity's
-``before_sleep=`` and counts retries.
+Vendor traffic is counted at the connectors' ``transport=`` seam: :class:`MeteredTransport`
+wraps the real transport and sees every request, so connectors need not know about metrics.
+Retries are invisible from there; ``metrics.retry_hook(vendor)`` fits tenacity's
+``before_sleep=`` for a connector that wants them counted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -21,7 +21,7 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+__all__ = ["CONTENT_TYPE_LATEST", "MeteredTransport", "Metrics"]
 
 
 class Metrics:
@@ -87,23 +87,15 @@ class Metrics:
             registry=self.registry,
         )
 
-    def record_api_call(self, vendor: str, status_code: int) -> None:
-        self.api_calls.labels(vendor=vendor, status=f"{status_code // 100}xx").inc()
+    def record_api_call(self, vendor: str, status_code: int | None) -> None:
+        """``status_code`` None: no response (timeout, connection error)."""
+        status = "error" if status_code is None else f"{status_code // 100}xx"
+        self.api_calls.labels(vendor=vendor, status=status).inc()
         if status_code == httpx.codes.TOO_MANY_REQUESTS:
             self.api_throttled.labels(vendor=vendor).inc()
 
     def record_api_retry(self, vendor: str) -> None:
         self.api_retries.labels(vendor=vendor).inc()
-
-    def http_event_hooks(
-        self, vendor: str
-    ) -> dict[str, list[Callable[[httpx.Response], Awaitable[None]]]]:
-        """``httpx.AsyncClient(event_hooks=metrics.http_event_hooks("zendesk"))``."""
-
-        async def count_response(response: httpx.Response) -> None:
-            self.record_api_call(vendor, response.status_code)
-
-        return {"response": [count_response]}
 
     def retry_hook(self, vendor: str) -> Callable[[Any], None]:
         """``tenacity.retry(before_sleep=metrics.retry_hook("zendesk"))``."""
@@ -116,3 +108,26 @@ class Metrics:
     def exposition(self) -> bytes:
         """The text format Prometheus scrapes."""
         return generate_latest(self.registry)
+
+
+class MeteredTransport(httpx.AsyncBaseTransport):
+    """Counts every request to one vendor, then hands it to the real transport."""
+
+    def __init__(
+        self, metrics: Metrics, vendor: str, inner: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self._metrics = metrics
+        self._vendor = vendor
+        self._inner = inner or httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            response = await self._inner.handle_async_request(request)
+        except httpx.TransportError:
+            self._metrics.record_api_call(self._vendor, None)
+            raise
+        self._metrics.record_api_call(self._vendor, response.status_code)
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()

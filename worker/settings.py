@@ -113,7 +113,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///followup-ledger.sqlite3"
 
     # When.
-    schedule: str = "*/15 8-17 * * mon-fri"
+    schedule: str = "*/15 9-16 * * mon-fri"
     timezone: str = "America/New_York"
     holidays_country: str = "US"
     holidays_subdivision: str | None = None
@@ -125,7 +125,6 @@ class Settings(BaseSettings):
     asana_rate_limit: PositiveInt = Field(default=150, description="requests per minute")
     http_connect_timeout: PositiveFloat = 5.0
     http_timeout: PositiveFloat = 30.0
-    max_retries: int = Field(default=4, ge=0)
 
     # Observability and operations.
     log_format: Literal["auto", "json", "console"] = "auto"

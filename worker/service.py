@@ -1,0 +1,110 @@
+"""Running cycles for real: once (cron, Kubernetes CronJob, CI) or on a schedule (serve).
+
+Both own SIGTERM and SIGINT: the first signal finishes the cases in hand, starts no new one
+and returns normally, so the process exits 0 and nothing is left half-written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import structlog
+import uvicorn
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from worker.cycle import CycleSummary, Runtime, run_cycle
+from worker.web import ServiceStatus, create_app
+
+__all__ = ["run_once", "serve", "shutdown_on_signals"]
+
+log = structlog.get_logger("followup.service")
+
+
+@contextmanager
+def shutdown_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    """Set ``stop`` on SIGTERM or SIGINT while inside the block."""
+    loop = asyncio.get_running_loop()
+
+    def request_stop(received: signal.Signals) -> None:
+        log.warning("shutdown requested: finishing the cases in hand", signal=received.name)
+        stop.set()
+
+    handled = (signal.SIGTERM, signal.SIGINT)
+    for received in handled:
+        loop.add_signal_handler(received, request_stop, received)
+    try:
+        yield
+    finally:
+        for received in handled:
+            loop.remove_signal_handler(received)
+
+
+async def run_once(runtime: Runtime, *, at: datetime, dry_run: bool | None = None) -> CycleSummary:
+    """One cycle, stoppable by a signal (``followup run --once``)."""
+    stop = asyncio.Event()
+    with shutdown_on_signals(stop):
+        return await run_cycle(runtime, at=at, dry_run=dry_run, stop=stop)
+
+
+class _Server(uvicorn.Server):
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # The service owns the signals: the cycle in hand must finish before the server stops.
+        yield
+
+
+async def serve(
+    runtime: Runtime,
+    *,
+    schedule: str,
+    zone: ZoneInfo,
+    host: str,
+    port: int,
+    admin_token: str | None,
+) -> None:
+    """Cycles on a cron schedule (never two at once) plus the HTTP endpoints, until a signal."""
+    stop = asyncio.Event()
+    status = ServiceStatus()
+    one_at_a_time = asyncio.Lock()
+
+    async def scheduled_cycle() -> None:
+        if stop.is_set() or one_at_a_time.locked():
+            return
+        async with one_at_a_time:
+            try:
+                status.last_cycle = await run_cycle(runtime, at=runtime.clock(), stop=stop)
+            except Exception:
+                log.exception("cycle crashed; the next one runs on schedule")
+
+    scheduler = AsyncIOScheduler(timezone=zone)
+    job = scheduler.add_job(
+        scheduled_cycle,
+        CronTrigger.from_crontab(schedule, timezone=zone),
+        id="cycle",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=600,
+    )
+    app = create_app(runtime, status, admin_token=admin_token)
+    server = _Server(
+        uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
+    )
+    with shutdown_on_signals(stop):
+        scheduler.start()
+        log.info("serving", schedule=schedule, next_cycle=str(job.next_run_time), port=port)
+        serving = asyncio.create_task(server.serve())
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        scheduler.pause()
+        async with one_at_a_time:  # the cycle in hand, if any, winds down first
+            scheduler.shutdown(wait=False)
+        server.should_exit = True
+        stopping.cancel()
+        await serving
+    log.info("stopped")
