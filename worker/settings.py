@@ -92,6 +92,7 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
+        env_ignore_empty=True,  # `FOLLOWUP_ASANA_URL=` in .env means "not set"
         frozen=True,
     )
 
