@@ -27,7 +27,7 @@ from worker.cycle import CycleSummary
 from worker.decisions import run_mode
 from worker.ledger import Ledger, LedgerError
 from worker.logs import configure_logging
-from worker.service import run_once, serve
+from worker.service import ListenError, run_once, serve
 from worker.settings import Settings, SettingsError, load_settings
 from worker.switches import dry_run_switch, set_dry_run_switch
 from worker.wiring import WiringError, open_runtime
@@ -138,7 +138,7 @@ def serve_command(
     settings, ledger = _start(http_host=host, http_port=port, schedule=schedule)
     try:
         asyncio.run(_serve(settings, ledger))
-    except WiringError as exc:
+    except (WiringError, ListenError) as exc:
         _fail(str(exc))
     finally:
         ledger.close()
@@ -203,7 +203,7 @@ def history(
         outcome = attempt.outcome.value if attempt.outcome else "no outcome (pending)"
         detail = f"\n{attempt.detail}" if attempt.detail else ""
         table.add_row(
-            f"{attempt.started_at.astimezone(settings.zone):%a %Y-%m-%d %H:%M}",
+            f"{attempt.at.astimezone(settings.zone):%a %Y-%m-%d %H:%M}",
             "dry-run" if attempt.dry_run else "live",
             f"{attempt.policy} / {attempt.rule}",
             f"{attempt.step}/{attempt.max_steps}",

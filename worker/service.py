@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -21,7 +22,7 @@ from apscheduler.triggers.cron import CronTrigger
 from worker.cycle import CycleSummary, Runtime, run_cycle
 from worker.web import ServiceStatus, create_app
 
-__all__ = ["run_once", "serve", "shutdown_on_signals"]
+__all__ = ["ListenError", "listen", "run_once", "serve", "shutdown_on_signals"]
 
 log = structlog.get_logger("followup.service")
 
@@ -50,6 +51,18 @@ async def run_once(runtime: Runtime, *, at: datetime, dry_run: bool | None = Non
     stop = asyncio.Event()
     with shutdown_on_signals(stop):
         return await run_cycle(runtime, at=at, dry_run=dry_run, stop=stop)
+
+
+class ListenError(Exception):
+    """The HTTP port cannot be opened (in use, not permitted...)."""
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """Bind before anything starts, so a taken port is one clear error, not a traceback."""
+    try:
+        return socket.create_server((host, port))
+    except OSError as exc:
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
 
 
 class _Server(uvicorn.Server):
@@ -92,13 +105,12 @@ async def serve(
         misfire_grace_time=600,
     )
     app = create_app(runtime, status, admin_token=admin_token)
-    server = _Server(
-        uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
-    )
+    server = _Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
+    listening = listen(host, port)
     with shutdown_on_signals(stop):
         scheduler.start()
         log.info("serving", schedule=schedule, next_cycle=str(job.next_run_time), port=port)
-        serving = asyncio.create_task(server.serve())
+        serving = asyncio.create_task(server.serve(sockets=[listening]))
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
         scheduler.pause()
