@@ -58,7 +58,11 @@ class Tenant:
 
 @dataclass(slots=True)
 class Runtime:
-    """Everything a cycle needs. ``configured_dry_run`` is ``FOLLOWUP_DRY_RUN``."""
+    """Everything a cycle needs. ``configured_dry_run`` is ``FOLLOWUP_DRY_RUN``.
+
+    ``on_item`` hears about every plan item as soon as it is settled (a progress bar, a
+    timeline); ``clock`` is the wall clock the ledger's timings use.
+    """
 
     ledger: Ledger
     metrics: Metrics
@@ -66,6 +70,7 @@ class Runtime:
     configured_dry_run: bool = True
     concurrency: int = 4
     clock: Callable[[], datetime] = _wall_clock
+    on_item: Callable[[ItemReport], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +156,7 @@ async def run_cycle(
             concurrency=runtime.concurrency,
             stop=stop,
             clock=runtime.clock,
+            on_item=runtime.on_item,
         )
         parts = []
         for tenant in runtime.tenants:

@@ -101,6 +101,7 @@ class Executor:
         concurrency: int,
         stop: asyncio.Event,
         clock: Callable[[], datetime],
+        on_item: Callable[[ItemReport], None] | None = None,
     ) -> None:
         self._ledger = ledger
         self._metrics = metrics
@@ -110,6 +111,7 @@ class Executor:
         self._concurrency = concurrency
         self._stop = stop
         self._clock = clock
+        self._on_item = on_item
 
     async def execute(
         self,
@@ -269,6 +271,8 @@ class Executor:
         )
         for action in report.actions:
             self._metrics.actions.labels(type=action, outcome=report.label).inc()
+        if self._on_item is not None:
+            self._on_item(report)
         event = log.warning if report.failed else log.info
         event(
             "follow-up",

@@ -53,6 +53,15 @@ async def test_a_live_cycle_writes_each_due_follow_up_once(ledger: Ledger) -> No
     assert [entry.outcome for entry in ledger.history("zendesk:1")] == [Outcome.APPLIED]
 
 
+async def test_every_settled_item_is_reported_as_it_happens(ledger: Ledger) -> None:
+    heard: list[str] = []
+    runtime = make_runtime(ledger, fake_zendesk("1", "2"))
+    runtime.on_item = lambda report: heard.append(f"{report.case_ref} {report.label}")
+    await run_cycle(runtime, at=MONDAY)
+
+    assert sorted(heard) == ["zendesk:1 applied", "zendesk:2 applied"]
+
+
 async def test_dry_run_writes_nothing_and_keeps_the_full_plan(ledger: Ledger) -> None:
     fake = fake_zendesk("1", "2")
     summary = await run_cycle(make_runtime(ledger, fake, dry_run=True), at=MONDAY)

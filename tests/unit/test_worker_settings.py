@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from policies.model import Source
+from tests.unit.worker_support import isolate_settings
 from worker.settings import ENV_PREFIX, Settings, SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,11 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No FOLLOWUP_* from the caller's shell, and no stray .env in the working directory."""
-    for name in list(os.environ):
-        if name.startswith(ENV_PREFIX):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+    isolate_settings(monkeypatch, tmp_path)
 
 
 def test_defaults_are_safe_and_zero_setup() -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
 
 from connectors.fake import FakeConnector
 from policies.model import (
@@ -21,6 +25,7 @@ from policies.model import (
 from worker.cycle import PlanFunction, Runtime, Tenant
 from worker.ledger import Ledger
 from worker.metrics import Metrics
+from worker.settings import ENV_PREFIX
 
 MONDAY = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 POLICY = "general-inquiry"
@@ -99,3 +104,11 @@ def fake_zendesk(*case_ids: str, clock_at: datetime = MONDAY) -> FakeConnector:
         [Account("acme", "Acme")],
         clock=lambda: clock_at,
     )
+
+
+def isolate_settings(monkeypatch: pytest.MonkeyPatch, workdir: Path) -> None:
+    """No FOLLOWUP_* from the caller's shell, and no stray .env in the working directory."""
+    for name in list(os.environ):
+        if name.startswith(ENV_PREFIX):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(workdir)

@@ -1,0 +1,96 @@
+"""Putting settings, policies, mapping and connectors together; counting vendor calls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from policies.model import Source
+from tests.unit.worker_support import MONDAY, isolate_settings
+from worker.ledger import Ledger
+from worker.metrics import MeteredTransport, Metrics
+from worker.settings import Settings
+from worker.wiring import WiringError, build_connectors, build_planner, open_runtime
+
+SANDBOX = "http://127.0.0.1:8800"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    isolate_settings(monkeypatch, tmp_path)
+
+
+def _settings(**values: object) -> Settings:
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def test_the_bundled_policies_compile_into_a_planner() -> None:
+    plan = build_planner(_settings())
+    assert list(plan([], {}, MONDAY)) == []
+
+
+def test_broken_policies_name_the_file(tmp_path: Path) -> None:
+    (tmp_path / "broken.yaml").write_text("policies:\n  - name: 3\n", encoding="utf-8")
+    with pytest.raises(WiringError, match=r"broken\.yaml"):
+        build_planner(_settings(policies=tmp_path))
+
+
+def test_one_connector_per_configured_vendor() -> None:
+    settings = _settings(
+        zendesk_url=f"{SANDBOX}/zendesk",
+        zendesk_email="worker@example.com",
+        zendesk_token="zd",
+        intercom_url=f"{SANDBOX}/intercom",
+        intercom_token="ic",
+        asana_url=f"{SANDBOX}/asana/api/1.0",  # no token: not used
+    )
+    connectors = build_connectors(settings, Metrics())
+    assert {source: c.source for source, c in connectors.items()} == {
+        Source.ZENDESK: Source.ZENDESK,
+        Source.INTERCOM: Source.INTERCOM,
+    }
+
+
+def test_asana_needs_its_project_in_the_mapping() -> None:
+    settings = _settings(asana_url=f"{SANDBOX}/asana/api/1.0", asana_token="as")
+    with pytest.raises(WiringError, match="names no asana project"):
+        build_connectors(settings, Metrics())
+
+
+def test_a_bad_mapping_file_is_a_wiring_error(tmp_path: Path) -> None:
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("zendesk:\n  groups: 3\n", encoding="utf-8")
+    settings = _settings(intercom_url=f"{SANDBOX}/intercom", intercom_token="ic", mapping=mapping)
+    with pytest.raises(WiringError, match=r"mapping\.yaml:2"):
+        build_connectors(settings, Metrics())
+
+
+async def test_no_vendor_at_all_is_refused(tmp_path: Path) -> None:
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    with pytest.raises(WiringError, match="no vendor configured"):
+        async with open_runtime(_settings(), ledger):
+            pass
+    ledger.close()
+
+
+async def test_vendor_calls_and_throttling_are_counted() -> None:
+    def vendor(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/down":
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(429 if request.url.path == "/busy" else 200)
+
+    metrics = Metrics()
+    transport = MeteredTransport(metrics, "zendesk", httpx.MockTransport(vendor))
+    async with httpx.AsyncClient(transport=transport, base_url="http://vendor") as client:
+        await client.get("/ok")
+        await client.get("/busy")
+        with pytest.raises(httpx.ConnectError):
+            await client.get("/down")
+
+    text = metrics.exposition().decode()
+    assert 'followup_api_calls_total{status="2xx",vendor="zendesk"} 1.0' in text
+    assert 'followup_api_calls_total{status="4xx",vendor="zendesk"} 1.0' in text
+    assert 'followup_api_calls_total{status="error",vendor="zendesk"} 1.0' in text
+    assert 'followup_api_throttled_total{vendor="zendesk"} 1.0' in text
