@@ -26,6 +26,7 @@ from dateutil.relativedelta import relativedelta
 __all__ = ["BusinessCalendar"]
 
 _ISO_WEEK = range(7)  # Monday=0 .. Sunday=6, as date.weekday()
+_CACHE_LIMIT = 100_000  # (day, n) pairs; a planning run touches a few thousand at most
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,12 @@ class BusinessCalendar:
         default_factory=dict, init=False, repr=False, compare=False
     )
     _business_day_cache: dict[int, bool] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _added_cache: dict[tuple[int, int], date] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _opening_cache: dict[int, datetime] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
@@ -92,13 +99,17 @@ class BusinessCalendar:
         """The ``n``-th business day after ``day`` (``n`` >= 0; 0 rolls forward to one)."""
         if n < 0:
             raise ValueError("n must be >= 0")
-        if n == 0:
-            return self.next_business_day(day)
-        while n:
-            day += timedelta(days=1)
-            if self.is_business_day(day):
-                n -= 1
-        return day
+        key = (day.toordinal(), n)
+        cached = self._added_cache.get(key)
+        if cached is None:
+            cached = day if n else self.next_business_day(day)
+            while n:
+                cached += timedelta(days=1)
+                if self.is_business_day(cached):
+                    n -= 1
+            if len(self._added_cache) < _CACHE_LIMIT:
+                self._added_cache[key] = cached
+        return cached
 
     def business_days_between(self, start: date, end: date) -> int:
         """Business days ``d`` with ``start < d <= end``: Monday to next Monday is 5."""
@@ -119,7 +130,13 @@ class BusinessCalendar:
 
     def opening(self, day: date) -> datetime:
         """When the team starts working on ``day``, as an aware UTC instant."""
-        return self._at(day, self.opens)
+        ordinal = day.toordinal()
+        cached = self._opening_cache.get(ordinal)
+        if cached is None:
+            cached = self._at(day, self.opens)
+            if len(self._opening_cache) < _CACHE_LIMIT:
+                self._opening_cache[ordinal] = cached
+        return cached
 
     def business_hours_between(self, start: datetime, end: datetime) -> float:
         """Working hours in ``[start, end)``, counted per local day in UTC (DST-safe)."""

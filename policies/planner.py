@@ -43,6 +43,7 @@ from policies.rules import (
     Tri,
     Unknown,
     Verdict,
+    match_checks,
     render_actions,
 )
 
@@ -68,22 +69,23 @@ def plan(
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     today = calendar.local_date(now)
-    by_kind = policies.by_kind
+    routes = policies.routes
     for case in cases:
+        if case.created_at > now:
+            continue  # planning a past instant from a later snapshot: not there yet
         account = accounts.get(case.account_id) if case.account_id is not None else None
-        for group in by_kind[case.kind]:
-            for policy in group.policies:
-                matched, check = policy.match(case, account)
+        for group in routes[(case.kind, case.status)].candidates(case):
+            for policy, checks in group:
+                matched, check = match_checks(checks, case, account)
                 if matched is False:
                     continue
                 if matched is None:
                     assert check is not None
-                    yield Unjudged(
-                        case.ref, _cannot_tell(policy, check.label, check.observed(case, account))
-                    )
+                    observed = check.observed(case, account)
+                    yield Unjudged(case.ref, _cannot_tell(policy, check.label, observed))
                 else:
                     verdict = policy.cadence.evaluate(
-                        case, account, policy.evidence(case), now, today, calendar
+                        case, account, policy.evidence(case, now), now, today, calendar
                     )
                     result = _result(policy, case, verdict)
                     if result is not None:
@@ -144,6 +146,11 @@ def explain(
     calendar: BusinessCalendar,
 ) -> list[Explanation]:
     """Rule by rule, why ``case`` is or is not due at ``now`` (same logic as :func:`plan`)."""
+    if case.created_at > now:
+        detail = "the case did not exist yet at that instant"
+        return [
+            Explanation(p.name, p.source, "not applicable", detail, ()) for p in policies.policies
+        ]
     today = calendar.local_date(now)
     account = accounts.get(case.account_id) if case.account_id is not None else None
     explanations = []
@@ -173,7 +180,7 @@ def explain(
             else:
                 claimed_by = policy.name
                 verdict = policy.cadence.evaluate(
-                    case, account, policy.evidence(case), now, today, calendar
+                    case, account, policy.evidence(case, now), now, today, calendar
                 )
                 outcome, detail, item = _explain_verdict(policy, case, verdict)
             explanations.append(

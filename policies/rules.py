@@ -8,9 +8,12 @@ the data to tell (no account, unknown plan), which the planner reports instead o
 
 from __future__ import annotations
 
+import string
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any
 
 import jinja2
@@ -38,6 +41,7 @@ from policies.model import (
     Channel,
     FollowUpMark,
     Priority,
+    Status,
 )
 
 __all__ = [
@@ -70,6 +74,10 @@ class Check:
     label: str
     test: Callable[[Case, Account | None], Tri]
     observed: Callable[[Case, Account | None], str]
+    # For checks that only accept listed values of one dimension ("kind", "status",
+    # "field:<name>"): the planner routes cases by these instead of running the test.
+    routes_on: str | None = None
+    accepts: frozenset[str] = frozenset()
 
 
 def _names(values: Sequence[object]) -> str:
@@ -86,6 +94,8 @@ def _compile_selector(selector: Selector) -> tuple[Check, ...]:
                 f"kind is {_names(selector.kind)}",
                 lambda c, a: c.kind in kinds,
                 lambda c, a: f"kind {c.kind}",
+                "kind",
+                frozenset(str(k) for k in kinds),
             )
         )
     if selector.status is not None:
@@ -95,6 +105,8 @@ def _compile_selector(selector: Selector) -> tuple[Check, ...]:
                 f"status is {_names(selector.status)}",
                 lambda c, a: c.status in statuses,
                 lambda c, a: f"status {c.status}",
+                "status",
+                frozenset(str(s) for s in statuses),
             )
         )
     for name, condition in selector.fields.items():
@@ -217,29 +229,44 @@ def _observed_plan(case: Case, account: Account | None) -> str:
 
 
 def _field_check(name: str, condition: FieldCondition) -> Check:
+    def observed(case: Case, account: Account | None) -> str:
+        return f"{name} {case.fields.get(name) or 'unset'}"
+
+    listed = (
+        frozenset({condition.equals})
+        if condition.equals is not None
+        else frozenset(condition.in_)
+        if condition.in_ is not None
+        else None
+    )
+    if listed is not None and condition.present is None and condition.not_in is None:
+        # The common case, kept to one set lookup and routable by the planner.
+        label = (
+            f"{name} = {condition.equals}"
+            if condition.equals is not None
+            else (f"{name} in {_names(sorted(listed))}")
+        )
+        return Check(
+            label, lambda c, a: c.fields.get(name) in listed, observed, f"field:{name}", listed
+        )
     parts: list[str] = []
     tests: list[Callable[[str | None], bool]] = []
     if condition.present is not None:
         present = condition.present
         parts.append("set" if present else "unset")
         tests.append(lambda v: (v is not None and v != "") is present)
-    if condition.equals is not None:
-        expected = condition.equals
-        parts.append(f"= {expected}")
-        tests.append(lambda v: v == expected)
-    if condition.in_ is not None:
-        allowed = frozenset(condition.in_)
-        parts.append(f"in {_names(sorted(allowed))}")
-        tests.append(lambda v: v in allowed)
+    if listed is not None:
+        parts.append(f"in {_names(sorted(listed))}")
+        tests.append(lambda v: v in listed)
     if condition.not_in is not None:
         banned = frozenset(condition.not_in)
         parts.append(f"not in {_names(sorted(banned))}")
         tests.append(lambda v: v not in banned)
-    return Check(
-        f"{name} {' and '.join(parts)}",
-        lambda c, a: all(t(c.fields.get(name)) for t in tests),
-        lambda c, a: f"{name} {c.fields.get(name) or 'unset'}",
-    )
+    label = f"{name} {' and '.join(parts)}"
+    if len(tests) == 1:
+        (only,) = tests
+        return Check(label, lambda c, a: only(c.fields.get(name)), observed)
+    return Check(label, lambda c, a: all(t(c.fields.get(name)) for t in tests), observed)
 
 
 def _case_priority(case: Case, account: Account | None) -> Priority | None:
@@ -303,9 +330,6 @@ class StepContext:
     what_it_means: str = ""
     next_steps: str = ""
 
-    def placeholders(self) -> _Placeholders:
-        return _Placeholders(self)
-
     def template_vars(self) -> dict[str, Any]:
         requester = self.case.requester
         return {
@@ -323,42 +347,41 @@ class StepContext:
         }
 
 
-class _Placeholders(dict[str, object]):
-    """``str.format_map`` source; computes values on demand so a missing agent only matters
-    to texts that actually say ``{agent}``."""
-
-    def __init__(self, ctx: StepContext) -> None:
-        super().__init__()
-        self._ctx = ctx
-
-    def __missing__(self, key: str) -> object:
-        ctx = self._ctx
-        if key == "agent":
-            if not ctx.case.assignee:
-                raise MissingData("the case has no assignee to name in '{agent}'")
-            return ctx.case.assignee
-        values: dict[str, object] = {
-            "n": ctx.n,
-            "max": ctx.max,
-            "today": ctx.today.isoformat(),
-            "phase": ctx.phase,
-            "phase_name": ctx.phase_name,
-            "within": ctx.within,
-        }
-        return values[key]
-
-
 Renderer = Callable[[StepContext], tuple[Action, ...]]
 
 
-def _text(template: str, ctx: StepContext) -> str:
-    return template.format_map(ctx.placeholders())
+def _agent(ctx: StepContext) -> str:
+    if not ctx.case.assignee:
+        raise MissingData("the case has no assignee to name in '{agent}'")
+    return ctx.case.assignee
+
+
+_PLACEHOLDER_VALUES: Mapping[str, Callable[[StepContext], object]] = {
+    "n": lambda ctx: ctx.n,
+    "max": lambda ctx: ctx.max,
+    "agent": _agent,
+    "today": lambda ctx: ctx.today.isoformat(),
+    "phase": lambda ctx: ctx.phase,
+    "phase_name": lambda ctx: ctx.phase_name,
+    "within": lambda ctx: ctx.within,
+}
+Text = Callable[[StepContext], str]
+
+
+def _compile_text(template: str) -> Text:
+    """A text with ``{placeholders}`` (validated by the policy language), as a function that
+    computes only the values the text uses: a missing agent only matters where it is named."""
+    names = sorted({name for _, name, _, _ in string.Formatter().parse(template) if name})
+    if not names:
+        return lambda ctx: template
+    getters = tuple((name, _PLACEHOLDER_VALUES[name]) for name in names)
+    return lambda ctx: template.format_map({name: get(ctx) for name, get in getters})
 
 
 def _compile_action(spec: ActionSpec, env: jinja2.Environment) -> Renderer:
     if spec.note is not None:
-        note = spec.note
-        return lambda ctx: (Action(ActionType.NOTE, {"body": _text(note, ctx)}),)
+        note = _compile_text(spec.note)
+        return lambda ctx: (Action(ActionType.NOTE, {"body": note(ctx)}),)
     if spec.reply is not None:
         name = spec.reply
         template = env.get_template(f"{name}.j2")
@@ -374,15 +397,15 @@ def _compile_action(spec: ActionSpec, env: jinja2.Environment) -> Renderer:
         status = str(spec.status)
         return lambda ctx: (Action(ActionType.SET_STATUS, {"status": status}),)
     if spec.assignee is not None:
-        assignee = spec.assignee
-        return lambda ctx: (Action(ActionType.SET_ASSIGNEE, {"assignee": _text(assignee, ctx)}),)
+        assignee = _compile_text(spec.assignee)
+        return lambda ctx: (Action(ActionType.SET_ASSIGNEE, {"assignee": assignee(ctx)}),)
     if spec.group is not None:
-        group = spec.group
-        return lambda ctx: (Action(ActionType.SET_GROUP, {"group": _text(group, ctx)}),)
+        group = _compile_text(spec.group)
+        return lambda ctx: (Action(ActionType.SET_GROUP, {"group": group(ctx)}),)
     if spec.fields is not None:
-        fields = tuple(spec.fields.items())
+        fields = tuple((k, _compile_text(v)) for k, v in spec.fields.items())
         return lambda ctx: tuple(
-            Action(ActionType.SET_FIELD, {"field": k, "value": _text(v, ctx)}) for k, v in fields
+            Action(ActionType.SET_FIELD, {"field": k, "value": v(ctx)}) for k, v in fields
         )
     if spec.add_tags is not None:
         added = list(spec.add_tags)
@@ -391,18 +414,18 @@ def _compile_action(spec: ActionSpec, env: jinja2.Environment) -> Renderer:
         removed = list(spec.remove_tags)
         return lambda ctx: (Action(ActionType.REMOVE_TAGS, {"tags": list(removed)}),)
     if spec.escalate is not None:
-        esc = spec.escalate
+        escalate_to, reason = spec.escalate.group, _compile_text(spec.escalate.reason)
         return lambda ctx: (
-            Action(ActionType.ESCALATE, {"group": esc.group, "reason": _text(esc.reason, ctx)}),
+            Action(ActionType.ESCALATE, {"group": escalate_to, "reason": reason(ctx)}),
         )
     if spec.bug_fields is not None:
-        bug_fields = tuple(spec.bug_fields.items())
+        bug_fields = tuple((k, _compile_text(v)) for k, v in spec.bug_fields.items())
         return lambda ctx: tuple(
             Action(
                 ActionType.SET_BUG_FIELD,
                 {
                     "field": k,
-                    "value": _text(v, ctx),
+                    "value": v(ctx),
                     # A bundled update refreshes every bug it speaks for (seed 001 Community).
                     **({"cases": [ctx.case.ref, *ctx.covers]} if ctx.covers else {}),
                 },
@@ -450,6 +473,7 @@ def _compile_contact(spec: ActionSpec, env: jinja2.Environment) -> Renderer:
 def _compile_nudge(spec: ActionSpec) -> Renderer:
     nudge = spec.notify_engineer
     assert nudge is not None
+    body = _compile_text(nudge.body)
 
     def render(ctx: StepContext) -> tuple[Action, ...]:
         if nudge.only_if_silent:
@@ -457,7 +481,7 @@ def _compile_nudge(spec: ActionSpec) -> Renderer:
             since = ctx.previous_followup
             if engineer is not None and (since is None or engineer.at >= since):
                 return ()
-        return (Action(ActionType.NOTIFY_ENGINEER, {"body": _text(nudge.body, ctx)}),)
+        return (Action(ActionType.NOTIFY_ENGINEER, {"body": body(ctx)}),)
 
     return render
 
@@ -486,7 +510,14 @@ class Due:
 
 @dataclass(frozen=True, slots=True)
 class NotDue:
-    reason: str
+    """Nothing owed. The reason is only formatted when someone asks (``explain``): the
+    planner discards it for the vast majority of cases."""
+
+    describe: Callable[[], str]
+
+    @property
+    def reason(self) -> str:
+        return self.describe()
 
 
 @dataclass(frozen=True, slots=True)
@@ -508,20 +539,26 @@ class Evidence:
     previous_followup: datetime | None  # this policy's latest, any cycle
 
 
-def _evidence(case: Case, policy: str, restart_on: frozenset[ActivityKind]) -> Evidence:
+def _evidence(
+    case: Case, policy: str, restart_on: frozenset[ActivityKind], now: datetime
+) -> Evidence:
+    """The case as of ``now``: activity and marks after it (planning a past instant from a
+    later snapshot) are not evidence yet."""
     start, trigger = case.created_at, None
     for activity in reversed(case.history):
-        if activity.kind in restart_on:
+        if activity.kind in restart_on and activity.at <= now:
             start, trigger = activity.at, activity.kind
             break
-    own = tuple(m for m in case.followups if m.policy == policy)
-    return Evidence(
-        cycle_start=start,
-        restarted_by=trigger,
-        own=own,
-        marks=tuple(m for m in own if m.at >= start),
-        previous_followup=max((m.at for m in own), default=None),
-    )
+    if not case.followups:
+        return Evidence(start, trigger, (), (), None)
+    own: list[FollowUpMark] = []
+    current: list[FollowUpMark] = []
+    for mark in case.followups:  # oldest first, so the latest is the last one kept
+        if mark.policy == policy and mark.at <= now:
+            own.append(mark)
+            if mark.at >= start:
+                current.append(mark)
+    return Evidence(start, trigger, tuple(own), tuple(current), own[-1].at if own else None)
 
 
 def _days(count: int) -> str:
@@ -560,27 +597,33 @@ class SequenceRule:
         today: date,
         calendar: BusinessCalendar,
     ) -> Verdict:
-        anchor = self._anchor(case, ev)
+        anchor = self._anchor(case, ev, now)
         if anchor is None:
-            since = _fmt_instant(ev.cycle_start, calendar)
-            return NotDue(f"no agent answer yet since the customer's last message ({since})")
+            start = ev.cycle_start
+            return NotDue(
+                lambda: (
+                    "no agent answer yet since the customer's last message"
+                    f" ({_fmt_instant(start, calendar)})"
+                )
+            )
         done = max((m.step for m in ev.marks), default=0)
         upcoming = next((s for s in self.steps if s.n > done), None)
         if upcoming is None:
-            return NotDue(f"sequence complete ({done}/{self.max_attempts} done this cycle)")
+            total = self.max_attempts
+            return NotDue(lambda: f"sequence complete ({done}/{total} done this cycle)")
         day_one = self._day_one(calendar.local_date(anchor), calendar)
         due = self._day(day_one, upcoming.day - 1, calendar)
         previous = next((s for s in reversed(self.steps) if s.n <= done), None)
-        last_mark = max(ev.marks, key=lambda m: m.at, default=None)
-        if previous is not None and last_mark is not None:
+        if previous is not None and ev.marks:
             # Late runs keep the spacing: never two attempts closer than the policy's days.
-            gap = self._day(
-                calendar.local_date(last_mark.at), upcoming.day - previous.day, calendar
-            )
+            last_mark = ev.marks[-1].at
+            gap = self._day(calendar.local_date(last_mark), upcoming.day - previous.day, calendar)
             due = max(due, gap)
-        label = self._label(upcoming)
         if today < due:
-            return NotDue(f"{label} due {_fmt_day(due)} (Day {upcoming.day})")
+            return NotDue(
+                lambda: f"{self._label(upcoming)} due {_fmt_day(due)} (Day {upcoming.day})"
+            )
+        label = self._label(upcoming)
         waited = calendar.business_days_between(day_one, today)
         what = "pending since" if self.anchor == "agent_reply" else "waiting on the customer since"
         restart = (
@@ -602,11 +645,11 @@ class SequenceRule:
             return f"after attempt {self.max_attempts} of {self.max_attempts}"
         return f"step {step.n} of {self.max_attempts}"
 
-    def _anchor(self, case: Case, ev: Evidence) -> datetime | None:
+    def _anchor(self, case: Case, ev: Evidence, now: datetime) -> datetime | None:
         if self.anchor == "inbound":
             return ev.cycle_start
         for activity in case.history:
-            if activity.kind is ActivityKind.AGENT_UPDATE and activity.at > ev.cycle_start:
+            if activity.kind is ActivityKind.AGENT_UPDATE and ev.cycle_start < activity.at <= now:
                 return activity.at
         return None
 
@@ -673,11 +716,11 @@ class EveryRule:
             refs = set(account.open_case_refs) | {case.ref}
             lead = min(refs)
             if lead != case.ref:
-                return NotDue(f"covered by the account's bundled update on {lead}")
+                return NotDue(lambda: f"covered by the account's bundled update on {lead}")
             covers = tuple(sorted(refs - {lead}))
         attempts = len(ev.marks)
         if self.max_attempts is not None and attempts >= self.max_attempts:
-            return NotDue(f"all {self.max_attempts} updates of this cycle sent")
+            return NotDue(lambda: f"all {attempts} updates of this cycle sent")
         last, source = ev.cycle_start, "cycle start"
         if ev.previous_followup is not None and ev.previous_followup > last:
             last, source = ev.previous_followup, "our last follow-up"
@@ -691,13 +734,21 @@ class EveryRule:
                 last, source = recorded, self.since_field
         if self.interval.business_hours is not None:
             deadline = _deadline(self.interval, last, calendar)
-            due_label, is_due = _fmt_instant(deadline, calendar), now >= deadline
+            is_due = now >= deadline
+            due_label = partial(_fmt_instant, deadline, calendar)
         else:
             due_day = _due_day(self.interval, calendar.local_date(last), calendar)
-            due_label, is_due = _fmt_day(due_day), today >= due_day
-        since = f"last update {_fmt_instant(last, calendar)} ({source})"
+            is_due = today >= due_day
+            due_label = partial(_fmt_day, due_day)
+        since = f"last update {{}} ({source})"
         if not is_due:
-            return NotDue(f"{since}; next update due {due_label} ({self.rule})")
+            return NotDue(
+                lambda: (
+                    f"{since.format(_fmt_instant(last, calendar))}; next update due"
+                    f" {due_label()} ({self.rule})"
+                )
+            )
+        since = since.format(_fmt_instant(last, calendar))
         step = attempts + 1
         waited = calendar.business_days_between(calendar.local_date(last), today)
         bundle = f"; one update for {len(covers) + 1} open cases" if covers else ""
@@ -711,13 +762,22 @@ class EveryRule:
 
 
 @dataclass(frozen=True, slots=True)
+class _Phase:
+    name: str
+    within: Interval | None
+    within_label: str  # "3 business days"; precomputed, the planner asks for it often
+    what_it_means: str
+    next_steps: str
+
+
+@dataclass(frozen=True, slots=True)
 class PhaseRule:
     """Seed 003 phases; the cycle is the phase entry, so a customer reply does not reset it."""
 
     on_overdue: bool
     phase_field: str
     since_field: str
-    phases: tuple[tuple[str, Interval | None, str, str], ...]
+    phases: tuple[_Phase, ...]
     renderers: tuple[Renderer, ...]
 
     def evaluate(
@@ -733,7 +793,8 @@ class PhaseRule:
         if not raw.isdigit() or not 1 <= int(raw) <= len(self.phases):
             return Unknown(f"{self.phase_field} {raw!r} is not a phase 1..{len(self.phases)}")
         phase = int(raw)
-        name, within, means, next_steps = self.phases[phase - 1]
+        current = self.phases[phase - 1]
+        name, within, within_label = current.name, current.within, current.within_label
         since_raw = case.fields.get(self.since_field)
         if since_raw:
             try:
@@ -744,11 +805,44 @@ class PhaseRule:
             since = case.created_at
         else:
             return Unknown(f"phase {phase} without {self.since_field}: cannot tell since when")
-        entered = f"phase {phase} ({name}) since {_fmt_instant(since, calendar)}"
-        if any(
-            m.step == phase and m.at >= since for m in ev.own
-        ):  # since the phase entry, not the last reply
-            return NotDue(f"{entered}; already handled")
+        if since > now:
+            return NotDue(lambda: f"phase {phase} only starts {_fmt_instant(since, calendar)}")
+
+        def entered() -> str:
+            return f"phase {phase} ({name}) since {_fmt_instant(since, calendar)}"
+
+        # Counted from the phase entry, not from the customer's last reply.
+        if any(m.step == phase and m.at >= since for m in ev.own):
+            return NotDue(lambda: f"{entered()}; already handled")
+        if not self.on_overdue:
+            reason = f"{entered()}; the customer has not been told what it means"
+            return self._due(
+                phase, f"entered phase {phase}: {name}", reason, since, case, account, today, ev
+            )
+        if within is None:
+            return NotDue(lambda: f"{entered()}; this phase has no timeframe")
+        deadline = _deadline(within, since, calendar)
+        if now <= deadline:
+            return NotDue(
+                lambda: (
+                    f"{entered()}; within {within_label} until {_fmt_instant(deadline, calendar)}"
+                )
+            )
+        reason = f"{entered()}; over its {within_label} timeframe"
+        return self._due(phase, f"phase {phase} overdue", reason, since, case, account, today, ev)
+
+    def _due(
+        self,
+        phase: int,
+        rule: str,
+        reason: str,
+        since: datetime,
+        case: Case,
+        account: Account | None,
+        today: date,
+        ev: Evidence,
+    ) -> Due:
+        current = self.phases[phase - 1]
         ctx = StepContext(
             case,
             account,
@@ -757,40 +851,30 @@ class PhaseRule:
             today,
             ev.previous_followup,
             phase=phase,
-            phase_name=name,
-            within=within.describe() if within else "",
-            what_it_means=means,
-            next_steps=next_steps,
+            phase_name=current.name,
+            within=current.within_label,
+            what_it_means=current.what_it_means,
+            next_steps=current.next_steps,
         )
-        if not self.on_overdue:
-            return Due(
-                phase,
-                len(self.phases),
-                f"entered phase {phase}: {name}",
-                f"{entered}; the customer has not been told what it means",
-                since,
-                self.renderers,
-                ctx,
-            )
-        if within is None:
-            return NotDue(f"{entered}; this phase has no timeframe")
-        deadline = _deadline(within, since, calendar)
-        if now <= deadline:
-            return NotDue(
-                f"{entered}; within {within.describe()} until {_fmt_instant(deadline, calendar)}"
-            )
-        return Due(
-            phase,
-            len(self.phases),
-            f"phase {phase} overdue",
-            f"{entered}; over its {within.describe()} timeframe",
-            since,
-            self.renderers,
-            ctx,
-        )
+        return Due(phase, len(self.phases), rule, reason, since, self.renderers, ctx)
 
 
 Cadence = SequenceRule | EveryRule | PhaseRule
+
+
+def match_checks(
+    checks: Sequence[Check], case: Case, account: Account | None
+) -> tuple[Tri, Check | None]:
+    """(True, None) on a match; (False, the failed check); (None, the check that could not
+    tell) when nothing failed but data was missing."""
+    unknown: Check | None = None
+    for check in checks:
+        result = check.test(case, account)
+        if result is False:
+            return False, check
+        if result is None and unknown is None:
+            unknown = check
+    return (None, unknown) if unknown is not None else (True, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -800,25 +884,21 @@ class CompiledPolicy:
     description: str
     source: str
     dry_run: bool | None
-    kinds: frozenset[CaseKind] | None
     checks: tuple[Check, ...]
     restart_on: frozenset[ActivityKind]
     cadence: Cadence
 
     def match(self, case: Case, account: Account | None) -> tuple[Tri, Check | None]:
-        """(True, None) on a match; (False, failed check); (None, the check that could not
-        tell) when nothing failed but data was missing."""
-        unknown: Check | None = None
-        for check in self.checks:
-            result = check.test(case, account)
-            if result is False:
-                return False, check
-            if result is None and unknown is None:
-                unknown = check
-        return (None, unknown) if unknown is not None else (True, None)
+        return match_checks(self.checks, case, account)
 
-    def evidence(self, case: Case) -> Evidence:
-        return _evidence(case, self.name, self.restart_on)
+    def accepts(self, dimension: str, value: str) -> bool:
+        return all(value in c.accepts for c in self.checks if c.routes_on == dimension)
+
+    def constrains(self, dimension: str) -> bool:
+        return any(c.routes_on == dimension for c in self.checks)
+
+    def evidence(self, case: Case, now: datetime) -> Evidence:
+        return _evidence(case, self.name, self.restart_on, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -827,20 +907,63 @@ class Group:
     policies: tuple[CompiledPolicy, ...]
 
 
+Candidate = tuple[CompiledPolicy, tuple[Check, ...]]  # a policy and the checks left to run
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One group's candidates for cases of one (kind, status), indexed by the value of the
+    field the group's policies discriminate on (seed 004's ``request_type``, typically)."""
+
+    field: str | None
+    by_value: Mapping[str, tuple[Candidate, ...]]
+    otherwise: tuple[Candidate, ...]
+
+    def candidates(self, case: Case) -> tuple[Candidate, ...]:
+        if self.field is None:
+            return self.otherwise
+        value = case.fields.get(self.field)
+        return self.otherwise if value is None else self.by_value.get(value, self.otherwise)
+
+
+_MEMO_LIMIT = 4096  # distinct field-value combinations remembered per (kind, status)
+
+
+@dataclass(frozen=True)
+class Router:
+    """Every group's candidates for one (kind, status), memoised by the values of the fields
+    the routes index, so a case costs one dict lookup however many groups the pack has."""
+
+    routes: tuple[Route, ...]
+    fields: tuple[str, ...]
+    _memo: dict[object, tuple[tuple[Candidate, ...], ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def candidates(self, case: Case) -> tuple[tuple[Candidate, ...], ...]:
+        """Per group with anything to try: its candidates, in order."""
+        values = case.fields
+        if len(self.fields) == 1:
+            key: object = values.get(self.fields[0])
+        else:
+            key = tuple(values.get(name) for name in self.fields)
+        found = self._memo.get(key)
+        if found is None:
+            found = tuple(c for route in self.routes if (c := route.candidates(case)))
+            if len(self._memo) < _MEMO_LIMIT:
+                self._memo[key] = found
+        return found
+
+
 @dataclass(frozen=True, slots=True)
 class Rulebook:
-    """A compiled pack: groups in pack order, pre-filtered per case kind."""
+    """A compiled pack: groups in pack order (for explanations) and, for the planner, a
+    router per (kind, status) so a case only meets the policies that can apply to it."""
 
     policies: tuple[CompiledPolicy, ...]
     groups: tuple[Group, ...]
-    by_kind: Mapping[CaseKind, tuple[Group, ...]]
+    routes: Mapping[tuple[CaseKind, Status], Router]
     settings: Mapping[str, Any]
-
-    def policy(self, name: str) -> CompiledPolicy:
-        for policy in self.policies:
-            if policy.name == name:
-                return policy
-        raise KeyError(name)
 
 
 def compile_pack(pack: Pack) -> Rulebook:
@@ -855,18 +978,47 @@ def compile_pack(pack: Pack) -> Rulebook:
     groups = tuple(
         Group(name, tuple(p for p in policies if p.group == name)) for name in group_names
     )
-    by_kind = {
-        kind: tuple(
-            g2
-            for g2 in (
-                Group(g.name, tuple(p for p in g.policies if p.kinds is None or kind in p.kinds))
-                for g in groups
-            )
-            if g2.policies
+    routers = {}
+    for kind in CaseKind:
+        for status in Status:
+            routes = tuple(r for g in groups if (r := _route(g, kind, status)) is not None)
+            fields = tuple(dict.fromkeys(r.field for r in routes if r.field is not None))
+            routers[(kind, status)] = Router(routes, fields)
+    return Rulebook(policies, groups, routers, dict(pack.choices))
+
+
+def _route(group: Group, kind: CaseKind, status: Status) -> Route | None:
+    applicable = [
+        p for p in group.policies if p.accepts("kind", kind) and p.accepts("status", status)
+    ]
+    if not applicable:
+        return None
+    usage = Counter(
+        c.routes_on
+        for p in applicable
+        for c in p.checks
+        if c.routes_on is not None and c.routes_on.startswith("field:")
+    )
+    dimension = usage.most_common(1)[0][0] if usage else None
+    routed = {"kind", "status"} if dimension is None else {"kind", "status", dimension}
+
+    def candidates(value: str | None) -> tuple[Candidate, ...]:
+        return tuple(
+            (p, tuple(c for c in p.checks if c.routes_on not in routed))
+            for p in applicable
+            if dimension is None
+            or not p.constrains(dimension)
+            or (value is not None and p.accepts(dimension, value))
         )
-        for kind in CaseKind
+
+    values = {
+        v for p in applicable for c in p.checks if c.routes_on == dimension for v in c.accepts
     }
-    return Rulebook(policies, groups, by_kind, dict(pack.choices))
+    return Route(
+        field=dimension.removeprefix("field:") if dimension else None,
+        by_value={v: candidates(v) for v in sorted(values)},
+        otherwise=candidates(None),
+    )
 
 
 def _compile_policy(policy: Policy, env: jinja2.Environment) -> CompiledPolicy:
@@ -876,7 +1028,6 @@ def _compile_policy(policy: Policy, env: jinja2.Environment) -> CompiledPolicy:
         description=policy.description,
         source=policy.source,
         dry_run=policy.dry_run,
-        kinds=frozenset(policy.selector.kind) if policy.selector.kind is not None else None,
         checks=_compile_selector(policy.selector),
         restart_on=frozenset(policy.restart_on),
         cadence=_compile_cadence(policy, env),
@@ -901,7 +1052,16 @@ def _compile_cadence(policy: Policy, env: jinja2.Environment) -> Cadence:
         on_overdue=cadence.type == "phase_overdue",
         phase_field=cadence.phase_field,
         since_field=cadence.since_field,
-        phases=tuple((p.name, p.within, p.what_it_means, p.next_steps) for p in cadence.phases),
+        phases=tuple(
+            _Phase(
+                p.name,
+                p.within,
+                p.within.describe() if p.within else "",
+                p.what_it_means,
+                p.next_steps,
+            )
+            for p in cadence.phases
+        ),
         renderers=_compile_actions(cadence.actions, env),
     )
 

@@ -138,7 +138,11 @@ def problems_from_validation(source: Located, error: ValidationError) -> list[Pr
     """Map each pydantic error ``loc`` onto the YAML path it names, and that path's line."""
     problems = []
     for detail in error.errors():
-        path, missing = _walk(source.data, detail["loc"])
+        loc = detail["loc"]
+        if detail["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            # Point at the discriminator key itself (e.g. `type:`), not at its parent.
+            loc = (*loc, str(detail.get("ctx", {}).get("discriminator", "")).strip("'"))
+        path, missing = _walk(source.data, loc)
         field = ".".join(str(p) for p in (*path, *missing))
         problems.append(Problem(source.file, source.line_of(path), field, detail["msg"]))
     return problems

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from worker import cli_runtime
+from worker import cli_policies, cli_runtime
 
 __all__ = ["app"]
 
@@ -15,6 +15,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
+
+
+cli_policies.register(app)
 
 
 @app.callback()
