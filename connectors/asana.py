@@ -7,10 +7,11 @@ custom fields are read by gid, resolved once from the project by the names in th
 The customer behind a bug is the Intercom contact in the "Intercom contact" field: it becomes
 the case's ``account_id``, which is the id of the Intercom account.
 
-Writes. Custom fields first, in one ``PUT /tasks/{gid}`` (enum values by option gid, dates as
-``YYYY-MM-DD``): setting absolute values twice is harmless, so a lost answer is simply sent
-again. Then the comment signed with the marker, ``POST /tasks/{gid}/stories``: last, so a
-recorded follow-up always has its field changes, and looked for before it is sent again.
+Writes. Custom fields first, in one ``PUT /tasks/{gid}`` (enum values by option gid, dates
+as ``{"date": "YYYY-MM-DD"}``): setting absolute values twice is harmless, so a lost answer is
+simply sent again. Then the comment signed with the marker, ``POST /tasks/{gid}/stories``:
+last, so a recorded follow-up always has its field changes, and looked for before it is sent
+again.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ class AsanaIds:
             except KeyError:
                 raise MappingError(f"asana field {logical!r} has no option {value!r}") from None
         if custom.kind == "date":
-            return str(value)[:10]  # a date or an ISO instant -> YYYY-MM-DD
+            return {"date": str(value)[:10]}  # a date or an ISO instant -> YYYY-MM-DD
         return value
 
 

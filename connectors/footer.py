@@ -2,8 +2,8 @@
 
 ``— followup-worker · <policy> · step <n>/<max> · fw-<key>`` ends every internal note, story or
 admin note the worker writes. Agents read it ("the worker wrote this, and why"); the connectors
-read it back into :class:`~policies.model.FollowUpMark` (where a case stands in its sequence) and
-look for ``fw-<key>`` when a write's outcome was lost.
+read it back into :class:`~policies.model.FollowUpMark` (where a case stands in its sequence),
+which is also how a write whose outcome was lost is looked for: by its key.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from datetime import datetime
 
 from policies.model import MARKER_PREFIX, FollowUpMark, PlanItem, marker_tag
 
-__all__ = ["footer", "has_marker", "parse_footer", "with_footer"]
+__all__ = ["footer", "parse_footer", "with_footer"]
 
 _FOOTER = re.compile(
     r"— followup-worker · (?P<policy>.+?) · step (?P<step>\d+)/(?P<max>\d+) · "
@@ -37,8 +37,3 @@ def parse_footer(text: str, at: datetime) -> FollowUpMark | None:
         return None
     found = matches[-1]
     return FollowUpMark(policy=found["policy"], step=int(found["step"]), at=at, key=found["key"])
-
-
-def has_marker(text: str, key: str) -> bool:
-    """Whether ``text`` carries the marker of the write with idempotency key ``key``."""
-    return re.search(re.escape(marker_tag(key)) + r"\b", text) is not None

@@ -50,14 +50,21 @@ log = structlog.get_logger(__name__)
 
 # Errors raised before a single byte of the request left: retrying cannot duplicate anything.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-_backoff = wait_exponential_jitter(max=15.0)
 
 
-def _wait(state: RetryCallState) -> float:
-    # A 429 already blocks the budget for exactly Retry-After; waiting here too would double it.
-    if state.outcome is not None and isinstance(state.outcome.exception(), RateLimited):
-        return 0.0
-    return _backoff(state)
+class _Backoff:
+    """Exponential backoff with jitter, except after a 429: the budget already holds every
+    request for exactly Retry-After, and waiting here too would double it."""
+
+    def __init__(self, limits: VendorLimits) -> None:
+        self._exponential = wait_exponential_jitter(
+            multiplier=limits.backoff_initial, max=limits.backoff_max, jitter=limits.backoff_initial
+        )
+
+    def __call__(self, state: RetryCallState) -> float:
+        if state.outcome is not None and isinstance(state.outcome.exception(), RateLimited):
+            return 0.0
+        return float(self._exponential(state))
 
 
 class VendorClient:
@@ -83,6 +90,7 @@ class VendorClient:
         self._wall_clock = wall_clock
         self._sleep = sleep
         self._budget = Budget(limit=limits.requests_per_minute, headroom=limits.headroom)
+        self._backoff = _Backoff(limits)
         self._in_flight = {
             "read": asyncio.Semaphore(limits.max_concurrent_reads),
             "write": asyncio.Semaphore(limits.max_concurrent_writes),
@@ -139,7 +147,7 @@ class VendorClient:
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(TransientVendorError),
             stop=stop_after_attempt(attempts),
-            wait=_wait,
+            wait=self._backoff,
             sleep=self._sleep,
             reraise=True,
         )
@@ -177,9 +185,14 @@ class VendorClient:
                 fallback = seen.reset_after or self._limits.default_retry_after
                 seen = replace(seen, retry_after=fallback)
             self._budget = observe(self._budget, seen, self._clock())
-        if response.is_success:
+        if not response.is_success:
+            raise self._status_error(kind, method, path, response, seen.retry_after)
+        try:
             return response.json() if response.content else None
-        raise self._status_error(kind, method, path, response, seen.retry_after)
+        except ValueError as exc:  # a body cut short: the request was served, the answer lost
+            if kind == "write":
+                raise OutcomeUnknown(self.vendor, method, path, detail="malformed JSON") from exc
+            raise ConnectionLost(self.vendor, method, path, detail="malformed JSON") from exc
 
     def _transport_error(
         self, kind: CallKind, method: str, path: str, exc: httpx.HTTPError

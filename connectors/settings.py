@@ -53,6 +53,10 @@ class VendorLimits(BaseModel):
         gt=0,
         description="Tries per write when it was provably not applied (429, connect errors).",
     )
+    backoff_initial: float = Field(
+        default=0.5, gt=0, description="First wait before retrying a failed read (seconds)."
+    )
+    backoff_max: float = Field(default=15.0, gt=0, description="Longest wait between retries.")
     default_retry_after: float = Field(
         default=10.0, gt=0, description="Wait on a 429 that does not say how long."
     )

@@ -23,7 +23,7 @@ ALREADY_APPLIED, absent -> written once more with the original ``updated_stamp``
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -253,16 +253,22 @@ class ZendeskConnector(OwnsClient):
     async def _pages(self, url: str, params: Mapping[str, Any] | None = None) -> AsyncIterator[Any]:
         """Every page of a list, whichever of Zendesk's three pagination styles it uses."""
         next_url: str | None = url
+        query = dict(params or {})
         while next_url:
-            page = await self._client.read("GET", next_url, params=params)
-            params = None  # the next link carries them
+            page = await self._client.read("GET", next_url, params=query)
             yield page
-            if "end_of_stream" in page:  # incremental export
-                next_url = None if page["end_of_stream"] else page.get("after_url")
-            elif "meta" in page:  # cursor pagination
+            if "end_of_stream" in page:
+                # Incremental export: its after_url carries only the cursor, so the page size
+                # and side-loads are sent again with it.
+                next_url = None if page["end_of_stream"] else url
+                query = {k: v for k, v in query.items() if k != "start_time"}
+                query["cursor"] = page.get("after_cursor")
+            elif "meta" in page:  # cursor pagination: the next link keeps every parameter
                 next_url = page["links"].get("next") if page["meta"].get("has_more") else None
+                query = {}
             else:  # offset pagination
                 next_url = page.get("next_page")
+                query = {}
 
     async def _all(self, url: str, key: str, params: Mapping[str, Any]) -> list[Any]:
         return [item async for page in self._pages(url, params) for item in page.get(key, [])]
@@ -299,8 +305,14 @@ class ZendeskConnector(OwnsClient):
     async def check(self) -> list[NameCheck]:
         """Resolve every name the mapping uses; one read of each list, nothing written."""
         ids = await self.resolve()
-        org_fields = await self._all("/api/v2/organization_fields", "organization_fields", {})
-        org_keys = {f["key"] for f in org_fields}
+        # The keys an organization actually carries (one read; organization_fields listing
+        # needs admin rights the worker's agent token may lack).
+        first = await self._client.read("GET", "/api/v2/organizations", params={"page[size]": 1})
+        org_keys = {
+            key
+            for org in first.get("organizations", [])
+            for key in org.get("organization_fields") or {}
+        }
         flags = self._mapping.organization_fields
         checks = [
             NameCheck.of("zendesk", "ticket field", f"{logical}: {title}", ids.fields.get(logical))
@@ -434,7 +446,7 @@ class ZendeskConnector(OwnsClient):
         if item.key in _keys(item.case):
             return WriteResult(WriteOutcome.ALREADY_APPLIED, calls=0)
         marker = marker_tag(item.key)
-        run = _WriteRun(self, item.case.id, item.case.updated_stamp)
+        run = _WriteRun(self._client, self.fetch_case, item.case.id, item.case.updated_stamp)
         try:
             if updates.reply is not None and marker not in item.case.tags:
                 outcome = await run.put(updates.reply, lambda c: marker in c.tags)
@@ -456,8 +468,15 @@ def _keys(case: Case) -> set[str]:
 class _WriteRun:
     """The calls of one ``apply``: each PUT, its marker check on a lost answer, the count."""
 
-    def __init__(self, connector: ZendeskConnector, ticket_id: str, stamp: str | None) -> None:
-        self._connector = connector
+    def __init__(
+        self,
+        client: VendorClient,
+        fetch_case: Callable[[str], Awaitable[Case]],
+        ticket_id: str,
+        stamp: str | None,
+    ) -> None:
+        self._client = client
+        self._fetch_case = fetch_case
         self._ticket_id = ticket_id
         self._stamp = stamp
         self.calls = 0
@@ -466,16 +485,15 @@ class _WriteRun:
     async def put(self, ticket: dict[str, Any], done: Callable[[Case], bool]) -> WriteOutcome:
         body = {"ticket": {**ticket, "safe_update": True, "updated_stamp": self._stamp}}
         url = _TICKET.format(self._ticket_id)
-        client = self._connector._client
         for attempt in range(2):
             self.calls += 1
             try:
-                answer = await client.write("PUT", url, json=body)
+                answer = await self._client.write("PUT", url, json=body)
             except Conflict:
                 return WriteOutcome.CONFLICT
             except OutcomeUnknown:
                 self.calls += 2  # the ticket and its latest comments
-                fresh = await self._connector.fetch_case(self._ticket_id)
+                fresh = await self._fetch_case(self._ticket_id)
                 if done(fresh):
                     self._stamp = fresh.updated_stamp
                     return WriteOutcome.ALREADY_APPLIED

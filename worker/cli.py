@@ -6,6 +6,7 @@ from __future__ import annotations
 import typer
 
 from worker import cli_policies, cli_runtime
+from worker.cli_connectors import connectors_app
 
 __all__ = ["app"]
 
@@ -26,3 +27,4 @@ def main() -> None:
 
 
 cli_runtime.register(app)
+app.add_typer(connectors_app, name="connectors")

@@ -172,7 +172,7 @@ async def test_fields_by_option_gid_and_date_then_the_signed_story(
         )
     assert (result.outcome, result.calls) == (WriteOutcome.APPLIED, 2)
     assert json.loads(put.calls[0].request.content) == {
-        "data": {"custom_fields": {"f1": "o-high", "f3": "2026-03-10"}}
+        "data": {"custom_fields": {"f1": "o-high", "f3": {"date": "2026-03-10"}}}
     }
     assert json.loads(story.calls[0].request.content) == {
         "data": {"text": f"Any news?\n\n{FOOTER}"}

@@ -210,3 +210,17 @@ async def test_writes_in_flight_are_capped(router: respx.MockRouter) -> None:
     async with make_client(router, FakeClock(), limits=limits) as client:
         await asyncio.gather(*(client.write("PUT", "/api/v2/tickets/1") for _ in range(10)))
     assert peak == 3
+
+
+async def test_a_body_cut_short_is_retried_on_read_and_unknown_on_write(
+    router: respx.MockRouter, clock: FakeClock
+) -> None:
+    cut = httpx.Response(
+        200, content=b'{"ticket": {"id"', headers={"content-type": "application/json"}
+    )
+    router.get(URL).mock(side_effect=[cut, httpx.Response(200, json={"ok": 1})])
+    router.put(URL).mock(return_value=cut)
+    async with make_client(router, clock) as client:
+        assert await client.read("GET", "/api/v2/tickets/1") == {"ok": 1}
+        with pytest.raises(OutcomeUnknown):
+            await client.write("PUT", "/api/v2/tickets/1", json={})

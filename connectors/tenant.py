@@ -1,0 +1,66 @@
+"""Build one tenant's connectors from its vendor settings and mapping.
+
+A vendor is used when its URL and token are set *and* the mapping has a section for it; the
+runtime and ``followup connectors check`` both build connectors here.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from connectors.asana import AsanaConnector
+from connectors.intercom import IntercomConnector
+from connectors.mapping import TenantMapping
+from connectors.settings import ConnectorLimits, VendorEnv
+from connectors.zendesk import ZendeskConnector
+
+__all__ = ["VendorConnector", "build_connectors"]
+
+VendorConnector = ZendeskConnector | IntercomConnector | AsanaConnector
+
+
+def build_connectors(
+    env: VendorEnv,
+    mapping: TenantMapping,
+    limits: ConnectorLimits | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> list[VendorConnector]:
+    limits = limits or ConnectorLimits()
+    built: list[VendorConnector] = []
+    if mapping.zendesk and env.zendesk_url and env.zendesk_email and env.zendesk_token:
+        built.append(
+            ZendeskConnector.connect(
+                env.zendesk_url,
+                env.zendesk_email,
+                env.zendesk_token.get_secret_value(),
+                mapping.zendesk,
+                limits=limits.zendesk,
+                timeouts=limits.timeouts,
+                transport=transport,
+                plans=mapping.plans,
+            )
+        )
+    if mapping.intercom and env.intercom_url and env.intercom_token:
+        built.append(
+            IntercomConnector.connect(
+                env.intercom_url,
+                env.intercom_token.get_secret_value(),
+                mapping.intercom,
+                limits=limits.intercom,
+                timeouts=limits.timeouts,
+                transport=transport,
+                plans=mapping.plans,
+            )
+        )
+    if mapping.asana and env.asana_url and env.asana_token:
+        built.append(
+            AsanaConnector.connect(
+                env.asana_url,
+                env.asana_token.get_secret_value(),
+                mapping.asana,
+                limits=limits.asana,
+                timeouts=limits.timeouts,
+                transport=transport,
+            )
+        )
+    return built

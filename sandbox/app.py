@@ -1,0 +1,130 @@
+"""Composition root: the sandbox's state and the ASGI app serving the three vendors + admin."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from sandbox import admin, asana_api, intercom_api, zendesk_api
+from sandbox.asana import AsanaDesk
+from sandbox.clock import SandboxClock, format_iso, parse_iso
+from sandbox.config import SandboxConfig
+from sandbox.faults import FaultPlan
+from sandbox.gate import Gate, VendorProfile
+from sandbox.generator import Generator
+from sandbox.intercom import IntercomDesk
+from sandbox.limits import RateLimiter
+from sandbox.outbox import Outbox
+from sandbox.traffic import Traffic
+from sandbox.zendesk import ZendeskDesk
+
+__all__ = ["Sandbox", "build_app"]
+
+
+class Sandbox:
+    """Everything the server keeps in memory for one tenant."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.clock = SandboxClock(config.start, frozen=config.frozen_clock)
+        self.generator = Generator(config.seed, config.tickets, config.start)
+        self.outbox = Outbox()
+        self.traffic = Traffic(config.request_log_size)
+        self.limiter = RateLimiter(config.limits)
+        self.faults: FaultPlan = config.faults
+        self.zendesk = ZendeskDesk(self.generator, self.clock, self.outbox)
+        self.intercom = IntercomDesk(self.generator, self.clock, self.outbox)
+        self.asana = AsanaDesk(self.generator, self.clock)
+        if config.state_file is not None and config.state_file.exists():
+            self.load(json.loads(config.state_file.read_text()))
+
+    def gate(self, profile: VendorProfile) -> Gate:
+        return Gate(
+            profile,
+            limiter=self.limiter,
+            faults=lambda: self.faults,
+            traffic=self.traffic,
+            clock=self.clock,
+        )
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "seed": self.config.seed,
+            "tickets": self.config.tickets,
+            "clock": format_iso(self.clock.now()),
+            "zendesk": self.zendesk.dump(),
+            "intercom": self.intercom.dump(),
+            "asana": self.asana.dump(),
+            "outbox": self.outbox.dump(),
+        }
+
+    def load(self, data: dict[str, Any]) -> None:
+        if (data.get("seed"), data.get("tickets")) != (self.config.seed, self.config.tickets):
+            raise ValueError("the state file was saved for another --seed/--tickets")
+        self.clock.set(parse_iso(data["clock"]))
+        self.zendesk.load(data["zendesk"])
+        self.intercom.load(data["intercom"])
+        self.asana.load(data["asana"])
+        self.outbox.load(data["outbox"])
+
+    def save(self) -> None:
+        if self.config.state_file is not None:
+            self.config.state_file.write_text(json.dumps(self.dump()))
+
+
+def _save_on_shutdown(
+    sandbox: Sandbox,
+) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        sandbox.save()
+
+    return lifespan
+
+
+def build_app(config: SandboxConfig, sandbox: Sandbox | None = None) -> Starlette:
+    sandbox = sandbox or Sandbox(config)
+    zendesk = sandbox.gate(
+        VendorProfile(
+            "zendesk",
+            zendesk_api.authorized(f"{config.zendesk_email}/token:{config.zendesk_token}"),
+            zendesk_api.status_error,
+            zendesk_api.rate_headers,
+        )
+    )
+    intercom = sandbox.gate(
+        VendorProfile(
+            "intercom",
+            intercom_api.authorized(config.intercom_token),
+            intercom_api.status_error,
+            intercom_api.rate_headers,
+        )
+    )
+    asana = sandbox.gate(
+        VendorProfile(
+            "asana",
+            asana_api.authorized(config.asana_token),
+            asana_api.status_error,
+            asana_api.rate_headers,
+        )
+    )
+    zendesk_routes = zendesk_api.routes(zendesk, sandbox.zendesk, sandbox.clock)
+    intercom_routes = intercom_api.routes(intercom, sandbox.intercom)
+    asana_routes = asana_api.routes(asana, sandbox.asana, sandbox.clock)
+    app = Starlette(
+        routes=[
+            Mount("/zendesk", app=zendesk_api.router(zendesk_routes)),
+            Mount("/intercom", app=intercom_api.router(intercom_routes)),
+            Mount("/asana/api/1.0", app=asana_api.router(asana_routes)),
+            Mount("/_admin", app=admin.router(sandbox)),
+        ],
+        lifespan=_save_on_shutdown(sandbox),
+    )
+    app.state.sandbox = sandbox
+    return app

@@ -1,0 +1,330 @@
+"""Asana state and behaviour: one workspace, the "Bugs" project, its tasks and stories.
+
+Tasks are generated lazily and kept in an internal shape (assignee and custom field values
+by gid); :func:`task_json` renders Asana's representation and ``opt_fields`` projects it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sandbox.clock import SandboxClock
+from sandbox.errors import VendorError
+from sandbox.generator import (
+    ASANA_STORY_BASE,
+    ASANA_TASK_BASE,
+    STORIES_PER_TASK,
+    Generator,
+    asana_time,
+    asana_users,
+)
+from sandbox.tenant import (
+    ASANA_API_USER_GID,
+    ASANA_FIELDS,
+    ASANA_PROJECT_GID,
+    ASANA_WORKSPACE_GID,
+    AsanaField,
+)
+
+__all__ = ["AsanaDesk", "error", "project_fields"]
+
+HELP = (
+    "For more information on API status codes and how to handle them, "
+    "read the docs on errors: https://developers.asana.com/docs/errors"
+)
+_FIELDS = {spec.gid: spec for spec in ASANA_FIELDS}
+_USERS = {user["gid"]: user for user in asana_users()}
+WORKSPACE = {"gid": ASANA_WORKSPACE_GID, "resource_type": "workspace", "name": "Sandbox"}
+PROJECT = {"gid": ASANA_PROJECT_GID, "resource_type": "project", "name": "Bugs"}
+TASK_ATTRIBUTES = frozenset({"name", "notes", "completed", "assignee", "due_on", "custom_fields"})
+
+
+def error(status: int, message: str) -> VendorError:
+    detail: dict[str, Any] = {"message": message, "help": HELP}
+    if status >= 500:
+        detail["phrase"] = "6 sad squid snuggle softly"
+    return VendorError(status, {"errors": [detail]})
+
+
+def user_compact(gid: str | None) -> dict[str, Any] | None:
+    if gid is None:
+        return None
+    user = _USERS[gid]
+    return {"gid": gid, "resource_type": "user", "name": user["name"]}
+
+
+def custom_field_json(spec: AsanaField) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "gid": spec.gid,
+        "resource_type": "custom_field",
+        "name": spec.name,
+        "type": spec.subtype,
+        "resource_subtype": spec.subtype,
+        "description": "",
+        "enabled": True,
+        "is_formula_field": False,
+        "is_value_read_only": False,
+        "has_notifications_enabled": False,
+        "is_global_to_workspace": False,
+        "representation_type": spec.subtype,
+    }
+    if spec.subtype == "enum":
+        base["enum_options"] = [_enum_option(option) for option in spec.options]
+    return base
+
+
+def _enum_option(option: tuple[str, str, str]) -> dict[str, Any]:
+    gid, name, color = option
+    return {"gid": gid, "resource_type": "enum_option", "name": name, "enabled": True,
+            "color": color}  # fmt: skip
+
+
+def _field_value_json(spec: AsanaField, raw: Any) -> dict[str, Any]:
+    value = custom_field_json(spec)
+    if spec.subtype == "enum":
+        option = next((o for o in spec.options if o[0] == raw), None)
+        value["enum_value"] = _enum_option(option) if option else None
+        value["display_value"] = option[1] if option else None
+    elif spec.subtype == "date":
+        value["date_value"] = {"date": raw, "date_time": None} if raw else None
+        value["display_value"] = raw
+    else:
+        value["text_value"] = raw
+        value["display_value"] = raw
+    return value
+
+
+def project_fields() -> list[dict[str, Any]]:
+    """``GET /projects/{gid}/custom_field_settings``."""
+    return [
+        {
+            "gid": f"{spec.gid}9",
+            "resource_type": "custom_field_setting",
+            "is_important": True,
+            "project": PROJECT,
+            "parent": PROJECT,
+            "custom_field": custom_field_json(spec),
+        }
+        for spec in ASANA_FIELDS
+    ]
+
+
+def task_json(task: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "gid": task["gid"],
+        "resource_type": "task",
+        "resource_subtype": task["resource_subtype"],
+        "name": task["name"],
+        "notes": task["notes"],
+        "completed": task["completed"],
+        "completed_at": task["completed_at"],
+        "assignee": user_compact(task["assignee"]),
+        "created_at": task["created_at"],
+        "modified_at": task["modified_at"],
+        "due_on": task["due_on"],
+        "workspace": WORKSPACE,
+        "projects": [PROJECT],
+        "memberships": [{"project": PROJECT, "section": None}],
+        "permalink_url": f"https://app.asana.com/0/{ASANA_PROJECT_GID}/{task['gid']}",
+        "custom_fields": [
+            _field_value_json(spec, task["custom_field_values"].get(spec.gid))
+            for spec in ASANA_FIELDS
+        ],
+    }
+
+
+def story_json(story: dict[str, Any]) -> dict[str, Any]:
+    return {**story, "created_by": user_compact(story["created_by"])}
+
+
+class AsanaDesk:
+    def __init__(self, generator: Generator, clock: SandboxClock) -> None:
+        self._generator = generator
+        self._clock = clock
+        self.changed: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+
+    def users(self) -> list[dict[str, Any]]:
+        return asana_users()
+
+    def user(self, gid: str) -> dict[str, Any]:
+        gid = ASANA_API_USER_GID if gid == "me" else gid
+        if gid not in _USERS:
+            raise error(404, f"user: Unknown object: {gid}")
+        return {**_USERS[gid], "workspaces": [WORKSPACE]}
+
+    def check_project(self, gid: str) -> None:
+        if gid != ASANA_PROJECT_GID:
+            raise error(404, f"project: Unknown object: {gid}")
+
+    def project(self, gid: str) -> dict[str, Any]:
+        self.check_project(gid)
+        return {
+            **PROJECT,
+            "archived": False,
+            "color": "light-red",
+            "notes": "Bugs reported by customers",
+            "workspace": WORKSPACE,
+            "owner": user_compact(ASANA_API_USER_GID),
+            "custom_field_settings": project_fields(),
+            "created_at": "2024-01-02T09:00:00.000Z",
+            "modified_at": "2024-01-02T09:00:00.000Z",
+        }
+
+    def _record(self, gid: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        number = int(gid) if gid.isdigit() else -1
+        found = self.changed.get(number)
+        if found is not None:
+            return found
+        if not self._generator.has_task(number):
+            raise error(404, f"task: Unknown object: {gid}")
+        return self._generator.task(number)
+
+    def task(self, gid: str) -> dict[str, Any]:
+        return self._record(gid)[0]
+
+    def tasks(self) -> Iterator[dict[str, Any]]:
+        for offset in range(1, self._generator.task_count + 1):
+            yield self.task(str(ASANA_TASK_BASE + offset))
+
+    def stories(self, gid: str) -> list[dict[str, Any]]:
+        return self._record(gid)[1]
+
+    def _writable(self, gid: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        record = self._record(gid)
+        return self.changed.setdefault(int(gid), copy.deepcopy(record))
+
+    def _now(self) -> str:
+        return asana_time(self._clock.now())
+
+    def _story(
+        self, gid: str, stories: list[dict[str, Any]], kind: str, text: str
+    ) -> dict[str, Any]:
+        number = (int(gid) - ASANA_TASK_BASE) * STORIES_PER_TASK + len(stories) + 1
+        story = {
+            "gid": str(ASANA_STORY_BASE + number),
+            "resource_type": "story",
+            "created_at": self._now(),
+            "created_by": ASANA_API_USER_GID,
+            "resource_subtype": "comment_added" if kind == "comment" else kind,
+            "type": "comment" if kind == "comment" else "system",
+            "text": text,
+            "is_pinned": False,
+            "is_edited": False,
+        }
+        stories.append(story)
+        return story
+
+    def add_comment(self, gid: str, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise error(400, "data: Missing input")
+        text = data.get("text")
+        if text is None and isinstance(data.get("html_text"), str):
+            text = data["html_text"]
+        if not isinstance(text, str) or not text.strip():
+            raise error(400, "text: Missing input")
+        task, stories = self._writable(gid)
+        task["modified_at"] = self._now()
+        return self._story(gid, stories, "comment", text)
+
+    def update(self, gid: str, data: Any) -> dict[str, Any]:
+        """``PUT /tasks/{gid}``: validate everything first, then apply, with system stories."""
+        if not isinstance(data, dict):
+            raise error(400, "data: Missing input")
+        unknown = sorted(set(data) - TASK_ATTRIBUTES)
+        if unknown:
+            raise error(400, f"{unknown[0]}: Unknown field")
+        self.task(gid)
+        fields = _parse_custom_fields(data.get("custom_fields", {}))
+        assignee = data.get("assignee", ...)
+        if assignee == "me":
+            assignee = ASANA_API_USER_GID
+        if assignee is not ... and assignee is not None and assignee not in _USERS:
+            raise error(400, f"assignee: Not a recognized ID: {assignee}")
+        if "completed" in data and not isinstance(data["completed"], bool):
+            raise error(400, "completed: Value is not a boolean")
+        task, stories = self._writable(gid)
+        for field_gid, value in fields.items():
+            task["custom_field_values"][field_gid] = value
+            shown = _display(_FIELDS[field_gid], value)
+            self._story(gid, stories, f"{_FIELDS[field_gid].subtype}_custom_field_changed",
+                        f"changed {_FIELDS[field_gid].name} to \"{shown}\"")  # fmt: skip
+        if assignee is not ...:
+            task["assignee"] = assignee
+            self._story(gid, stories, "assigned", "assigned this task")
+        for name in ("name", "notes", "due_on"):
+            if name in data:
+                task[name] = data[name]
+        if "completed" in data:
+            task["completed"] = data["completed"]
+            task["completed_at"] = self._now() if data["completed"] else None
+        task["modified_at"] = self._now()
+        return task
+
+    def dump(self) -> dict[str, Any]:
+        return {str(k): {"task": t, "stories": s} for k, (t, s) in self.changed.items()}
+
+    def load(self, data: dict[str, Any]) -> None:
+        self.changed = {int(k): (v["task"], v["stories"]) for k, v in data.items()}
+
+
+def _parse_custom_fields(given: Any) -> dict[str, Any]:
+    """Asana's write forms: enum by option gid, date as ``{"date": "YYYY-MM-DD"}``, text."""
+    if not isinstance(given, dict):
+        raise error(400, "custom_fields: Value must be an object mapping field gids to values")
+    parsed: dict[str, Any] = {}
+    for field_gid, value in given.items():
+        spec = _FIELDS.get(str(field_gid))
+        if spec is None:
+            raise error(
+                400, f"custom_fields: Custom field with ID {field_gid} is not on given object"
+            )
+        if value is None:
+            parsed[spec.gid] = None
+        elif spec.subtype == "enum":
+            if value not in {option[0] for option in spec.options}:
+                raise error(400, f"custom_fields: {value} is not an enum option of {spec.name}")
+            parsed[spec.gid] = value
+        elif spec.subtype == "date":
+            parsed[spec.gid] = _parse_date(spec, value)
+        else:
+            if not isinstance(value, str):
+                raise error(400, f"custom_fields: {spec.name} expects text")
+            parsed[spec.gid] = value
+    return parsed
+
+
+def _parse_date(spec: AsanaField, value: Any) -> str:
+    if not isinstance(value, dict) or set(value) - {"date", "date_time"} or "date" not in value:
+        raise error(400, f'custom_fields: {spec.name} expects {{"date": "YYYY-MM-DD"}}')
+    try:
+        return date.fromisoformat(str(value["date"])).isoformat()
+    except ValueError as exc:
+        raise error(400, f"custom_fields: {value['date']!r} is not a date") from exc
+
+
+def _display(spec: AsanaField, value: Any) -> str:
+    if value is None:
+        return ""
+    if spec.subtype == "enum":
+        return next(option[1] for option in spec.options if option[0] == value)
+    return str(value)
+
+
+def completed_since_filter(raw: str | None, now: datetime) -> Any:
+    """Asana's ``completed_since``: incomplete tasks plus those completed after the instant."""
+    if raw is None:
+        return lambda task: True
+    since = now if raw == "now" else datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+
+    def keep(task: dict[str, Any]) -> bool:
+        if not task["completed"]:
+            return True
+        completed = datetime.fromisoformat(task["completed_at"].replace("Z", "+00:00"))
+        return completed > since
+
+    return keep

@@ -1,0 +1,369 @@
+"""Intercom state and behaviour: contacts, companies, admins, conversations, tickets.
+
+Contacts mirror the Zendesk end users (same people, same plans); companies mirror the
+organizations. Conversations and tickets are generated lazily and copied on first write.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from sandbox.clock import SandboxClock, format_iso
+from sandbox.errors import VendorError
+from sandbox.generator import (
+    CONVERSATION_BASE,
+    Generator,
+    intercom_ticket_state,
+    parse_intercom_id,
+)
+from sandbox.outbox import Outbox
+from sandbox.tenant import AGENTS, API_USER, INTERCOM_TICKET_STATES
+
+__all__ = ["IntercomDesk", "admin_json", "error", "search_matcher", "ticket_states"]
+
+_ADMINS = {agent.intercom_id: agent for agent in (API_USER, *AGENTS)}
+_STATES = {state[0]: state for state in INTERCOM_TICKET_STATES}
+_OPERATORS = ("=", "!=", "IN", "NIN", ">", "<", "~", "!~", "^", "$")
+
+
+def error(status: int, code: str, message: str) -> VendorError:
+    return VendorError(
+        status,
+        {
+            "type": "error.list",
+            "request_id": str(uuid.uuid4()),
+            "errors": [{"code": code, "message": message}],
+        },
+    )
+
+
+def admin_json(admin_id: str) -> dict[str, Any]:
+    agent = _ADMINS[admin_id]
+    return {
+        "type": "admin",
+        "id": agent.intercom_id,
+        "name": agent.name,
+        "email": agent.email,
+        "job_title": "Support",
+        "away_mode_enabled": False,
+        "away_mode_reassign": False,
+        "has_inbox_seat": True,
+        "team_ids": [],
+        "avatar": {"type": "avatar", "image_url": None},
+    }
+
+
+class IntercomDesk:
+    def __init__(self, generator: Generator, clock: SandboxClock, outbox: Outbox) -> None:
+        self._generator = generator
+        self._clock = clock
+        self._outbox = outbox
+        self._generated_conversation = lru_cache(maxsize=2048)(generator.conversation)
+        self.conversations: dict[int, dict[str, Any]] = {}
+        self.tickets: dict[int, dict[str, Any]] = {}
+
+    # --- reading ---------------------------------------------------------------------
+
+    @property
+    def contact_count(self) -> int:
+        return self._generator.contact_count
+
+    @property
+    def conversation_count(self) -> int:
+        return self._generator.conversation_count
+
+    def admin_ids(self) -> list[str]:
+        return list(_ADMINS)
+
+    def admin(self, admin_id: str) -> dict[str, Any]:
+        if admin_id not in _ADMINS:
+            raise error(404, "admin_not_found", "Admin not found")
+        return admin_json(admin_id)
+
+    def contact(self, contact_id: str) -> dict[str, Any]:
+        index = parse_intercom_id(contact_id, "6")
+        if index is None or not self._generator.has_contact(index):
+            raise error(404, "not_found", "User Not Found")
+        return self._generator.contact(index)
+
+    def contacts(self) -> Iterator[dict[str, Any]]:
+        for index in range(1, self._generator.contact_count + 1):
+            yield self._generator.contact(index)
+
+    def company(self, company_id: str) -> dict[str, Any]:
+        index = parse_intercom_id(company_id, "7")
+        if index is None or not 1 <= index <= self._generator.org_count:
+            raise error(404, "company_not_found", "Company Not Found")
+        return self._generator.company(index)
+
+    def companies(self) -> Iterator[dict[str, Any]]:
+        for index in range(1, self._generator.org_count + 1):
+            yield self._generator.company(index)
+
+    def conversation(self, conversation_id: str) -> dict[str, Any]:
+        number = int(conversation_id) if conversation_id.isdigit() else -1
+        found = self.conversations.get(number)
+        if found is not None:
+            return found
+        if not self._generator.has_conversation(number):
+            raise error(404, "conversation_not_found", "Conversation not found")
+        return self._generated_conversation(number)
+
+    def all_conversations(self) -> Iterator[dict[str, Any]]:
+        for offset in range(1, self._generator.conversation_count + 1):
+            yield self.conversation(str(CONVERSATION_BASE + offset))
+
+    def ticket(self, ticket_id: str) -> dict[str, Any]:
+        number = int(ticket_id) if ticket_id.isdigit() else -1
+        found = self.tickets.get(number)
+        if found is not None:
+            return found
+        if not self._generator.has_intercom_ticket(number):
+            raise error(404, "ticket_not_found", "Ticket not found")
+        return self._generator.intercom_ticket(number)
+
+    # --- writing ---------------------------------------------------------------------
+
+    def _writable_conversation(self, conversation_id: str) -> dict[str, Any]:
+        current = self.conversation(conversation_id)
+        number = int(conversation_id)
+        if number not in self.conversations:
+            self.conversations[number] = copy.deepcopy(current)
+        return self.conversations[number]
+
+    def _now(self) -> int:
+        return int(self._clock.now().timestamp())
+
+    def _append_part(
+        self,
+        conversation: dict[str, Any],
+        part_type: str,
+        author: dict[str, Any],
+        body: str | None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        now = max(self._now(), conversation["updated_at"])
+        parts = conversation["conversation_parts"]
+        number = parts["total_count"] + 1
+        part = {
+            "type": "conversation_part",
+            "id": f"{conversation['id']}{number:04d}",
+            "part_type": part_type,
+            "body": body,
+            "created_at": now,
+            "updated_at": now,
+            "notified_at": now,
+            "assigned_to": None,
+            "author": author,
+            "attachments": [],
+            "external_id": None,
+            "redacted": False,
+            **extra,
+        }
+        parts["conversation_parts"].append(part)
+        parts["total_count"] = number
+        conversation["statistics"]["count_conversation_parts"] = number
+        conversation["updated_at"] = now
+        return part
+
+    def _admin_author(self, admin_id: Any) -> dict[str, Any]:
+        admin_id = str(admin_id)
+        if admin_id not in _ADMINS:
+            raise error(404, "admin_not_found", f"Admin {admin_id} not found")
+        agent = _ADMINS[admin_id]
+        return {"type": "admin", "id": agent.intercom_id, "name": agent.name, "email": agent.email}
+
+    def reply(self, conversation_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /conversations/{id}/reply``: admin comment or note, or a contact's reply."""
+        message_type = body.get("message_type")
+        text = body.get("body")
+        if body.get("type") == "user":
+            if message_type != "comment" or not isinstance(text, str):
+                raise error(400, "parameter_invalid", "A user reply is a comment with a body")
+            return self.contact_reply(conversation_id, text)
+        if body.get("type") != "admin":
+            raise error(400, "parameter_invalid", "type must be admin or user")
+        if message_type not in ("comment", "note"):
+            raise error(400, "parameter_invalid", "message_type must be comment or note")
+        if not isinstance(text, str) or not text.strip():
+            raise error(400, "parameter_not_found", "body is required")
+        author = self._admin_author(body.get("admin_id"))
+        conversation = self._writable_conversation(conversation_id)
+        part = self._append_part(conversation, message_type, author, text)
+        if message_type == "comment":
+            conversation["waiting_since"] = None
+            conversation["statistics"]["last_admin_reply_at"] = part["created_at"]
+            contact = self.contact(conversation["contacts"]["contacts"][0]["id"])
+            self._outbox.send(
+                at=_iso(part["created_at"]),
+                vendor="intercom",
+                ref=f"intercom:{conversation['id']}",
+                to=contact["email"] or None,
+                subject="New message from Support",
+                body=text,
+            )
+        return conversation
+
+    def contact_reply(self, conversation_id: str, text: str) -> dict[str, Any]:
+        """The customer writes back: the conversation opens and waits on the team."""
+        conversation = self._writable_conversation(conversation_id)
+        contact = self.contact(conversation["contacts"]["contacts"][0]["id"])
+        author = {"type": "user", "id": contact["id"], "name": contact["name"],
+                  "email": contact["email"]}  # fmt: skip
+        part = self._append_part(conversation, "comment", author, text)
+        conversation.update(state="open", open=True, snoozed_until=None)
+        conversation["waiting_since"] = part["created_at"]
+        conversation["statistics"]["last_contact_reply_at"] = part["created_at"]
+        return conversation
+
+    def manage(self, conversation_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /conversations/{id}/parts``: close, snooze, open or assign."""
+        message_type = body.get("message_type")
+        if message_type not in ("close", "snooze", "open", "assign"):
+            raise error(400, "parameter_invalid", "message_type must be close/snooze/open/assign")
+        author = self._admin_author(body.get("admin_id"))
+        self.conversation(conversation_id)
+        if message_type == "snooze":
+            until = body.get("snoozed_until")
+            if not isinstance(until, int) or until <= self._now():
+                raise error(400, "parameter_invalid", "snoozed_until must be a future timestamp")
+        if message_type == "assign":
+            assignee = str(body.get("assignee_id", ""))
+            if assignee not in _ADMINS and assignee != "0":
+                raise error(404, "admin_not_found", f"Admin {assignee} not found")
+        conversation = self._writable_conversation(conversation_id)
+        if message_type == "close":
+            conversation.update(state="closed", open=False, snoozed_until=None)
+            self._append_part(conversation, "close", author, body.get("body"))
+        elif message_type == "snooze":
+            conversation.update(state="snoozed", open=True, snoozed_until=body["snoozed_until"])
+            self._append_part(conversation, "snoozed", author, None)
+        elif message_type == "open":
+            conversation.update(state="open", open=True, snoozed_until=None)
+            self._append_part(conversation, "open", author, None)
+        else:
+            conversation["admin_assignee_id"] = int(body["assignee_id"])
+            assigned = {"type": "admin", "id": str(body["assignee_id"])}
+            self._append_part(conversation, "assignment", author, body.get("body"),
+                              assigned_to=assigned)  # fmt: skip
+        return conversation
+
+    def update_ticket(self, ticket_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``PUT /tickets/{id}``: state, open/closed, snooze, assignee."""
+        allowed = {"ticket_attributes", "ticket_state_id", "company_id", "open", "is_shared",
+                   "snoozed_until", "admin_id", "assignee_id"}  # fmt: skip
+        unknown = sorted(set(body) - allowed)
+        if unknown:
+            raise error(400, "parameter_invalid", f"Unknown parameter(s): {', '.join(unknown)}")
+        current = self.ticket(ticket_id)
+        state_id = body.get("ticket_state_id")
+        if state_id is not None and str(state_id) not in _STATES:
+            raise error(400, "parameter_invalid", f"Ticket state {state_id} does not exist")
+        if "assignee_id" in body:
+            self._admin_author(body.get("admin_id", API_USER.intercom_id))
+            if str(body["assignee_id"]) not in _ADMINS and str(body["assignee_id"]) != "0":
+                raise error(404, "admin_not_found", "Assignee not found")
+        number = int(ticket_id)
+        ticket = self.tickets.setdefault(number, copy.deepcopy(current))
+        if state_id is not None:
+            ticket["previous_ticket_state_id"] = ticket["ticket_state"]["id"]
+            ticket["ticket_state"] = intercom_ticket_state(_STATES[str(state_id)])
+            ticket["open"] = _STATES[str(state_id)][1] != "resolved"
+        if "open" in body:
+            ticket["open"] = bool(body["open"])
+        if "snoozed_until" in body:
+            ticket["snoozed_until"] = body["snoozed_until"]
+        if "assignee_id" in body:
+            ticket["admin_assignee_id"] = int(body["assignee_id"])
+        if isinstance(body.get("ticket_attributes"), dict):
+            ticket["ticket_attributes"].update(body["ticket_attributes"])
+        ticket["updated_at"] = max(self._now(), ticket["updated_at"])
+        return ticket
+
+    # --- persistence -------------------------------------------------------------------
+
+    def dump(self) -> dict[str, Any]:
+        return {"conversations": self.conversations, "tickets": self.tickets}
+
+    def load(self, data: dict[str, Any]) -> None:
+        self.conversations = {int(k): v for k, v in data.get("conversations", {}).items()}
+        self.tickets = {int(k): v for k, v in data.get("tickets", {}).items()}
+
+
+def ticket_states() -> list[dict[str, Any]]:
+    return [intercom_ticket_state(state) for state in INTERCOM_TICKET_STATES]
+
+
+def search_matcher(query: Any) -> Any:
+    """Intercom search: ``{field, operator, value}`` leaves under ``AND``/``OR`` nodes."""
+    if not isinstance(query, dict):
+        raise error(400, "parameter_invalid", "query must be an object")
+    operator = query.get("operator")
+    if operator in ("AND", "OR"):
+        children = query.get("value")
+        if not isinstance(children, list) or not children:
+            raise error(400, "parameter_invalid", f"{operator} needs a list of queries")
+        tests = [search_matcher(child) for child in children]
+        combine = all if operator == "AND" else any
+        return lambda item: combine(test(item) for test in tests)
+    field = query.get("field")
+    if not isinstance(field, str) or operator not in _OPERATORS:
+        raise error(400, "parameter_invalid", f"Unsupported query {query!r}")
+    value = query.get("value")
+    return lambda item: _compare(_lookup(item, field), operator, value)
+
+
+def _lookup(item: dict[str, Any], field: str) -> Any:
+    if field == "id":
+        return item["id"]
+    if field in ("contact_ids", "contacts.id"):
+        return [c["id"] for c in item.get("contacts", {}).get("contacts", [])]
+    if field in ("company_ids", "companies.id"):
+        return [c["id"] for c in item.get("companies", {}).get("data", [])]
+    current: Any = item
+    for part in field.split("."):
+        if not isinstance(current, dict):
+            return None
+        current = current.get(part)
+    return current
+
+
+def _compare(actual: Any, operator: str, expected: Any) -> bool:
+    if isinstance(actual, list):
+        hits = [_compare(one, "=", expected) for one in actual]
+        return any(hits) if operator in ("=", "IN", "~") else not any(hits)
+    if operator in ("IN", "NIN"):
+        found = isinstance(expected, list) and any(_same(actual, one) for one in expected)
+        return found if operator == "IN" else not found
+    if operator in ("=", "!="):
+        return _same(actual, expected) == (operator == "=")
+    if actual is None:
+        return False
+    if operator in (">", "<"):
+        try:
+            left, right = float(actual), float(expected)
+        except (TypeError, ValueError):
+            return False
+        return left > right if operator == ">" else left < right
+    text, wanted = str(actual).lower(), str(expected).lower()
+    return {
+        "~": wanted in text,
+        "!~": wanted not in text,
+        "^": text.startswith(wanted),
+        "$": text.endswith(wanted),
+    }[operator]
+
+
+def _same(actual: Any, expected: Any) -> bool:
+    if isinstance(actual, bool) or isinstance(expected, bool):
+        return str(actual).lower() == str(expected).lower()
+    return str(actual) == str(expected) if actual is not None else expected is None
+
+
+def _iso(epoch: int) -> str:
+    return format_iso(datetime.fromtimestamp(epoch, UTC))

@@ -1,0 +1,130 @@
+"""Serving the sandbox: blocking, in a background thread, or as a subprocess.
+
+Tests and the demo use :func:`run_in_thread` (fast, and the state is reachable from the test)
+or :func:`run_subprocess` (a real separate process, for load measurements and chaos runs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from sandbox.app import Sandbox, build_app
+from sandbox.cli import config_from_args
+from sandbox.config import SandboxConfig
+from sandbox.gate import TRANSPORT_KEY
+
+__all__ = ["RunningSandbox", "bind", "run_in_thread", "run_subprocess", "serve"]
+
+READY_PREFIX = "listening on "
+
+
+class SandboxProtocol(H11Protocol):
+    """uvicorn's h11 protocol, exposing the connection's transport in the request state so a
+    fault can cut the socket (uvicorn offers no other way to drop a connection unanswered)."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self.app_state = {**self.app_state, TRANSPORT_KEY: transport}
+        super().connection_made(transport)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket; port 0 picks a free one."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _server(app: Any, log_level: str) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app, http=SandboxProtocol, log_level=log_level, access_log=False, lifespan="on"
+    )
+    return uvicorn.Server(config)
+
+
+def serve(sandbox: Sandbox, sock: socket.socket, *, log_level: str = "warning") -> None:
+    """Serve until interrupted (SIGINT/SIGTERM), then save the state file if one is set."""
+    _server(build_app(sandbox.config, sandbox), log_level).run(sockets=[sock])
+
+
+@dataclass(frozen=True, slots=True)
+class RunningSandbox:
+    base_url: str
+    config: SandboxConfig
+    sandbox: Sandbox | None  # in-thread only: direct access to the state, for assertions
+
+    @property
+    def urls(self) -> dict[str, str]:
+        return self.config.base_urls(self.base_url)
+
+
+@contextmanager
+def run_in_thread(
+    config: SandboxConfig | None = None, **overrides: Any
+) -> Iterator[RunningSandbox]:
+    """Start uvicorn in a daemon thread (on a free port unless ``config`` names one); stop it
+    on exit. The yielded value carries the in-memory state for assertions."""
+    config = replace(config or SandboxConfig(port=0), **overrides)
+    sock = bind(config.host, config.port)
+    port = sock.getsockname()[1]
+    config = replace(config, port=port)
+    sandbox = Sandbox(config)
+    server = _server(build_app(config, sandbox), "warning")
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        yield RunningSandbox(f"http://{config.host}:{port}", config, sandbox)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@contextmanager
+def run_subprocess(*args: str, env: dict[str, str] | None = None) -> Iterator[RunningSandbox]:
+    """``python -m sandbox --port 0 ARGS`` in its own process; yields once it listens."""
+    arguments = ["--port", "0", *args]
+    environ = {**os.environ, **(env or {})}
+    config, _ = config_from_args(arguments, environ)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", *arguments],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=environ,
+    )
+    try:
+        base_url = _wait_ready(process)
+        yield RunningSandbox(base_url, config, None)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_ready(process: subprocess.Popen[str]) -> str:
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith(READY_PREFIX):
+            return line.removeprefix(READY_PREFIX).strip()
+    raise RuntimeError(f"the sandbox exited before listening (exit code {process.wait()})")

@@ -1,0 +1,489 @@
+"""Zendesk state and behaviour: tickets, their comments and audits, users, organizations.
+
+Generated tickets are read straight from the generator (cached); the first write copies a
+ticket into ``changed``, which then wins. Behaviour follows ../shared/specs/zendesk-notes.md:
+``safe_update`` + ``updated_stamp`` answers 409, closed tickets refuse updates, a requester
+comment reopens a pending/hold/solved ticket, a public agent comment is emailed.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from sandbox.clock import SandboxClock, format_iso, parse_iso
+from sandbox.errors import VendorError
+from sandbox.generator import (
+    COMMENTS_PER_TICKET,
+    END_USER_BASE,
+    ORG_BASE,
+    Generator,
+    TicketRecord,
+    add_inbound_comment,
+)
+from sandbox.outbox import Outbox
+from sandbox.tenant import AGENTS, API_USER, GROUPS, TICKET_FIELDS
+
+__all__ = ["STATUSES", "ZendeskDesk", "error", "not_found", "record_invalid"]
+
+STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
+MAX_COMMENTS = 5000
+# Writable ticket attributes per the description's TicketObject; anything else is refused.
+TICKET_ATTRIBUTES = frozenset(
+    {
+        "assignee_email", "assignee_id", "attribute_value_ids", "brand_id", "collaborator_ids",
+        "collaborators", "comment", "custom_fields", "custom_status_id", "due_at",
+        "email_cc_ids", "email_ccs", "external_id", "follower_ids", "followers", "group_id",
+        "macro_id", "macro_ids", "metadata", "organization_id", "priority", "problem_id",
+        "requester", "requester_id", "safe_update", "sharing_agreement_ids", "status",
+        "subject", "submitter_id", "tags", "ticket_form_id", "type", "updated_stamp",
+        "via_followup_source_id", "additional_tags", "remove_tags", "raw_subject",
+    }
+)  # fmt: skip
+SIMPLE_ATTRIBUTES = ("subject", "type", "due_at", "external_id", "priority")
+PRIORITIES = (None, "low", "normal", "high", "urgent")
+TYPES = (None, "problem", "incident", "question", "task")
+_FIELDS = {spec.id: spec for spec in TICKET_FIELDS}
+_TAG_PATTERN = re.compile(r"<[^>]+>")
+_GROUP_CREATED = "2020-01-01T00:00:00Z"
+
+
+def error(status: int, code: str, description: str, **extra: Any) -> VendorError:
+    return VendorError(status, {"error": code, "description": description, **extra})
+
+
+def not_found() -> VendorError:
+    return error(404, "RecordNotFound", "Not found")
+
+
+def record_invalid(field: str, description: str) -> VendorError:
+    return error(
+        422,
+        "RecordInvalid",
+        "Record validation errors",
+        details={field: [{"description": description, "error": "InvalidValue"}]},
+    )
+
+
+class ZendeskDesk:
+    def __init__(self, generator: Generator, clock: SandboxClock, outbox: Outbox) -> None:
+        self._generator = generator
+        self._clock = clock
+        self._outbox = outbox
+        self._generated = lru_cache(maxsize=4096)(generator.ticket)
+        self.changed: dict[int, TicketRecord] = {}
+        self.jobs: dict[str, dict[str, Any]] = {}
+
+    # --- reading ---------------------------------------------------------------------
+
+    @property
+    def ticket_count(self) -> int:
+        return self._generator.ticket_count
+
+    def record(self, ticket_id: int) -> TicketRecord:
+        """Read-only view of a ticket; raises the vendor's 404."""
+        found = self.changed.get(ticket_id)
+        if found is not None:
+            return found
+        if not self._generator.has_ticket(ticket_id):
+            raise not_found()
+        return self._generated(ticket_id)
+
+    def ticket_ids(self, after: int = 0) -> Iterator[int]:
+        return iter(range(max(after, 0) + 1, self._generator.ticket_count + 1))
+
+    def scenario(self, ticket_id: int) -> str:
+        return self._generator.scenario(ticket_id)
+
+    def user(self, user_id: int) -> dict[str, Any]:
+        for agent in (API_USER, *AGENTS):
+            if agent.id == user_id:
+                return _agent_json(agent)
+        if not self._generator.has_end_user(user_id):
+            raise not_found()
+        return self._generator.end_user(user_id)
+
+    def user_ids(self) -> list[int]:
+        return [API_USER.id, *(agent.id for agent in AGENTS)] + [
+            END_USER_BASE + index for index in range(1, self._generator.end_user_count + 1)
+        ]
+
+    def organization(self, org_id: int) -> dict[str, Any]:
+        if not self._generator.has_organization(org_id):
+            raise not_found()
+        return self._generator.organization(org_id)
+
+    def organization_ids(self) -> range:
+        return range(ORG_BASE + 1, ORG_BASE + self._generator.org_count + 1)
+
+    def group(self, group_id: int) -> dict[str, Any]:
+        if group_id not in GROUPS:
+            raise not_found()
+        return {
+            "id": group_id,
+            "url": f"/api/v2/groups/{group_id}.json",
+            "name": GROUPS[group_id],
+            "description": "",
+            "default": group_id == 501,
+            "deleted": False,
+            "is_public": True,
+            "created_at": _GROUP_CREATED,
+            "updated_at": _GROUP_CREATED,
+        }
+
+    def ticket_field(self, field_id: int) -> dict[str, Any]:
+        spec = _FIELDS.get(field_id)
+        if spec is None:
+            raise not_found()
+        return {
+            "id": spec.id,
+            "url": f"/api/v2/ticket_fields/{spec.id}.json",
+            "type": spec.type,
+            "title": spec.title,
+            "raw_title": spec.title,
+            "description": "",
+            "raw_description": "",
+            "position": spec.id - 9000,
+            "active": True,
+            "required": False,
+            "collapsed_for_agents": False,
+            "regexp_for_validation": None,
+            "title_in_portal": spec.title,
+            "raw_title_in_portal": spec.title,
+            "visible_in_portal": False,
+            "editable_in_portal": False,
+            "required_in_portal": False,
+            "tag": None,
+            "removable": True,
+            "agent_description": None,
+            "created_at": _GROUP_CREATED,
+            "updated_at": _GROUP_CREATED,
+            "custom_field_options": [
+                {"id": spec.id * 100 + n, "name": name, "raw_name": name, "value": value,
+                 "default": False}
+                for n, (value, name) in enumerate(spec.options, start=1)
+            ],
+        }  # fmt: skip
+
+    # --- writing ---------------------------------------------------------------------
+
+    def _writable(self, ticket_id: int) -> TicketRecord:
+        found = self.changed.get(ticket_id)
+        if found is None:
+            found = copy.deepcopy(self.record(ticket_id))
+            self.changed[ticket_id] = found
+        return found
+
+    def update(self, ticket_id: int, changes: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Apply one ``PUT /tickets/{id}`` body's ``ticket``; answer (ticket, audit)."""
+        if not isinstance(changes, dict):
+            raise error(400, "InvalidValue", "Expected a 'ticket' object")
+        current = self.record(ticket_id).ticket
+        unknown = sorted(set(changes) - TICKET_ATTRIBUTES)
+        if unknown:
+            raise record_invalid("base", f"Unknown attribute(s): {', '.join(unknown)}")
+        if changes.get("safe_update"):
+            _check_stamp(current, changes.get("updated_stamp"))
+        if current["status"] == "closed":
+            raise record_invalid("status", "Status: closed prevents ticket update")
+        planned = self._plan(current, changes)
+        comment_input = changes.get("comment")
+        comment = self._comment_from(comment_input) if comment_input is not None else None
+        record = self._writable(ticket_id)
+        if comment is not None and len(record.comments) >= MAX_COMMENTS:
+            raise record_invalid("base", f"Ticket has reached the {MAX_COMMENTS} comment limit")
+        return self._commit(record, planned, comment)
+
+    def _plan(self, current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+        """Validate ``changes`` against ``current``; answer the new values of changed fields."""
+        planned: dict[str, Any] = {}
+        if "status" in changes:
+            status = changes["status"]
+            if status not in STATUSES:
+                raise record_invalid("status", f"Status: {status!r} is not valid")
+            if status == "new" and current["status"] != "new":
+                raise record_invalid("status", "Status: cannot be changed back to new")
+            planned["status"] = status
+        elif current["status"] == "new" and changes.get("comment"):
+            planned["status"] = "open"  # an agent touching a new ticket opens it
+        if "assignee_id" in changes:
+            assignee = changes["assignee_id"]
+            if assignee is not None and assignee not in {a.id for a in (API_USER, *AGENTS)}:
+                raise record_invalid("assignee", "Assignee is not an agent")
+            planned["assignee_id"] = assignee
+        if "group_id" in changes:
+            group = changes["group_id"]
+            if group is not None and group not in GROUPS:
+                raise record_invalid("group", "Group is invalid")
+            planned["group_id"] = group
+        for name in SIMPLE_ATTRIBUTES:
+            if name in changes:
+                planned[name] = changes[name]
+        if planned.get("priority") not in PRIORITIES:
+            raise record_invalid("priority", "Priority is invalid")
+        if planned.get("type") not in TYPES:
+            raise record_invalid("type", "Type is invalid")
+        tags = list(current["tags"])
+        if "custom_fields" in changes:
+            planned["custom_fields"], tags = _apply_custom_fields(
+                current["custom_fields"], changes["custom_fields"], tags
+            )
+        tags = _apply_tags(tags, changes)
+        if tags != current["tags"]:
+            planned["tags"] = tags
+        final_status = planned.get("status", current["status"])
+        final_assignee = planned.get("assignee_id", current["assignee_id"])
+        if final_status in ("solved", "closed") and final_assignee is None:
+            raise record_invalid("status", "Status: solved requires an assignee")
+        return planned
+
+    def _comment_from(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise record_invalid("comment", "Comment must be an object")
+        body = data.get("body")
+        if body is None and isinstance(data.get("html_body"), str):
+            body = _TAG_PATTERN.sub("", data["html_body"])
+        if not isinstance(body, str) or not body.strip():
+            raise record_invalid("comment", "Comment: body cannot be blank")
+        public = data.get("public", True)
+        if not isinstance(public, bool):
+            raise record_invalid("comment", "Comment: public must be a boolean")
+        author_id = data.get("author_id", API_USER.id)
+        if not isinstance(author_id, int):
+            raise record_invalid("comment", "Comment: author_id must be an integer")
+        self.user(author_id)
+        return {"body": body, "html_body": data.get("html_body"), "public": public,
+                "author_id": author_id}  # fmt: skip
+
+    def _commit(
+        self,
+        record: TicketRecord,
+        planned: dict[str, Any],
+        comment: dict[str, Any] | None,
+        *,
+        channel: str = "api",
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        ticket = record.ticket
+        now = self._bump(ticket)
+        events: list[dict[str, Any]] = []
+        audit_id = self._next_audit_id(record)
+        if comment is not None:
+            added = _comment_json(record, audit_id, now, channel=channel, **comment)
+            record.comments.append(added)
+            events.append({"id": audit_id * 10, "type": "Comment", "body": added["body"],
+                           "public": added["public"], "author_id": added["author_id"]})  # fmt: skip
+            if added["public"] and added["author_id"] != ticket["requester_id"]:
+                self._email_requester(ticket, added["body"], now)
+        for offset, (name, value) in enumerate(planned.items(), start=1):
+            previous = ticket.get(name)
+            ticket[name] = value
+            events.append({"id": audit_id * 10 + offset, "type": "Change", "field_name": name,
+                           "value": value, "previous_value": previous})  # fmt: skip
+        audit = {
+            "id": audit_id,
+            "ticket_id": ticket["id"],
+            "author_id": comment["author_id"] if comment else API_USER.id,
+            "created_at": ticket["updated_at"],
+            "metadata": {"system": {}, "custom": {}},
+            "via": {"channel": channel, "source": {"from": {}, "to": {}, "rel": None}},
+            "events": events,
+        }
+        record.audits.append(audit)
+        return ticket, audit
+
+    def _bump(self, ticket: dict[str, Any]) -> datetime:
+        """Move ``updated_at`` to now, strictly later than before so stamps always change."""
+        now = self._clock.now().replace(microsecond=0)
+        previous = parse_iso(ticket["updated_at"])
+        if now <= previous:
+            now = previous + timedelta(seconds=1)
+        ticket["updated_at"] = format_iso(now)
+        ticket["generated_timestamp"] = int(now.timestamp())
+        return now
+
+    def _next_audit_id(self, record: TicketRecord) -> int:
+        # Ids above every comment index of this ticket: unique without a global counter.
+        ticket_id: int = record.ticket["id"]
+        return ticket_id * COMMENTS_PER_TICKET + MAX_COMMENTS + len(record.audits)
+
+    def _email_requester(self, ticket: dict[str, Any], body: str, now: datetime) -> None:
+        requester = self.user(ticket["requester_id"])
+        self._outbox.send(
+            at=format_iso(now),
+            vendor="zendesk",
+            ref=f"zendesk:{ticket['id']}",
+            to=requester.get("email"),
+            subject=f"[Ticket #{ticket['id']}] {ticket['subject']}",
+            body=body,
+        )
+
+    def add_activity(self, ticket_id: int, kind: str, body: str) -> dict[str, Any]:
+        """A requester's reply or missed call/email; reopens the ticket like Zendesk does."""
+        record = self._writable(ticket_id)
+        ticket = record.ticket
+        requester = self.user(ticket["requester_id"])
+        if kind in ("missed_call", "abandoned_call") and not requester.get("phone"):
+            raise record_invalid("base", "The requester has no phone number to call from")
+        if ticket["status"] == "closed":
+            raise record_invalid("status", "Status: closed prevents ticket update")
+        reopen = ticket["status"] in ("new", "pending", "hold", "solved")
+        changes = (("status", "open", ticket["status"]),) if reopen else ()
+        now = self._bump(ticket)
+        comment = add_inbound_comment(record, kind, requester, now, body, changes)
+        if reopen:
+            ticket["status"] = "open"
+        return comment
+
+    def replace_tags(self, ticket_id: int, tags: list[str], mode: str) -> list[str]:
+        """``/tickets/{id}/tags``: ``set`` (POST), ``add`` (PUT) or ``remove`` (DELETE)."""
+        current = self.record(ticket_id).ticket
+        if mode == "set":
+            new = _apply_tags([], {"tags": tags})
+        else:
+            new = _apply_tags(current["tags"], {f"{'additional' if mode == 'add' else 'remove'}"
+                                                f"_tags": tags})  # fmt: skip
+        if new != current["tags"]:
+            self._commit(self._writable(ticket_id), {"tags": new}, None)
+        return new
+
+    # --- persistence -------------------------------------------------------------------
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "tickets": {
+                str(ticket_id): {"ticket": r.ticket, "comments": r.comments, "audits": r.audits,
+                                 "scenario": r.scenario}
+                for ticket_id, r in self.changed.items()
+            },
+            "jobs": self.jobs,
+        }  # fmt: skip
+
+    def load(self, data: dict[str, Any]) -> None:
+        self.changed = {
+            int(ticket_id): TicketRecord(r["ticket"], r["comments"], r["audits"], r["scenario"])
+            for ticket_id, r in data.get("tickets", {}).items()
+        }
+        self.jobs = dict(data.get("jobs", {}))
+
+
+def _agent_json(agent: Any) -> dict[str, Any]:
+    return {
+        "id": agent.id,
+        "url": f"/api/v2/users/{agent.id}.json",
+        "name": agent.name,
+        "email": agent.email,
+        "phone": None,
+        "role": agent.role,
+        "role_type": None,
+        "active": True,
+        "verified": True,
+        "suspended": False,
+        "organization_id": None,
+        "default_group_id": 501,
+        "time_zone": "Eastern Time (US & Canada)",
+        "iana_time_zone": "America/New_York",
+        "locale": "en-US",
+        "locale_id": 1,
+        "tags": [],
+        "user_fields": {},
+        "restricted_agent": False,
+        "created_at": _GROUP_CREATED,
+        "updated_at": _GROUP_CREATED,
+    }
+
+
+def _check_stamp(current: dict[str, Any], stamp: Any) -> None:
+    if not isinstance(stamp, str):
+        raise record_invalid("updated_stamp", "updated_stamp is required with safe_update")
+    try:
+        matches = parse_iso(stamp) == parse_iso(current["updated_at"])
+    except ValueError as exc:
+        raise record_invalid("updated_stamp", "updated_stamp is not a timestamp") from exc
+    if not matches:
+        raise error(
+            409,
+            "UpdateConflict",
+            "Safe Update prevented the update due to outdated ticket data. "
+            "Please fetch the latest ticket data and try again.",
+        )
+
+
+def _apply_custom_fields(
+    current: list[dict[str, Any]], updates: Any, tags: list[str]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """New custom_fields list and tags: a tagger field's option value is also a tag."""
+    if not isinstance(updates, list):
+        raise record_invalid("custom_fields", "custom_fields must be a list of {id, value}")
+    values = {entry["id"]: entry["value"] for entry in current}
+    tags = list(tags)
+    for entry in updates:
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), int):
+            raise record_invalid("custom_fields", "Each custom field needs an integer id")
+        spec = _FIELDS.get(entry["id"])
+        if spec is None:
+            raise record_invalid("custom_fields", f"Custom field {entry['id']} does not exist")
+        value = entry.get("value") or None
+        if spec.type == "tagger" and value is not None and value not in spec.values:
+            raise record_invalid(spec.title, f"{spec.title}: {value!r} is not a valid option")
+        if spec.type == "text" and value is not None and not isinstance(value, str):
+            raise record_invalid(spec.title, f"{spec.title}: must be text")
+        if spec.type == "tagger":
+            old = values.get(spec.id)
+            if old in tags:
+                tags.remove(old)
+            if value is not None and value not in tags:
+                tags.append(value)
+        values[spec.id] = value
+    return [{"id": key, "value": value} for key, value in values.items()], sorted(tags)
+
+
+def _apply_tags(tags: list[str], changes: dict[str, Any]) -> list[str]:
+    result = list(tags)
+    for key in ("tags", "additional_tags", "remove_tags"):
+        given = changes.get(key)
+        if given is None:
+            continue
+        if isinstance(given, str):
+            given = given.split()
+        if not isinstance(given, list) or not all(isinstance(tag, str) for tag in given):
+            raise record_invalid(key, f"{key} must be a list of strings")
+        cleaned = [tag.strip().lower().replace(" ", "_") for tag in given if tag.strip()]
+        if key == "tags":
+            result = cleaned
+        elif key == "additional_tags":
+            result += [tag for tag in cleaned if tag not in result]
+        else:
+            result = [tag for tag in result if tag not in cleaned]
+    return sorted(dict.fromkeys(result))
+
+
+def _comment_json(
+    record: TicketRecord,
+    audit_id: int,
+    now: datetime,
+    *,
+    body: str,
+    html_body: str | None,
+    public: bool,
+    author_id: int,
+    channel: str,
+) -> dict[str, Any]:
+    comment_id = record.ticket["id"] * COMMENTS_PER_TICKET + len(record.comments) + 1
+    return {
+        "id": comment_id,
+        "type": "Comment",
+        "author_id": author_id,
+        "body": body,
+        "html_body": html_body or f'<div class="zd-comment"><p>{body}</p></div>',
+        "plain_body": body,
+        "public": public,
+        "audit_id": audit_id,
+        "attachments": [],
+        "created_at": format_iso(now),
+        "via": {"channel": channel, "source": {"from": {}, "to": {}, "rel": None}},
+        "metadata": {"system": {}, "custom": {}},
+    }

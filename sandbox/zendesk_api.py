@@ -1,0 +1,629 @@
+"""Zendesk Support API routes (the subset the worker uses), served under ``/zendesk``.
+
+Paths may carry Zendesk's optional ``.json`` suffix. Lists answer offset pages by default and
+cursor pages when ``page[size]``/``page[after]`` is given; ``include=users,organizations,
+groups`` side-loads on ticket endpoints.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Router
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from sandbox.clock import SandboxClock, format_iso, parse_iso
+from sandbox.errors import VendorError, json_response
+from sandbox.gate import Gate
+from sandbox.limits import Decision
+from sandbox.tenant import AGENTS, GROUPS, TICKET_FIELDS
+from sandbox.zendesk import STATUSES, ZendeskDesk, error, not_found, record_invalid
+
+__all__ = ["StripJsonSuffix", "authorized", "rate_headers", "routes", "status_error"]
+
+MAX_PAGE = 100
+MAX_OFFSET_RECORDS = 10_000
+MAX_SEARCH_RESULTS = 1_000
+EXPORT_SETTLE = timedelta(minutes=1)  # incremental export leaves out the last minute
+
+
+def authorized(expected: str) -> Callable[[Request], bool]:
+    """Basic ``email/token:api_token`` (or a bearer OAuth token equal to the API token)."""
+    basic = "Basic " + base64.b64encode(expected.encode()).decode()
+    bearer = "Bearer " + expected.rpartition(":")[2]
+
+    def check(request: Request) -> bool:
+        header = request.headers.get("authorization", "")
+        return secrets.compare_digest(header, basic) or secrets.compare_digest(header, bearer)
+
+    return check
+
+
+def status_error(status: int) -> VendorError:
+    if status == 401:
+        return VendorError(401, {"error": "Couldn't authenticate you"})
+    if status == 404:
+        return not_found()
+    if status == 429:
+        return error(
+            429, "APIRateLimitExceeded", "Number of allowed API requests per minute exceeded"
+        )
+    return error(status, "ServerError", "Something went wrong on our side, please retry later")
+
+
+def rate_headers(decision: Decision) -> dict[str, str]:
+    return {"X-Rate-Limit": str(decision.limit), "X-Rate-Limit-Remaining": str(decision.remaining)}
+
+
+class StripJsonSuffix:
+    """Zendesk accepts ``/api/v2/tickets/1.json`` and ``/api/v2/tickets/1`` alike."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].endswith(".json"):
+            scope = dict(scope, path=scope["path"][: -len(".json")])
+        await self.app(scope, receive, send)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[Any]
+    has_more: bool
+    after: str | None
+
+
+def _encode_cursor(position: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"o": position}).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        position = json.loads(base64.urlsafe_b64decode(padded))["o"]
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        raise error(400, "InvalidPaginationParameter", "page[after] is not a valid cursor") from exc
+    if not isinstance(position, int):
+        raise error(400, "InvalidPaginationParameter", "page[after] is not a valid cursor")
+    return position
+
+
+def _int_param(request: Request, name: str, default: int, *, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise error(400, "InvalidPaginationParameter", f"{name} must be an integer") from exc
+    return min(max(value, low), high)
+
+
+def _uses_cursor(request: Request) -> bool:
+    return any(key.startswith("page[") for key in request.query_params)
+
+
+def _cursor_page(request: Request, keyed: Iterable[tuple[int, Any]]) -> Page:
+    """Take one cursor page from ``keyed`` (position, item) pairs in order."""
+    size = _int_param(request, "page[size]", MAX_PAGE, low=1, high=MAX_PAGE)
+    after_raw = request.query_params.get("page[after]")
+    after = _decode_cursor(after_raw) if after_raw else None
+    items: list[Any] = []
+    last = None
+    iterator = iter(keyed)
+    for position, item in iterator:
+        if after is not None and position <= after:
+            continue
+        if len(items) == size:
+            return (
+                Page(items, True, _encode_cursor(last))
+                if last is not None
+                else Page(items, True, None)
+            )
+        items.append(item)
+        last = position
+    return Page(items, False, _encode_cursor(last) if last is not None else None)
+
+
+def _cursor_body(request: Request, key: str, page: Page) -> dict[str, Any]:
+    next_url = (
+        str(request.url.include_query_params(**{"page[after]": page.after}))
+        if page.has_more and page.after
+        else None
+    )
+    return {
+        key: page.items,
+        "meta": {"has_more": page.has_more, "after_cursor": page.after, "before_cursor": None},
+        "links": {"next": next_url, "prev": None},
+    }
+
+
+def _offset_body(
+    request: Request, key: str, items: Callable[[int, int], list[Any]], count: int
+) -> dict[str, Any]:
+    per_page = _int_param(request, "per_page", MAX_PAGE, low=1, high=MAX_PAGE)
+    page = _int_param(request, "page", 1, low=1, high=10**9)
+    if (page - 1) * per_page >= MAX_OFFSET_RECORDS:
+        raise error(
+            400,
+            "InvalidPaginationParameter",
+            "Offset pagination is limited to the first 10,000 records; use cursor pagination",
+        )
+    start = (page - 1) * per_page
+    chosen = items(start, per_page)
+    has_next = start + per_page < count
+    return {
+        key: chosen,
+        "next_page": str(request.url.include_query_params(page=page + 1)) if has_next else None,
+        "previous_page": str(request.url.include_query_params(page=page - 1)) if page > 1 else None,
+        "count": count,
+    }
+
+
+def _ids_param(request: Request) -> list[int]:
+    raw = request.query_params.get("ids", "")
+    try:
+        ids = [int(part) for part in raw.split(",") if part.strip()]
+    except ValueError as exc:
+        raise error(400, "InvalidValue", "ids must be a comma-separated list of integers") from exc
+    if len(ids) > MAX_PAGE:
+        raise error(400, "InvalidValue", f"At most {MAX_PAGE} ids")
+    return ids
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        data = json.loads(await request.body())
+    except ValueError as exc:
+        raise error(400, "InvalidValue", "The request body is not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise error(400, "InvalidValue", "The request body must be a JSON object")
+    return data
+
+
+class _SideLoads:
+    """Collects the users/organizations/groups a ticket payload refers to."""
+
+    def __init__(self, desk: ZendeskDesk, request: Request) -> None:
+        self._desk = desk
+        wanted = request.query_params.get("include", "")
+        self._wanted = {part.strip() for part in wanted.split(",") if part.strip()}
+        unknown = self._wanted - {"users", "organizations", "groups"}
+        if unknown:
+            raise error(400, "InvalidValue", f"Unsupported include: {', '.join(sorted(unknown))}")
+
+    def add_to(self, body: dict[str, Any], tickets: list[dict[str, Any]]) -> dict[str, Any]:
+        if "users" in self._wanted:
+            ids = {t[k] for t in tickets for k in ("requester_id", "submitter_id", "assignee_id")}
+            body["users"] = [self._desk.user(i) for i in sorted(i for i in ids if i is not None)]
+        if "organizations" in self._wanted:
+            ids = {t["organization_id"] for t in tickets if t["organization_id"] is not None}
+            body["organizations"] = [self._desk.organization(i) for i in sorted(ids)]
+        if "groups" in self._wanted:
+            ids = {t["group_id"] for t in tickets if t["group_id"] is not None}
+            body["groups"] = [self._desk.group(i) for i in sorted(ids)]
+        return body
+
+
+# --- search ----------------------------------------------------------------------------
+
+
+def _ticket_matcher(query: str) -> Callable[[dict[str, Any]], bool]:
+    """Zendesk search syntax, the part the worker needs: ``status:pending``, ``status<solved``,
+    ``tags:x``, ``-tags:x``, ``updated>ISO``, ``created<ISO``, ``assignee:ID|none``,
+    ``group:ID``, ``organization:ID``, ``requester:ID``, ``custom_field_<id>:value`` and free
+    words (subject/description). Same key twice: either value; different keys: all."""
+    alternatives: dict[str, list[Callable[[dict[str, Any]], bool]]] = {}
+    for term in query.split():
+        negate = term.startswith("-")
+        body = term[1:] if negate else term
+        test, key = _term(body)
+        if negate:
+            alternatives.setdefault(f"-{key}", []).append(_negated(test))
+        else:
+            alternatives.setdefault(key, []).append(test)
+    groups = list(alternatives.items())
+
+    def matches(ticket: dict[str, Any]) -> bool:
+        for key, tests in groups:
+            combine = all if key.startswith("-") else any
+            if not combine(test(ticket) for test in tests):
+                return False
+        return True
+
+    return matches
+
+
+def _negated(test: Callable[[dict[str, Any]], bool]) -> Callable[[dict[str, Any]], bool]:
+    return lambda ticket: not test(ticket)
+
+
+def _term(term: str) -> tuple[Callable[[dict[str, Any]], bool], str]:
+    for operator in (":", "<", ">"):
+        key, found, value = term.partition(operator)
+        if found and key and value:
+            return _keyed_term(key.lower(), operator, value), key.lower()
+    word = term.lower()
+    return (lambda t: word in t["subject"].lower() or word in t["description"].lower()), "text"
+
+
+def _keyed_term(key: str, operator: str, value: str) -> Callable[[dict[str, Any]], bool]:
+    if key == "type":
+        raise error(400, "InvalidSearchQuery", "Use filter[type], not type: in the query")
+    if key == "status":
+        if value not in STATUSES:
+            raise error(400, "InvalidSearchQuery", f"Unknown status {value!r}")
+        rank = STATUSES.index(value)
+        if operator == "<":
+            return lambda t: STATUSES.index(t["status"]) < rank
+        if operator == ">":
+            return lambda t: STATUSES.index(t["status"]) > rank
+        return lambda t: t["status"] == value
+    if key in ("tags", "tag"):
+        return lambda t: value in t["tags"]
+    if key in ("updated", "created"):
+        instant = _search_instant(value)
+        field = f"{key}_at"
+        if operator == ">":
+            return lambda t: parse_iso(t[field]) > instant
+        if operator == "<":
+            return lambda t: parse_iso(t[field]) < instant
+        return lambda t: parse_iso(t[field]).date() == instant.date()
+    attribute = {"assignee": "assignee_id", "group": "group_id", "organization": "organization_id",
+                 "requester": "requester_id", "priority": "priority"}.get(key)  # fmt: skip
+    if attribute is not None:
+        expected: Any = None if value == "none" else value
+        return lambda t: (str(t[attribute]) if t[attribute] is not None else None) == expected
+    if key.startswith("custom_field_"):
+        field_id = int(key.removeprefix("custom_field_")) if key[13:].isdigit() else -1
+        return lambda t: any(
+            f["id"] == field_id and str(f["value"]) == value for f in t["custom_fields"]
+        )
+    raise error(400, "InvalidSearchQuery", f"Unsupported search term {key}{operator}{value}")
+
+
+def _search_instant(value: str) -> Any:
+    try:
+        return parse_iso(value if "T" in value else f"{value}T00:00:00Z")
+    except ValueError as exc:
+        raise error(400, "InvalidSearchQuery", f"{value!r} is not a date") from exc
+
+
+def _search_results(desk: ZendeskDesk, query: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    matches = _ticket_matcher(query)
+    for ticket_id in desk.ticket_ids():
+        ticket = desk.record(ticket_id).ticket
+        if matches(ticket):
+            yield ticket_id, _search_hit(ticket)
+
+
+def _search_hit(ticket: dict[str, Any]) -> dict[str, Any]:
+    return {**ticket, "result_type": "ticket"}
+
+
+def _search_query(request: Request) -> str:
+    query = request.query_params.get("query")
+    if query is None:
+        raise error(400, "InvalidSearchQuery", "query is required")
+    return query
+
+
+# --- routes ----------------------------------------------------------------------------
+
+
+def routes(gate: Gate, desk: ZendeskDesk, clock: SandboxClock) -> list[BaseRoute]:
+    async def show_ticket(request: Request) -> Response:
+        ticket = desk.record(request.path_params["ticket_id"]).ticket
+        return json_response(_SideLoads(desk, request).add_to({"ticket": ticket}, [ticket]))
+
+    async def list_tickets(request: Request) -> Response:
+        side = _SideLoads(desk, request)
+        if _uses_cursor(request):
+            page = _cursor_page(request, ((i, desk.record(i).ticket) for i in desk.ticket_ids()))
+            body = _cursor_body(request, "tickets", page)
+        else:
+            body = _offset_body(
+                request,
+                "tickets",
+                lambda start, size: [
+                    desk.record(i).ticket
+                    for i in range(start + 1, min(start + size, desk.ticket_count) + 1)
+                ],
+                desk.ticket_count,
+            )
+        return json_response(side.add_to(body, body["tickets"]))
+
+    async def show_many_tickets(request: Request) -> Response:
+        side = _SideLoads(desk, request)
+        tickets = []
+        for ticket_id in _ids_param(request):
+            try:
+                tickets.append(desk.record(ticket_id).ticket)
+            except VendorError:
+                continue  # Zendesk leaves unknown ids out
+        return json_response(side.add_to({"tickets": tickets}, tickets))
+
+    async def update_ticket(request: Request) -> Response:
+        body = await _json_body(request)
+        if "ticket" not in body:
+            raise record_invalid("base", "The body must carry a 'ticket' object")
+        ticket, audit = desk.update(request.path_params["ticket_id"], body["ticket"])
+        return json_response({"ticket": ticket, "audit": audit})
+
+    async def update_many(request: Request) -> Response:
+        body = await _json_body(request)
+        jobs: list[tuple[Any, Any]]
+        if "tickets" in body and isinstance(body["tickets"], list):
+            jobs = [(entry.get("id"), {k: v for k, v in entry.items() if k != "id"})
+                    for entry in body["tickets"] if isinstance(entry, dict)]  # fmt: skip
+        elif "ticket" in body:
+            jobs = [(ticket_id, body["ticket"]) for ticket_id in _ids_param(request)]
+        else:
+            raise record_invalid("base", "Give ids= and a 'ticket', or a 'tickets' list")
+        if not jobs or len(jobs) > MAX_PAGE:
+            raise error(400, "InvalidValue", f"Between 1 and {MAX_PAGE} tickets per request")
+        results = []
+        for ticket_id, changes in jobs:
+            try:
+                if not isinstance(ticket_id, int):
+                    raise record_invalid("id", "Each ticket needs an integer id")
+                desk.update(ticket_id, changes)
+                results.append({"id": ticket_id, "action": "update", "status": "Updated",
+                                "success": True})  # fmt: skip
+            except VendorError as exc:
+                results.append({"id": ticket_id, "action": "update", "success": False,
+                                "error": exc.body.get("error"),
+                                "details": exc.body.get("description")})  # fmt: skip
+        job_id = secrets.token_hex(16)
+        root = f"{request.url.scheme}://{request.url.netloc}{request.scope.get('root_path', '')}"
+        base = f"{root}/api/v2/job_statuses/{job_id}"
+        done = {
+            "id": job_id,
+            "job_type": "bulk_update",
+            "url": base + ".json",
+            "total": len(jobs),
+            "progress": len(jobs),
+            "status": "completed",
+            "message": f"Completed at {format_iso(clock.now())}",
+            "results": results,
+        }
+        desk.jobs[job_id] = done
+        # The job ran synchronously, but the first answer is the queued job, as in Zendesk.
+        queued = {**done, "status": "queued", "progress": None, "message": None, "results": None}
+        return json_response({"job_status": queued})
+
+    async def show_job(request: Request) -> Response:
+        job = desk.jobs.get(request.path_params["job_id"])
+        if job is None:
+            raise not_found()
+        return json_response({"job_status": job})
+
+    async def list_comments(request: Request) -> Response:
+        record = desk.record(request.path_params["ticket_id"])
+        comments = record.comments
+        if _uses_cursor(request):
+            ordered = list(enumerate(comments))
+            if request.query_params.get("sort") == "-created_at":
+                ordered = [(len(comments) - 1 - i, c) for i, c in reversed(ordered)]
+            body = _cursor_body(request, "comments", _cursor_page(request, ordered))
+        else:
+            ordered_list = (
+                comments[::-1] if request.query_params.get("sort_order") == "desc" else comments
+            )
+            body = _offset_body(
+                request, "comments", lambda s, n: ordered_list[s : s + n], len(comments)
+            )
+        if "users" in request.query_params.get("include", ""):
+            ids = sorted({comment["author_id"] for comment in body["comments"]})
+            body["users"] = [desk.user(user_id) for user_id in ids]
+        return json_response(body)
+
+    async def list_audits(request: Request) -> Response:
+        audits = desk.record(request.path_params["ticket_id"]).audits
+        if _uses_cursor(request):
+            body = _cursor_body(request, "audits", _cursor_page(request, enumerate(audits)))
+        else:
+            body = _offset_body(request, "audits", lambda s, n: audits[s : s + n], len(audits))
+        return json_response(body)
+
+    def tags_route(mode: str) -> Callable[[Request], Any]:
+        async def handle(request: Request) -> Response:
+            ticket_id = request.path_params["ticket_id"]
+            if mode == "show":
+                return json_response({"tags": desk.record(ticket_id).ticket["tags"]})
+            body = await _json_body(request)
+            tags = body.get("tags")
+            if not isinstance(tags, list):
+                raise record_invalid("tags", "tags must be a list of strings")
+            tags = desk.replace_tags(ticket_id, tags, mode)
+            return json_response({"tags": tags})
+
+        return handle
+
+    async def search_export(request: Request) -> Response:
+        if request.query_params.get("filter[type]") != "ticket":
+            raise error(400, "InvalidSearchQuery", "filter[type]=ticket is required")
+        side = _SideLoads(desk, request)
+        page = _cursor_page(request, _search_results(desk, _search_query(request)))
+        body = _cursor_body(request, "results", page)
+        body["facets"] = None
+        return json_response(side.add_to(body, body["results"]))
+
+    async def search(request: Request) -> Response:
+        query = _search_query(request)
+        if "type:ticket" not in query.split():
+            raise error(400, "InvalidSearchQuery", "The sandbox searches tickets: add type:ticket")
+        terms = " ".join(term for term in query.split() if term != "type:ticket")
+        per_page = _int_param(request, "per_page", MAX_PAGE, low=1, high=MAX_PAGE)
+        page = _int_param(request, "page", 1, low=1, high=10**6)
+        if page * per_page > MAX_SEARCH_RESULTS:
+            raise error(422, "InvalidSearchQuery", "Search is limited to 1,000 results")
+        hits = [hit for _, hit in _limited(_search_results(desk, terms), page * per_page + 1)]
+        chosen = hits[(page - 1) * per_page : page * per_page]
+        more = len(hits) > page * per_page
+        url = request.url
+        return json_response(
+            {
+                "results": chosen,
+                "facets": None,
+                "count": len(hits),
+                "next_page": str(url.include_query_params(page=page + 1)) if more else None,
+                "previous_page": str(url.include_query_params(page=page - 1)) if page > 1 else None,
+            }
+        )
+
+    async def incremental_tickets(request: Request) -> Response:
+        side = _SideLoads(desk, request)
+        cursor = request.query_params.get("cursor")
+        if cursor:
+            after = _decode_export_cursor(cursor)
+        else:
+            raw = request.query_params.get("start_time")
+            if raw is None or not raw.isdigit():
+                raise error(400, "InvalidValue", "start_time (unix seconds) or cursor is required")
+            after = (int(raw) - 1, 2**62)
+        size = _int_param(request, "per_page", 1000, low=1, high=1000)
+        horizon = int((clock.now() - EXPORT_SETTLE).timestamp())
+        stamped = sorted(
+            (t["generated_timestamp"], t["id"])
+            for t in (desk.record(i).ticket for i in desk.ticket_ids())
+            if (t["generated_timestamp"], t["id"]) > after and t["generated_timestamp"] <= horizon
+        )
+        chosen = stamped[:size]
+        tickets = [desk.record(ticket_id).ticket for _, ticket_id in chosen]
+        last = chosen[-1] if chosen else after
+        next_cursor = _encode_export_cursor(last)
+        body = {
+            "tickets": tickets,
+            "after_cursor": next_cursor,
+            "after_url": str(request.url.replace_query_params(cursor=next_cursor)),
+            "before_cursor": None,
+            "before_url": None,
+            "end_of_stream": len(stamped) <= size,
+        }
+        return json_response(side.add_to(body, tickets))
+
+    def lister(
+        key: str, ids: Callable[[], list[int] | range], get: Callable[[int], Any]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def handle(request: Request) -> Response:
+            all_ids = ids()
+            if _uses_cursor(request):
+                page = _cursor_page(request, ((i, get(i)) for i in all_ids))
+                return json_response(_cursor_body(request, key, page))
+            return json_response(_offset_body(
+                request, key, lambda s, n: [get(i) for i in all_ids[s : s + n]], len(all_ids)
+            ))  # fmt: skip
+
+        return handle
+
+    def shower(
+        key: str, get: Callable[[int], Any], param: str
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def handle(request: Request) -> Response:
+            return json_response({key: get(request.path_params[param])})
+
+        return handle
+
+    def many(key: str, get: Callable[[int], Any]) -> Callable[[Request], Awaitable[Response]]:
+        async def handle(request: Request) -> Response:
+            found = []
+            for object_id in _ids_param(request):
+                try:
+                    found.append(get(object_id))
+                except VendorError:
+                    continue
+            return json_response({key: found})
+
+        return handle
+
+    async def list_users(request: Request) -> Response:
+        roles = request.query_params.getlist("role[]") or request.query_params.getlist("role")
+        if "end-user" in roles:
+            raise error(400, "InvalidValue", "The sandbox lists staff by role; page end users")
+        if roles:
+            staff = (desk.user(i) for i in desk.user_ids()[: len(AGENTS) + 1])
+            chosen = [user for user in staff if user["role"] in roles]
+            return json_response({"users": chosen, "next_page": None, "previous_page": None,
+                                  "count": len(chosen)})  # fmt: skip
+        return await lister("users", desk.user_ids, desk.user)(request)
+
+    async def me(request: Request) -> Response:
+        return json_response({"user": desk.user(1000)})
+
+    def group_ids() -> list[int]:
+        return sorted(GROUPS)
+
+    def field_ids() -> list[int]:
+        return [spec.id for spec in TICKET_FIELDS]
+
+    r = gate.route
+    return [
+        r("GET", "/api/v2/tickets", list_tickets),
+        r("GET", "/api/v2/tickets/show_many", show_many_tickets),
+        r("PUT", "/api/v2/tickets/update_many", update_many, write=True),
+        r("GET", "/api/v2/tickets/{ticket_id:int}", show_ticket),
+        r("PUT", "/api/v2/tickets/{ticket_id:int}", update_ticket, write=True),
+        r("GET", "/api/v2/tickets/{ticket_id:int}/comments", list_comments),
+        r("GET", "/api/v2/tickets/{ticket_id:int}/audits", list_audits),
+        r("GET", "/api/v2/tickets/{ticket_id:int}/tags", tags_route("show")),
+        r("POST", "/api/v2/tickets/{ticket_id:int}/tags", tags_route("set"), write=True),
+        r("PUT", "/api/v2/tickets/{ticket_id:int}/tags", tags_route("add"), write=True),
+        r("DELETE", "/api/v2/tickets/{ticket_id:int}/tags", tags_route("remove"), write=True),
+        r("GET", "/api/v2/job_statuses/{job_id}", show_job),
+        r("GET", "/api/v2/search/export", search_export),
+        r("GET", "/api/v2/search", search),
+        r("GET", "/api/v2/incremental/tickets/cursor", incremental_tickets),
+        r("GET", "/api/v2/users", list_users),
+        r("GET", "/api/v2/users/me", me),
+        r("GET", "/api/v2/users/show_many", many("users", desk.user)),
+        r("GET", "/api/v2/users/{user_id:int}", shower("user", desk.user, "user_id")),
+        r("GET", "/api/v2/organizations", lister("organizations", desk.organization_ids,
+                                                 desk.organization)),
+        r("GET", "/api/v2/organizations/show_many", many("organizations", desk.organization)),
+        r("GET", "/api/v2/organizations/{org_id:int}",
+          shower("organization", desk.organization, "org_id")),
+        r("GET", "/api/v2/groups", lister("groups", group_ids, desk.group)),
+        r("GET", "/api/v2/groups/{group_id:int}", shower("group", desk.group, "group_id")),
+        r("GET", "/api/v2/ticket_fields", lister("ticket_fields", field_ids, desk.ticket_field)),
+        r("GET", "/api/v2/ticket_fields/{field_id:int}",
+          shower("ticket_field", desk.ticket_field, "field_id")),
+    ]  # fmt: skip
+
+
+def _limited(items: Iterator[Any], count: int) -> Iterator[Any]:
+    for index, item in enumerate(items):
+        if index >= count:
+            return
+        yield item
+
+
+def _encode_export_cursor(position: tuple[int, int]) -> str:
+    raw = f"{position[0]}.{position[1]}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_export_cursor(cursor: str) -> tuple[int, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, ticket_id = raw.split(".")
+        return int(stamp), int(ticket_id)
+    except (ValueError, binascii.Error) as exc:
+        raise error(400, "InvalidValue", "cursor is not valid") from exc
+
+
+def router(routes_: list[BaseRoute]) -> ASGIApp:
+    async def unknown(scope: Scope, receive: Receive, send: Send) -> None:
+        await not_found().response()(scope, receive, send)
+
+    return StripJsonSuffix(Router(routes_, default=unknown))

@@ -1,0 +1,156 @@
+"""Every request the Intercom connector sends, and every response it parses, against the
+Intercom 2.16 OpenAPI description: admins, contacts, conversation search, a conversation with
+its parts, and the reply, assignment, close and admin note of one plan item."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+import respx
+
+from connectors.intercom import IntercomConnector
+from connectors.mapping import IntercomMapping
+from connectors.settings import Timeouts, VendorLimits
+from policies.model import Action, ActionType, Case, CaseKind, PlanItem, Source, Status
+from tests.contract.contract_support import Recorder, contract_errors, openapi
+
+BASE = "https://api.intercom.io"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def spec_loaded() -> None:
+    openapi("intercom")
+
+
+def admin(id: str, name: str) -> dict[str, object]:
+    return {
+        "type": "admin",
+        "id": id,
+        "name": name,
+        "email": f"{id}@example.com",
+        "away_mode_enabled": False,
+        "away_mode_reassign": False,
+        "has_inbox_seat": True,
+        "team_ids": [],
+    }
+
+
+def conversation(id: str) -> dict[str, object]:
+    return {
+        "type": "conversation",
+        "id": id,
+        "title": None,
+        "created_at": 1_770_000_000,
+        "updated_at": 1_770_000_500,
+        "waiting_since": None,
+        "snoozed_until": None,
+        "open": True,
+        "state": "open",
+        "read": True,
+        "priority": "none",
+        "admin_assignee_id": 2,
+        "tags": {"type": "tag.list", "tags": []},
+        "source": {
+            "type": "conversation",
+            "id": "s1",
+            "delivered_as": "customer_initiated",
+            "subject": "",
+            "body": "<p>Help</p>",
+            "author": {"type": "user", "id": "c1", "name": "Ann", "email": "a@x.test"},
+        },
+        "contacts": {"type": "contact.list", "contacts": [{"type": "contact", "id": "c1"}]},
+        "statistics": {
+            "type": "conversation_statistics",
+            "last_contact_reply_at": 1_770_000_100,
+            "last_admin_reply_at": 1_770_000_300,
+        },
+        "conversation_parts": {
+            "type": "conversation_part.list",
+            "total_count": 1,
+            "conversation_parts": [
+                {
+                    "type": "conversation_part",
+                    "id": "p1",
+                    "part_type": "comment",
+                    "body": "<p>Looking</p>",
+                    "created_at": 1_770_000_300,
+                    "updated_at": 1_770_000_300,
+                    "notified_at": 1_770_000_300,
+                    "author": {
+                        "type": "admin",
+                        "id": "2",
+                        "name": "Roxy V",
+                        "email": "2@example.com",
+                    },
+                    "attachments": [],
+                    "redacted": False,
+                }
+            ],
+        },
+    }
+
+
+@pytest.fixture
+def router() -> respx.MockRouter:
+    router = respx.MockRouter(assert_all_called=True, base_url=BASE)
+    router.get("/admins").respond(
+        json={"type": "admin.list", "admins": [admin("1", "Followup Worker"), admin("2", "Roxy V")]}
+    )
+    router.get("/contacts").respond(
+        json={
+            "type": "list",
+            "total_count": 1,
+            "data": [
+                {
+                    "type": "contact",
+                    "id": "c1",
+                    "role": "user",
+                    "name": "Ann",
+                    "custom_attributes": {"plan": "enterprise"},
+                }
+            ],
+            "pages": {"type": "pages", "page": 1, "per_page": 150, "total_pages": 1},
+        }
+    )
+    router.post("/conversations/search").respond(
+        json={
+            "type": "conversation.list",
+            "total_count": 1,
+            "conversations": [conversation("10")],
+            "pages": {"type": "pages", "page": 1, "per_page": 150, "total_pages": 1},
+        }
+    )
+    router.get("/conversations/10").respond(json=conversation("10"))
+    router.post("/conversations/10/reply").respond(json=conversation("10"))
+    router.post("/conversations/10/parts").respond(json=conversation("10"))
+    return router
+
+
+async def test_intercom_requests_and_responses_follow_the_description(
+    router: respx.MockRouter,
+) -> None:
+    recorder = Recorder(router)
+    intercom = IntercomConnector.connect(
+        BASE,
+        "token",
+        IntercomMapping(admin="Followup Worker"),
+        limits=VendorLimits(),
+        timeouts=Timeouts(),
+        transport=recorder,
+    )
+    async with intercom:
+        _ = [a async for a in intercom.accounts()]
+        (case,) = [c async for c in intercom.cases()]
+        now = datetime(2026, 3, 10, tzinfo=UTC)
+        item_case = Case(Source.INTERCOM, "10", CaseKind.CONVERSATION, Status.PENDING, now, now)
+        actions = (
+            Action(ActionType.REPLY, {"template": "final", "body": "We are closing this."}),
+            Action(ActionType.NOTE, {"body": "3/3"}),
+            Action(ActionType.SET_ASSIGNEE, {"assignee": "Roxy V"}),
+            Action(ActionType.SET_STATUS, {"status": "solved"}),
+        )
+        await intercom.apply(PlanItem(item_case, "awaiting", "final", 3, 3, actions, "r", "cd34"))
+    assert case.id == "10"
+    errors = contract_errors("intercom", recorder.exchanges)
+    assert not errors, "\n".join(errors)

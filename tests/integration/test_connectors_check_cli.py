@@ -1,0 +1,54 @@
+"""``followup connectors check`` against the sandbox: every name of the example mapping
+resolves; a name the vendor does not have is reported and fails the command."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from worker.cli import app
+
+sandbox_server = pytest.importorskip("sandbox.server", reason="needs the sandbox package")
+
+EXAMPLE = Path(__file__).parents[2] / "deploy" / "mapping.sandbox.yaml"
+
+
+@pytest.fixture(scope="module")
+def sandbox_env() -> Iterator[dict[str, str]]:
+    with sandbox_server.run_in_thread(tickets=20, seed=2) as sandbox:
+        lines = sandbox.config.env_lines(sandbox.base_url)
+        yield dict(line.split("=", 1) for line in lines)
+
+
+def run_check(env: dict[str, str], mapping: Path) -> Any:
+    return CliRunner().invoke(app, ["connectors", "check", "--mapping", str(mapping)], env=env)
+
+
+def test_every_name_of_the_example_mapping_resolves(sandbox_env: dict[str, str]) -> None:
+    result = run_check(sandbox_env, EXAMPLE)
+    assert result.exit_code == 0, result.output
+    assert "every mapped name resolved" in result.output
+    assert "zd-sandbox-token" not in result.output
+
+
+def test_unknown_names_are_reported_and_fail(sandbox_env: dict[str, str], tmp_path: Path) -> None:
+    mapping = tmp_path / "tenant.yaml"
+    mapping.write_text(
+        EXAMPLE.read_text().replace("Dana K", "Dana Unknown").replace("Phase", "Fase")
+    )
+    result = run_check(sandbox_env, mapping)
+    assert result.exit_code == 1
+    # Dana is both a Zendesk agent and an Intercom admin; Phase is a Zendesk ticket field.
+    assert "3 name(s) could not be resolved" in result.output
+    assert "Dana Unknown" in result.output
+
+
+def test_the_mapping_comes_from_followup_mapping_too(sandbox_env: dict[str, str]) -> None:
+    result = CliRunner().invoke(
+        app, ["connectors", "check"], env={**sandbox_env, "FOLLOWUP_MAPPING": str(EXAMPLE)}
+    )
+    assert result.exit_code == 0, result.output

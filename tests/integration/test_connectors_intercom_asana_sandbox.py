@@ -1,0 +1,142 @@
+"""The Intercom and Asana connectors over real HTTP against the sandbox: what they read, what
+one plan item writes, and no duplicate note or story when the answer is dropped after apply."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from connectors.asana import AsanaConnector
+from connectors.base import WriteOutcome
+from connectors.intercom import IntercomConnector
+from connectors.mapping import load_mapping
+from connectors.settings import Timeouts, VendorLimits
+from policies.model import Action, ActionType, Case, PlanItem, Status, idempotency_key
+
+sandbox_server = pytest.importorskip("sandbox.server", reason="needs the sandbox package")
+
+START = datetime(2026, 3, 11, 15, 0, tzinfo=UTC)
+MAPPING = load_mapping(Path(__file__).parents[2] / "deploy" / "mapping.sandbox.yaml")
+FAST = VendorLimits(backoff_initial=0.01, backoff_max=0.05)
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Any]:
+    with sandbox_server.run_in_thread(tickets=60, seed=5, start=START, frozen_clock=True) as sb:
+        yield sb
+
+
+@pytest.fixture
+def admin(sandbox: Any) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=sandbox.urls["admin"]) as client:
+        client.put("/faults", json={"rules": []})
+        yield client
+        client.put("/faults", json={"rules": []})
+
+
+def drop_after(admin: httpx.Client, vendor: str, endpoint: str) -> None:
+    rule = {
+        "vendor": vendor,
+        "kind": "drop_after",
+        "probability": 1.0,
+        "endpoint": endpoint,
+        "times": 1,
+    }
+    admin.put("/faults", json={"rules": [rule]}).raise_for_status()
+
+
+def intercom(sandbox: Any) -> IntercomConnector:
+    assert MAPPING.intercom is not None
+    return IntercomConnector.connect(
+        sandbox.urls["intercom"],
+        "ic-sandbox-token",
+        MAPPING.intercom,
+        limits=FAST,
+        timeouts=Timeouts(),
+        plans=MAPPING.plans,
+    )
+
+
+def asana(sandbox: Any) -> AsanaConnector:
+    assert MAPPING.asana is not None
+    return AsanaConnector.connect(
+        sandbox.urls["asana"], "as-sandbox-token", MAPPING.asana, limits=FAST, timeouts=Timeouts()
+    )
+
+
+def item(case: Case, policy: str, *actions: Action) -> PlanItem:
+    key = idempotency_key(policy, case.ref, 1, case.updated_at.isoformat())
+    return PlanItem(case, policy, "step", 1, 3, actions, "test", key)
+
+
+async def test_intercom_reads_accounts_and_conversations_awaiting_the_customer(
+    sandbox: Any,
+) -> None:
+    async with intercom(sandbox) as connector:
+        accounts = [a async for a in connector.accounts()]
+        cases = [c async for c in connector.cases()]
+    assert accounts
+    assert any(a.plan is not None for a in accounts)
+    assert cases
+    assert all(c.status is Status.PENDING for c in cases)
+    assert {c.account_id for c in cases} <= {a.id for a in accounts}
+
+
+async def test_intercom_reply_close_and_note_once_despite_a_dropped_answer(
+    sandbox: Any, admin: httpx.Client
+) -> None:
+    async with intercom(sandbox) as connector:
+        case = await anext(aiter(connector.cases()))
+        plan = item(
+            case,
+            "awaiting_customer",
+            Action(ActionType.REPLY, {"template": "final", "body": "Closing this for now."}),
+            Action(ActionType.NOTE, {"body": "3/3"}),
+            Action(ActionType.SET_STATUS, {"status": "solved"}),
+        )
+        drop_after(admin, "intercom", "POST /conversations/*/reply")
+        result = await connector.apply(plan)
+        fresh = await connector.fetch_case(case.id)
+    assert result.outcome in (WriteOutcome.APPLIED, WriteOutcome.ALREADY_APPLIED)
+    assert fresh.status is Status.SOLVED
+    assert [m.key for m in fresh.followups] == [plan.key]
+    replies = admin.get("/outbox").json()["messages"]
+    assert sum("Closing this for now." in str(m) for m in replies) <= 1
+
+
+async def test_asana_bugs_carry_fields_engineer_updates_and_account(sandbox: Any) -> None:
+    async with asana(sandbox) as connector:
+        bugs = [c async for c in connector.cases()]
+    assert bugs
+    assert any(b.priority is not None for b in bugs)
+    assert any(b.account_id for b in bugs)
+    assert all(b.status is Status.OPEN for b in bugs)
+
+
+async def test_asana_fields_and_one_story_despite_a_dropped_answer(
+    sandbox: Any, admin: httpx.Client
+) -> None:
+    async with asana(sandbox) as connector:
+        bug = await anext(aiter(connector.cases()))
+        plan = item(
+            bug,
+            "bug_enterprise",
+            Action(ActionType.SET_BUG_FIELD, {"field": "priority", "value": "High"}),
+            Action(
+                ActionType.SET_BUG_FIELD, {"field": "last_followup_date", "value": "2026-03-11"}
+            ),
+            Action(ActionType.NOTIFY_ENGINEER, {"body": "Any news on this one?"}),
+        )
+        drop_after(admin, "asana", "POST /tasks/*/stories")
+        result = await connector.apply(plan)
+        fresh = await connector.fetch_case(bug.id)
+    assert result.outcome is WriteOutcome.ALREADY_APPLIED
+    assert fresh.fields["last_followup_date"] == "2026-03-11"
+    assert fresh.priority is not None
+    assert fresh.priority.value == "high"
+    assert [m.key for m in fresh.followups] == [plan.key]

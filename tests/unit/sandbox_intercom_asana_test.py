@@ -1,0 +1,187 @@
+"""The sandbox's Intercom and Asana: searches, pages, writes that stick, vendor errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from sandbox.app import Sandbox
+from sandbox.tenant import ASANA_FIELDS, ASANA_PROJECT_GID, PRIORITY_OPTIONS
+from tests.unit.sandbox_support import ASANA_AUTH, INTERCOM_AUTH, client_for, small_sandbox
+
+ASANA = "/asana/api/1.0"
+PRIORITY, _, LAST_FOLLOW_UP, _ = (spec.gid for spec in ASANA_FIELDS)
+
+
+@pytest.fixture
+def sandbox() -> Sandbox:
+    return small_sandbox()
+
+
+@pytest.fixture
+async def client(sandbox: Sandbox) -> AsyncIterator[Any]:
+    async with client_for(sandbox) as client:
+        yield client
+
+
+async def intercom(client: Any, method: str, path: str, **kwargs: Any) -> Any:
+    return await client.request(method, f"/intercom{path}", headers=INTERCOM_AUTH, **kwargs)
+
+
+async def test_intercom_wrong_token_gets_error_list(client: Any) -> None:
+    response = await client.get("/intercom/contacts", headers={"Authorization": "Bearer nope"})
+    assert response.status_code == 401
+    body = response.json()
+    assert body["type"] == "error.list"
+    assert body["errors"][0]["code"] == "unauthorized"
+
+
+async def test_contact_search_pages_walk_every_match_once(client: Any, sandbox: Sandbox) -> None:
+    query = {
+        "field": "custom_attributes.plan",
+        "operator": "IN",
+        "value": ["standard", "community"],
+    }
+    seen: list[str] = []
+    pagination: dict[str, Any] = {"per_page": 7}
+    while True:
+        body = (
+            await intercom(
+                client, "POST", "/contacts/search", json={"query": query, "pagination": pagination}
+            )
+        ).json()
+        seen += [contact["id"] for contact in body["data"]]
+        if "next" not in body["pages"]:
+            break
+        pagination = {"per_page": 7, "starting_after": body["pages"]["next"]["starting_after"]}
+    expected = [
+        c["id"]
+        for c in sandbox.intercom.contacts()
+        if c["custom_attributes"]["plan"] in ("standard", "community")
+    ]
+    assert seen == expected
+    assert len(seen) == body["total_count"] > 7
+
+
+async def test_admin_note_and_close_are_seen_on_the_next_read(client: Any) -> None:
+    search = {"query": {"field": "state", "operator": "=", "value": "open"}}
+    conversation = (await intercom(client, "POST", "/conversations/search", json=search)).json()[
+        "conversations"
+    ][0]
+    path = f"/conversations/{conversation['id']}"
+    note = {"message_type": "note", "type": "admin", "admin_id": "991001", "body": "1/3"}
+    assert (await intercom(client, "POST", f"{path}/reply", json=note)).status_code == 200
+    close = {"message_type": "close", "type": "admin", "admin_id": "991001"}
+    assert (await intercom(client, "POST", f"{path}/parts", json=close)).status_code == 200
+
+    again = (await intercom(client, "GET", path)).json()
+    assert (again["state"], again["open"]) == ("closed", False)
+    parts = again["conversation_parts"]["conversation_parts"]
+    assert [p["part_type"] for p in parts[-2:]] == ["note", "close"]
+
+
+async def test_admin_comment_is_emailed_note_is_not(client: Any) -> None:
+    path = "/conversations/10001"
+    for message_type in ("note", "comment"):
+        body = {"message_type": message_type, "type": "admin", "admin_id": "991002",
+                "body": f"a {message_type}"}  # fmt: skip
+        await intercom(client, "POST", f"{path}/reply", json=body)
+    outbox = (await client.get("/_admin/outbox", params={"ref": "intercom:10001"})).json()
+    assert [m["body"] for m in outbox["messages"]] == ["a comment"]
+
+
+async def test_customer_reply_reopens_a_closed_conversation(client: Any) -> None:
+    close = {"message_type": "close", "type": "admin", "admin_id": "991001"}
+    await intercom(client, "POST", "/conversations/10002/parts", json=close)
+    await client.post(
+        "/_admin/activity", json={"vendor": "intercom", "id": "10002", "kind": "customer_reply"}
+    )
+    conversation = (await intercom(client, "GET", "/conversations/10002")).json()
+    assert conversation["state"] == "open"
+    assert conversation["waiting_since"] == conversation["statistics"]["last_contact_reply_at"]
+
+
+async def test_unknown_admin_and_bad_snooze_are_refused(client: Any) -> None:
+    assign = {"message_type": "assign", "type": "admin", "admin_id": "1", "assignee_id": "991001"}
+    response = await intercom(client, "POST", "/conversations/10003/parts", json=assign)
+    assert response.status_code == 404
+    snooze = {"message_type": "snooze", "admin_id": "991001", "snoozed_until": 5}
+    response = await intercom(client, "POST", "/conversations/10003/parts", json=snooze)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == "parameter_invalid"
+
+
+async def test_ticket_state_update(client: Any) -> None:
+    states = (await intercom(client, "GET", "/ticket_states")).json()["data"]
+    waiting = next(s for s in states if s["category"] == "waiting_on_customer")
+    response = await intercom(
+        client, "PUT", "/tickets/20001", json={"ticket_state_id": waiting["id"]}
+    )
+    assert response.json()["ticket_state"]["category"] == "waiting_on_customer"
+    assert (await intercom(client, "GET", "/tickets/20001")).json()["ticket_state"] == waiting
+
+
+async def test_asana_offset_pages_walk_every_task_once(client: Any, sandbox: Sandbox) -> None:
+    seen: list[str] = []
+    path: str | None = f"/projects/{ASANA_PROJECT_GID}/tasks?limit=9&opt_fields=name,completed"
+    while path:
+        body = (await client.get(f"{ASANA}{path}", headers=ASANA_AUTH)).json()
+        seen += [task["gid"] for task in body["data"]]
+        assert set(body["data"][0]) == {"gid", "resource_type", "name", "completed"}
+        path = body["next_page"]["path"] if body["next_page"] else None
+    assert seen == [task["gid"] for task in sandbox.asana.tasks()]
+
+
+async def test_asana_custom_field_update_by_option_gid_and_date(client: Any) -> None:
+    task = (await client.get(f"{ASANA}/projects/{ASANA_PROJECT_GID}/tasks?limit=1",
+                             headers=ASANA_AUTH)).json()["data"][0]  # fmt: skip
+    high = next(gid for gid, name, _ in PRIORITY_OPTIONS if name == "High")
+    change = {"custom_fields": {PRIORITY: high, LAST_FOLLOW_UP: {"date": "2026-03-11"}}}
+    response = await client.put(f"{ASANA}/tasks/{task['gid']}", json={"data": change},
+                                headers=ASANA_AUTH)  # fmt: skip
+    assert response.status_code == 200
+
+    fields = {
+        f["name"]: f
+        for f in (await client.get(f"{ASANA}/tasks/{task['gid']}", headers=ASANA_AUTH)).json()[
+            "data"
+        ]["custom_fields"]
+    }
+    assert fields["Priority"]["enum_value"]["name"] == "High"
+    assert fields["Last follow-up date"]["date_value"]["date"] == "2026-03-11"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"custom_fields": {PRIORITY: "High"}},  # by name, not by option gid
+        {"custom_fields": {LAST_FOLLOW_UP: "2026-03-11"}},  # date not wrapped in {"date": ...}
+        {"custom_fields": {"123": "x"}},
+        {"colour": "red"},
+    ],
+)
+async def test_asana_refuses_malformed_updates(client: Any, change: dict[str, Any]) -> None:
+    gid = next(iter((await client.get(f"{ASANA}/projects/{ASANA_PROJECT_GID}/tasks?limit=1",
+                                      headers=ASANA_AUTH)).json()["data"]))["gid"]  # fmt: skip
+    response = await client.put(f"{ASANA}/tasks/{gid}", json={"data": change}, headers=ASANA_AUTH)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["message"]
+
+
+async def test_asana_comment_is_listed_with_its_author(client: Any) -> None:
+    gid = "1206000000000001"
+    await client.post(f"{ASANA}/tasks/{gid}/stories", json={"data": {"text": "Any news?"}},
+                      headers=ASANA_AUTH)  # fmt: skip
+    stories = (await client.get(f"{ASANA}/tasks/{gid}/stories", headers=ASANA_AUTH)).json()["data"]
+    assert stories[-1]["text"] == "Any news?"
+    assert stories[-1]["created_by"]["name"] == "Followup Worker"
+
+
+async def test_asana_project_names_the_contract_fields(client: Any) -> None:
+    settings = (await client.get(f"{ASANA}/projects/{ASANA_PROJECT_GID}/custom_field_settings",
+                                 headers=ASANA_AUTH)).json()["data"]  # fmt: skip
+    assert [s["custom_field"]["name"] for s in settings] == [
+        "Priority", "User last updated", "Last follow-up date", "Intercom contact"
+    ]  # fmt: skip

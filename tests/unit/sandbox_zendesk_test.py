@@ -1,0 +1,253 @@
+"""The sandbox's Zendesk: reads, writes that stick, conflicts, errors, exports, activity."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from sandbox.app import Sandbox
+from tests.unit.sandbox_support import ZENDESK_AUTH, client_for, small_sandbox
+
+API = "/zendesk/api/v2"
+
+
+@pytest.fixture
+def sandbox() -> Sandbox:
+    return small_sandbox()
+
+
+@pytest.fixture
+async def client(sandbox: Sandbox) -> AsyncIterator[Any]:
+    async with client_for(sandbox) as client:
+        client.headers.update(ZENDESK_AUTH)
+        yield client
+
+
+def first_ticket(sandbox: Sandbox, scenario: str, status: str | None = None) -> int:
+    desk = sandbox.zendesk
+    return next(
+        i
+        for i in desk.ticket_ids()
+        if desk.scenario(i) == scenario and status in (None, desk.record(i).ticket["status"])
+    )
+
+
+async def test_wrong_token_gets_zendesk_401_body(client: Any) -> None:
+    response = await client.get(f"{API}/tickets/1.json", headers={"Authorization": "Basic eA=="})
+    assert response.status_code == 401
+    assert response.json() == {"error": "Couldn't authenticate you"}
+
+
+async def test_unknown_ticket_gets_record_not_found(client: Any) -> None:
+    response = await client.get(f"{API}/tickets/999999")
+    assert response.status_code == 404
+    assert response.json()["error"] == "RecordNotFound"
+
+
+async def test_cursor_pagination_walks_every_ticket_exactly_once(client: Any) -> None:
+    seen: list[int] = []
+    url: str | None = f"{API}/tickets?page[size]=37"
+    while url:
+        body = (await client.get(url)).json()
+        seen += [ticket["id"] for ticket in body["tickets"]]
+        url = body["links"]["next"] if body["meta"]["has_more"] else None
+    assert seen == list(range(1, 301))
+
+
+async def test_search_export_walks_pending_tickets_once_with_side_loads(
+    client: Any, sandbox: Sandbox
+) -> None:
+    seen: list[int] = []
+    url: str | None = (
+        f"{API}/search/export?query=status:pending&filter[type]=ticket"
+        "&page[size]=25&include=users,organizations"
+    )
+    while url:
+        body = (await client.get(url)).json()
+        seen += [hit["id"] for hit in body["results"]]
+        requesters = {hit["requester_id"] for hit in body["results"]}
+        assert requesters <= {user["id"] for user in body["users"]}
+        url = body["links"]["next"]
+    expected = [i for i in range(1, 301) if sandbox.zendesk.record(i).ticket["status"] == "pending"]
+    assert seen == expected
+    assert len(seen) > 50
+
+
+async def test_update_is_seen_by_later_reads(client: Any, sandbox: Sandbox) -> None:
+    ticket_id = first_ticket(sandbox, "general_inquiry", "pending")
+    change = {
+        "ticket": {
+            "status": "solved",
+            "assignee_id": 1001,
+            "group_id": 504,
+            "custom_fields": [{"id": 9003, "value": "unresponsive"}],
+            "additional_tags": ["followup_worker"],
+            "comment": {"body": "customer unresponsive - closing ticket", "public": False},
+        }
+    }
+    response = await client.put(f"{API}/tickets/{ticket_id}.json", json=change)
+    assert response.status_code == 200
+    assert response.json()["audit"]["events"][0]["type"] == "Comment"
+
+    ticket = (await client.get(f"{API}/tickets/{ticket_id}")).json()["ticket"]
+    assert (ticket["status"], ticket["assignee_id"], ticket["group_id"]) == ("solved", 1001, 504)
+    assert {"id": 9003, "value": "unresponsive"} in ticket["custom_fields"]
+    assert "unresponsive" in ticket["tags"]
+    assert "awaiting_customer" not in ticket["tags"]
+    assert "followup_worker" in ticket["tags"]
+    comments = (await client.get(f"{API}/tickets/{ticket_id}/comments")).json()["comments"]
+    assert comments[-1]["body"] == "customer unresponsive - closing ticket"
+    assert comments[-1]["public"] is False
+
+
+async def test_safe_update_with_a_stale_stamp_answers_409(client: Any, sandbox: Sandbox) -> None:
+    ticket_id = first_ticket(sandbox, "refund_request", "pending")
+    stamp = (await client.get(f"{API}/tickets/{ticket_id}")).json()["ticket"]["updated_at"]
+    agent_edit = {"ticket": {"comment": {"body": "agent was here", "public": False}}}
+    assert (await client.put(f"{API}/tickets/{ticket_id}", json=agent_edit)).status_code == 200
+
+    stale = {"ticket": {"status": "open", "safe_update": True, "updated_stamp": stamp}}
+    response = await client.put(f"{API}/tickets/{ticket_id}", json=stale)
+
+    assert response.status_code == 409
+    assert response.json()["error"] == "UpdateConflict"
+    ticket = (await client.get(f"{API}/tickets/{ticket_id}")).json()["ticket"]
+    assert ticket["status"] == "pending"
+    fresh = {
+        "ticket": {"status": "open", "safe_update": True, "updated_stamp": ticket["updated_at"]}
+    }
+    assert (await client.put(f"{API}/tickets/{ticket_id}", json=fresh)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"bogus": 1}, "base"),
+        ({"status": "waiting"}, "status"),
+        ({"assignee_id": 2000001}, "assignee"),
+        ({"custom_fields": [{"id": 9001, "value": "not_an_option"}]}, "Request type"),
+        ({"comment": {"body": "  "}}, "comment"),
+    ],
+)
+async def test_invalid_updates_get_record_invalid(
+    client: Any, change: dict[str, Any], field: str
+) -> None:
+    response = await client.put(f"{API}/tickets/3", json={"ticket": change})
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error"] == "RecordInvalid"
+    assert field in body["details"]
+
+
+async def test_bad_json_body_gets_a_zendesk_error_not_a_traceback(client: Any) -> None:
+    response = await client.put(f"{API}/tickets/3", content=b"{nope")
+    assert response.status_code == 400
+    assert response.json()["error"] == "InvalidValue"
+
+
+async def test_closed_ticket_refuses_updates(client: Any, sandbox: Sandbox) -> None:
+    ticket_id = first_ticket(sandbox, "closed")
+    response = await client.put(f"{API}/tickets/{ticket_id}", json={"ticket": {"status": "open"}})
+    assert response.status_code == 422
+
+
+async def test_public_comment_lands_in_the_outbox_internal_note_does_not(
+    client: Any, sandbox: Sandbox
+) -> None:
+    ticket_id = next(
+        i
+        for i in sandbox.zendesk.ticket_ids()
+        if sandbox.zendesk.user(sandbox.zendesk.record(i).ticket["requester_id"])["email"]
+        and sandbox.zendesk.record(i).ticket["status"] == "pending"
+    )
+    note = {"comment": {"body": "internal only", "public": False}}
+    await client.put(f"{API}/tickets/{ticket_id}", json={"ticket": note})
+    reply = {"comment": {"body": "We tried to reach you today.", "public": True}}
+    await client.put(f"{API}/tickets/{ticket_id}", json={"ticket": reply})
+
+    messages = (await client.get("/_admin/outbox", params={"ref": f"zendesk:{ticket_id}"})).json()
+    assert [m["body"] for m in messages["messages"]] == ["We tried to reach you today."]
+    requester = sandbox.zendesk.user(sandbox.zendesk.record(ticket_id).ticket["requester_id"])
+    assert messages["messages"][0]["to"] == requester["email"]
+
+
+async def test_injected_customer_reply_reopens_a_pending_ticket(
+    client: Any, sandbox: Sandbox
+) -> None:
+    ticket_id = first_ticket(sandbox, "general_inquiry", "pending")
+    response = await client.post(
+        "/_admin/activity",
+        json={"vendor": "zendesk", "id": str(ticket_id), "kind": "customer_reply", "body": "Hi!"},
+    )
+    assert response.status_code == 200
+    ticket = (await client.get(f"{API}/tickets/{ticket_id}")).json()["ticket"]
+    assert ticket["status"] == "open"
+    last = (await client.get(f"{API}/tickets/{ticket_id}/comments")).json()["comments"][-1]
+    assert (last["author_id"], last["public"], last["body"]) == (
+        ticket["requester_id"],
+        True,
+        "Hi!",
+    )
+
+
+async def test_missed_call_is_a_private_voice_comment_from_the_requester_phone(
+    client: Any, sandbox: Sandbox
+) -> None:
+    desk = sandbox.zendesk
+    ticket_id = next(
+        i
+        for i in desk.ticket_ids()
+        if desk.record(i).ticket["status"] == "pending"
+        and desk.user(desk.record(i).ticket["requester_id"])["phone"]
+    )
+    await client.post(
+        "/_admin/activity", json={"vendor": "zendesk", "id": ticket_id, "kind": "missed_call"}
+    )
+    last = (await client.get(f"{API}/tickets/{ticket_id}/comments")).json()["comments"][-1]
+    requester = desk.user(desk.record(ticket_id).ticket["requester_id"])
+    assert (last["type"], last["public"]) == ("VoiceComment", False)
+    assert last["via"]["channel"] == "voice"
+    assert (last["data"]["call_status"], last["data"]["from"]) == ("missed", requester["phone"])
+
+
+async def test_tickets_two_steps_in_carry_worker_footers(client: Any, sandbox: Sandbox) -> None:
+    desk = sandbox.zendesk
+    notes = [
+        comment["body"]
+        for i in desk.ticket_ids()
+        if desk.scenario(i) == "general_inquiry"
+        for comment in desk.record(i).comments
+        if "followup-worker ·" in comment["body"]
+    ]
+    assert any("· general_inquiry · step 2/3 · fw-" in note for note in notes)
+    footer = notes[0].splitlines()[-1]
+    assert footer.startswith("— followup-worker · general_inquiry · step ")
+
+
+async def test_bulk_update_answers_a_job_status(client: Any, sandbox: Sandbox) -> None:
+    response = await client.put(
+        f"{API}/tickets/update_many.json?ids=3,4", json={"ticket": {"additional_tags": ["bulk"]}}
+    )
+    job = response.json()["job_status"]
+    assert job["status"] == "queued"
+    done = (await client.get(f"{API}/job_statuses/{job['id']}.json")).json()["job_status"]
+    assert done["status"] == "completed"
+    assert {result["id"] for result in done["results"]} == {3, 4}
+    assert "bulk" in (await client.get(f"{API}/tickets/4")).json()["ticket"]["tags"]
+
+
+async def test_tenant_names_the_contract_requires(client: Any) -> None:
+    fields = (await client.get(f"{API}/ticket_fields")).json()["ticket_fields"]
+    assert {f["title"] for f in fields} >= {
+        "Request type", "Linked order", "Order status", "Industry", "Phase"
+    }  # fmt: skip
+    groups = (await client.get(f"{API}/groups")).json()["groups"]
+    assert {g["name"] for g in groups} == {
+        "Support", "Refunds", "Escalations", "Unresponsive Customers"
+    }  # fmt: skip
+    agents = (await client.get(f"{API}/users?role[]=agent&role[]=admin")).json()["users"]
+    assert {"Roxy V", "Vincent Ryan V", "Dana K", "Sam P", "Followup Worker"} == {
+        a["name"] for a in agents
+    }
