@@ -8,7 +8,7 @@ Retries are invisible from there; ``metrics.retry_hook(vendor)`` fits tenacity's
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -111,22 +111,34 @@ class Metrics:
 
 
 class MeteredTransport(httpx.AsyncBaseTransport):
-    """Counts every request to one vendor, then hands it to the real transport."""
+    """Counts every request by vendor, then hands it to the real transport.
+
+    ``vendors`` maps each vendor's base URL to its name; the sandbox serves all three from one
+    host, so the vendor is told by the longest matching base URL, not by the host.
+    """
 
     def __init__(
-        self, metrics: Metrics, vendor: str, inner: httpx.AsyncBaseTransport | None = None
+        self,
+        metrics: Metrics,
+        vendors: Mapping[str, str],
+        inner: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._metrics = metrics
-        self._vendor = vendor
+        self._vendors = sorted(vendors.items(), key=lambda pair: len(pair[0]), reverse=True)
         self._inner = inner or httpx.AsyncHTTPTransport()
 
+    def _vendor(self, request: httpx.Request) -> str:
+        url = str(request.url)
+        return next((name for base, name in self._vendors if url.startswith(base)), "other")
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        vendor = self._vendor(request)
         try:
             response = await self._inner.handle_async_request(request)
         except httpx.TransportError:
-            self._metrics.record_api_call(self._vendor, None)
+            self._metrics.record_api_call(vendor, None)
             raise
-        self._metrics.record_api_call(self._vendor, response.status_code)
+        self._metrics.record_api_call(vendor, response.status_code)
         return response
 
     async def aclose(self) -> None:

@@ -10,7 +10,6 @@ Every setting is documented in ``.env.example``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -36,24 +35,13 @@ from pydantic_settings import (
 
 from policies.model import Source
 
-__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "VendorSettings", "load_settings"]
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "load_settings"]
 
 ENV_PREFIX = "FOLLOWUP_"
 
 
 class SettingsError(Exception):
     """A setting is missing or malformed. ``str()`` is one line fit for an operator."""
-
-
-@dataclass(frozen=True, slots=True)
-class VendorSettings:
-    """What a connector needs to reach one vendor."""
-
-    source: Source
-    base_url: str
-    token: SecretStr
-    rate_limit_per_minute: int
-    email: str | None = None  # Zendesk authenticates as "<email>/token"
 
 
 class _SecretFilesSource(PydanticBaseSettingsSource):
@@ -192,24 +180,18 @@ class Settings(BaseSettings):
         return ZoneInfo(self.timezone)
 
     @property
-    def vendors(self) -> tuple[VendorSettings, ...]:
-        """The vendors this worker talks to: those with both a URL and a token."""
+    def vendor_urls(self) -> dict[str, Source]:
+        """Base URL -> vendor, for each vendor with both a URL and a token (the ones used)."""
         candidates = (
-            (Source.ZENDESK, self.zendesk_url, self.zendesk_token, self.zendesk_rate_limit),
-            (Source.INTERCOM, self.intercom_url, self.intercom_token, self.intercom_rate_limit),
-            (Source.ASANA, self.asana_url, self.asana_token, self.asana_rate_limit),
+            (Source.ZENDESK, self.zendesk_url, self.zendesk_token),
+            (Source.INTERCOM, self.intercom_url, self.intercom_token),
+            (Source.ASANA, self.asana_url, self.asana_token),
         )
-        return tuple(
-            VendorSettings(
-                source=source,
-                base_url=str(url).rstrip("/"),
-                token=token,
-                rate_limit_per_minute=limit,
-                email=self.zendesk_email if source is Source.ZENDESK else None,
-            )
-            for source, url, token, limit in candidates
+        return {
+            str(url).rstrip("/"): source
+            for source, url, token in candidates
             if url is not None and token is not None
-        )
+        }
 
     def secret_values(self) -> frozenset[str]:
         """Every value that must never reach a log line: tokens and the API user's email."""

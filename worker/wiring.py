@@ -1,8 +1,10 @@
 """Settings in, a :class:`~worker.cycle.Runtime` out: policies, calendar, mapping, connectors.
 
-This is the only module that knows the concrete connector classes and the planner; the cycle
-and the executor only know the Protocol and a plan function. ``transports`` (per vendor) is
-the seam the demo and the tests use to point the real connectors at an in-process sandbox.
+This is the only module of the runtime that knows the planner and how connectors are built
+(``connectors.tenant``); the cycle and the executor only know the Protocol and a plan
+function. ``transport`` is the seam the demo and the tests use to point the real connectors
+at an in-process sandbox; whatever it is, :class:`~worker.metrics.MeteredTransport` counts
+the calls going through it.
 """
 
 from __future__ import annotations
@@ -13,13 +15,11 @@ from datetime import datetime
 
 import httpx
 
-from connectors.asana import AsanaConnector
 from connectors.base import Connector
 from connectors.errors import MappingError
-from connectors.intercom import IntercomConnector
-from connectors.mapping import IntercomMapping, TenantMapping, ZendeskMapping, load_mapping
-from connectors.settings import Timeouts, VendorLimits
-from connectors.zendesk import ZendeskConnector
+from connectors.mapping import TenantMapping, load_mapping
+from connectors.settings import ConnectorLimits, Timeouts, VendorEnv
+from connectors.tenant import build_connectors as build_vendor_connectors
 from policies.calendar import BusinessCalendar
 from policies.language import BUNDLED_PACK, load_pack
 from policies.model import Account, Case, PlanItem, Source, Unjudged
@@ -29,7 +29,7 @@ from policies.yamlsource import SourceError
 from worker.cycle import PlanFunction, Runtime, Tenant
 from worker.ledger import Ledger
 from worker.metrics import MeteredTransport, Metrics
-from worker.settings import Settings, VendorSettings
+from worker.settings import Settings
 
 __all__ = ["DEFAULT_TENANT", "WiringError", "build_connectors", "build_planner", "open_runtime"]
 
@@ -70,69 +70,43 @@ def _mapping(settings: Settings) -> TenantMapping:
         raise WiringError(str(exc)) from exc
 
 
+def _limits(settings: Settings) -> ConnectorLimits:
+    defaults = ConnectorLimits()
+    return ConnectorLimits(
+        zendesk=defaults.zendesk.model_copy(
+            update={"requests_per_minute": settings.zendesk_rate_limit}
+        ),
+        intercom=defaults.intercom.model_copy(
+            update={"requests_per_minute": settings.intercom_rate_limit}
+        ),
+        asana=defaults.asana.model_copy(update={"requests_per_minute": settings.asana_rate_limit}),
+        timeouts=Timeouts(
+            connect=settings.http_connect_timeout,
+            read=settings.http_timeout,
+            write=settings.http_timeout,
+        ),
+    )
+
+
 def build_connectors(
     settings: Settings,
     metrics: Metrics,
-    transports: Mapping[Source, httpx.AsyncBaseTransport] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> dict[Source, Connector]:
-    """One connector per configured vendor (URL and token set), counted by ``metrics``."""
-    mapping = _mapping(settings)
-    timeouts = Timeouts(
-        connect=settings.http_connect_timeout,
-        read=settings.http_timeout,
-        write=settings.http_timeout,
+    """The tenant's connectors: each vendor with a URL, a token and a mapping section."""
+    env = VendorEnv(
+        zendesk_url=None if settings.zendesk_url is None else str(settings.zendesk_url),
+        zendesk_email=settings.zendesk_email,
+        zendesk_token=settings.zendesk_token,
+        intercom_url=None if settings.intercom_url is None else str(settings.intercom_url),
+        intercom_token=settings.intercom_token,
+        asana_url=None if settings.asana_url is None else str(settings.asana_url),
+        asana_token=settings.asana_token,
     )
-    connectors: dict[Source, Connector] = {}
-    for vendor in settings.vendors:
-        inner = (transports or {}).get(vendor.source)
-        transport = MeteredTransport(metrics, vendor.source.value, inner)
-        limits = VendorLimits(requests_per_minute=vendor.rate_limit_per_minute)
-        connectors[vendor.source] = _connect(vendor, mapping, limits, timeouts, transport)
-    return connectors
-
-
-def _connect(
-    vendor: VendorSettings,
-    mapping: TenantMapping,
-    limits: VendorLimits,
-    timeouts: Timeouts,
-    transport: httpx.AsyncBaseTransport,
-) -> Connector:
-    token = vendor.token.get_secret_value()
-    if vendor.source is Source.ZENDESK:
-        assert vendor.email is not None  # Settings refuses a Zendesk token without an email
-        return ZendeskConnector.connect(
-            vendor.base_url,
-            vendor.email,
-            token,
-            mapping.zendesk or ZendeskMapping(),
-            limits=limits,
-            timeouts=timeouts,
-            transport=transport,
-            plans=mapping.plans,
-        )
-    if vendor.source is Source.INTERCOM:
-        return IntercomConnector.connect(
-            vendor.base_url,
-            token,
-            mapping.intercom or IntercomMapping(),
-            limits=limits,
-            timeouts=timeouts,
-            transport=transport,
-            plans=mapping.plans,
-        )
-    if mapping.asana is None:
-        raise WiringError(
-            "Asana is configured but the tenant mapping (FOLLOWUP_MAPPING) names no asana project"
-        )
-    return AsanaConnector.connect(
-        vendor.base_url,
-        token,
-        mapping.asana,
-        limits=limits,
-        timeouts=timeouts,
-        transport=transport,
-    )
+    vendors = {url: source.value for url, source in settings.vendor_urls.items()}
+    metered = MeteredTransport(metrics, vendors, transport)
+    built = build_vendor_connectors(env, _mapping(settings), _limits(settings), metered)
+    return {connector.source: connector for connector in built}
 
 
 @asynccontextmanager
@@ -141,16 +115,16 @@ async def open_runtime(
     ledger: Ledger,
     *,
     metrics: Metrics | None = None,
-    transports: Mapping[Source, httpx.AsyncBaseTransport] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> AsyncIterator[Runtime]:
     """A runtime for the configured tenant; its connectors are closed on exit."""
     planner = build_planner(settings)
     metrics = metrics or Metrics()
-    connectors = build_connectors(settings, metrics, transports)
+    connectors = build_connectors(settings, metrics, transport)
     if not connectors:
         raise WiringError(
-            "no vendor configured: set FOLLOWUP_ZENDESK_URL and FOLLOWUP_ZENDESK_TOKEN "
-            "(or the Intercom / Asana pair)"
+            "no vendor configured: a vendor needs its URL and token (e.g. FOLLOWUP_ZENDESK_URL, "
+            "FOLLOWUP_ZENDESK_TOKEN) and a section in the tenant mapping (FOLLOWUP_MAPPING)"
         )
     try:
         yield Runtime(

@@ -37,8 +37,11 @@ def test_broken_policies_name_the_file(tmp_path: Path) -> None:
         build_planner(_settings(policies=tmp_path))
 
 
-def test_one_connector_per_configured_vendor() -> None:
+def test_one_connector_per_vendor_with_url_token_and_mapping(tmp_path: Path) -> None:
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("zendesk: {}\nintercom: {}\nasana: {project: Bugs}\n", encoding="utf-8")
     settings = _settings(
+        mapping=mapping,
         zendesk_url=f"{SANDBOX}/zendesk",
         zendesk_email="worker@example.com",
         zendesk_token="zd",
@@ -51,12 +54,6 @@ def test_one_connector_per_configured_vendor() -> None:
         Source.ZENDESK: Source.ZENDESK,
         Source.INTERCOM: Source.INTERCOM,
     }
-
-
-def test_asana_needs_its_project_in_the_mapping() -> None:
-    settings = _settings(asana_url=f"{SANDBOX}/asana/api/1.0", asana_token="as")
-    with pytest.raises(WiringError, match="names no asana project"):
-        build_connectors(settings, Metrics())
 
 
 def test_a_bad_mapping_file_is_a_wiring_error(tmp_path: Path) -> None:
@@ -77,20 +74,25 @@ async def test_no_vendor_at_all_is_refused(tmp_path: Path) -> None:
 
 async def test_vendor_calls_and_throttling_are_counted() -> None:
     def vendor(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/down":
+        if request.url.path.endswith("/down"):
             raise httpx.ConnectError("refused", request=request)
-        return httpx.Response(429 if request.url.path == "/busy" else 200)
+        return httpx.Response(429 if request.url.path.endswith("/busy") else 200)
 
     metrics = Metrics()
-    transport = MeteredTransport(metrics, "zendesk", httpx.MockTransport(vendor))
+    vendors = {"http://vendor/zendesk": "zendesk", "http://vendor/zendesk-eu": "zendesk_eu"}
+    transport = MeteredTransport(metrics, vendors, httpx.MockTransport(vendor))
     async with httpx.AsyncClient(transport=transport, base_url="http://vendor") as client:
-        await client.get("/ok")
-        await client.get("/busy")
+        await client.get("/zendesk/ok")
+        await client.get("/zendesk/busy")
         with pytest.raises(httpx.ConnectError):
-            await client.get("/down")
+            await client.get("/zendesk/down")
+        await client.get("/zendesk-eu/ok")
+        await client.get("/elsewhere")
 
     text = metrics.exposition().decode()
     assert 'followup_api_calls_total{status="2xx",vendor="zendesk"} 1.0' in text
     assert 'followup_api_calls_total{status="4xx",vendor="zendesk"} 1.0' in text
     assert 'followup_api_calls_total{status="error",vendor="zendesk"} 1.0' in text
     assert 'followup_api_throttled_total{vendor="zendesk"} 1.0' in text
+    assert 'followup_api_calls_total{status="2xx",vendor="zendesk_eu"} 1.0' in text
+    assert 'followup_api_calls_total{status="2xx",vendor="other"} 1.0' in text
