@@ -429,11 +429,16 @@ class Ledger:
             ]
 
     def history(self, case_ref: str) -> list[Attempt]:
-        """Every attempt on a case, oldest first. A bare id (``1234``) matches any vendor."""
+        """Every attempt on a case, oldest first, including bundled updates that covered it.
+
+        A bare id (``1234``) matches any vendor.
+        """
+        # `covers` is a JSON list of refs; matching its text keeps one query for both databases.
+        covers = sa.cast(_intents.c.covers, sa.Text)
         if ":" in case_ref:
-            match = _intents.c.case_ref == case_ref
+            match = (_intents.c.case_ref == case_ref) | covers.like(f'%"{case_ref}"%')
         else:
-            match = _intents.c.case_ref.like(f"%:{case_ref}")
+            match = _intents.c.case_ref.like(f"%:{case_ref}") | covers.like(f'%:{case_ref}"%')
         query = (
             sa.select(_intents, _attempts)
             .join(_attempts, _intents.c.id == _attempts.c.intent_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -130,6 +131,15 @@ def test_history_tells_what_was_done_and_why(ledger: Ledger) -> None:
     assert entry.duration_ms == 250
     assert entry.started_at == MONDAY
     assert ledger.history("zendesk:7") == [entry]
+
+
+def test_history_includes_bundled_updates_covering_the_case(ledger: Ledger) -> None:
+    lead = dataclasses.replace(make_item(make_case("10")), covers=("zendesk:11", "zendesk:12"))
+    ledger.begin(lead, tenant="acme", cycle_id="c1", dry_run=False, at=MONDAY, started_at=MONDAY)
+
+    assert [a.case_ref for a in ledger.history("zendesk:12")] == ["zendesk:10"]
+    assert [a.case_ref for a in ledger.history("11")] == ["zendesk:10"]
+    assert ledger.history("zendesk:1") == []
 
 
 def test_cycles_are_recorded_with_their_summary(ledger: Ledger) -> None:
