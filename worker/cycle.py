@@ -133,6 +133,8 @@ async def run_cycle(
     switch and ``FOLLOWUP_DRY_RUN`` decide the rest (:func:`worker.decisions.run_mode`).
     Setting ``stop`` finishes the cases in hand and starts no new one.
     """
+    if at.tzinfo is None:
+        raise ValueError("at must be timezone-aware")
     stop = stop or asyncio.Event()
     mode = run_mode(
         flag=dry_run,

@@ -87,7 +87,10 @@ async def serve(
     one_at_a_time = asyncio.Lock()
 
     async def scheduled_cycle() -> None:
-        if stop.is_set() or one_at_a_time.locked():
+        if stop.is_set():
+            return
+        if one_at_a_time.locked():  # APScheduler's max_instances already prevents this
+            log.warning("previous cycle still running; this one is skipped")
             return
         async with one_at_a_time:
             try:
