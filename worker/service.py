@@ -84,13 +84,12 @@ async def serve(
     """Cycles on a cron schedule (never two at once) plus the HTTP endpoints, until a signal."""
     stop = asyncio.Event()
     status = ServiceStatus()
+    # max_instances=1 keeps the scheduler from overlapping cycles; the lock lets shutdown wait
+    # for the cycle in hand.
     one_at_a_time = asyncio.Lock()
 
     async def scheduled_cycle() -> None:
         if stop.is_set():
-            return
-        if one_at_a_time.locked():  # APScheduler's max_instances already prevents this
-            log.warning("previous cycle still running; this one is skipped")
             return
         async with one_at_a_time:
             try:
