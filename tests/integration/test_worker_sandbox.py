@@ -64,8 +64,8 @@ class Trial:
     def admin(self, path: str) -> Any:
         return httpx.get(f"{self.running.urls['admin']}{path}", timeout=10).json()
 
-    def writes(self) -> int:
-        return int(self.admin("/stats")["total"]["writes"])
+    def writes(self, counter: str = "writes") -> int:
+        return int(self.admin("/stats")["total"][counter])
 
     def pending(self) -> list[str]:
         """Case refs of attempts without an outcome."""
@@ -149,12 +149,13 @@ def test_a_kill_between_intent_and_outcome_leaves_no_duplicate(tmp_path: Path) -
     for trial in _trial(tmp_path, slow_first_write):
         trial.env["FOLLOWUP_CONCURRENCY"] = "1"  # one case in hand when the kill comes
         worker = trial.start("--live")
-        while not trial.pending() and worker.poll() is None:
+        # Kill once the intent is recorded and the write has reached the vendor.
+        while not (trial.pending() and trial.writes()) and worker.poll() is None:
             time.sleep(0.02)
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
         [interrupted] = trial.pending()
-        while trial.writes() == 0:  # the sandbox applies the slow write after the delay
+        while trial.writes("writes_applied") == 0:  # the slow write lands after the delay
             time.sleep(0.1)
         landed = trial.comments(interrupted)
 
