@@ -98,7 +98,11 @@ def configure_logging(
     level: str = "info",
     stream: TextIO | None = None,
 ) -> None:
-    """Logs go to stderr (stdout is for command output such as the printed plan)."""
+    """Logs go to stderr (stdout is for command output such as the printed plan).
+
+    Standard-library logging (APScheduler, uvicorn, httpx) is rendered the same way and
+    redacted the same way, at WARNING and above so their chatter does not drown the worker's.
+    """
     out = stream or sys.stderr
     console = log_format == "console" or (log_format == "auto" and out.isatty())
     renderer: Processor = (
@@ -106,19 +110,32 @@ def configure_logging(
         if console
         else structlog.processors.JSONRenderer()
     )
+    enrich: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        AddContextFields(),
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            AddContextFields(),
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            RedactSecrets(secrets),
-            renderer,
-        ],
+        processors=[*enrich, RedactSecrets(secrets), renderer],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
         logger_factory=structlog.WriteLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *enrich],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                RedactSecrets(secrets),
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(max(logging.WARNING, logging.getLevelNamesMapping()[level.upper()]))

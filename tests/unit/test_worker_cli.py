@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,8 +25,11 @@ def ledger_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]
     url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
     monkeypatch.setenv("FOLLOWUP_DATABASE_URL", url)
     monkeypatch.setenv("FOLLOWUP_LOG_FORMAT", "json")
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     yield url
     structlog.reset_defaults()
+    root.handlers, root.level = handlers, level
 
 
 def test_dry_run_is_on_until_ops_turn_it_off(ledger_url: str) -> None:

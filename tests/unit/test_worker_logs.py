@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,9 +30,12 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
 
 
 @pytest.fixture(autouse=True)
-def reset_structlog() -> Iterator[None]:
+def reset_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     yield
     structlog.reset_defaults()
+    root.handlers, root.level = handlers, level
 
 
 @pytest.mark.parametrize(
@@ -98,3 +102,16 @@ async def test_json_logs_never_contain_a_secret(ledger: Ledger) -> None:
     unreadable = next(e for e in events if e["event"] == "cases unreadable; the rest wait")
     assert "Traceback" in unreadable["exception"]
     assert events[-1]["headers"] == {"Authorization": REDACTED}
+
+
+def test_standard_library_logs_are_rendered_and_redacted_too() -> None:
+    out = io.StringIO()
+    configure_logging(secrets={TOKEN}, log_format="json", stream=out)
+
+    logging.getLogger("apscheduler.scheduler").warning("job missed; token %s", TOKEN)
+    logging.getLogger("httpx").info("HTTP Request: GET /tickets")  # below WARNING: dropped
+
+    [event] = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert event["event"] == f"job missed; token {REDACTED}"
+    assert event["logger"] == "apscheduler.scheduler"
+    assert event["level"] == "warning"
