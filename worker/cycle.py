@@ -49,11 +49,16 @@ def _wall_clock() -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class Tenant:
-    """One helpdesk: its vendors (at most one connector per source) and its planner."""
+    """One helpdesk: its vendors (at most one connector per source) and its planner.
+
+    ``works_on`` tells whether the instant falls on one of the tenant's business days; on
+    other days (weekends, public holidays) a cycle leaves the tenant alone, whoever started it.
+    """
 
     name: str
     connectors: Mapping[Source, Connector]
     plan: PlanFunction
+    works_on: Callable[[datetime], bool] = lambda _at: True
 
 
 @dataclass(slots=True)
@@ -196,6 +201,9 @@ async def _run_tenant(
 ) -> _TenantResult:
     result = _TenantResult()
     with structlog.contextvars.bound_contextvars(tenant=tenant.name):
+        if not tenant.works_on(at):
+            log.info("not a business day of the tenant; nothing to do", at=at.isoformat())
+            return result
         try:
             accounts = await _accounts(tenant.connectors.values())
         except Exception as exc:

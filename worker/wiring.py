@@ -31,7 +31,14 @@ from worker.ledger import Ledger
 from worker.metrics import MeteredTransport, Metrics
 from worker.settings import Settings
 
-__all__ = ["DEFAULT_TENANT", "WiringError", "build_connectors", "build_planner", "open_runtime"]
+__all__ = [
+    "DEFAULT_TENANT",
+    "WiringError",
+    "build_calendar",
+    "build_connectors",
+    "build_planner",
+    "open_runtime",
+]
 
 DEFAULT_TENANT = "default"
 
@@ -40,18 +47,21 @@ class WiringError(Exception):
     """The policies, the tenant mapping or the vendor settings do not fit together."""
 
 
-def build_planner(settings: Settings) -> PlanFunction:
+def build_calendar(settings: Settings) -> BusinessCalendar:
+    return BusinessCalendar(
+        timezone=settings.timezone,
+        country=settings.holidays_country,
+        subdivision=settings.holidays_subdivision,
+    )
+
+
+def build_planner(settings: Settings, calendar: BusinessCalendar) -> PlanFunction:
     """The policy pack (``FOLLOWUP_POLICIES`` or the bundled one) compiled, calendar bound."""
     folder = settings.policies or BUNDLED_PACK
     try:
         rulebook = compile_pack(load_pack(folder))
     except SourceError as exc:
         raise WiringError(f"invalid policies in {folder}:\n{exc}") from exc
-    calendar = BusinessCalendar(
-        timezone=settings.timezone,
-        country=settings.holidays_country,
-        subdivision=settings.holidays_subdivision,
-    )
 
     def plan_for_tenant(
         cases: Iterable[Case], accounts: Mapping[str, Account], now: datetime
@@ -118,7 +128,8 @@ async def open_runtime(
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> AsyncIterator[Runtime]:
     """A runtime for the configured tenant; its connectors are closed on exit."""
-    planner = build_planner(settings)
+    calendar = build_calendar(settings)
+    planner = build_planner(settings, calendar)
     metrics = metrics or Metrics()
     connectors = build_connectors(settings, metrics, transport)
     if not connectors:
@@ -130,7 +141,14 @@ async def open_runtime(
         yield Runtime(
             ledger=ledger,
             metrics=metrics,
-            tenants=[Tenant(DEFAULT_TENANT, connectors, planner)],
+            tenants=[
+                Tenant(
+                    DEFAULT_TENANT,
+                    connectors,
+                    planner,
+                    works_on=lambda at: calendar.is_business_day(calendar.local_date(at)),
+                )
+            ],
             configured_dry_run=settings.dry_run,
             concurrency=settings.concurrency,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -262,6 +263,20 @@ async def test_the_runtime_switch_brakes_even_a_live_command(ledger: Ledger) -> 
 
     assert summary.mode.dry_run
     assert fake.writes == []
+
+
+async def test_a_tenant_is_left_alone_outside_its_business_days(ledger: Ledger) -> None:
+    fake = fake_zendesk("1")
+    runtime = make_runtime(ledger, fake)
+    runtime.tenants = [
+        dataclasses.replace(tenant, works_on=lambda at: at.weekday() < 5)
+        for tenant in runtime.tenants
+    ]
+    saturday = MONDAY + timedelta(days=5)
+    summary = await run_cycle(runtime, at=saturday)
+
+    assert (summary.cases, summary.items, fake.reads) == (0, (), 0)
+    assert summary.ok
 
 
 async def test_metrics_count_cycles_items_and_actions(ledger: Ledger) -> None:

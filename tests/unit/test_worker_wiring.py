@@ -12,7 +12,13 @@ from tests.unit.worker_support import MONDAY, isolate_settings
 from worker.ledger import Ledger
 from worker.metrics import MeteredTransport, Metrics
 from worker.settings import Settings
-from worker.wiring import WiringError, build_connectors, build_planner, open_runtime
+from worker.wiring import (
+    WiringError,
+    build_calendar,
+    build_connectors,
+    build_planner,
+    open_runtime,
+)
 
 SANDBOX = "http://127.0.0.1:8800"
 
@@ -27,14 +33,16 @@ def _settings(**values: object) -> Settings:
 
 
 def test_the_bundled_policies_compile_into_a_planner() -> None:
-    plan = build_planner(_settings())
+    settings = _settings()
+    plan = build_planner(settings, build_calendar(settings))
     assert list(plan([], {}, MONDAY)) == []
 
 
 def test_broken_policies_name_the_file(tmp_path: Path) -> None:
     (tmp_path / "broken.yaml").write_text("policies:\n  - name: 3\n", encoding="utf-8")
+    settings = _settings(policies=tmp_path)
     with pytest.raises(WiringError, match=r"broken\.yaml"):
-        build_planner(_settings(policies=tmp_path))
+        build_planner(settings, build_calendar(settings))
 
 
 def test_one_connector_per_vendor_with_url_token_and_mapping(tmp_path: Path) -> None:
