@@ -1,1 +1,10 @@
-"""The pure core: domain model, business calendar, policy language and planner. No IO, no clock."""
+"""The pure core: no IO beyond reading policy files, no clock (``now`` is always a parameter).
+
+- ``model``: cases, accounts, activity, actions, plan items, idempotency keys.
+- ``calendar``: business days and hours of a tenant (holidays, closures, DST).
+- ``language``: what a YAML policy file may say (pydantic), loading a pack and its settings;
+  ``yamlsource`` maps validation errors to file:line: field.
+- ``selectors``, ``actions``, ``cadences``, ``rules``: policies compiled for speed.
+- ``planner``: ``plan``, ``explain`` and ``preview`` (the forward simulation).
+- ``snapshot``: the documented input file of ``followup plan``; ``synthetic``: bench cases.
+"""

@@ -54,6 +54,9 @@ class BusinessCalendar:
     _added_cache: dict[tuple[int, int], date] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    _months_cache: dict[tuple[int, int], date] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
     _opening_cache: dict[int, datetime] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -123,8 +126,13 @@ class BusinessCalendar:
 
     def add_months(self, day: date, n: int) -> date:
         """Calendar months, clamped to month ends (Jan 31 + 1 month = Feb 28/29)."""
-        result: date = day + relativedelta(months=n)
-        return result
+        key = (day.toordinal(), n)
+        cached = self._months_cache.get(key)
+        if cached is None:
+            cached = day + relativedelta(months=n)
+            if len(self._months_cache) < _CACHE_LIMIT:
+                self._months_cache[key] = cached
+        return cached
 
     # -- hours --------------------------------------------------------------------------
 

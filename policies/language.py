@@ -407,6 +407,8 @@ def load_pack(folder: Path = BUNDLED_PACK, overrides: Mapping[str, str] | None =
         except ValidationError as exc:
             problems.extend(problems_from_validation(source, exc))
     _check_unique_names(policies, problems, folder)
+    if not policies and not problems:
+        problems.append(Problem(str(folder), 1, "", "no policies (*.yaml files with policies:)"))
     if problems:
         raise SourceError(problems)
     ordered = tuple(sorted(policies, key=lambda p: (p.order, p.name)))

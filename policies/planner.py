@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from policies.actions import MissingData, render_actions
+from policies.cadences import Due, NotDue, Unknown, Verdict
 from policies.calendar import BusinessCalendar
 from policies.model import (
     Account,
@@ -35,17 +37,8 @@ from policies.model import (
     Unjudged,
     idempotency_key,
 )
-from policies.rules import (
-    CompiledPolicy,
-    MissingData,
-    NotDue,
-    Rulebook,
-    Tri,
-    Unknown,
-    Verdict,
-    match_checks,
-    render_actions,
-)
+from policies.rules import CompiledPolicy, Rulebook
+from policies.selectors import Tri, match_checks
 
 __all__ = [
     "Explanation",
@@ -74,7 +67,7 @@ def plan(
         if case.created_at > now:
             continue  # planning a past instant from a later snapshot: not there yet
         account = accounts.get(case.account_id) if case.account_id is not None else None
-        for group in routes[(case.kind, case.status)].candidates(case):
+        for group in routes[(case.kind, case.status)].candidates(case, account):
             for policy, checks in group:
                 matched, check = match_checks(checks, case, account)
                 if matched is False:
@@ -84,22 +77,32 @@ def plan(
                     observed = check.observed(case, account)
                     yield Unjudged(case.ref, _cannot_tell(policy, check.label, observed))
                 else:
-                    verdict = policy.cadence.evaluate(
-                        case, account, policy.evidence(case, now), now, today, calendar
-                    )
-                    result = _result(policy, case, verdict)
+                    try:
+                        verdict = policy.cadence.evaluate(
+                            case, account, policy.evidence(case, now), now, today, calendar
+                        )
+                        # NotDue is by far the most common verdict: nothing more to build.
+                        result = (
+                            None if isinstance(verdict, NotDue) else _result(policy, case, verdict)
+                        )
+                    except Exception as exc:
+                        # One malformed case (say, a naive timestamp from a connector) is
+                        # reported like any case the policy cannot judge; the run goes on.
+                        result = Unjudged(case.ref, _failed(policy, exc))
                     if result is not None:
                         yield result
                 break  # the group's first applicable policy claims the case
+
+
+def _failed(policy: CompiledPolicy, exc: Exception) -> str:
+    return f"{policy.name}: could not evaluate this case ({type(exc).__name__}: {exc})"
 
 
 def _cannot_tell(policy: CompiledPolicy, label: str, observed: str) -> str:
     return f"{policy.name}: cannot tell whether {label} ({observed})"
 
 
-def _result(policy: CompiledPolicy, case: Case, verdict: Verdict) -> PlanItem | Unjudged | None:
-    if isinstance(verdict, NotDue):
-        return None
+def _result(policy: CompiledPolicy, case: Case, verdict: Due | Unknown) -> PlanItem | Unjudged:
     if isinstance(verdict, Unknown):
         return Unjudged(case.ref, f"{policy.name}: {verdict.reason}")
     try:
@@ -201,7 +204,6 @@ def _explain_verdict(
     result = _result(policy, case, verdict)
     if isinstance(result, PlanItem):
         return "due", result.reason, result
-    assert result is not None
     return "cannot judge", result.reason, None
 
 

@@ -80,7 +80,7 @@ from policies.model import (
 )
 from policies.yamlsource import SourceError, load_located, problems_from_validation
 
-__all__ = ["CalendarConfig", "Snapshot", "load_snapshot", "parse_snapshot"]
+__all__ = ["CalendarConfig", "Loaded", "Snapshot", "load_snapshot", "parse_snapshot"]
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -77,17 +77,13 @@ def synthetic_cases(count: int, now: datetime, accounts: int = 1000) -> Iterator
         elif i % 5 == 2:
             history = (Activity(ActivityKind.AGENT_UPDATE, created + timedelta(hours=2)),)
         followups = _steady_state_marks(i, bug, request_type, created, now)
-        if "phase" in fields and i % 4:
-            # The customer was told about the phase they are in, most of the time.
-            policy = (
-                "bug-phase-update"
-                if request_type == "bug"
-                else f"{request_type.split('_')[0]}-phase-update"
-            )
-            followups += (FollowUpMark(policy, int(fields["phase"]), since, f"p{i}"),)
+        if "phase" in fields:
+            followups += _phase_marks(i, request_type, int(fields["phase"]), since, now)
         if bug:
             # "User last updated" a few days ago, as after the previous bug update.
-            fields["user_last_updated"] = (now - timedelta(days=i % 9)).date().isoformat()
+            # (i // 3: bugs are every third case; decorrelates the modular arithmetic.)
+            last = now - timedelta(days=(i // 3) % 12)
+            fields["user_last_updated"] = last.date().isoformat()
         yield Case(
             source=Source.ASANA if bug else Source.ZENDESK,
             id=str(i),
@@ -121,7 +117,8 @@ def _steady_state_marks(
     """The marks a worker running every day would have left: roughly one step per two days
     of age, the latest yesterday or earlier. Most cases are therefore mid-sequence and not
     due today, as in a real helpdesk, rather than all overdue at once."""
-    policy = "bug-enterprise" if bug else _SEQUENCES.get(request_type)
+    # Bugs carry their state in "User last updated" instead (set with each update).
+    policy = None if bug else _SEQUENCES.get(request_type)
     if policy is None:
         return ()
     age_days = (now - created).days
@@ -130,3 +127,18 @@ def _steady_state_marks(
         FollowUpMark(policy, step, now - timedelta(days=1 + 2 * (steps - step)), f"k{i}-{step}")
         for step in range(1, steps + 1)
     )
+
+
+def _phase_marks(
+    i: int, request_type: str, phase: int, since: datetime, now: datetime
+) -> tuple[FollowUpMark, ...]:
+    """Most customers were told about their phase when it began; a phase entered more than a
+    week ago has already been flagged overdue when it was, as a daily worker would have."""
+    prefix = "bug" if request_type == "bug" else request_type.split("_")[0]
+    marks: tuple[FollowUpMark, ...] = ()
+    if (i // 8) % 4:  # i // 8: the request type is i % 8; keep the two independent
+        marks += (FollowUpMark(f"{prefix}-phase-update", phase, since, f"p{i}"),)
+    if now - since > timedelta(days=7):
+        flagged = since + timedelta(days=7)
+        marks += (FollowUpMark(f"{prefix}-phase-overdue", phase, flagged, f"o{i}"),)
+    return marks

@@ -201,3 +201,9 @@ def test_missed_contact_restarts_the_sequence(kind: ActivityKind) -> None:
     assert items[0].key not in first_keys  # a new cycle, so a new idempotency key
     assert run_day(case, at("2026-03-10"))[1] == []  # new Day 2: no action
     assert matches(run_day(case, at("2026-03-11"))[1][0], {"step": "2/3"})
+
+
+def test_a_day_starts_when_the_team_opens() -> None:
+    case, _ = run_days(ticket(request_type="general_inquiry"), ["2026-03-02"])
+    assert run_day(case, at("2026-03-04", 8, 59))[1] == []  # Day 3, before 09:00
+    assert matches(run_day(case, at("2026-03-04", 9))[1][0], {"step": "2/3"})

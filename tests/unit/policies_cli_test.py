@@ -72,6 +72,22 @@ def test_setting_override_changes_the_plan() -> None:
     assert "Unresponsive Customers/Jo Q" in out
 
 
+def test_setting_overrides_from_the_environment_keep_spaces() -> None:
+    code, out = run(
+        "plan",
+        "--input",
+        str(EXAMPLE),
+        "--at",
+        AT,
+        "--format",
+        "json",
+        FOLLOWUP_POLICY_SETTINGS="ein_bot_owner=Jo Q; tsa_bot_owner=Al B",
+    )
+    assert code == 0, out
+    assert "Unresponsive Customers/Jo Q" in out
+    assert "Unresponsive Customers/Al B" in out
+
+
 def test_explain_says_why_rule_by_rule() -> None:
     code, out = run("explain", "3102", "--input", str(EXAMPLE), "--at", AT)
     assert code == 0, out
@@ -128,3 +144,15 @@ def test_bench_prints_throughput_and_memory() -> None:
     assert code == 0, out
     assert "cases/s" in out
     assert "peak memory" in out
+
+
+def test_policies_check_reports_a_broken_template(tmp_path: Path) -> None:
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "hello.j2").write_text("Hi {{ customer_name }\n")
+    (tmp_path / "p.yaml").write_text(
+        "policies:\n  - name: x\n    description: d\n    source: s\n    selector: {}\n"
+        "    cadence: {type: every, rule: r, interval: {days: 1}, actions: [{reply: hello}]}\n"
+    )
+    code, out = run("policies", "check", str(tmp_path))
+    assert code == 1
+    assert f"{tmp_path / 'templates' / 'hello.j2'}:1: " in out

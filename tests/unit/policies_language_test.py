@@ -128,6 +128,10 @@ def test_every_file_is_checked_not_just_the_first(tmp_path: Path) -> None:
     assert [p.split(":")[0] for p in found] == [str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml")]
 
 
+def test_an_empty_folder_is_not_a_valid_pack(tmp_path: Path) -> None:
+    assert problems(tmp_path) == [f"{tmp_path}:1: no policies (*.yaml files with policies:)"]
+
+
 def test_duplicate_policy_names_are_refused(tmp_path: Path) -> None:
     write(tmp_path, VALID, "a.yaml")
     write(tmp_path, VALID, "b.yaml")

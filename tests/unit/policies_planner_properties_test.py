@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections import defaultdict
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -10,6 +11,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from policies.cadences import EveryRule, PhaseRule, SequenceRule
 from policies.calendar import BusinessCalendar
 from policies.language import load_pack
 from policies.model import (
@@ -28,7 +30,7 @@ from policies.model import (
     Unjudged,
 )
 from policies.planner import explain, item_to_dict, plan, preview
-from policies.rules import EveryRule, PhaseRule, SequenceRule, compile_pack
+from policies.rules import compile_pack
 
 NY = ZoneInfo("America/New_York")
 CALENDAR = BusinessCalendar(timezone="America/New_York", country="US")
@@ -121,7 +123,11 @@ def cases(draw: st.DrawFn) -> Case:
 
 
 instants = st.integers(min_value=0, max_value=24 * 45).map(lambda h: BASE + timedelta(hours=h))
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 def items(results: list[PlanItem | Unjudged]) -> list[PlanItem]:
@@ -132,8 +138,28 @@ def items(results: list[PlanItem | Unjudged]) -> list[PlanItem]:
 @given(st.lists(cases(), max_size=5), instants)
 def test_same_input_same_plan(batch: list[Case], now: datetime) -> None:
     first = [item_to_dict(r) for r in plan(batch, ACCOUNTS, now, RULES, CALENDAR)]
+    assert not any("could not evaluate" in r["reason"] for r in first)
     again = [item_to_dict(r) for r in plan(list(batch), dict(ACCOUNTS), now, RULES, CALENDAR)]
     assert first == again
+
+
+def test_a_malformed_case_is_reported_and_the_run_goes_on() -> None:
+    good = Case(
+        Source.ZENDESK,
+        "2",
+        CaseKind.TICKET,
+        Status.PENDING,
+        BASE,
+        BASE,
+        fields={"request_type": "general_inquiry"},
+    )
+    naive = dataclasses.replace(
+        good, id="1", history=(Activity(ActivityKind.MISSED_CALL, BASE.replace(tzinfo=None)),)
+    )
+    results = list(plan([naive, good], {}, BASE + timedelta(days=1), RULES, CALENDAR))
+    assert isinstance(results[0], Unjudged)
+    assert "could not evaluate this case (TypeError" in results[0].reason
+    assert isinstance(results[1], PlanItem)
 
 
 @SETTINGS
@@ -198,10 +224,11 @@ def test_customer_activity_always_restarts(
     # Whatever happened before, right after inbound activity a sequence starts from its
     # first step (or waits for an agent), under a new cycle key.
     before = {i.key for i in items(list(plan([case], ACCOUNTS, now, RULES, CALENDAR)))}
-    prior = max([now, *(m.at for m in case.followups), *(a.at for a in case.history)])
-    replied = dataclasses.replace(case, history=(*case.history, Activity(kind, prior)))
+    latest = max([now, *(m.at for m in case.followups), *(a.at for a in case.history)])
+    reply_at = latest + timedelta(minutes=1)  # strictly after everything the case has seen
+    replied = dataclasses.replace(case, history=(*case.history, Activity(kind, reply_at)))
     after = items(
-        list(plan([replied], ACCOUNTS, prior + timedelta(hours=later_hours), RULES, CALENDAR))
+        list(plan([replied], ACCOUNTS, reply_at + timedelta(hours=later_hours), RULES, CALENDAR))
     )
     for item in after:
         cadence = POLICIES[item.policy].cadence
