@@ -6,7 +6,7 @@ day-6 treatment of seed 004: internal note, status SOLVED, assignee "Unresponsiv
 Customers/Roxy V", order status "unresponsive", tag ``followup_worker``.
 
 - connector: incremental export with side-loaded users, comments for candidates only, one
-  paced ``safe_update`` per acted ticket.
+  paced ``safe_update`` per acted ticket (``--bulk``: also a run with ``update_many`` jobs).
 - plain: zenpy, the way such scripts are usually written: list tickets, ``ticket.requester``
   (one user lookup per requester), comments per ticket, one ``tickets.update`` per change.
 
@@ -75,11 +75,14 @@ def day6_actions() -> tuple[Action, ...]:
     )
 
 
-async def run_connector(running: RunningSandbox, due: int, limits: VendorLimits) -> Figures:
+async def run_connector(
+    running: RunningSandbox, due: int, limits: VendorLimits, bulk: bool
+) -> Figures:
     assert MAPPING.zendesk is not None
+    mapping = MAPPING.zendesk.model_copy(update={"bulk_updates": bulk})
     started = time.perf_counter()
     zendesk = ZendeskConnector.connect(
-        running.urls["zendesk"], EMAIL, TOKEN, MAPPING.zendesk,
+        running.urls["zendesk"], EMAIL, TOKEN, mapping,
         limits=limits, timeouts=Timeouts(), plans=MAPPING.plans,
         clock=lambda: datetime.now(UTC),
     )  # fmt: skip
@@ -95,14 +98,15 @@ async def run_connector(running: RunningSandbox, due: int, limits: VendorLimits)
                      idempotency_key("general_inquiry", case.ref, 4, case.updated_at.isoformat()))
             for case in chosen
         ]  # fmt: skip
-        results = await asyncio.gather(*(zendesk.apply(item) for item in items))
+        results = await zendesk.apply_many(items)
     seconds = time.perf_counter() - started
     failed = [r for r in results if r.outcome.value in ("failed", "conflict")]
     if failed:
         print(f"  connector: {len(failed)} writes not applied, e.g. {failed[0]}")
     with httpx.Client(base_url=running.urls["admin"]) as admin:
         reads, writes, limited = sandbox_figures(admin)
-    return Figures("connector", candidates, len(items), reads, writes, limited, seconds)
+    name = "connector+bulk" if bulk else "connector"
+    return Figures(name, candidates, len(items), reads, writes, limited, seconds)
 
 
 class _ToSandbox(HTTPAdapter):
@@ -173,12 +177,14 @@ def main() -> None:
     parser.add_argument("--due", type=int, default=1_000)
     parser.add_argument("--rate-limit", type=int, default=20_000, help="sandbox Zendesk rpm")
     parser.add_argument("--skip-plain", action="store_true", help="only run the connector")
+    parser.add_argument("--bulk", action="store_true", help="also run with update_many jobs")
     args = parser.parse_args()
     limits = VendorLimits(requests_per_minute=args.rate_limit, max_concurrent_reads=10,
                           max_concurrent_writes=10)  # fmt: skip
     rows = []
-    with run_subprocess(*sandbox_args(args.tickets, args.rate_limit)) as running:
-        rows.append(asyncio.run(run_connector(running, args.due, limits)))
+    for bulk in (False, True) if args.bulk else (False,):
+        with run_subprocess(*sandbox_args(args.tickets, args.rate_limit)) as running:
+            rows.append(asyncio.run(run_connector(running, args.due, limits, bulk)))
     if not args.skip_plain:
         with run_subprocess(*sandbox_args(args.tickets, args.rate_limit)) as running:
             rows.append(run_zenpy(running, args.due))
@@ -190,8 +196,9 @@ def main() -> None:
             f"{r.name:14}{r.candidates:>11}{r.acted:>7}{r.reads:>8}{r.writes:>8}{r.calls:>8}"
             f"{r.rate_limited:>6}{r.seconds:>9.1f}{r.writes / max(r.acted, 1):>14.2f}"
         )
-    if len(rows) == 2:
-        print(f"\nplain script / connector calls: {rows[1].calls / rows[0].calls:.1f}x")
+    if not args.skip_plain:
+        for row in rows[:-1]:
+            print(f"plain script / {row.name} calls: {rows[-1].calls / row.calls:.1f}x")
 
 
 if __name__ == "__main__":

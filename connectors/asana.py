@@ -25,10 +25,11 @@ from typing import Any
 import httpx
 
 from connectors.base import WriteOutcome, WriteResult
-from connectors.errors import MappingError, OutcomeUnknown, VendorError
+from connectors.errors import MappingError, VendorError
 from connectors.footer import parse_footer, with_footer
 from connectors.http import OwnsClient, VendorClient
 from connectors.mapping import AsanaMapping
+from connectors.once import WriteOnce
 from connectors.resolution import NameCheck
 from connectors.settings import Timeouts, VendorLimits
 from policies.model import (
@@ -308,39 +309,28 @@ class AsanaConnector(OwnsClient):
         try:
             ids = await self.resolve()
             values, comment = task_changes(item, ids)
-        except MappingError as exc:
+        except (MappingError, VendorError) as exc:
             return WriteResult(WriteOutcome.FAILED, calls=0, detail=str(exc))
         task = f"/tasks/{item.case.id}"
-        calls = 0
+        once = WriteOnce()
+
+        async def story_landed() -> bool:
+            _, marks = _evidence(await self._stories(item.case.id), ids.me)
+            return any(m.key == item.key for m in marks)
+
         try:
             if values:
-                for attempt in range(2):  # absolute values: resending cannot duplicate anything
-                    calls += 1
-                    try:
-                        await self._client.write(
-                            "PUT", task, json={"data": {"custom_fields": values}}
-                        )
-                        break
-                    except OutcomeUnknown:
-                        if attempt == 1:
-                            raise
-            for attempt in range(2):
-                calls += 1
-                try:
-                    await self._client.write(
-                        "POST", f"{task}/stories", json={"data": {"text": comment}}
-                    )
-                    return WriteResult(WriteOutcome.APPLIED, calls=calls)
-                except OutcomeUnknown:
-                    calls += 1
-                    _, marks = _evidence(await self._stories(item.case.id), ids.me)
-                    if any(m.key == item.key for m in marks):
-                        return WriteResult(WriteOutcome.ALREADY_APPLIED, calls=calls)
-                    if attempt == 1:
-                        raise
+                fields = {"data": {"custom_fields": values}}
+                # Absolute values: sending them twice changes nothing, so no check is needed.
+                await once.send(lambda: self._client.write("PUT", task, json=fields), None)
+            story = {"data": {"text": comment}}
+            posted = await once.send(
+                lambda: self._client.write("POST", f"{task}/stories", json=story), story_landed
+            )
         except VendorError as exc:
-            return WriteResult(WriteOutcome.FAILED, calls=calls, detail=str(exc))
-        raise AssertionError("unreachable")  # pragma: no cover
+            return WriteResult(WriteOutcome.FAILED, calls=once.calls, detail=str(exc))
+        outcome = WriteOutcome.ALREADY_APPLIED if posted.landed_before else WriteOutcome.APPLIED
+        return WriteResult(outcome, calls=once.calls)
 
 
 def _evidence(

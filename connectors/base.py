@@ -7,14 +7,14 @@ patching anything.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from policies.model import Account, Case, PlanItem, Source
 
-__all__ = ["Connector", "WriteOutcome", "WriteResult"]
+__all__ = ["BulkApply", "Connector", "WriteOutcome", "WriteResult"]
 
 
 class WriteOutcome(StrEnum):
@@ -54,3 +54,11 @@ class Connector(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class BulkApply(Protocol):
+    """A connector that can apply many plan items in fewer calls than one ``apply`` each
+    (Zendesk ``update_many``). Results come back in the order of ``items``."""
+
+    async def apply_many(self, items: Sequence[PlanItem]) -> list[WriteResult]: ...

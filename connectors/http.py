@@ -96,11 +96,14 @@ class VendorClient:
             "write": asyncio.Semaphore(limits.max_concurrent_writes),
         }
         self.calls: Counter[str] = Counter()  # "read", "write", "rate_limited": for metrics
+        in_flight = limits.max_concurrent_reads + limits.max_concurrent_writes
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             auth=auth,
             headers={"Accept": "application/json", **(headers or {})},
             timeout=timeouts.to_httpx(),
+            # One kept-alive connection per request allowed in flight, no more.
+            limits=httpx.Limits(max_connections=in_flight, max_keepalive_connections=in_flight),
             transport=transport,
         )
 
@@ -149,12 +152,18 @@ class VendorClient:
             stop=stop_after_attempt(attempts),
             wait=self._backoff,
             sleep=self._sleep,
+            before_sleep=self._log_retry,
             reraise=True,
         )
         async for attempt in retrying:
             with attempt:
                 return await self._send(kind, method, url, params, json)
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        # The error's message is safe by construction: vendor, method, path and status only.
+        error = state.outcome.exception() if state.outcome is not None else None
+        log.info("vendor_retry", vendor=self.vendor, attempt=state.attempt_number, error=str(error))
 
     async def _paced_start(self) -> None:
         start, self._budget = schedule(self._budget, self._clock())

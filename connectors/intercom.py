@@ -16,6 +16,7 @@ admin in this cycle.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -23,10 +24,11 @@ from typing import Any
 import httpx
 
 from connectors.base import WriteOutcome, WriteResult
-from connectors.errors import MappingError, OutcomeUnknown, VendorError
+from connectors.errors import MappingError, VendorError
 from connectors.footer import parse_footer, with_footer
 from connectors.http import OwnsClient, VendorClient
 from connectors.mapping import IntercomMapping, PlanNames
+from connectors.once import WriteOnce
 from connectors.resolution import NameCheck
 from connectors.settings import Timeouts, VendorLimits
 from policies.model import (
@@ -187,6 +189,14 @@ class IntercomConnector(OwnsClient):
             NameCheck.of("intercom", "admin", name, ids.admins.get(name))
             for name in self._mapping.admins
         ]
+        # The attributes a contact actually carries (one read of one contact).
+        first = await self._client.read("GET", "/contacts", params={"per_page": 1})
+        keys = {k for c in first.get("data", []) for k in c.get("custom_attributes") or {}}
+        attrs = self._mapping.contact_attributes
+        checks += [
+            NameCheck.of("intercom", "contact attribute", key, key if key in keys else None)
+            for key in (attrs.plan, attrs.account_status, attrs.stop_followups)
+        ]
         return checks
 
     # -- reads ----------------------------------------------------------------------------
@@ -291,58 +301,77 @@ class IntercomConnector(OwnsClient):
         try:
             ids = await self.resolve()
             reply, note, parts = conversation_calls(item, ids)
-        except MappingError as exc:
+        except (MappingError, VendorError) as exc:
             return WriteResult(WriteOutcome.FAILED, calls=0, detail=str(exc))
-        url = _CONVERSATION.format(item.case.id)
-        calls = 0
-
-        async def send(path: str, body: dict[str, Any], done: Callable[[Any], bool]) -> bool:
-            """Send once; on a lost answer look, and send once more only if absent."""
-            nonlocal calls
-            for attempt in range(2):
-                calls += 1
-                try:
-                    await self._client.write("POST", url + path, json=body)
-                    return True
-                except OutcomeUnknown:
-                    calls += 1
-                    if done(await self._client.read("GET", url)):
-                        return False
-                    if attempt == 1:
-                        raise
-            return False  # pragma: no cover
-
-        cycle_start = max((a.at for a in item.case.history if a.kind.is_inbound), default=None)
-
-        def replied(conversation: Any) -> bool:
-            return any(
-                p.get("part_type") == "comment"
-                and (p.get("author") or {}).get("id") == ids.me
-                and (p.get("body") or "") == reply
-                and (cycle_start is None or _at(p["created_at"]) >= cycle_start)
-                for p in _parts(conversation)
-            )
-
-        def noted(conversation: Any) -> bool:
-            return any(
-                (mark := parse_footer(p.get("body") or "", _at(p["created_at"]))) is not None
-                and mark.key == item.key
-                for p in _parts(conversation)
-            )
-
+        run = _ConversationWrites(self._client, item, ids.me)
         admin = {"type": "admin", "admin_id": ids.me}
-        applied = True
         try:
-            if reply is not None:
-                calls += 1
-                if not replied(await self._client.read("GET", url)):
-                    await send(
-                        "/reply", {"message_type": "comment", **admin, "body": reply}, replied
-                    )
-            for part in parts:  # assignment and state: the same part twice changes nothing
-                await send("/parts", part, lambda _: False)
-            applied = await send("/reply", {"message_type": "note", **admin, "body": note}, noted)
+            if reply is not None and not await run.replied_already(reply):
+                comment = {"message_type": "comment", **admin, "body": reply}
+                await run.send("/reply", comment, lambda c: run.has_reply(c, reply))
+            for part in parts:
+                await run.send("/parts", part, None)
+            body = {"message_type": "note", **admin, "body": note}
+            applied = await run.send("/reply", body, run.has_note)
         except VendorError as exc:
-            return WriteResult(WriteOutcome.FAILED, calls=calls, detail=str(exc))
+            return WriteResult(WriteOutcome.FAILED, calls=run.calls, detail=str(exc))
         outcome = WriteOutcome.APPLIED if applied else WriteOutcome.ALREADY_APPLIED
-        return WriteResult(outcome, calls=calls)
+        return WriteResult(outcome, calls=run.calls)
+
+
+def _plain(html: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+class _ConversationWrites:
+    """The calls of one ``apply`` to a conversation, and how each is recognised on re-read."""
+
+    def __init__(self, client: VendorClient, item: PlanItem, me: str) -> None:
+        self._client = client
+        self._url = _CONVERSATION.format(item.case.id)
+        self._item = item
+        self._me = me
+        inbound = (a.at for a in item.case.history if a.kind.is_inbound)
+        self._cycle_start = max(inbound, default=None)
+        self._once = WriteOnce()
+
+    @property
+    def calls(self) -> int:
+        return self._once.calls
+
+    async def send(
+        self, path: str, body: dict[str, Any], done: Callable[[Any], bool] | None
+    ) -> bool:
+        """Post a part; False when a lost one turned out to be there already. ``done`` None:
+        the part is idempotent (assignment, state), sending it twice changes nothing."""
+
+        async def look() -> bool:
+            assert done is not None
+            return done(await self._client.read("GET", self._url))
+
+        landed = look if done is not None else None
+        written = await self._once.send(
+            lambda: self._client.write("POST", self._url + path, json=body), landed
+        )
+        return not written.landed_before
+
+    async def replied_already(self, reply: str) -> bool:
+        """A retried item whose email went out last time must not send it again."""
+        self._once.calls += 1
+        return self.has_reply(await self._client.read("GET", self._url), reply)
+
+    def has_reply(self, conversation: Mapping[str, Any], reply: str) -> bool:
+        return any(
+            p.get("part_type") == "comment"
+            and str((p.get("author") or {}).get("id")) == self._me
+            and _plain(p.get("body") or "") == _plain(reply)
+            and (self._cycle_start is None or _at(p["created_at"]) >= self._cycle_start)
+            for p in _parts(conversation)
+        )
+
+    def has_note(self, conversation: Mapping[str, Any]) -> bool:
+        return any(
+            (mark := parse_footer(p.get("body") or "", _at(p["created_at"]))) is not None
+            and mark.key == self._item.key
+            for p in _parts(conversation)
+        )

@@ -71,6 +71,10 @@ class ZendeskMapping(_Strict):
         gt=0,
         description="Candidate tickets are those updated in this many days (incremental export).",
     )
+    bulk_updates: bool = Field(
+        default=False,
+        description="Send single-update items 100 at a time through update_many (a job).",
+    )
 
 
 class IntercomMapping(_Strict):

@@ -18,13 +18,18 @@ and does not email the customer twice; had the note gone first, a lost reply wou
 
 A write whose answer was lost (OutcomeUnknown) is checked on a fresh read: marker found ->
 ALREADY_APPLIED, absent -> written once more with the original ``updated_stamp``.
+
+Bulk (the tenant's ``bulk_updates``): items that are a single update go 100 to an
+``update_many`` job, each ticket still with its own ``safe_update`` stamp; a job whose answer
+was lost, or that does not report on a ticket, is settled ticket by ticket by the marker.
+The JSON translation itself lives in :mod:`connectors.zendesk_json`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,173 +37,24 @@ import httpx
 
 from connectors.base import WriteOutcome, WriteResult
 from connectors.errors import Conflict, MappingError, OutcomeUnknown, VendorError
-from connectors.footer import parse_footer, with_footer
 from connectors.http import OwnsClient, VendorClient
 from connectors.mapping import PlanNames, ZendeskMapping
+from connectors.once import WriteOnce
 from connectors.resolution import NameCheck
 from connectors.settings import Timeouts, VendorLimits
+from connectors.zendesk_json import ZendeskIds, comment_activity, ticket_case, ticket_updates
 from policies.model import (
     Account,
-    ActionType,
-    Activity,
-    ActivityKind,
     Case,
-    CaseKind,
-    FollowUpMark,
     PlanItem,
-    Priority,
-    Requester,
     Source,
-    Status,
     marker_tag,
 )
 
-__all__ = ["WORKER_TAG", "ZendeskConnector", "ZendeskIds", "ticket_updates"]
+__all__ = ["ZendeskConnector"]
 
-WORKER_TAG = "followup_worker"
 _CANDIDATE = frozenset({"new", "open", "pending", "hold"})
 _TICKET = "/api/v2/tickets/{}"
-
-
-@dataclass(frozen=True, slots=True)
-class ZendeskIds:
-    """The tenant's names resolved to ids (see ``ZendeskConnector.resolve``)."""
-
-    fields: dict[str, int] = field(default_factory=dict)  # logical name -> ticket field id
-    options: dict[str, dict[str, str]] = field(
-        default_factory=dict
-    )  # logical -> name/value -> value
-    groups: dict[str, int] = field(default_factory=dict)
-    agents: dict[str, int] = field(default_factory=dict)
-
-    def field_names(self) -> dict[int, str]:
-        return {v: k for k, v in self.fields.items()}
-
-    def option_value(self, logical: str, value: str) -> str:
-        options = self.options.get(logical)
-        if not options:
-            return value
-        try:
-            return options[value.lower()]
-        except KeyError:
-            raise MappingError(f"zendesk field {logical!r} has no option {value!r}") from None
-
-    def group_id(self, name: str) -> int:
-        try:
-            return self.groups[name]
-        except KeyError:
-            raise MappingError(f"zendesk group {name!r} is unknown") from None
-
-    def agent_id(self, name: str) -> int:
-        try:
-            return self.agents[name]
-        except KeyError:
-            raise MappingError(f"zendesk agent {name!r} is unknown") from None
-
-
-@dataclass(frozen=True, slots=True)
-class TicketUpdates:
-    """The body of each call one plan item needs: the optional reply, then the note."""
-
-    reply: dict[str, Any] | None
-    note: dict[str, Any]
-
-
-def _assignment(name: str, ids: ZendeskIds) -> dict[str, int]:
-    """``"Unresponsive Customers/Roxy V"`` = that group plus that agent; else an agent name."""
-    group, sep, agent = name.partition("/")
-    if sep and group in ids.groups:
-        return {"group_id": ids.group_id(group), "assignee_id": ids.agent_id(agent)}
-    return {"assignee_id": ids.agent_id(name)}
-
-
-def ticket_updates(item: PlanItem, ids: ZendeskIds) -> TicketUpdates:
-    """Translate a plan item into Zendesk update bodies. Raises MappingError on unknown names."""
-    ticket: dict[str, Any] = {}
-    notes: list[str] = []
-    replies: list[str] = []
-    custom: dict[int, str] = {}
-    add: list[str] = [WORKER_TAG]
-    remove: list[str] = []
-    for action in item.actions:
-        p = action.params
-        match action.type:
-            case ActionType.NOTE:
-                notes.append(str(p["body"]))
-            case ActionType.REPLY:
-                replies.append(str(p["body"]))
-            case ActionType.REACH_OUT:
-                notes.append("Reach out by: " + ", ".join(str(c) for c in p.get("channels", [])))
-            case ActionType.SET_STATUS:
-                ticket["status"] = str(p["status"])
-            case ActionType.SET_ASSIGNEE:
-                ticket.update(_assignment(str(p["assignee"]), ids))
-            case ActionType.SET_GROUP:
-                ticket["group_id"] = ids.group_id(str(p["group"]))
-            case ActionType.ESCALATE:
-                ticket["group_id"] = ids.group_id(str(p["group"]))
-                notes.append(f"Escalated to {p['group']}: {p.get('reason', '')}".rstrip(": "))
-            case ActionType.SET_FIELD:
-                logical = str(p["field"])
-                if logical not in ids.fields:
-                    raise MappingError(f"zendesk field {logical!r} is not mapped")
-                custom[ids.fields[logical]] = ids.option_value(logical, str(p["value"]))
-            case ActionType.ADD_TAGS:
-                add.extend(str(t) for t in p["tags"])
-            case ActionType.REMOVE_TAGS:
-                remove.extend(str(t) for t in p["tags"])
-            case _:
-                raise MappingError(f"zendesk cannot {action.type} (ticket {item.case.id})")
-    marker = marker_tag(item.key)
-    reply = None
-    if replies:
-        reply = {
-            "comment": {"body": "\n\n".join(replies), "public": True},
-            "additional_tags": [WORKER_TAG, marker],
-        }
-        remove.append(marker)
-    note_text = "\n\n".join(notes) or item.reason
-    ticket["comment"] = {"body": with_footer(note_text, item), "public": False}
-    if custom:
-        ticket["custom_fields"] = [{"id": k, "value": v} for k, v in custom.items()]
-    ticket["additional_tags"] = list(dict.fromkeys(add))
-    if remove:
-        ticket["remove_tags"] = list(dict.fromkeys(remove))
-    return TicketUpdates(reply=reply, note=ticket)
-
-
-def _dt(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def comment_activity(comment: Mapping[str, Any], requester_id: Any) -> Activity | None:
-    """What a comment means for the planner (None for the worker's own follow-ups)."""
-    at = _dt(comment["created_at"])
-    if comment.get("author_id") != requester_id:
-        if parse_footer(comment.get("body") or "", at) is not None:
-            return None
-        return Activity(ActivityKind.AGENT_UPDATE, at)
-    call_status = (comment.get("data") or {}).get("call_status")
-    if comment.get("type") == "VoiceComment" and call_status in ("missed", "abandoned"):
-        kind = ActivityKind.MISSED_CALL if call_status == "missed" else ActivityKind.ABANDONED_CALL
-        return Activity(kind, at)
-    custom = (comment.get("metadata") or {}).get("custom") or {}
-    if not comment.get("public", True) and custom.get("missed"):
-        return Activity(ActivityKind.MISSED_EMAIL, at)
-    return Activity(ActivityKind.CUSTOMER_REPLY, at)
-
-
-def _requester(user: Mapping[str, Any] | None, requester_id: Any) -> Requester | None:
-    if requester_id is None:
-        return None
-    if user is None:
-        return Requester(id=str(requester_id))
-    return Requester(
-        id=str(user["id"]),
-        name=user.get("name") or "",
-        email=user.get("email") or None,
-        phone=user.get("phone") or None,
-    )
 
 
 class ZendeskConnector(OwnsClient):
@@ -215,6 +71,7 @@ class ZendeskConnector(OwnsClient):
         page_size: int = 1000,
         comment_pages: int = 5,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._client = client
         self._mapping = mapping
@@ -222,6 +79,7 @@ class ZendeskConnector(OwnsClient):
         self._page_size = page_size
         self._comment_pages = comment_pages
         self._clock = clock
+        self._sleep = sleep
         self._ids: ZendeskIds | None = None
         self._resolving = asyncio.Lock()
 
@@ -236,7 +94,9 @@ class ZendeskConnector(OwnsClient):
         limits: VendorLimits,
         timeouts: Timeouts,
         transport: httpx.AsyncBaseTransport | None = None,
-        **options: Any,
+        plans: PlanNames | None = None,
+        page_size: int = 1000,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> ZendeskConnector:
         client = VendorClient(
             "zendesk",
@@ -246,9 +106,7 @@ class ZendeskConnector(OwnsClient):
             timeouts=timeouts,
             transport=transport,
         )
-        return cls(client, mapping, **options)
-
-    # -- names -> ids ---------------------------------------------------------------------
+        return cls(client, mapping, plans=plans, page_size=page_size, clock=clock)
 
     async def _pages(self, url: str, params: Mapping[str, Any] | None = None) -> AsyncIterator[Any]:
         """Every page of a list, whichever of Zendesk's three pagination styles it uses."""
@@ -272,6 +130,8 @@ class ZendeskConnector(OwnsClient):
 
     async def _all(self, url: str, key: str, params: Mapping[str, Any]) -> list[Any]:
         return [item async for page in self._pages(url, params) for item in page.get(key, [])]
+
+    # -- names -> ids ---------------------------------------------------------------------
 
     async def resolve(self) -> ZendeskIds:
         """Ticket fields, groups and agents by name; once per connector."""
@@ -332,54 +192,6 @@ class ZendeskConnector(OwnsClient):
 
     # -- reads ----------------------------------------------------------------------------
 
-    def _to_case(
-        self,
-        ticket: Mapping[str, Any],
-        users: Mapping[Any, Mapping[str, Any]],
-        comments: Iterable[Mapping[str, Any]],
-        ids: ZendeskIds,
-    ) -> Case:
-        requester_id = ticket.get("requester_id")
-        history: list[Activity] = []
-        followups: list[FollowUpMark] = []
-        for comment in comments:
-            at = _dt(comment["created_at"])
-            mark = parse_footer(comment.get("body") or "", at)
-            if mark is not None and comment.get("author_id") != requester_id:
-                followups.append(mark)
-            elif (activity := comment_activity(comment, requester_id)) is not None:
-                history.append(activity)
-        names = ids.field_names()
-        fields = {
-            names[f["id"]]: str(f["value"])
-            for f in ticket.get("custom_fields") or []
-            if f["id"] in names and f.get("value") not in (None, "")
-        }
-        agents: dict[Any, str] = {v: k for k, v in ids.agents.items()}
-        groups: dict[Any, str] = {v: k for k, v in ids.groups.items()}
-        priority = ticket.get("priority")
-        org = ticket.get("organization_id")
-        return Case(
-            source=Source.ZENDESK,
-            id=str(ticket["id"]),
-            kind=CaseKind.TICKET,
-            status=Status(ticket["status"]),
-            created_at=_dt(ticket["created_at"]),
-            updated_at=_dt(ticket["updated_at"]),
-            subject=ticket.get("subject") or "",
-            priority=Priority(priority) if priority else None,
-            requester=_requester(users.get(requester_id), requester_id),
-            account_id=str(org) if org is not None else None,
-            assignee=agents.get(ticket.get("assignee_id")),
-            group=groups.get(ticket.get("group_id")),
-            brand=str(ticket["brand_id"]) if ticket.get("brand_id") else None,
-            fields=fields,
-            tags=frozenset(ticket.get("tags") or ()),
-            history=tuple(sorted(history, key=lambda a: a.at)),
-            followups=tuple(sorted(followups, key=lambda m: m.at)),
-            updated_stamp=ticket["updated_at"],
-        )
-
     async def _evidence(self, ticket: Mapping[str, Any]) -> list[Mapping[str, Any]]:
         """The ticket's comments back to (and including) the latest inbound one, newest first."""
         requester_id = ticket.get("requester_id")
@@ -411,7 +223,7 @@ class ZendeskConnector(OwnsClient):
             candidates = [t for t in page["tickets"] if t["status"] in _CANDIDATE]
             evidence = await asyncio.gather(*(self._evidence(t) for t in candidates))
             for ticket, comments in zip(candidates, evidence, strict=True):
-                yield self._to_case(ticket, users, comments, ids)
+                yield ticket_case(ticket, users, comments, ids)
 
     async def accounts(self) -> AsyncIterator[Account]:
         flags = self._mapping.organization_fields
@@ -434,14 +246,14 @@ class ZendeskConnector(OwnsClient):
         body = await self._client.read("GET", _TICKET.format(case_id), params={"include": "users"})
         ticket = body["ticket"]
         users = {u["id"]: u for u in body.get("users", [])}
-        return self._to_case(ticket, users, await self._evidence(ticket), ids)
+        return ticket_case(ticket, users, await self._evidence(ticket), ids)
 
     # -- writes ---------------------------------------------------------------------------
 
     async def apply(self, item: PlanItem) -> WriteResult:
         try:
             updates = ticket_updates(item, await self.resolve())
-        except MappingError as exc:
+        except (MappingError, VendorError) as exc:
             return WriteResult(WriteOutcome.FAILED, calls=0, detail=str(exc))
         if item.key in _keys(item.case):
             return WriteResult(WriteOutcome.ALREADY_APPLIED, calls=0)
@@ -457,6 +269,107 @@ class ZendeskConnector(OwnsClient):
             return run.result(WriteOutcome.FAILED, str(exc))
         return run.result(outcome)
 
+    async def apply_many(self, items: Sequence[PlanItem]) -> list[WriteResult]:
+        """Items that are one update each go 100 to a bulk job when the tenant allows it
+        (``bulk_updates``); a reply plus a note, and every item without bulk, one by one."""
+        try:
+            ids = await self.resolve()
+        except VendorError as exc:
+            return [WriteResult(WriteOutcome.FAILED, calls=0, detail=str(exc)) for _ in items]
+        results: dict[int, WriteResult] = {}
+        batch: list[_Bulked] = []
+        alone: list[int] = []
+        for index, item in enumerate(items):
+            try:
+                updates = ticket_updates(item, ids)
+            except MappingError as exc:
+                results[index] = WriteResult(WriteOutcome.FAILED, calls=0, detail=str(exc))
+                continue
+            if item.key in _keys(item.case):
+                results[index] = WriteResult(WriteOutcome.ALREADY_APPLIED, calls=0)
+            elif self._mapping.bulk_updates and updates.reply is None:
+                batch.append(_Bulked(index, item, updates.note))
+            else:
+                alone.append(index)
+        applied = await asyncio.gather(*(self.apply(items[i]) for i in alone))
+        results.update(zip(alone, applied, strict=True))
+        for start in range(0, len(batch), BULK_SIZE):
+            results.update(await self._bulk(batch[start : start + BULK_SIZE]))
+        return [results[i] for i in range(len(items))]
+
+    async def _bulk(self, batch: list[_Bulked]) -> dict[int, WriteResult]:
+        """One ``update_many`` job for up to 100 tickets, each on its own ``updated_stamp``."""
+        tickets = [
+            {"id": int(b.item.case.id), **b.update, "safe_update": True,
+             "updated_stamp": b.item.case.updated_stamp}
+            for b in batch
+        ]  # fmt: skip
+        job: dict[str, Any] = {}
+        calls = 1
+        try:
+            answer = await self._client.write(
+                "PUT", "/api/v2/tickets/update_many", json={"tickets": tickets}
+            )
+            job, polls = await self._finished(answer["job_status"])
+            calls += polls
+        except OutcomeUnknown:
+            pass  # the job may or may not exist: each ticket is settled on its own below
+        except VendorError as exc:
+            return {b.index: WriteResult(WriteOutcome.FAILED, 0, detail=str(exc)) for b in batch}
+        reported = {str(r.get("id")): r for r in job.get("results") or []}
+        results = {}
+        for b in batch:
+            found = reported.get(b.item.case.id)
+            results[b.index] = (
+                await self._settle(b.item) if found is None else _bulk_result(found, job["id"])
+            )
+        # The job's calls are booked on its first ticket, so the results add up to the calls.
+        first = results[batch[0].index]
+        results[batch[0].index] = replace(first, calls=first.calls + calls)
+        return results
+
+    async def _finished(self, job: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """Poll a job until it ends (at once, then after growing pauses); and the polls made."""
+        polls, pause = 0, JOB_POLL_FIRST_PAUSE
+        while job.get("status") not in ("completed", "failed", "killed") and polls < JOB_POLLS:
+            if polls:
+                await self._sleep(pause)
+                pause = min(pause * 2, JOB_POLL_MAX_PAUSE)
+            url = f"/api/v2/job_statuses/{job['id']}"
+            job = (await self._client.read("GET", url))["job_status"]
+            polls += 1
+        return job, polls
+
+    async def _settle(self, item: PlanItem) -> WriteResult:
+        """A ticket the bulk job did not report on: look for its marker, else update it alone."""
+        fresh = await self.fetch_case(item.case.id)
+        if item.key in _keys(fresh):
+            return WriteResult(WriteOutcome.ALREADY_APPLIED, calls=2)
+        result = await self.apply(item)
+        return replace(result, calls=result.calls + 2)
+
+
+@dataclass(frozen=True, slots=True)
+class _Bulked:
+    index: int  # position in the items given to apply_many
+    item: PlanItem
+    update: dict[str, Any]
+
+
+def _bulk_result(reported: Mapping[str, Any], job_id: str) -> WriteResult:
+    if reported.get("success"):
+        return WriteResult(WriteOutcome.APPLIED, calls=0, request_ids=(job_id,))
+    error = str(reported.get("error") or "")
+    if "conflict" in error.lower():
+        return WriteResult(WriteOutcome.CONFLICT, calls=0, detail="zendesk bulk update: " + error)
+    return WriteResult(WriteOutcome.FAILED, calls=0, detail="zendesk bulk update: " + error)
+
+
+BULK_SIZE = 100  # update_many takes at most 100 tickets
+JOB_POLLS = 10
+JOB_POLL_FIRST_PAUSE = 0.5
+JOB_POLL_MAX_PAUSE = 8.0
+
 
 _DONE = (WriteOutcome.APPLIED, WriteOutcome.ALREADY_APPLIED)
 
@@ -466,7 +379,7 @@ def _keys(case: Case) -> set[str]:
 
 
 class _WriteRun:
-    """The calls of one ``apply``: each PUT, its marker check on a lost answer, the count."""
+    """The updates of one ``apply``, each on the ``updated_stamp`` the previous one left."""
 
     def __init__(
         self,
@@ -479,32 +392,38 @@ class _WriteRun:
         self._fetch_case = fetch_case
         self._ticket_id = ticket_id
         self._stamp = stamp
-        self.calls = 0
+        self._once = WriteOnce()
         self.audits: list[str] = []
 
     async def put(self, ticket: dict[str, Any], done: Callable[[Case], bool]) -> WriteOutcome:
+        # A resend keeps the stamp we planned on: if the lost first write landed late after
+        # all, only one of the two can pass safe_update, never both.
         body = {"ticket": {**ticket, "safe_update": True, "updated_stamp": self._stamp}}
-        url = _TICKET.format(self._ticket_id)
-        for attempt in range(2):
-            self.calls += 1
-            try:
-                answer = await self._client.write("PUT", url, json=body)
-            except Conflict:
-                return WriteOutcome.CONFLICT
-            except OutcomeUnknown:
-                self.calls += 2  # the ticket and its latest comments
-                fresh = await self._fetch_case(self._ticket_id)
-                if done(fresh):
-                    self._stamp = fresh.updated_stamp
-                    return WriteOutcome.ALREADY_APPLIED
-                if attempt == 1:
-                    raise
-                continue  # not applied: send it again, with the stamp we planned on
-            self._stamp = answer["ticket"]["updated_at"]
-            if audit := (answer.get("audit") or {}).get("id"):
-                self.audits.append(str(audit))
-            return WriteOutcome.APPLIED
-        raise AssertionError("unreachable")  # pragma: no cover
+        fresh: Case | None = None
+
+        async def landed() -> bool:
+            nonlocal fresh
+            fresh = await self._fetch_case(self._ticket_id)
+            return done(fresh)
+
+        try:
+            written = await self._once.send(
+                lambda: self._client.write("PUT", _TICKET.format(self._ticket_id), json=body),
+                landed,
+            )
+        except Conflict:
+            return WriteOutcome.CONFLICT
+        if written.landed_before:
+            assert fresh is not None
+            self._stamp = fresh.updated_stamp
+            return WriteOutcome.ALREADY_APPLIED
+        answer = written.answer or {}
+        self._stamp = (answer.get("ticket") or {}).get("updated_at", self._stamp)
+        if audit := (answer.get("audit") or {}).get("id"):
+            self.audits.append(str(audit))
+        return WriteOutcome.APPLIED
 
     def result(self, outcome: WriteOutcome, detail: str = "") -> WriteResult:
-        return WriteResult(outcome, calls=self.calls, request_ids=tuple(self.audits), detail=detail)
+        return WriteResult(
+            outcome, calls=self._once.calls, request_ids=tuple(self.audits), detail=detail
+        )

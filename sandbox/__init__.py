@@ -1,4 +1,20 @@
-"""A stateful local stand-in for the Zendesk, Intercom and Asana APIs.
+"""A stateful local stand-in for the Zendesk, Intercom and Asana APIs the worker uses.
 
 It imports nothing of the product, so it can never agree with the worker by accident.
+
+Run it: ``python -m sandbox [--tickets N] [--seed S] [--port P]`` (``followup-sandbox``);
+every flag has a ``SANDBOX_*`` variable. In tests: ``sandbox.server.run_in_thread()`` or
+``run_subprocess()``. Load figures: ``python -m sandbox.loadtest``.
+
+Layout, outside in:
+  cli, server          command line; uvicorn in the foreground, a thread or a subprocess
+  app                  composition root: the state (:class:`~sandbox.app.Sandbox`) + routes
+  gate                 what every vendor request passes: auth, rate limits, faults, log
+  limits, faults       requests-per-minute windows; seeded fault injection
+  traffic, outbox      request log and counters; messages the customer would have received
+  admin                ``/_admin``: clock, activity, outbox, requests, stats, faults, limits
+  zendesk(_api|_search), intercom(_api), asana(_api)
+                       each vendor's state and behaviour, then its HTTP routes
+  generator(_intercom|_asana), tenant
+                       the deterministic tenant, built lazily from (seed, id)
 """

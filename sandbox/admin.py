@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 __all__ = ["ACTIVITY_KINDS", "router"]
 
 ACTIVITY_KINDS = ("customer_reply", "missed_call", "abandoned_call", "missed_email")
-_ZENDESK_KIND = {"customer_reply": "reply"}
 
 
 class AdminError(Exception):
@@ -45,6 +44,12 @@ async def _body(request: Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise AdminError("the body must be a JSON object")
     return data
+
+
+def _tenant_base(request: Request) -> str:
+    """``http://host:port`` or ``http://host:port/t/<tenant>``: where this admin API sits."""
+    root = str(request.scope.get("root_path", "")).removesuffix("/_admin")
+    return f"{request.url.scheme}://{request.url.netloc}{root}"
 
 
 def router(sandbox: Sandbox) -> ASGIApp:
@@ -81,9 +86,7 @@ def router(sandbox: Sandbox) -> ASGIApp:
             "intercom_conversations": generator.conversation_count,
             "asana_tasks": generator.task_count,
             "start": format_iso(generator.start),
-            "urls": sandbox.config.base_urls(
-                str(request.base_url).rstrip("/").removesuffix("/_admin")
-            ),
+            "urls": sandbox.config.base_urls(_tenant_base(request)),
         }
 
     async def tickets(request: Request) -> Any:
@@ -121,9 +124,7 @@ def router(sandbox: Sandbox) -> ASGIApp:
         text = str(body.get("body") or "Hello, any update?")
         vendor = body.get("vendor")
         if vendor == "zendesk":
-            comment = sandbox.zendesk.add_activity(
-                int(body["id"]), _ZENDESK_KIND.get(kind, kind), text
-            )
+            comment = sandbox.zendesk.add_activity(int(body["id"]), kind, text)
             return {"vendor": vendor, "id": str(body["id"]), "comment": comment}
         if vendor == "intercom":
             if kind != "customer_reply":

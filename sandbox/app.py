@@ -5,15 +5,20 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.routing import Mount
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount
 
 from sandbox import admin, asana_api, intercom_api, zendesk_api
 from sandbox.asana import AsanaDesk
 from sandbox.clock import SandboxClock, format_iso, parse_iso
 from sandbox.config import SandboxConfig
+from sandbox.errors import json_response
 from sandbox.faults import FaultPlan
 from sandbox.gate import Gate, VendorProfile
 from sandbox.generator import Generator
@@ -23,15 +28,15 @@ from sandbox.outbox import Outbox
 from sandbox.traffic import Traffic
 from sandbox.zendesk import ZendeskDesk
 
-__all__ = ["Sandbox", "build_app"]
+__all__ = ["Sandbox", "build_app", "tenant_config"]
 
 
 class Sandbox:
     """Everything the server keeps in memory for one tenant."""
 
-    def __init__(self, config: SandboxConfig) -> None:
+    def __init__(self, config: SandboxConfig, *, clock: SandboxClock | None = None) -> None:
         self.config = config
-        self.clock = SandboxClock(config.start, frozen=config.frozen_clock)
+        self.clock = clock or SandboxClock(config.start, frozen=config.frozen_clock)
         self.generator = Generator(config.seed, config.tickets, config.start)
         self.outbox = Outbox()
         self.traffic = Traffic(config.request_log_size)
@@ -77,19 +82,29 @@ class Sandbox:
             self.config.state_file.write_text(json.dumps(self.dump()))
 
 
+def tenant_config(config: SandboxConfig, index: int, name: str) -> SandboxConfig:
+    """The settings of extra tenant number ``index``: its own seed and state file."""
+    state_file = config.state_file
+    if state_file is not None:
+        state_file = state_file.with_name(f"{state_file.stem}.{name}{state_file.suffix}")
+    return replace(config, seed=config.seed + index, state_file=state_file, tenants=())
+
+
 def _save_on_shutdown(
-    sandbox: Sandbox,
+    sandboxes: list[Sandbox],
 ) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
-        sandbox.save()
+        for sandbox in sandboxes:
+            sandbox.save()
 
     return lifespan
 
 
-def build_app(config: SandboxConfig, sandbox: Sandbox | None = None) -> Starlette:
-    sandbox = sandbox or Sandbox(config)
+def _mounts(sandbox: Sandbox) -> list[BaseRoute]:
+    """One tenant's three vendors and its admin API."""
+    config = sandbox.config
     zendesk = sandbox.gate(
         VendorProfile(
             "zendesk",
@@ -117,14 +132,45 @@ def build_app(config: SandboxConfig, sandbox: Sandbox | None = None) -> Starlett
     zendesk_routes = zendesk_api.routes(zendesk, sandbox.zendesk, sandbox.clock)
     intercom_routes = intercom_api.routes(intercom, sandbox.intercom)
     asana_routes = asana_api.routes(asana, sandbox.asana, sandbox.clock)
+    return [
+        Mount("/zendesk", app=zendesk_api.router(zendesk_routes)),
+        Mount("/intercom", app=intercom_api.router(intercom_routes)),
+        Mount("/asana/api/1.0", app=asana_api.router(asana_routes)),
+        Mount("/_admin", app=admin.router(sandbox)),
+    ]
+
+
+_VENDOR_ERRORS = (
+    ("/zendesk/", zendesk_api.status_error),
+    ("/intercom/", intercom_api.status_error),
+    ("/asana/", asana_api.status_error),
+)
+
+
+async def _vendor_http_error(request: Request, exc: Exception) -> Response:
+    """Routing errors (405 on a known path) in the vendor's shape, not Starlette's text."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    for prefix, vendor_error in _VENDOR_ERRORS:
+        if prefix in request.url.path:
+            return vendor_error(status).response()
+    return json_response({"error": str(getattr(exc, "detail", "error"))}, status)
+
+
+def build_app(config: SandboxConfig, sandbox: Sandbox | None = None) -> Starlette:
+    """The default tenant at the root; each of ``config.tenants`` under ``/t/<name>``, with
+    its own data (seed + n), limits, faults and log, all on one clock."""
+    sandbox = sandbox or Sandbox(config)
+    tenants = {
+        name: Sandbox(tenant_config(config, index, name), clock=sandbox.clock)
+        for index, name in enumerate(config.tenants, start=1)
+    }
+    routes = _mounts(sandbox)
+    routes += [Mount(f"/t/{name}", routes=_mounts(tenant)) for name, tenant in tenants.items()]
     app = Starlette(
-        routes=[
-            Mount("/zendesk", app=zendesk_api.router(zendesk_routes)),
-            Mount("/intercom", app=intercom_api.router(intercom_routes)),
-            Mount("/asana/api/1.0", app=asana_api.router(asana_routes)),
-            Mount("/_admin", app=admin.router(sandbox)),
-        ],
-        lifespan=_save_on_shutdown(sandbox),
+        routes=routes,
+        lifespan=_save_on_shutdown([sandbox, *tenants.values()]),
+        exception_handlers={HTTPException: _vendor_http_error},
     )
     app.state.sandbox = sandbox
+    app.state.tenants = tenants
     return app

@@ -13,11 +13,12 @@ from typing import Any
 
 from sandbox.clock import SandboxClock
 from sandbox.errors import VendorError
-from sandbox.generator import (
+from sandbox.generator import Generator
+from sandbox.generator_asana import (
     ASANA_STORY_BASE,
     ASANA_TASK_BASE,
     STORIES_PER_TASK,
-    Generator,
+    AsanaGenerator,
     asana_time,
     asana_users,
 )
@@ -39,6 +40,7 @@ _FIELDS = {spec.gid: spec for spec in ASANA_FIELDS}
 _USERS = {user["gid"]: user for user in asana_users()}
 WORKSPACE = {"gid": ASANA_WORKSPACE_GID, "resource_type": "workspace", "name": "Sandbox"}
 PROJECT = {"gid": ASANA_PROJECT_GID, "resource_type": "project", "name": "Bugs"}
+SECTION = {"gid": f"{ASANA_PROJECT_GID}1", "resource_type": "section", "name": "Triage"}
 TASK_ATTRIBUTES = frozenset({"name", "notes", "completed", "assignee", "due_on", "custom_fields"})
 
 
@@ -89,7 +91,7 @@ def _field_value_json(spec: AsanaField, raw: Any) -> dict[str, Any]:
         value["enum_value"] = _enum_option(option) if option else None
         value["display_value"] = option[1] if option else None
     elif spec.subtype == "date":
-        value["date_value"] = {"date": raw, "date_time": None} if raw else None
+        value["date_value"] = {"date": raw} if raw else None
         value["display_value"] = raw
     else:
         value["text_value"] = raw
@@ -127,7 +129,7 @@ def task_json(task: dict[str, Any]) -> dict[str, Any]:
         "due_on": task["due_on"],
         "workspace": WORKSPACE,
         "projects": [PROJECT],
-        "memberships": [{"project": PROJECT, "section": None}],
+        "memberships": [{"project": PROJECT, "section": SECTION}],
         "permalink_url": f"https://app.asana.com/0/{ASANA_PROJECT_GID}/{task['gid']}",
         "custom_fields": [
             _field_value_json(spec, task["custom_field_values"].get(spec.gid))
@@ -143,6 +145,7 @@ def story_json(story: dict[str, Any]) -> dict[str, Any]:
 class AsanaDesk:
     def __init__(self, generator: Generator, clock: SandboxClock) -> None:
         self._generator = generator
+        self._data = AsanaGenerator(generator)
         self._clock = clock
         self.changed: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
 
@@ -178,16 +181,17 @@ class AsanaDesk:
         found = self.changed.get(number)
         if found is not None:
             return found
-        if not self._generator.has_task(number):
+        if not self._data.has_task(number):
             raise error(404, f"task: Unknown object: {gid}")
-        return self._generator.task(number)
+        return self._data.task(number)
 
     def task(self, gid: str) -> dict[str, Any]:
         return self._record(gid)[0]
 
-    def tasks(self) -> Iterator[dict[str, Any]]:
-        for offset in range(1, self._generator.task_count + 1):
-            yield self.task(str(ASANA_TASK_BASE + offset))
+    def tasks(self, start: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(position, task) of the project's tasks from position ``start`` on."""
+        for position in range(start, self._generator.task_count):
+            yield position, self.task(str(ASANA_TASK_BASE + position + 1))
 
     def stories(self, gid: str) -> list[dict[str, Any]]:
         return self._record(gid)[1]

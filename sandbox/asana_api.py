@@ -36,11 +36,13 @@ from sandbox.limits import Decision
 
 __all__ = ["authorized", "project", "rate_headers", "router", "routes", "status_error"]
 
+Keyed = Callable[[int], Iterable[tuple[int, Any]]]
 MAX_LIMIT = 100
 MAX_UNPAGED = 1_000
 _STATUS_MESSAGES = {
     401: "Not Authorized",
     404: "Unknown object",
+    405: "Method not allowed",
     429: "You have made too many requests recently. Please, be chill.",
     500: "Server Error",
     502: "Bad Gateway",
@@ -120,11 +122,14 @@ def _decode(offset: str) -> int:
         raise error(400, "offset: Your pagination token is invalid.") from exc
 
 
-def _paged(request: Request, items: Iterable[Any]) -> dict[str, Any]:
-    """Asana pages: ``next_page`` only when ``limit`` was given."""
+def _paged(request: Request, keyed_from: Iterable[Any] | Keyed) -> dict[str, Any]:
+    """Asana pages: ``next_page`` only when ``limit`` was given. ``keyed_from(n)`` yields
+    (position, item) from position n on; the offset token carries the next position, so
+    filtered lists page without rebuilding what came before. A plain list pages by index."""
+    keyed = keyed_from if callable(keyed_from) else _indexed(list(keyed_from))
     raw_limit = request.query_params.get("limit")
     if raw_limit is None:
-        everything = list(islice(items, MAX_UNPAGED + 1))
+        everything = [item for _, item in islice(keyed(0), MAX_UNPAGED + 1)]
         if len(everything) > MAX_UNPAGED:
             raise error(400, "The result is too large. You should use pagination (may require "
                              "specifying a workspace)!")  # fmt: skip
@@ -133,16 +138,19 @@ def _paged(request: Request, items: Iterable[Any]) -> dict[str, Any]:
         raise error(400, f"limit: Must be between 1 and {MAX_LIMIT}")
     limit = int(raw_limit)
     offset_raw = request.query_params.get("offset")
-    start = _decode(offset_raw) if offset_raw else 0
-    window = list(islice(items, start, start + limit + 1))
+    window = list(islice(keyed(_decode(offset_raw) if offset_raw else 0), limit + 1))
     next_page = None
     if len(window) > limit:
-        token = _encode(start + limit)
+        token = _encode(window[limit][0])
         path = request.url.include_query_params(offset=token)
         root = request.scope.get("root_path", "")
         relative = path.path.removeprefix(root) + (f"?{path.query}" if path.query else "")
         next_page = {"offset": token, "path": relative, "uri": str(path)}
-    return {"data": window[:limit], "next_page": next_page}
+    return {"data": [item for _, item in window[:limit]], "next_page": next_page}
+
+
+def _indexed(items: list[Any]) -> Keyed:
+    return lambda start: enumerate(items[start:], start=start)
 
 
 async def _data(request: Request) -> Any:
@@ -181,10 +189,13 @@ def routes(gate: Gate, desk: AsanaDesk, clock: SandboxClock) -> list[BaseRoute]:
     async def project_tasks(request: Request) -> Response:
         desk.check_project(request.path_params["project_gid"])
         keep = completed_since_filter(request.query_params.get("completed_since"), clock.now())
-        tasks = (
-            _render(request, task_json(task), _compact_task) for task in desk.tasks() if keep(task)
-        )
-        return json_response(_paged(request, tasks))
+
+        def tasks_from(start: int) -> Iterable[tuple[int, Any]]:
+            for position, task in desk.tasks(start):
+                if keep(task):
+                    yield position, _render(request, task_json(task), _compact_task)
+
+        return json_response(_paged(request, tasks_from))
 
     async def field_settings(request: Request) -> Response:
         desk.check_project(request.path_params["project_gid"])

@@ -15,7 +15,7 @@ __all__ = ["SandboxClock", "format_iso", "parse_iso"]
 
 def format_iso(instant: datetime) -> str:
     """Zendesk/Asana style timestamp: second precision, UTC, ``Z`` suffix."""
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return instant.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def parse_iso(text: str) -> datetime:

@@ -34,6 +34,7 @@ class SandboxConfig:
     faults: FaultPlan = field(default_factory=FaultPlan)
     state_file: Path | None = None
     request_log_size: int = 10_000
+    tenants: tuple[str, ...] = ()  # extra tenants, served under /t/<name>/...
 
     def base_urls(self, base: str) -> dict[str, str]:
         return {

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import random
 from dataclasses import asdict, dataclass
-from fnmatch import fnmatchcase
 from typing import Any
+
+from sandbox.patterns import endpoint_matches
 
 __all__ = ["FAULT_KINDS", "FaultPlan", "FaultRule", "parse_fault"]
 
@@ -40,7 +41,7 @@ class FaultRule:
             raise ValueError("times must be positive")
 
     def matches(self, vendor: str, endpoint: str) -> bool:
-        return self.vendor in ("*", vendor) and fnmatchcase(endpoint, self.endpoint)
+        return self.vendor in ("*", vendor) and endpoint_matches(self.endpoint, endpoint)
 
 
 def parse_fault(text: str) -> FaultRule:

@@ -54,7 +54,7 @@ class Gate:
         self._clock = clock
 
     def route(self, method: str, path: str, handler: Handler, *, write: bool = False) -> Route:
-        endpoint = f"{method} {path}"
+        endpoint = f"{method} {path}"  # as routed: "PUT /api/v2/tickets/{ticket_id:int}"
 
         async def serve(request: Request) -> Response:
             return await self._serve(request, endpoint, write, handler)

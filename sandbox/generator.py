@@ -10,27 +10,26 @@ issues, US Passport, bug / feature / other-question phases (some past their phas
 timeframe), customers who replied or called mid-sequence, and the background of
 new/hold/solved/closed tickets. Tickets already some steps into a sequence carry the
 worker's internal notes with the contract footer, so the worker reads its own history back.
+
+This module holds the people, organizations and Zendesk tickets; ``generator_intercom`` and
+``generator_asana`` build the other vendors' objects on top of the same people.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sandbox.clock import format_iso
 from sandbox.tenant import (
     AGENTS,
     API_USER,
-    ASANA_FIELDS,
-    ASANA_PROJECT_GID,
-    ASANA_USERS,
-    ENGINEER_GIDS,
-    INTERCOM_TICKET_STATES,
     PHASE_FIELD,
-    PRIORITY_OPTIONS,
     TICKET_FIELDS,
 )
 
@@ -40,24 +39,14 @@ __all__ = [
     "Generator",
     "TicketRecord",
     "add_inbound_comment",
-    "asana_time",
-    "asana_users",
+    "comment_json",
     "footer",
-    "intercom_company_id",
-    "intercom_contact_id",
-    "intercom_ticket_state",
     "marker_key",
-    "parse_intercom_id",
 ]
 
 END_USER_BASE = 2_000_000
 ORG_BASE = 3_000_000
 COMMENTS_PER_TICKET = 10_000  # comment id = ticket id * this + index: unique, no counter
-CONVERSATION_BASE = 10_000
-INTERCOM_TICKET_BASE = 20_000
-ASANA_TASK_BASE = 1_206_000_000_000_000
-ASANA_STORY_BASE = 1_207_000_000_000_000
-STORIES_PER_TASK = 1_000
 
 # (scenario, weight). Sequence scenarios are named after their flow.
 SCENARIOS: tuple[tuple[str, int], ...] = (
@@ -165,7 +154,39 @@ class TicketRecord:
     comments: list[dict[str, Any]]
     audits: list[dict[str, Any]]
     scenario: str
-    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def comment_json(
+    comment_id: int,
+    audit_id: int,
+    at: datetime,
+    author_id: int,
+    body: str,
+    *,
+    public: bool,
+    channel: str,
+    html_body: str | None = None,
+    voice: dict[str, Any] | None = None,
+    custom: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A Zendesk ticket comment; ``voice`` makes it a VoiceComment carrying call data."""
+    comment: dict[str, Any] = {
+        "id": comment_id,
+        "type": "VoiceComment" if voice else "Comment",
+        "author_id": author_id,
+        "body": body,
+        "html_body": html_body or f'<div class="zd-comment"><p>{body}</p></div>',
+        "plain_body": body,
+        "public": public,
+        "audit_id": audit_id,
+        "attachments": [],
+        "created_at": format_iso(at),
+        "via": {"channel": channel, "source": {"from": {}, "to": {}, "rel": None}},
+        "metadata": {"system": {}, "custom": custom or {}},
+    }
+    if voice:
+        comment["data"] = voice
+    return comment
 
 
 class _TicketBuilder:
@@ -188,11 +209,6 @@ class _TicketBuilder:
             return set()
         return {"followup_worker", *(f"fw-{key}" for key in self.marks)}
 
-    def _next_ids(self) -> tuple[int, int]:
-        index = len(self.comments) + 1
-        comment_id = self.ticket_id * COMMENTS_PER_TICKET + index
-        return comment_id, comment_id  # the audit shares the comment's id: both unique
-
     def comment(
         self,
         at: datetime,
@@ -205,24 +221,14 @@ class _TicketBuilder:
         custom: dict[str, Any] | None = None,
         changes: tuple[tuple[str, Any, Any], ...] = (),
     ) -> None:
-        comment_id, audit_id = self._next_ids()
+        # The audit shares the comment's id: both unique, no counter needed.
+        comment_id = self.ticket_id * COMMENTS_PER_TICKET + len(self.comments) + 1
+        audit_id = comment_id
         created = format_iso(at)
-        comment: dict[str, Any] = {
-            "id": comment_id,
-            "type": "VoiceComment" if voice else "Comment",
-            "author_id": author_id,
-            "body": body,
-            "html_body": f'<div class="zd-comment"><p>{body}</p></div>',
-            "plain_body": body,
-            "public": public,
-            "audit_id": audit_id,
-            "attachments": [],
-            "created_at": created,
-            "via": {"channel": channel, "source": {"from": {}, "to": {}, "rel": None}},
-            "metadata": {"system": {}, "custom": custom or {}},
-        }
-        if voice:
-            comment["data"] = voice
+        comment = comment_json(
+            comment_id, audit_id, at, author_id, body, public=public, channel=channel,
+            voice=voice, custom=custom,
+        )  # fmt: skip
         self.comments.append(comment)
         events: list[dict[str, Any]] = [
             {"id": comment_id * 10, "type": comment["type"], "author_id": author_id,
@@ -262,8 +268,16 @@ class Generator:
         # Newest ticket 30 days old, oldest 90: room for every scenario's history.
         self._oldest = self.start - timedelta(days=90)
         self._spacing = timedelta(days=60) / max(1, tickets)
+        # People and organizations are shared by many tickets: cache them (read-only dicts).
+        self.end_user: Callable[[int], dict[str, Any]] = lru_cache(maxsize=16_384)(
+            self._build_end_user
+        )
+        self.organization: Callable[[int], dict[str, Any]] = lru_cache(maxsize=4_096)(
+            self._build_organization
+        )
 
-    def _rng(self, kind: int, object_id: int) -> random.Random:
+    def rng(self, kind: int, object_id: int) -> random.Random:
+        """The random stream of one object: its own, so objects never depend on each other."""
         return random.Random((self.seed * 1_000_003 + kind) * 10_000_019 + object_id)
 
     # --- Zendesk -----------------------------------------------------------------------
@@ -272,7 +286,7 @@ class Generator:
         return 1 <= ticket_id <= self.ticket_count
 
     def scenario(self, ticket_id: int) -> str:
-        rng = self._rng(1, ticket_id)
+        rng = self.rng(1, ticket_id)
         draw = rng.random() * _SCENARIO_CUMULATIVE[-1]
         for name, bound in zip(_SCENARIO_NAMES, _SCENARIO_CUMULATIVE, strict=True):
             if draw < bound:
@@ -282,9 +296,9 @@ class Generator:
     def has_end_user(self, user_id: int) -> bool:
         return 1 <= user_id - END_USER_BASE <= self.end_user_count
 
-    def end_user(self, user_id: int) -> dict[str, Any]:
+    def _build_end_user(self, user_id: int) -> dict[str, Any]:
         index = user_id - END_USER_BASE
-        rng = self._rng(2, index)
+        rng = self.rng(2, index)
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         reach = rng.choices(("email", "phone", "both"), weights=(45, 20, 35))[0]
         email = f"{first}.{last}.{index}@customer.example".lower() if reach != "phone" else None
@@ -314,9 +328,9 @@ class Generator:
     def has_organization(self, org_id: int) -> bool:
         return 1 <= org_id - ORG_BASE <= self.org_count
 
-    def organization(self, org_id: int) -> dict[str, Any]:
+    def _build_organization(self, org_id: int) -> dict[str, Any]:
         index = org_id - ORG_BASE
-        rng = self._rng(3, index)
+        rng = self.rng(3, index)
         plan = _weighted(rng, PLANS)
         canceled = rng.random() < 0.08
         stop = rng.random() < 0.05
@@ -345,9 +359,17 @@ class Generator:
             "updated_at": created,
         }
 
+    def plan_of_user(self, user_id: int) -> dict[str, Any]:
+        user = self.end_user(user_id)
+        if user["organization_id"] is None:
+            rng = self.rng(5, user_id)
+            return {"plan": _weighted(rng, PLANS), "account_status": "active",
+                    "stop_followups": False}  # fmt: skip
+        return dict(self.organization(user["organization_id"])["organization_fields"])
+
     def ticket(self, ticket_id: int) -> TicketRecord:
         scenario = self.scenario(ticket_id)
-        rng = self._rng(4, ticket_id)
+        rng = self.rng(4, ticket_id)
         requester_id = END_USER_BASE + rng.randint(1, self.end_user_count)
         requester = self.end_user(requester_id)
         created_at = self._oldest + self._spacing * (ticket_id - 1)
@@ -439,8 +461,9 @@ class Generator:
             builder.comment(at, agent_id, "Waiting on our partner, we will get back to you.",
                             public=True, channel="web")  # fmt: skip
             return "hold", agent_id, group_id
+        solved = (("status", "solved", "open"),)
         builder.comment(at, agent_id, "This is sorted now, thank you for your patience.",
-                        public=True, channel="web")  # fmt: skip
+                        public=True, channel="web", changes=solved)  # fmt: skip
         return ("closed" if scenario == "closed" else "solved"), agent_id, group_id
 
     def _play_sequence(
@@ -457,7 +480,7 @@ class Generator:
         days_in = rng.randint(0, 8)
         start_day = _business_days_before(self.start, days_in)
         started = _at_hour(start_day, rng.randint(8, 15), rng.randint(0, 59))
-        if started >= self.start:
+        if started > self.start - timedelta(hours=1):  # the agent answered before "now"
             started = self.start - timedelta(hours=rng.randint(1, 4))
         started = max(started, created_at + timedelta(hours=1))
         self._inbound(builder, rng, requester, started)
@@ -500,7 +523,7 @@ class Generator:
         *,
         force_call: bool = False,
     ) -> None:
-        kinds = ["reply", "missed_email"]
+        kinds = ["customer_reply", "missed_email"]
         if requester["phone"]:
             kinds += ["missed_call", "abandoned_call"]
             if force_call:
@@ -520,256 +543,6 @@ class Generator:
         builder.comment(entered, agent_id, f"Moved to {phase.replace('_', ' ')}.", public=False,
                         channel="web", changes=((str(PHASE_FIELD), phase, None),))  # fmt: skip
         return rng.choice(("open", "pending"))
-
-    # --- Intercom ----------------------------------------------------------------------
-
-    def plan_of_user(self, user_id: int) -> dict[str, Any]:
-        user = self.end_user(user_id)
-        if user["organization_id"] is None:
-            rng = self._rng(5, user_id)
-            return {"plan": _weighted(rng, PLANS), "account_status": "active",
-                    "stop_followups": False}  # fmt: skip
-        return dict(self.organization(user["organization_id"])["organization_fields"])
-
-    def has_contact(self, index: int) -> bool:
-        return 1 <= index <= self.contact_count
-
-    def contact(self, index: int) -> dict[str, Any]:
-        user = self.end_user(END_USER_BASE + index)
-        attributes = self.plan_of_user(user["id"])
-        created = _epoch(user["created_at"])
-        email = user["email"] or ""
-        companies = []
-        if user["organization_id"] is not None:
-            org_index = user["organization_id"] - ORG_BASE
-            companies = [{"type": "company", "id": intercom_company_id(org_index),
-                          "url": f"/companies/{intercom_company_id(org_index)}"}]  # fmt: skip
-        return {
-            "type": "contact",
-            "id": intercom_contact_id(index),
-            "workspace_id": "sandbox1",
-            "external_id": str(user["id"]),
-            "role": "user",
-            "email": email,
-            "email_domain": email.partition("@")[2],
-            "phone": user["phone"],
-            "name": user["name"],
-            "owner_id": None,
-            "has_hard_bounced": False,
-            "marked_email_as_spam": False,
-            "unsubscribed_from_emails": False,
-            "created_at": created,
-            "updated_at": created,
-            "signed_up_at": created,
-            "last_seen_at": None,
-            "last_replied_at": None,
-            "last_contacted_at": None,
-            "custom_attributes": attributes,
-            "tags": {"type": "list", "data": [], "url": "", "total_count": 0, "has_more": False},
-            "companies": {
-                "type": "list",
-                "data": companies,
-                "url": "",
-                "total_count": len(companies),
-                "has_more": False,
-            },
-            "location": {"type": "location", "country": None, "region": None, "city": None},
-        }
-
-    def company(self, org_index: int) -> dict[str, Any]:
-        org = self.organization(ORG_BASE + org_index)
-        fields = org["organization_fields"]
-        created = _epoch(org["created_at"])
-        return {
-            "type": "company",
-            "id": intercom_company_id(org_index),
-            "company_id": org["external_id"],
-            "app_id": "sandbox1",
-            "name": org["name"],
-            "plan": {"type": "plan", "id": str(org_index), "name": fields["plan"]},
-            "created_at": created,
-            "updated_at": created,
-            "remote_created_at": created,
-            "last_request_at": created,
-            "monthly_spend": 0,
-            "session_count": 0,
-            "user_count": 1,
-            "size": 10,
-            "website": f"https://{org['domain_names'][0]}",
-            "industry": "Travel",
-            "custom_attributes": dict(fields),
-            "tags": {"type": "tag.list", "tags": []},
-            "segments": {"type": "segment.list", "segments": []},
-        }
-
-    def has_conversation(self, conversation_id: int) -> bool:
-        return 1 <= conversation_id - CONVERSATION_BASE <= self.conversation_count
-
-    def conversation(self, conversation_id: int) -> dict[str, Any]:
-        index = conversation_id - CONVERSATION_BASE
-        rng = self._rng(6, index)
-        contact_index = rng.randint(1, self.contact_count)
-        contact = self.contact(contact_index)
-        admin = rng.choice(AGENTS)
-        start = int(self.start.timestamp())
-        created = start - rng.randint(2, 40) * 86_400
-        parts: list[dict[str, Any]] = []
-        admin_reply = created + rng.randint(600, 86_400)
-        parts.append(_part(conversation_id, 1, "comment", "Happy to help, which order is it?",
-                           admin_reply, "admin", admin.intercom_id, admin.name))  # fmt: skip
-        last_contact = created
-        if rng.random() < 0.5:
-            last_contact = admin_reply + rng.randint(3_600, 3 * 86_400)
-            parts.append(_part(conversation_id, 2, "comment", "It is order 1234.", last_contact,
-                               "user", contact["id"], contact["name"]))  # fmt: skip
-        state = rng.choices(("open", "snoozed", "closed"), (55, 15, 30))[0]
-        updated = max(part["created_at"] for part in parts)
-        waiting = last_contact if last_contact > admin_reply else None
-        return {
-            "type": "conversation",
-            "id": str(conversation_id),
-            "title": None,
-            "created_at": created,
-            "updated_at": updated,
-            "waiting_since": waiting if state == "open" else None,
-            "snoozed_until": start + 86_400 * rng.randint(1, 3) if state == "snoozed" else None,
-            "open": state != "closed",
-            "state": state,
-            "read": True,
-            "priority": rng.choice(("not_priority", "priority")),
-            "admin_assignee_id": int(admin.intercom_id),
-            "team_assignee_id": None,
-            "tags": {"type": "tag.list", "tags": []},
-            "source": {
-                "type": "conversation",
-                "id": f"{conversation_id}0",
-                "delivered_as": "customer_initiated",
-                "subject": "",
-                "body": "<p>My order is stuck, can you help?</p>",
-                "author": {
-                    "type": "user",
-                    "id": contact["id"],
-                    "name": contact["name"],
-                    "email": contact["email"],
-                },
-                "attachments": [],
-                "url": None,
-                "redacted": False,
-            },
-            "contacts": {
-                "type": "contact.list",
-                "contacts": [
-                    {"type": "contact", "id": contact["id"], "external_id": contact["external_id"]}
-                ],
-            },
-            "teammates": {
-                "type": "admin.list",
-                "teammates": [{"type": "admin", "id": admin.intercom_id}],
-            },
-            "custom_attributes": {},
-            "statistics": {
-                "type": "conversation_statistics",
-                "first_contact_reply_at": created,
-                "first_admin_reply_at": admin_reply,
-                "last_contact_reply_at": last_contact,
-                "last_admin_reply_at": admin_reply,
-                "count_conversation_parts": len(parts),
-            },
-            "conversation_parts": {
-                "type": "conversation_part.list",
-                "conversation_parts": parts,
-                "total_count": len(parts),
-            },
-        }
-
-    def has_intercom_ticket(self, ticket_id: int) -> bool:
-        return 1 <= ticket_id - INTERCOM_TICKET_BASE <= self.intercom_ticket_count
-
-    def intercom_ticket(self, ticket_id: int) -> dict[str, Any]:
-        index = ticket_id - INTERCOM_TICKET_BASE
-        rng = self._rng(7, index)
-        contact = self.contact(rng.randint(1, self.contact_count))
-        state = rng.choice(INTERCOM_TICKET_STATES)
-        created = int(self.start.timestamp()) - rng.randint(1, 30) * 86_400
-        admin = rng.choice(AGENTS)
-        return {
-            "type": "ticket",
-            "id": str(ticket_id),
-            "ticket_id": str(index),
-            "category": "Customer",
-            "ticket_attributes": {"_default_title_": "Order problem",
-                                  "_default_description_": "My order is stuck."},
-            "ticket_state": intercom_ticket_state(state),
-            "ticket_type": {"type": "ticket_type", "id": "3001", "name": "Order issue",
-                            "category": "Customer", "description": "", "icon": "",
-                            "workspace_id": "sandbox1", "archived": False,
-                            "created_at": created, "updated_at": created},
-            "contacts": {"type": "contact.list", "contacts": [
-                {"type": "contact", "id": contact["id"], "external_id": contact["external_id"]}
-            ]},
-            "admin_assignee_id": int(admin.intercom_id),
-            "team_assignee_id": 0,
-            "created_at": created,
-            "updated_at": created,
-            "open": state[1] != "resolved",
-            "snoozed_until": None,
-            "is_shared": True,
-            "previous_ticket_state_id": None,
-            "ticket_parts": {"type": "ticket_part.list", "ticket_parts": [], "total_count": 0},
-        }  # fmt: skip
-
-    # --- Asana -------------------------------------------------------------------------
-
-    def has_task(self, task_gid: int) -> bool:
-        return 1 <= task_gid - ASANA_TASK_BASE <= self.task_count
-
-    def task(self, task_gid: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """A bug task of the Bugs project and its stories."""
-        index = task_gid - ASANA_TASK_BASE
-        rng = self._rng(8, index)
-        created = self.start - timedelta(days=rng.randint(5, 120), hours=rng.randint(0, 23))
-        engineer = rng.choice(ENGINEER_GIDS) if rng.random() < 0.75 else None
-        priority = rng.choices(PRIORITY_OPTIONS, (10, 15, 25, 30, 20))[0]
-        user_updated = self.start - timedelta(days=rng.randint(0, 30))
-        followed_up = (
-            self.start - timedelta(days=rng.randint(0, 20)) if rng.random() < 0.6 else None
-        )
-        contact_index = rng.randint(1, self.contact_count)
-        values: dict[str, Any] = {
-            ASANA_FIELDS[0].gid: priority[0],
-            ASANA_FIELDS[1].gid: user_updated.date().isoformat(),
-            ASANA_FIELDS[2].gid: followed_up.date().isoformat() if followed_up else None,
-            ASANA_FIELDS[3].gid: intercom_contact_id(contact_index),
-        }
-        stories = [
-            _story(task_gid, 1, created, None, "system", "added to Bugs"),
-        ]
-        story_at = created
-        for number in range(rng.randint(0, 3)):
-            story_at = story_at + timedelta(days=rng.randint(1, 10), hours=rng.randint(0, 8))
-            if story_at >= self.start or engineer is None:
-                break
-            stories.append(_story(task_gid, number + 2, story_at, engineer, "comment",
-                                  "Looked into it; fix is in review."))  # fmt: skip
-        modified = max(created, user_updated, *(_parse(story["created_at"]) for story in stories))
-        task = {
-            "gid": str(task_gid),
-            "resource_type": "task",
-            "resource_subtype": "default_task",
-            "name": f"Bug {index}: {rng.choice(('Export fails', 'Login loop', 'Sync lag'))}",
-            "notes": f"Reported by Intercom contact {intercom_contact_id(contact_index)}.",
-            "completed": rng.random() < 0.15,
-            "completed_at": None,
-            "assignee": engineer,
-            "created_at": asana_time(created),
-            "modified_at": asana_time(modified),
-            "due_on": None,
-            "projects": [ASANA_PROJECT_GID],
-            "custom_field_values": values,
-        }
-        if task["completed"]:
-            task["completed_at"] = task["modified_at"]
-        return task, stories
 
 
 _FIELD_KEYS = {9001: "request_type", 9002: "linked_order", 9003: "order_status",
@@ -800,7 +573,7 @@ def add_inbound(
 ) -> None:
     """A requester's inbound activity as Zendesk records it (sandbox contract)."""
     author = requester["id"]
-    if kind == "reply":
+    if kind == "customer_reply":
         builder.comment(at, author, body, public=True, channel="email", changes=changes)
     elif kind in ("missed_call", "abandoned_call"):
         status = "missed" if kind == "missed_call" else "abandoned"
@@ -848,85 +621,3 @@ def _initial_fields(flow: str | None, scenario: str, rng: random.Random) -> dict
         "industry": industry,
         "phase": phase,
     }
-
-
-def _epoch(iso: str) -> int:
-    return int(_parse(iso).timestamp())
-
-
-def _parse(iso: str) -> datetime:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00"))
-
-
-def asana_time(instant: datetime) -> str:
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
-def _story(
-    task_gid: int, number: int, at: datetime, author: str | None, kind: str, text: str
-) -> dict[str, Any]:
-    return {
-        "gid": str(ASANA_STORY_BASE + (task_gid - ASANA_TASK_BASE) * STORIES_PER_TASK + number),
-        "resource_type": "story",
-        "created_at": asana_time(at),
-        "created_by": author,
-        "resource_subtype": "comment_added" if kind == "comment" else "added_to_project",
-        "type": kind,
-        "text": text,
-        "is_pinned": False,
-        "is_edited": False,
-    }
-
-
-def _part(
-    conversation_id: int,
-    number: int,
-    part_type: str,
-    body: str,
-    at: int,
-    author_type: str,
-    author_id: str,
-    author_name: str,
-) -> dict[str, Any]:
-    return {
-        "type": "conversation_part",
-        "id": f"{conversation_id}{number:04d}",
-        "part_type": part_type,
-        "body": f"<p>{body}</p>",
-        "created_at": at,
-        "updated_at": at,
-        "notified_at": at,
-        "assigned_to": None,
-        "author": {"type": author_type, "id": author_id, "name": author_name, "email": ""},
-        "attachments": [],
-        "external_id": None,
-        "redacted": False,
-    }
-
-
-def intercom_contact_id(index: int) -> str:
-    return f"6{index:023x}"
-
-
-def intercom_company_id(index: int) -> str:
-    return f"7{index:023x}"
-
-
-def intercom_ticket_state(state: tuple[str, str, str, str]) -> dict[str, Any]:
-    state_id, category, internal, external = state
-    return {"type": "ticket_state", "id": state_id, "category": category,
-            "internal_label": internal, "external_label": external}  # fmt: skip
-
-
-def parse_intercom_id(text: str, prefix: str) -> int | None:
-    if len(text) != 24 or not text.startswith(prefix):
-        return None
-    try:
-        return int(text[1:], 16)
-    except ValueError:
-        return None
-
-
-def asana_users() -> list[dict[str, Any]]:
-    return [{"gid": gid, "resource_type": "user", "name": name, "email": email}
-            for gid, name, email in ASANA_USERS]  # fmt: skip

@@ -15,9 +15,11 @@ from typing import Any
 
 from sandbox.clock import SandboxClock, format_iso
 from sandbox.errors import VendorError
-from sandbox.generator import (
+from sandbox.generator import Generator
+from sandbox.generator_intercom import (
     CONVERSATION_BASE,
-    Generator,
+    IntercomGenerator,
+    intercom_author,
     intercom_ticket_state,
     parse_intercom_id,
 )
@@ -54,18 +56,20 @@ def admin_json(admin_id: str) -> dict[str, Any]:
         "away_mode_reassign": False,
         "has_inbox_seat": True,
         "team_ids": [],
-        "avatar": {"type": "avatar", "image_url": None},
+        "avatar": f"https://static.sandbox.example/avatars/{agent.intercom_id}.png",
     }
 
 
 class IntercomDesk:
     def __init__(self, generator: Generator, clock: SandboxClock, outbox: Outbox) -> None:
         self._generator = generator
+        self._data = IntercomGenerator(generator)
         self._clock = clock
         self._outbox = outbox
-        self._generated_conversation = lru_cache(maxsize=2048)(generator.conversation)
+        self._generated_conversation = lru_cache(maxsize=2048)(self._data.conversation)
         self.conversations: dict[int, dict[str, Any]] = {}
         self.tickets: dict[int, dict[str, Any]] = {}
+        self.messages_sent = 0
 
     # --- reading ---------------------------------------------------------------------
 
@@ -87,35 +91,47 @@ class IntercomDesk:
 
     def contact(self, contact_id: str) -> dict[str, Any]:
         index = parse_intercom_id(contact_id, "6")
-        if index is None or not self._generator.has_contact(index):
+        if index is None or not self._data.has_contact(index):
             raise error(404, "not_found", "User Not Found")
-        return self._generator.contact(index)
+        return self._data.contact(index)
 
-    def contacts(self) -> Iterator[dict[str, Any]]:
-        for index in range(1, self._generator.contact_count + 1):
-            yield self._generator.contact(index)
+    def contacts(self, skip: int = 0) -> Iterator[dict[str, Any]]:
+        for index in range(skip + 1, self._generator.contact_count + 1):
+            yield self._data.contact(index)
 
     def company(self, company_id: str) -> dict[str, Any]:
         index = parse_intercom_id(company_id, "7")
         if index is None or not 1 <= index <= self._generator.org_count:
             raise error(404, "company_not_found", "Company Not Found")
-        return self._generator.company(index)
+        return self._data.company(index)
 
     def companies(self) -> Iterator[dict[str, Any]]:
         for index in range(1, self._generator.org_count + 1):
-            yield self._generator.company(index)
+            yield self._data.company(index)
 
     def conversation(self, conversation_id: str) -> dict[str, Any]:
+        """A conversation as of the sandbox clock: a snooze that ran out has reopened it."""
         number = int(conversation_id) if conversation_id.isdigit() else -1
         found = self.conversations.get(number)
-        if found is not None:
-            return found
-        if not self._generator.has_conversation(number):
-            raise error(404, "conversation_not_found", "Conversation not found")
-        return self._generated_conversation(number)
+        if found is None:
+            if not self._data.has_conversation(number):
+                raise error(404, "conversation_not_found", "Conversation not found")
+            found = self._generated_conversation(number)
+        until = found["snoozed_until"]
+        if found["state"] == "snoozed" and until is not None and until <= self._now():
+            return self._wake(number, found, until)
+        return found
 
-    def all_conversations(self) -> Iterator[dict[str, Any]]:
-        for offset in range(1, self._generator.conversation_count + 1):
+    def _wake(self, number: int, snoozed: dict[str, Any], until: int) -> dict[str, Any]:
+        conversation = self.conversations.setdefault(number, copy.deepcopy(snoozed))
+        conversation.update(state="open", open=True, snoozed_until=None)
+        bot = intercom_author("bot", "0", "Operator", None)
+        part = self._append_part(conversation, "timer_unsnooze", bot, None)
+        part["created_at"] = part["updated_at"] = part["notified_at"] = until
+        return conversation
+
+    def all_conversations(self, skip: int = 0) -> Iterator[dict[str, Any]]:
+        for offset in range(skip + 1, self._generator.conversation_count + 1):
             yield self.conversation(str(CONVERSATION_BASE + offset))
 
     def ticket(self, ticket_id: str) -> dict[str, Any]:
@@ -123,9 +139,9 @@ class IntercomDesk:
         found = self.tickets.get(number)
         if found is not None:
             return found
-        if not self._generator.has_intercom_ticket(number):
+        if not self._data.has_ticket(number):
             raise error(404, "ticket_not_found", "Ticket not found")
-        return self._generator.intercom_ticket(number)
+        return self._data.ticket(number)
 
     # --- writing ---------------------------------------------------------------------
 
@@ -158,7 +174,6 @@ class IntercomDesk:
             "created_at": now,
             "updated_at": now,
             "notified_at": now,
-            "assigned_to": None,
             "author": author,
             "attachments": [],
             "external_id": None,
@@ -176,7 +191,7 @@ class IntercomDesk:
         if admin_id not in _ADMINS:
             raise error(404, "admin_not_found", f"Admin {admin_id} not found")
         agent = _ADMINS[admin_id]
-        return {"type": "admin", "id": agent.intercom_id, "name": agent.name, "email": agent.email}
+        return intercom_author("admin", agent.intercom_id, agent.name, agent.email)
 
     def reply(self, conversation_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """``POST /conversations/{id}/reply``: admin comment or note, or a contact's reply."""
@@ -213,8 +228,7 @@ class IntercomDesk:
         """The customer writes back: the conversation opens and waits on the team."""
         conversation = self._writable_conversation(conversation_id)
         contact = self.contact(conversation["contacts"]["contacts"][0]["id"])
-        author = {"type": "user", "id": contact["id"], "name": contact["name"],
-                  "email": contact["email"]}  # fmt: skip
+        author = intercom_author("user", contact["id"], contact["name"], contact["email"])
         part = self._append_part(conversation, "comment", author, text)
         conversation.update(state="open", open=True, snoozed_until=None)
         conversation["waiting_since"] = part["created_at"]
@@ -253,13 +267,55 @@ class IntercomDesk:
                               assigned_to=assigned)  # fmt: skip
         return conversation
 
+    def send_message(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /messages``: an admin-initiated email or in-app message to one contact."""
+        kind = {"email": "email", "inapp": "inapp", "in_app": "inapp"}.get(
+            str(body.get("message_type"))
+        )
+        if kind is None:
+            raise error(400, "parameter_invalid", "message_type must be email or in_app")
+        text, subject = body.get("body"), body.get("subject")
+        if not isinstance(text, str) or not text.strip():
+            raise error(400, "parameter_not_found", "No body supplied for message")
+        if kind == "email" and (not isinstance(subject, str) or not subject.strip()):
+            raise error(400, "parameter_not_found", "No subject supplied for email message")
+        sender, recipient = body.get("from"), body.get("to")
+        if not isinstance(sender, dict) or sender.get("type") != "admin":
+            raise error(400, "parameter_invalid", "from must be {type: admin, id}")
+        if not isinstance(recipient, dict) or recipient.get("type") not in ("user", "lead"):
+            raise error(400, "parameter_invalid", "to must be one {type: user, id} recipient")
+        admin = self.admin(str(sender.get("id")))
+        contact = self.contact(str(recipient.get("id")))
+        now = self._now()
+        self.messages_sent += 1
+        message: dict[str, Any] = {
+            "type": "admin_message",
+            "id": str(self.messages_sent),
+            "created_at": now,
+            "body": text,
+            "message_type": kind,
+            "owner": admin,
+        }
+        if kind == "email":
+            message["subject"] = subject
+        self._outbox.send(
+            at=_iso(now),
+            vendor="intercom",
+            ref=f"intercom:contact:{contact['id']}",
+            to=(contact["email"] or None) if kind == "email" else None,
+            subject=str(subject) if kind == "email" else "(in-app message)",
+            body=text,
+        )
+        return message
+
     def update_ticket(self, ticket_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """``PUT /tickets/{id}``: state, open/closed, snooze, assignee."""
-        allowed = {"ticket_attributes", "ticket_state_id", "company_id", "open", "is_shared",
-                   "snoozed_until", "admin_id", "assignee_id"}  # fmt: skip
-        unknown = sorted(set(body) - allowed)
+        # company_id and is_shared are described too, but not modelled: refused, not ignored.
+        modelled = {"ticket_attributes", "ticket_state_id", "open", "snoozed_until", "admin_id",
+                    "assignee_id"}  # fmt: skip
+        unknown = sorted(set(body) - modelled)
         if unknown:
-            raise error(400, "parameter_invalid", f"Unknown parameter(s): {', '.join(unknown)}")
+            raise error(400, "parameter_invalid", f"Unsupported parameter(s): {', '.join(unknown)}")
         current = self.ticket(ticket_id)
         state_id = body.get("ticket_state_id")
         if state_id is not None and str(state_id) not in _STATES:
@@ -276,8 +332,10 @@ class IntercomDesk:
             ticket["open"] = _STATES[str(state_id)][1] != "resolved"
         if "open" in body:
             ticket["open"] = bool(body["open"])
-        if "snoozed_until" in body:
+        if body.get("snoozed_until") is not None:
             ticket["snoozed_until"] = body["snoozed_until"]
+        elif "snoozed_until" in body:
+            ticket.pop("snoozed_until", None)  # the description has no null here: left out
         if "assignee_id" in body:
             ticket["admin_assignee_id"] = int(body["assignee_id"])
         if isinstance(body.get("ticket_attributes"), dict):
@@ -288,11 +346,16 @@ class IntercomDesk:
     # --- persistence -------------------------------------------------------------------
 
     def dump(self) -> dict[str, Any]:
-        return {"conversations": self.conversations, "tickets": self.tickets}
+        return {
+            "conversations": self.conversations,
+            "tickets": self.tickets,
+            "messages_sent": self.messages_sent,
+        }
 
     def load(self, data: dict[str, Any]) -> None:
         self.conversations = {int(k): v for k, v in data.get("conversations", {}).items()}
         self.tickets = {int(k): v for k, v in data.get("tickets", {}).items()}
+        self.messages_sent = int(data.get("messages_sent", 0))
 
 
 def ticket_states() -> list[dict[str, Any]]:

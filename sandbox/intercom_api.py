@@ -32,6 +32,7 @@ DEFAULT_PER_PAGE = 50
 _STATUS_CODES = {
     401: ("unauthorized", "Access Token Invalid"),
     404: ("not_found", "Resource Not Found"),
+    405: ("method_not_allowed", "Method Not Allowed"),
     429: ("rate_limit_exceeded", "Exceeded rate limit of requests per minute"),
     500: ("server_error", "Server Error"),
     502: ("server_error", "Bad Gateway"),
@@ -88,11 +89,15 @@ def _per_page(raw: Any) -> int:
 
 
 def _page(
-    items: Iterable[dict[str, Any]], per_page: int, starting_after: str | None, total: int
+    items_from: Callable[[int], Iterable[dict[str, Any]]],
+    per_page: int,
+    starting_after: str | None,
+    total: int,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """One cursor page of ``items`` and Intercom's ``pages`` object."""
+    """One cursor page and Intercom's ``pages`` object; ``items_from(n)`` yields the items
+    from the n-th on, so the ones before the cursor are never built."""
     skip = _decode(starting_after) if starting_after else 0
-    chosen = list(islice(items, skip, skip + per_page))
+    chosen = list(islice(items_from(skip), per_page))
     pages: dict[str, Any] = {
         "type": "pages",
         "page": skip // per_page + 1,
@@ -125,7 +130,10 @@ def _search(
         raise error(400, "parameter_invalid", "pagination must be an object")
     hits = [item for item in items() if matches(item)]
     chosen, pages = _page(
-        hits, _per_page(pagination.get("per_page")), pagination.get("starting_after"), len(hits)
+        lambda skip: hits[skip:],
+        _per_page(pagination.get("per_page")),
+        pagination.get("starting_after"),
+        len(hits),
     )
     return chosen, pages, len(hits)
 
@@ -148,7 +156,7 @@ def routes(gate: Gate, desk: IntercomDesk) -> list[BaseRoute]:
         params = request.query_params
         total = desk.contact_count
         data, pages = _page(
-            desk.contacts(), _per_page(params.get("per_page")), params.get("starting_after"), total
+            desk.contacts, _per_page(params.get("per_page")), params.get("starting_after"), total
         )
         return json_response({"type": "list", "data": data, "total_count": total, "pages": pages})
 
@@ -193,7 +201,7 @@ def routes(gate: Gate, desk: IntercomDesk) -> list[BaseRoute]:
         params = request.query_params
         total = desk.conversation_count
         conversations, pages = _page(
-            desk.all_conversations(), _per_page(params.get("per_page", "20")),
+            desk.all_conversations, _per_page(params.get("per_page", "20")),
             params.get("starting_after"), total,
         )  # fmt: skip
         return json_response(
@@ -218,6 +226,9 @@ def routes(gate: Gate, desk: IntercomDesk) -> list[BaseRoute]:
     async def manage(request: Request) -> Response:
         body = await _json_body(request)
         return json_response(desk.manage(request.path_params["conversation_id"], body))
+
+    async def send_message(request: Request) -> Response:
+        return json_response(desk.send_message(await _json_body(request)))
 
     async def show_ticket(request: Request) -> Response:
         return json_response(desk.ticket(request.path_params["ticket_id"]))
@@ -245,6 +256,7 @@ def routes(gate: Gate, desk: IntercomDesk) -> list[BaseRoute]:
         r("GET", "/conversations/{conversation_id}", show_conversation),
         r("POST", "/conversations/{conversation_id}/reply", reply, write=True),
         r("POST", "/conversations/{conversation_id}/parts", manage, write=True),
+        r("POST", "/messages", send_message, write=True),
         r("GET", "/ticket_states", list_ticket_states),
         r("GET", "/tickets/{ticket_id}", show_ticket),
         r("PUT", "/tickets/{ticket_id}", update_ticket, write=True),

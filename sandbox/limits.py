@@ -10,8 +10,9 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from typing import Any
+
+from sandbox.patterns import endpoint_matches
 
 __all__ = ["DEFAULT_LIMITS", "Decision", "RateLimiter", "VendorLimit"]
 
@@ -39,9 +40,17 @@ class VendorLimit:
         return cls(per_minute, dict(endpoints))
 
 
-# Zendesk Enterprise plan, Intercom's per-app limit, Asana paid plans (../shared/specs).
+# Zendesk Enterprise plan with its per-endpoint limits, Intercom's per-app limit, Asana paid
+# plans (../shared/specs/README.md and zendesk-notes.md).
 DEFAULT_LIMITS = {
-    "zendesk": VendorLimit(700),
+    "zendesk": VendorLimit(
+        700,
+        {
+            "PUT /api/v2/tickets/{ticket_id}": 100,
+            "GET /api/v2/search/export": 100,
+            "GET /api/v2/incremental/tickets/cursor": 10,
+        },
+    ),
     "intercom": VendorLimit(10_000),
     "asana": VendorLimit(1_500),
 }
@@ -91,7 +100,7 @@ class RateLimiter:
             return Decision(True, None, None, 0.0)
         now = self._monotonic()
         budgets = [("*", limit.per_minute)] if limit.per_minute else []
-        budgets += [(p, rpm) for p, rpm in limit.endpoints.items() if fnmatchcase(endpoint, p)]
+        budgets += [(p, rpm) for p, rpm in limit.endpoints.items() if endpoint_matches(p, endpoint)]
         tightest: Decision | None = None
         windows = []
         for pattern, rpm in budgets:

@@ -9,10 +9,13 @@ comment reopens a pending/hold/solved ticket, a public agent comment is emailed.
 from __future__ import annotations
 
 import copy
+import heapq
 import re
+from bisect import bisect_right
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from functools import lru_cache
+from itertools import islice, takewhile
 from typing import Any
 
 from sandbox.clock import SandboxClock, format_iso, parse_iso
@@ -24,6 +27,7 @@ from sandbox.generator import (
     Generator,
     TicketRecord,
     add_inbound_comment,
+    comment_json,
 )
 from sandbox.outbox import Outbox
 from sandbox.tenant import AGENTS, API_USER, GROUPS, TICKET_FIELDS
@@ -45,6 +49,14 @@ TICKET_ATTRIBUTES = frozenset(
     }
 )  # fmt: skip
 SIMPLE_ATTRIBUTES = ("subject", "type", "due_at", "external_id", "priority")
+# What the sandbox models; a described-but-unmodelled attribute is refused, never ignored,
+# so a test cannot pass on a change that silently did nothing.
+MODELLED_ATTRIBUTES = frozenset(
+    {
+        *SIMPLE_ATTRIBUTES, "assignee_id", "assignee_email", "group_id", "status", "comment",
+        "custom_fields", "tags", "additional_tags", "remove_tags", "safe_update", "updated_stamp",
+    }
+)  # fmt: skip
 PRIORITIES = (None, "low", "normal", "high", "urgent")
 TYPES = (None, "problem", "incident", "question", "task")
 _FIELDS = {spec.id: spec for spec in TICKET_FIELDS}
@@ -77,6 +89,7 @@ class ZendeskDesk:
         self._generated = lru_cache(maxsize=4096)(generator.ticket)
         self.changed: dict[int, TicketRecord] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
+        self._export_index: list[tuple[int, int]] | None = None
 
     # --- reading ---------------------------------------------------------------------
 
@@ -93,8 +106,67 @@ class ZendeskDesk:
             raise not_found()
         return self._generated(ticket_id)
 
+    def metrics(self, ticket_id: int) -> dict[str, Any]:
+        """The ticket's metric set (its id is the ticket's), read off its comments/audits."""
+        record = self.record(ticket_id)
+        ticket = record.ticket
+        by_requester = [c for c in record.comments if c["author_id"] == ticket["requester_id"]]
+        agent_replies = [
+            c for c in record.comments if c["public"] and c["author_id"] != ticket["requester_id"]
+        ]
+        status_changes = [
+            audit["created_at"]
+            for audit in record.audits
+            for event in audit["events"]
+            if event.get("field_name") == "status"
+        ]
+        solved = [
+            audit["created_at"]
+            for audit in record.audits
+            for event in audit["events"]
+            if event.get("field_name") == "status" and event.get("value") == "solved"
+        ]
+        return {
+            "id": ticket_id,
+            "ticket_id": ticket_id,
+            "url": f"/api/v2/ticket_metrics/{ticket_id}.json",
+            "created_at": ticket["created_at"],
+            "updated_at": ticket["updated_at"],
+            "requester_updated_at": by_requester[-1]["created_at"] if by_requester else None,
+            "latest_comment_added_at": record.comments[-1]["created_at"],
+            "status_updated_at": status_changes[-1] if status_changes else ticket["created_at"],
+            "solved_at": solved[-1] if solved else None,
+            "replies": len(agent_replies),
+            "reopens": 0,
+        }
+
     def ticket_ids(self, after: int = 0) -> Iterator[int]:
         return iter(range(max(after, 0) + 1, self._generator.ticket_count + 1))
+
+    def changed_after(
+        self, after: tuple[int, int], horizon: int, limit: int
+    ) -> tuple[list[tuple[int, int]], bool]:
+        """(updated unix time, id) of tickets changed after ``after`` and not after
+        ``horizon``, oldest first, at most ``limit``; and whether more follow."""
+        if self._export_index is None:
+            # Built once, on the first export: generated stamps never change.
+            self._export_index = sorted(
+                (self._generated(i).ticket["generated_timestamp"], i) for i in self.ticket_ids()
+            )
+        index = self._export_index
+        generated = (
+            entry
+            for entry in islice(index, bisect_right(index, after), None)
+            if entry[1] not in self.changed
+        )
+        written = sorted(
+            (record.ticket["generated_timestamp"], ticket_id)
+            for ticket_id, record in self.changed.items()
+            if (record.ticket["generated_timestamp"], ticket_id) > after
+        )
+        due = takewhile(lambda entry: entry[0] <= horizon, heapq.merge(generated, written))
+        chosen = list(islice(due, limit + 1))
+        return chosen[:limit], len(chosen) > limit
 
     def scenario(self, ticket_id: int) -> str:
         return self._generator.scenario(ticket_id)
@@ -186,6 +258,11 @@ class ZendeskDesk:
         unknown = sorted(set(changes) - TICKET_ATTRIBUTES)
         if unknown:
             raise record_invalid("base", f"Unknown attribute(s): {', '.join(unknown)}")
+        unmodelled = sorted(set(changes) - MODELLED_ATTRIBUTES)
+        if unmodelled:
+            raise record_invalid(
+                "base", f"The sandbox does not model updating: {', '.join(unmodelled)}"
+            )
         if changes.get("safe_update"):
             _check_stamp(current, changes.get("updated_stamp"))
         if current["status"] == "closed":
@@ -210,6 +287,11 @@ class ZendeskDesk:
             planned["status"] = status
         elif current["status"] == "new" and changes.get("comment"):
             planned["status"] = "open"  # an agent touching a new ticket opens it
+        if "assignee_email" in changes:
+            by_email = {agent.email: agent.id for agent in (API_USER, *AGENTS)}
+            if changes["assignee_email"] not in by_email:
+                raise record_invalid("assignee", "Assignee email is not an agent's")
+            planned["assignee_id"] = by_email[changes["assignee_email"]]
         if "assignee_id" in changes:
             assignee = changes["assignee_id"]
             if assignee is not None and assignee not in {a.id for a in (API_USER, *AGENTS)}:
@@ -272,17 +354,18 @@ class ZendeskDesk:
         events: list[dict[str, Any]] = []
         audit_id = self._next_audit_id(record)
         if comment is not None:
-            added = _comment_json(record, audit_id, now, channel=channel, **comment)
+            comment_id = record.ticket["id"] * COMMENTS_PER_TICKET + len(record.comments) + 1
+            added = comment_json(comment_id, audit_id, now, channel=channel, **comment)
             record.comments.append(added)
             events.append({"id": audit_id * 10, "type": "Comment", "body": added["body"],
                            "public": added["public"], "author_id": added["author_id"]})  # fmt: skip
             if added["public"] and added["author_id"] != ticket["requester_id"]:
                 self._email_requester(ticket, added["body"], now)
-        for offset, (name, value) in enumerate(planned.items(), start=1):
-            previous = ticket.get(name)
-            ticket[name] = value
-            events.append({"id": audit_id * 10 + offset, "type": "Change", "field_name": name,
-                           "value": value, "previous_value": previous})  # fmt: skip
+        changes = [change for name, value in planned.items() for change in
+                   _change_events(name, ticket.get(name), value)]  # fmt: skip
+        for offset, change in enumerate(changes, start=1):
+            events.append({"id": audit_id * 10 + offset, "type": "Change", **change})
+        ticket.update(planned)
         audit = {
             "id": audit_id,
             "ticket_id": ticket["id"],
@@ -341,11 +424,8 @@ class ZendeskDesk:
     def replace_tags(self, ticket_id: int, tags: list[str], mode: str) -> list[str]:
         """``/tickets/{id}/tags``: ``set`` (POST), ``add`` (PUT) or ``remove`` (DELETE)."""
         current = self.record(ticket_id).ticket
-        if mode == "set":
-            new = _apply_tags([], {"tags": tags})
-        else:
-            new = _apply_tags(current["tags"], {f"{'additional' if mode == 'add' else 'remove'}"
-                                                f"_tags": tags})  # fmt: skip
+        key = {"set": "tags", "add": "additional_tags", "remove": "remove_tags"}[mode]
+        new = _apply_tags(current["tags"], {key: tags})
         if new != current["tags"]:
             self._commit(self._writable(ticket_id), {"tags": new}, None)
         return new
@@ -394,6 +474,23 @@ def _agent_json(agent: Any) -> dict[str, Any]:
         "created_at": _GROUP_CREATED,
         "updated_at": _GROUP_CREATED,
     }
+
+
+def _change_events(name: str, previous: Any, value: Any) -> list[dict[str, Any]]:
+    """Audit ``Change`` events as Zendesk writes them: one per custom field (named by its
+    id), tags as one space-separated string."""
+    if name == "custom_fields":
+        before = {entry["id"]: entry["value"] for entry in previous}
+        return [
+            {"field_name": str(entry["id"]), "value": entry["value"],
+             "previous_value": before.get(entry["id"])}
+            for entry in value
+            if before.get(entry["id"]) != entry["value"]
+        ]  # fmt: skip
+    if name == "tags":
+        return [{"field_name": "tags", "value": " ".join(value),
+                 "previous_value": " ".join(previous)}]  # fmt: skip
+    return [{"field_name": name, "value": value, "previous_value": previous}]
 
 
 def _check_stamp(current: dict[str, Any], stamp: Any) -> None:
@@ -459,31 +556,3 @@ def _apply_tags(tags: list[str], changes: dict[str, Any]) -> list[str]:
         else:
             result = [tag for tag in result if tag not in cleaned]
     return sorted(dict.fromkeys(result))
-
-
-def _comment_json(
-    record: TicketRecord,
-    audit_id: int,
-    now: datetime,
-    *,
-    body: str,
-    html_body: str | None,
-    public: bool,
-    author_id: int,
-    channel: str,
-) -> dict[str, Any]:
-    comment_id = record.ticket["id"] * COMMENTS_PER_TICKET + len(record.comments) + 1
-    return {
-        "id": comment_id,
-        "type": "Comment",
-        "author_id": author_id,
-        "body": body,
-        "html_body": html_body or f'<div class="zd-comment"><p>{body}</p></div>',
-        "plain_body": body,
-        "public": public,
-        "audit_id": audit_id,
-        "attachments": [],
-        "created_at": format_iso(now),
-        "via": {"channel": channel, "source": {"from": {}, "to": {}, "rel": None}},
-        "metadata": {"system": {}, "custom": {}},
-    }

@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from itertools import islice
 from typing import Any
 
 from starlette.requests import Request
@@ -21,12 +22,13 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sandbox.clock import SandboxClock, format_iso, parse_iso
+from sandbox.clock import SandboxClock, format_iso
 from sandbox.errors import VendorError, json_response
 from sandbox.gate import Gate
 from sandbox.limits import Decision
 from sandbox.tenant import AGENTS, GROUPS, TICKET_FIELDS
-from sandbox.zendesk import STATUSES, ZendeskDesk, error, not_found, record_invalid
+from sandbox.zendesk import ZendeskDesk, error, not_found, record_invalid
+from sandbox.zendesk_search import ticket_matcher
 
 __all__ = ["StripJsonSuffix", "authorized", "rate_headers", "routes", "status_error"]
 
@@ -57,6 +59,8 @@ def status_error(status: int) -> VendorError:
         return error(
             429, "APIRateLimitExceeded", "Number of allowed API requests per minute exceeded"
         )
+    if status == 405:
+        return error(405, "MethodNotAllowed", "This endpoint does not accept that method")
     return error(status, "ServerError", "Something went wrong on our side, please retry later")
 
 
@@ -113,26 +117,24 @@ def _uses_cursor(request: Request) -> bool:
     return any(key.startswith("page[") for key in request.query_params)
 
 
-def _cursor_page(request: Request, keyed: Iterable[tuple[int, Any]]) -> Page:
-    """Take one cursor page from ``keyed`` (position, item) pairs in order."""
+def _cursor_page(
+    request: Request, keyed_after: Callable[[int | None], Iterable[tuple[int, Any]]]
+) -> Page:
+    """One cursor page. ``keyed_after(position)`` yields (position, item) pairs in order,
+    starting after ``position`` (None: from the start), so skipped items cost nothing."""
     size = _int_param(request, "page[size]", MAX_PAGE, low=1, high=MAX_PAGE)
     after_raw = request.query_params.get("page[after]")
     after = _decode_cursor(after_raw) if after_raw else None
-    items: list[Any] = []
-    last = None
-    iterator = iter(keyed)
-    for position, item in iterator:
-        if after is not None and position <= after:
-            continue
-        if len(items) == size:
-            return (
-                Page(items, True, _encode_cursor(last))
-                if last is not None
-                else Page(items, True, None)
-            )
-        items.append(item)
-        last = position
-    return Page(items, False, _encode_cursor(last) if last is not None else None)
+    window = list(islice(keyed_after(after), size + 1))
+    chosen = window[:size]
+    cursor = _encode_cursor(chosen[-1][0]) if chosen else None
+    return Page([item for _, item in chosen], len(window) > size, cursor)
+
+
+def _after(pairs: Iterable[tuple[int, Any]]) -> Callable[[int | None], Iterable[tuple[int, Any]]]:
+    """``keyed_after`` for small in-memory sequences."""
+    listed = list(pairs)
+    return lambda after: [(p, item) for p, item in listed if after is None or p > after]
 
 
 def _cursor_body(request: Request, key: str, page: Page) -> dict[str, Any]:
@@ -192,13 +194,13 @@ async def _json_body(request: Request) -> dict[str, Any]:
 
 
 class _SideLoads:
-    """Collects the users/organizations/groups a ticket payload refers to."""
+    """Collects the users/organizations/groups/metric sets a ticket payload refers to."""
 
     def __init__(self, desk: ZendeskDesk, request: Request) -> None:
         self._desk = desk
         wanted = request.query_params.get("include", "")
         self._wanted = {part.strip() for part in wanted.split(",") if part.strip()}
-        unknown = self._wanted - {"users", "organizations", "groups"}
+        unknown = self._wanted - {"users", "organizations", "groups", "metric_sets"}
         if unknown:
             raise error(400, "InvalidValue", f"Unsupported include: {', '.join(sorted(unknown))}")
 
@@ -212,96 +214,16 @@ class _SideLoads:
         if "groups" in self._wanted:
             ids = {t["group_id"] for t in tickets if t["group_id"] is not None}
             body["groups"] = [self._desk.group(i) for i in sorted(ids)]
+        if "metric_sets" in self._wanted:
+            body["metric_sets"] = [self._desk.metrics(t["id"]) for t in tickets]
         return body
 
 
-# --- search ----------------------------------------------------------------------------
-
-
-def _ticket_matcher(query: str) -> Callable[[dict[str, Any]], bool]:
-    """Zendesk search syntax, the part the worker needs: ``status:pending``, ``status<solved``,
-    ``tags:x``, ``-tags:x``, ``updated>ISO``, ``created<ISO``, ``assignee:ID|none``,
-    ``group:ID``, ``organization:ID``, ``requester:ID``, ``custom_field_<id>:value`` and free
-    words (subject/description). Same key twice: either value; different keys: all."""
-    alternatives: dict[str, list[Callable[[dict[str, Any]], bool]]] = {}
-    for term in query.split():
-        negate = term.startswith("-")
-        body = term[1:] if negate else term
-        test, key = _term(body)
-        if negate:
-            alternatives.setdefault(f"-{key}", []).append(_negated(test))
-        else:
-            alternatives.setdefault(key, []).append(test)
-    groups = list(alternatives.items())
-
-    def matches(ticket: dict[str, Any]) -> bool:
-        for key, tests in groups:
-            combine = all if key.startswith("-") else any
-            if not combine(test(ticket) for test in tests):
-                return False
-        return True
-
-    return matches
-
-
-def _negated(test: Callable[[dict[str, Any]], bool]) -> Callable[[dict[str, Any]], bool]:
-    return lambda ticket: not test(ticket)
-
-
-def _term(term: str) -> tuple[Callable[[dict[str, Any]], bool], str]:
-    for operator in (":", "<", ">"):
-        key, found, value = term.partition(operator)
-        if found and key and value:
-            return _keyed_term(key.lower(), operator, value), key.lower()
-    word = term.lower()
-    return (lambda t: word in t["subject"].lower() or word in t["description"].lower()), "text"
-
-
-def _keyed_term(key: str, operator: str, value: str) -> Callable[[dict[str, Any]], bool]:
-    if key == "type":
-        raise error(400, "InvalidSearchQuery", "Use filter[type], not type: in the query")
-    if key == "status":
-        if value not in STATUSES:
-            raise error(400, "InvalidSearchQuery", f"Unknown status {value!r}")
-        rank = STATUSES.index(value)
-        if operator == "<":
-            return lambda t: STATUSES.index(t["status"]) < rank
-        if operator == ">":
-            return lambda t: STATUSES.index(t["status"]) > rank
-        return lambda t: t["status"] == value
-    if key in ("tags", "tag"):
-        return lambda t: value in t["tags"]
-    if key in ("updated", "created"):
-        instant = _search_instant(value)
-        field = f"{key}_at"
-        if operator == ">":
-            return lambda t: parse_iso(t[field]) > instant
-        if operator == "<":
-            return lambda t: parse_iso(t[field]) < instant
-        return lambda t: parse_iso(t[field]).date() == instant.date()
-    attribute = {"assignee": "assignee_id", "group": "group_id", "organization": "organization_id",
-                 "requester": "requester_id", "priority": "priority"}.get(key)  # fmt: skip
-    if attribute is not None:
-        expected: Any = None if value == "none" else value
-        return lambda t: (str(t[attribute]) if t[attribute] is not None else None) == expected
-    if key.startswith("custom_field_"):
-        field_id = int(key.removeprefix("custom_field_")) if key[13:].isdigit() else -1
-        return lambda t: any(
-            f["id"] == field_id and str(f["value"]) == value for f in t["custom_fields"]
-        )
-    raise error(400, "InvalidSearchQuery", f"Unsupported search term {key}{operator}{value}")
-
-
-def _search_instant(value: str) -> Any:
-    try:
-        return parse_iso(value if "T" in value else f"{value}T00:00:00Z")
-    except ValueError as exc:
-        raise error(400, "InvalidSearchQuery", f"{value!r} is not a date") from exc
-
-
-def _search_results(desk: ZendeskDesk, query: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    matches = _ticket_matcher(query)
-    for ticket_id in desk.ticket_ids():
+def _search_results(
+    desk: ZendeskDesk, query: str, after: int | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    matches = ticket_matcher(query)
+    for ticket_id in desk.ticket_ids(after or 0):
         ticket = desk.record(ticket_id).ticket
         if matches(ticket):
             yield ticket_id, _search_hit(ticket)
@@ -329,7 +251,10 @@ def routes(gate: Gate, desk: ZendeskDesk, clock: SandboxClock) -> list[BaseRoute
     async def list_tickets(request: Request) -> Response:
         side = _SideLoads(desk, request)
         if _uses_cursor(request):
-            page = _cursor_page(request, ((i, desk.record(i).ticket) for i in desk.ticket_ids()))
+            page = _cursor_page(
+                request,
+                lambda after: ((i, desk.record(i).ticket) for i in desk.ticket_ids(after or 0)),
+            )
             body = _cursor_body(request, "tickets", page)
         else:
             body = _offset_body(
@@ -399,7 +324,8 @@ def routes(gate: Gate, desk: ZendeskDesk, clock: SandboxClock) -> list[BaseRoute
         }
         desk.jobs[job_id] = done
         # The job ran synchronously, but the first answer is the queued job, as in Zendesk.
-        queued = {**done, "status": "queued", "progress": None, "message": None, "results": None}
+        queued = {key: value for key, value in done.items() if key != "results"}
+        queued.update(status="queued", progress=0, message=None)
         return json_response({"job_status": queued})
 
     async def show_job(request: Request) -> Response:
@@ -415,7 +341,7 @@ def routes(gate: Gate, desk: ZendeskDesk, clock: SandboxClock) -> list[BaseRoute
             ordered = list(enumerate(comments))
             if request.query_params.get("sort") == "-created_at":
                 ordered = [(len(comments) - 1 - i, c) for i, c in reversed(ordered)]
-            body = _cursor_body(request, "comments", _cursor_page(request, ordered))
+            body = _cursor_body(request, "comments", _cursor_page(request, _after(ordered)))
         else:
             ordered_list = (
                 comments[::-1] if request.query_params.get("sort_order") == "desc" else comments
@@ -431,7 +357,7 @@ def routes(gate: Gate, desk: ZendeskDesk, clock: SandboxClock) -> list[BaseRoute
     async def list_audits(request: Request) -> Response:
         audits = desk.record(request.path_params["ticket_id"]).audits
         if _uses_cursor(request):
-            body = _cursor_body(request, "audits", _cursor_page(request, enumerate(audits)))
+            body = _cursor_body(request, "audits", _cursor_page(request, _after(enumerate(audits))))
         else:
             body = _offset_body(request, "audits", lambda s, n: audits[s : s + n], len(audits))
         return json_response(body)
@@ -454,7 +380,8 @@ def routes(gate: Gate, desk: ZendeskDesk, clock: SandboxClock) -> list[BaseRoute
         if request.query_params.get("filter[type]") != "ticket":
             raise error(400, "InvalidSearchQuery", "filter[type]=ticket is required")
         side = _SideLoads(desk, request)
-        page = _cursor_page(request, _search_results(desk, _search_query(request)))
+        query = _search_query(request)
+        page = _cursor_page(request, lambda after: _search_results(desk, query, after))
         body = _cursor_body(request, "results", page)
         body["facets"] = None
         return json_response(side.add_to(body, body["results"]))
@@ -468,7 +395,7 @@ def routes(gate: Gate, desk: ZendeskDesk, clock: SandboxClock) -> list[BaseRoute
         page = _int_param(request, "page", 1, low=1, high=10**6)
         if page * per_page > MAX_SEARCH_RESULTS:
             raise error(422, "InvalidSearchQuery", "Search is limited to 1,000 results")
-        hits = [hit for _, hit in _limited(_search_results(desk, terms), page * per_page + 1)]
+        hits = [hit for _, hit in islice(_search_results(desk, terms), page * per_page + 1)]
         chosen = hits[(page - 1) * per_page : page * per_page]
         more = len(hits) > page * per_page
         url = request.url
@@ -494,22 +421,16 @@ def routes(gate: Gate, desk: ZendeskDesk, clock: SandboxClock) -> list[BaseRoute
             after = (int(raw) - 1, 2**62)
         size = _int_param(request, "per_page", 1000, low=1, high=1000)
         horizon = int((clock.now() - EXPORT_SETTLE).timestamp())
-        stamped = sorted(
-            (t["generated_timestamp"], t["id"])
-            for t in (desk.record(i).ticket for i in desk.ticket_ids())
-            if (t["generated_timestamp"], t["id"]) > after and t["generated_timestamp"] <= horizon
-        )
-        chosen = stamped[:size]
+        chosen, more = desk.changed_after(after, horizon, size)
         tickets = [desk.record(ticket_id).ticket for _, ticket_id in chosen]
-        last = chosen[-1] if chosen else after
-        next_cursor = _encode_export_cursor(last)
+        next_cursor = _encode_export_cursor(chosen[-1] if chosen else after)
         body = {
             "tickets": tickets,
             "after_cursor": next_cursor,
             "after_url": str(request.url.replace_query_params(cursor=next_cursor)),
             "before_cursor": None,
             "before_url": None,
-            "end_of_stream": len(stamped) <= size,
+            "end_of_stream": not more,
         }
         return json_response(side.add_to(body, tickets))
 
@@ -519,7 +440,10 @@ def routes(gate: Gate, desk: ZendeskDesk, clock: SandboxClock) -> list[BaseRoute
         async def handle(request: Request) -> Response:
             all_ids = ids()
             if _uses_cursor(request):
-                page = _cursor_page(request, ((i, get(i)) for i in all_ids))
+                page = _cursor_page(
+                    request,
+                    lambda after: ((i, get(i)) for i in all_ids if after is None or i > after),
+                )
                 return json_response(_cursor_body(request, key, page))
             return json_response(_offset_body(
                 request, key, lambda s, n: [get(i) for i in all_ids[s : s + n]], len(all_ids)
@@ -599,13 +523,6 @@ def routes(gate: Gate, desk: ZendeskDesk, clock: SandboxClock) -> list[BaseRoute
         r("GET", "/api/v2/ticket_fields/{field_id:int}",
           shower("ticket_field", desk.ticket_field, "field_id")),
     ]  # fmt: skip
-
-
-def _limited(items: Iterator[Any], count: int) -> Iterator[Any]:
-    for index, item in enumerate(items):
-        if index >= count:
-            return
-        yield item
 
 
 def _encode_export_cursor(position: tuple[int, int]) -> str:

@@ -12,6 +12,7 @@ from sandbox.app import Sandbox
 from sandbox.errors import ConnectionDropped
 from sandbox.faults import FaultPlan, FaultRule, parse_fault
 from sandbox.limits import RateLimiter, VendorLimit
+from sandbox.patterns import endpoint_matches
 from tests.unit.sandbox_support import (
     ASANA_AUTH,
     INTERCOM_AUTH,
@@ -196,3 +197,50 @@ async def test_admin_rejects_nonsense(client: Any) -> None:
     ).status_code == 400
     activity = {"vendor": "zendesk", "id": "3", "kind": "telepathy"}
     assert (await client.post("/_admin/activity", json=activity)).status_code == 400
+
+
+async def test_admin_token_guards_the_admin_api_only() -> None:
+    guarded = small_sandbox(admin_token="let-me-in")
+    async with client_for(guarded) as client:
+        assert (await client.get("/_admin/stats")).status_code == 401
+        allowed = await client.get("/_admin/stats", headers={"Authorization": "Bearer let-me-in"})
+        assert allowed.status_code == 200
+        assert (await client.get(TICKET, headers=ZENDESK_AUTH)).status_code == 200
+
+
+async def test_default_limits_include_zendesk_endpoint_limits(client: Any) -> None:
+    export = "/zendesk/api/v2/incremental/tickets/cursor?start_time=0&per_page=1"
+    answers = [(await client.get(export, headers=ZENDESK_AUTH)).status_code for _ in range(11)]
+    assert answers == [200] * 10 + [429]
+    assert (await client.get(TICKET, headers=ZENDESK_AUTH)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("pattern", "matches"),
+    [
+        ("PUT /api/v2/tickets/{ticket_id:int}", True),
+        ("PUT /api/v2/tickets/{ticket_id}", True),
+        ("PUT *", True),
+        ("*", True),
+        ("GET *", False),
+        ("PUT /api/v2/tickets/update_many", False),
+    ],
+)
+def test_endpoint_patterns_may_leave_the_converter_out(pattern: str, matches: bool) -> None:
+    assert endpoint_matches(pattern, "PUT /api/v2/tickets/{ticket_id:int}") is matches
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "shape"),
+    [
+        ("DELETE", "/zendesk/api/v2/tickets/3", "error"),
+        ("PATCH", "/intercom/contacts/600000000000000000000001", "type"),
+        ("DELETE", "/asana/api/1.0/tasks/1206000000000001", "errors"),
+    ],
+)
+async def test_wrong_method_gets_the_vendor_error_shape(
+    client: Any, method: str, path: str, shape: str
+) -> None:
+    response = await client.request(method, path, headers=ZENDESK_AUTH)
+    assert response.status_code == 405
+    assert shape in response.json()

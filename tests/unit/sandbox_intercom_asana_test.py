@@ -131,7 +131,7 @@ async def test_asana_offset_pages_walk_every_task_once(client: Any, sandbox: San
         seen += [task["gid"] for task in body["data"]]
         assert set(body["data"][0]) == {"gid", "resource_type", "name", "completed"}
         path = body["next_page"]["path"] if body["next_page"] else None
-    assert seen == [task["gid"] for task in sandbox.asana.tasks()]
+    assert seen == [task["gid"] for _, task in sandbox.asana.tasks()]
 
 
 async def test_asana_custom_field_update_by_option_gid_and_date(client: Any) -> None:
@@ -185,3 +185,50 @@ async def test_asana_project_names_the_contract_fields(client: Any) -> None:
     assert [s["custom_field"]["name"] for s in settings] == [
         "Priority", "User last updated", "Last follow-up date", "Intercom contact"
     ]  # fmt: skip
+
+
+async def test_snoozed_conversation_reopens_when_the_clock_passes_its_snooze(client: Any) -> None:
+    snooze = {
+        "message_type": "snooze",
+        "admin_id": "991001",
+        "snoozed_until": 1_773_241_200 + 86_400,
+    }
+    snoozed = (await intercom(client, "POST", "/conversations/10004/parts", json=snooze)).json()
+    assert snoozed["state"] == "snoozed"
+    await client.post("/_admin/clock", json={"advance_days": 2})
+    woken = (await intercom(client, "GET", "/conversations/10004")).json()
+    assert (woken["state"], woken["snoozed_until"]) == ("open", None)
+    assert woken["conversation_parts"]["conversation_parts"][-1]["part_type"] == "timer_unsnooze"
+
+
+async def test_asana_pages_of_incomplete_tasks_skip_completed_ones(
+    client: Any, sandbox: Sandbox
+) -> None:
+    seen: list[str] = []
+    path: str | None = f"/projects/{ASANA_PROJECT_GID}/tasks?limit=6&completed_since=now"
+    while path:
+        body = (await client.get(f"{ASANA}{path}", headers=ASANA_AUTH)).json()
+        seen += [task["gid"] for task in body["data"]]
+        path = body["next_page"]["path"] if body["next_page"] else None
+    expected = [task["gid"] for _, task in sandbox.asana.tasks() if not task["completed"]]
+    assert seen == expected
+    assert len(expected) < sandbox.generator.task_count
+
+
+async def test_outbound_email_message_lands_in_the_outbox(client: Any, sandbox: Sandbox) -> None:
+    contact = next(c for c in sandbox.intercom.contacts() if c["email"])
+    message = {"message_type": "email", "subject": "Your bug", "body": "Fixed next week.",
+               "template": "plain", "from": {"type": "admin", "id": 991001},
+               "to": {"type": "user", "id": contact["id"]}}  # fmt: skip
+    sent = (await intercom(client, "POST", "/messages", json=message)).json()
+    assert (sent["type"], sent["message_type"], sent["subject"]) == (
+        "admin_message",
+        "email",
+        "Your bug",
+    )
+    outbox = (await client.get("/_admin/outbox")).json()["messages"]
+    assert [(m["to"], m["subject"], m["body"]) for m in outbox] == [
+        (contact["email"], "Your bug", "Fixed next week.")
+    ]
+    unknown = {**message, "to": {"type": "user", "id": "nobody"}}
+    assert (await intercom(client, "POST", "/messages", json=unknown)).status_code == 404

@@ -7,6 +7,7 @@ import asyncio
 import httpx
 import pytest
 import respx
+import structlog
 
 from connectors.errors import (
     BadRequest,
@@ -224,3 +225,21 @@ async def test_a_body_cut_short_is_retried_on_read_and_unknown_on_write(
         assert await client.read("GET", "/api/v2/tickets/1") == {"ok": 1}
         with pytest.raises(OutcomeUnknown):
             await client.write("PUT", "/api/v2/tickets/1", json={})
+
+
+async def test_retry_and_rate_limit_logs_carry_no_secrets(
+    router: respx.MockRouter, clock: FakeClock
+) -> None:
+    router.get(url__startswith=URL).mock(
+        side_effect=[
+            httpx.Response(503, json={"token": SECRET_TOKEN}),
+            httpx.Response(429, headers={"Retry-After": "1"}),
+            httpx.Response(200, json={}),
+        ]
+    )
+    with structlog.testing.capture_logs() as logs:
+        async with make_client(router, clock) as client:
+            await client.read("GET", "/api/v2/tickets/1", params={"email": AGENT_EMAIL})
+    assert [entry["event"] for entry in logs] == ["vendor_retry", "rate_limited", "vendor_retry"]
+    assert SECRET_TOKEN not in str(logs)
+    assert AGENT_EMAIL not in str(logs)

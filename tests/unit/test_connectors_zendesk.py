@@ -13,7 +13,8 @@ import respx
 from connectors.base import WriteOutcome
 from connectors.errors import MappingError
 from connectors.mapping import ZendeskMapping
-from connectors.zendesk import ZendeskConnector, ZendeskIds, ticket_updates
+from connectors.zendesk import ZendeskConnector
+from connectors.zendesk_json import ZendeskIds, ticket_updates
 from policies.model import (
     Action,
     ActionType,
@@ -492,3 +493,90 @@ async def test_unknown_agent_fails_without_a_call(router: respx.MockRouter) -> N
     assert result.outcome is WriteOutcome.FAILED
     assert "Zed" in result.detail
     assert not put.called
+
+
+def bulk_connector(router: respx.MockRouter) -> ZendeskConnector:
+    client = make_client(router, FakeClock(), base_url=BASE)
+    mapping = MAPPING.model_copy(update={"bulk_updates": True})
+    return ZendeskConnector(client, mapping, clock=lambda: NOW, sleep=FakeClock().sleep)
+
+
+def on(ticket_id: str) -> Case:
+    return case(id=ticket_id)
+
+
+async def test_apply_many_sends_single_updates_as_one_job_and_replies_alone(
+    router: respx.MockRouter,
+) -> None:
+    bulk = router.put("/api/v2/tickets/update_many").respond(
+        json={"job_status": {"id": "j1", "status": "queued"}}
+    )
+    job = router.get("/api/v2/job_statuses/j1").respond(
+        json={
+            "job_status": {
+                "id": "j1",
+                "status": "completed",
+                "results": [
+                    {"id": 1, "success": True},
+                    {"id": 2, "success": False, "error": "UpdateConflict"},
+                    {"id": 3, "success": False, "error": "RecordInvalid"},
+                ],
+            }
+        }
+    )
+    single = router.put("/api/v2/tickets/9").respond(json={"ticket": {"updated_at": STAMP}})
+    items = [
+        item(NOTE, on=on("1")),
+        item(NOTE, on=on("2")),
+        item(REPLY, NOTE, on=on("9")),
+        item(NOTE, on=on("3")),
+    ]
+    async with bulk_connector(router) as zendesk:
+        results = await zendesk.apply_many(items)
+    assert [r.outcome for r in results] == [
+        WriteOutcome.APPLIED,
+        WriteOutcome.CONFLICT,
+        WriteOutcome.APPLIED,
+        WriteOutcome.FAILED,
+    ]
+    assert (bulk.call_count, job.call_count, single.call_count) == (1, 1, 2)
+    sent = json.loads(bulk.calls[0].request.content)["tickets"]
+    assert [(t["id"], t["safe_update"], t["updated_stamp"]) for t in sent] == [
+        (1, True, STAMP),
+        (2, True, STAMP),
+        (3, True, STAMP),
+    ]
+    assert sent[0]["comment"]["body"].endswith(FOOTER)
+    assert sum(r.calls for r in results) == 4  # one job, one poll, two single updates
+
+
+async def test_a_lost_job_answer_is_settled_ticket_by_ticket_by_marker(
+    router: respx.MockRouter,
+) -> None:
+    router.put("/api/v2/tickets/update_many").mock(side_effect=httpx.ReadTimeout("lost"))
+    fresh_ticket(
+        router,
+        {
+            "id": 1,
+            "author_id": 99,
+            "body": f"2/3\n\n{FOOTER}",
+            "public": False,
+            "created_at": "2026-03-10T12:00:00Z",
+        },
+    )
+    single = router.put("/api/v2/tickets/7")
+    async with bulk_connector(router) as zendesk:
+        (result,) = await zendesk.apply_many([item(NOTE)])
+    assert result.outcome is WriteOutcome.ALREADY_APPLIED
+    assert not single.called
+
+
+async def test_without_the_bulk_flag_each_item_is_its_own_update(
+    router: respx.MockRouter,
+) -> None:
+    bulk = router.put("/api/v2/tickets/update_many")
+    single = router.put("/api/v2/tickets/7").respond(json={"ticket": {"updated_at": STAMP}})
+    async with connector(router) as zendesk:
+        (result,) = await zendesk.apply_many([item(NOTE)])
+    assert result.outcome is WriteOutcome.APPLIED
+    assert (bulk.called, single.call_count) == (False, 1)

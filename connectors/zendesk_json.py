@@ -1,0 +1,233 @@
+"""Zendesk JSON <-> the domain model, without IO: tickets and comments into cases, plan
+items into ticket update bodies. Names are resolved to ids beforehand (:class:`ZendeskIds`).
+
+A comment by the requester is inbound activity: a public one a reply, a VoiceComment with
+``call_status`` missed/abandoned a missed/abandoned call, a private email flagged
+``metadata.custom.missed`` a missed email. Anyone else's comment is an agent update, except the
+worker's own signed notes, which are follow-ups (:func:`connectors.footer.parse_footer`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from connectors.errors import MappingError
+from connectors.footer import parse_footer, with_footer
+from policies.model import (
+    ActionType,
+    Activity,
+    ActivityKind,
+    Case,
+    CaseKind,
+    FollowUpMark,
+    PlanItem,
+    Priority,
+    Requester,
+    Source,
+    Status,
+    marker_tag,
+)
+
+__all__ = [
+    "WORKER_TAG",
+    "TicketUpdates",
+    "ZendeskIds",
+    "comment_activity",
+    "ticket_case",
+    "ticket_updates",
+]
+
+WORKER_TAG = "followup_worker"
+
+
+@dataclass(frozen=True, slots=True)
+class ZendeskIds:
+    """The tenant's names resolved to ids (see ``ZendeskConnector.resolve``)."""
+
+    fields: dict[str, int] = field(default_factory=dict)  # logical name -> ticket field id
+    options: dict[str, dict[str, str]] = field(
+        default_factory=dict
+    )  # logical -> name/value -> value
+    groups: dict[str, int] = field(default_factory=dict)
+    agents: dict[str, int] = field(default_factory=dict)
+
+    def field_names(self) -> dict[int, str]:
+        return {v: k for k, v in self.fields.items()}
+
+    def option_value(self, logical: str, value: str) -> str:
+        options = self.options.get(logical)
+        if not options:
+            return value
+        try:
+            return options[value.lower()]
+        except KeyError:
+            raise MappingError(f"zendesk field {logical!r} has no option {value!r}") from None
+
+    def group_id(self, name: str) -> int:
+        try:
+            return self.groups[name]
+        except KeyError:
+            raise MappingError(f"zendesk group {name!r} is unknown") from None
+
+    def agent_id(self, name: str) -> int:
+        try:
+            return self.agents[name]
+        except KeyError:
+            raise MappingError(f"zendesk agent {name!r} is unknown") from None
+
+
+@dataclass(frozen=True, slots=True)
+class TicketUpdates:
+    """The body of each call one plan item needs: the optional reply, then the note."""
+
+    reply: dict[str, Any] | None
+    note: dict[str, Any]
+
+
+def _assignment(name: str, ids: ZendeskIds) -> dict[str, int]:
+    """``"Unresponsive Customers/Roxy V"`` = that group plus that agent; else an agent name."""
+    group, sep, agent = name.partition("/")
+    if sep and group in ids.groups:
+        return {"group_id": ids.group_id(group), "assignee_id": ids.agent_id(agent)}
+    return {"assignee_id": ids.agent_id(name)}
+
+
+def ticket_updates(item: PlanItem, ids: ZendeskIds) -> TicketUpdates:
+    """Translate a plan item into Zendesk update bodies. Raises MappingError on unknown names."""
+    ticket: dict[str, Any] = {}
+    notes: list[str] = []
+    replies: list[str] = []
+    custom: dict[int, str] = {}
+    add: list[str] = [WORKER_TAG]
+    remove: list[str] = []
+    for action in item.actions:
+        p = action.params
+        match action.type:
+            case ActionType.NOTE:
+                notes.append(str(p["body"]))
+            case ActionType.REPLY:
+                replies.append(str(p["body"]))
+            case ActionType.REACH_OUT:
+                notes.append("Reach out by: " + ", ".join(str(c) for c in p.get("channels", [])))
+            case ActionType.SET_STATUS:
+                ticket["status"] = str(p["status"])
+            case ActionType.SET_ASSIGNEE:
+                ticket.update(_assignment(str(p["assignee"]), ids))
+            case ActionType.SET_GROUP:
+                ticket["group_id"] = ids.group_id(str(p["group"]))
+            case ActionType.ESCALATE:
+                ticket["group_id"] = ids.group_id(str(p["group"]))
+                notes.append(f"Escalated to {p['group']}: {p.get('reason', '')}".rstrip(": "))
+            case ActionType.SET_FIELD:
+                logical = str(p["field"])
+                if logical not in ids.fields:
+                    raise MappingError(f"zendesk field {logical!r} is not mapped")
+                custom[ids.fields[logical]] = ids.option_value(logical, str(p["value"]))
+            case ActionType.ADD_TAGS:
+                add.extend(str(t) for t in p["tags"])
+            case ActionType.REMOVE_TAGS:
+                remove.extend(str(t) for t in p["tags"])
+            case _:
+                raise MappingError(f"zendesk cannot {action.type} (ticket {item.case.id})")
+    marker = marker_tag(item.key)
+    reply = None
+    if replies:
+        reply = {
+            "comment": {"body": "\n\n".join(replies), "public": True},
+            "additional_tags": [WORKER_TAG, marker],
+        }
+        remove.append(marker)
+    note_text = "\n\n".join(notes) or item.reason
+    ticket["comment"] = {"body": with_footer(note_text, item), "public": False}
+    if custom:
+        ticket["custom_fields"] = [{"id": k, "value": v} for k, v in custom.items()]
+    ticket["additional_tags"] = list(dict.fromkeys(add))
+    if remove:
+        ticket["remove_tags"] = list(dict.fromkeys(remove))
+    return TicketUpdates(reply=reply, note=ticket)
+
+
+def _dt(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def comment_activity(comment: Mapping[str, Any], requester_id: Any) -> Activity | None:
+    """What a comment means for the planner (None for the worker's own follow-ups)."""
+    at = _dt(comment["created_at"])
+    if comment.get("author_id") != requester_id:
+        if parse_footer(comment.get("body") or "", at) is not None:
+            return None
+        return Activity(ActivityKind.AGENT_UPDATE, at)
+    call_status = (comment.get("data") or {}).get("call_status")
+    if comment.get("type") == "VoiceComment" and call_status in ("missed", "abandoned"):
+        kind = ActivityKind.MISSED_CALL if call_status == "missed" else ActivityKind.ABANDONED_CALL
+        return Activity(kind, at)
+    custom = (comment.get("metadata") or {}).get("custom") or {}
+    if not comment.get("public", True) and custom.get("missed"):
+        return Activity(ActivityKind.MISSED_EMAIL, at)
+    return Activity(ActivityKind.CUSTOMER_REPLY, at)
+
+
+def _requester(user: Mapping[str, Any] | None, requester_id: Any) -> Requester | None:
+    if requester_id is None:
+        return None
+    if user is None:
+        return Requester(id=str(requester_id))
+    return Requester(
+        id=str(user["id"]),
+        name=user.get("name") or "",
+        email=user.get("email") or None,
+        phone=user.get("phone") or None,
+    )
+
+
+def ticket_case(
+    ticket: Mapping[str, Any],
+    users: Mapping[Any, Mapping[str, Any]],
+    comments: Iterable[Mapping[str, Any]],
+    ids: ZendeskIds,
+) -> Case:
+    """A ticket, with its side-loaded ``users`` and the ``comments`` read for it, as a case."""
+    requester_id = ticket.get("requester_id")
+    history: list[Activity] = []
+    followups: list[FollowUpMark] = []
+    for comment in comments:
+        at = _dt(comment["created_at"])
+        mark = parse_footer(comment.get("body") or "", at)
+        if mark is not None and comment.get("author_id") != requester_id:
+            followups.append(mark)
+        elif (activity := comment_activity(comment, requester_id)) is not None:
+            history.append(activity)
+    names = ids.field_names()
+    fields = {
+        names[f["id"]]: str(f["value"])
+        for f in ticket.get("custom_fields") or []
+        if f["id"] in names and f.get("value") not in (None, "")
+    }
+    agents: dict[Any, str] = {v: k for k, v in ids.agents.items()}
+    groups: dict[Any, str] = {v: k for k, v in ids.groups.items()}
+    priority = ticket.get("priority")
+    org = ticket.get("organization_id")
+    return Case(
+        source=Source.ZENDESK,
+        id=str(ticket["id"]),
+        kind=CaseKind.TICKET,
+        status=Status(ticket["status"]),
+        created_at=_dt(ticket["created_at"]),
+        updated_at=_dt(ticket["updated_at"]),
+        subject=ticket.get("subject") or "",
+        priority=Priority(priority) if priority else None,
+        requester=_requester(users.get(requester_id), requester_id),
+        account_id=str(org) if org is not None else None,
+        assignee=agents.get(ticket.get("assignee_id")),
+        group=groups.get(ticket.get("group_id")),
+        brand=str(ticket["brand_id"]) if ticket.get("brand_id") else None,
+        fields=fields,
+        tags=frozenset(ticket.get("tags") or ()),
+        history=tuple(sorted(history, key=lambda a: a.at)),
+        followups=tuple(sorted(followups, key=lambda m: m.at)),
+        updated_stamp=ticket["updated_at"],
+    )

@@ -1,0 +1,277 @@
+"""What the sandbox serves validates against the vendors' own OpenAPI descriptions.
+
+The descriptions live in ``../shared/specs`` beside the repository (``FOLLOWUP_SPECS_DIR``
+overrides the place); the tests skip with a message when they are absent. Each description
+is loaded once per session and only the operations the sandbox serves are exercised.
+
+Two allowances, both for Zendesk's description, which is looser than Zendesk itself:
+- it leaves ``nullable`` off fields the live API answers with null (``external_id``,
+  ``custom_fields[].value``, ``agent_description``...), so null is accepted everywhere;
+- ``organization_fields`` values may be booleans: the contract's ``stop_followups`` is a
+  checkbox field, which Zendesk answers as true/false.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from sandbox.app import Sandbox, build_app
+from sandbox.config import SandboxConfig
+from sandbox.faults import FaultPlan
+from sandbox.generator_intercom import intercom_company_id, intercom_contact_id
+from sandbox.tenant import ASANA_FIELDS, ASANA_PROJECT_GID, PRIORITY_OPTIONS
+from tests.unit.sandbox_support import ASANA_AUTH, INTERCOM_AUTH, START, ZENDESK_AUTH
+
+openapi_core = pytest.importorskip("openapi_core")
+from openapi_core.testing import MockRequest, MockResponse  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+SPECS = Path(os.environ.get("FOLLOWUP_SPECS_DIR", REPO.parent / "shared" / "specs"))
+FILES = {
+    "zendesk": "zendesk-support.yaml",
+    "intercom": "intercom-2.16.yaml",
+    "asana": "asana_oas.yaml",
+}
+# (server the description declares, path prefix the sandbox serves the vendor under)
+SERVERS = {
+    "zendesk": ("https://example.zendesk.com", "", "/zendesk", ZENDESK_AUTH),
+    "intercom": ("https://api.intercom.io", "", "/intercom", INTERCOM_AUTH),
+    "asana": ("https://app.asana.com", "/api/1.0", "/asana/api/1.0", ASANA_AUTH),
+}
+
+pytestmark = pytest.mark.skipif(
+    not all((SPECS / name).exists() for name in FILES.values()),
+    reason=f"vendor descriptions not found in {SPECS} (set FOLLOWUP_SPECS_DIR)",
+)
+
+
+class _SpecLoader(yaml.CSafeLoader):
+    """JSON-like YAML: string keys (``200:`` is a status code, not an int), and Zendesk's
+    bare ``=`` scalar (which YAML 1.1 reads as the ``value`` tag) as a string."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        mapping = super().construct_mapping(node, deep=deep)
+        return {str(key): value for key, value in mapping.items()}
+
+
+_SpecLoader.add_constructor(
+    "tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node)
+)
+
+
+def _allow_null(node: Any) -> None:
+    if isinstance(node, dict):
+        if isinstance(node.get("type"), str):
+            node["nullable"] = True
+        for child in node.values():
+            _allow_null(child)
+    elif isinstance(node, list):
+        for child in node:
+            _allow_null(child)
+
+
+@cache
+def description(vendor: str) -> Any:
+    with (SPECS / FILES[vendor]).open() as handle:
+        spec = yaml.load(handle, Loader=_SpecLoader)
+    if vendor == "zendesk":
+        _allow_null(spec["components"]["schemas"])
+        org_fields = spec["components"]["schemas"]["OrganizationObject"]["properties"][
+            "organization_fields"
+        ]
+        org_fields["additionalProperties"]["oneOf"].append({"type": "boolean"})
+    config = openapi_core.Config(spec_validator_cls=None)  # the files are trusted reference data
+    return openapi_core.OpenAPI.from_dict(spec, config=config)
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Sandbox:
+    return Sandbox(
+        SandboxConfig(tickets=200, seed=11, start=START, frozen_clock=True, faults=FaultPlan())
+    )
+
+
+@pytest.fixture
+async def client(sandbox: Sandbox) -> Any:
+    app = build_app(sandbox.config, sandbox)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://sandbox"
+    ) as client:
+        yield client
+
+
+async def served(
+    client: Any,
+    vendor: str,
+    method: str,
+    path: str,
+    *,
+    params: dict[str, str] | None = None,
+    body: Any = None,
+    auth: bool = True,
+) -> httpx.Response:
+    """Call the sandbox, then validate the answer against the vendor's description."""
+    host, spec_prefix, sandbox_prefix, headers = SERVERS[vendor]
+    response = await client.request(
+        method, sandbox_prefix + path, params=params, json=body, headers=headers if auth else {}
+    )
+    request = MockRequest(
+        host,
+        method.lower(),
+        spec_prefix + path,
+        args=params or {},
+        headers=headers,
+        data=json.dumps(body).encode() if body is not None else None,
+    )
+    answer = MockResponse(response.content, response.status_code, headers=dict(response.headers))
+    try:
+        description(vendor).validate_response(request, answer)
+    except openapi_core.exceptions.OpenAPIError as exc:
+        pytest.fail(f"{vendor} {method} {path}: {_explain(exc)}")
+    return response
+
+
+def _explain(exc: BaseException) -> str:
+    """The schema errors (where in the body, what was wrong) instead of the whole body."""
+    cause: BaseException | None = exc
+    while cause is not None and not getattr(cause, "schema_errors", None):
+        cause = cause.__cause__
+    if cause is None:
+        return repr(exc)
+    problems = []
+    for error in cause.schema_errors:  # type: ignore[attr-defined]
+        for leaf in [error, *getattr(error, "context", [])]:
+            location = "/".join(str(part) for part in leaf.absolute_path)
+            problems.append(f"{location}: {leaf.message[:200]}")
+    return "; ".join(dict.fromkeys(problems))
+
+
+ZENDESK_READS = [
+    ("/api/v2/tickets/3", {"include": "users,organizations,groups,metric_sets"}),
+    ("/api/v2/tickets", {"page[size]": "20"}),
+    ("/api/v2/tickets/show_many", {"ids": "1,2,3"}),
+    ("/api/v2/tickets/3/comments", {"page[size]": "5", "sort": "-created_at"}),
+    ("/api/v2/tickets/3/audits", {}),
+    ("/api/v2/search/export", {"query": "status:pending", "filter[type]": "ticket",
+                               "page[size]": "10"}),
+    ("/api/v2/search", {"query": "type:ticket status:open"}),
+    ("/api/v2/incremental/tickets/cursor", {"start_time": "0", "include": "users"}),
+    ("/api/v2/users", {"page[size]": "10"}),
+    ("/api/v2/users/1001", {}),
+    ("/api/v2/users/show_many", {"ids": "1001,1002"}),
+    ("/api/v2/organizations", {}),
+    ("/api/v2/organizations/3000001", {}),
+    ("/api/v2/organizations/show_many", {"ids": "3000001,3000002"}),
+    ("/api/v2/groups", {}),
+    ("/api/v2/groups/504", {}),
+    ("/api/v2/ticket_fields", {}),
+    ("/api/v2/ticket_fields/9001", {}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "params"), ZENDESK_READS)
+async def test_zendesk_reads_match_the_description(
+    client: Any, path: str, params: dict[str, str]
+) -> None:
+    assert (await served(client, "zendesk", "GET", path, params=params)).status_code == 200
+
+
+async def test_zendesk_writes_match_the_description(client: Any, sandbox: Sandbox) -> None:
+    stamp = sandbox.zendesk.record(5).ticket["updated_at"]
+    update = {"ticket": {"status": "pending", "assignee_id": 1001, "safe_update": True,
+                         "updated_stamp": stamp, "additional_tags": ["followup_worker"],
+                         "custom_fields": [{"id": 9003, "value": "awaiting_customer"}],
+                         "comment": {"body": "1/3", "public": False}}}  # fmt: skip
+    assert (
+        await served(client, "zendesk", "PUT", "/api/v2/tickets/5", body=update)
+    ).status_code == 200
+    bulk = await served(client, "zendesk", "PUT", "/api/v2/tickets/update_many",
+                        params={"ids": "6,7"}, body={"ticket": {"priority": "high"}})  # fmt: skip
+    job = bulk.json()["job_status"]["id"]
+    assert (
+        await served(client, "zendesk", "GET", f"/api/v2/job_statuses/{job}")
+    ).status_code == 200
+
+
+INTERCOM_CALLS: list[tuple[str, str, Any]] = [
+    ("GET", "/admins", None),
+    ("GET", "/admins/991001", None),
+    ("GET", "/contacts", None),
+    ("GET", f"/contacts/{intercom_contact_id(1)}", None),
+    ("POST", "/contacts/search", {"query": {"field": "custom_attributes.plan", "operator": "=",
+                                            "value": "enterprise"}, "pagination": {"per_page": 5}}),
+    ("GET", f"/companies/{intercom_company_id(1)}", None),
+    ("GET", f"/contacts/{intercom_contact_id(2)}/companies", None),
+    ("GET", "/conversations", None),
+    ("GET", "/conversations/10001", None),
+    ("POST", "/conversations/search", {"query": {"operator": "AND", "value": [
+        {"field": "state", "operator": "=", "value": "open"},
+        {"field": "updated_at", "operator": ">", "value": 0}]}}),
+    ("POST", "/conversations/10002/reply", {"message_type": "note", "type": "admin",
+                                            "admin_id": "991001", "body": "1/3"}),
+    ("POST", "/conversations/10002/reply", {"message_type": "comment", "type": "admin",
+                                            "admin_id": "991001", "body": "Any news?"}),
+    ("POST", "/conversations/10002/parts", {"message_type": "assign", "type": "admin",
+                                            "admin_id": "991001", "assignee_id": "991002"}),
+    ("POST", "/conversations/10002/parts", {"message_type": "snooze", "admin_id": "991001",
+                                            "snoozed_until": 1900000000}),
+    ("POST", "/conversations/10002/parts", {"message_type": "close", "type": "admin",
+                                            "admin_id": "991001"}),
+    ("POST", "/messages", {"message_type": "email", "subject": "Update on your bug",
+                           "body": "We are on it.", "template": "plain",
+                           "from": {"type": "admin", "id": 991001},
+                           "to": {"type": "user", "id": intercom_contact_id(3)}}),
+    ("GET", "/ticket_states", None),
+    ("GET", "/tickets/20001", None),
+    ("PUT", "/tickets/20001", {"ticket_state_id": "4003", "open": True}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "path", "body"), INTERCOM_CALLS)
+async def test_intercom_calls_match_the_description(
+    client: Any, method: str, path: str, body: Any
+) -> None:
+    response = await served(client, "intercom", method, path, body=body)
+    assert response.status_code == 200, response.text
+
+
+async def test_intercom_errors_match_the_description(client: Any) -> None:
+    assert (await served(client, "intercom", "GET", "/admins", auth=False)).status_code == 401
+    assert (await served(client, "intercom", "GET", "/conversations/1")).status_code == 404
+
+
+TASK = "1206000000000002"
+PRIORITY, _, LAST_FOLLOW_UP, _ = (spec.gid for spec in ASANA_FIELDS)
+ASANA_CALLS: list[tuple[str, str, dict[str, str] | None, Any, int]] = [
+    ("GET", "/users", {"workspace": "1205000000000001"}, None, 200),
+    ("GET", "/users/me", None, None, 200),
+    ("GET", "/workspaces", None, None, 200),
+    ("GET", "/projects", {"workspace": "1205000000000001"}, None, 200),
+    ("GET", f"/projects/{ASANA_PROJECT_GID}", None, None, 200),
+    ("GET", f"/projects/{ASANA_PROJECT_GID}/tasks", {"limit": "5", "opt_fields":
+        "name,completed,assignee.name,custom_fields.name,custom_fields.enum_value.name,"
+        "custom_fields.date_value,custom_fields.text_value"}, None, 200),
+    ("GET", f"/projects/{ASANA_PROJECT_GID}/custom_field_settings", None, None, 200),
+    ("GET", f"/tasks/{TASK}", None, None, 200),
+    ("PUT", f"/tasks/{TASK}", None, {"data": {"custom_fields": {
+        PRIORITY: PRIORITY_OPTIONS[0][0], LAST_FOLLOW_UP: {"date": "2026-03-11"}}}}, 200),
+    ("GET", f"/tasks/{TASK}/stories", {"limit": "10"}, None, 200),
+    ("POST", f"/tasks/{TASK}/stories", None, {"data": {"text": "Any update?"}}, 201),
+    ("GET", "/tasks/1", None, None, 404),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "path", "params", "body", "status"), ASANA_CALLS)
+async def test_asana_calls_match_the_description(
+    client: Any, method: str, path: str, params: dict[str, str] | None, body: Any, status: int
+) -> None:
+    response = await served(client, "asana", method, path, params=params, body=body)
+    assert response.status_code == status, response.text
