@@ -2,14 +2,12 @@
 
 Vendor traffic is counted at the connectors' ``transport=`` seam: :class:`MeteredTransport`
 wraps the real transport and sees every request, so connectors need not know about metrics.
-Retries are invisible from there; ``metrics.retry_hook(vendor)`` fits tenacity's
-``before_sleep=`` for a connector that wants them counted.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import httpx
 from prometheus_client import (
@@ -97,14 +95,6 @@ class Metrics:
     def record_api_retry(self, vendor: str) -> None:
         self.api_retries.labels(vendor=vendor).inc()
 
-    def retry_hook(self, vendor: str) -> Callable[[Any], None]:
-        """``tenacity.retry(before_sleep=metrics.retry_hook("zendesk"))``."""
-
-        def count_retry(_retry_state: Any) -> None:
-            self.record_api_retry(vendor)
-
-        return count_retry
-
     def exposition(self) -> bytes:
         """The text format Prometheus scrapes."""
         return generate_latest(self.registry)
@@ -114,7 +104,9 @@ class MeteredTransport(httpx.AsyncBaseTransport):
     """Counts every request by vendor, then hands it to the real transport.
 
     ``vendors`` maps each vendor's base URL to its name; the sandbox serves all three from one
-    host, so the vendor is told by the longest matching base URL, not by the host.
+    host, so the vendor is told by the longest matching base URL, not by the host. A request
+    repeating one that failed (429, 5xx, no answer) within ``retry_window`` seconds is counted
+    as a retry: that is what the connectors' backoff sends.
     """
 
     def __init__(
@@ -122,10 +114,16 @@ class MeteredTransport(httpx.AsyncBaseTransport):
         metrics: Metrics,
         vendors: Mapping[str, str],
         inner: httpx.AsyncBaseTransport | None = None,
+        *,
+        retry_window: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._metrics = metrics
         self._vendors = sorted(vendors.items(), key=lambda pair: len(pair[0]), reverse=True)
         self._inner = inner or httpx.AsyncHTTPTransport()
+        self._retry_window = retry_window
+        self._clock = clock
+        self._failed: dict[tuple[str, str], float] = {}  # (method, url) -> when it failed
 
     def _vendor(self, request: httpx.Request) -> str:
         url = str(request.url)
@@ -133,12 +131,19 @@ class MeteredTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         vendor = self._vendor(request)
+        attempt = (request.method, str(request.url))
+        failed_at = self._failed.pop(attempt, None)
+        if failed_at is not None and self._clock() - failed_at <= self._retry_window:
+            self._metrics.record_api_retry(vendor)
         try:
             response = await self._inner.handle_async_request(request)
         except httpx.TransportError:
             self._metrics.record_api_call(vendor, None)
+            self._failed[attempt] = self._clock()
             raise
         self._metrics.record_api_call(vendor, response.status_code)
+        if response.status_code == httpx.codes.TOO_MANY_REQUESTS or response.status_code >= 500:
+            self._failed[attempt] = self._clock()
         return response
 
     async def aclose(self) -> None:

@@ -104,3 +104,25 @@ async def test_vendor_calls_and_throttling_are_counted() -> None:
     assert 'followup_api_throttled_total{vendor="zendesk"} 1.0' in text
     assert 'followup_api_calls_total{status="2xx",vendor="zendesk_eu"} 1.0' in text
     assert 'followup_api_calls_total{status="2xx",vendor="other"} 1.0' in text
+
+
+async def test_a_request_repeating_a_failed_one_is_a_retry() -> None:
+    answers = iter([503, 200, 429, 200, 500])
+    now = [0.0]
+
+    def vendor(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(next(answers))
+
+    metrics = Metrics()
+    transport = MeteredTransport(
+        metrics, {"http://v/asana": "asana"}, httpx.MockTransport(vendor), clock=lambda: now[0]
+    )
+    async with httpx.AsyncClient(transport=transport, base_url="http://v/asana") as client:
+        await client.get("/tasks/1")  # 503
+        await client.get("/tasks/1")  # retry, 200
+        await client.get("/tasks/2")  # 429
+        await client.get("/tasks/3")  # another request, not a retry; 200
+        now[0] = 1000.0
+        await client.get("/tasks/2")  # long after: a new call, not a retry; 500
+
+    assert 'followup_api_retries_total{vendor="asana"} 1.0' in metrics.exposition().decode()
