@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.unit.worker_support import MONDAY, make_case, make_item
+from connectors.fake import Fault
+from tests.unit.worker_support import MONDAY, fake_zendesk, make_case, make_item, make_runtime
+from worker.cycle import run_cycle
 from worker.ledger import SCHEMA_VERSION, Ledger, LedgerError, Outcome
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -186,3 +188,22 @@ def test_an_unreachable_database_is_one_clear_error() -> None:
             "postgresql://worker:hunter2@127.0.0.1:1/nowhere", connect_args={"connect_timeout": 2}
         )
     assert "hunter2" not in str(raised.value)
+
+
+async def test_a_crash_mid_cycle_is_reconciled_without_duplicate(ledger: Ledger) -> None:
+    """The whole cycle against this database: a write lands, the process dies before the
+    outcome, the restart finds the marker and writes nothing again."""
+
+    class Crash(BaseException):
+        pass
+
+    fake = fake_zendesk("1", "2")
+    fake.inject("1", Fault.CRASH, error=Crash())
+    with pytest.raises(Crash):
+        await run_cycle(make_runtime(ledger, fake, concurrency=1), at=MONDAY)
+
+    summary = await run_cycle(make_runtime(ledger, fake), at=MONDAY + timedelta(minutes=15))
+
+    assert summary.reconciled == 1
+    assert sorted(item.case.id for item in fake.writes) == ["1", "2"]
+    assert [a.outcome for a in ledger.history("zendesk:1")] == [Outcome.ALREADY_APPLIED]
