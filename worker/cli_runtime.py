@@ -20,6 +20,7 @@ from typing import Annotated, NoReturn
 from zoneinfo import ZoneInfo
 
 import typer
+from apscheduler.triggers.cron import CronTrigger
 from rich.console import Console
 from rich.table import Table
 
@@ -148,8 +149,7 @@ async def _serve(settings: Settings, ledger: Ledger) -> None:
     async with open_runtime(settings, ledger) as runtime:
         await serve(
             runtime,
-            schedule=settings.schedule,
-            zone=settings.zone,
+            trigger=CronTrigger.from_crontab(settings.schedule, timezone=settings.zone),
             host=settings.http_host,
             port=settings.http_port,
             admin_token=(settings.admin_token.get_secret_value() if settings.admin_token else None),

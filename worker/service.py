@@ -11,13 +11,12 @@ import signal
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime
 
 import structlog
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.base import BaseTrigger
 
 from worker.cycle import CycleSummary, Runtime, run_cycle
 from worker.web import ServiceStatus, create_app
@@ -75,13 +74,13 @@ class _Server(uvicorn.Server):
 async def serve(
     runtime: Runtime,
     *,
-    schedule: str,
-    zone: ZoneInfo,
+    trigger: BaseTrigger,
     host: str,
     port: int,
     admin_token: str | None,
 ) -> None:
-    """Cycles on a cron schedule (never two at once) plus the HTTP endpoints, until a signal."""
+    """Cycles when ``trigger`` fires (never two at once) plus the HTTP endpoints, until a
+    signal. ``followup serve`` passes a cron trigger in the tenant's time zone."""
     stop = asyncio.Event()
     status = ServiceStatus()
     # max_instances=1 keeps the scheduler from overlapping cycles; the lock lets shutdown wait
@@ -97,10 +96,10 @@ async def serve(
             except Exception:
                 log.exception("cycle crashed; the next one runs on schedule")
 
-    scheduler = AsyncIOScheduler(timezone=zone)
+    scheduler = AsyncIOScheduler(timezone=UTC)
     job = scheduler.add_job(
         scheduled_cycle,
-        CronTrigger.from_crontab(schedule, timezone=zone),
+        trigger,
         id="cycle",
         max_instances=1,
         coalesce=True,
@@ -111,7 +110,7 @@ async def serve(
     listening = listen(host, port)
     with shutdown_on_signals(stop):
         scheduler.start()
-        log.info("serving", schedule=schedule, next_cycle=str(job.next_run_time), port=port)
+        log.info("serving", trigger=str(trigger), next_cycle=str(job.next_run_time), port=port)
         serving = asyncio.create_task(server.serve(sockets=[listening]))
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)

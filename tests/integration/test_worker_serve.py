@@ -7,17 +7,20 @@ import os
 import signal
 import socket
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
 
+from policies.model import PlanItem
 from tests.unit.worker_support import fake_zendesk, make_runtime
 from worker.ledger import Ledger
 from worker.service import ListenError, listen, serve
 
-NEVER_DURING_THE_TEST = "0 3 1 1 *"
+NEVER_DURING_THE_TEST = CronTrigger.from_crontab("0 3 1 1 *", timezone=UTC)
 
 
 @pytest.fixture
@@ -50,8 +53,7 @@ async def test_serve_answers_and_stops_on_sigterm(ledger: Ledger, free_port: int
     serving = asyncio.create_task(
         serve(
             runtime,
-            schedule=NEVER_DURING_THE_TEST,
-            zone=ZoneInfo("UTC"),
+            trigger=NEVER_DURING_THE_TEST,
             host="127.0.0.1",
             port=free_port,
             admin_token=None,
@@ -72,3 +74,28 @@ def test_a_taken_port_is_one_clear_error(free_port: int) -> None:
     with listen("127.0.0.1", free_port), pytest.raises(ListenError) as raised:
         listen("127.0.0.1", free_port)
     assert str(raised.value).startswith(f"cannot listen on 127.0.0.1:{free_port}: Address already")
+
+
+async def test_sigterm_during_a_scheduled_cycle_finishes_the_case_in_hand(
+    ledger: Ledger, free_port: int
+) -> None:
+    async def sigterm_mid_write(item: PlanItem) -> None:
+        if item.case.id == "1":
+            os.kill(os.getpid(), signal.SIGTERM)
+            # An await on a timer, as a real write would: the loop takes the signal in first.
+            await asyncio.sleep(0.05)
+
+    fake = fake_zendesk("1", "2", "3")
+    fake.before_write = sigterm_mid_write
+    runtime = make_runtime(ledger, fake, concurrency=1)
+    now = DateTrigger(run_date=datetime.now(UTC) + timedelta(milliseconds=100))
+
+    await asyncio.wait_for(
+        serve(runtime, trigger=now, host="127.0.0.1", port=free_port, admin_token=None),
+        timeout=30,
+    )
+
+    assert [item.case.ref for item in fake.writes] == ["zendesk:1"]
+    [cycle] = ledger.recent_cycles()
+    assert cycle.summary is not None
+    assert (cycle.summary["applied"], cycle.summary["interrupted"]) == (1, True)
