@@ -53,14 +53,15 @@ class Trial:
 
     def start(self, *args: str) -> subprocess.Popen[str]:
         command = [sys.executable, "-m", "worker", "run", "--once", "--at", START.isoformat()]
-        return subprocess.Popen(
-            [*command, *args],
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=(self.ledger.parent / "worker.err").open("w"),
-            text=True,
-        )
+        with (self.ledger.parent / "worker.err").open("w") as log:  # the child keeps its copy
+            return subprocess.Popen(
+                [*command, *args],
+                cwd=ROOT,
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                text=True,
+            )
 
     def admin(self, path: str) -> Any:
         return httpx.get(f"{self.running.urls['admin']}{path}", timeout=10).json()
