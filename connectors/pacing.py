@@ -3,10 +3,11 @@
 Every response tells how much of the vendor's budget is left (Zendesk ``X-Rate-Limit`` /
 ``X-Rate-Limit-Remaining``, Intercom ``X-RateLimit-Limit/-Remaining/-Reset``, a 429's
 ``Retry-After`` everywhere). :func:`observe` folds that into a :class:`Budget`;
-:func:`schedule` picks the start of the next request so the remaining budget is spread over the
-time left in the window, keeping ``headroom`` unused. As the budget drains, requests slow down
-smoothly instead of running into a 429. A vendor that says nothing (Asana answers 200s without
-rate headers) is paced at the configured ``requests_per_minute``.
+:func:`schedule` picks the start of the next request: with a fixed window that says when it
+resets (Intercom), what is left is spread over the time until the reset; with a rolling window
+(Zendesk) requests go at ``limit - headroom`` per window, and at half that pace while the
+budget is below the headroom (other apps spend it too). A vendor that says nothing (Asana
+answers 200s without rate headers) is paced at its configured ``requests_per_minute``.
 
 Times are seconds on a monotonic clock (``now``), except Intercom's reset, which is a Unix
 timestamp and is converted with the caller's ``wall_now``.
@@ -98,21 +99,22 @@ def observe(budget: Budget, seen: RateHeaders, now: float) -> Budget:
 
 
 def _interval(budget: Budget, now: float) -> float:
-    """Seconds between request starts that spends what is left evenly until the reset."""
-    if budget.remaining is None:
-        if budget.limit is None:
-            return 0.0
-        return budget.window / (budget.limit * (1.0 - budget.headroom))
+    """Seconds between request starts that keep a long run just under the limit."""
     reserve = math.ceil((budget.limit or 0) * budget.headroom)
-    usable = budget.remaining - reserve
-    has_reset = budget.reset_at is not None and budget.reset_at > now
-    time_left = budget.reset_at - now if has_reset and budget.reset_at else budget.window
-    if usable > 0:
-        return time_left / usable
-    if has_reset:
-        return time_left  # spent: the next request waits for the new window
-    # Rolling window (Zendesk): spent means wait about one request's share of the window.
-    return budget.window / budget.limit if budget.limit else budget.window / 10
+    remaining, reset_at = budget.remaining, budget.reset_at
+    if remaining is not None and reset_at is not None and reset_at > now:
+        # A fixed window that refills at reset_at: spread what is left until then.
+        usable = remaining - reserve
+        return (reset_at - now) / usable if usable > 0 else reset_at - now
+    if budget.limit is None:
+        return 0.0
+    # A rolling window (Zendesk), or only the configured limit: every request counts for one
+    # window, so the sustainable pace is limit - reserve per window. Below the reserve (other
+    # apps spend the same budget), half that pace until it recovers.
+    steady = budget.window / max(budget.limit - reserve, 1)
+    if remaining is not None and remaining <= reserve:
+        return 2 * steady
+    return steady
 
 
 def schedule(budget: Budget, now: float) -> tuple[float, Budget]:

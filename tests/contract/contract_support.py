@@ -7,6 +7,7 @@ once per session. Tests skip, saying why, when the folder is absent.
 from __future__ import annotations
 
 import functools
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +22,15 @@ from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 REPO = Path(__file__).resolve().parents[2]
-# ``../shared/specs`` next to the checkout; a git worktree sits one level deeper, so look up.
-SPECS = next(
-    (p / "shared" / "specs" for p in REPO.parents if (p / "shared" / "specs").is_dir()),
-    REPO.parent / "shared" / "specs",
+# FOLLOWUP_SPECS_DIR, else ``../shared/specs`` next to the checkout (a git worktree sits one
+# level deeper, so look further up).
+SPECS = (
+    Path(os.environ["FOLLOWUP_SPECS_DIR"])
+    if os.environ.get("FOLLOWUP_SPECS_DIR")
+    else next(
+        (p / "shared" / "specs" for p in REPO.parents if (p / "shared" / "specs").is_dir()),
+        REPO.parent / "shared" / "specs",
+    )
 )
 Exchange = tuple[httpx.Request, httpx.Response]
 SPEC_FILES = {

@@ -180,19 +180,19 @@ async def test_rate_limited_surfaces_after_the_attempts(
     assert raised.value.retry_after == 2.0
 
 
-async def test_headers_slow_requests_down_before_the_limit(
+async def test_headers_pace_requests_just_under_the_limit(
     router: respx.MockRouter, clock: FakeClock
 ) -> None:
-    router.get(URL).mock(
-        return_value=httpx.Response(
-            200, json={}, headers={"X-Rate-Limit": "100", "X-Rate-Limit-Remaining": "20"}
-        )
-    )
+    def answer(remaining: int) -> httpx.Response:
+        headers = {"X-Rate-Limit": "100", "X-Rate-Limit-Remaining": str(remaining)}
+        return httpx.Response(200, json={}, headers=headers)
+
+    router.get(URL).mock(side_effect=[answer(50), answer(5), answer(5), answer(5)])
     async with make_client(router, clock, limits=VendorLimits(headroom=0.1)) as client:
         for _ in range(4):
             await client.read("GET", "/api/v2/tickets/1")
-    # 20 left, 10 kept in reserve: the rest of the minute is spread over 10 requests.
-    assert clock.sleeps == [pytest.approx(6.0), pytest.approx(6.0)]
+    # 90 a minute (10 kept for other apps); at half that pace once below those 10.
+    assert clock.sleeps == [pytest.approx(60 / 90), pytest.approx(120 / 90)]
 
 
 async def test_writes_in_flight_are_capped(router: respx.MockRouter) -> None:
