@@ -168,6 +168,12 @@ class TenantLeases(Protocol):
         """Is this grant still in force? Call before writing on the tenant's behalf."""
         ...
 
+    def next_lapse(
+        self, tenant_ids: Sequence[str], replica_id: str, *, now: datetime | None = None
+    ) -> timedelta | None:
+        """How soon the first of these tenants' leases held by another replica lapses, if any."""
+        ...
+
     def retire(self, replica_id: str, *, now: datetime | None = None) -> None:
         """Graceful shutdown: hand back every lease of ``replica_id`` and drop its heartbeat."""
         ...
@@ -336,6 +342,21 @@ class PostgresLeases:
         with self._engine.connect() as conn:
             return conn.execute(probe).first() is not None
 
+    def next_lapse(
+        self, tenant_ids: Sequence[str], replica_id: str, *, now: datetime | None = None
+    ) -> timedelta | None:
+        # The interval is computed by the database, so the caller's clock never enters into it;
+        # the caller only sleeps that long.
+        clock = _clock(now)
+        soonest = sa.select(sa.func.min(_leases.c.expires_at) - clock).where(
+            _leases.c.tenant_id.in_(tenant_ids),
+            _leases.c.holder != replica_id,
+            _leases.c.expires_at > clock,
+        )
+        with self._engine.connect() as conn:
+            lapse: timedelta | None = conn.execute(soonest).scalar_one()
+            return lapse
+
     def retire(self, replica_id: str, *, now: datetime | None = None) -> None:
         clock = _clock(now)
         with self._engine.begin() as conn:
@@ -399,6 +420,11 @@ class LocalLeases:
     ) -> bool:
         return True
 
+    def next_lapse(
+        self, tenant_ids: Sequence[str], replica_id: str, *, now: datetime | None = None
+    ) -> timedelta | None:
+        return None
+
     def retire(self, replica_id: str, *, now: datetime | None = None) -> None:
         return None
 
@@ -417,10 +443,10 @@ def _by_tenant(lease: Lease) -> str:
 class LeaseKeeper:
     """One replica's side of the leases.
 
-    Call :meth:`refresh` every :attr:`refresh_interval` (a third of the TTL, so two refreshes
-    can fail before a lease lapses), independently of how long a cycle takes; the cycle works
-    only the tenants in :meth:`held` and checks :meth:`TenantLeases.still_holds` before each
-    write. Not thread-safe: call :meth:`refresh` from one thread; :meth:`held` from any.
+    Call :meth:`refresh` again after :meth:`next_refresh_in`, independently of how long a cycle
+    takes; the cycle works only the tenants in :meth:`held` and checks
+    :meth:`TenantLeases.still_holds` before each write. Not thread-safe: call :meth:`refresh`
+    from one thread; :meth:`held` from any.
     """
 
     def __init__(self, leases: TenantLeases, replica_id: str, ttl: timedelta) -> None:
@@ -428,13 +454,20 @@ class LeaseKeeper:
         self.replica_id = replica_id
         self.ttl = ttl
         self._held: tuple[Lease, ...] = ()
+        self._next_refresh_in = self.renew_interval
 
     @property
-    def refresh_interval(self) -> timedelta:
+    def renew_interval(self) -> timedelta:
+        """A third of the TTL, so two renewals in a row can fail before a lease lapses."""
         return self.ttl / 3
 
     def held(self) -> tuple[Lease, ...]:
         return self._held
+
+    def next_refresh_in(self) -> timedelta:
+        """The renew interval, or sooner if another replica's lease lapses before then: a dead
+        replica's tenants are then claimed as they lapse, not up to a renew interval later."""
+        return self._next_refresh_in
 
     def refresh(self, tenant_ids: Sequence[str], *, now: datetime | None = None) -> list[Lease]:
         """Heartbeat, renew, hand back the excess, claim up to the fair share; the leases held."""
@@ -457,6 +490,8 @@ class LeaseKeeper:
         )
         current = sorted([*kept, *claimed], key=_by_tenant)
         self._held = tuple(current)
+        lapse = self.leases.next_lapse(tenant_ids, self.replica_id, now=now)
+        self._next_refresh_in = min(self.renew_interval, lapse or self.renew_interval)
         return current
 
     def shutdown(self) -> None:

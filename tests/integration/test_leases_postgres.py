@@ -124,6 +124,17 @@ def test_survivors_take_over_a_silent_replica_once_its_leases_lapse(
     assert sorted(lease.tenant_id for h in held for lease in h) == TENANTS
 
 
+def test_survivors_wake_up_when_a_silent_replicas_leases_lapse(leases: PostgresLeases) -> None:
+    survivor, silent = LeaseKeeper(leases, "survivor", TTL), LeaseKeeper(leases, "silent", TTL)
+    leases.heartbeat("silent", TTL, now=T0)
+    survivor.refresh(TENANTS, now=T0)
+    silent.refresh(TENANTS, now=T0)
+    assert survivor.next_refresh_in() == survivor.renew_interval  # peers renewing: no hurry
+
+    survivor.refresh(TENANTS, now=T0 + TTL - timedelta(seconds=4))
+    assert survivor.next_refresh_in() == timedelta(seconds=4)  # exactly when "silent"'s lapse
+
+
 def test_a_paused_holder_learns_it_lost_the_lease_before_writing(leases: PostgresLeases) -> None:
     (stale,) = leases.acquire(["acme"], "paused", TTL, now=T0)
     past_ttl = T0 + TTL + timedelta(seconds=1)
