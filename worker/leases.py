@@ -444,9 +444,9 @@ class LeaseKeeper:
     """One replica's side of the leases.
 
     Call :meth:`refresh` again after :meth:`next_refresh_in`, independently of how long a cycle
-    takes; the cycle works only the tenants in :meth:`held` and checks
-    :meth:`TenantLeases.still_holds` before each write. Not thread-safe: call :meth:`refresh`
-    from one thread; :meth:`held` from any.
+    takes; the cycle works only the tenants in :meth:`held` and checks :meth:`still_holds`
+    before each write. Not thread-safe: call :meth:`refresh` from one thread; :meth:`held`
+    from any.
     """
 
     def __init__(self, leases: TenantLeases, replica_id: str, ttl: timedelta) -> None:
@@ -493,6 +493,20 @@ class LeaseKeeper:
         lapse = self.leases.next_lapse(tenant_ids, self.replica_id, now=now)
         self._next_refresh_in = min(self.renew_interval, lapse or self.renew_interval)
         return current
+
+    def still_holds(
+        self,
+        tenant_id: str,
+        *,
+        within: sa.Connection | None = None,
+        now: datetime | None = None,
+    ) -> bool:
+        """May this replica still write for ``tenant_id``? Ask right before each write; see
+        :meth:`TenantLeases.still_holds` for ``within``."""
+        lease = next((held for held in self._held if held.tenant_id == tenant_id), None)
+        return lease is not None and self.leases.still_holds(
+            tenant_id, lease.fencing_token, within=within, now=now
+        )
 
     def shutdown(self) -> None:
         """Hand every tenant back at once instead of letting the leases lapse."""

@@ -149,6 +149,17 @@ def test_a_paused_holder_learns_it_lost_the_lease_before_writing(leases: Postgre
     assert leases.still_holds("acme", fresh.fencing_token, now=past_ttl)
 
 
+def test_a_keeper_only_vouches_for_tenants_it_still_holds(leases: PostgresLeases) -> None:
+    paused = LeaseKeeper(leases, "paused", TTL)
+    paused.refresh(["acme"], now=T0)
+    assert paused.still_holds("acme", now=T0)
+    assert not paused.still_holds("globex", now=T0)  # never held
+
+    past_ttl = T0 + TTL + timedelta(seconds=1)
+    LeaseKeeper(leases, "successor", TTL).refresh(["acme"], now=past_ttl)
+    assert not paused.still_holds("acme", now=past_ttl)
+
+
 def test_an_expired_but_untaken_lease_is_not_renewed(leases: PostgresLeases) -> None:
     (lease,) = leases.acquire(["acme"], "slow", TTL, now=T0)
     assert leases.renew([lease], TTL, now=T0 + TTL) == []
