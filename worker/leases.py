@@ -7,10 +7,13 @@ replica that was paused past its lease can tell, before it writes, that someone 
 
 Why plain PostgreSQL rows rather than advisory locks or a task queue:
 
-- A session advisory lock lives exactly as long as its connection. That releases a SIGKILLed
-  replica's tenants quickly, but a *paused* replica keeps its lock forever, each replica must pin a
-  connection for its whole life (no transaction-mode pgbouncer), and there is no token to fence
-  a stale writer with.
+- A session advisory lock lives exactly as long as its connection. A SIGKILLed process drops it
+  at once, but a *paused* replica keeps it forever, a vanished host keeps it until TCP keepalive
+  gives up (hours by default), each replica must pin a connection for its whole life (no
+  transaction-mode pgbouncer), and there is no token to fence a stale writer with.
+- A task queue (procrastinate) models jobs, not ownership: its per-task ``lock`` serialises
+  jobs, and a killed worker's job stays "doing" until a periodic sweep retries stalled jobs.
+  It would bring an async app, its own schema and a second scheduler, and still no fencing.
 - A lease row has a TTL judged by the database's clock, a fencing token, and can be read with
   ``SELECT * FROM tenant_leases`` when an operator asks "who works tenant X?". Claiming uses
   ``SELECT ... FOR UPDATE SKIP LOCKED``: concurrent claimers never wait on each other and never
@@ -22,7 +25,7 @@ Layers, from pure to IO:
 - :class:`TenantLeases`: the store Protocol. :class:`PostgresLeases` is the real one;
   :class:`LocalLeases` is what SQLite gets - one process, every lease granted, never lost.
 - :class:`LeaseKeeper`: one replica's loop step (heartbeat, renew, rebalance, claim), which the
-  runtime calls every ``keeper.refresh_interval``.
+  runtime calls again after ``keeper.next_refresh_in()``.
 
 Every store method takes ``now``. Leave it ``None`` in production: expiry is then judged by the
 database's clock, the only clock all replicas share, so replicas whose own clocks are skewed
