@@ -15,9 +15,11 @@ Modes of a case ``R:k[:mode]``:
 - ``shared``: another app spent ``--shared`` of the window just before the run (a burst of
   reads); the connector only learns that from ``X-Rate-Limit-Remaining``.
 
-Prints per case: wall time, the ideal at R for the writes alone and for every call the run
-made (sandbox's count; the fair one, since every call spends the same budget), their ratios,
-and the 429s the sandbox answered and the client saw.
+Prints per case: wall time, the ideal at R for the writes alone and for every call spent in
+the window (the run's, as the sandbox counted them, plus the other app's: the fair one, since
+every call spends the same budget), the ratio to it and to the ideal at the budget the
+connector means to use (R less its headroom), and the 429s the sandbox answered and the client
+saw.
 
     python -m benchmarks.pacing_bench                       # the default cases (~4 min)
     python -m benchmarks.pacing_bench --case 600:300 --case 1200:600:reads --headroom 0
@@ -86,7 +88,8 @@ class Figures:
 
     @property
     def ideal_all(self) -> float:
-        return self.ideal(self.calls)
+        """Every call in the window spends the same budget, the other app's included."""
+        return self.ideal(self.spent_before + self.calls)
 
 
 class Admin:
@@ -191,8 +194,8 @@ async def run_case(
 
 def table(figures: list[Figures], headroom: float) -> str:
     lines = [
-        f"connector headroom {headroom:.0%}; ideal = calls / R; 'usable' = calls / (R x (1 - "
-        "headroom))",
+        f"connector headroom {headroom:.0%}; ideal w = writes / R; ideal all = (before + calls)"
+        " / R; x usable = wall / (ideal all / (1 - headroom))",
         f"{'case':>17}{'calls':>7}{'writes':>7}{'before':>7}{'wall s':>8}"
         f"{'ideal w':>9}{'ideal all':>10}{'x all':>7}{'x usable':>9}{'429 srv':>8}{'429 cli':>8}",
     ]
