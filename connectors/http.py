@@ -166,10 +166,16 @@ class VendorClient:
         log.info("vendor_retry", vendor=self.vendor, attempt=state.attempt_number, error=str(error))
 
     async def _paced_start(self) -> None:
-        start, self._budget = schedule(self._budget, self._clock())
-        delay = start - self._clock()
-        if delay > 0:
-            await self._sleep(delay)
+        """Wait for this request's slot. A 429 answered meanwhile (to a request already in
+        flight) blocks past every slot given before it: those take a new slot after the
+        block, or each request queued behind the first 429 would earn its own."""
+        while True:
+            start, self._budget = schedule(self._budget, self._clock())
+            delay = start - self._clock()
+            if delay > 0:
+                await self._sleep(delay)
+            if self._budget.blocked_until <= start:
+                return
 
     async def _send(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from worker import cli_policies
+from worker import cli_policies, cli_runtime
 from worker.cli_connectors import connectors_app
 
 __all__ = ["app"]
@@ -26,4 +26,5 @@ def main() -> None:
     """followup-worker: decide what each customer is owed today, and do it exactly once."""
 
 
+cli_runtime.register(app)
 app.add_typer(connectors_app, name="connectors")

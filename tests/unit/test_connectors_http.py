@@ -243,3 +243,30 @@ async def test_retry_and_rate_limit_logs_carry_no_secrets(
     assert [entry["event"] for entry in logs] == ["vendor_retry", "rate_limited", "vendor_retry"]
     assert SECRET_TOKEN not in str(logs)
     assert AGENT_EMAIL not in str(logs)
+
+
+async def test_a_429_holds_back_requests_already_waiting_for_their_slot(
+    router: respx.MockRouter,
+) -> None:
+    """Writes queue for paced slots; the first one's 429 must stop the others too, or each
+    write already queued earns a 429 of its own (the vendor's window is spent until 1030)."""
+
+    class YieldingClock(FakeClock):
+        async def sleep(self, seconds: float) -> None:
+            await super().sleep(seconds)
+            await asyncio.sleep(0)  # let answers to requests in flight arrive meanwhile
+
+    clock = YieldingClock()
+
+    async def vendor(request: httpx.Request) -> httpx.Response:
+        spent = clock.now < 1030
+        await asyncio.sleep(0)  # the answer takes a moment: others get to queue
+        if spent:
+            return httpx.Response(429, headers={"Retry-After": "30"})
+        return httpx.Response(200, json={})
+
+    router.put(URL).mock(side_effect=vendor)
+    limits = VendorLimits(requests_per_minute=60, headroom=0.0)
+    async with make_client(router, clock, limits=limits) as client:
+        await asyncio.gather(*(client.write("PUT", "/api/v2/tickets/1") for _ in range(3)))
+        assert client.calls["rate_limited"] == 1

@@ -1,0 +1,158 @@
+"""An in-memory vendor behind the :class:`~connectors.base.Connector` Protocol, for tests.
+
+It keeps cases like a helpdesk would: a write appends the worker's follow-up mark (the marker
+the real connectors put in the note footer and tags), applies status/assignee/tag changes and
+bumps ``updated_stamp``. A write carrying a stale ``updated_stamp`` is a conflict, exactly like
+Zendesk's ``safe_update``; :meth:`FakeConnector.agent_edit` makes one happen.
+
+Faults are told per case and consumed in order::
+
+    fake.inject("42", Fault.FAIL)              # the next write to case 42 fails
+    fake.inject("42", Fault.LOSE_RESPONSE)     # lands, reply lost: re-read finds the marker
+    fake.inject("42", Fault.RAISE, error=exc)  # raises before writing
+    fake.inject("42", Fault.CRASH, error=exc)  # lands, then raises (a process dying mid-call)
+
+``writes`` lists every write that reached the "vendor"; tests assert on it instead of mocks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from connectors.base import WriteOutcome, WriteResult
+from policies.model import (
+    Account,
+    ActionType,
+    Case,
+    FollowUpMark,
+    PlanItem,
+    Source,
+    Status,
+    marker_tag,
+)
+
+__all__ = ["FakeConnector", "Fault"]
+
+
+class Fault(StrEnum):
+    FAIL = "fail"
+    LOSE_RESPONSE = "lose_response"
+    RAISE = "raise"
+    CRASH = "crash"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Injected:
+    fault: Fault
+    error: BaseException | None
+
+
+class FakeConnector:
+    """One vendor of one tenant, in memory. ``clock`` dates the marks writes leave."""
+
+    def __init__(
+        self,
+        source: Source,
+        cases: Iterable[Case] = (),
+        accounts: Iterable[Account] = (),
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        before_write: Callable[[PlanItem], Awaitable[None]] | None = None,
+    ) -> None:
+        self.source = source
+        self._cases = {case.id: case for case in cases}
+        self._accounts = list(accounts)
+        self._clock = clock
+        self.before_write = before_write
+        self._faults: defaultdict[str, deque[_Injected]] = defaultdict(deque)
+        self.fetch_error: Exception | None = None
+        self.writes: list[PlanItem] = []
+        self.reads = 0
+        self.closed = False
+
+    # -- test controls ----------------------------------------------------------------------
+
+    def inject(self, case_id: str, fault: Fault, *, error: BaseException | None = None) -> None:
+        if fault in (Fault.RAISE, Fault.CRASH) and error is None:
+            raise ValueError(f"{fault} needs the error to raise")
+        self._faults[case_id].append(_Injected(fault, error))
+
+    def agent_edit(self, case_id: str, **changes: object) -> Case:
+        """An agent changes the case in the helpdesk: later writes with the old stamp conflict."""
+        case = self._cases[case_id]
+        updated = dataclasses.replace(case, **changes, updated_stamp=_next_stamp(case))  # type: ignore[arg-type]
+        self._cases[case_id] = updated
+        return updated
+
+    def case(self, case_id: str) -> Case:
+        return self._cases[case_id]
+
+    # -- the Connector Protocol -------------------------------------------------------------
+
+    async def cases(self) -> AsyncIterator[Case]:
+        if self.fetch_error is not None:
+            raise self.fetch_error
+        for case in list(self._cases.values()):
+            self.reads += 1
+            yield case
+
+    async def accounts(self) -> AsyncIterator[Account]:
+        for account in self._accounts:
+            yield account
+
+    async def fetch_case(self, case_id: str) -> Case:
+        self.reads += 1
+        return self._cases[case_id]
+
+    async def apply(self, item: PlanItem) -> WriteResult:
+        if self.before_write is not None:
+            await self.before_write(item)
+        injected = self._faults[item.case.id].popleft() if self._faults[item.case.id] else None
+        if injected is not None and injected.fault is Fault.RAISE:
+            raise injected.error  # type: ignore[misc]
+        if injected is not None and injected.fault is Fault.FAIL:
+            return WriteResult(WriteOutcome.FAILED, detail="injected failure")
+        current = self._cases[item.case.id]
+        if item.case.updated_stamp != current.updated_stamp:
+            return WriteResult(WriteOutcome.CONFLICT, detail="updated_stamp is stale")
+        self._write(item, current)
+        if injected is not None and injected.fault is Fault.CRASH:
+            raise injected.error  # type: ignore[misc]
+        if injected is not None and injected.fault is Fault.LOSE_RESPONSE:
+            return WriteResult(WriteOutcome.ALREADY_APPLIED, calls=2, detail="marker found")
+        return WriteResult(WriteOutcome.APPLIED, request_ids=(f"req-{len(self.writes)}",))
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+    # -- the helpdesk's side of a write -------------------------------------------------------
+
+    def _write(self, item: PlanItem, case: Case) -> None:
+        self.writes.append(item)
+        status, assignee, tags = case.status, case.assignee, set(case.tags)
+        for action in item.actions:
+            if action.type is ActionType.SET_STATUS:
+                status = Status(action.params["status"])
+            elif action.type is ActionType.SET_ASSIGNEE:
+                assignee = str(action.params["assignee"])
+            elif action.type is ActionType.ADD_TAGS:
+                tags.update(action.params["tags"])
+            elif action.type is ActionType.REMOVE_TAGS:
+                tags.difference_update(action.params["tags"])
+        mark = FollowUpMark(policy=item.policy, step=item.step, at=self._clock(), key=item.key)
+        self._cases[case.id] = dataclasses.replace(
+            case,
+            status=status,
+            assignee=assignee,
+            tags=frozenset(tags | {marker_tag(item.key)}),
+            followups=(*case.followups, mark),
+            updated_stamp=_next_stamp(case),
+        )
+
+
+def _next_stamp(case: Case) -> str:
+    return str(int(case.updated_stamp or "0") + 1)

@@ -1,0 +1,71 @@
+"""`followup run / dry-run / history` as an operator types them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+from typer.testing import CliRunner
+
+from tests.unit.worker_support import MONDAY, fake_zendesk, isolate_settings, make_runtime
+from worker.cli import app
+from worker.cycle import run_cycle
+from worker.ledger import Ledger
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def ledger_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
+    isolate_settings(monkeypatch, tmp_path)
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    monkeypatch.setenv("FOLLOWUP_DATABASE_URL", url)
+    monkeypatch.setenv("FOLLOWUP_LOG_FORMAT", "json")
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield url
+    structlog.reset_defaults()
+    root.handlers, root.level = handlers, level
+
+
+def test_dry_run_is_on_until_ops_turn_it_off(ledger_url: str) -> None:
+    assert runner.invoke(app, ["dry-run", "status"]).stdout == (
+        "dry-run: ON (FOLLOWUP_DRY_RUN=true)\n"
+    )
+    turned_off = runner.invoke(app, ["dry-run", "off", "--by", "alice"])
+    assert turned_off.stdout == "dry-run: OFF (the runtime dry-run switch is off)\n"
+    assert '"by": "alice"' in turned_off.stderr
+    assert runner.invoke(app, ["dry-run", "on"]).stdout.startswith("dry-run: ON")
+
+
+def test_history_shows_what_was_done_and_why(ledger_url: str) -> None:
+    ledger = Ledger.open(ledger_url)
+    asyncio.run(run_cycle(make_runtime(ledger, fake_zendesk("7")), at=MONDAY))
+    ledger.close()
+
+    result = runner.invoke(app, ["history", "7"], env={"COLUMNS": "200"})
+
+    assert result.exit_code == 0
+    assert "general-inquiry / awaiting-customer" in result.stdout
+    assert "applied" in result.stdout
+    assert "pending; step 1 of 3" in result.stdout
+
+
+def test_history_of_an_unknown_case(ledger_url: str) -> None:
+    assert runner.invoke(app, ["history", "zendesk:404"]).stdout == "no record of zendesk:404\n"
+
+
+def test_run_needs_once(ledger_url: str) -> None:
+    result = runner.invoke(app, ["run"])
+    assert result.exit_code == 2
+    assert "needs --once" in result.stderr
+
+
+def test_run_without_any_vendor_stops_with_one_line(ledger_url: str) -> None:
+    result = runner.invoke(app, ["run", "--once"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1].startswith("followup: no vendor configured")

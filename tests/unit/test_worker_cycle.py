@@ -1,0 +1,293 @@
+"""One cycle end to end against the in-memory FakeConnector and a SQLite ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from connectors.fake import FakeConnector, Fault
+from policies.model import Account, Case, PlanItem, Status, Unjudged
+from tests.unit.worker_support import (
+    MONDAY,
+    every_other_day,
+    fake_zendesk,
+    make_case,
+    make_item,
+    make_runtime,
+)
+from worker.cycle import run_cycle
+from worker.ledger import Ledger, Outcome
+from worker.switches import set_dry_run_switch
+
+
+class Crash(BaseException):
+    """The process dies: nothing in the worker may catch this."""
+
+
+def stubborn(
+    cases: Iterable[Case], accounts: Mapping[str, Account], now: datetime
+) -> Iterator[PlanItem | Unjudged]:
+    """A planner that ignores the helpdesk: only the ledger stands between it and duplicates."""
+    for case in cases:
+        yield make_item(case, 1)
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    opened = Ledger.open(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    yield opened
+    opened.close()
+
+
+async def test_a_live_cycle_writes_each_due_follow_up_once(ledger: Ledger) -> None:
+    fake = fake_zendesk("1", "2")
+    summary = await run_cycle(make_runtime(ledger, fake), at=MONDAY)
+
+    assert [item.case.id for item in fake.writes] == ["1", "2"]
+    assert summary.ok
+    assert summary.counts == {"applied": 2}
+    assert [entry.outcome for entry in ledger.history("zendesk:1")] == [Outcome.APPLIED]
+
+
+async def test_every_settled_item_is_reported_as_it_happens(ledger: Ledger) -> None:
+    heard: list[str] = []
+    runtime = make_runtime(ledger, fake_zendesk("1", "2"))
+    runtime.on_item = lambda report: heard.append(f"{report.case_ref} {report.label}")
+    await run_cycle(runtime, at=MONDAY)
+
+    assert sorted(heard) == ["zendesk:1 applied", "zendesk:2 applied"]
+
+
+async def test_dry_run_writes_nothing_and_keeps_the_full_plan(ledger: Ledger) -> None:
+    fake = fake_zendesk("1", "2")
+    summary = await run_cycle(make_runtime(ledger, fake, dry_run=True), at=MONDAY)
+
+    assert fake.writes == []
+    assert summary.mode.dry_run
+    assert [(r.case_ref, r.step, r.reason) for r in summary.items] == [
+        ("zendesk:1", "1/3", "pending; step 1 of 3"),
+        ("zendesk:2", "1/3", "pending; step 1 of 3"),
+    ]
+    [entry] = ledger.history("zendesk:1")
+    assert (entry.dry_run, entry.outcome) == (True, Outcome.SKIPPED)
+
+
+async def test_going_live_after_a_dry_run_writes_the_reviewed_plan(ledger: Ledger) -> None:
+    fake = fake_zendesk("1")
+    await run_cycle(make_runtime(ledger, fake, dry_run=True), at=MONDAY)
+    await run_cycle(make_runtime(ledger, fake), at=MONDAY)
+
+    assert len(fake.writes) == 1
+
+
+async def test_a_second_run_right_after_the_first_does_nothing(ledger: Ledger) -> None:
+    fake = fake_zendesk("1", "2")
+    await run_cycle(make_runtime(ledger, fake), at=MONDAY)
+    second = await run_cycle(make_runtime(ledger, fake), at=MONDAY + timedelta(minutes=1))
+
+    assert len(fake.writes) == 2
+    assert second.items == ()
+    assert second.ok
+
+
+async def test_the_ledger_stops_a_duplicate_the_planner_would_make(ledger: Ledger) -> None:
+    fake = fake_zendesk("1")
+    await run_cycle(make_runtime(ledger, fake, planner=stubborn), at=MONDAY)
+    second = await run_cycle(make_runtime(ledger, fake, planner=stubborn), at=MONDAY)
+
+    assert len(fake.writes) == 1
+    assert second.counts == {"done_before": 1}
+
+
+async def test_one_failing_case_never_stops_the_others(ledger: Ledger) -> None:
+    fake = fake_zendesk("1", "2", "3", "4")
+    fake.inject("2", Fault.FAIL)
+    fake.inject("3", Fault.RAISE, error=RuntimeError("connector bug"))
+
+    summary = await run_cycle(make_runtime(ledger, fake, concurrency=2), at=MONDAY)
+
+    assert sorted(item.case.id for item in fake.writes) == ["1", "4"]
+    assert summary.failed == 2
+    assert not summary.ok
+    [entry] = ledger.history("zendesk:3")
+    assert entry.outcome is Outcome.FAILED
+    assert "connector bug" in entry.detail
+
+
+async def test_a_failed_follow_up_is_retried_next_cycle(ledger: Ledger) -> None:
+    fake = fake_zendesk("1")
+    fake.inject("1", Fault.FAIL)
+    await run_cycle(make_runtime(ledger, fake), at=MONDAY)
+    retry = await run_cycle(make_runtime(ledger, fake), at=MONDAY + timedelta(minutes=15))
+
+    assert retry.counts == {"applied": 1}
+    assert len(fake.writes) == 1
+
+
+async def test_a_conflict_is_replanned_on_the_fresh_case_and_written_once(
+    ledger: Ledger,
+) -> None:
+    edited = False
+
+    async def agent_edits_first(item: PlanItem) -> None:
+        nonlocal edited
+        if not edited:
+            edited = True
+            fake.agent_edit(item.case.id, subject="customer called")
+
+    fake = fake_zendesk("1")
+    fake.before_write = agent_edits_first
+    summary = await run_cycle(make_runtime(ledger, fake), at=MONDAY)
+
+    assert [r.label for r in summary.items] == ["conflict", "applied"]
+    assert summary.ok
+    assert [item.case.subject for item in fake.writes] == ["customer called"]
+
+
+async def test_a_conflict_that_leaves_nothing_due_is_not_a_failure(ledger: Ledger) -> None:
+    async def agent_solves(item: PlanItem) -> None:
+        fake.agent_edit(item.case.id, status=Status.SOLVED)
+
+    fake = fake_zendesk("1")
+    fake.before_write = agent_solves
+    summary = await run_cycle(make_runtime(ledger, fake), at=MONDAY)
+
+    assert [r.label for r in summary.items] == ["conflict"]
+    assert summary.ok
+    assert fake.writes == []
+
+
+async def test_a_lost_response_found_on_re_read_is_already_applied(ledger: Ledger) -> None:
+    fake = fake_zendesk("1")
+    fake.inject("1", Fault.LOSE_RESPONSE)
+    summary = await run_cycle(make_runtime(ledger, fake), at=MONDAY)
+
+    assert summary.counts == {"already_applied": 1}
+    assert len(fake.writes) == 1
+
+
+@pytest.mark.parametrize("planner_name", ["reads_the_helpdesk", "stubborn"])
+async def test_a_crash_after_the_vendor_write_leaves_no_duplicate(
+    ledger: Ledger, planner_name: str
+) -> None:
+    planner = stubborn if planner_name == "stubborn" else every_other_day
+    fake = fake_zendesk("1")
+    fake.inject("1", Fault.CRASH, error=Crash())
+    runtime = make_runtime(ledger, fake, planner=planner)
+    with pytest.raises(Crash):
+        await run_cycle(runtime, at=MONDAY)
+    assert len(ledger.pending()) == 1
+
+    restarted = make_runtime(ledger, fake, planner=planner)
+    summary = await run_cycle(restarted, at=MONDAY + timedelta(minutes=5))
+
+    assert summary.reconciled == 1
+    assert ledger.pending() == []
+    assert len(fake.writes) == 1
+    assert ledger.latest_outcome(fake.writes[0].key) == (True, Outcome.ALREADY_APPLIED)
+
+
+async def test_a_crash_before_the_vendor_write_is_still_due_after_restart(
+    ledger: Ledger,
+) -> None:
+    fake = fake_zendesk("1")
+    fake.inject("1", Fault.RAISE, error=Crash())
+    with pytest.raises(Crash):
+        await run_cycle(make_runtime(ledger, fake), at=MONDAY)
+
+    summary = await run_cycle(make_runtime(ledger, fake), at=MONDAY + timedelta(minutes=5))
+
+    assert summary.counts == {"applied": 1}
+    assert len(fake.writes) == 1
+    outcomes = [entry.outcome for entry in ledger.history("zendesk:1")]
+    assert outcomes == [Outcome.FAILED, Outcome.APPLIED]
+
+
+async def test_stop_finishes_the_case_in_hand_and_starts_no_new_one(ledger: Ledger) -> None:
+    stop = asyncio.Event()
+
+    async def stop_requested_mid_write(item: PlanItem) -> None:
+        stop.set()
+
+    fake = fake_zendesk("1", "2", "3")
+    fake.before_write = stop_requested_mid_write
+    summary = await run_cycle(make_runtime(ledger, fake, concurrency=1), at=MONDAY, stop=stop)
+
+    assert [item.case.id for item in fake.writes] == ["1"]
+    assert summary.interrupted
+    assert ledger.history("zendesk:2") == ledger.history("zendesk:3") == []
+
+
+async def test_unreadable_cases_are_a_failed_cycle_not_a_crash(ledger: Ledger) -> None:
+    fake = fake_zendesk("1")
+    fake.fetch_error = ConnectionError("vendor down")
+    summary = await run_cycle(make_runtime(ledger, fake), at=MONDAY)
+
+    assert not summary.ok
+    assert summary.errors == ("acme: zendesk: ConnectionError('vendor down')",)
+    [cycle] = ledger.recent_cycles()
+    assert cycle.ok is False
+
+
+async def test_cases_no_policy_can_judge_are_reported(ledger: Ledger) -> None:
+    fake = FakeConnector(fake_zendesk().source, [make_case("1", account="ghost")], [])
+    summary = await run_cycle(make_runtime(ledger, fake), at=MONDAY)
+
+    assert [u.case_ref for u in summary.unjudged] == ["zendesk:1"]
+    assert fake.writes == []
+
+
+async def test_a_dry_run_policy_is_not_written_in_a_live_run(ledger: Ledger) -> None:
+    def trial_policy(
+        cases: Iterable[Case], accounts: Mapping[str, Account], now: datetime
+    ) -> Iterator[PlanItem | Unjudged]:
+        for case in cases:
+            yield make_item(case, 1, dry_run=True)
+
+    fake = fake_zendesk("1")
+    summary = await run_cycle(make_runtime(ledger, fake, planner=trial_policy), at=MONDAY)
+
+    assert fake.writes == []
+    assert summary.counts == {"skipped": 1}
+
+
+async def test_the_runtime_switch_brakes_even_a_live_command(ledger: Ledger) -> None:
+    set_dry_run_switch(ledger, True, by="ops", at=MONDAY)
+    fake = fake_zendesk("1")
+    summary = await run_cycle(make_runtime(ledger, fake), at=MONDAY, dry_run=False)
+
+    assert summary.mode.dry_run
+    assert fake.writes == []
+
+
+async def test_a_tenant_is_left_alone_outside_its_business_days(ledger: Ledger) -> None:
+    fake = fake_zendesk("1")
+    runtime = make_runtime(ledger, fake)
+    runtime.tenants = [
+        dataclasses.replace(tenant, works_on=lambda at: at.weekday() < 5)
+        for tenant in runtime.tenants
+    ]
+    saturday = MONDAY + timedelta(days=5)
+    summary = await run_cycle(runtime, at=saturday)
+
+    assert (summary.cases, summary.items, fake.reads) == (0, (), 0)
+    assert summary.ok
+
+
+async def test_metrics_count_cycles_items_and_actions(ledger: Ledger) -> None:
+    fake = fake_zendesk("1", "2")
+    fake.inject("2", Fault.FAIL)
+    runtime = make_runtime(ledger, fake)
+    await run_cycle(runtime, at=MONDAY)
+
+    text = runtime.metrics.exposition().decode()
+    assert 'followup_cycles_total{result="failed"} 1.0' in text
+    assert 'followup_plan_items_total{policy="general-inquiry",step="1/3"} 2.0' in text
+    assert 'followup_actions_total{outcome="applied",type="note"} 1.0' in text
+    assert 'followup_actions_total{outcome="failed",type="note"} 1.0' in text
+    assert 'followup_cases_fetched_total{vendor="zendesk"} 2.0' in text

@@ -1,0 +1,128 @@
+"""Putting settings, policies, mapping and connectors together; counting vendor calls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from policies.model import Source
+from tests.unit.worker_support import MONDAY, isolate_settings
+from worker.ledger import Ledger
+from worker.metrics import MeteredTransport, Metrics
+from worker.settings import Settings
+from worker.wiring import (
+    WiringError,
+    build_calendar,
+    build_connectors,
+    build_planner,
+    open_runtime,
+)
+
+SANDBOX = "http://127.0.0.1:8800"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    isolate_settings(monkeypatch, tmp_path)
+
+
+def _settings(**values: object) -> Settings:
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def test_the_bundled_policies_compile_into_a_planner() -> None:
+    settings = _settings()
+    plan = build_planner(settings, build_calendar(settings))
+    assert list(plan([], {}, MONDAY)) == []
+
+
+def test_broken_policies_name_the_file(tmp_path: Path) -> None:
+    (tmp_path / "broken.yaml").write_text("policies:\n  - name: 3\n", encoding="utf-8")
+    settings = _settings(policies=tmp_path)
+    with pytest.raises(WiringError, match=r"broken\.yaml"):
+        build_planner(settings, build_calendar(settings))
+
+
+def test_one_connector_per_vendor_with_url_token_and_mapping(tmp_path: Path) -> None:
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("zendesk: {}\nintercom: {}\nasana: {project: Bugs}\n", encoding="utf-8")
+    settings = _settings(
+        mapping=mapping,
+        zendesk_url=f"{SANDBOX}/zendesk",
+        zendesk_email="worker@example.com",
+        zendesk_token="zd",
+        intercom_url=f"{SANDBOX}/intercom",
+        intercom_token="ic",
+        asana_url=f"{SANDBOX}/asana/api/1.0",  # no token: not used
+    )
+    connectors = build_connectors(settings, Metrics())
+    assert {source: c.source for source, c in connectors.items()} == {
+        Source.ZENDESK: Source.ZENDESK,
+        Source.INTERCOM: Source.INTERCOM,
+    }
+
+
+def test_a_bad_mapping_file_is_a_wiring_error(tmp_path: Path) -> None:
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("zendesk:\n  groups: 3\n", encoding="utf-8")
+    settings = _settings(intercom_url=f"{SANDBOX}/intercom", intercom_token="ic", mapping=mapping)
+    with pytest.raises(WiringError, match=r"mapping\.yaml:2"):
+        build_connectors(settings, Metrics())
+
+
+async def test_no_vendor_at_all_is_refused(tmp_path: Path) -> None:
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    with pytest.raises(WiringError, match="no vendor configured"):
+        async with open_runtime(_settings(), ledger):
+            pass
+    ledger.close()
+
+
+async def test_vendor_calls_and_throttling_are_counted() -> None:
+    def vendor(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/down"):
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(429 if request.url.path.endswith("/busy") else 200)
+
+    metrics = Metrics()
+    vendors = {"http://vendor/zendesk": "zendesk", "http://vendor/zendesk-eu": "zendesk_eu"}
+    transport = MeteredTransport(metrics, vendors, httpx.MockTransport(vendor))
+    async with httpx.AsyncClient(transport=transport, base_url="http://vendor") as client:
+        await client.get("/zendesk/ok")
+        await client.get("/zendesk/busy")
+        with pytest.raises(httpx.ConnectError):
+            await client.get("/zendesk/down")
+        await client.get("/zendesk-eu/ok")
+        await client.get("/elsewhere")
+
+    text = metrics.exposition().decode()
+    assert 'followup_api_calls_total{status="2xx",vendor="zendesk"} 1.0' in text
+    assert 'followup_api_calls_total{status="4xx",vendor="zendesk"} 1.0' in text
+    assert 'followup_api_calls_total{status="error",vendor="zendesk"} 1.0' in text
+    assert 'followup_api_throttled_total{vendor="zendesk"} 1.0' in text
+    assert 'followup_api_calls_total{status="2xx",vendor="zendesk_eu"} 1.0' in text
+    assert 'followup_api_calls_total{status="2xx",vendor="other"} 1.0' in text
+
+
+async def test_a_request_repeating_a_failed_one_is_a_retry() -> None:
+    answers = iter([503, 200, 429, 200, 500])
+    now = [0.0]
+
+    def vendor(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(next(answers))
+
+    metrics = Metrics()
+    transport = MeteredTransport(
+        metrics, {"http://v/asana": "asana"}, httpx.MockTransport(vendor), clock=lambda: now[0]
+    )
+    async with httpx.AsyncClient(transport=transport, base_url="http://v/asana") as client:
+        await client.get("/tasks/1")  # 503
+        await client.get("/tasks/1")  # retry, 200
+        await client.get("/tasks/2")  # 429
+        await client.get("/tasks/3")  # another request, not a retry; 200
+        now[0] = 1000.0
+        await client.get("/tasks/2")  # long after: a new call, not a retry; 500
+
+    assert 'followup_api_retries_total{vendor="asana"} 1.0' in metrics.exposition().decode()

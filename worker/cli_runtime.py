@@ -1,0 +1,252 @@
+"""``followup run``, ``serve``, ``dry-run`` and ``history``: the commands ops run the worker with.
+
+Every flag has a ``FOLLOWUP_*`` twin (shown in ``--help``). ``--dry-run/--live``'s twin is
+``FOLLOWUP_DRY_RUN``: the environment sets the default, the runtime switch
+(``followup dry-run on|off``) overrides it, an explicit flag overrides both - except that a
+switch turned *on* is a brake nothing overrides (see :func:`worker.decisions.run_mode`).
+
+Exit codes: 0 all good (also after a graceful SIGTERM), 1 something due was not done, 2 the
+worker could not start (bad setting, unreachable ledger); the reason is one line on stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, NoReturn
+from zoneinfo import ZoneInfo
+
+import typer
+from apscheduler.triggers.cron import CronTrigger
+from rich.console import Console
+from rich.table import Table
+
+from worker.cycle import CycleSummary
+from worker.decisions import run_mode
+from worker.ledger import Ledger, LedgerError
+from worker.logs import configure_logging
+from worker.service import ListenError, run_once, serve
+from worker.settings import Settings, SettingsError, load_settings
+from worker.switches import dry_run_switch, set_dry_run_switch
+from worker.wiring import WiringError, open_runtime
+
+__all__ = ["register"]
+
+_out = Console(highlight=False, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+    app.command("serve")(serve_command)
+    app.command("dry-run")(dry_run_command)
+    app.command("history")(history)
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"followup: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _start(**overrides: object) -> tuple[Settings, Ledger]:
+    """Settings, logging and the (migrated) ledger, or one line on stderr and exit 2."""
+    try:
+        settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as exc:
+        _fail(str(exc))
+    configure_logging(
+        secrets=settings.secret_values(), log_format=settings.log_format, level=settings.log_level
+    )
+    try:
+        return settings, Ledger.open(settings.database_url)
+    except LedgerError as exc:
+        _fail(str(exc))
+
+
+def _instant(text: str | None, zone: ZoneInfo) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"not an ISO-8601 instant: {text!r}", param_hint="--at") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
+
+
+def run(
+    once: Annotated[
+        bool, typer.Option("--once", envvar="FOLLOWUP_ONCE", help="Run one cycle and exit.")
+    ] = False,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            envvar="FOLLOWUP_AT",
+            help="Plan as of this ISO-8601 instant (default: now); no offset means "
+            "FOLLOWUP_TIMEZONE.",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool | None,
+        typer.Option(
+            "--dry-run/--live",
+            help="Write nothing / write to the vendors. Default: FOLLOWUP_DRY_RUN, overridden "
+            "by the runtime switch; the switch turned on beats --live.",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", envvar="FOLLOWUP_JSON", help="Print the summary as JSON."),
+    ] = False,
+) -> None:
+    """Run one fetch -> plan -> execute cycle; exit 1 if any due follow-up was not done."""
+    if not once:
+        _fail("`run` needs --once (use `followup serve` to run on a schedule)")
+    settings, ledger = _start()
+    try:
+        summary = asyncio.run(_run_once(settings, ledger, _instant(at, settings.zone), dry_run))
+    except WiringError as exc:
+        _fail(str(exc))
+    finally:
+        ledger.close()
+    _print_summary(summary, as_json=as_json)
+    raise typer.Exit(0 if summary.ok else 1)
+
+
+async def _run_once(
+    settings: Settings, ledger: Ledger, at: datetime, dry_run: bool | None
+) -> CycleSummary:
+    async with open_runtime(settings, ledger) as runtime:
+        return await run_once(runtime, at=at, dry_run=dry_run)
+
+
+def serve_command(
+    host: Annotated[
+        str | None, typer.Option(envvar="FOLLOWUP_HTTP_HOST", help="Bind address.")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(envvar="FOLLOWUP_HTTP_PORT", help="Port of /healthz /readyz /metrics."),
+    ] = None,
+    schedule: Annotated[
+        str | None,
+        typer.Option(envvar="FOLLOWUP_SCHEDULE", help="Cron expression, in FOLLOWUP_TIMEZONE."),
+    ] = None,
+) -> None:
+    """Run cycles on a schedule and serve health, readiness, metrics and the dry-run switch."""
+    settings, ledger = _start(http_host=host, http_port=port, schedule=schedule)
+    try:
+        asyncio.run(_serve(settings, ledger))
+    except (WiringError, ListenError) as exc:
+        _fail(str(exc))
+    finally:
+        ledger.close()
+
+
+async def _serve(settings: Settings, ledger: Ledger) -> None:
+    async with open_runtime(settings, ledger) as runtime:
+        await serve(
+            runtime,
+            trigger=CronTrigger.from_crontab(settings.schedule, timezone=settings.zone),
+            host=settings.http_host,
+            port=settings.http_port,
+            admin_token=(settings.admin_token.get_secret_value() if settings.admin_token else None),
+        )
+
+
+class SwitchCommand(StrEnum):
+    ON = "on"
+    OFF = "off"
+    STATUS = "status"
+
+
+def dry_run_command(
+    state: Annotated[SwitchCommand, typer.Argument(help="on, off or status.")],
+    by: Annotated[
+        str | None,
+        typer.Option(envvar="FOLLOWUP_OPERATOR", help="Who flips it (default: login name)."),
+    ] = None,
+) -> None:
+    """Flip dry-run for every worker sharing the ledger, without a restart."""
+    settings, ledger = _start()
+    try:
+        if state is not SwitchCommand.STATUS:
+            set_dry_run_switch(
+                ledger, state is SwitchCommand.ON, by=by or getpass.getuser(), at=datetime.now(UTC)
+            )
+        mode = run_mode(flag=None, switch=dry_run_switch(ledger), configured=settings.dry_run)
+    finally:
+        ledger.close()
+    _out.print(f"dry-run: {'ON' if mode.dry_run else 'OFF'} ({mode.why})")
+
+
+def history(
+    case_ref: Annotated[
+        str, typer.Argument(help="zendesk:1234, intercom:..., asana:...; a bare id matches any.")
+    ],
+) -> None:
+    """What the worker did (or planned) to a case, and why."""
+    settings, ledger = _start()
+    try:
+        attempts = ledger.history(case_ref)
+    finally:
+        ledger.close()
+    if not attempts:
+        _out.print(f"no record of {case_ref}")
+        return
+    table = Table(title=f"history of {case_ref}")
+    for column in ("when", "mode", "policy / rule", "step", "actions", "outcome", "why"):
+        table.add_column(column)
+    for attempt in attempts:
+        outcome = attempt.outcome.value if attempt.outcome else "no outcome (pending)"
+        detail = f"\n{attempt.detail}" if attempt.detail else ""
+        table.add_row(
+            f"{attempt.at.astimezone(settings.zone):%a %Y-%m-%d %H:%M}",
+            "dry-run" if attempt.dry_run else "live",
+            f"{attempt.policy} / {attempt.rule}",
+            f"{attempt.step}/{attempt.max_steps}",
+            ", ".join(str(action["type"]) for action in attempt.actions),
+            outcome,
+            f"{attempt.reason}{detail}",
+        )
+    _out.print(table)
+
+
+def _print_summary(summary: CycleSummary, *, as_json: bool) -> None:
+    if as_json:
+        figures = summary.as_dict()
+        figures["items"] = [
+            {
+                "tenant": r.tenant,
+                "case": r.case_ref,
+                "policy": r.policy,
+                "step": r.step,
+                "actions": list(r.actions),
+                "outcome": r.label,
+                "reason": r.reason,
+                "detail": r.detail,
+            }
+            for r in summary.items
+        ]
+        figures["unjudged"] = [{"case": u.case_ref, "reason": u.reason} for u in summary.unjudged]
+        _out.print_json(json.dumps(figures))
+        return
+    mode = "DRY-RUN (nothing written)" if summary.mode.dry_run else "LIVE"
+    table = Table(title=f"cycle {summary.cycle_id} at {summary.at:%Y-%m-%d %H:%M %Z} - {mode}")
+    for column in ("case", "policy", "step", "actions", "outcome", "reason"):
+        table.add_column(column)
+    for r in summary.items:
+        table.add_row(r.case_ref, r.policy, r.step, ", ".join(r.actions), r.label, r.reason)
+    for u in summary.unjudged:
+        table.add_row(u.case_ref, "-", "-", "-", "not judged", u.reason)
+    _out.print(table)
+    counts = ", ".join(f"{label} {n}" for label, n in sorted(summary.counts.items())) or "none"
+    _out.print(
+        f"{summary.cases} cases read, {len(summary.items)} follow-ups due ({counts}), "
+        f"{summary.failed} failed, {len(summary.unjudged)} not judged"
+        + (f", {len(summary.errors)} errors" if summary.errors else "")
+        + (" - interrupted by a signal" if summary.interrupted else "")
+        + f" ({summary.mode.why})"
+    )

@@ -1,0 +1,325 @@
+"""One cycle: reconcile -> fetch -> plan -> execute, for every tenant, then one summary.
+
+:func:`run_cycle` is what ``followup run --once``, the scheduler of ``followup serve`` and the
+demo call. Everything it needs is in a :class:`Runtime`; ``worker.wiring`` builds one from the
+settings, tests build one from :class:`connectors.fake.FakeConnector` and a planner function.
+
+The plan streams: each case is planned as soon as it is read (the planner keeps nothing between
+cases) and its items go straight to the executor, so memory stays flat and writes start while
+later pages are still being fetched. Accounts are read first, because the plan tier drives
+every policy; when they cannot be read the tenant waits for the next cycle rather than guess.
+When a vendor's cases stop coming (an error mid-way), the cases read so far are handled, the
+rest wait, and the cycle counts as failed. Same for a case the planner chokes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from connectors.base import Connector
+from policies.model import Account, Case, PlanItem, Source, Unjudged
+from worker.decisions import RunMode, run_mode
+from worker.executor import Executor, ItemReport, carries_marker
+from worker.ledger import Ledger, Outcome
+from worker.metrics import Metrics
+from worker.switches import dry_run_switch
+
+__all__ = ["CycleSummary", "PlanFunction", "Runtime", "Tenant", "reconcile", "run_cycle"]
+
+log = structlog.get_logger("followup.cycle")
+
+PlanFunction = Callable[
+    [Iterable[Case], Mapping[str, Account], datetime], Iterator[PlanItem | Unjudged]
+]
+"""``policies.planner.plan`` with the tenant's policies and calendar bound."""
+
+
+def _wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    """One helpdesk: its vendors (at most one connector per source) and its planner.
+
+    ``works_on`` tells whether the instant falls on one of the tenant's business days; on
+    other days (weekends, public holidays) a cycle leaves the tenant alone, whoever started it.
+    """
+
+    name: str
+    connectors: Mapping[Source, Connector]
+    plan: PlanFunction
+    works_on: Callable[[datetime], bool] = lambda _at: True
+
+
+@dataclass(slots=True)
+class Runtime:
+    """Everything a cycle needs. ``configured_dry_run`` is ``FOLLOWUP_DRY_RUN``.
+
+    ``on_item`` hears about every plan item as soon as it is settled (a progress bar, a
+    timeline); ``clock`` is the wall clock the ledger's timings use.
+    """
+
+    ledger: Ledger
+    metrics: Metrics
+    tenants: Sequence[Tenant]
+    configured_dry_run: bool = True
+    concurrency: int = 4
+    clock: Callable[[], datetime] = _wall_clock
+    on_item: Callable[[ItemReport], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CycleSummary:
+    cycle_id: str
+    at: datetime
+    mode: RunMode
+    cases: int = 0
+    items: tuple[ItemReport, ...] = ()
+    unjudged: tuple[Unjudged, ...] = ()
+    errors: tuple[str, ...] = ()
+    reconciled: int = 0
+    cases_not_started: int = 0
+    interrupted: bool = False
+    duration_s: float = 0.0
+
+    @property
+    def counts(self) -> Counter[str]:
+        return Counter(report.label for report in self.items)
+
+    @property
+    def failed(self) -> int:
+        return sum(report.failed for report in self.items)
+
+    @property
+    def ok(self) -> bool:
+        """Every due follow-up was done (or planned, in dry-run) and every vendor was read."""
+        return not self.failed and not self.errors
+
+    def as_dict(self) -> dict[str, Any]:
+        """The figures of the summary line and the ledger's cycle record."""
+        return {
+            "cycle_id": self.cycle_id,
+            "at": self.at.isoformat(),
+            "dry_run": self.mode.dry_run,
+            "cases": self.cases,
+            "planned": len(self.items),
+            **dict(sorted(self.counts.items())),
+            "failed": self.failed,
+            "unjudged": len(self.unjudged),
+            "errors": len(self.errors),
+            "reconciled": self.reconciled,
+            "cases_not_started": self.cases_not_started,
+            "interrupted": self.interrupted,
+            "duration_s": round(self.duration_s, 3),
+            "ok": self.ok,
+        }
+
+
+async def run_cycle(
+    runtime: Runtime,
+    *,
+    at: datetime,
+    dry_run: bool | None = None,
+    stop: asyncio.Event | None = None,
+) -> CycleSummary:
+    """Run one cycle planned for the instant ``at``.
+
+    ``dry_run`` is the command's ``--dry-run/--live`` flag (None: not given); the runtime
+    switch and ``FOLLOWUP_DRY_RUN`` decide the rest (:func:`worker.decisions.run_mode`).
+    Setting ``stop`` finishes the cases in hand and starts no new one.
+    """
+    if at.tzinfo is None:
+        raise ValueError("at must be timezone-aware")
+    stop = stop or asyncio.Event()
+    mode = run_mode(
+        flag=dry_run,
+        switch=dry_run_switch(runtime.ledger),
+        configured=runtime.configured_dry_run,
+    )
+    cycle_id = f"{at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    started = time.monotonic()
+    with structlog.contextvars.bound_contextvars(cycle_id=cycle_id, dry_run=mode.dry_run):
+        log.info("cycle started", at=at.isoformat(), mode=mode.why)
+        runtime.ledger.start_cycle(
+            cycle_id, at=at, dry_run=mode.dry_run, started_at=runtime.clock()
+        )
+        reconciled = await reconcile(runtime)
+        executor = Executor(
+            ledger=runtime.ledger,
+            metrics=runtime.metrics,
+            cycle_id=cycle_id,
+            at=at,
+            run_dry=mode.dry_run,
+            concurrency=runtime.concurrency,
+            stop=stop,
+            clock=runtime.clock,
+            on_item=runtime.on_item,
+        )
+        parts = []
+        for tenant in runtime.tenants:
+            if stop.is_set():
+                break
+            parts.append(await _run_tenant(tenant, runtime.metrics, executor, at))
+        summary = CycleSummary(
+            cycle_id=cycle_id,
+            at=at,
+            mode=mode,
+            cases=sum(p.cases for p in parts),
+            items=tuple(r for p in parts for r in p.reports),
+            unjudged=tuple(u for p in parts for u in p.unjudged),
+            errors=tuple(e for p in parts for e in p.errors),
+            reconciled=reconciled,
+            cases_not_started=sum(p.cases_not_started for p in parts),
+            interrupted=stop.is_set(),
+            duration_s=time.monotonic() - started,
+        )
+        _record(runtime, summary)
+        return summary
+
+
+@dataclass(slots=True)
+class _TenantResult:
+    cases: int = 0
+    reports: list[ItemReport] = field(default_factory=list)
+    unjudged: list[Unjudged] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    cases_not_started: int = 0
+
+
+async def _run_tenant(
+    tenant: Tenant, metrics: Metrics, executor: Executor, at: datetime
+) -> _TenantResult:
+    result = _TenantResult()
+    with structlog.contextvars.bound_contextvars(tenant=tenant.name):
+        if not tenant.works_on(at):
+            log.info("not a business day of the tenant; nothing to do", at=at.isoformat())
+            return result
+        try:
+            accounts = await _accounts(tenant.connectors.values())
+        except Exception as exc:
+            log.exception("accounts unreadable; tenant skipped this cycle")
+            result.errors.append(f"{tenant.name}: accounts: {exc!r}")
+            return result
+
+        async def planned_cases() -> AsyncGenerator[list[PlanItem]]:
+            for source, connector in tenant.connectors.items():
+                try:
+                    async for case in connector.cases():
+                        result.cases += 1
+                        metrics.cases_fetched.labels(vendor=source.value).inc()
+                        items = _plan_case(tenant, case, accounts, at, metrics, result)
+                        if items:
+                            yield items
+                except Exception as exc:
+                    log.exception("cases unreadable; the rest wait", vendor=source.value)
+                    result.errors.append(f"{tenant.name}: {source.value}: {exc!r}")
+
+        def replan(case: Case) -> list[PlanItem]:
+            return [
+                entry
+                for entry in tenant.plan([case], accounts, at)
+                if isinstance(entry, PlanItem) and entry.case.ref == case.ref
+            ]
+
+        execution = await executor.execute(tenant.name, tenant.connectors, planned_cases(), replan)
+        result.reports = execution.reports
+        result.cases_not_started = execution.cases_not_started
+        return result
+
+
+def _plan_case(
+    tenant: Tenant,
+    case: Case,
+    accounts: Mapping[str, Account],
+    at: datetime,
+    metrics: Metrics,
+    result: _TenantResult,
+) -> list[PlanItem]:
+    items: list[PlanItem] = []
+    try:
+        entries = list(tenant.plan([case], accounts, at))
+    except Exception as exc:
+        log.exception("planner failed on a case", case=case.ref)
+        result.errors.append(f"{tenant.name}: {case.ref}: planner: {exc!r}")
+        return items
+    for entry in entries:
+        if isinstance(entry, Unjudged):
+            log.warning("case not judged", case=entry.case_ref, reason=entry.reason)
+            metrics.unjudged.inc()
+            result.unjudged.append(entry)
+        else:
+            metrics.plan_items.labels(policy=entry.policy, step=entry.step_label).inc()
+            items.append(entry)
+    return items
+
+
+async def _accounts(connectors: Iterable[Connector]) -> dict[str, Account]:
+    accounts: dict[str, Account] = {}
+    for connector in connectors:
+        async for account in connector.accounts():
+            accounts[account.id] = account
+    return accounts
+
+
+async def reconcile(runtime: Runtime) -> int:
+    """Settle attempts a dead process left without outcome, by re-reading their cases.
+
+    Marker on the case: the write happened (already_applied). No marker: it did not, and the
+    follow-up is still due; the plan will offer it again. Cases that cannot be read now stay
+    pending and are checked again before any new write of the same key.
+    """
+    tenants = {tenant.name: tenant for tenant in runtime.tenants}
+    settled = 0
+    for pending in runtime.ledger.pending():
+        tenant = tenants.get(pending.tenant)
+        source, _, case_id = pending.case_ref.partition(":")
+        connector = tenant.connectors.get(Source(source)) if tenant else None
+        if connector is None:
+            log.warning("pending intent for an unconfigured vendor", case=pending.case_ref)
+            continue
+        try:
+            case = await connector.fetch_case(case_id)
+        except Exception:
+            log.exception("cannot re-read case to reconcile", case=pending.case_ref)
+            continue
+        found = carries_marker(case, pending.key)
+        settled += runtime.ledger.settle_pending(
+            pending.key,
+            Outcome.ALREADY_APPLIED if found else Outcome.FAILED,
+            finished_at=runtime.clock(),
+            detail="reconciled: marker found" if found else "reconciled: marker absent, still due",
+        )
+        log.info(
+            "reconciled",
+            tenant=pending.tenant,
+            case=pending.case_ref,
+            policy=pending.policy,
+            key=pending.key,
+            applied=found,
+        )
+    return settled
+
+
+def _record(runtime: Runtime, summary: CycleSummary) -> None:
+    figures = summary.as_dict()
+    runtime.ledger.finish_cycle(
+        summary.cycle_id, ok=summary.ok, summary=figures, finished_at=runtime.clock()
+    )
+    result = "interrupted" if summary.interrupted else "ok" if summary.ok else "failed"
+    runtime.metrics.cycles.labels(result=result).inc()
+    runtime.metrics.cycle_duration.observe(summary.duration_s)
+    if summary.ok:
+        runtime.metrics.last_success.set(time.time())
+    figures.pop("cycle_id")
+    figures.pop("dry_run")
+    (log.info if summary.ok else log.warning)("cycle finished", **figures)

@@ -1,0 +1,113 @@
+"""What to do with a plan item, decided without IO so every case is a row in a test table.
+
+Three questions, three functions:
+
+* :func:`run_mode` - is this run dry or live? (CLI flag, ops' runtime switch, configuration)
+* :func:`decide` - given the run mode, the policy's own override and what the ledger knows
+  about the item's idempotency key, apply it, verify a half-done attempt first, record it as
+  planned only, or leave it alone?
+* :func:`after_write` - given what the vendor said, is the item settled or must the case be
+  re-read and re-planned?
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from connectors.base import WriteOutcome
+from worker.ledger import Outcome
+
+__all__ = [
+    "Decision",
+    "NextStep",
+    "RunMode",
+    "Verdict",
+    "after_write",
+    "decide",
+    "outcome_counts_as_failure",
+    "run_mode",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RunMode:
+    dry_run: bool
+    why: str
+
+
+def run_mode(*, flag: bool | None, switch: bool | None, configured: bool) -> RunMode:
+    """Dry or live, from the command's ``--dry-run/--live`` flag (None: not given), the runtime
+    switch ops flip with ``followup dry-run on|off`` (None: never flipped) and
+    ``FOLLOWUP_DRY_RUN``.
+
+    The switch turned *on* is a brake and beats everything, even ``--live``: ops who stop the
+    worker must be able to trust that it stopped. Otherwise an explicit flag wins, then the
+    switch turned off, then the configuration (dry-run unless told otherwise).
+    """
+    if switch is True:
+        if flag is False:
+            return RunMode(True, "the runtime dry-run switch is on; --live ignored")
+        return RunMode(True, "the runtime dry-run switch is on")
+    if flag is not None:
+        return RunMode(flag, "--dry-run given" if flag else "--live given")
+    if switch is False:
+        return RunMode(False, "the runtime dry-run switch is off")
+    return RunMode(configured, f"FOLLOWUP_DRY_RUN={'true' if configured else 'false'}")
+
+
+class Verdict(StrEnum):
+    APPLY = "apply"  # record the intent, write to the vendor, record the outcome
+    VERIFY = "verify"  # an earlier attempt may have written: look for its marker first
+    PLAN_ONLY = "plan_only"  # dry-run: record and show the plan, write nothing
+    SKIP = "skip"  # already on the case: writing again would duplicate it
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    verdict: Verdict
+    dry_run: bool
+    why: str
+
+
+def decide(
+    *,
+    run_dry: bool,
+    policy_dry_run: bool | None,
+    ledger: tuple[bool, Outcome | None] | None,
+) -> Decision:
+    """One plan item. ``ledger`` is :meth:`worker.ledger.Ledger.latest_outcome` of its key.
+
+    A policy may make itself dry-run while the run is live (to trial a new policy) but never
+    live while the run is dry: dry-run has to mean that nothing is written.
+    """
+    dry_run = run_dry or policy_dry_run is True
+    if ledger is not None:
+        done, last = ledger
+        if done:
+            return Decision(Verdict.SKIP, dry_run, "already applied (ledger)")
+        if last is None and not dry_run:
+            return Decision(Verdict.VERIFY, dry_run, "an earlier attempt has no outcome")
+    if dry_run:
+        why = "dry-run run" if run_dry else "the policy is dry-run"
+        return Decision(Verdict.PLAN_ONLY, dry_run, why)
+    if ledger is not None and ledger[1] is not None:
+        return Decision(Verdict.APPLY, dry_run, f"retrying after {ledger[1].value}")
+    return Decision(Verdict.APPLY, dry_run, "due")
+
+
+class NextStep(StrEnum):
+    SETTLED = "settled"  # record the outcome; nothing more this cycle
+    REPLAN = "replan"  # an agent changed the case: re-read it, re-plan, try once more
+
+
+def after_write(outcome: WriteOutcome, *, replanned: bool) -> NextStep:
+    """A conflict earns one re-read and re-plan per cycle; a second one waits for next cycle."""
+    if outcome is WriteOutcome.CONFLICT and not replanned:
+        return NextStep.REPLAN
+    return NextStep.SETTLED
+
+
+def outcome_counts_as_failure(outcome: Outcome) -> bool:
+    """A conflict left after the re-plan is a failure too: the follow-up did not happen."""
+    return outcome in (Outcome.FAILED, Outcome.CONFLICT)

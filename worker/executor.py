@@ -1,0 +1,285 @@
+"""Carry out one tenant's plan: the ledger first, then the vendor, then the ledger again.
+
+Cases stream in from the planner while the vendors are still being read, and run concurrently
+up to a bound; the items of one case run in order, so two writes to the same case never race
+each other. Anything one item raises is caught, recorded and counted:
+one failing case never stops the others. When ``stop`` is set (SIGTERM/SIGINT) the cases in
+hand are finished and no new case is started.
+
+What to do with each item is :func:`worker.decisions.decide`'s call; this module only does it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import structlog
+
+from connectors.base import Connector, WriteOutcome, WriteResult
+from policies.model import Case, PlanItem, Source, marker_tag
+from worker.decisions import (
+    Decision,
+    NextStep,
+    Verdict,
+    after_write,
+    decide,
+    outcome_counts_as_failure,
+)
+from worker.ledger import Ledger, Outcome
+from worker.metrics import Metrics
+
+__all__ = ["DONE_BEFORE", "Execution", "Executor", "ItemReport", "Replan", "carries_marker"]
+
+log = structlog.get_logger("followup.executor")
+
+Replan = Callable[[Case], list[PlanItem]]
+"""Plan one freshly read case again (after a conflict): the items due for it now."""
+
+DONE_BEFORE = "done_before"  # the label of an item the ledger shows as already applied
+
+
+def carries_marker(case: Case, key: str) -> bool:
+    """Is the write with idempotency key ``key`` on the case (as a follow-up mark or tag)?"""
+    return any(mark.key == key for mark in case.followups) or marker_tag(key) in case.tags
+
+
+@dataclass(frozen=True, slots=True)
+class ItemReport:
+    """What happened to one plan item; ``outcome`` None means the ledger already had it.
+
+    ``replanned``: the write conflicted and the freshly read case was planned again; what came
+    of that is in the reports that follow.
+    """
+
+    tenant: str
+    case_ref: str
+    key: str
+    policy: str
+    rule: str
+    step: str
+    actions: tuple[str, ...]
+    reason: str
+    dry_run: bool
+    outcome: Outcome | None
+    detail: str = ""
+    replanned: bool = False
+
+    @property
+    def label(self) -> str:
+        return DONE_BEFORE if self.outcome is None else self.outcome.value
+
+    @property
+    def failed(self) -> bool:
+        return (
+            self.outcome is not None
+            and outcome_counts_as_failure(self.outcome)
+            and not self.replanned
+        )
+
+
+@dataclass(slots=True)
+class Execution:
+    reports: list[ItemReport] = field(default_factory=list)
+    cases_not_started: int = 0
+
+
+class Executor:
+    """Executes plan items for one cycle. ``clock`` gives wall-clock time for the timings."""
+
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        metrics: Metrics,
+        cycle_id: str,
+        at: datetime,
+        run_dry: bool,
+        concurrency: int,
+        stop: asyncio.Event,
+        clock: Callable[[], datetime],
+        on_item: Callable[[ItemReport], None] | None = None,
+    ) -> None:
+        self._ledger = ledger
+        self._metrics = metrics
+        self._cycle_id = cycle_id
+        self._at = at
+        self._run_dry = run_dry
+        self._concurrency = concurrency
+        self._stop = stop
+        self._clock = clock
+        self._on_item = on_item
+
+    async def execute(
+        self,
+        tenant: str,
+        connectors: Mapping[Source, Connector],
+        cases: AsyncGenerator[list[PlanItem]],
+        replan: Replan,
+    ) -> Execution:
+        """Execute each case's items as the plan streams in (one list per case)."""
+        execution = Execution()
+        queue: asyncio.Queue[list[PlanItem] | None] = asyncio.Queue(maxsize=self._concurrency)
+
+        async def produce() -> None:
+            try:
+                async with aclosing(cases):  # stop reading the vendors too when told to stop
+                    async for items in cases:
+                        if self._stop.is_set():
+                            break
+                        await queue.put(items)
+            finally:
+                for _ in range(self._concurrency):
+                    await queue.put(None)
+
+        async def consume() -> None:
+            while (items := await queue.get()) is not None:
+                if self._stop.is_set():
+                    execution.cases_not_started += 1
+                    continue
+                for item in items:
+                    connector = connectors[item.case.source]
+                    execution.reports.extend(
+                        await self._settle(tenant, connector, item, replan, replanned=False)
+                    )
+
+        await asyncio.gather(produce(), *(consume() for _ in range(self._concurrency)))
+        return execution
+
+    async def _settle(
+        self,
+        tenant: str,
+        connector: Connector,
+        item: PlanItem,
+        replan: Replan,
+        *,
+        replanned: bool,
+    ) -> list[ItemReport]:
+        with structlog.contextvars.bound_contextvars(
+            tenant=tenant,
+            case=item.case.ref,
+            policy=item.policy,
+            step=item.step_label,
+            action=",".join(action.type.value for action in item.actions),
+        ):
+            try:
+                return await self._settle_item(tenant, connector, item, replan, replanned)
+            except Exception as exc:  # one failing case never stops the others
+                log.exception("follow-up failed", key=item.key)
+                return [self._report(tenant, item, self._run_dry, Outcome.FAILED, repr(exc))]
+
+    async def _settle_item(
+        self,
+        tenant: str,
+        connector: Connector,
+        item: PlanItem,
+        replan: Replan,
+        replanned: bool,
+    ) -> list[ItemReport]:
+        decision = decide(
+            run_dry=self._run_dry,
+            policy_dry_run=item.dry_run,
+            ledger=self._ledger.latest_outcome(item.key),
+        )
+        if decision.verdict is Verdict.SKIP:
+            return [self._report(tenant, item, decision.dry_run, None, decision.why)]
+        if decision.verdict is Verdict.PLAN_ONLY:
+            attempt = self._begin(tenant, item, decision)
+            self._ledger.finish(
+                attempt, Outcome.SKIPPED, finished_at=self._clock(), detail=decision.why
+            )
+            return [self._report(tenant, item, True, Outcome.SKIPPED, decision.why)]
+        if decision.verdict is Verdict.VERIFY and await self._found_on_case(connector, item):
+            return [self._report(tenant, item, False, Outcome.ALREADY_APPLIED, "marker found")]
+
+        attempt = self._begin(tenant, item, decision)
+        result = await self._apply(connector, item)
+        outcome = Outcome.of(result.outcome)
+        self._ledger.finish(
+            attempt,
+            outcome,
+            finished_at=self._clock(),
+            calls=result.calls,
+            request_ids=result.request_ids,
+            detail=result.detail,
+        )
+        again = after_write(result.outcome, replanned=replanned) is NextStep.REPLAN
+        reports = [self._report(tenant, item, False, outcome, result.detail, replanned=again)]
+        if again:
+            fresh = await connector.fetch_case(item.case.id)
+            log.info("re-planning after a conflict", key=item.key)
+            for fresh_item in replan(fresh):
+                reports += await self._settle(tenant, connector, fresh_item, replan, replanned=True)
+        return reports
+
+    async def _found_on_case(self, connector: Connector, item: PlanItem) -> bool:
+        """Settle an attempt left without outcome by re-reading the case for its marker."""
+        case = await connector.fetch_case(item.case.id)
+        found = carries_marker(case, item.key)
+        self._ledger.settle_pending(
+            item.key,
+            Outcome.ALREADY_APPLIED if found else Outcome.FAILED,
+            finished_at=self._clock(),
+            detail="marker found on re-read" if found else "interrupted; marker absent on re-read",
+        )
+        return found
+
+    def _begin(self, tenant: str, item: PlanItem, decision: Decision) -> int:
+        return self._ledger.begin(
+            item,
+            tenant=tenant,
+            cycle_id=self._cycle_id,
+            dry_run=decision.dry_run,
+            at=self._at,
+            started_at=self._clock(),
+        )
+
+    async def _apply(self, connector: Connector, item: PlanItem) -> WriteResult:
+        try:
+            return await connector.apply(item)
+        except Exception as exc:
+            # Connectors translate vendor errors into WriteResult; anything raised is a bug or
+            # an error they did not foresee. Either way the outcome is recorded, not lost.
+            return WriteResult(WriteOutcome.FAILED, calls=0, detail=repr(exc))
+
+    def _report(
+        self,
+        tenant: str,
+        item: PlanItem,
+        dry_run: bool,
+        outcome: Outcome | None,
+        detail: str,
+        *,
+        replanned: bool = False,
+    ) -> ItemReport:
+        report = ItemReport(
+            tenant=tenant,
+            case_ref=item.case.ref,
+            key=item.key,
+            policy=item.policy,
+            rule=item.rule,
+            step=item.step_label,
+            actions=tuple(action.type.value for action in item.actions),
+            reason=item.reason,
+            dry_run=dry_run,
+            outcome=outcome,
+            detail=detail,
+            replanned=replanned,
+        )
+        for action in report.actions:
+            self._metrics.actions.labels(type=action, outcome=report.label).inc()
+        if self._on_item is not None:
+            self._on_item(report)
+        event = log.warning if report.failed else log.info
+        event(
+            "follow-up",
+            outcome=report.label,
+            key=item.key,
+            reason=item.reason,
+            detail=detail,
+            dry_run=dry_run,
+        )
+        return report

@@ -1,0 +1,545 @@
+"""The ledger: what the worker meant to do, what happened, and why (SQLAlchemy Core).
+
+One code path for SQLite (the default: a file, zero setup) and PostgreSQL (``postgresql://``
+URLs, driven by psycopg 3) so several processes can share it. The schema is versioned in
+``followup_schema`` and migrated on open.
+
+Exactly once rests on the order of writes: :meth:`Ledger.begin` records the *intent* (an
+``intents`` row, unique per idempotency key and mode, plus an open ``attempts`` row) before
+the vendor is called, and :meth:`Ledger.finish` records the *outcome* after. An attempt left
+without an outcome means the process died in between; :meth:`Ledger.pending` lists those so
+the worker can re-read the case and look for the write's marker before doing anything else.
+
+Times are stored in UTC. Two clocks meet here: ``at`` is the instant the cycle planned for
+(simulated in the demo), ``started_at``/``finished_at`` are wall-clock timings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from connectors.base import WriteOutcome
+from policies.model import PlanItem
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Attempt",
+    "CycleRecord",
+    "Ledger",
+    "LedgerError",
+    "Outcome",
+    "PendingIntent",
+    "engine_url",
+]
+
+
+class LedgerError(Exception):
+    """The ledger cannot be opened, migrated or written."""
+
+
+class Outcome(StrEnum):
+    """What became of one attempt at a plan item."""
+
+    APPLIED = "applied"
+    ALREADY_APPLIED = "already_applied"
+    CONFLICT = "conflict"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # planned only: dry-run
+
+    @classmethod
+    def of(cls, write: WriteOutcome) -> Outcome:
+        return cls(write.value)
+
+    @property
+    def done(self) -> bool:
+        """The change is on the case; doing it again would be a duplicate."""
+        return self in (Outcome.APPLIED, Outcome.ALREADY_APPLIED)
+
+
+_metadata = sa.MetaData()
+
+_schema = sa.Table(
+    "followup_schema",
+    _metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+_intents = sa.Table(
+    "followup_intents",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("idempotency_key", sa.String(64), nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    sa.Column("tenant", sa.String(100), nullable=False),
+    sa.Column("case_ref", sa.String(200), nullable=False, index=True),
+    sa.Column("policy", sa.String(200), nullable=False),
+    sa.Column("rule", sa.String(200), nullable=False),
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("max_steps", sa.Integer, nullable=False),
+    sa.Column("actions", sa.JSON, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("covers", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # A dry-run plan and the live write of the same step share a key: one row for each mode.
+    sa.UniqueConstraint("idempotency_key", "dry_run", name="uq_followup_intents_key_mode"),
+)
+
+_attempts = sa.Table(
+    "followup_attempts",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("intent_id", sa.ForeignKey("followup_intents.id"), nullable=False, index=True),
+    sa.Column("cycle_id", sa.String(64), nullable=False, index=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("outcome", sa.String(20)),  # NULL: the vendor call may or may not have happened
+    sa.Column("calls", sa.Integer, nullable=False, default=0),
+    sa.Column("request_ids", sa.JSON, nullable=False, default=list),
+    sa.Column("detail", sa.Text, nullable=False, default=""),
+)
+
+_cycles = sa.Table(
+    "followup_cycles",
+    _metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("ok", sa.Boolean),
+    sa.Column("summary", sa.JSON),
+)
+
+_switches = sa.Table(
+    "followup_switches",
+    _metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("value", sa.String(200), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_by", sa.String(200), nullable=False),
+)
+
+
+def _create_v1(conn: Connection) -> None:
+    # The tables as first shipped. Later versions append explicit DDL (ALTER TABLE ...) here
+    # rather than editing these definitions, so an old ledger and a new one end up the same.
+    _metadata.create_all(conn, tables=[_intents, _attempts, _cycles, _switches])
+
+
+_MIGRATIONS = (_create_v1,)
+SCHEMA_VERSION = len(_MIGRATIONS)
+_MIGRATION_LOCK = 0x466F6C6C  # any constant: serialises replicas migrating one PostgreSQL ledger
+
+
+@dataclass(frozen=True, slots=True)
+class PendingIntent:
+    """An attempt that started and never recorded an outcome."""
+
+    attempt_id: int
+    key: str
+    tenant: str
+    case_ref: str
+    policy: str
+    step: int
+    cycle_id: str
+    started_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One line of a case's history: an attempt at a plan item and its outcome."""
+
+    started_at: datetime
+    at: datetime
+    cycle_id: str
+    tenant: str
+    case_ref: str
+    key: str
+    dry_run: bool
+    policy: str
+    rule: str
+    step: int
+    max_steps: int
+    actions: list[dict[str, Any]]
+    reason: str
+    outcome: Outcome | None
+    detail: str
+    request_ids: list[str]
+    calls: int
+    finished_at: datetime | None
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.finished_at is None:
+            return None
+        return round((self.finished_at - self.started_at).total_seconds() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class CycleRecord:
+    id: str
+    at: datetime
+    dry_run: bool
+    started_at: datetime
+    finished_at: datetime | None
+    ok: bool | None
+    summary: dict[str, Any] | None
+
+
+def engine_url(url: str) -> sa.URL:
+    """``postgresql://`` and ``postgres://`` mean psycopg 3; anything else is taken as is."""
+    parsed = sa.make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("ledger times must be timezone-aware")
+    return value.astimezone(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _enable_sqlite_concurrency(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets `followup dry-run off` write while `followup serve` reads; busy_timeout makes
+    # writers queue instead of failing with "database is locked". synchronous=NORMAL halves
+    # the cost of each commit and still survives a killed process; only an OS crash can lose
+    # the last commits, and then the markers on the cases still stop a duplicate write.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Ledger:
+    """Open with :meth:`open`; every method is one short transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @classmethod
+    def open(cls, url: str, **engine_options: Any) -> Ledger:
+        """Connect and migrate the schema to :data:`SCHEMA_VERSION`."""
+        parsed = engine_url(url)
+        engine = sa.create_engine(parsed, **engine_options)
+        if engine.dialect.name == "sqlite":
+            sa.event.listen(engine, "connect", _enable_sqlite_concurrency)
+        ledger = cls(engine)
+        try:
+            ledger._migrate()
+        except SQLAlchemyError as exc:
+            engine.dispose()
+            where = parsed.render_as_string(hide_password=True)
+            problem = exc.__class__.__name__
+            raise LedgerError(f"cannot open the ledger at {where}: {problem}") from exc
+        except LedgerError:
+            engine.dispose()
+            raise
+        return ledger
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        with self._engine.begin() as conn:
+            yield conn
+
+    def _migrate(self) -> None:
+        with self._transaction() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
+            _schema.create(conn, checkfirst=True)
+            current = conn.scalar(sa.select(sa.func.max(_schema.c.version))) or 0
+            if current > SCHEMA_VERSION:
+                raise LedgerError(
+                    f"the ledger's schema is version {current}, newer than this worker's "
+                    f"{SCHEMA_VERSION}; upgrade the worker"
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                _MIGRATIONS[version - 1](conn)
+                conn.execute(_schema.insert().values(version=version, applied_at=datetime.now(UTC)))
+
+    def schema_version(self) -> int:
+        with self._engine.connect() as conn:
+            return conn.scalar(sa.select(sa.func.max(_schema.c.version))) or 0
+
+    # -- intents and outcomes -------------------------------------------------------------
+
+    def begin(
+        self,
+        item: PlanItem,
+        *,
+        tenant: str,
+        cycle_id: str,
+        dry_run: bool,
+        at: datetime,
+        started_at: datetime,
+    ) -> int:
+        """Record the intent to apply ``item``; returns the attempt id for :meth:`finish`."""
+        with self._transaction() as conn:
+            intent_id = self._intent_id(conn, item, tenant=tenant, dry_run=dry_run, now=started_at)
+            return int(
+                conn.execute(
+                    _attempts.insert()
+                    .values(
+                        intent_id=intent_id,
+                        cycle_id=cycle_id,
+                        at=_utc(at),
+                        started_at=_utc(started_at),
+                        calls=0,
+                        request_ids=[],
+                        detail="",
+                    )
+                    .returning(_attempts.c.id)
+                ).scalar_one()
+            )
+
+    def finish(
+        self,
+        attempt_id: int,
+        outcome: Outcome,
+        *,
+        finished_at: datetime,
+        calls: int = 0,
+        request_ids: Sequence[str] = (),
+        detail: str = "",
+    ) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                _attempts.update()
+                .where(_attempts.c.id == attempt_id)
+                .values(
+                    outcome=outcome.value,
+                    finished_at=_utc(finished_at),
+                    calls=calls,
+                    request_ids=list(request_ids),
+                    detail=detail,
+                )
+            )
+
+    def settle_pending(
+        self, key: str, outcome: Outcome, *, finished_at: datetime, detail: str
+    ) -> int:
+        """Give the outcome found on re-read to every open live attempt of ``key``."""
+        live_intent = sa.select(_intents.c.id).where(
+            (_intents.c.idempotency_key == key) & sa.not_(_intents.c.dry_run)
+        )
+        with self._transaction() as conn:
+            result = conn.execute(
+                _attempts.update()
+                .where(_attempts.c.intent_id.in_(live_intent))
+                .where(_attempts.c.outcome.is_(None))
+                .values(outcome=outcome.value, finished_at=_utc(finished_at), detail=detail)
+            )
+            return result.rowcount
+
+    def _intent_id(
+        self, conn: Connection, item: PlanItem, *, tenant: str, dry_run: bool, now: datetime
+    ) -> int:
+        where = (_intents.c.idempotency_key == item.key) & (_intents.c.dry_run == dry_run)
+        existing = conn.scalar(sa.select(_intents.c.id).where(where))
+        if existing is not None:
+            return int(existing)
+        values = {
+            "idempotency_key": item.key,
+            "dry_run": dry_run,
+            "tenant": tenant,
+            "case_ref": item.case.ref,
+            "policy": item.policy,
+            "rule": item.rule,
+            "step": item.step,
+            "max_steps": item.max_steps,
+            "actions": [action.to_dict() for action in item.actions],
+            "reason": item.reason,
+            "covers": list(item.covers),
+            "created_at": _utc(now),
+        }
+        try:
+            with conn.begin_nested():
+                inserted = conn.execute(_intents.insert().values(values).returning(_intents.c.id))
+                return int(inserted.scalar_one())
+        except IntegrityError:
+            # Another process recorded the same intent between our select and insert.
+            return int(conn.execute(sa.select(_intents.c.id).where(where)).scalar_one())
+
+    def latest_outcome(self, key: str) -> tuple[bool, Outcome | None] | None:
+        """The live record of ``key``: (done, last outcome or None if pending); None if never tried.
+
+        ``done`` is true if any attempt applied the change, even if a later one (a re-planned
+        retry) did not: the change is on the case.
+        """
+        query = (
+            sa.select(_attempts.c.outcome)
+            .join(_intents, _intents.c.id == _attempts.c.intent_id)
+            .where((_intents.c.idempotency_key == key) & sa.not_(_intents.c.dry_run))
+            .order_by(_attempts.c.id)
+        )
+        with self._engine.connect() as conn:
+            outcomes = [None if o is None else Outcome(o) for o in conn.scalars(query)]
+        if not outcomes:
+            return None
+        return any(o is not None and o.done for o in outcomes), outcomes[-1]
+
+    def pending(self) -> list[PendingIntent]:
+        """Live attempts without an outcome: the process stopped between intent and outcome."""
+        query = (
+            sa.select(
+                _attempts.c.id,
+                _intents.c.idempotency_key,
+                _intents.c.tenant,
+                _intents.c.case_ref,
+                _intents.c.policy,
+                _intents.c.step,
+                _attempts.c.cycle_id,
+                _attempts.c.started_at,
+            )
+            .join(_intents, _intents.c.id == _attempts.c.intent_id)
+            .where(_attempts.c.outcome.is_(None) & sa.not_(_intents.c.dry_run))
+            .order_by(_attempts.c.id)
+        )
+        with self._engine.connect() as conn:
+            return [
+                PendingIntent(
+                    attempt_id=row.id,
+                    key=row.idempotency_key,
+                    tenant=row.tenant,
+                    case_ref=row.case_ref,
+                    policy=row.policy,
+                    step=row.step,
+                    cycle_id=row.cycle_id,
+                    started_at=_aware(row.started_at),
+                )
+                for row in conn.execute(query)
+            ]
+
+    def history(self, case_ref: str) -> list[Attempt]:
+        """Every attempt on a case, oldest first, including bundled updates that covered it.
+
+        A bare id (``1234``) matches any vendor.
+        """
+        # `covers` is a JSON list of refs; matching its text keeps one query for both databases.
+        covers = sa.cast(_intents.c.covers, sa.Text)
+        if ":" in case_ref:
+            match = (_intents.c.case_ref == case_ref) | covers.like(f'%"{case_ref}"%')
+        else:
+            match = _intents.c.case_ref.like(f"%:{case_ref}") | covers.like(f'%:{case_ref}"%')
+        query = (
+            sa.select(_intents, _attempts)
+            .join(_attempts, _intents.c.id == _attempts.c.intent_id)
+            .where(match)
+            .order_by(_attempts.c.started_at, _attempts.c.id)
+        )
+        with self._engine.connect() as conn:
+            return [
+                Attempt(
+                    started_at=_aware(row.started_at),
+                    at=_aware(row.at),
+                    cycle_id=row.cycle_id,
+                    tenant=row.tenant,
+                    case_ref=row.case_ref,
+                    key=row.idempotency_key,
+                    dry_run=row.dry_run,
+                    policy=row.policy,
+                    rule=row.rule,
+                    step=row.step,
+                    max_steps=row.max_steps,
+                    actions=row.actions,
+                    reason=row.reason,
+                    outcome=None if row.outcome is None else Outcome(row.outcome),
+                    detail=row.detail,
+                    request_ids=row.request_ids,
+                    calls=row.calls,
+                    finished_at=None if row.finished_at is None else _aware(row.finished_at),
+                )
+                for row in conn.execute(query)
+            ]
+
+    # -- cycles -----------------------------------------------------------------------------
+
+    def start_cycle(
+        self, cycle_id: str, *, at: datetime, dry_run: bool, started_at: datetime
+    ) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                _cycles.insert().values(
+                    id=cycle_id, at=_utc(at), dry_run=dry_run, started_at=_utc(started_at)
+                )
+            )
+
+    def finish_cycle(
+        self, cycle_id: str, *, ok: bool, summary: dict[str, Any], finished_at: datetime
+    ) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                _cycles.update()
+                .where(_cycles.c.id == cycle_id)
+                .values(ok=ok, summary=summary, finished_at=_utc(finished_at))
+            )
+
+    def recent_cycles(self, limit: int = 10) -> list[CycleRecord]:
+        query = sa.select(_cycles).order_by(_cycles.c.started_at.desc()).limit(limit)
+        with self._engine.connect() as conn:
+            return [
+                CycleRecord(
+                    id=row.id,
+                    at=_aware(row.at),
+                    dry_run=row.dry_run,
+                    started_at=_aware(row.started_at),
+                    finished_at=None if row.finished_at is None else _aware(row.finished_at),
+                    ok=row.ok,
+                    summary=row.summary,
+                )
+                for row in conn.execute(query)
+            ]
+
+    # -- runtime switches -------------------------------------------------------------------
+
+    def switch(self, name: str) -> str | None:
+        with self._engine.connect() as conn:
+            return conn.scalar(sa.select(_switches.c.value).where(_switches.c.name == name))
+
+    def set_switch(self, name: str, value: str | None, *, by: str, at: datetime) -> None:
+        """Set (or with ``None`` clear) a switch every process sharing the ledger reads."""
+        with self._transaction() as conn:
+            conn.execute(_switches.delete().where(_switches.c.name == name))
+            if value is not None:
+                conn.execute(
+                    _switches.insert().values(
+                        name=name, value=value, updated_at=_utc(at), updated_by=by
+                    )
+                )
+
+    def check_writable(self) -> None:
+        """Raise :class:`LedgerError` unless a write would succeed (for ``/readyz``)."""
+        try:
+            with self._engine.connect() as conn, conn.begin() as transaction:
+                conn.execute(
+                    _switches.insert().values(
+                        name="readiness-probe",
+                        value="",
+                        updated_at=datetime.now(UTC),
+                        updated_by="readyz",
+                    )
+                )
+                transaction.rollback()
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"the ledger is not writable: {exc.__class__.__name__}") from exc

@@ -1,0 +1,150 @@
+"""Prometheus metrics, in a registry of their own (so tests and the demo never share state).
+
+Vendor traffic is counted at the connectors' ``transport=`` seam: :class:`MeteredTransport`
+wraps the real transport and sees every request, so connectors need not know about metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+
+import httpx
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE_LATEST", "MeteredTransport", "Metrics"]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.cycles = Counter(
+            "followup_cycles",
+            "Cycles run, by result (ok, failed, interrupted).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.cycle_duration = Histogram(
+            "followup_cycle_duration_seconds",
+            "Wall time of one fetch-plan-execute cycle.",
+            buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
+            registry=self.registry,
+        )
+        self.last_success = Gauge(
+            "followup_last_success_timestamp_seconds",
+            "Unix time the last cycle without failures finished.",
+            registry=self.registry,
+        )
+        self.cases_fetched = Counter(
+            "followup_cases_fetched",
+            "Cases read from vendors, by vendor.",
+            ["vendor"],
+            registry=self.registry,
+        )
+        self.plan_items = Counter(
+            "followup_plan_items",
+            "Plan items (follow-ups due), by policy and step.",
+            ["policy", "step"],
+            registry=self.registry,
+        )
+        self.unjudged = Counter(
+            "followup_unjudged_cases",
+            "Cases no policy could judge (missing or unknown data).",
+            registry=self.registry,
+        )
+        self.actions = Counter(
+            "followup_actions",
+            "Actions by type and outcome (applied, already_applied, conflict, failed, "
+            "skipped for dry-run, done when the ledger already had them).",
+            ["type", "outcome"],
+            registry=self.registry,
+        )
+        self.api_calls = Counter(
+            "followup_api_calls",
+            "HTTP calls to vendors, by vendor and status class.",
+            ["vendor", "status"],
+            registry=self.registry,
+        )
+        self.api_throttled = Counter(
+            "followup_api_throttled",
+            "HTTP 429 responses, by vendor.",
+            ["vendor"],
+            registry=self.registry,
+        )
+        self.api_retries = Counter(
+            "followup_api_retries",
+            "Retried vendor calls, by vendor.",
+            ["vendor"],
+            registry=self.registry,
+        )
+
+    def record_api_call(self, vendor: str, status_code: int | None) -> None:
+        """``status_code`` None: no response (timeout, connection error)."""
+        status = "error" if status_code is None else f"{status_code // 100}xx"
+        self.api_calls.labels(vendor=vendor, status=status).inc()
+        if status_code == httpx.codes.TOO_MANY_REQUESTS:
+            self.api_throttled.labels(vendor=vendor).inc()
+
+    def record_api_retry(self, vendor: str) -> None:
+        self.api_retries.labels(vendor=vendor).inc()
+
+    def exposition(self) -> bytes:
+        """The text format Prometheus scrapes."""
+        return generate_latest(self.registry)
+
+
+class MeteredTransport(httpx.AsyncBaseTransport):
+    """Counts every request by vendor, then hands it to the real transport.
+
+    ``vendors`` maps each vendor's base URL to its name; the sandbox serves all three from one
+    host, so the vendor is told by the longest matching base URL, not by the host. A request
+    repeating one that failed (429, 5xx, no answer) within ``retry_window`` seconds is counted
+    as a retry: that is what the connectors' backoff sends.
+    """
+
+    def __init__(
+        self,
+        metrics: Metrics,
+        vendors: Mapping[str, str],
+        inner: httpx.AsyncBaseTransport | None = None,
+        *,
+        retry_window: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._metrics = metrics
+        self._vendors = sorted(vendors.items(), key=lambda pair: len(pair[0]), reverse=True)
+        self._inner = inner or httpx.AsyncHTTPTransport()
+        self._retry_window = retry_window
+        self._clock = clock
+        self._failed: dict[tuple[str, str], float] = {}  # (method, url) -> when it failed
+
+    def _vendor(self, request: httpx.Request) -> str:
+        url = str(request.url)
+        return next((name for base, name in self._vendors if url.startswith(base)), "other")
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        vendor = self._vendor(request)
+        attempt = (request.method, str(request.url))
+        failed_at = self._failed.pop(attempt, None)
+        if failed_at is not None and self._clock() - failed_at <= self._retry_window:
+            self._metrics.record_api_retry(vendor)
+        try:
+            response = await self._inner.handle_async_request(request)
+        except httpx.TransportError:
+            self._metrics.record_api_call(vendor, None)
+            self._failed[attempt] = self._clock()
+            raise
+        self._metrics.record_api_call(vendor, response.status_code)
+        if response.status_code == httpx.codes.TOO_MANY_REQUESTS or response.status_code >= 500:
+            self._failed[attempt] = self._clock()
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()

@@ -1,0 +1,234 @@
+"""Every knob of the worker, read from ``FOLLOWUP_*`` environment variables and ``.env``.
+
+Secrets are :class:`~pydantic.SecretStr`, so they print as ``**********``; each can also be
+read from a file named by ``FOLLOWUP_<NAME>_FILE`` (Docker and Kubernetes mount secrets as
+files). :func:`load_settings` turns any validation problem into one :class:`SettingsError`
+whose message is a single line naming the offending variable and never echoing its value.
+Every setting is documented in ``.env.example``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from policies.model import Source
+
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "load_settings"]
+
+ENV_PREFIX = "FOLLOWUP_"
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed. ``str()`` is one line fit for an operator."""
+
+
+class _SecretFilesSource(PydanticBaseSettingsSource):
+    """``FOLLOWUP_<NAME>_FILE=/run/secrets/name`` supplies the secret field ``<name>``."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        variable = f"{ENV_PREFIX}{field_name.upper()}_FILE"
+        path = os.environ.get(variable)
+        if not path:
+            return None, field_name, False
+        try:
+            return Path(path).read_text(encoding="utf-8").strip(), field_name, False
+        except OSError as exc:
+            raise SettingsError(f"{variable}: cannot read {path} ({exc.strerror})") from exc
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            if not _is_secret(field):
+                continue
+            value, key, _ = self.get_field_value(field, name)
+            if value is not None:
+                values[key] = value
+        return values
+
+
+def _is_secret(field: FieldInfo) -> bool:
+    return field.annotation in (SecretStr, SecretStr | None)
+
+
+class Settings(BaseSettings):
+    """The worker's configuration. Field ``foo_bar`` is the variable ``FOLLOWUP_FOO_BAR``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        env_ignore_empty=True,  # `FOLLOWUP_ASANA_URL=` in .env means "not set"
+        frozen=True,
+    )
+
+    # Vendors: one whose URL (or token) is unset is simply not used.
+    zendesk_url: AnyHttpUrl | None = None
+    zendesk_email: str | None = None
+    zendesk_token: SecretStr | None = None
+    intercom_url: AnyHttpUrl | None = None
+    intercom_token: SecretStr | None = None
+    asana_url: AnyHttpUrl | None = None
+    asana_token: SecretStr | None = None
+
+    # What to do.
+    mapping: Path | None = None
+    policies: Path | None = None
+    dry_run: bool = True
+
+    # Where to remember it.
+    database_url: str = "sqlite:///followup-ledger.sqlite3"
+
+    # When.
+    schedule: str = "*/15 9-16 * * mon-fri"
+    timezone: str = "America/New_York"
+    holidays_country: str = "US"
+    holidays_subdivision: str | None = None
+
+    # How hard to push the vendors.
+    concurrency: PositiveInt = 4
+    zendesk_rate_limit: PositiveInt = Field(default=400, description="requests per minute")
+    intercom_rate_limit: PositiveInt = Field(default=1000, description="requests per minute")
+    asana_rate_limit: PositiveInt = Field(default=150, description="requests per minute")
+    http_connect_timeout: PositiveFloat = 5.0
+    http_timeout: PositiveFloat = 30.0
+
+    # Observability and operations.
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=9464, ge=1, le=65535)
+    admin_token: SecretStr | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _SecretFilesSource(settings_cls), dotenv_settings)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgres://", "postgresql+")):
+            raise ValueError("expected a sqlite:/// or postgresql:// URL")
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        CronTrigger.from_crontab(value)  # raises ValueError naming the bad part
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("holidays_country")
+    @classmethod
+    def _valid_country(cls, value: str) -> str:
+        if value not in holidays.list_supported_countries():
+            raise ValueError(f"no holiday calendar for country {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _complete_vendors(self) -> Settings:
+        if self.zendesk_url and self.zendesk_token and not self.zendesk_email:
+            raise ValueError("FOLLOWUP_ZENDESK_EMAIL is required with a Zendesk URL and token")
+        if self.holidays_subdivision:
+            known = holidays.list_supported_countries()[self.holidays_country]
+            if self.holidays_subdivision not in known:
+                raise ValueError(
+                    f"FOLLOWUP_HOLIDAYS_SUBDIVISION: {self.holidays_subdivision!r} is not a "
+                    f"subdivision of {self.holidays_country}"
+                )
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def vendor_urls(self) -> dict[str, Source]:
+        """Base URL -> vendor, for each vendor with both a URL and a token (the ones used)."""
+        candidates = (
+            (Source.ZENDESK, self.zendesk_url, self.zendesk_token),
+            (Source.INTERCOM, self.intercom_url, self.intercom_token),
+            (Source.ASANA, self.asana_url, self.asana_token),
+        )
+        return {
+            str(url).rstrip("/"): source
+            for source, url, token in candidates
+            if url is not None and token is not None
+        }
+
+    def secret_values(self) -> frozenset[str]:
+        """Every value that must never reach a log line: tokens and the API user's email."""
+        secrets = [
+            field.get_secret_value()
+            for field in (
+                self.zendesk_token,
+                self.intercom_token,
+                self.asana_token,
+                self.admin_token,
+            )
+            if field is not None
+        ]
+        if self.zendesk_email:
+            secrets.append(self.zendesk_email)
+        return frozenset(s for s in secrets if s)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings; any problem becomes one :class:`SettingsError` line.
+
+    ``overrides`` (field name -> value) come from CLI flags and win over the environment.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_one_line(exc)) from None
+
+
+def _one_line(exc: ValidationError) -> str:
+    # Only the location and pydantic's message, never the input: it may be a token.
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        location = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        if location:
+            problems.append(f"{ENV_PREFIX}{location.upper()}: {message}")
+        else:
+            problems.append(message)
+    return "invalid setting " + "; ".join(problems)

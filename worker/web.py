@@ -1,0 +1,107 @@
+"""The HTTP face of ``followup serve``: health, readiness, metrics and the dry-run switch.
+
+``/readyz`` answers from what the worker already knows instead of calling the vendors: an
+orchestrator polls it every few seconds, and each poll spent on a vendor would come out of
+the same rate limit the follow-ups need. So it reports the ledger writable (checked on the
+spot) and every vendor read without error by the last cycle (none yet: not known, not failed).
+
+``/admin/dry-run`` needs ``Authorization: Bearer <FOLLOWUP_ADMIN_TOKEN>``; without a token
+configured the admin endpoint is disabled.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from worker.cycle import CycleSummary, Runtime
+from worker.decisions import run_mode
+from worker.ledger import LedgerError
+from worker.metrics import CONTENT_TYPE_LATEST
+from worker.switches import dry_run_switch, set_dry_run_switch
+
+__all__ = ["ServiceStatus", "create_app"]
+
+log = structlog.get_logger("followup.web")
+
+
+@dataclass(slots=True)
+class ServiceStatus:
+    """What the scheduler learned, for ``/readyz``."""
+
+    last_cycle: CycleSummary | None = None
+
+
+def create_app(runtime: Runtime, status: ServiceStatus, *, admin_token: str | None) -> Starlette:
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_request: Request) -> Response:
+        problems: list[str] = []
+        try:
+            runtime.ledger.check_writable()
+        except LedgerError as exc:
+            problems.append(str(exc))
+        last = status.last_cycle
+        if last is not None:
+            problems.extend(f"cycle {last.cycle_id}: {error}" for error in last.errors)
+        body: dict[str, Any] = {
+            "ready": not problems,
+            "problems": problems,
+            "last_cycle": None if last is None else last.cycle_id,
+        }
+        return JSONResponse(body, status_code=503 if problems else 200)
+
+    async def metrics(_request: Request) -> Response:
+        return Response(runtime.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    def authorised(request: Request) -> bool:
+        given = request.headers.get("authorization", "")
+        expected = f"Bearer {admin_token}"
+        return hmac.compare_digest(given.encode(), expected.encode())
+
+    def switch_state() -> dict[str, Any]:
+        switch = dry_run_switch(runtime.ledger)
+        mode = run_mode(flag=None, switch=switch, configured=runtime.configured_dry_run)
+        return {
+            "dry_run": mode.dry_run,
+            "why": mode.why,
+            "switch": None if switch is None else "on" if switch else "off",
+            "configured": runtime.configured_dry_run,
+        }
+
+    async def admin_dry_run(request: Request) -> Response:
+        if admin_token is None:
+            return JSONResponse({"error": "admin endpoint disabled: no admin token"}, 404)
+        if not authorised(request):
+            return JSONResponse({"error": "unauthorised"}, 401)
+        if request.method == "POST":
+            try:
+                payload = await request.json()
+                wanted = payload["dry_run"]
+            except (ValueError, KeyError, TypeError):
+                return JSONResponse({"error": 'expected {"dry_run": true|false}'}, 400)
+            if not isinstance(wanted, bool):
+                return JSONResponse({"error": 'expected {"dry_run": true|false}'}, 400)
+            client = request.client.host if request.client else "unknown"
+            set_dry_run_switch(
+                runtime.ledger, wanted, by=f"admin api ({client})", at=datetime.now(UTC)
+            )
+        return JSONResponse(switch_state())
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics),
+            Route("/admin/dry-run", admin_dry_run, methods=["GET", "POST"]),
+        ]
+    )

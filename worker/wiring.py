@@ -1,0 +1,157 @@
+"""Settings in, a :class:`~worker.cycle.Runtime` out: policies, calendar, mapping, connectors.
+
+This is the only module of the runtime that knows the planner and how connectors are built
+(``connectors.tenant``); the cycle and the executor only know the Protocol and a plan
+function. ``transport`` is the seam the demo and the tests use to point the real connectors
+at an in-process sandbox; whatever it is, :class:`~worker.metrics.MeteredTransport` counts
+the calls going through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+import httpx
+
+from connectors.base import Connector
+from connectors.errors import MappingError
+from connectors.mapping import TenantMapping, load_mapping
+from connectors.settings import ConnectorLimits, Timeouts, VendorEnv
+from connectors.tenant import build_connectors as build_vendor_connectors
+from policies.calendar import BusinessCalendar
+from policies.language import BUNDLED_PACK, load_pack
+from policies.model import Account, Case, PlanItem, Source, Unjudged
+from policies.planner import plan
+from policies.rules import compile_pack
+from policies.yamlsource import SourceError
+from worker.cycle import PlanFunction, Runtime, Tenant
+from worker.ledger import Ledger
+from worker.metrics import MeteredTransport, Metrics
+from worker.settings import Settings
+
+__all__ = [
+    "DEFAULT_TENANT",
+    "WiringError",
+    "build_calendar",
+    "build_connectors",
+    "build_planner",
+    "open_runtime",
+]
+
+DEFAULT_TENANT = "default"
+
+
+class WiringError(Exception):
+    """The policies, the tenant mapping or the vendor settings do not fit together."""
+
+
+def build_calendar(settings: Settings) -> BusinessCalendar:
+    return BusinessCalendar(
+        timezone=settings.timezone,
+        country=settings.holidays_country,
+        subdivision=settings.holidays_subdivision,
+    )
+
+
+def build_planner(settings: Settings, calendar: BusinessCalendar) -> PlanFunction:
+    """The policy pack (``FOLLOWUP_POLICIES`` or the bundled one) compiled, calendar bound."""
+    folder = settings.policies or BUNDLED_PACK
+    try:
+        rulebook = compile_pack(load_pack(folder))
+    except SourceError as exc:
+        raise WiringError(f"invalid policies in {folder}:\n{exc}") from exc
+
+    def plan_for_tenant(
+        cases: Iterable[Case], accounts: Mapping[str, Account], now: datetime
+    ) -> Iterator[PlanItem | Unjudged]:
+        return plan(cases, accounts, now, rulebook, calendar)
+
+    return plan_for_tenant
+
+
+def _mapping(settings: Settings) -> TenantMapping:
+    if settings.mapping is None:
+        return TenantMapping()
+    try:
+        return load_mapping(settings.mapping)
+    except (MappingError, OSError) as exc:
+        raise WiringError(str(exc)) from exc
+
+
+def _limits(settings: Settings) -> ConnectorLimits:
+    defaults = ConnectorLimits()
+    return ConnectorLimits(
+        zendesk=defaults.zendesk.model_copy(
+            update={"requests_per_minute": settings.zendesk_rate_limit}
+        ),
+        intercom=defaults.intercom.model_copy(
+            update={"requests_per_minute": settings.intercom_rate_limit}
+        ),
+        asana=defaults.asana.model_copy(update={"requests_per_minute": settings.asana_rate_limit}),
+        timeouts=Timeouts(
+            connect=settings.http_connect_timeout,
+            read=settings.http_timeout,
+            write=settings.http_timeout,
+        ),
+    )
+
+
+def build_connectors(
+    settings: Settings,
+    metrics: Metrics,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> dict[Source, Connector]:
+    """The tenant's connectors: each vendor with a URL, a token and a mapping section."""
+    env = VendorEnv(
+        zendesk_url=None if settings.zendesk_url is None else str(settings.zendesk_url),
+        zendesk_email=settings.zendesk_email,
+        zendesk_token=settings.zendesk_token,
+        intercom_url=None if settings.intercom_url is None else str(settings.intercom_url),
+        intercom_token=settings.intercom_token,
+        asana_url=None if settings.asana_url is None else str(settings.asana_url),
+        asana_token=settings.asana_token,
+    )
+    vendors = {url: source.value for url, source in settings.vendor_urls.items()}
+    metered = MeteredTransport(metrics, vendors, transport)
+    built = build_vendor_connectors(env, _mapping(settings), _limits(settings), metered)
+    return {connector.source: connector for connector in built}
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: Settings,
+    ledger: Ledger,
+    *,
+    metrics: Metrics | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncIterator[Runtime]:
+    """A runtime for the configured tenant; its connectors are closed on exit."""
+    calendar = build_calendar(settings)
+    planner = build_planner(settings, calendar)
+    metrics = metrics or Metrics()
+    connectors = build_connectors(settings, metrics, transport)
+    if not connectors:
+        raise WiringError(
+            "no vendor configured: a vendor needs its URL and token (e.g. FOLLOWUP_ZENDESK_URL, "
+            "FOLLOWUP_ZENDESK_TOKEN) and a section in the tenant mapping (FOLLOWUP_MAPPING)"
+        )
+    try:
+        yield Runtime(
+            ledger=ledger,
+            metrics=metrics,
+            tenants=[
+                Tenant(
+                    DEFAULT_TENANT,
+                    connectors,
+                    planner,
+                    works_on=lambda at: calendar.is_business_day(calendar.local_date(at)),
+                )
+            ],
+            configured_dry_run=settings.dry_run,
+            concurrency=settings.concurrency,
+        )
+    finally:
+        for connector in connectors.values():
+            await connector.aclose()
