@@ -151,3 +151,28 @@ async def test_intercom_stream_reports_corrupted_conversations_and_goes_on(sandb
 
 async def test_asana_stream_reports_corrupted_tasks_and_goes_on(sandbox: Any) -> None:
     await check(asana, sandbox, corrupt_task)
+
+
+async def test_intercom_accounts_report_corrupted_contacts_and_go_on(
+    sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reported: list[BadRecord] = []
+    async with intercom(sandbox, reported.append) as connector:
+        clean = [account.id async for account in connector.accounts()]
+    assert len(clean) >= 3
+    bad = {clean[0], clean[-1]}
+    desk = sandbox.sandbox.intercom
+    generated = desk.contacts
+
+    def corrupted(skip: int = 0) -> Iterator[dict[str, Any]]:
+        for contact in generated(skip):
+            if contact["id"] in bad:
+                contact = {**contact, "custom_attributes": ["not", "an", "object"]}
+            yield contact
+
+    monkeypatch.setattr(desk, "contacts", corrupted)
+    async with intercom(sandbox, reported.append) as connector:
+        again = [account.id async for account in connector.accounts()]
+    assert again == [i for i in clean if i not in bad]
+    assert sorted(r.record_id for r in reported) == sorted(bad)
+    assert all("custom_attributes: expected an object" in r.reason for r in reported)
