@@ -29,7 +29,6 @@ __all__ = [
     "instant",
     "log_bad_record",
     "optional_text",
-    "record_id",
     "reported",
     "text",
     "translating",
@@ -49,7 +48,7 @@ def _clip(value: str) -> str:
     return value if len(value) <= _SHOWN else value[:_SHOWN] + "..."
 
 
-def record_id(record: object, key: str = "id") -> str:
+def _record_id(record: object, key: str = "id") -> str:
     """The record's id for a report, as far as it can be read ("?" when it cannot)."""
     value = record.get(key) if isinstance(record, Mapping) else None
     return "?" if value is None else _clip(str(value))
@@ -67,7 +66,7 @@ def translating(vendor: str, record: object, key: str = "id") -> Iterator[None]:
     try:
         yield
     except _MALFORMED as exc:
-        raise BadRecord(vendor, record_id(record, key), _reason(exc)) from exc
+        raise BadRecord(vendor, _record_id(record, key), _reason(exc)) from exc
 
 
 def log_bad_record(bad: BadRecord) -> None:

@@ -1,5 +1,5 @@
 """Corrupted records served over real HTTP by the sandbox: each connector's stream still yields
-every other case, and reports each corrupted one by its id and a reason, without stopping."""
+every other case (or account), and reports each corrupted one by its id and a reason."""
 
 from __future__ import annotations
 
