@@ -81,6 +81,15 @@ SEQUENCE_FLOWS: dict[str, tuple[tuple[int, int], ...]] = {
     "bot_ein": ((0, 1), (2, 2), (4, 3)),
 }
 MAX_STEPS = 3
+# The policy pack's name for each flow: the footers the generator writes must be the ones the
+# worker would have written (policies/pack/unresponsive_callers.yaml), or it restarts at 1/3.
+FLOW_POLICIES = {
+    "general_inquiry": "general-inquiry",
+    "refund_request": "refund-request",
+    "bot_tsa_ge_nexus_sentri": "bot-issue-tsa",
+    "bot_us_passport_missing_labels": "bot-issue-passport-labels",
+    "bot_ein": "bot-issue-ein",
+}
 # Average timeframe upper bound in business days per phase (seed 003), None = open-ended.
 PHASE_LIMITS = {"phase_1": 3, "phase_2": 10, "phase_3": 10, "phase_4": None}
 
@@ -488,17 +497,20 @@ class Generator:
                         "Thanks for reaching out. Could you confirm your order details?",
                         public=True, channel="web")  # fmt: skip
         worker_ran = rng.random() < 0.8  # some tickets: the worker never ran, a backlog
-        cycle = format_iso(started)
+        # The worker's cycle: the inbound instant as it reads it back (second precision, UTC,
+        # ISO with an explicit offset), the sequence anchor of the contract's key recipe.
+        cycle = started.astimezone(UTC).replace(microsecond=0).isoformat()
+        policy = FLOW_POLICIES[flow]
         last_step_at = started + timedelta(minutes=25)
         for offset, step in SEQUENCE_FLOWS[flow]:
             at = _at_hour(_business_days_after(started, offset), 10, rng.randint(0, 59))
             at = max(at, started + timedelta(hours=1))
             if not worker_ran or at >= self.start:
                 break
-            key = marker_key(flow, f"zendesk:{builder.ticket_id}", step, cycle)
+            key = marker_key(policy, f"zendesk:{builder.ticket_id}", step, cycle)
             body = (
                 f"Unable to reach the customer (email, call, text). {step}/{MAX_STEPS}\n\n"
-                f"{footer(flow, step, MAX_STEPS, key)}"
+                f"{footer(policy, step, MAX_STEPS, key)}"
             )
             builder.comment(at, API_USER.id, body, public=False, channel="api")
             builder.marks.append(key)
