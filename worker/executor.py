@@ -140,14 +140,36 @@ class Executor:
                 if self._stop.is_set():
                     execution.cases_not_started += 1
                     continue
-                for item in items:
-                    connector = connectors[item.case.source]
-                    execution.reports.extend(
-                        await self._settle(tenant, connector, item, replan, replanned=False)
-                    )
+                connector = connectors[items[0].case.source]
+                execution.reports.extend(await self._settle_case(tenant, connector, items, replan))
 
         await asyncio.gather(produce(), *(consume() for _ in range(self._concurrency)))
         return execution
+
+    async def _settle_case(
+        self, tenant: str, connector: Connector, items: list[PlanItem], replan: Replan
+    ) -> list[ItemReport]:
+        """The items of one case, in order (two policies may owe it something the same day).
+
+        A write moves the case's ``updated_stamp``: once one has landed, the case is read
+        again and what is still due planned on the fresh copy, or every later write would
+        carry a stale stamp and conflict.
+        """
+        reports: list[ItemReport] = []
+        pending = list(items)
+        while pending:
+            item = pending.pop(0)
+            settled = await self._settle(tenant, connector, item, replan, replanned=False)
+            reports += settled
+            if pending and any(report.outcome is Outcome.APPLIED for report in settled):
+                try:
+                    fresh = await connector.fetch_case(item.case.id)
+                except Exception:  # the stale items then meet their conflict and its re-plan
+                    log.exception("cannot re-read the case after a write", case=item.case.ref)
+                    continue
+                done = {report.key for report in reports}
+                pending = [entry for entry in replan(fresh) if entry.key not in done]
+        return reports
 
     async def _settle(
         self,

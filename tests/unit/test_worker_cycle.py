@@ -149,6 +149,30 @@ async def test_a_conflict_is_replanned_on_the_fresh_case_and_written_once(
     assert [item.case.subject for item in fake.writes] == ["customer called"]
 
 
+def two_policies(
+    cases: Iterable[Case], accounts: Mapping[str, Account], now: datetime
+) -> Iterator[PlanItem | Unjudged]:
+    """Two policies owe each case a follow-up today (a phase update and a reminder, say).
+    The planner would not offer a step already marked on the case; neither does this one."""
+    for case in cases:
+        first = make_item(case, 1)
+        second = dataclasses.replace(first, policy="phase-update", key=f"{first.key}-phase")
+        marked = {mark.key for mark in case.followups}
+        yield from (item for item in (first, second) if item.key not in marked)
+
+
+async def test_two_follow_ups_due_on_one_case_are_both_written(ledger: Ledger) -> None:
+    fake = fake_zendesk("1")
+    summary = await run_cycle(make_runtime(ledger, fake, planner=two_policies), at=MONDAY)
+
+    assert [(r.policy, r.label) for r in summary.items] == [
+        ("general-inquiry", "applied"),
+        ("phase-update", "applied"),
+    ]
+    assert summary.ok
+    assert len(fake.writes) == 2
+
+
 async def test_a_conflict_that_leaves_nothing_due_is_not_a_failure(ledger: Ledger) -> None:
     async def agent_solves(item: PlanItem) -> None:
         fake.agent_edit(item.case.id, status=Status.SOLVED)
