@@ -166,14 +166,27 @@ def _day_block(log: DayLog) -> Group:
         rows.add_row("events", happened)
     for done in _examples(log):
         rows.add_row("e.g.", _describe(done))
-    for done in log.failed:
-        rows.add_row("[red]FAILED[/]", f"{done.report.case_ref} {done.report.policy}: {done.report.detail}")
+    for (policy, detail), failed in _grouped_failures(log).items():
+        example = failed[0].report
+        rows.add_row(
+            "[red]FAILED[/]",
+            f"{len(failed)} x {policy}: {detail or example.label} (e.g. {example.case_ref})",
+        )
     for error in log.errors:
         rows.add_row("[red]ERROR[/]", error)
     if log.unjudged:
-        reasons = Counter(u.reason.split(":")[0] for u in log.unjudged)
-        rows.add_row("not judged", _counted(reasons))
+        rows.add_row("not judged", f"{len(log.unjudged)} (case, policy) pairs, see the summary")
     return Group(title, rows, Text())
+
+
+def _grouped_failures(log: DayLog) -> dict[tuple[str, str], list[DoneItem]]:
+    """Failures by policy and cause; the case named in a vendor's message is left out so
+    that one cause reads as one line."""
+    groups: dict[tuple[str, str], list[DoneItem]] = {}
+    for done in log.failed:
+        cause = done.report.detail.split(" (")[0]
+        groups.setdefault((done.report.policy, cause), []).append(done)
+    return groups
 
 
 def _examples(log: DayLog) -> list[DoneItem]:
@@ -247,6 +260,8 @@ def _show_summary(console: Console, report: DemoReport) -> None:
         f"{len(readback.duplicates)} duplicates",
         f"wall time         {report.wall_time_s:.1f} s",
     ]
+    unjudged = Counter(u.reason for day in report.days for u in day.unjudged)
+    lines += [f"  not judged {n:>4} x {reason}" for reason, n in unjudged.most_common(3)]
     style = "green" if report.ok else "red"
     verdict = "OK" if report.ok else "NOT OK"
     console.print(Panel("\n".join(lines), title=f"summary: {verdict}", border_style=style))

@@ -82,7 +82,7 @@ def demo_settings(running: RunningSandbox) -> Settings:
     is the caller's: a throwaway one.)"""
     config, urls = running.config, running.urls
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]  # pydantic-settings' init-only option
+        _env_file=None,  # pydantic-settings' init-only option: no .env either
         zendesk_url=urls["zendesk"],
         zendesk_email=config.zendesk_email,
         zendesk_token=config.zendesk_token,
@@ -164,12 +164,13 @@ class DayLog:
 
     def notes(self) -> Counter[str]:
         """Internal notes by policy and step: ``general-inquiry 2/3``."""
-        return Counter(
-            f"{d.item.policy} {d.item.step_label}" for d in self.applied if d.params(ActionType.NOTE)
-        )
+        noted = (d for d in self.applied if d.params(ActionType.NOTE))
+        return Counter(f"{d.item.policy} {d.item.step_label}" for d in noted)
 
     def statuses(self) -> Counter[str]:
-        return Counter(str(p["status"]) for d in self.applied for p in d.params(ActionType.SET_STATUS))
+        return Counter(
+            str(p["status"]) for d in self.applied for p in d.params(ActionType.SET_STATUS)
+        )
 
     def replies(self) -> Counter[str]:
         """Public replies by template: what customers get by email."""
@@ -340,17 +341,14 @@ def choose_activity(
     rng.shuffle(refs)
     replies = [ref for ref in refs if not ref.startswith(Source.ASANA.value)]
     chosen = replies[: options.replies_per_day]
-    callers = [
-        ref
-        for ref in refs
-        if ref not in chosen
-        and chased[ref].case.source is Source.ZENDESK
-        and chased[ref].case.requester is not None
-        and chased[ref].case.requester.phone
-    ]
+    callers = [ref for ref in refs if ref not in chosen and _can_miss_a_call(chased[ref].case)]
     return [CustomerActivity(ref, "customer_reply") for ref in chosen] + [
         CustomerActivity(ref, "missed_call") for ref in callers[: options.missed_calls_per_day]
     ]
+
+
+def _can_miss_a_call(case: Case) -> bool:
+    return case.source is Source.ZENDESK and bool(case.requester and case.requester.phone)
 
 
 async def simulate(
@@ -429,9 +427,7 @@ async def _set_clock(admin: httpx.AsyncClient, instant: datetime) -> None:
     response.raise_for_status()
 
 
-async def _act(
-    admin: httpx.AsyncClient, planned: list[CustomerActivity]
-) -> list[CustomerActivity]:
+async def _act(admin: httpx.AsyncClient, planned: list[CustomerActivity]) -> list[CustomerActivity]:
     """Post the customers' activity; keep what the sandbox accepted (a closed ticket takes
     none, as in Zendesk)."""
     done = []
@@ -484,19 +480,19 @@ def _api_figures(stats: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def _example_email(admin: httpx.AsyncClient, logs: list[DayLog]) -> dict[str, Any] | None:
-    """The first closing statement sent (the last email a silent customer gets), else the
-    first email of the run."""
+    """The first closing statement delivered (the last email a silent customer gets), else
+    the first email of the run with a recipient."""
     closing = [
         d.item.case.ref
         for log in logs
         for d in log.applied
         if any(p["template"] == "closing_statement" for p in d.params(ActionType.REPLY))
     ]
-    for ref in closing[:1]:
-        messages = (await _get(admin, "/outbox", ref=ref))["messages"]
-        if messages:
-            return dict(messages[-1])
-    emails = [email for log in logs for email in log.emails]
+    for ref in closing:
+        delivered = [m for m in (await _get(admin, "/outbox", ref=ref))["messages"] if m["to"]]
+        if delivered:
+            return dict(delivered[-1])
+    emails = [email for log in logs for email in log.emails if email["to"]]
     return emails[0] if emails else None
 
 
