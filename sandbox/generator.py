@@ -629,10 +629,11 @@ def _initial_fields(flow: str | None, scenario: str, rng: random.Random) -> dict
     if scenario == "refund_us_passport":
         industry = "us_passport"
     linked = rng.random() < 0.5
+    # Only the phase scenarios get a phase: _play_phase writes when it was entered.
     phase = ""
-    if request_type in ("bug_report", "feature_request"):
+    if scenario in ("bug_report", "feature_request"):
         phase = rng.choice(("phase_1", "phase_2", "phase_3", "phase_4"))
-    elif request_type == "other_question":  # seed 003: questions have three phases
+    elif scenario == "other_question":  # seed 003: questions have three phases
         phase = rng.choice(("phase_1", "phase_2", "phase_3"))
     return {
         "request_type": request_type,
