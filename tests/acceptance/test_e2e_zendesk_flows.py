@@ -86,13 +86,25 @@ class Desk:
         params = {"scenario": scenario, "limit": "50", **({"status": status} if status else {})}
         return [t["id"] for t in self.admin.get("/tickets", params=params).json()["tickets"]]
 
-    def callable_customer(self, ticket_ids: list[int]) -> int:
-        """The first ticket whose requester has a phone to call from."""
-        for ticket_id in ticket_ids:
-            requester = self.ticket(ticket_id)["requester_id"]
-            if self.zendesk.get(f"/api/v2/users/{requester}").json()["user"].get("phone"):
+    def followed(
+        self, scenario: str, status: str | None = None, *, phone: bool = False, skip: int = 0
+    ) -> int:
+        """A generated ticket of ``scenario`` whose account gets follow-ups (not canceled, not
+        opted out) and, if asked, whose requester has a phone to call from."""
+        for ticket_id in self.tickets(scenario, status):
+            if ticket_id == skip:
+                continue
+            ticket = self.ticket(ticket_id)
+            if ticket["organization_id"] is None:
+                continue  # no account: the planner reports the case instead of judging it
+            org = self.zendesk.get(f"/api/v2/organizations/{ticket['organization_id']}").json()
+            flags = org["organization"]["organization_fields"]
+            if flags.get("account_status") == "canceled" or flags.get("stop_followups"):
+                continue
+            user = self.zendesk.get(f"/api/v2/users/{ticket['requester_id']}").json()["user"]
+            if not phone or user.get("phone"):
                 return ticket_id
-        raise AssertionError("no requester with a phone among the generated tickets")
+        raise AssertionError(f"no {scenario} ticket fit for the story among the generated ones")
 
     def customer(self, ticket_id: int, kind: str = "customer_reply") -> None:
         body = {"vendor": "zendesk", "id": ticket_id, "kind": kind, "body": "Here I am."}
@@ -162,14 +174,15 @@ class Story:
 
 def _cast(desk: Desk) -> dict[str, int]:
     """A generated ticket per role (pending ones: they are in a sequence)."""
-    general = desk.tickets("general_inquiry", "pending")
+    general = desk.followed("general_inquiry", "pending")
     return {
-        "general": general[0],
-        "restarted": desk.callable_customer(general[1:]),
-        "refund": desk.tickets("refund_request", "pending")[0],
-        "bot_tsa": desk.tickets("bot_tsa_ge_nexus_sentri", "pending")[0],
-        "bot_labels": desk.tickets("bot_us_passport_missing_labels", "pending")[0],
-        "awaiting": desk.tickets("on_hold")[0],
+        "general": general,
+        "restarted": desk.followed("general_inquiry", "pending", phone=True, skip=general),
+        "refund": desk.followed("refund_request", "pending"),
+        "bot_tsa": desk.followed("bot_tsa_ge_nexus_sentri", "pending"),
+        "bot_labels": desk.followed("bot_us_passport_missing_labels", "pending"),
+        "awaiting": desk.followed("on_hold"),
+        "bug": desk.followed("bug_report"),
     }
 
 
@@ -177,7 +190,10 @@ def _set_the_scene(desk: Desk, cast: dict[str, int]) -> None:
     """Monday 9 March: each customer writes in before 9:00 (Day 1); the awaiting-customer
     ticket is a question an agent answers at 9:30, setting it PENDING (its Day 1)."""
     desk.set_clock(local(DAYS[0], 8, 30))
+    _enter_phase(desk, cast["bug"], 1, DAYS[0])
     for role, ticket_id in cast.items():
+        if role == "bug":
+            continue
         desk.customer(ticket_id)
         if role != "awaiting":
             desk.update(ticket_id, assignee_id=DANA.id)
@@ -185,6 +201,13 @@ def _set_the_scene(desk: Desk, cast: dict[str, int]) -> None:
     desk.set_clock(local(DAYS[0], 9, 30))
     answer = {"body": "Here is how to do it: ...", "public": True, "author_id": DANA.id}
     desk.update(cast["awaiting"], comment=answer, status="pending", assignee_id=DANA.id)
+
+
+def _enter_phase(desk: Desk, ticket_id: int, phase: int, day: date) -> None:
+    """An agent moves a bug to ``phase`` on ``day`` (seed 003); the bug stays OPEN."""
+    since = day.isoformat()
+    desk.set_fields(ticket_id, **{"Phase": f"phase_{phase}", "Phase since": since})
+    desk.update(ticket_id, status="open", assignee_id=DANA.id)
 
 
 async def _cycle(settings: Settings, ledger: Ledger, at: datetime) -> CycleSummary:
@@ -217,6 +240,9 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
                 if index == 2:  # Wed 9:00, before the cycle: a missed call mid-sequence
                     desk.set_clock(local(day, 9))
                     desk.customer(cast["restarted"], "missed_call")
+                if index == 4:  # Fri 13th: the bug moves on to phase 2
+                    desk.set_clock(local(day, 9))
+                    _enter_phase(desk, cast["bug"], 2, day)
                 if index == 7:  # Wed 18th: the solved awaiting-customer ticket gets a reply
                     desk.set_clock(local(day, 9))
                     desk.customer(cast["awaiting"])
@@ -299,6 +325,22 @@ def test_awaiting_customer_three_emails_the_third_closing_then_solved(story: Sto
     # The reply after closure (Wed 18th) reopens the same ticket and starts no new barrage.
     assert days[7].ticket["status"] == "open"
     assert [d.emails for d in days[7:]] == [[]] * 3
+
+
+def test_a_bug_is_told_each_phase_it_enters_and_flagged_once_when_overdue(story: Story) -> None:
+    days = story.of("bug")
+    # Mon: entered phase 1 -> the customer is told what it means. Thu: phase 1 has outlasted
+    # its 3 business days -> internal note and tag. Fri: phase 2 -> told again.
+    told = [(i, d.emails) for i, d in enumerate(days) if d.emails]
+    assert [i for i, _ in told] == [0, 4]
+    assert "Phase 1" in told[0][1][0] or "Request Received" in told[0][1][0]
+    assert "Under Review by Support Team" in told[1][1][0]
+    assert [(i, n) for i, d in enumerate(days) for n in d.notes if n[1].endswith("overdue")] == [
+        (3, ("Phase 1 (Request Received) is over its 3 business days timeframe (seed 003).",
+             "bug-phase-overdue", "1/4"))
+    ]  # fmt: skip
+    assert "phase_overdue" in days[3].ticket["tags"]
+    assert [d.ticket["status"] for d in days] == ["open"] * len(DAYS)
 
 
 def test_a_second_run_the_same_day_does_nothing(story: Story) -> None:
