@@ -149,26 +149,21 @@ class Executor:
     async def _settle_case(
         self, tenant: str, connector: Connector, items: list[PlanItem], replan: Replan
     ) -> list[ItemReport]:
-        """The items of one case, in order (two policies may owe it something the same day).
-
-        A write moves the case's ``updated_stamp``: once one has landed, the case is read
-        again and what is still due planned on the fresh copy, or every later write would
-        carry a stale stamp and conflict.
-        """
+        """One case's items in order. A write moves the case's ``updated_stamp``, so the items
+        after it, planned on the old stamp, would only conflict with the worker's own write:
+        they are planned again from a fresh read instead (one read, not a refused write)."""
         reports: list[ItemReport] = []
         pending = list(items)
         while pending:
             item = pending.pop(0)
             settled = await self._settle(tenant, connector, item, replan, replanned=False)
             reports += settled
-            if pending and any(report.outcome is Outcome.APPLIED for report in settled):
-                try:
-                    fresh = await connector.fetch_case(item.case.id)
-                except Exception:  # the stale items then meet their conflict and its re-plan
-                    log.exception("cannot re-read the case after a write", case=item.case.ref)
-                    continue
-                done = {report.key for report in reports}
-                pending = [entry for entry in replan(fresh) if entry.key not in done]
+            if settled[0].replanned:
+                break  # a conflict: the re-plan on the fresh case settled what is still due
+            if pending and settled[0].outcome is Outcome.APPLIED:
+                fresh = await connector.fetch_case(item.case.id)
+                handled = {report.key for report in reports}
+                pending = [again for again in replan(fresh) if again.key not in handled]
         return reports
 
     async def _settle(

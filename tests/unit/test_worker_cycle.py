@@ -152,25 +152,27 @@ async def test_a_conflict_is_replanned_on_the_fresh_case_and_written_once(
 def two_policies(
     cases: Iterable[Case], accounts: Mapping[str, Account], now: datetime
 ) -> Iterator[PlanItem | Unjudged]:
-    """Two policies owe each case a follow-up today (a phase update and a reminder, say).
-    The planner would not offer a step already marked on the case; neither does this one."""
+    """Two follow-ups owed on each case (say a phase update and an overdue note), each
+    once: done is what the case's marks say."""
     for case in cases:
-        first = make_item(case, 1)
-        second = dataclasses.replace(first, policy="phase-update", key=f"{first.key}-phase")
-        marked = {mark.key for mark in case.followups}
-        yield from (item for item in (first, second) if item.key not in marked)
+        done = {mark.policy for mark in case.followups}
+        for policy in ("phase-update", "phase-overdue"):
+            if policy not in done:
+                yield dataclasses.replace(make_item(case), policy=policy, key=f"{policy}-key")
 
 
-async def test_two_follow_ups_due_on_one_case_are_both_written(ledger: Ledger) -> None:
+async def test_a_case_owing_two_items_gets_both_without_conflicting_with_itself(
+    ledger: Ledger,
+) -> None:
     fake = fake_zendesk("1")
     summary = await run_cycle(make_runtime(ledger, fake, planner=two_policies), at=MONDAY)
 
     assert [(r.policy, r.label) for r in summary.items] == [
-        ("general-inquiry", "applied"),
         ("phase-update", "applied"),
+        ("phase-overdue", "applied"),
     ]
     assert summary.ok
-    assert len(fake.writes) == 2
+    assert [item.policy for item in fake.writes] == ["phase-update", "phase-overdue"]
 
 
 async def test_a_conflict_that_leaves_nothing_due_is_not_a_failure(ledger: Ledger) -> None:
