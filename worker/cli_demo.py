@@ -45,6 +45,7 @@ __all__ = ["register"]
 
 _DEFAULTS = DemoOptions()
 _EXAMPLES_PER_DAY = 3
+_NOTE_KINDS_PER_DAY = 6
 
 
 def register(app: typer.Typer) -> None:
@@ -108,23 +109,27 @@ def _intro(console: Console, options: DemoOptions) -> None:
 def _live(console: Console, options: DemoOptions) -> Iterator[dict[str, Any]]:
     """A progress bar over the days; each day's timeline is printed above it as it ends."""
     progress = Progress(
-        TextColumn("{task.description}"),
+        TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TextColumn("[dim]{task.fields[latest]}"),
         console=console,
         transient=True,
     )
-    task = progress.add_task("starting", total=options.days)
-    items = Counter[str]()
+    task = progress.add_task("starting the sandbox", total=options.days, latest="")
+    done_today = 0
 
     def on_day(day: date, activity: list[CustomerActivity]) -> None:
-        items.clear()
-        progress.update(task, description=f"{day:%a %d %b}: cycle running")
+        nonlocal done_today
+        done_today = 0
+        progress.update(task, description=f"{day:%a %d %b}", latest="cycle starting")
 
     def on_item(report: ItemReport) -> None:
-        items[report.label] += 1
-        progress.update(task, description=f"{report.case_ref:>22} {report.policy} {report.step}")
+        nonlocal done_today
+        done_today += 1
+        latest = f"{done_today:>3} follow-ups, latest {report.case_ref} {report.policy}"
+        progress.update(task, latest=latest)
 
     def on_day_done(log: DayLog) -> None:
         progress.console.print(_day_block(log))
@@ -134,8 +139,10 @@ def _live(console: Console, options: DemoOptions) -> Iterator[dict[str, Any]]:
         yield {"on_day": on_day, "on_item": on_item, "on_day_done": on_day_done}
 
 
-def _counted(counter: Counter[str]) -> str:
-    return ", ".join(f"{name} x{n}" for name, n in counter.most_common()) or "-"
+def _counted(counter: Counter[str], most: int | None = None) -> str:
+    shown = ", ".join(f"{name} x{n}" for name, n in counter.most_common(most)) or "-"
+    hidden = len(counter) - most if most is not None and len(counter) > most else 0
+    return f"{shown} and {hidden} more" if hidden else shown
 
 
 def _day_block(log: DayLog) -> Group:
@@ -150,7 +157,7 @@ def _day_block(log: DayLog) -> Group:
     if log.activity:
         said = {"customer_reply": "replied", "missed_call": "missed a call"}
         rows.add_row("customers", ", ".join(f"{a.case_ref} {said[a.kind]}" for a in log.activity))
-    rows.add_row("notes", _counted(log.notes()))
+    rows.add_row("notes", _counted(log.notes(), most=_NOTE_KINDS_PER_DAY))
     rows.add_row("statuses", _counted(log.statuses()))
     rows.add_row("emails", _counted(log.replies()))
     events = {
