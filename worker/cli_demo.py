@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console, Group
@@ -34,6 +34,7 @@ from worker.demo import (
     DemoOptions,
     DemoReport,
     DoneItem,
+    Watchers,
     sandbox_config,
     simulate,
 )
@@ -84,8 +85,8 @@ def demo(
                     report = asyncio.run(simulate(running, ledger, options))
                 else:
                     _intro(console, options)
-                    with _live(console, options) as hooks:
-                        report = asyncio.run(simulate(running, ledger, options, **hooks))
+                    with _live(console, options) as watch:
+                        report = asyncio.run(simulate(running, ledger, options, watch))
         finally:
             ledger.close()
     if as_json:
@@ -106,7 +107,7 @@ def _intro(console: Console, options: DemoOptions) -> None:
 
 
 @contextmanager
-def _live(console: Console, options: DemoOptions) -> Iterator[dict[str, Any]]:
+def _live(console: Console, options: DemoOptions) -> Iterator[Watchers]:
     """A progress bar over the days; each day's timeline is printed above it as it ends."""
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -136,7 +137,7 @@ def _live(console: Console, options: DemoOptions) -> Iterator[dict[str, Any]]:
         progress.advance(task)
 
     with progress:
-        yield {"on_day": on_day, "on_item": on_item, "on_day_done": on_day_done}
+        yield Watchers(day_started=on_day, item=on_item, day_done=on_day_done)
 
 
 def _counted(counter: Counter[str], most: int | None = None) -> str:

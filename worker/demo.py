@@ -39,6 +39,7 @@ __all__ = [
     "DemoReport",
     "DoneItem",
     "ReadBack",
+    "Watchers",
     "demo_settings",
     "sandbox_config",
     "simulate",
@@ -310,8 +311,17 @@ class DemoReport:
         }
 
 
-DayStarted = Callable[[date, list[CustomerActivity]], None]
-DayDone = Callable[[DayLog], None]
+def _ignore(*_: object) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Watchers:
+    """Who hears about the run as it goes: a progress bar, a timeline."""
+
+    day_started: Callable[[date, list[CustomerActivity]], None] = _ignore
+    item: Callable[[ItemReport], None] = _ignore
+    day_done: Callable[[DayLog], None] = _ignore
 
 
 def _remembering(plan: PlanFunction, planned: dict[str, PlanItem]) -> PlanFunction:
@@ -355,59 +365,72 @@ async def simulate(
     running: RunningSandbox,
     ledger: Ledger,
     options: DemoOptions,
-    *,
-    on_day: DayStarted | None = None,
-    on_item: Callable[[ItemReport], None] | None = None,
-    on_day_done: DayDone | None = None,
+    watch: Watchers | None = None,
 ) -> DemoReport:
     """Run ``options.days`` business days of the worker against ``running``, live."""
     started = time.monotonic()
     settings = demo_settings(running)
-    calendar = build_calendar(settings)
-    rng = random.Random(options.seed)
-    planned: dict[str, PlanItem] = {}
-    chased: dict[str, PlanItem] = {}
-    logs: list[DayLog] = []
+    watch = watch or Watchers()
     async with (
         httpx.AsyncClient(base_url=running.urls["admin"], timeout=30) as admin,
         open_runtime(settings, ledger) as runtime,
     ):
-        _remember_plans(runtime, planned)
-        seen_emails = 0
-        for day in business_days(calendar, options.first_day, options.days):
-            log = DayLog(day)
-            await _set_clock(admin, _local(day, CYCLE_HOUR - 1))
-            log.activity = await _act(admin, choose_activity(rng, chased, options))
-            if on_day is not None:
-                on_day(day, log.activity)
-            await _set_clock(admin, _local(day, CYCLE_HOUR))
-
-            def heard(report: ItemReport, log: DayLog = log) -> None:
-                log.done.append(DoneItem(report, planned[report.key]))
-                if on_item is not None:
-                    on_item(report)
-
-            runtime.on_item = heard
-            summary = await run_cycle(runtime, at=_local(day, CYCLE_HOUR), dry_run=False)
-            log.unjudged, log.errors, log.cases_read = (
-                list(summary.unjudged),
-                summary.errors,
-                summary.cases,
-            )
-            log.emails = (await _get(admin, "/outbox", after=seen_emails))["messages"]
-            seen_emails += len(log.emails)
-            for done in log.applied:
-                chased[done.item.case.ref] = done.item
-            for activity in log.activity:
-                chased.pop(activity.case_ref, None)  # they answered; chase someone else
-            logs.append(log)
-            if on_day_done is not None:
-                on_day_done(log)
+        story = _Story(admin, runtime, options, watch)
+        days = business_days(build_calendar(settings), options.first_day, options.days)
+        logs = [await story.live(day) for day in days]
         readback = await _read_back(runtime, logs)
         api = _api_figures(await _get(admin, "/stats"))  # before the showcase reads below
         email = await _example_email(admin, logs)
         note = await _example_note(running, logs)
     return DemoReport(logs, readback, api, time.monotonic() - started, email, note)
+
+
+class _Story:
+    """What carries over from one day to the next: who the worker is chasing, which emails
+    were already counted, and every plan item by key (the reports only name the actions)."""
+
+    def __init__(
+        self, admin: httpx.AsyncClient, runtime: Runtime, options: DemoOptions, watch: Watchers
+    ) -> None:
+        self._admin = admin
+        self._runtime = runtime
+        self._options = options
+        self._watch = watch
+        self._rng = random.Random(options.seed)
+        self._planned: dict[str, PlanItem] = {}
+        self._chased: dict[str, PlanItem] = {}
+        self._emails_seen = 0
+        _remember_plans(runtime, self._planned)
+
+    async def live(self, day: date) -> DayLog:
+        """The customers act an hour before the cycle; then the cycle; then the outbox."""
+        log = DayLog(day)
+        await _set_clock(self._admin, _local(day, CYCLE_HOUR - 1))
+        log.activity = await _act(
+            self._admin, choose_activity(self._rng, self._chased, self._options)
+        )
+        self._watch.day_started(day, log.activity)
+        await _set_clock(self._admin, _local(day, CYCLE_HOUR))
+
+        def heard(report: ItemReport) -> None:
+            log.done.append(DoneItem(report, self._planned[report.key]))
+            self._watch.item(report)
+
+        self._runtime.on_item = heard
+        summary = await run_cycle(self._runtime, at=_local(day, CYCLE_HOUR), dry_run=False)
+        log.unjudged, log.errors, log.cases_read = (
+            list(summary.unjudged),
+            summary.errors,
+            summary.cases,
+        )
+        log.emails = (await _get(self._admin, "/outbox", after=self._emails_seen))["messages"]
+        self._emails_seen += len(log.emails)
+        for done in log.applied:
+            self._chased[done.item.case.ref] = done.item
+        for activity in log.activity:
+            self._chased.pop(activity.case_ref, None)  # they answered; chase someone else
+        self._watch.day_done(log)
+        return log
 
 
 def _remember_plans(runtime: Runtime, planned: dict[str, PlanItem]) -> None:
