@@ -267,6 +267,19 @@ def test_every_cycle_ran_clean_and_judged_every_phase(story: Story) -> None:
     assert labels == {"applied"}
 
 
+def test_generated_sequences_continue_where_their_footers_left_off(story: Story) -> None:
+    # The sandbox's tickets come with the worker's earlier notes: read back, they put their
+    # sequences further on (unread, every one would start over at 1/3).
+    ours = {f"zendesk:{ticket_id}" for ticket_id in story.cast.values()}
+    sequences = ("general-inquiry", "bot-issue-tsa", "bot-issue-ein")  # first step: 1/3
+    steps = {
+        item.step
+        for item in story.summaries[0].items
+        if item.case_ref not in ours and item.policy in sequences
+    }
+    assert steps - {"1/3"}
+
+
 def test_general_inquiry_days_1_3_5_then_solved_as_unresponsive(story: Story) -> None:
     days = story.of("general")
     assert [d.steps for d in days[:6]] == [["1/3"], [], ["2/3"], [], ["3/3"], ["after 3/3"]]

@@ -175,6 +175,23 @@ async def test_a_case_owing_two_items_gets_both_without_conflicting_with_itself(
     assert [item.policy for item in fake.writes] == ["phase-update", "phase-overdue"]
 
 
+def community_bundle(
+    cases: Iterable[Case], accounts: Mapping[str, Account], now: datetime
+) -> Iterator[PlanItem | Unjudged]:
+    """Owes an update only to cases whose account has three open cases (seed 001)."""
+    for case in cases:
+        account = accounts.get(case.account_id or "")
+        if account is not None and account.open_cases >= 3:
+            yield make_item(case)
+
+
+async def test_the_planner_sees_each_account_s_open_cases(ledger: Ledger) -> None:
+    fake = fake_zendesk("1", "2", "3")
+    summary = await run_cycle(make_runtime(ledger, fake, planner=community_bundle), at=MONDAY)
+
+    assert summary.counts == {"applied": 3}
+
+
 async def test_a_conflict_that_leaves_nothing_due_is_not_a_failure(ledger: Ledger) -> None:
     async def agent_solves(item: PlanItem) -> None:
         fake.agent_edit(item.case.id, status=Status.SOLVED)
