@@ -138,6 +138,17 @@ class DoneItem:
     def applied(self) -> bool:
         return self.report.outcome is Outcome.APPLIED
 
+    @property
+    def solves(self) -> bool:
+        return any(p["status"] == "solved" for p in self.params(ActionType.SET_STATUS))
+
+    @property
+    def assigns_unresponsive(self) -> bool:
+        return any(
+            str(p["assignee"]).startswith(UNRESPONSIVE_PREFIX)
+            for p in self.params(ActionType.SET_ASSIGNEE)
+        )
+
 
 @dataclass(slots=True)
 class DayLog:
@@ -179,23 +190,11 @@ class DayLog:
 
     def closed(self) -> list[DoneItem]:
         """Solved by the worker: it only closes a case nobody answered."""
-        return [
-            d
-            for d in self.applied
-            if any(p["status"] == "solved" for p in d.params(ActionType.SET_STATUS))
-        ]
+        return [d for d in self.applied if d.solves]
 
     def handed_to_owner(self) -> list[DoneItem]:
         """Assigned to ``Unresponsive Customers/<owner>`` and left open (bot issues)."""
-        return [
-            d
-            for d in self.applied
-            if d not in self.closed()
-            and any(
-                str(p["assignee"]).startswith(UNRESPONSIVE_PREFIX)
-                for p in d.params(ActionType.SET_ASSIGNEE)
-            )
-        ]
+        return [d for d in self.applied if d.assigns_unresponsive and not d.solves]
 
     def escalated(self) -> list[DoneItem]:
         return [d for d in self.applied if d.params(ActionType.ESCALATE)]
