@@ -232,6 +232,8 @@ def _describe(done: DoneItem) -> str:
                 parts.append(f"escalated to {params['group']}")
             case ActionType.SET_FIELD | ActionType.SET_BUG_FIELD:
                 parts.append(f"{params['field']}={params['value']}")
+            case ActionType.ADD_TAGS:
+                parts.append(f"tags {', '.join(map(str, params['tags']))}")
             case ActionType.NOTIFY_ENGINEER:
                 parts.append("engineer nudged")
             case _:

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from policies.calendar import BusinessCalendar
-from policies.model import Account, ActionType, Case, PlanItem, Source, Unjudged
+from policies.model import Account, ActionType, Case, PlanItem, Source, Status, Unjudged
 from sandbox.config import SandboxConfig
 from sandbox.server import RunningSandbox
 from worker.cycle import PlanFunction, Runtime, run_cycle
@@ -137,6 +137,14 @@ class DoneItem:
     @property
     def applied(self) -> bool:
         return self.report.outcome is Outcome.APPLIED
+
+    @property
+    def awaits_customer(self) -> bool:
+        """After this follow-up the case waits for the customer (PENDING): one being chased."""
+        statuses = [str(p["status"]) for p in self.params(ActionType.SET_STATUS)]
+        if statuses:
+            return statuses[-1] == Status.PENDING.value
+        return self.item.case.status is Status.PENDING
 
     @property
     def solves(self) -> bool:
@@ -343,7 +351,8 @@ def choose_activity(
 ) -> list[CustomerActivity]:
     """A few of the customers the worker is chasing answer today; a few others call and miss.
 
-    ``chased``: case ref -> the latest follow-up the worker applied to it. Only a Zendesk
+    ``chased``: case ref -> the latest follow-up the worker applied to it, for the cases it
+    left waiting on their customer. Only a Zendesk
     requester with a phone number can miss a call (the sandbox refuses the others).
     """
     refs = sorted(chased)
@@ -425,7 +434,10 @@ class _Story:
         log.emails = (await _get(self._admin, "/outbox", after=self._emails_seen))["messages"]
         self._emails_seen += len(log.emails)
         for done in log.applied:
-            self._chased[done.item.case.ref] = done.item
+            if done.awaits_customer:
+                self._chased[done.item.case.ref] = done.item
+            else:
+                self._chased.pop(done.item.case.ref, None)
         for activity in log.activity:
             self._chased.pop(activity.case_ref, None)  # they answered; chase someone else
         self._watch.day_done(log)
