@@ -40,18 +40,18 @@ def build_connectors(
                 plans=mapping.plans,
             )
         )
+    intercom = None
     if mapping.intercom and env.intercom_url and env.intercom_token:
-        built.append(
-            IntercomConnector.connect(
-                env.intercom_url,
-                env.intercom_token.get_secret_value(),
-                mapping.intercom,
-                limits=limits.intercom,
-                timeouts=limits.timeouts,
-                transport=transport,
-                plans=mapping.plans,
-            )
+        intercom = IntercomConnector.connect(
+            env.intercom_url,
+            env.intercom_token.get_secret_value(),
+            mapping.intercom,
+            limits=limits.intercom,
+            timeouts=limits.timeouts,
+            transport=transport,
+            plans=mapping.plans,
         )
+        built.append(intercom)
     if mapping.asana and env.asana_url and env.asana_token:
         built.append(
             AsanaConnector.connect(
@@ -61,6 +61,8 @@ def build_connectors(
                 limits=limits.asana,
                 timeouts=limits.timeouts,
                 transport=transport,
+                # Bug reporters are Intercom contacts: their updates are emailed from there.
+                mailer=None if intercom is None else intercom.email_contact,
             )
         )
     return built
