@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -103,10 +104,10 @@ def demo_settings(running: RunningSandbox) -> Settings:
 
 
 def _local(day: date, hour: int) -> datetime:
-    return datetime(day.year, day.month, day.day, hour, tzinfo=BusinessCalendar(TIMEZONE).zone)
+    return datetime(day.year, day.month, day.day, hour, tzinfo=ZoneInfo(TIMEZONE))
 
 
-def business_days(calendar: BusinessCalendar, first: date, count: int) -> list[date]:
+def _business_days(calendar: BusinessCalendar, first: date, count: int) -> list[date]:
     days: list[date] = []
     day = first
     while len(days) < count:
@@ -245,6 +246,19 @@ class DayLog:
         }
 
 
+_SUMMED_DAY_FIGURES = (
+    "follow_ups",
+    "emails",
+    "closed_unresponsive",
+    "handed_to_owner",
+    "escalated",
+    "bug_updates",
+    "engineer_nudges",
+    "restarted",
+    "unjudged",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ReadBack:
     """Every case the worker wrote to, read again through the vendors' APIs at the end."""
@@ -276,17 +290,7 @@ class DemoReport:
         days = [day.as_dict() for day in self.days]
         totals: Counter[str] = Counter()
         for day in days:
-            for name in (
-                "follow_ups",
-                "emails",
-                "closed_unresponsive",
-                "handed_to_owner",
-                "escalated",
-                "bug_updates",
-                "engineer_nudges",
-                "restarted",
-                "unjudged",
-            ):
+            for name in _SUMMED_DAY_FIGURES:
                 totals[name] += day[name]
             totals["failed"] += len(day["failed"])
             totals["customer_activity"] += len(day["activity"])
@@ -384,7 +388,7 @@ async def simulate(
         open_runtime(settings, ledger) as runtime,
     ):
         story = _Story(admin, runtime, options, watch)
-        days = business_days(build_calendar(settings), options.first_day, options.days)
+        days = _business_days(build_calendar(settings), options.first_day, options.days)
         logs = [await story.live(day) for day in days]
         readback = await _read_back(runtime, logs)
         api = _api_figures(await _get(admin, "/stats"))  # before the showcase reads below
