@@ -27,7 +27,7 @@ from worker.demo import DemoOptions, DemoReport, sandbox_config, simulate
 from worker.ledger import Ledger
 
 ROOT = Path(__file__).resolve().parents[2]
-OPTIONS = DemoOptions(days=5, tickets=80)
+OPTIONS = DemoOptions(days=5, tickets=60)
 FOOTER = re.compile(r"— followup-worker · .+? · step .+? · fw-([0-9a-zA-Z]+)")
 
 
