@@ -9,15 +9,19 @@ the case's ``account_id``, which is the id of the Intercom account.
 
 Writes. Custom fields first, in one ``PUT /tasks/{gid}`` (enum values by option gid, dates
 as ``{"date": "YYYY-MM-DD"}``): setting absolute values twice is harmless, so a lost answer is
-simply sent again. Then the comment signed with the marker, ``POST /tasks/{gid}/stories``:
-last, so a recorded follow-up always has its field changes, and looked for before it is sent
-again.
+simply sent again. Then the customer's email (a REPLY: seeds 000/001's bug update): Asana
+cannot reach customers, so it goes through the :data:`Mailer` the tenant wires in (Intercom's
+``POST /messages`` to the bug's contact). Then the comment signed with the marker,
+``POST /tasks/{gid}/stories``: last, so a recorded follow-up always has its field changes and
+its email, and looked for before it is sent again. An email has no marker to look for: if the
+run dies between the email and the comment, the retried item emails once more (the window is
+one request wide; the comment is what makes it visible to agents and engineers).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,7 +59,18 @@ from policies.model import (
     Status,
 )
 
-__all__ = ["AsanaConnector", "AsanaIds", "CustomField", "task_case", "task_changes"]
+__all__ = [
+    "AsanaConnector",
+    "AsanaIds",
+    "CustomField",
+    "Mailer",
+    "TaskChanges",
+    "task_case",
+    "task_changes",
+]
+
+Mailer = Callable[[str, str, str], Awaitable[None]]
+"""Emails a customer: (Intercom contact id, subject, body)."""
 
 PAGE = 100
 TASK_FIELDS = ",".join(
@@ -121,10 +136,20 @@ class AsanaIds:
         return value
 
 
-def task_changes(item: PlanItem, ids: AsanaIds) -> tuple[dict[str, Any], str]:
-    """The custom field values to set and the signed comment of one plan item."""
+@dataclass(frozen=True, slots=True)
+class TaskChanges:
+    """One plan item on a task: custom field values, the customer's email, the signed comment."""
+
+    values: dict[str, Any]
+    email: str | None
+    comment: str
+
+
+def task_changes(item: PlanItem, ids: AsanaIds) -> TaskChanges:
+    """What one plan item changes. Raises MappingError on unknown names."""
     values: dict[str, Any] = {}
     texts: list[str] = []
+    emails: list[str] = []
     for action in item.actions:
         p = action.params
         match action.type:
@@ -133,9 +158,12 @@ def task_changes(item: PlanItem, ids: AsanaIds) -> tuple[dict[str, Any], str]:
                 values[ids.field(logical).gid] = ids.value(logical, p["value"])
             case ActionType.NOTIFY_ENGINEER | ActionType.NOTE:
                 texts.append(str(p["body"]))
+            case ActionType.REPLY:
+                emails.append(str(p["body"]))
             case _:
                 raise MappingError(f"asana cannot {action.type} (task {item.case.id})")
-    return values, with_footer("\n\n".join(texts) or item.reason, item)
+    comment = with_footer("\n\n".join(texts) or item.reason, item)
+    return TaskChanges(values, "\n\n".join(emails) or None, comment)
 
 
 def task_case(task: Mapping[str, Any], stories: list[Mapping[str, Any]], ids: AsanaIds) -> Case:
@@ -186,11 +214,17 @@ class AsanaConnector(OwnsClient):
     source = Source.ASANA
 
     def __init__(
-        self, client: VendorClient, mapping: AsanaMapping, *, report: Report = log_bad_record
+        self,
+        client: VendorClient,
+        mapping: AsanaMapping,
+        *,
+        report: Report = log_bad_record,
+        mailer: Mailer | None = None,
     ) -> None:
         self._client = client
         self._report = report
         self._mapping = mapping
+        self._mailer = mailer
         self._ids: AsanaIds | None = None
         self._resolving = asyncio.Lock()
 
@@ -205,6 +239,7 @@ class AsanaConnector(OwnsClient):
         timeouts: Timeouts,
         transport: httpx.AsyncBaseTransport | None = None,
         report: Report = log_bad_record,
+        mailer: Mailer | None = None,
     ) -> AsanaConnector:
         client = VendorClient(
             "asana",
@@ -214,7 +249,7 @@ class AsanaConnector(OwnsClient):
             timeouts=timeouts,
             transport=transport,
         )
-        return cls(client, mapping, report=report)
+        return cls(client, mapping, report=report, mailer=mailer)
 
     async def _pages(self, url: str, params: Mapping[str, Any]) -> AsyncIterator[Any]:
         query = dict(params)
@@ -334,9 +369,14 @@ class AsanaConnector(OwnsClient):
             return WriteResult(WriteOutcome.ALREADY_APPLIED, calls=0)
         try:
             ids = await self.resolve()
-            values, comment = task_changes(item, ids)
+            changes = task_changes(item, ids)
         except (MappingError, VendorError) as exc:
             return WriteResult(WriteOutcome.FAILED, calls=0, detail=str(exc))
+        contact = item.case.account_id
+        if changes.email is not None and (self._mailer is None or contact is None):
+            why = "no Intercom configured" if self._mailer is None else "no Intercom contact"
+            detail = f"asana cannot email the customer of task {item.case.id}: {why}"
+            return WriteResult(WriteOutcome.FAILED, calls=0, detail=detail)
         task = f"/tasks/{item.case.id}"
         once = WriteOnce()
 
@@ -344,19 +384,24 @@ class AsanaConnector(OwnsClient):
             _, marks = _evidence(await self._stories(item.case.id), ids.me)
             return any(m.key == item.key for m in marks)
 
+        emailed = 0
         try:
-            if values:
-                fields = {"data": {"custom_fields": values}}
+            if changes.values:
+                fields = {"data": {"custom_fields": changes.values}}
                 # Absolute values: sending them twice changes nothing, so no check is needed.
                 await once.send(lambda: self._client.write("PUT", task, json=fields), None)
-            story = {"data": {"text": comment}}
+            if changes.email is not None and self._mailer is not None and contact is not None:
+                subject = f"Update on your bug report: {item.case.subject}"
+                await self._mailer(contact, subject, changes.email)
+                emailed = 1
+            story = {"data": {"text": changes.comment}}
             posted = await once.send(
                 lambda: self._client.write("POST", f"{task}/stories", json=story), story_landed
             )
         except VendorError as exc:
-            return WriteResult(WriteOutcome.FAILED, calls=once.calls, detail=str(exc))
+            return WriteResult(WriteOutcome.FAILED, calls=once.calls + emailed, detail=str(exc))
         outcome = WriteOutcome.ALREADY_APPLIED if posted.landed_before else WriteOutcome.APPLIED
-        return WriteResult(outcome, calls=once.calls)
+        return WriteResult(outcome, calls=once.calls + emailed)
 
 
 def _evidence(

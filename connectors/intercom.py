@@ -280,6 +280,20 @@ class IntercomConnector(OwnsClient):
         ]
         return checks
 
+    async def email_contact(self, contact_id: str, subject: str, body: str) -> None:
+        """An email from the worker's admin to one contact (``POST /messages``): how a
+        customer hears about a case that lives elsewhere, e.g. an Asana bug (seeds 000/001)."""
+        ids = await self.resolve()
+        message = {
+            "message_type": "email",
+            "subject": subject,
+            "body": body,
+            "template": "plain",
+            "from": {"type": "admin", "id": ids.me},
+            "to": {"type": "user", "id": contact_id},
+        }
+        await self._client.write("POST", "/messages", json=message)
+
     # -- reads ----------------------------------------------------------------------------
 
     async def accounts(self) -> AsyncIterator[Account]:

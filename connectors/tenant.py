@@ -44,19 +44,19 @@ def build_connectors(
                 report=report,
             )
         )
+    intercom = None
     if mapping.intercom and env.intercom_url and env.intercom_token:
-        built.append(
-            IntercomConnector.connect(
-                env.intercom_url,
-                env.intercom_token.get_secret_value(),
-                mapping.intercom,
-                limits=limits.intercom,
-                timeouts=limits.timeouts,
-                transport=transport,
-                plans=mapping.plans,
-                report=report,
-            )
+        intercom = IntercomConnector.connect(
+            env.intercom_url,
+            env.intercom_token.get_secret_value(),
+            mapping.intercom,
+            limits=limits.intercom,
+            timeouts=limits.timeouts,
+            transport=transport,
+            plans=mapping.plans,
+            report=report,
         )
+        built.append(intercom)
     if mapping.asana and env.asana_url and env.asana_token:
         built.append(
             AsanaConnector.connect(
@@ -67,6 +67,8 @@ def build_connectors(
                 timeouts=limits.timeouts,
                 transport=transport,
                 report=report,
+                # Bug reporters are Intercom contacts: their updates are emailed from there.
+                mailer=None if intercom is None else intercom.email_contact,
             )
         )
     return built

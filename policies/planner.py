@@ -48,7 +48,31 @@ __all__ = [
     "item_to_dict",
     "plan",
     "preview",
+    "with_open_cases",
 ]
+
+_FINISHED = frozenset({Status.SOLVED, Status.CLOSED})
+
+
+def with_open_cases(accounts: Mapping[str, Account], cases: Iterable[Case]) -> dict[str, Account]:
+    """The accounts with what their open cases add up to (``open_cases``, ``open_case_refs``,
+    ``max_open_priority``): the Community and Standard rules of seeds 000/001 judge a bug by
+    the account's other cases, which no vendor reports on the account itself."""
+    mine: dict[str, list[Case]] = {}
+    for case in cases:
+        owner = case.account_id
+        if owner is not None and owner in accounts and case.status not in _FINISHED:
+            mine.setdefault(owner, []).append(case)
+    summed = dict(accounts)
+    for account_id, open_cases in mine.items():
+        priorities = [c.priority for c in open_cases if c.priority is not None]
+        summed[account_id] = dataclasses.replace(
+            accounts[account_id],
+            open_cases=len(open_cases),
+            open_case_refs=tuple(sorted(c.ref for c in open_cases)),
+            max_open_priority=max(priorities, key=lambda p: p.rank) if priorities else None,
+        )
+    return summed
 
 
 def plan(

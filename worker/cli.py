@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from worker import cli_policies, cli_runtime
+from worker import cli_demo, cli_policies, cli_runtime
 from worker.cli_connectors import connectors_app
 
 __all__ = ["app"]
@@ -27,4 +27,5 @@ def main() -> None:
 
 
 cli_runtime.register(app)
+cli_demo.register(app)
 app.add_typer(connectors_app, name="connectors")
