@@ -121,9 +121,13 @@ def load_mapping(path: Path) -> TenantMapping:
     (the same located reading as policy files: :mod:`policies.yamlsource`)."""
     try:
         source = load_located(path)
-        return TenantMapping.model_validate(source.data or {})
     except SourceError as exc:
-        problems: Sequence[Problem] = exc.problems
+        raise _invalid(exc.problems) from exc
+    try:
+        return TenantMapping.model_validate(source.data or {})
     except ValidationError as exc:
-        problems = problems_from_validation(source, exc)
-    raise MappingError("invalid tenant mapping\n" + "\n".join(str(p) for p in problems))
+        raise _invalid(problems_from_validation(source, exc)) from exc
+
+
+def _invalid(problems: Sequence[Problem]) -> MappingError:
+    return MappingError("invalid tenant mapping\n" + "\n".join(str(p) for p in problems))
