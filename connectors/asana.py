@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -35,6 +34,16 @@ from connectors.footer import parse_footer, with_footer
 from connectors.http import OwnsClient, VendorClient
 from connectors.mapping import AsanaMapping
 from connectors.once import WriteOnce
+from connectors.records import (
+    Report,
+    case_or_bad,
+    instant,
+    log_bad_record,
+    optional_text,
+    reported,
+    text,
+    translating,
+)
 from connectors.resolution import NameCheck
 from connectors.settings import Timeouts, VendorLimits
 from policies.model import (
@@ -51,7 +60,15 @@ from policies.model import (
     Status,
 )
 
-__all__ = ["AsanaConnector", "AsanaIds", "Mailer", "TaskChanges", "task_changes"]
+__all__ = [
+    "AsanaConnector",
+    "AsanaIds",
+    "CustomField",
+    "Mailer",
+    "TaskChanges",
+    "task_case",
+    "task_changes",
+]
 
 Mailer = Callable[[str, str, str], Awaitable[None]]
 """Emails a customer: (Intercom contact id, subject, body)."""
@@ -158,17 +175,63 @@ def task_changes(item: PlanItem, ids: AsanaIds) -> TaskChanges:
     return TaskChanges(values, "\n\n".join(emails) or None, comment, covered)
 
 
-def _dt(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+def task_case(task: Mapping[str, Any], stories: list[Mapping[str, Any]], ids: AsanaIds) -> Case:
+    """An open task and its stories as a bug case. Raises
+    :class:`~connectors.errors.BadRecord` when the task cannot be read."""
+    with translating("asana", task, "gid"):
+        return _task_case(task, stories, ids)
+
+
+def _custom_value(custom: Mapping[str, Any]) -> str | None:
+    enum = custom.get("enum_value") or {}
+    date = custom.get("date_value") or {}
+    return (
+        optional_text(enum, "name")
+        or optional_text(date, "date")
+        or optional_text(custom, "text_value")
+    )
+
+
+def _task_case(task: Mapping[str, Any], stories: list[Mapping[str, Any]], ids: AsanaIds) -> Case:
+    history, followups = _evidence(stories, ids.me)
+    by_gid = {f.gid: logical for logical, f in ids.fields.items()}
+    values: dict[str, str] = {}
+    for custom in task.get("custom_fields") or []:
+        logical = by_gid.get(text(custom, "gid"))
+        if logical and (value := _custom_value(custom)):
+            values[logical] = value
+    priority = values.pop("priority", None)
+    return Case(
+        source=Source.ASANA,
+        id=text(task, "gid"),
+        kind=CaseKind.BUG,
+        status=Status.SOLVED if task.get("completed") else Status.OPEN,
+        created_at=instant(task, "created_at"),
+        updated_at=instant(task, "modified_at"),
+        subject=optional_text(task, "name") or "",
+        priority=_PRIORITY.get(priority.lower()) if priority else None,
+        account_id=values.get("intercom_contact"),
+        assignee=optional_text(task.get("assignee") or {}, "name"),
+        fields=values,
+        history=tuple(sorted(history, key=lambda a: a.at)),
+        followups=tuple(sorted(followups, key=lambda m: m.at)),
+        updated_stamp=text(task, "modified_at"),
+    )
 
 
 class AsanaConnector(OwnsClient):
     source = Source.ASANA
 
     def __init__(
-        self, client: VendorClient, mapping: AsanaMapping, *, mailer: Mailer | None = None
+        self,
+        client: VendorClient,
+        mapping: AsanaMapping,
+        *,
+        report: Report = log_bad_record,
+        mailer: Mailer | None = None,
     ) -> None:
         self._client = client
+        self._report = report
         self._mapping = mapping
         self._mailer = mailer
         self._ids: AsanaIds | None = None
@@ -184,6 +247,7 @@ class AsanaConnector(OwnsClient):
         limits: VendorLimits,
         timeouts: Timeouts,
         transport: httpx.AsyncBaseTransport | None = None,
+        report: Report = log_bad_record,
         mailer: Mailer | None = None,
     ) -> AsanaConnector:
         client = VendorClient(
@@ -194,7 +258,7 @@ class AsanaConnector(OwnsClient):
             timeouts=timeouts,
             transport=transport,
         )
-        return cls(client, mapping, mailer=mailer)
+        return cls(client, mapping, report=report, mailer=mailer)
 
     async def _pages(self, url: str, params: Mapping[str, Any]) -> AsyncIterator[Any]:
         query = dict(params)
@@ -272,39 +336,6 @@ class AsanaConnector(OwnsClient):
         params = {"opt_fields": STORY_FIELDS, "limit": PAGE}
         return [s async for s in self._pages(f"/tasks/{task_gid}/stories", params)]
 
-    def _to_case(
-        self, task: Mapping[str, Any], stories: list[Mapping[str, Any]], ids: AsanaIds
-    ) -> Case:
-        history, followups = _evidence(stories, ids.me)
-        by_gid = {f.gid: logical for logical, f in ids.fields.items()}
-        values: dict[str, str] = {}
-        for custom in task.get("custom_fields") or []:
-            logical = by_gid.get(str(custom["gid"]))
-            value = (
-                (custom.get("enum_value") or {}).get("name")
-                or (custom.get("date_value") or {}).get("date")
-                or custom.get("text_value")
-            )
-            if logical and value:
-                values[logical] = str(value)
-        priority = values.pop("priority", None)
-        return Case(
-            source=Source.ASANA,
-            id=str(task["gid"]),
-            kind=CaseKind.BUG,
-            status=Status.SOLVED if task.get("completed") else Status.OPEN,
-            created_at=_dt(task["created_at"]),
-            updated_at=_dt(task["modified_at"]),
-            subject=task.get("name") or "",
-            priority=_PRIORITY.get(priority.lower()) if priority else None,
-            account_id=values.get("intercom_contact"),
-            assignee=(task.get("assignee") or {}).get("name"),
-            fields=values,
-            history=tuple(sorted(history, key=lambda a: a.at)),
-            followups=tuple(sorted(followups, key=lambda m: m.at)),
-            updated_stamp=task["modified_at"],
-        )
-
     async def cases(self) -> AsyncIterator[Case]:
         ids = await self.resolve()
         params = {"completed_since": "now", "limit": PAGE, "opt_fields": TASK_FIELDS}
@@ -319,9 +350,15 @@ class AsanaConnector(OwnsClient):
         for case in await self._with_stories(batch, ids):
             yield case
 
+    async def _case(self, task: Mapping[str, Any], ids: AsanaIds) -> Case:
+        with translating("asana", task, "gid"):
+            stories = await self._stories(text(task, "gid"))
+        return task_case(task, stories, ids)
+
     async def _with_stories(self, tasks: list[Mapping[str, Any]], ids: AsanaIds) -> list[Case]:
-        stories = await asyncio.gather(*(self._stories(str(t["gid"])) for t in tasks))
-        return [self._to_case(t, s, ids) for t, s in zip(tasks, stories, strict=True)]
+        """The batch's cases; a task that cannot be read goes to ``report``."""
+        read = await asyncio.gather(*(case_or_bad(self._case(t, ids)) for t in tasks))
+        return reported(read, self._report)
 
     def accounts(self) -> AsyncIterator[Account]:
         """Bug reporters' accounts live in Intercom; Asana knows none."""
@@ -332,7 +369,7 @@ class AsanaConnector(OwnsClient):
         task = await self._client.read(
             "GET", f"/tasks/{case_id}", params={"opt_fields": TASK_FIELDS}
         )
-        return self._to_case(task["data"], await self._stories(case_id), ids)
+        return task_case(task["data"], await self._stories(case_id), ids)
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -387,7 +424,7 @@ def _evidence(
     for story in stories:
         if story.get("resource_subtype") != "comment_added":
             continue  # system stories: field changes, assignments...
-        at = _dt(story["created_at"])
+        at = instant(story, "created_at")
         author = str((story.get("created_by") or {}).get("gid"))
         if author != me:
             history.append(Activity(ActivityKind.ENGINEER_UPDATE, at))

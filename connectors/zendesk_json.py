@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from connectors.errors import MappingError
 from connectors.footer import parse_footer, with_footer
+from connectors.records import instant, optional_text, text, translating
 from policies.model import (
     ActionType,
     Activity,
@@ -159,15 +159,11 @@ def ticket_updates(item: PlanItem, ids: ZendeskIds) -> TicketUpdates:
     return TicketUpdates(reply=reply, note=ticket)
 
 
-def _dt(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
 def comment_activity(comment: Mapping[str, Any], requester_id: Any) -> Activity | None:
     """What a comment means for the planner (None for the worker's own follow-ups)."""
-    at = _dt(comment["created_at"])
+    at = instant(comment, "created_at")
     if comment.get("author_id") != requester_id:
-        if parse_footer(comment.get("body") or "", at) is not None:
+        if parse_footer(_body(comment), at) is not None:
             return None
         return Activity(ActivityKind.AGENT_UPDATE, at)
     call_status = (comment.get("data") or {}).get("call_status")
@@ -180,17 +176,38 @@ def comment_activity(comment: Mapping[str, Any], requester_id: Any) -> Activity 
     return Activity(ActivityKind.CUSTOMER_REPLY, at)
 
 
+def _body(comment: Mapping[str, Any]) -> str:
+    return optional_text(comment, "body") or ""
+
+
 def _requester(user: Mapping[str, Any] | None, requester_id: Any) -> Requester | None:
     if requester_id is None:
         return None
     if user is None:
         return Requester(id=str(requester_id))
     return Requester(
-        id=str(user["id"]),
-        name=user.get("name") or "",
-        email=user.get("email") or None,
-        phone=user.get("phone") or None,
+        id=text(user, "id"),
+        name=optional_text(user, "name") or "",
+        email=optional_text(user, "email"),
+        phone=optional_text(user, "phone"),
     )
+
+
+def _custom_fields(ticket: Mapping[str, Any], ids: ZendeskIds) -> dict[str, str]:
+    names = ids.field_names()
+    fields = {}
+    for custom in ticket.get("custom_fields") or []:
+        logical = names.get(custom["id"])
+        if logical is not None and (value := optional_text(custom, "value")) is not None:
+            fields[logical] = ids.logical_value(logical, value)
+    return fields
+
+
+def _tags(ticket: Mapping[str, Any]) -> frozenset[str]:
+    tags = ticket.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise TypeError(f"tags: expected a list of strings, got {type(tags).__name__}")
+    return frozenset(tags)
 
 
 def ticket_case(
@@ -199,43 +216,47 @@ def ticket_case(
     comments: Iterable[Mapping[str, Any]],
     ids: ZendeskIds,
 ) -> Case:
-    """A ticket, with its side-loaded ``users`` and the ``comments`` read for it, as a case."""
+    """A ticket, with its side-loaded ``users`` and the ``comments`` read for it, as a case.
+    Raises :class:`~connectors.errors.BadRecord` when the ticket cannot be read."""
+    with translating("zendesk", ticket):
+        return _ticket_case(ticket, users, comments, ids)
+
+
+def _ticket_case(
+    ticket: Mapping[str, Any],
+    users: Mapping[Any, Mapping[str, Any]],
+    comments: Iterable[Mapping[str, Any]],
+    ids: ZendeskIds,
+) -> Case:
     requester_id = ticket.get("requester_id")
     history: list[Activity] = []
     followups: list[FollowUpMark] = []
     for comment in comments:
-        at = _dt(comment["created_at"])
-        mark = parse_footer(comment.get("body") or "", at)
+        at = instant(comment, "created_at")
+        mark = parse_footer(_body(comment), at)
         if mark is not None and comment.get("author_id") != requester_id:
             followups.append(mark)
         elif (activity := comment_activity(comment, requester_id)) is not None:
             history.append(activity)
-    names = ids.field_names()
-    fields = {
-        names[f["id"]]: ids.logical_value(names[f["id"]], str(f["value"]))
-        for f in ticket.get("custom_fields") or []
-        if f["id"] in names and f.get("value") not in (None, "")
-    }
     agents: dict[Any, str] = {v: k for k, v in ids.agents.items()}
     groups: dict[Any, str] = {v: k for k, v in ids.groups.items()}
-    priority = ticket.get("priority")
-    org = ticket.get("organization_id")
+    priority = optional_text(ticket, "priority")
     return Case(
         source=Source.ZENDESK,
-        id=str(ticket["id"]),
+        id=text(ticket, "id"),
         kind=CaseKind.TICKET,
         status=Status(ticket["status"]),
-        created_at=_dt(ticket["created_at"]),
-        updated_at=_dt(ticket["updated_at"]),
-        subject=ticket.get("subject") or "",
+        created_at=instant(ticket, "created_at"),
+        updated_at=instant(ticket, "updated_at"),
+        subject=optional_text(ticket, "subject") or "",
         priority=Priority(priority) if priority else None,
         requester=_requester(users.get(requester_id), requester_id),
-        account_id=str(org) if org is not None else None,
+        account_id=optional_text(ticket, "organization_id"),
         assignee=agents.get(ticket.get("assignee_id")),
         group=groups.get(ticket.get("group_id")),
-        brand=str(ticket["brand_id"]) if ticket.get("brand_id") else None,
-        fields=fields,
-        tags=frozenset(ticket.get("tags") or ()),
+        brand=optional_text(ticket, "brand_id"),
+        fields=_custom_fields(ticket, ids),
+        tags=_tags(ticket),
         history=tuple(sorted(history, key=lambda a: a.at)),
         followups=tuple(sorted(followups, key=lambda m: m.at)),
         updated_stamp=ticket["updated_at"],

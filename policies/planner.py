@@ -88,6 +88,9 @@ def plan(
     today = calendar.local_date(now)
     routes = policies.routes
     for case in cases:
+        if (zoneless := _zoneless(case)) is not None:
+            yield Unjudged(case.ref, zoneless)
+            continue
         if case.created_at > now:
             continue  # planning a past instant from a later snapshot: not there yet
         account = accounts.get(case.account_id) if case.account_id is not None else None
@@ -116,6 +119,22 @@ def plan(
                     if result is not None:
                         yield result
                 break  # the group's first applicable policy claims the case
+
+
+def _zoneless(case: Case) -> str | None:
+    """Why the case's instants cannot be placed on the calendar, if one has no time zone.
+
+    Every comparison with ``now`` would fail on it, and business days are counted in the
+    tenant's zone: the case is reported instead (connectors reject such records already)."""
+    instants = (
+        case.created_at,
+        case.updated_at,
+        *(a.at for a in case.history),
+        *(m.at for m in case.followups),
+    )
+    if any(at.utcoffset() is None for at in instants):
+        return "a timestamp of this case has no time zone: cannot count business days"
+    return None
 
 
 def _failed(policy: CompiledPolicy, exc: Exception) -> str:
@@ -173,6 +192,10 @@ def explain(
     calendar: BusinessCalendar,
 ) -> list[Explanation]:
     """Rule by rule, why ``case`` is or is not due at ``now`` (same logic as :func:`plan`)."""
+    if (zoneless := _zoneless(case)) is not None:
+        return [
+            Explanation(p.name, p.source, "cannot judge", zoneless, ()) for p in policies.policies
+        ]
     if case.created_at > now:
         detail = "the case did not exist yet at that instant"
         return [
