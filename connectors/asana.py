@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import httpx
@@ -143,6 +144,8 @@ class TaskChanges:
     values: dict[str, Any]
     email: str | None
     comment: str
+    # A bundled update (seed 001 Community) refreshes the fields of every bug it speaks for.
+    covered: dict[str, dict[str, Any]] = field(default_factory=dict)  # task gid -> values
 
 
 def task_changes(item: PlanItem, ids: AsanaIds) -> TaskChanges:
@@ -150,12 +153,18 @@ def task_changes(item: PlanItem, ids: AsanaIds) -> TaskChanges:
     values: dict[str, Any] = {}
     texts: list[str] = []
     emails: list[str] = []
+    covered: dict[str, dict[str, Any]] = {}
     for action in item.actions:
         p = action.params
         match action.type:
             case ActionType.SET_BUG_FIELD | ActionType.SET_FIELD:
                 logical = str(p["field"])
-                values[ids.field(logical).gid] = ids.value(logical, p["value"])
+                gid, value = ids.field(logical).gid, ids.value(logical, p["value"])
+                values[gid] = value
+                for ref in p.get("cases", []):
+                    source, _, task = str(ref).partition(":")
+                    if source == Source.ASANA and task != item.case.id:
+                        covered.setdefault(task, {})[gid] = value
             case ActionType.NOTIFY_ENGINEER | ActionType.NOTE:
                 texts.append(str(p["body"]))
             case ActionType.REPLY:
@@ -163,7 +172,7 @@ def task_changes(item: PlanItem, ids: AsanaIds) -> TaskChanges:
             case _:
                 raise MappingError(f"asana cannot {action.type} (task {item.case.id})")
     comment = with_footer("\n\n".join(texts) or item.reason, item)
-    return TaskChanges(values, "\n\n".join(emails) or None, comment)
+    return TaskChanges(values, "\n\n".join(emails) or None, comment, covered)
 
 
 def task_case(task: Mapping[str, Any], stories: list[Mapping[str, Any]], ids: AsanaIds) -> Case:
@@ -386,10 +395,12 @@ class AsanaConnector(OwnsClient):
 
         emailed = 0
         try:
-            if changes.values:
-                fields = {"data": {"custom_fields": changes.values}}
-                # Absolute values: sending them twice changes nothing, so no check is needed.
-                await once.send(lambda: self._client.write("PUT", task, json=fields), None)
+            # Absolute values: sending them twice changes nothing, so no check is needed.
+            for gid, values in [(item.case.id, changes.values), *changes.covered.items()]:
+                if values:
+                    body = {"data": {"custom_fields": values}}
+                    put = partial(self._client.write, "PUT", f"/tasks/{gid}", json=body)
+                    await once.send(put, None)
             if changes.email is not None and self._mailer is not None and contact is not None:
                 subject = f"Update on your bug report: {item.case.subject}"
                 await self._mailer(contact, subject, changes.email)

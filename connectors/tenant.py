@@ -66,9 +66,9 @@ def build_connectors(
                 limits=limits.asana,
                 timeouts=limits.timeouts,
                 transport=transport,
-                report=report,
                 # Bug reporters are Intercom contacts: their updates are emailed from there.
                 mailer=None if intercom is None else intercom.email_contact,
+                report=report,
             )
         )
     return built

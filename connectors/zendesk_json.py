@@ -198,7 +198,7 @@ def _custom_fields(ticket: Mapping[str, Any], ids: ZendeskIds) -> dict[str, str]
     fields = {}
     for custom in ticket.get("custom_fields") or []:
         logical = names.get(custom["id"])
-        if logical is not None and (value := optional_text(custom, "value")) not in (None, ""):
+        if logical is not None and (value := optional_text(custom, "value")) is not None:
             fields[logical] = ids.logical_value(logical, value)
     return fields
 

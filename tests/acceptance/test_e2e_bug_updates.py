@@ -272,6 +272,9 @@ def test_community_account_gets_one_update_covering_all_its_bugs(story: Story) -
     stories = [(role, i) for role in roles for i, d in enumerate(story.of(role)) if d.stories]
     assert len(stories) == 2  # one signed story per bundled update, on the lead bug
     assert len({role for role, _ in stories}) == 1
+    # ...and every bug it speaks for shows the customer was told.
+    assert {story.days[0][role].user_last_updated for role in roles} == {"2026-03-09"}
+    assert {story.days[5][role].user_last_updated for role in roles} == {"2026-03-16"}
 
 
 def test_canceled_accounts_get_nothing(story: Story) -> None:

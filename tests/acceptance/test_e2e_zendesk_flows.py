@@ -181,6 +181,7 @@ def _cast(desk: Desk) -> dict[str, int]:
         "refund": desk.followed("refund_request", "pending"),
         "bot_tsa": desk.followed("bot_tsa_ge_nexus_sentri", "pending"),
         "bot_labels": desk.followed("bot_us_passport_missing_labels", "pending"),
+        "bot_ein": desk.followed("bot_ein", "pending"),
         "awaiting": desk.followed("on_hold"),
         "bug": desk.followed("bug_report"),
     }
@@ -310,15 +311,25 @@ def test_refund_request_days_2_and_3_then_escalated(story: Story) -> None:
     assert [d.notes for d in days[4:]] == [[]] * 6
 
 
-@pytest.mark.parametrize("role", ["bot_tsa", "bot_labels"])
-def test_bot_issue_goes_to_its_owner_unresponsive_and_open(story: Story, role: str) -> None:
+@pytest.mark.parametrize(
+    ("role", "owner", "order_status"),
+    [
+        ("bot_tsa", "Roxy V", "unresponsive"),
+        ("bot_labels", "Roxy V", "unresponsive"),
+        ("bot_ein", "Vincent Ryan V", None),  # the seed sets no order status for EIN
+    ],
+)
+def test_bot_issue_goes_to_its_owner_unresponsive_and_open(
+    story: Story, role: str, owner: str, order_status: str | None
+) -> None:
     days = story.of(role)
+    before = story.of(role)[0].field("Order status")
     assert [d.steps for d in days[:6]] == [["1/3"], [], ["2/3"], [], ["3/3"], ["after 3/3"]]
-    assert "@Roxy V customer unresponsive" in days[5].notes[0][0]
+    assert f"@{owner} customer unresponsive" in days[5].notes[0][0]
     assert days[5].ticket["status"] == "open"
-    assert days[5].ticket["group_id"] == 504
-    assert days[5].ticket["assignee_id"] == next(a.id for a in tenant.AGENTS if a.name == "Roxy V")
-    assert days[5].field("Order status") == "unresponsive"
+    assert days[5].ticket["group_id"] == 504  # Unresponsive Customers
+    assert days[5].ticket["assignee_id"] == next(a.id for a in tenant.AGENTS if a.name == owner)
+    assert days[5].field("Order status") == (order_status or before)
     assert [d.notes for d in days[6:]] == [[]] * 4
 
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import respx
 
-from connectors.asana import TASK_FIELDS, AsanaConnector
+from connectors.asana import TASK_FIELDS, AsanaConnector, AsanaIds, CustomField, task_changes
 from connectors.base import WriteOutcome
 from connectors.mapping import AsanaMapping
 from policies.model import (
@@ -236,3 +236,16 @@ async def test_an_update_for_the_customer_without_a_way_to_email_fails_before_an
     assert result.outcome is WriteOutcome.FAILED
     assert "no Intercom configured" in result.detail
     assert not story.called
+
+
+def test_a_bundled_update_refreshes_the_fields_of_every_bug_it_covers() -> None:
+    ids = AsanaIds(
+        project="77", me="900", fields={"user_last_updated": CustomField("f2", "date", {})}
+    )
+    refresh = Action(
+        ActionType.SET_BUG_FIELD,
+        {"field": "user_last_updated", "value": "2026-03-16", "cases": ["asana:1", "asana:3"]},
+    )
+    changes = task_changes(item(refresh), ids)
+    assert changes.values == {"f2": {"date": "2026-03-16"}}
+    assert changes.covered == {"3": {"f2": {"date": "2026-03-16"}}}
