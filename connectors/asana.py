@@ -30,7 +30,7 @@ import httpx
 
 from connectors.base import WriteOutcome, WriteResult
 from connectors.errors import MappingError, VendorError
-from connectors.footer import parse_footer, with_footer
+from connectors.footer import Texts, parse_footer
 from connectors.http import OwnsClient, VendorClient
 from connectors.mapping import AsanaMapping
 from connectors.once import WriteOnce
@@ -151,10 +151,11 @@ class TaskChanges:
 def task_changes(item: PlanItem, ids: AsanaIds) -> TaskChanges:
     """What one plan item changes. Raises MappingError on unknown names."""
     values: dict[str, Any] = {}
-    texts: list[str] = []
-    emails: list[str] = []
+    texts = Texts()
     covered: dict[str, dict[str, Any]] = {}
     for action in item.actions:
+        if texts.take(action):
+            continue
         p = action.params
         match action.type:
             case ActionType.SET_BUG_FIELD | ActionType.SET_FIELD:
@@ -165,14 +166,11 @@ def task_changes(item: PlanItem, ids: AsanaIds) -> TaskChanges:
                     source, _, task = str(ref).partition(":")
                     if source == Source.ASANA and task != item.case.id:
                         covered.setdefault(task, {})[gid] = value
-            case ActionType.NOTIFY_ENGINEER | ActionType.NOTE:
-                texts.append(str(p["body"]))
-            case ActionType.REPLY:
-                emails.append(str(p["body"]))
+            case ActionType.NOTIFY_ENGINEER:  # the story the assigned engineer is notified of
+                texts.notes.append(str(p["body"]))
             case _:
                 raise MappingError(f"asana cannot {action.type} (task {item.case.id})")
-    comment = with_footer("\n\n".join(texts) or item.reason, item)
-    return TaskChanges(values, "\n\n".join(emails) or None, comment, covered)
+    return TaskChanges(values, texts.reply(), texts.signed_note(item), covered)
 
 
 def task_case(task: Mapping[str, Any], stories: list[Mapping[str, Any]], ids: AsanaIds) -> Case:

@@ -27,7 +27,7 @@ import httpx
 
 from connectors.base import WriteOutcome, WriteResult
 from connectors.errors import BadRecord, MappingError, VendorError
-from connectors.footer import parse_footer, with_footer
+from connectors.footer import Texts, parse_footer
 from connectors.http import OwnsClient, VendorClient
 from connectors.mapping import IntercomMapping, PlanNames
 from connectors.once import WriteOnce
@@ -89,18 +89,13 @@ def conversation_calls(
     item: PlanItem, ids: IntercomIds
 ) -> tuple[str | None, str, list[dict[str, Any]]]:
     """The reply body (if any), the signed note body and the part requests of one plan item."""
-    replies: list[str] = []
-    notes: list[str] = []
+    texts = Texts()
     parts: list[dict[str, Any]] = []
     for action in item.actions:
+        if texts.take(action):
+            continue
         p = action.params
         match action.type:
-            case ActionType.NOTE:
-                notes.append(str(p["body"]))
-            case ActionType.REPLY:
-                replies.append(str(p["body"]))
-            case ActionType.REACH_OUT:
-                notes.append("Reach out by: " + ", ".join(str(c) for c in p.get("channels", [])))
             case ActionType.SET_ASSIGNEE:
                 parts.append(
                     {
@@ -114,8 +109,7 @@ def conversation_calls(
                 parts.extend(_state_part(str(p["status"]), p.get("until"), ids.me))
             case _:
                 raise MappingError(f"intercom cannot {action.type} (conversation {item.case.id})")
-    note = with_footer("\n\n".join(notes) or item.reason, item)
-    return ("\n\n".join(replies) or None), note, parts
+    return texts.reply(), texts.signed_note(item), parts
 
 
 def _state_part(status: str, until: Any, admin_id: str) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.errors import MappingError
-from connectors.footer import parse_footer, with_footer
+from connectors.footer import Texts, parse_footer
 from connectors.records import instant, optional_text, text, translating
 from policies.model import (
     ActionType,
@@ -107,20 +107,15 @@ def _assignment(name: str, ids: ZendeskIds) -> dict[str, int]:
 def ticket_updates(item: PlanItem, ids: ZendeskIds) -> TicketUpdates:
     """Translate a plan item into Zendesk update bodies. Raises MappingError on unknown names."""
     ticket: dict[str, Any] = {}
-    notes: list[str] = []
-    replies: list[str] = []
+    texts = Texts()
     custom: dict[int, str] = {}
     add: list[str] = [WORKER_TAG]
     remove: list[str] = []
     for action in item.actions:
+        if texts.take(action):
+            continue
         p = action.params
         match action.type:
-            case ActionType.NOTE:
-                notes.append(str(p["body"]))
-            case ActionType.REPLY:
-                replies.append(str(p["body"]))
-            case ActionType.REACH_OUT:
-                notes.append("Reach out by: " + ", ".join(str(c) for c in p.get("channels", [])))
             case ActionType.SET_STATUS:
                 ticket["status"] = str(p["status"])
             case ActionType.SET_ASSIGNEE:
@@ -129,7 +124,7 @@ def ticket_updates(item: PlanItem, ids: ZendeskIds) -> TicketUpdates:
                 ticket["group_id"] = ids.group_id(str(p["group"]))
             case ActionType.ESCALATE:
                 ticket["group_id"] = ids.group_id(str(p["group"]))
-                notes.append(f"Escalated to {p['group']}: {p.get('reason', '')}".rstrip(": "))
+                texts.notes.append(f"Escalated to {p['group']}: {p.get('reason', '')}".rstrip(": "))
             case ActionType.SET_FIELD:
                 logical = str(p["field"])
                 if logical not in ids.fields:
@@ -143,14 +138,13 @@ def ticket_updates(item: PlanItem, ids: ZendeskIds) -> TicketUpdates:
                 raise MappingError(f"zendesk cannot {action.type} (ticket {item.case.id})")
     marker = marker_tag(item.key)
     reply = None
-    if replies:
+    if (reply_body := texts.reply()) is not None:
         reply = {
-            "comment": {"body": "\n\n".join(replies), "public": True},
+            "comment": {"body": reply_body, "public": True},
             "additional_tags": [WORKER_TAG, marker],
         }
         remove.append(marker)
-    note_text = "\n\n".join(notes) or item.reason
-    ticket["comment"] = {"body": with_footer(note_text, item), "public": False}
+    ticket["comment"] = {"body": texts.signed_note(item), "public": False}
     if custom:
         ticket["custom_fields"] = [{"id": k, "value": v} for k, v in custom.items()]
     ticket["additional_tags"] = list(dict.fromkeys(add))
