@@ -101,8 +101,17 @@ class Settings(BaseSettings):
     # Where to remember it.
     database_url: str = "sqlite:///followup-ledger.sqlite3"
 
-    # When.
+    # Which helpdesks: the settings above are the default tenant; this YAML lists more.
+    tenants_file: Path | None = None
+
+    # Replicas sharing one PostgreSQL ledger split the tenants by lease (worker.leases).
+    lease_ttl: PositiveFloat = Field(default=30.0, description="seconds")
+    replica_id: str | None = None  # default: host-pid-random, see worker.leases.new_replica_id
+
+    # When. ``every`` (seconds), when set, replaces the cron schedule: round-the-clock shops,
+    # demos and the replica tests.
     schedule: str = "*/15 9-16 * * mon-fri"
+    every: PositiveFloat | None = None
     timezone: str = "America/New_York"
     holidays_country: str = "US"
     holidays_subdivision: str | None = None
