@@ -295,12 +295,13 @@ async def reconcile(runtime: Runtime) -> int:
 
     Marker on the case: the write happened (already_applied). No marker: it did not, and the
     follow-up is still due; the plan will offer it again. Cases that cannot be read now stay
-    pending and are checked again before any new write of the same key.
+    pending and are checked again before any new write of the same key. Another replica's
+    tenants are left to it: it may be writing them right now.
     """
     tenants = {tenant.name: tenant for tenant in runtime.tenants}
     settled = 0
     for pending in runtime.ledger.pending():
-        if runtime.leases is not None and pending.tenant not in tenants:
+        if not runtime.holds(pending.tenant):
             continue
         tenant = tenants.get(pending.tenant)
         source, _, case_id = pending.case_ref.partition(":")

@@ -15,7 +15,7 @@ there is no tenants file). ``FOLLOWUP_TENANTS_FILE`` names a YAML file listing m
         zendesk_rate_limit: 200
 
 A tenant may set only the keys of :data:`TENANT_KEYS`; what it leaves out comes from the
-``FOLLOWUP_*`` settings, except the vendors: a tenant never inherits another's credentials.
+deployment's settings, except the vendors: a tenant never inherits another's credentials.
 Tokens are never written in the file, only the name of a variable (``<token>_env``) or of a
 file (``<token>_file``) holding them, so the file can be reviewed and versioned.
 
@@ -112,7 +112,10 @@ def load_tenants(settings: Settings, environ: Mapping[str, str] = os.environ) ->
     broken = []
     for name, entry in entries.items():
         try:
-            tenants.append(TenantSettings(name, _tenant_settings(entry, folder, environ)))
+            overrides = _overrides(entry, folder, environ)
+            tenants.append(
+                TenantSettings(name, load_settings(**(settings.model_dump() | overrides)))
+            )
         except SettingsError as exc:
             broken.append(BrokenTenant(name, str(exc)))
     return TenantRoster(tuple(tenants), tuple(broken))
@@ -143,7 +146,7 @@ def _entries(path: Path) -> dict[str, dict[str, Any]]:
     return entries
 
 
-def _tenant_settings(entry: dict[str, Any], folder: Path, environ: Mapping[str, str]) -> Settings:
+def _overrides(entry: dict[str, Any], folder: Path, environ: Mapping[str, str]) -> dict[str, Any]:
     overrides: dict[str, Any] = dict.fromkeys(_VENDOR_KEYS)  # never inherited
     for key, value in entry.items():
         secret, _, reference = key.rpartition("_")
@@ -160,7 +163,7 @@ def _tenant_settings(entry: dict[str, Any], folder: Path, environ: Mapping[str, 
             overrides[key] = value
         else:
             raise SettingsError(f"{key}: not a per-tenant setting")
-    return load_settings(**overrides)
+    return overrides
 
 
 def _secret(key: str, reference: str, folder: Path, environ: Mapping[str, str]) -> str:
