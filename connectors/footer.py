@@ -15,8 +15,11 @@ from policies.model import MARKER_PREFIX, FollowUpMark, PlanItem, marker_tag
 
 __all__ = ["footer", "parse_footer", "with_footer"]
 
+# The step as PlanItem.step_label writes it: "2/3", "#4" (open-ended cadence) or "after 3/3"
+# (what a policy does once its attempts are used up, step max + 1).
 _FOOTER = re.compile(
-    r"— followup-worker · (?P<policy>.+?) · step (?P<step>\d+)/(?P<max>\d+) · "
+    r"— followup-worker · (?P<policy>.+?) · step"
+    r" (?:(?P<step>\d+)/\d+|#(?P<open>\d+)|after (?P<after>\d+)/\d+) · "
     + re.escape(MARKER_PREFIX)
     + r"(?P<key>[0-9a-zA-Z]+)"
 )
@@ -36,4 +39,8 @@ def parse_footer(text: str, at: datetime) -> FollowUpMark | None:
     if not matches:
         return None
     found = matches[-1]
-    return FollowUpMark(policy=found["policy"], step=int(found["step"]), at=at, key=found["key"])
+    if found["after"] is not None:
+        step = int(found["after"]) + 1
+    else:
+        step = int(found["step"] or found["open"])
+    return FollowUpMark(policy=found["policy"], step=step, at=at, key=found["key"])

@@ -63,6 +63,14 @@ class ZendeskMapping(_Strict):
         default_factory=dict,
         description="Logical name (request_type, linked_order, ...) -> ticket field title.",
     )
+    field_values: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description=(
+            "Logical field -> {vendor option value: value the policies use}, for tenants whose"
+            " option values differ from the policies' words (phase_2 -> 2). Unlisted values"
+            " pass through unchanged; writes translate back."
+        ),
+    )
     groups: list[str] = Field(default_factory=list, description="Group names the policies use.")
     agents: list[str] = Field(default_factory=list, description="Agent names the policies use.")
     organization_fields: AccountFlags = AccountFlags()

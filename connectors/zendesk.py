@@ -149,6 +149,7 @@ class ZendeskConnector(OwnsClient):
         ids = ZendeskIds(
             groups={g["name"]: g["id"] for g in groups},
             agents={a["name"]: a["id"] for a in agents},
+            values=self._mapping.field_values,
         )
         for logical, title in self._mapping.ticket_fields.items():
             if (found := by_title.get(title)) is None:

@@ -53,11 +53,20 @@ class ZendeskIds:
     )  # logical -> name/value -> value
     groups: dict[str, int] = field(default_factory=dict)
     agents: dict[str, int] = field(default_factory=dict)
+    # logical field -> vendor value -> the policies' value (the mapping's field_values)
+    values: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def field_names(self) -> dict[int, str]:
         return {v: k for k, v in self.fields.items()}
 
+    def logical_value(self, logical: str, vendor_value: str) -> str:
+        return self.values.get(logical, {}).get(vendor_value, vendor_value)
+
     def option_value(self, logical: str, value: str) -> str:
+        """The vendor value to write for a policy's ``value`` (a logical value, an option's
+        name or its vendor value)."""
+        vendor = {v: k for k, v in self.values.get(logical, {}).items()}
+        value = vendor.get(value, value)
         options = self.options.get(logical)
         if not options:
             return value
@@ -203,7 +212,7 @@ def ticket_case(
             history.append(activity)
     names = ids.field_names()
     fields = {
-        names[f["id"]]: str(f["value"])
+        names[f["id"]]: ids.logical_value(names[f["id"]], str(f["value"]))
         for f in ticket.get("custom_fields") or []
         if f["id"] in names and f.get("value") not in (None, "")
     }

@@ -41,3 +41,15 @@ def test_parse_footer(text: str, found: tuple[str, int, str] | None) -> None:
     mark = parse_footer(text, AT)
     assert (None if mark is None else (mark.policy, mark.step, mark.key)) == found
     assert mark is None or mark.at == AT
+
+
+@pytest.mark.parametrize(
+    ("step", "max_steps"), [(2, 3), (4, 3), (7, 0)], ids=["step", "after-last", "open-ended"]
+)
+def test_every_footer_written_reads_back_as_its_step(step: int, max_steps: int) -> None:
+    # "after 3/3" and "#7" too: a policy's final handling that does not read back as done
+    # is planned again every day (only the ledger would stop a second write).
+    item = PlanItem(CASE, "refund", "r", step, max_steps, (), "why", "0a1b2c3d4e5f6a7b")
+    mark = parse_footer(with_footer("done", item), AT)
+    assert mark is not None
+    assert (mark.policy, mark.step, mark.key) == ("refund", step, "0a1b2c3d4e5f6a7b")

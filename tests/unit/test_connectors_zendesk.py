@@ -14,7 +14,7 @@ from connectors.base import WriteOutcome
 from connectors.errors import MappingError
 from connectors.mapping import ZendeskMapping
 from connectors.zendesk import ZendeskConnector
-from connectors.zendesk_json import ZendeskIds, ticket_updates
+from connectors.zendesk_json import ZendeskIds, ticket_case, ticket_updates
 from policies.model import (
     Action,
     ActionType,
@@ -119,6 +119,25 @@ def test_a_reply_goes_first_tagged_with_the_marker_and_the_note_removes_the_tag(
 def test_a_change_without_a_note_still_leaves_a_signed_note() -> None:
     updates = ticket_updates(item(Action(ActionType.SET_STATUS, {"status": "pending"})), IDS)
     assert updates.note["comment"]["body"] == f"pending 2 business days\n\n{FOOTER}"
+
+
+def test_vendor_option_values_read_as_the_policies_words_and_write_back() -> None:
+    # The tenant's Phase options are phase_1..phase_4; the policies count phases 1..4.
+    ids = ZendeskIds(
+        fields={"phase": 105},
+        options={"phase": {"phase 2: review": "phase_2", "phase_2": "phase_2"}},
+        values={"phase": {"phase_1": "1", "phase_2": "2"}},
+    )
+    ticket = {
+        "id": 7, "status": "open", "created_at": STAMP, "updated_at": STAMP,
+        "custom_fields": [{"id": 105, "value": "phase_2"}, {"id": 999, "value": "x"}],
+    }  # fmt: skip
+
+    assert ticket_case(ticket, {}, [], ids).fields == {"phase": "2"}
+    updates = ticket_updates(
+        item(Action(ActionType.SET_FIELD, {"field": "phase", "value": "2"})), ids
+    )
+    assert updates.note["custom_fields"] == [{"id": 105, "value": "phase_2"}]
 
 
 @pytest.mark.parametrize(

@@ -149,6 +149,32 @@ async def test_a_conflict_is_replanned_on_the_fresh_case_and_written_once(
     assert [item.case.subject for item in fake.writes] == ["customer called"]
 
 
+def two_policies(
+    cases: Iterable[Case], accounts: Mapping[str, Account], now: datetime
+) -> Iterator[PlanItem | Unjudged]:
+    """Two follow-ups owed on each case (say a phase update and an overdue note), each
+    once: done is what the case's marks say."""
+    for case in cases:
+        done = {mark.policy for mark in case.followups}
+        for policy in ("phase-update", "phase-overdue"):
+            if policy not in done:
+                yield dataclasses.replace(make_item(case), policy=policy, key=f"{policy}-key")
+
+
+async def test_a_case_owing_two_items_gets_both_without_conflicting_with_itself(
+    ledger: Ledger,
+) -> None:
+    fake = fake_zendesk("1")
+    summary = await run_cycle(make_runtime(ledger, fake, planner=two_policies), at=MONDAY)
+
+    assert [(r.policy, r.label) for r in summary.items] == [
+        ("phase-update", "applied"),
+        ("phase-overdue", "applied"),
+    ]
+    assert summary.ok
+    assert [item.policy for item in fake.writes] == ["phase-update", "phase-overdue"]
+
+
 async def test_a_conflict_that_leaves_nothing_due_is_not_a_failure(ledger: Ledger) -> None:
     async def agent_solves(item: PlanItem) -> None:
         fake.agent_edit(item.case.id, status=Status.SOLVED)
