@@ -9,9 +9,11 @@ the calls going through it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
@@ -26,7 +28,7 @@ from policies.calendar import BusinessCalendar
 from policies.language import BUNDLED_PACK, load_pack
 from policies.model import Account, Case, PlanItem, Source, Unjudged
 from policies.planner import plan
-from policies.rules import compile_pack
+from policies.rules import Rulebook, compile_pack
 from policies.yamlsource import SourceError
 from worker.cycle import PlanFunction, Runtime, Tenant
 from worker.leases import LeaseKeeper, new_replica_id, tenant_leases_for
@@ -66,11 +68,18 @@ def build_calendar(settings: Settings) -> BusinessCalendar:
     )
 
 
+@functools.cache
+def _compiled_pack(folder: Path) -> Rulebook:
+    # Tenants usually share a pack (the bundled one, or a company-wide folder); parsing its
+    # YAML is most of a tenant's start-up time, so each folder is compiled once per process.
+    return compile_pack(load_pack(folder))
+
+
 def build_planner(settings: Settings, calendar: BusinessCalendar) -> PlanFunction:
     """The policy pack (``FOLLOWUP_POLICIES`` or the bundled one) compiled, calendar bound."""
     folder = settings.policies or BUNDLED_PACK
     try:
-        rulebook = compile_pack(load_pack(folder))
+        rulebook = _compiled_pack(folder.resolve())
     except SourceError as exc:
         raise WiringError(f"invalid policies in {folder}:\n{exc}") from exc
 
