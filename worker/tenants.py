@@ -12,6 +12,7 @@ there is no tenants file). ``FOLLOWUP_TENANTS_FILE`` names a YAML file listing m
         policies: acme-policies/
         timezone: Europe/Berlin
         holidays_country: DE
+        workdays: mon-fri
         zendesk_rate_limit: 200
 
 A tenant may set only the keys of :data:`TENANT_KEYS`; what it leaves out comes from the
@@ -65,6 +66,7 @@ TENANT_KEYS = frozenset(
         "timezone",
         "holidays_country",
         "holidays_subdivision",
+        "workdays",
         "zendesk_rate_limit",
         "intercom_rate_limit",
         "asana_rate_limit",

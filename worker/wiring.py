@@ -65,6 +65,7 @@ def build_calendar(settings: Settings) -> BusinessCalendar:
         timezone=settings.timezone,
         country=settings.holidays_country,
         subdivision=settings.holidays_subdivision,
+        workdays=settings.workday_numbers,
     )
 
 

@@ -143,3 +143,16 @@ async def test_a_tenant_that_does_not_wire_up_never_stops_the_others(tmp_path: P
         ledger.close()
         monkeypatch.undo()
     assert 'followup_tenant_broken{tenant="nomapping"} 1.0' in metrics.exposition().decode()
+
+
+@pytest.mark.parametrize(
+    ("text", "days"),
+    [("mon-fri", {0, 1, 2, 3, 4}), ("sun-thu", {6, 0, 1, 2, 3}), ("mon,wed, sat", {0, 2, 5})],
+)
+def test_workdays_name_the_days_open_for_business(text: str, days: set[int]) -> None:
+    assert Settings(workdays=text).workday_numbers == days
+
+
+def test_unknown_workdays_are_refused() -> None:
+    with pytest.raises(ValueError, match="day names"):
+        Settings(workdays="monday-friday")
