@@ -1,11 +1,13 @@
 """Three replicas, one PostgreSQL ledger, a sandbox with 20 tenants; one replica is SIGKILLed
 in the middle of its cycle.
 
-Each replica is a loop of ``followup run --once --live`` processes (what a cron or a Kubernetes
-CronJob per replica does), each process a fresh replica id. The promises checked:
+Each replica is a ``followup serve --every 1 --live`` process. The sandbox's clock runs, so the
+replicas plan as of now; the tenants are open every day of the week, in a holiday calendar with
+no holiday today, so the suite finds work whatever day it runs. The promises checked:
 
 * zero duplicates: no ``fw-<key>`` marker twice on any ticket of any tenant;
-* every tenant served: a last run, alone, finds every due follow-up already done;
+* every tenant served: after the survivors stop (SIGTERM: they hand their leases back), a last
+  ``run --once``, alone, reads every tenant and finds every due follow-up already done;
 * takeover: nobody claims the killed replica's tenants before its leases expired, and the
   survivors do claim them (the delay is printed; timings are never asserted).
 """
@@ -17,18 +19,19 @@ import os
 import re
 import secrets
 import signal
+import socket
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
+import holidays
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -42,7 +45,6 @@ faults = pytest.importorskip("sandbox.faults")
 pytestmark = pytest.mark.postgres
 
 ROOT = Path(__file__).resolve().parents[2]
-START = datetime(2026, 3, 4, 15, 0, tzinfo=UTC)  # a Wednesday afternoon
 TENANTS = tuple(f"t{n:02d}" for n in range(1, 21))
 TICKETS_PER_TENANT = 8
 TTL_SECONDS = 3.0
@@ -81,6 +83,9 @@ def tenants_file(folder: Path, base_url: str, email: str) -> Path:
             "zendesk_email": email,
             "zendesk_token_env": "SANDBOX_ZENDESK_TOKEN",
             "mapping": str(mapping),
+            "timezone": "UTC",
+            "workdays": "mon-sun",
+            "holidays_country": open_today(),
         }
         for name in TENANTS
     ]
@@ -91,49 +96,61 @@ def tenants_file(folder: Path, base_url: str, email: str) -> Path:
 
 @dataclass
 class Replica:
-    """A loop of ``run --once`` processes until stopped, or until its process is killed."""
+    """One ``followup serve`` process, its lease holder id and its metrics port."""
 
     name: str
-    env: dict[str, str]
-    logs: Path
-    runs: int = 0
-    process: subprocess.Popen[str] | None = None
-    summaries: list[dict[str, Any]] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    port: int
+    process: subprocess.Popen[str]
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
+    @classmethod
+    def start(cls, name: str, env: dict[str, str], logs: Path) -> Replica:
+        port = free_port()
+        replica_env = {**env, "FOLLOWUP_REPLICA_ID": name, "FOLLOWUP_HTTP_PORT": str(port)}
+        with (logs / f"{name}.err").open("w") as err:  # the child keeps its copy
+            process = subprocess.Popen(
+                [sys.executable, "-m", "worker", "serve", "--every", "1"],
+                cwd=ROOT,
+                env=replica_env,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                text=True,
+            )
+        return cls(name, port, process)
 
-    def _loop(self) -> None:
-        command = [sys.executable, "-m", "worker", "run", "--once", "--live", "--json"]
-        while not self._stop.is_set():
-            with (self.logs / f"{self.name}-{self.runs}.err").open("w") as err:
-                self.process = subprocess.Popen(
-                    [*command, "--at", START.isoformat()],
-                    cwd=ROOT,
-                    env=self.env,
-                    stdout=subprocess.PIPE,
-                    stderr=err,
-                    text=True,
-                )
-                out, _ = self.process.communicate()
-            if self.process.returncode == -signal.SIGKILL:
-                return
-            if out.strip():
-                self.summaries.append(json.loads(out))
-            self.runs += 1
-
-    def kill(self) -> None:
-        self._stop.set()
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
+    def cycles(self) -> int:
+        """Cycles finished so far, from its /metrics (0 while it is starting)."""
+        try:
+            text = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
+        except httpx.TransportError:
+            return 0
+        found = re.findall(r'^followup_cycles_total\{result="\w+"\} (\S+)$', text, re.MULTILINE)
+        return int(sum(float(count) for count in found))
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=PATIENCE_SECONDS)
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=PATIENCE_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def open_today() -> str:
+    """A holiday calendar without a holiday today, so the tenants have work today."""
+    today = datetime.now(UTC).date()
+    return next(
+        country
+        for country in ("US", "DE", "JP", "BR", "IN", "FR")
+        if today not in holidays.country_holidays(country, years=today.year)
+    )
 
 
 def wait_until(condition: Callable[[], bool], what: str) -> None:
@@ -210,12 +227,7 @@ def test_three_replicas_one_killed_no_duplicate_every_tenant_served(tmp_path: Pa
     with (
         fresh_database() as database_url,
         server.run_in_thread(
-            tickets=TICKETS_PER_TENANT,
-            start=START,
-            frozen_clock=True,
-            limits={},
-            tenants=TENANTS,
-            faults=slow_writes,
+            tickets=TICKETS_PER_TENANT, limits={}, tenants=TENANTS, faults=slow_writes
         ) as sandbox,
     ):
         config = sandbox.config
@@ -227,32 +239,27 @@ def test_three_replicas_one_killed_no_duplicate_every_tenant_served(tmp_path: Pa
                 tenants_file(tmp_path, sandbox.base_url, config.zendesk_email)
             ),
             "FOLLOWUP_DATABASE_URL": database_url,
+            "FOLLOWUP_DRY_RUN": "false",
             "FOLLOWUP_LEASE_TTL": str(TTL_SECONDS),
             "FOLLOWUP_ZENDESK_RATE_LIMIT": "100000",
             "FOLLOWUP_CONCURRENCY": "4",
             "FOLLOWUP_LOG_FORMAT": "json",
         }
         engine = sa.create_engine(database_url)
-        replicas = [Replica(f"replica-{n}", env, tmp_path) for n in (1, 2, 3)]
+        replicas = [Replica.start(f"replica-{n}", env, tmp_path) for n in (1, 2, 3)]
         try:
-            for replica in replicas:
-                replica.start()
-
-            # Kill the replica holding the most tenants while its cycle is writing.
+            # Kill the replica holding the most tenants while writes are in flight.
             def victim_writing() -> Replica | None:
                 held = Counter(g.holder for g in grants(engine).values() if g.in_force)
-                for replica in sorted(replicas, key=lambda r: -held[_holder_of(r, held)]):
-                    if replica.process and _holder_of(replica, held) and pending_intents(engine):
-                        return replica
-                return None
+                busiest = max(replicas, key=lambda r: held[r.name])
+                return busiest if held[busiest.name] and pending_intents(engine) else None
 
             wait_until(lambda: victim_writing() is not None, "a replica writing")
             victim = victim_writing()
             assert victim is not None
             before = grants(engine)
-            holder = _holder_of(victim, Counter(g.holder for g in before.values() if g.in_force))
-            orphaned = {t: g for t, g in before.items() if g.in_force and g.holder == holder}
-            victim.kill()
+            orphaned = {t: g for t, g in before.items() if g.in_force and g.holder == victim.name}
+            victim.process.send_signal(signal.SIGKILL)
             killed_at = time.monotonic()
             in_flight = pending_intents(engine)
             # The first grant after the victim's (a higher fencing token) of each of its tenants,
@@ -268,44 +275,31 @@ def test_three_replicas_one_killed_no_duplicate_every_tenant_served(tmp_path: Pa
 
             wait_until(taken_over, "the survivors to take the killed replica's tenants over")
             for tenant, (grant, _) in regranted.items():
-                assert grant.holder != holder
+                lapsed_at = orphaned[tenant].expires_at
+                assert grant.holder != victim.name
                 assert grant.acquired_at is not None
-                assert orphaned[tenant].expires_at is not None
-                assert grant.acquired_at >= orphaned[tenant].expires_at, (
-                    f"{tenant} claimed before its lease expired"
-                )
+                assert lapsed_at is not None
+                assert grant.acquired_at >= lapsed_at, f"{tenant} claimed before its lease expired"
             takeover_first_s = min(seconds for _, seconds in regranted.values())
             takeover_all_s = max(seconds for _, seconds in regranted.values())
 
-            # Let the survivors finish: another run each once the dead one's intents are settled.
+            # Two more cycles of each survivor once the dead one's intents are reconciled.
             survivors = [r for r in replicas if r is not victim]
+            wait_until(lambda: pending_intents(engine) == 0, "the dead replica's intents settled")
+            cycles = {r.name: r.cycles() for r in survivors}
             wait_until(
-                lambda: pending_intents(engine) == 0,
-                "the killed replica's intents to be reconciled",
-            )
-            settled_runs = {r.name: r.runs for r in survivors}
-            wait_until(
-                lambda: all(r.runs > settled_runs[r.name] for r in survivors),
-                "another run of each survivor",
+                lambda: all(r.cycles() >= cycles[r.name] + 2 for r in survivors),
+                "two more cycles of each survivor",
             )
         finally:
             for replica in replicas:
                 replica.stop()
+        left_held = [g for g in grants(engine).values() if g.in_force]
 
         # Alone now, a last run claims all 20 tenants, reads them all, finds nothing left to do.
         reads_before = tenant_reads(sandbox.base_url)
         last = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "worker",
-                "run",
-                "--once",
-                "--live",
-                "--json",
-                "--at",
-                START.isoformat(),
-            ],
+            [sys.executable, "-m", "worker", "run", "--once", "--json"],
             cwd=ROOT,
             env=env,
             capture_output=True,
@@ -326,16 +320,10 @@ def test_three_replicas_one_killed_no_duplicate_every_tenant_served(tmp_path: Pa
         f"{len(seen)} follow-ups written over {len({t for t, _, _ in seen})} tenants"
     )
     assert orphaned, "the killed replica held no tenant"
+    assert left_held == [], "a replica stopped by SIGTERM kept its leases"
     assert [key for key, count in seen.items() if count > 1] == []
     assert [t for t in TENANTS if reads_after[t] <= reads_before[t]] == []
     assert summary.get("applied", 0) == 0, summary
     assert summary["failed"] == 0
+    assert summary["errors"] == 0
     assert {t for t, _, _ in seen} == set(TENANTS)
-
-
-def _holder_of(replica: Replica, held: Counter[str]) -> str:
-    """The lease holder id of the replica's current process (``host-<pid>-<random>``)."""
-    if replica.process is None:
-        return ""
-    infix = f"-{replica.process.pid}-"
-    return next((holder for holder in held if infix in holder), "")
