@@ -19,6 +19,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 
 from worker.cycle import CycleSummary, Runtime, run_cycle
+from worker.leases import LeaseKeeper
 from worker.web import ServiceStatus, create_app
 
 __all__ = [
@@ -53,25 +54,22 @@ def shutdown_on_signals(stop: asyncio.Event) -> Iterator[None]:
             loop.remove_signal_handler(received)
 
 
-async def refresh_leases(runtime: Runtime) -> None:
+async def refresh_leases(keeper: LeaseKeeper, runtime: Runtime) -> None:
     """One lease round (heartbeat, renew, rebalance, claim), off the event loop."""
-    if runtime.leases is None:
-        return
     tenant_ids = [tenant.name for tenant in runtime.tenants]
-    held = await asyncio.to_thread(runtime.leases.refresh, tenant_ids)
+    held = await asyncio.to_thread(keeper.refresh, tenant_ids)
     runtime.metrics.leases_held.set(len(held))
     log.debug("leases refreshed", held=[lease.tenant_id for lease in held])
 
 
-async def _keep_leases(runtime: Runtime) -> None:
+async def _keep_leases(keeper: LeaseKeeper, runtime: Runtime) -> None:
     """Refresh on the keeper's rhythm, however long cycles take, until cancelled. A failed
     round is logged and retried: the leases stay valid until their TTL runs out, and the fence
     before each write stops this replica if they do."""
-    assert runtime.leases is not None
     while True:
-        await asyncio.sleep(runtime.leases.next_refresh_in().total_seconds())
+        await asyncio.sleep(keeper.next_refresh_in().total_seconds())
         try:
-            await refresh_leases(runtime)
+            await refresh_leases(keeper, runtime)
         except Exception:
             log.exception("lease refresh failed; retrying")
 
@@ -80,11 +78,12 @@ async def _keep_leases(runtime: Runtime) -> None:
 async def leases_kept(runtime: Runtime) -> AsyncIterator[None]:
     """Hold this replica's share of the tenants inside the block: one refresh first (so the
     first cycle knows its tenants), then in the background."""
-    if runtime.leases is None:
+    keeper = runtime.leases
+    if keeper is None:
         yield
         return
-    await refresh_leases(runtime)
-    keeping = asyncio.create_task(_keep_leases(runtime))
+    await refresh_leases(keeper, runtime)
+    keeping = asyncio.create_task(_keep_leases(keeper, runtime))
     try:
         yield
     finally:
