@@ -20,7 +20,9 @@ from typing import Annotated, NoReturn
 from zoneinfo import ZoneInfo
 
 import typer
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from rich.console import Console
 from rich.table import Table
 
@@ -31,7 +33,8 @@ from worker.logs import configure_logging
 from worker.service import ListenError, run_once, serve
 from worker.settings import Settings, SettingsError, load_settings
 from worker.switches import dry_run_switch, set_dry_run_switch
-from worker.wiring import WiringError, open_runtime
+from worker.tenants import TenantRoster, load_tenants
+from worker.wiring import WiringError, open_lease_keeper, open_runtime
 
 __all__ = ["register"]
 
@@ -50,17 +53,20 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
-def _start(**overrides: object) -> tuple[Settings, Ledger]:
-    """Settings, logging and the (migrated) ledger, or one line on stderr and exit 2."""
+def _start(**overrides: object) -> tuple[Settings, TenantRoster, Ledger]:
+    """Settings, tenants, logging and the (migrated) ledger, or one line on stderr and exit 2."""
     try:
         settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+        roster = load_tenants(settings)
     except SettingsError as exc:
         _fail(str(exc))
     configure_logging(
-        secrets=settings.secret_values(), log_format=settings.log_format, level=settings.log_level
+        secrets=settings.secret_values() | roster.secret_values(),
+        log_format=settings.log_format,
+        level=settings.log_level,
     )
     try:
-        return settings, Ledger.open(settings.database_url)
+        return settings, roster, Ledger.open(settings.database_url)
     except LedgerError as exc:
         _fail(str(exc))
 
@@ -104,9 +110,11 @@ def run(
     """Run one fetch -> plan -> execute cycle; exit 1 if any due follow-up was not done."""
     if not once:
         _fail("`run` needs --once (use `followup serve` to run on a schedule)")
-    settings, ledger = _start()
+    settings, roster, ledger = _start()
     try:
-        summary = asyncio.run(_run_once(settings, ledger, _instant(at, settings.zone), dry_run))
+        summary = asyncio.run(
+            _run_once(settings, roster, ledger, _instant(at, settings.zone), dry_run)
+        )
     except WiringError as exc:
         _fail(str(exc))
     finally:
@@ -116,10 +124,11 @@ def run(
 
 
 async def _run_once(
-    settings: Settings, ledger: Ledger, at: datetime, dry_run: bool | None
+    settings: Settings, roster: TenantRoster, ledger: Ledger, at: datetime, dry_run: bool | None
 ) -> CycleSummary:
-    async with open_runtime(settings, ledger) as runtime:
-        return await run_once(runtime, at=at, dry_run=dry_run)
+    with open_lease_keeper(settings) as leases:
+        async with open_runtime(settings, ledger, roster=roster, leases=leases) as runtime:
+            return await run_once(runtime, at=at, dry_run=dry_run)
 
 
 def serve_command(
@@ -134,26 +143,43 @@ def serve_command(
         str | None,
         typer.Option(envvar="FOLLOWUP_SCHEDULE", help="Cron expression, in FOLLOWUP_TIMEZONE."),
     ] = None,
+    every: Annotated[
+        float | None,
+        typer.Option(
+            envvar="FOLLOWUP_EVERY", help="Run a cycle every this many seconds instead.", min=0.1
+        ),
+    ] = None,
 ) -> None:
     """Run cycles on a schedule and serve health, readiness, metrics and the dry-run switch."""
-    settings, ledger = _start(http_host=host, http_port=port, schedule=schedule)
+    settings, roster, ledger = _start(
+        http_host=host, http_port=port, schedule=schedule, every=every
+    )
     try:
-        asyncio.run(_serve(settings, ledger))
+        asyncio.run(_serve(settings, roster, ledger))
     except (WiringError, ListenError) as exc:
         _fail(str(exc))
     finally:
         ledger.close()
 
 
-async def _serve(settings: Settings, ledger: Ledger) -> None:
-    async with open_runtime(settings, ledger) as runtime:
-        await serve(
-            runtime,
-            trigger=CronTrigger.from_crontab(settings.schedule, timezone=settings.zone),
-            host=settings.http_host,
-            port=settings.http_port,
-            admin_token=(settings.admin_token.get_secret_value() if settings.admin_token else None),
-        )
+async def _serve(settings: Settings, roster: TenantRoster, ledger: Ledger) -> None:
+    with open_lease_keeper(settings) as leases:
+        async with open_runtime(settings, ledger, roster=roster, leases=leases) as runtime:
+            await serve(
+                runtime,
+                trigger=_trigger(settings),
+                host=settings.http_host,
+                port=settings.http_port,
+                admin_token=(
+                    settings.admin_token.get_secret_value() if settings.admin_token else None
+                ),
+            )
+
+
+def _trigger(settings: Settings) -> BaseTrigger:
+    if settings.every is not None:
+        return IntervalTrigger(seconds=settings.every, timezone=settings.zone)
+    return CronTrigger.from_crontab(settings.schedule, timezone=settings.zone)
 
 
 class SwitchCommand(StrEnum):
@@ -170,7 +196,7 @@ def dry_run_command(
     ] = None,
 ) -> None:
     """Flip dry-run for every worker sharing the ledger, without a restart."""
-    settings, ledger = _start()
+    settings, _, ledger = _start()
     try:
         if state is not SwitchCommand.STATUS:
             set_dry_run_switch(
@@ -188,7 +214,7 @@ def history(
     ],
 ) -> None:
     """What the worker did (or planned) to a case, and why."""
-    settings, ledger = _start()
+    settings, _, ledger = _start()
     try:
         attempts = ledger.history(case_ref)
     finally:

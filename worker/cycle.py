@@ -30,6 +30,7 @@ from policies.model import Account, Case, PlanItem, Source, Unjudged
 from policies.planner import with_open_cases
 from worker.decisions import RunMode, run_mode
 from worker.executor import Executor, ItemReport, carries_marker
+from worker.leases import LeaseKeeper
 from worker.ledger import Ledger, Outcome
 from worker.metrics import Metrics
 from worker.switches import dry_run_switch
@@ -66,6 +67,9 @@ class Tenant:
 class Runtime:
     """Everything a cycle needs. ``configured_dry_run`` is ``FOLLOWUP_DRY_RUN``.
 
+    ``leases``: when replicas share the ledger, this one works only the tenants it holds, and
+    checks its fencing token before each vendor write (:mod:`worker.leases`); someone else
+    (``worker.service``) keeps the leases refreshed. None: this process works every tenant.
     ``on_item`` hears about every plan item as soon as it is settled (a progress bar, a
     timeline); ``clock`` is the wall clock the ledger's timings use.
     """
@@ -77,6 +81,15 @@ class Runtime:
     concurrency: int = 4
     clock: Callable[[], datetime] = _wall_clock
     on_item: Callable[[ItemReport], None] | None = None
+    leases: LeaseKeeper | None = None
+
+    def holds(self, tenant: str) -> bool:
+        """Is the tenant this replica's to work, as far as the last lease refresh knows?"""
+        return self.leases is None or any(lease.tenant_id == tenant for lease in self.leases.held())
+
+    def may_write(self, tenant: str) -> bool:
+        """Right before a vendor write: is the lease still in force, by the database's clock?"""
+        return self.leases is None or self.leases.still_holds(tenant)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,12 +178,16 @@ async def run_cycle(
             stop=stop,
             clock=runtime.clock,
             on_item=runtime.on_item,
+            may_write=runtime.may_write,
         )
         parts = []
         for tenant in runtime.tenants:
             if stop.is_set():
                 break
-            parts.append(await _run_tenant(tenant, runtime.metrics, executor, at))
+            # Asked per tenant, not once per cycle: a tenant taken over while the cycle runs
+            # is worked in this cycle still.
+            if runtime.holds(tenant.name):
+                parts.append(await _run_tenant(tenant, runtime.metrics, executor, at))
         summary = CycleSummary(
             cycle_id=cycle_id,
             at=at,
@@ -241,6 +258,8 @@ async def _run_tenant(
         execution = await executor.execute(tenant.name, tenant.connectors, planned_cases(), replan)
         result.reports = execution.reports
         result.cases_not_started = execution.cases_not_started
+        failed = result.errors or any(report.failed for report in result.reports)
+        metrics.tenant_cycles.labels(tenant=tenant.name, result="failed" if failed else "ok").inc()
         return result
 
 
@@ -283,11 +302,14 @@ async def reconcile(runtime: Runtime) -> int:
 
     Marker on the case: the write happened (already_applied). No marker: it did not, and the
     follow-up is still due; the plan will offer it again. Cases that cannot be read now stay
-    pending and are checked again before any new write of the same key.
+    pending and are checked again before any new write of the same key. Another replica's
+    tenants are left to it: it may be writing them right now.
     """
     tenants = {tenant.name: tenant for tenant in runtime.tenants}
     settled = 0
     for pending in runtime.ledger.pending():
+        if not runtime.holds(pending.tenant):
+            continue
         tenant = tenants.get(pending.tenant)
         source, _, case_id = pending.case_ref.partition(":")
         connector = tenant.connectors.get(Source(source)) if tenant else None

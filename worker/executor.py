@@ -32,7 +32,15 @@ from worker.decisions import (
 from worker.ledger import Ledger, Outcome
 from worker.metrics import Metrics
 
-__all__ = ["DONE_BEFORE", "Execution", "Executor", "ItemReport", "Replan", "carries_marker"]
+__all__ = [
+    "DONE_BEFORE",
+    "LEASE_LOST",
+    "Execution",
+    "Executor",
+    "ItemReport",
+    "Replan",
+    "carries_marker",
+]
 
 log = structlog.get_logger("followup.executor")
 
@@ -40,6 +48,7 @@ Replan = Callable[[Case], list[PlanItem]]
 """Plan one freshly read case again (after a conflict): the items due for it now."""
 
 DONE_BEFORE = "done_before"  # the label of an item the ledger shows as already applied
+LEASE_LOST = "lease lost: the tenant's new holder will do it"
 
 
 def carries_marker(case: Case, key: str) -> bool:
@@ -102,6 +111,7 @@ class Executor:
         stop: asyncio.Event,
         clock: Callable[[], datetime],
         on_item: Callable[[ItemReport], None] | None = None,
+        may_write: Callable[[str], bool] = lambda _tenant: True,
     ) -> None:
         self._ledger = ledger
         self._metrics = metrics
@@ -112,6 +122,7 @@ class Executor:
         self._stop = stop
         self._clock = clock
         self._on_item = on_item
+        self._may_write = may_write
 
     async def execute(
         self,
@@ -212,6 +223,10 @@ class Executor:
         if decision.verdict is Verdict.VERIFY and await self._found_on_case(connector, item):
             return [self._report(tenant, item, False, Outcome.ALREADY_APPLIED, "marker found")]
 
+        if not self._may_write(tenant):
+            # The lease lapsed (a long pause, a lost database): another replica may be working
+            # the tenant now, so writing could duplicate; the holder will do it.
+            return [self._report(tenant, item, False, Outcome.SKIPPED, LEASE_LOST)]
         attempt = self._begin(tenant, item, decision)
         result = await self._apply(connector, item)
         outcome = Outcome.of(result.outcome)

@@ -66,6 +66,23 @@ class Metrics:
             ["type", "outcome"],
             registry=self.registry,
         )
+        self.tenant_cycles = Counter(
+            "followup_tenant_cycles",
+            "Tenants worked by a cycle, by tenant and result (ok, failed).",
+            ["tenant", "result"],
+            registry=self.registry,
+        )
+        self.tenant_broken = Gauge(
+            "followup_tenant_broken",
+            "1 for a configured tenant left out because its configuration is wrong.",
+            ["tenant"],
+            registry=self.registry,
+        )
+        self.leases_held = Gauge(
+            "followup_leases_held",
+            "Tenants this replica holds the lease of (works) right now.",
+            registry=self.registry,
+        )
         self.api_calls = Counter(
             "followup_api_calls",
             "HTTP calls to vendors, by vendor and status class.",

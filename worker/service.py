@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from datetime import UTC, datetime
 
 import structlog
@@ -19,9 +19,18 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 
 from worker.cycle import CycleSummary, Runtime, run_cycle
+from worker.leases import LeaseKeeper
 from worker.web import ServiceStatus, create_app
 
-__all__ = ["ListenError", "listen", "run_once", "serve", "shutdown_on_signals"]
+__all__ = [
+    "ListenError",
+    "leases_kept",
+    "listen",
+    "refresh_leases",
+    "run_once",
+    "serve",
+    "shutdown_on_signals",
+]
 
 log = structlog.get_logger("followup.service")
 
@@ -45,11 +54,50 @@ def shutdown_on_signals(stop: asyncio.Event) -> Iterator[None]:
             loop.remove_signal_handler(received)
 
 
+async def refresh_leases(keeper: LeaseKeeper, runtime: Runtime) -> None:
+    """One lease round (heartbeat, renew, rebalance, claim), off the event loop."""
+    tenant_ids = [tenant.name for tenant in runtime.tenants]
+    held = await asyncio.to_thread(keeper.refresh, tenant_ids)
+    runtime.metrics.leases_held.set(len(held))
+    log.debug("leases refreshed", held=[lease.tenant_id for lease in held])
+
+
+async def _keep_leases(keeper: LeaseKeeper, runtime: Runtime) -> None:
+    """Refresh on the keeper's rhythm, however long cycles take, until cancelled. A failed
+    round is logged and retried: the leases stay valid until their TTL runs out, and the fence
+    before each write stops this replica if they do."""
+    while True:
+        await asyncio.sleep(keeper.next_refresh_in().total_seconds())
+        try:
+            await refresh_leases(keeper, runtime)
+        except Exception:
+            log.exception("lease refresh failed; retrying")
+
+
+@asynccontextmanager
+async def leases_kept(runtime: Runtime) -> AsyncIterator[None]:
+    """Hold this replica's share of the tenants inside the block: one refresh first (so the
+    first cycle knows its tenants), then in the background."""
+    keeper = runtime.leases
+    if keeper is None:
+        yield
+        return
+    await refresh_leases(keeper, runtime)
+    keeping = asyncio.create_task(_keep_leases(keeper, runtime))
+    try:
+        yield
+    finally:
+        keeping.cancel()
+        with suppress(asyncio.CancelledError):
+            await keeping
+
+
 async def run_once(runtime: Runtime, *, at: datetime, dry_run: bool | None = None) -> CycleSummary:
     """One cycle, stoppable by a signal (``followup run --once``)."""
     stop = asyncio.Event()
     with shutdown_on_signals(stop):
-        return await run_cycle(runtime, at=at, dry_run=dry_run, stop=stop)
+        async with leases_kept(runtime):
+            return await run_cycle(runtime, at=at, dry_run=dry_run, stop=stop)
 
 
 class ListenError(Exception):
@@ -108,16 +156,17 @@ async def serve(
     app = create_app(runtime, status, admin_token=admin_token)
     server = _Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
     listening = listen(host, port)
-    with shutdown_on_signals(stop):
-        scheduler.start()
-        log.info("serving", trigger=str(trigger), next_cycle=str(job.next_run_time), port=port)
-        serving = asyncio.create_task(server.serve(sockets=[listening]))
-        stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        scheduler.pause()
-        async with one_at_a_time:  # the cycle in hand, if any, winds down first
-            scheduler.shutdown(wait=False)
-        server.should_exit = True
-        stopping.cancel()
-        await serving
+    async with leases_kept(runtime):
+        with shutdown_on_signals(stop):
+            scheduler.start()
+            log.info("serving", trigger=str(trigger), next_cycle=str(job.next_run_time), port=port)
+            serving = asyncio.create_task(server.serve(sockets=[listening]))
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            scheduler.pause()
+            async with one_at_a_time:  # the cycle in hand, if any, winds down first
+                scheduler.shutdown(wait=False)
+            server.should_exit = True
+            stopping.cancel()
+            await serving
     log.info("stopped")

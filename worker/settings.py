@@ -101,11 +101,21 @@ class Settings(BaseSettings):
     # Where to remember it.
     database_url: str = "sqlite:///followup-ledger.sqlite3"
 
-    # When.
+    # Which helpdesks: the settings above are the default tenant; this YAML lists more.
+    tenants_file: Path | None = None
+
+    # Replicas sharing one PostgreSQL ledger split the tenants by lease (worker.leases).
+    lease_ttl: PositiveFloat = Field(default=30.0, description="seconds")
+    replica_id: str | None = None  # default: host-pid-random, see worker.leases.new_replica_id
+
+    # When. ``every`` (seconds), when set, replaces the cron schedule: round-the-clock shops,
+    # demos and the replica tests.
     schedule: str = "*/15 9-16 * * mon-fri"
+    every: PositiveFloat | None = None
     timezone: str = "America/New_York"
     holidays_country: str = "US"
     holidays_subdivision: str | None = None
+    workdays: str = "mon-fri"  # days of the week open for business: "mon-fri", "sun-thu", "mon,wed"
 
     # How hard to push the vendors.
     concurrency: PositiveInt = 4
@@ -155,6 +165,12 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
+    @field_validator("workdays")
+    @classmethod
+    def _valid_workdays(cls, value: str) -> str:
+        _weekdays(value)
+        return value
+
     @field_validator("holidays_country")
     @classmethod
     def _valid_country(cls, value: str) -> str:
@@ -178,6 +194,11 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def workday_numbers(self) -> frozenset[int]:
+        """``workdays`` as ``date.weekday()`` numbers (Monday = 0)."""
+        return _weekdays(self.workdays)
 
     @property
     def vendor_urls(self) -> dict[str, Source]:
@@ -208,6 +229,21 @@ class Settings(BaseSettings):
         if self.zendesk_email:
             secrets.append(self.zendesk_email)
         return frozenset(s for s in secrets if s)
+
+
+_DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _weekdays(text: str) -> frozenset[int]:
+    """``"mon-fri"``, ``"sun-thu"`` (ranges wrap past Sunday), ``"mon,wed,fri"``."""
+    days: set[int] = set()
+    for part in text.lower().replace(" ", "").split(","):
+        first, _, last = part.partition("-")
+        if first not in _DAY_NAMES or (last and last not in _DAY_NAMES):
+            raise ValueError(f"expected day names like mon-fri or sun,tue, got {part!r}")
+        start, end = _DAY_NAMES.index(first), _DAY_NAMES.index(last or first)
+        days.update((start + offset) % 7 for offset in range((end - start) % 7 + 1))
+    return frozenset(days)
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -9,11 +9,15 @@ the calls going through it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
-from contextlib import asynccontextmanager
-from datetime import datetime
+from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import httpx
+import sqlalchemy as sa
+import structlog
 
 from connectors.base import Connector
 from connectors.errors import MappingError
@@ -24,12 +28,20 @@ from policies.calendar import BusinessCalendar
 from policies.language import BUNDLED_PACK, load_pack
 from policies.model import Account, Case, PlanItem, Source, Unjudged
 from policies.planner import plan
-from policies.rules import compile_pack
+from policies.rules import Rulebook, compile_pack
 from policies.yamlsource import SourceError
 from worker.cycle import PlanFunction, Runtime, Tenant
-from worker.ledger import Ledger
+from worker.leases import LeaseKeeper, new_replica_id, tenant_leases_for
+from worker.ledger import Ledger, engine_url
 from worker.metrics import MeteredTransport, Metrics
 from worker.settings import Settings
+from worker.tenants import (
+    DEFAULT_TENANT,
+    BrokenTenant,
+    TenantRoster,
+    TenantSettings,
+    load_tenants,
+)
 
 __all__ = [
     "DEFAULT_TENANT",
@@ -37,10 +49,11 @@ __all__ = [
     "build_calendar",
     "build_connectors",
     "build_planner",
+    "open_lease_keeper",
     "open_runtime",
 ]
 
-DEFAULT_TENANT = "default"
+log = structlog.get_logger("followup.wiring")
 
 
 class WiringError(Exception):
@@ -52,14 +65,22 @@ def build_calendar(settings: Settings) -> BusinessCalendar:
         timezone=settings.timezone,
         country=settings.holidays_country,
         subdivision=settings.holidays_subdivision,
+        workdays=settings.workday_numbers,
     )
+
+
+@functools.cache
+def _compiled_pack(folder: Path) -> Rulebook:
+    # Tenants usually share a pack (the bundled one, or a company-wide folder); parsing its
+    # YAML is most of a tenant's start-up time, so each folder is compiled once per process.
+    return compile_pack(load_pack(folder))
 
 
 def build_planner(settings: Settings, calendar: BusinessCalendar) -> PlanFunction:
     """The policy pack (``FOLLOWUP_POLICIES`` or the bundled one) compiled, calendar bound."""
     folder = settings.policies or BUNDLED_PACK
     try:
-        rulebook = compile_pack(load_pack(folder))
+        rulebook = _compiled_pack(folder.resolve())
     except SourceError as exc:
         raise WiringError(f"invalid policies in {folder}:\n{exc}") from exc
 
@@ -119,39 +140,101 @@ def build_connectors(
     return {connector.source: connector for connector in built}
 
 
-@asynccontextmanager
-async def open_runtime(
-    settings: Settings,
-    ledger: Ledger,
-    *,
-    metrics: Metrics | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
-) -> AsyncIterator[Runtime]:
-    """A runtime for the configured tenant; its connectors are closed on exit."""
+def _tenant(
+    configured: TenantSettings,
+    metrics: Metrics,
+    transport: httpx.AsyncBaseTransport | None,
+) -> Tenant:
+    settings = configured.settings
     calendar = build_calendar(settings)
     planner = build_planner(settings, calendar)
-    metrics = metrics or Metrics()
     connectors = build_connectors(settings, metrics, transport)
     if not connectors:
         raise WiringError(
             "no vendor configured: a vendor needs its URL and token (e.g. FOLLOWUP_ZENDESK_URL, "
             "FOLLOWUP_ZENDESK_TOKEN) and a section in the tenant mapping (FOLLOWUP_MAPPING)"
         )
+    return Tenant(
+        configured.name,
+        connectors,
+        planner,
+        works_on=lambda at: calendar.is_business_day(calendar.local_date(at)),
+    )
+
+
+def _report_broken(broken: BrokenTenant, metrics: Metrics) -> None:
+    log.error(
+        "tenant left out: its configuration is wrong", tenant=broken.name, reason=broken.reason
+    )
+    metrics.tenant_broken.labels(tenant=broken.name).set(1)
+
+
+@contextmanager
+def open_lease_keeper(settings: Settings) -> Iterator[LeaseKeeper]:
+    """Real leases when the ledger is PostgreSQL (replicas may share it), local ones otherwise.
+
+    Leaving the block hands every lease back (graceful shutdown); a killed process cannot, and
+    its leases lapse after ``FOLLOWUP_LEASE_TTL``.
+    """
+    engine = sa.create_engine(engine_url(settings.database_url))
     try:
+        leases = tenant_leases_for(engine)
+        leases.create_tables()
+        keeper = LeaseKeeper(
+            leases, settings.replica_id or new_replica_id(), timedelta(seconds=settings.lease_ttl)
+        )
+        try:
+            yield keeper
+        finally:
+            keeper.shutdown()
+    finally:
+        engine.dispose()
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: Settings,
+    ledger: Ledger,
+    *,
+    roster: TenantRoster | None = None,
+    metrics: Metrics | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    leases: LeaseKeeper | None = None,
+) -> AsyncIterator[Runtime]:
+    """A runtime for every tenant of ``roster`` (default: the settings' own) that wires up.
+
+    A tenant that does not is reported and left out, so it never stops the others; only when
+    none is left is that a :class:`WiringError`. Connectors are closed on exit. ``leases``:
+    this replica's share of the tenants (:func:`open_lease_keeper`); None works them all.
+    """
+    roster = roster or load_tenants(settings)
+    metrics = metrics or Metrics()
+    tenants: list[Tenant] = []
+    broken = list(roster.broken)
+    for configured in roster.tenants:
+        try:
+            tenants.append(_tenant(configured, metrics, transport))
+        except WiringError as exc:
+            broken.append(BrokenTenant(configured.name, str(exc)))
+    for tenant_left_out in broken:
+        _report_broken(tenant_left_out, metrics)
+    try:
+        if not tenants:
+            raise WiringError(
+                broken[0].reason
+                if len(broken) == 1
+                else "no tenant can be served: "
+                + "; ".join(f"{b.name}: {b.reason}" for b in broken)
+            )
         yield Runtime(
             ledger=ledger,
             metrics=metrics,
-            tenants=[
-                Tenant(
-                    DEFAULT_TENANT,
-                    connectors,
-                    planner,
-                    works_on=lambda at: calendar.is_business_day(calendar.local_date(at)),
-                )
-            ],
+            tenants=tenants,
             configured_dry_run=settings.dry_run,
             concurrency=settings.concurrency,
+            leases=leases,
         )
     finally:
-        for connector in connectors.values():
-            await connector.aclose()
+        for tenant in tenants:
+            for connector in tenant.connectors.values():
+                await connector.aclose()

@@ -1,0 +1,134 @@
+"""A replica works only the tenants it holds, and stops writing the moment its lease is lost."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from connectors.fake import Fault
+from policies.model import PlanItem
+from tests.unit.worker_support import MONDAY, fake_zendesk, make_runtime
+from worker.cycle import Runtime, Tenant, run_cycle
+from worker.executor import LEASE_LOST
+from worker.leases import Lease, LeaseKeeper, LocalLeases
+from worker.ledger import Ledger, Outcome
+from worker.service import run_once
+
+
+class SharedLeases(LocalLeases):
+    """Every lease granted, except the tenants another replica holds (``taken``, which a test
+    may grow to play a takeover)."""
+
+    def __init__(self, taken: set[str]) -> None:
+        super().__init__()
+        self.taken = taken
+
+    def acquire(
+        self,
+        tenant_ids: Sequence[str],
+        replica_id: str,
+        ttl: timedelta,
+        *,
+        limit: int | None = None,
+        now: datetime | None = None,
+    ) -> list[Lease]:
+        free = [tenant for tenant in tenant_ids if tenant not in self.taken]
+        return super().acquire(free, replica_id, ttl, limit=limit, now=now)
+
+    def renew(
+        self, leases: Sequence[Lease], ttl: timedelta, *, now: datetime | None = None
+    ) -> list[Lease]:
+        kept = [lease for lease in leases if lease.tenant_id not in self.taken]
+        return super().renew(kept, ttl, now=now)
+
+    def still_holds(self, tenant_id: str, fencing_token: int, **_: object) -> bool:
+        return tenant_id not in self.taken
+
+
+class Crash(BaseException):
+    """The process dies: nothing in the worker may catch this."""
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    opened = Ledger.open(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    yield opened
+    opened.close()
+
+
+def two_tenants(ledger: Ledger, taken: set[str]) -> Runtime:
+    """acme and globex, one Zendesk case each; this replica's keeper refreshed once."""
+    runtime = make_runtime(ledger, fake_zendesk("1", "2"), concurrency=1)
+    acme = runtime.tenants[0]
+    globex = Tenant("globex", {source: fake_zendesk("9") for source in acme.connectors}, acme.plan)
+    runtime.tenants = [acme, globex]
+    runtime.leases = LeaseKeeper(SharedLeases(taken), "replica-a", timedelta(seconds=30))
+    runtime.leases.refresh([tenant.name for tenant in runtime.tenants])
+    return runtime
+
+
+def writes(runtime: Runtime, tenant: str) -> list[str]:
+    [connector] = next(t for t in runtime.tenants if t.name == tenant).connectors.values()
+    return [item.case.id for item in connector.writes]  # type: ignore[attr-defined]
+
+
+async def test_only_the_tenants_held_are_worked(ledger: Ledger) -> None:
+    runtime = two_tenants(ledger, taken={"globex"})
+
+    summary = await run_cycle(runtime, at=MONDAY)
+
+    assert writes(runtime, "acme") == ["1", "2"]
+    assert writes(runtime, "globex") == []
+    assert {report.tenant for report in summary.items} == {"acme"}
+
+
+async def test_a_lease_lost_mid_cycle_stops_the_writes_at_once(ledger: Ledger) -> None:
+    taken: set[str] = set()
+    runtime = two_tenants(ledger, taken)
+    [acme_zendesk] = runtime.tenants[0].connectors.values()
+
+    async def taken_over_after_this_write(item: PlanItem) -> None:
+        taken.add("acme")  # another replica claims acme while this write is in flight
+
+    acme_zendesk.before_write = taken_over_after_this_write  # type: ignore[attr-defined]
+
+    summary = await run_cycle(runtime, at=MONDAY)
+
+    assert writes(runtime, "acme") == ["1"]
+    lost = [r for r in summary.items if r.detail == LEASE_LOST]
+    assert [(r.case_ref, r.outcome) for r in lost] == [("zendesk:2", Outcome.SKIPPED)]
+    assert ledger.history("zendesk:2") == []  # nothing recorded: the new holder decides
+    assert writes(runtime, "globex") == ["9"]
+
+
+async def test_reconciling_leaves_other_replicas_tenants_alone(ledger: Ledger) -> None:
+    crashed = two_tenants(ledger, taken=set())
+    [globex_zendesk] = crashed.tenants[1].connectors.values()
+    globex_zendesk.inject("9", Fault.CRASH, error=Crash())  # type: ignore[attr-defined]
+    with pytest.raises(Crash):
+        await run_cycle(crashed, at=MONDAY)
+    assert [p.tenant for p in ledger.pending()] == ["globex"]
+
+    survivor = two_tenants(ledger, taken={"globex"})
+    summary = await run_cycle(survivor, at=MONDAY)
+
+    assert summary.reconciled == 0
+    assert [p.tenant for p in ledger.pending()] == ["globex"]
+
+
+async def test_run_once_claims_its_leases_first_and_hands_them_back_never_itself(
+    ledger: Ledger,
+) -> None:
+    runtime = make_runtime(ledger, fake_zendesk("1"))
+    runtime.leases = LeaseKeeper(SharedLeases(set()), "replica-a", timedelta(seconds=30))
+
+    summary = await run_once(runtime, at=MONDAY)
+
+    assert summary.counts == {"applied": 1}
+    assert [lease.tenant_id for lease in runtime.leases.held()] == ["acme"]
+    text = runtime.metrics.exposition().decode()
+    assert "followup_leases_held 1.0" in text
+    assert 'followup_tenant_cycles_total{result="ok",tenant="acme"} 1.0' in text
