@@ -10,7 +10,7 @@ import asyncio
 import signal
 import socket
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager, suppress
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 
 import structlog
@@ -62,12 +62,19 @@ async def refresh_leases(keeper: LeaseKeeper, runtime: Runtime) -> None:
     log.debug("leases refreshed", held=[lease.tenant_id for lease in held])
 
 
-async def _keep_leases(keeper: LeaseKeeper, runtime: Runtime) -> None:
-    """Refresh on the keeper's rhythm, however long cycles take, until cancelled. A failed
+async def _keep_leases(keeper: LeaseKeeper, runtime: Runtime, done: asyncio.Event) -> None:
+    """Refresh on the keeper's rhythm, however long cycles take, until ``done``. A failed
     round is logged and retried: the leases stay valid until their TTL runs out, and the fence
-    before each write stops this replica if they do."""
+    before each write stops this replica if they do.
+
+    Not cancelled mid-round: a round runs in a thread that cancelling would not stop, and one
+    finishing after ``keeper.shutdown()`` would claim tenants for a process about to exit."""
     while True:
-        await asyncio.sleep(keeper.next_refresh_in().total_seconds())
+        try:
+            await asyncio.wait_for(done.wait(), keeper.next_refresh_in().total_seconds())
+            return
+        except TimeoutError:
+            pass
         try:
             await refresh_leases(keeper, runtime)
         except Exception:
@@ -83,13 +90,13 @@ async def leases_kept(runtime: Runtime) -> AsyncIterator[None]:
         yield
         return
     await refresh_leases(keeper, runtime)
-    keeping = asyncio.create_task(_keep_leases(keeper, runtime))
+    done = asyncio.Event()
+    keeping = asyncio.create_task(_keep_leases(keeper, runtime, done))
     try:
         yield
     finally:
-        keeping.cancel()
-        with suppress(asyncio.CancelledError):
-            await keeping
+        done.set()
+        await keeping
 
 
 async def run_once(runtime: Runtime, *, at: datetime, dry_run: bool | None = None) -> CycleSummary:
