@@ -126,15 +126,26 @@ def _zoneless(case: Case) -> str | None:
 
     Every comparison with ``now`` would fail on it, and business days are counted in the
     tenant's zone: the case is reported instead (connectors reject such records already)."""
-    instants = (
-        case.created_at,
-        case.updated_at,
-        *(a.at for a in case.history),
-        *(m.at for m in case.followups),
-    )
-    if any(at.utcoffset() is None for at in instants):
-        return "a timestamp of this case has no time zone: cannot count business days"
+    # Plain loops, not one ``any()`` over a tuple of generators: this runs for every case
+    # and building those intermediates was about a sixth of the planner's time. Instants in
+    # UTC (what connectors produce) are known to have an offset, so the identity test spares
+    # the ``utcoffset()`` call for nearly all of them.
+    if not (_zoned(case.created_at) and _zoned(case.updated_at)):
+        return _ZONELESS
+    for activity in case.history:
+        if activity.at.tzinfo is not UTC and activity.at.utcoffset() is None:
+            return _ZONELESS
+    for mark in case.followups:
+        if mark.at.tzinfo is not UTC and mark.at.utcoffset() is None:
+            return _ZONELESS
     return None
+
+
+def _zoned(at: datetime) -> bool:
+    return at.tzinfo is UTC or at.utcoffset() is not None
+
+
+_ZONELESS = "a timestamp of this case has no time zone: cannot count business days"
 
 
 def _failed(policy: CompiledPolicy, exc: Exception) -> str:
