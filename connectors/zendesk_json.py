@@ -17,6 +17,7 @@ from typing import Any
 from connectors.errors import MappingError
 from connectors.footer import parse_footer, with_footer
 from policies.model import (
+    MARKER_PREFIX,
     ActionType,
     Activity,
     ActivityKind,
@@ -193,6 +194,24 @@ def _requester(user: Mapping[str, Any] | None, requester_id: Any) -> Requester |
     )
 
 
+def _reply_awaits_its_note(ticket: Mapping[str, Any], followups: Iterable[FollowUpMark]) -> bool:
+    """A follow-up's reply went out and its note did not (the writer died in between): the
+    ticket carries a marker tag that no footer records."""
+    recorded = {marker_tag(mark.key) for mark in followups}
+    return any(
+        tag.startswith(MARKER_PREFIX) and tag not in recorded for tag in ticket.get("tags") or ()
+    )
+
+
+def _api_reply(comment: Mapping[str, Any], requester_id: Any) -> bool:
+    via = comment.get("via") or {}
+    return (
+        bool(comment.get("public"))
+        and comment.get("author_id") != requester_id
+        and via.get("channel") == "api"
+    )
+
+
 def ticket_case(
     ticket: Mapping[str, Any],
     users: Mapping[Any, Mapping[str, Any]],
@@ -201,15 +220,22 @@ def ticket_case(
 ) -> Case:
     """A ticket, with its side-loaded ``users`` and the ``comments`` read for it, as a case."""
     requester_id = ticket.get("requester_id")
-    history: list[Activity] = []
-    followups: list[FollowUpMark] = []
-    for comment in comments:
-        at = _dt(comment["created_at"])
-        mark = parse_footer(comment.get("body") or "", at)
-        if mark is not None and comment.get("author_id") != requester_id:
-            followups.append(mark)
-        elif (activity := comment_activity(comment, requester_id)) is not None:
-            history.append(activity)
+    comments = list(comments)
+    followups = [
+        mark
+        for comment in comments
+        if comment.get("author_id") != requester_id
+        and (mark := parse_footer(comment.get("body") or "", _dt(comment["created_at"])))
+    ]
+    # A reply whose note never came is the worker's, not an agent's update: read as one, it
+    # would restart the customer's waiting time and the half-done follow-up would not finish.
+    half_written = _reply_awaits_its_note(ticket, followups)
+    history = [
+        activity
+        for comment in comments
+        if not (half_written and _api_reply(comment, requester_id))
+        and (activity := comment_activity(comment, requester_id)) is not None
+    ]
     names = ids.field_names()
     fields = {
         names[f["id"]]: ids.logical_value(names[f["id"]], str(f["value"]))

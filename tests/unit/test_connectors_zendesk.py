@@ -140,6 +140,33 @@ def test_vendor_option_values_read_as_the_policies_words_and_write_back() -> Non
     assert updates.note["custom_fields"] == [{"id": 105, "value": "phase_2"}]
 
 
+def _api_comment(body: str, *, public: bool, at: str = "2026-03-09T10:00:00Z") -> dict[str, Any]:
+    return {"author_id": 21, "body": body, "public": public, "created_at": at,
+            "via": {"channel": "api"}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("tags", "agent_updates"),
+    [
+        pytest.param(["vip", f"fw-{KEY}"], 0, id="reply sent, note not: the reply is the worker's"),
+        pytest.param(["vip"], 1, id="no marker tag: an API reply is an agent's update"),
+    ],
+)
+def test_a_reply_whose_note_never_came_is_not_agent_activity(
+    tags: list[str], agent_updates: int
+) -> None:
+    # The writer died between the two updates of a reply-carrying follow-up: if its reply read
+    # as an agent's update, the customer's wait would restart and the follow-up never finish.
+    ticket = {"id": 7, "status": "pending", "created_at": STAMP, "updated_at": STAMP,
+              "requester_id": 501, "tags": tags}  # fmt: skip
+    reply = _api_comment("Any news on your order?", public=True)
+
+    read = ticket_case(ticket, {}, [reply], IDS)
+
+    kinds = [activity.kind for activity in read.history]
+    assert kinds.count(ActivityKind.AGENT_UPDATE) == agent_updates
+
+
 @pytest.mark.parametrize(
     "action",
     [
