@@ -9,7 +9,7 @@ worker's own signed notes, which are follow-ups (:func:`connectors.footer.parse_
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -194,22 +194,31 @@ def _requester(user: Mapping[str, Any] | None, requester_id: Any) -> Requester |
     )
 
 
-def _reply_awaits_its_note(ticket: Mapping[str, Any], followups: Iterable[FollowUpMark]) -> bool:
-    """A follow-up's reply went out and its note did not (the writer died in between): the
-    ticket carries a marker tag that no footer records."""
+def _reply_awaiting_its_note(
+    ticket: Mapping[str, Any],
+    comments: Sequence[Mapping[str, Any]],
+    followups: Sequence[FollowUpMark],
+    requester_id: Any,
+) -> Mapping[str, Any] | None:
+    """The reply of a follow-up whose note never came (its writer died in between), if any:
+    the ticket carries a marker tag no footer records, and the newest public comment posted
+    through the API came after the last footer."""
     recorded = {marker_tag(mark.key) for mark in followups}
-    return any(
-        tag.startswith(MARKER_PREFIX) and tag not in recorded for tag in ticket.get("tags") or ()
-    )
-
-
-def _api_reply(comment: Mapping[str, Any], requester_id: Any) -> bool:
-    via = comment.get("via") or {}
-    return (
-        bool(comment.get("public"))
+    tags = ticket.get("tags") or ()
+    if not any(tag.startswith(MARKER_PREFIX) and tag not in recorded for tag in tags):
+        return None
+    replies = [
+        comment
+        for comment in comments
+        if comment.get("public")
         and comment.get("author_id") != requester_id
-        and via.get("channel") == "api"
-    )
+        and (comment.get("via") or {}).get("channel") == "api"
+    ]
+    if not replies:
+        return None
+    newest = max(replies, key=lambda comment: _dt(comment["created_at"]))
+    last_footer = max((mark.at for mark in followups), default=None)
+    return newest if last_footer is None or _dt(newest["created_at"]) > last_footer else None
 
 
 def ticket_case(
@@ -229,11 +238,11 @@ def ticket_case(
     ]
     # A reply whose note never came is the worker's, not an agent's update: read as one, it
     # would restart the customer's waiting time and the half-done follow-up would not finish.
-    half_written = _reply_awaits_its_note(ticket, followups)
+    half_written = _reply_awaiting_its_note(ticket, comments, followups, requester_id)
     history = [
         activity
         for comment in comments
-        if not (half_written and _api_reply(comment, requester_id))
+        if comment is not half_written
         and (activity := comment_activity(comment, requester_id)) is not None
     ]
     names = ids.field_names()

@@ -95,6 +95,7 @@ class Findings:
     missed: list[str]
     extra: list[str]
     seconds: float
+    incomplete_days: list[str] = field(default_factory=list)  # a final run that exited 1
 
     @property
     def clean(self) -> bool:
@@ -105,6 +106,8 @@ class Findings:
             f"kills {self.kills}, duplicates {len(self.duplicates)}, missed {len(self.missed)}, "
             f"extra {len(self.extra)}, {self.seconds:.0f} s"
         ]
+        if self.incomplete_days:
+            lines.append(f"  runs that left something due: {', '.join(self.incomplete_days)}")
         for title, found in (("duplicate", self.duplicates), ("missed", self.missed),
                              ("extra", self.extra)):  # fmt: skip
             lines += [f"  {title}: {line}" for line in found]
@@ -160,15 +163,17 @@ class Vendor:
             stderr=subprocess.PIPE,
         )
 
-    def finish_day(self, at: datetime) -> None:
-        """One run left alone; it must complete (exit 0: everything due was done)."""
+    def finish_day(self, at: datetime) -> bool:
+        """One run left alone: it must complete. True when everything due was done (exit 0);
+        exit 1 (something failed, it is due again next time) shows in the comparison."""
         worker = self.start_worker(at)
         _, stderr = worker.communicate(timeout=300)
-        if worker.returncode != 0:
+        if worker.returncode not in (0, 1):
             raise RuntimeError(
                 f"the un-killed run of {at:%Y-%m-%d} exited {worker.returncode}:\n"
                 + stderr.decode(errors="replace")[-3000:]
             )
+        return worker.returncode == 0
 
     def last_attempt(self) -> int:
         return self._attempts("SELECT COALESCE(MAX(id), 0) FROM followup_attempts")
@@ -306,18 +311,21 @@ def run(scenario: Scenario, *, log: Any = None) -> Findings:
         }  # fmt: skip
         chaos.admin("PUT", "/faults", held_writes)
         kills = 0
+        incomplete: list[str] = []
         per_day = _kills_per_day(scenario.kills, len(scenario.instants))
         for at, day_kills in zip(scenario.instants, per_day, strict=True):
             for vendor in (chaos, reference):
                 _set_day(vendor, at)
-            reference.finish_day(at)
+            if not reference.finish_day(at):
+                incomplete.append(f"reference {at:%a %d}")
             for _ in range(day_kills):
                 _kill_one(chaos, at, rng, scenario.max_delay)
                 kills += 1
-            chaos.finish_day(at)
+            if not chaos.finish_day(at):
+                incomplete.append(f"chaos {at:%a %d}")
             say(f"{at:%a %Y-%m-%d}: {kills} kills so far, {time.monotonic() - started:.0f} s")
         duplicates, missed, extra = compare(reference.observe(), chaos.observe())
-    return Findings(kills, duplicates, missed, extra, time.monotonic() - started)
+    return Findings(kills, duplicates, missed, extra, time.monotonic() - started, incomplete)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
