@@ -7,29 +7,13 @@ The long run (100 kills) is ``python scripts/chaos.py --kills 100 --seed 7`` or
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import pytest
 
 pytest.importorskip("sandbox.server", reason="the sandbox package is not in this tree")
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "chaos.py"
+from tests.integration.chaos_support import load_chaos
 
-
-def _chaos() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("chaos_script", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
-
-
-chaos = _chaos()
+chaos = load_chaos()
 
 
 def test_five_kills_over_two_days_change_nothing_the_customers_see() -> None:
