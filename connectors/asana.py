@@ -9,17 +9,21 @@ the case's ``account_id``, which is the id of the Intercom account.
 
 Writes. Custom fields first, in one ``PUT /tasks/{gid}`` (enum values by option gid, dates
 as ``{"date": "YYYY-MM-DD"}``): setting absolute values twice is harmless, so a lost answer is
-simply sent again. Then the comment signed with the marker, ``POST /tasks/{gid}/stories``:
-last, so a recorded follow-up always has its field changes, and looked for before it is sent
-again.
+simply sent again. Then the customer's email (a REPLY: seeds 000/001's bug update): Asana
+cannot reach customers, so it goes through the :data:`Mailer` the tenant wires in (Intercom's
+``POST /messages`` to the bug's contact). Then the comment signed with the marker,
+``POST /tasks/{gid}/stories``: last, so a recorded follow-up always has its field changes and
+its email, and looked for before it is sent again. An email has no marker to look for: if the
+run dies between the email and the comment, the retried item emails once more (the window is
+one request wide; the comment is what makes it visible to agents and engineers).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from functools import partial
 from typing import Any
 
 import httpx
@@ -30,6 +34,16 @@ from connectors.footer import parse_footer, with_footer
 from connectors.http import OwnsClient, VendorClient
 from connectors.mapping import AsanaMapping
 from connectors.once import WriteOnce
+from connectors.records import (
+    Report,
+    case_or_bad,
+    instant,
+    log_bad_record,
+    optional_text,
+    reported,
+    text,
+    translating,
+)
 from connectors.resolution import NameCheck
 from connectors.settings import Timeouts, VendorLimits
 from policies.model import (
@@ -46,7 +60,18 @@ from policies.model import (
     Status,
 )
 
-__all__ = ["AsanaConnector", "AsanaIds", "task_changes"]
+__all__ = [
+    "AsanaConnector",
+    "AsanaIds",
+    "CustomField",
+    "Mailer",
+    "TaskChanges",
+    "task_case",
+    "task_changes",
+]
+
+Mailer = Callable[[str, str, str], Awaitable[None]]
+"""Emails a customer: (Intercom contact id, subject, body)."""
 
 PAGE = 100
 TASK_FIELDS = ",".join(
@@ -112,33 +137,103 @@ class AsanaIds:
         return value
 
 
-def task_changes(item: PlanItem, ids: AsanaIds) -> tuple[dict[str, Any], str]:
-    """The custom field values to set and the signed comment of one plan item."""
+@dataclass(frozen=True, slots=True)
+class TaskChanges:
+    """One plan item on a task: custom field values, the customer's email, the signed comment."""
+
+    values: dict[str, Any]
+    email: str | None
+    comment: str
+    # A bundled update (seed 001 Community) refreshes the fields of every bug it speaks for.
+    covered: dict[str, dict[str, Any]] = field(default_factory=dict)  # task gid -> values
+
+
+def task_changes(item: PlanItem, ids: AsanaIds) -> TaskChanges:
+    """What one plan item changes. Raises MappingError on unknown names."""
     values: dict[str, Any] = {}
     texts: list[str] = []
+    emails: list[str] = []
+    covered: dict[str, dict[str, Any]] = {}
     for action in item.actions:
         p = action.params
         match action.type:
             case ActionType.SET_BUG_FIELD | ActionType.SET_FIELD:
                 logical = str(p["field"])
-                values[ids.field(logical).gid] = ids.value(logical, p["value"])
+                gid, value = ids.field(logical).gid, ids.value(logical, p["value"])
+                values[gid] = value
+                for ref in p.get("cases", []):
+                    source, _, task = str(ref).partition(":")
+                    if source == Source.ASANA and task != item.case.id:
+                        covered.setdefault(task, {})[gid] = value
             case ActionType.NOTIFY_ENGINEER | ActionType.NOTE:
                 texts.append(str(p["body"]))
+            case ActionType.REPLY:
+                emails.append(str(p["body"]))
             case _:
                 raise MappingError(f"asana cannot {action.type} (task {item.case.id})")
-    return values, with_footer("\n\n".join(texts) or item.reason, item)
+    comment = with_footer("\n\n".join(texts) or item.reason, item)
+    return TaskChanges(values, "\n\n".join(emails) or None, comment, covered)
 
 
-def _dt(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+def task_case(task: Mapping[str, Any], stories: list[Mapping[str, Any]], ids: AsanaIds) -> Case:
+    """An open task and its stories as a bug case. Raises
+    :class:`~connectors.errors.BadRecord` when the task cannot be read."""
+    with translating("asana", task, "gid"):
+        return _task_case(task, stories, ids)
+
+
+def _custom_value(custom: Mapping[str, Any]) -> str | None:
+    enum = custom.get("enum_value") or {}
+    date = custom.get("date_value") or {}
+    return (
+        optional_text(enum, "name")
+        or optional_text(date, "date")
+        or optional_text(custom, "text_value")
+    )
+
+
+def _task_case(task: Mapping[str, Any], stories: list[Mapping[str, Any]], ids: AsanaIds) -> Case:
+    history, followups = _evidence(stories, ids.me)
+    by_gid = {f.gid: logical for logical, f in ids.fields.items()}
+    values: dict[str, str] = {}
+    for custom in task.get("custom_fields") or []:
+        logical = by_gid.get(text(custom, "gid"))
+        if logical and (value := _custom_value(custom)):
+            values[logical] = value
+    priority = values.pop("priority", None)
+    return Case(
+        source=Source.ASANA,
+        id=text(task, "gid"),
+        kind=CaseKind.BUG,
+        status=Status.SOLVED if task.get("completed") else Status.OPEN,
+        created_at=instant(task, "created_at"),
+        updated_at=instant(task, "modified_at"),
+        subject=optional_text(task, "name") or "",
+        priority=_PRIORITY.get(priority.lower()) if priority else None,
+        account_id=values.get("intercom_contact"),
+        assignee=optional_text(task.get("assignee") or {}, "name"),
+        fields=values,
+        history=tuple(sorted(history, key=lambda a: a.at)),
+        followups=tuple(sorted(followups, key=lambda m: m.at)),
+        updated_stamp=text(task, "modified_at"),
+    )
 
 
 class AsanaConnector(OwnsClient):
     source = Source.ASANA
 
-    def __init__(self, client: VendorClient, mapping: AsanaMapping) -> None:
+    def __init__(
+        self,
+        client: VendorClient,
+        mapping: AsanaMapping,
+        *,
+        report: Report = log_bad_record,
+        mailer: Mailer | None = None,
+    ) -> None:
         self._client = client
+        self._report = report
         self._mapping = mapping
+        self._mailer = mailer
         self._ids: AsanaIds | None = None
         self._resolving = asyncio.Lock()
 
@@ -152,6 +247,8 @@ class AsanaConnector(OwnsClient):
         limits: VendorLimits,
         timeouts: Timeouts,
         transport: httpx.AsyncBaseTransport | None = None,
+        report: Report = log_bad_record,
+        mailer: Mailer | None = None,
     ) -> AsanaConnector:
         client = VendorClient(
             "asana",
@@ -161,7 +258,7 @@ class AsanaConnector(OwnsClient):
             timeouts=timeouts,
             transport=transport,
         )
-        return cls(client, mapping)
+        return cls(client, mapping, report=report, mailer=mailer)
 
     async def _pages(self, url: str, params: Mapping[str, Any]) -> AsyncIterator[Any]:
         query = dict(params)
@@ -239,39 +336,6 @@ class AsanaConnector(OwnsClient):
         params = {"opt_fields": STORY_FIELDS, "limit": PAGE}
         return [s async for s in self._pages(f"/tasks/{task_gid}/stories", params)]
 
-    def _to_case(
-        self, task: Mapping[str, Any], stories: list[Mapping[str, Any]], ids: AsanaIds
-    ) -> Case:
-        history, followups = _evidence(stories, ids.me)
-        by_gid = {f.gid: logical for logical, f in ids.fields.items()}
-        values: dict[str, str] = {}
-        for custom in task.get("custom_fields") or []:
-            logical = by_gid.get(str(custom["gid"]))
-            value = (
-                (custom.get("enum_value") or {}).get("name")
-                or (custom.get("date_value") or {}).get("date")
-                or custom.get("text_value")
-            )
-            if logical and value:
-                values[logical] = str(value)
-        priority = values.pop("priority", None)
-        return Case(
-            source=Source.ASANA,
-            id=str(task["gid"]),
-            kind=CaseKind.BUG,
-            status=Status.SOLVED if task.get("completed") else Status.OPEN,
-            created_at=_dt(task["created_at"]),
-            updated_at=_dt(task["modified_at"]),
-            subject=task.get("name") or "",
-            priority=_PRIORITY.get(priority.lower()) if priority else None,
-            account_id=values.get("intercom_contact"),
-            assignee=(task.get("assignee") or {}).get("name"),
-            fields=values,
-            history=tuple(sorted(history, key=lambda a: a.at)),
-            followups=tuple(sorted(followups, key=lambda m: m.at)),
-            updated_stamp=task["modified_at"],
-        )
-
     async def cases(self) -> AsyncIterator[Case]:
         ids = await self.resolve()
         params = {"completed_since": "now", "limit": PAGE, "opt_fields": TASK_FIELDS}
@@ -286,9 +350,15 @@ class AsanaConnector(OwnsClient):
         for case in await self._with_stories(batch, ids):
             yield case
 
+    async def _case(self, task: Mapping[str, Any], ids: AsanaIds) -> Case:
+        with translating("asana", task, "gid"):
+            stories = await self._stories(text(task, "gid"))
+        return task_case(task, stories, ids)
+
     async def _with_stories(self, tasks: list[Mapping[str, Any]], ids: AsanaIds) -> list[Case]:
-        stories = await asyncio.gather(*(self._stories(str(t["gid"])) for t in tasks))
-        return [self._to_case(t, s, ids) for t, s in zip(tasks, stories, strict=True)]
+        """The batch's cases; a task that cannot be read goes to ``report``."""
+        read = await asyncio.gather(*(case_or_bad(self._case(t, ids)) for t in tasks))
+        return reported(read, self._report)
 
     def accounts(self) -> AsyncIterator[Account]:
         """Bug reporters' accounts live in Intercom; Asana knows none."""
@@ -299,7 +369,7 @@ class AsanaConnector(OwnsClient):
         task = await self._client.read(
             "GET", f"/tasks/{case_id}", params={"opt_fields": TASK_FIELDS}
         )
-        return self._to_case(task["data"], await self._stories(case_id), ids)
+        return task_case(task["data"], await self._stories(case_id), ids)
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -308,9 +378,14 @@ class AsanaConnector(OwnsClient):
             return WriteResult(WriteOutcome.ALREADY_APPLIED, calls=0)
         try:
             ids = await self.resolve()
-            values, comment = task_changes(item, ids)
+            changes = task_changes(item, ids)
         except (MappingError, VendorError) as exc:
             return WriteResult(WriteOutcome.FAILED, calls=0, detail=str(exc))
+        contact = item.case.account_id
+        if changes.email is not None and (self._mailer is None or contact is None):
+            why = "no Intercom configured" if self._mailer is None else "no Intercom contact"
+            detail = f"asana cannot email the customer of task {item.case.id}: {why}"
+            return WriteResult(WriteOutcome.FAILED, calls=0, detail=detail)
         task = f"/tasks/{item.case.id}"
         once = WriteOnce()
 
@@ -318,19 +393,26 @@ class AsanaConnector(OwnsClient):
             _, marks = _evidence(await self._stories(item.case.id), ids.me)
             return any(m.key == item.key for m in marks)
 
+        emailed = 0
         try:
-            if values:
-                fields = {"data": {"custom_fields": values}}
-                # Absolute values: sending them twice changes nothing, so no check is needed.
-                await once.send(lambda: self._client.write("PUT", task, json=fields), None)
-            story = {"data": {"text": comment}}
+            # Absolute values: sending them twice changes nothing, so no check is needed.
+            for gid, values in [(item.case.id, changes.values), *changes.covered.items()]:
+                if values:
+                    body = {"data": {"custom_fields": values}}
+                    put = partial(self._client.write, "PUT", f"/tasks/{gid}", json=body)
+                    await once.send(put, None)
+            if changes.email is not None and self._mailer is not None and contact is not None:
+                subject = f"Update on your bug report: {item.case.subject}"
+                await self._mailer(contact, subject, changes.email)
+                emailed = 1
+            story = {"data": {"text": changes.comment}}
             posted = await once.send(
                 lambda: self._client.write("POST", f"{task}/stories", json=story), story_landed
             )
         except VendorError as exc:
-            return WriteResult(WriteOutcome.FAILED, calls=once.calls, detail=str(exc))
+            return WriteResult(WriteOutcome.FAILED, calls=once.calls + emailed, detail=str(exc))
         outcome = WriteOutcome.ALREADY_APPLIED if posted.landed_before else WriteOutcome.APPLIED
-        return WriteResult(outcome, calls=once.calls)
+        return WriteResult(outcome, calls=once.calls + emailed)
 
 
 def _evidence(
@@ -342,7 +424,7 @@ def _evidence(
     for story in stories:
         if story.get("resource_subtype") != "comment_added":
             continue  # system stories: field changes, assignments...
-        at = _dt(story["created_at"])
+        at = instant(story, "created_at")
         author = str((story.get("created_by") or {}).get("gid"))
         if author != me:
             history.append(Activity(ActivityKind.ENGINEER_UPDATE, at))

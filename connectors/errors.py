@@ -4,6 +4,8 @@
 
     ConnectorError
      ├── MappingError                 tenant mapping invalid, or a name the vendor does not know
+     ├── BadRecord                    one vendor record cannot be translated (missing field,
+     │                                wrong type, unknown value); streams report it, go on
      └── VendorError                  a vendor call failed (vendor, method, path, status)
           ├── TransientVendorError    worth retrying later; reads retry these themselves
           │    ├── VendorTimeout      connect/read/write/pool timeout
@@ -28,6 +30,7 @@ header, a query string or a body, so tokens and agent emails cannot leak into lo
 from __future__ import annotations
 
 __all__ = [
+    "BadRecord",
     "BadRequest",
     "Conflict",
     "ConnectionLost",
@@ -54,6 +57,18 @@ class ConnectorError(Exception):
 
 class MappingError(ConnectorError):
     """The tenant mapping is invalid or names something the vendor does not have."""
+
+
+class BadRecord(ConnectorError):
+    """A vendor record (ticket, conversation, task, organization, contact) that does not
+    translate into the domain model. ``record_id`` is the vendor's id as far as it could be
+    read; ``reason`` says which field is missing, of the wrong type or has an unknown value."""
+
+    def __init__(self, vendor: str, record_id: str, reason: str) -> None:
+        self.vendor = vendor
+        self.record_id = record_id
+        self.reason = reason
+        super().__init__(f"{vendor} record {record_id}: {reason}")
 
 
 class VendorError(ConnectorError):

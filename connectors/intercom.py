@@ -3,7 +3,9 @@
 Reads. Accounts stream from ``GET /contacts`` (150 a page); which custom attribute holds the
 plan, the account status and the stop flag is tenant mapping. Candidate conversations come
 from ``POST /conversations/search`` (open ones, 150 a page), keeping those where an admin spoke
-last (the customer owes an answer); only those get their parts read, for the evidence.
+last (the customer owes an answer); only those get their parts read, for the evidence. A
+conversation or contact that cannot be read goes to the connector's ``report``
+(:mod:`connectors.records`) and the stream goes on.
 
 Writes. Intercom has no multi-change update, so one plan item is a few calls, in this order:
 the public reply, assignment and state changes (idempotent), and last the admin note signed
@@ -18,17 +20,28 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
 
 from connectors.base import WriteOutcome, WriteResult
-from connectors.errors import MappingError, VendorError
+from connectors.errors import BadRecord, MappingError, VendorError
 from connectors.footer import parse_footer, with_footer
 from connectors.http import OwnsClient, VendorClient
 from connectors.mapping import IntercomMapping, PlanNames
 from connectors.once import WriteOnce
+from connectors.records import (
+    Report,
+    case_or_bad,
+    flagged_account,
+    log_bad_record,
+    optional_text,
+    reported,
+    text,
+    translating,
+    unix_instant,
+)
 from connectors.resolution import NameCheck
 from connectors.settings import Timeouts, VendorLimits
 from policies.model import (
@@ -45,7 +58,7 @@ from policies.model import (
     Status,
 )
 
-__all__ = ["IntercomConnector", "IntercomIds", "conversation_calls"]
+__all__ = ["IntercomConnector", "IntercomIds", "conversation_calls", "conversation_case"]
 
 API_VERSION = "2.16"
 PAGE = 150
@@ -53,8 +66,7 @@ _CONVERSATION = "/conversations/{}"
 _OPEN = {"field": "open", "operator": "=", "value": True}
 
 
-def _at(unix: int | float) -> datetime:
-    return datetime.fromtimestamp(unix, UTC)
+_CUSTOMER = ("user", "lead", "contact")
 
 
 class IntercomIds:
@@ -131,13 +143,81 @@ def _parts(conversation: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return parts
 
 
+def conversation_case(conversation: Mapping[str, Any], ids: IntercomIds) -> Case:
+    """A conversation as a case. Raises :class:`~connectors.errors.BadRecord` when it cannot
+    be read."""
+    with translating("intercom", conversation):
+        return _conversation_case(conversation, ids)
+
+
+def _author_type(record: Mapping[str, Any]) -> Any:
+    return (record.get("author") or {}).get("type")
+
+
+def _conversation_case(conversation: Mapping[str, Any], ids: IntercomIds) -> Case:
+    history: list[Activity] = []
+    followups: list[FollowUpMark] = []
+    source = conversation.get("source") or {}
+    if _author_type(source) in _CUSTOMER:
+        history.append(
+            Activity(ActivityKind.CUSTOMER_REPLY, unix_instant(conversation, "created_at"))
+        )
+    for part in _parts(conversation):
+        at = unix_instant(part, "created_at")
+        author = _author_type(part)
+        mark = parse_footer(optional_text(part, "body") or "", at)
+        if mark is not None and author == "admin":
+            followups.append(mark)
+        elif part.get("part_type") != "comment":
+            continue
+        elif author == "admin":
+            history.append(Activity(ActivityKind.AGENT_UPDATE, at))
+        elif author in _CUSTOMER:
+            history.append(Activity(ActivityKind.CUSTOMER_REPLY, at))
+    contacts = (conversation.get("contacts") or {}).get("contacts") or []
+    contact = text(contacts[0], "id") if contacts else None
+    state = conversation.get("state")
+    if state not in ("open", "closed", "snoozed"):
+        raise ValueError(f"state: unknown conversation state {state!r}")
+    if state == "closed":
+        status = Status.SOLVED
+    elif state == "snoozed" or _waiting_on_customer(conversation):
+        status = Status.PENDING
+    else:
+        status = Status.OPEN
+    names = {v: k for k, v in ids.admins.items()}
+    assignee = optional_text(conversation, "admin_assignee_id")
+    return Case(
+        source=Source.INTERCOM,
+        id=text(conversation, "id"),
+        kind=CaseKind.CONVERSATION,
+        status=status,
+        created_at=unix_instant(conversation, "created_at"),
+        updated_at=unix_instant(conversation, "updated_at"),
+        subject=optional_text(conversation, "title") or optional_text(source, "subject") or "",
+        requester=Requester(id=contact) if contact else None,
+        account_id=contact,
+        assignee=names.get(assignee) if assignee is not None else None,
+        tags=frozenset(text(t, "name") for t in (conversation.get("tags") or {}).get("tags") or []),
+        history=tuple(sorted(history, key=lambda a: a.at)),
+        followups=tuple(sorted(followups, key=lambda m: m.at)),
+        updated_stamp=text(conversation, "updated_at"),
+    )
+
+
 class IntercomConnector(OwnsClient):
     source = Source.INTERCOM
 
     def __init__(
-        self, client: VendorClient, mapping: IntercomMapping, *, plans: PlanNames | None = None
+        self,
+        client: VendorClient,
+        mapping: IntercomMapping,
+        *,
+        plans: PlanNames | None = None,
+        report: Report = log_bad_record,
     ) -> None:
         self._client = client
+        self._report = report
         self._mapping = mapping
         self._plans = plans or PlanNames()
         self._ids: IntercomIds | None = None
@@ -154,6 +234,7 @@ class IntercomConnector(OwnsClient):
         timeouts: Timeouts,
         transport: httpx.AsyncBaseTransport | None = None,
         plans: PlanNames | None = None,
+        report: Report = log_bad_record,
     ) -> IntercomConnector:
         client = VendorClient(
             "intercom",
@@ -163,7 +244,7 @@ class IntercomConnector(OwnsClient):
             timeouts=timeouts,
             transport=transport,
         )
-        return cls(client, mapping, plans=plans)
+        return cls(client, mapping, plans=plans, report=report)
 
     async def resolve(self) -> IntercomIds:
         async with self._resolving:
@@ -199,31 +280,51 @@ class IntercomConnector(OwnsClient):
         ]
         return checks
 
+    async def email_contact(self, contact_id: str, subject: str, body: str) -> None:
+        """An email from the worker's admin to one contact (``POST /messages``): how a
+        customer hears about a case that lives elsewhere, e.g. an Asana bug (seeds 000/001)."""
+        ids = await self.resolve()
+        message = {
+            "message_type": "email",
+            "subject": subject,
+            "body": body,
+            "template": "plain",
+            "from": {"type": "admin", "id": ids.me},
+            "to": {"type": "user", "id": contact_id},
+        }
+        await self._client.write("POST", "/messages", json=message)
+
     # -- reads ----------------------------------------------------------------------------
 
     async def accounts(self) -> AsyncIterator[Account]:
         attrs = self._mapping.contact_attributes
-        canceled = {v.lower() for v in attrs.canceled_values}
         params: dict[str, Any] = {"per_page": PAGE}
         while True:
             page = await self._client.read("GET", "/contacts", params=params)
             for contact in page.get("data", []):
-                custom = contact.get("custom_attributes") or {}
-                raw_plan = custom.get(attrs.plan)
-                yield Account(
-                    id=str(contact["id"]),
-                    name=contact.get("name") or "",
-                    plan=self._plans.tier(raw_plan),
-                    raw_plan=raw_plan,
-                    canceled=str(custom.get(attrs.account_status) or "").lower() in canceled,
-                    stop_followups=bool(custom.get(attrs.stop_followups)),
-                )
+                try:
+                    account = flagged_account(
+                        "intercom", contact, "custom_attributes", attrs, self._plans
+                    )
+                except BadRecord as bad:
+                    self._report(bad)
+                    continue
+                yield account
             after = ((page.get("pages") or {}).get("next") or {}).get("starting_after")
             if not after:
                 return
             params = {"per_page": PAGE, "starting_after": after}
 
+    async def _case(self, found: Mapping[str, Any], ids: IntercomIds) -> Case | None:
+        """The full conversation of a search hit awaiting the customer (None: not awaiting)."""
+        with translating("intercom", found):
+            if not _waiting_on_customer(found):
+                return None
+            conversation = await self._client.read("GET", _CONVERSATION.format(text(found, "id")))
+        return conversation_case(conversation, ids)
+
     async def cases(self) -> AsyncIterator[Case]:
+        """Conversations awaiting the customer; one that cannot be read goes to ``report``."""
         ids = await self.resolve()
         pagination: dict[str, Any] = {"per_page": PAGE}
         while True:
@@ -232,12 +333,11 @@ class IntercomConnector(OwnsClient):
                 "pagination": pagination,
             }
             page = await self._client.read("POST", "/conversations/search", json=body)
-            waiting = [c for c in page.get("conversations", []) if _waiting_on_customer(c)]
-            full = await asyncio.gather(
-                *(self._client.read("GET", _CONVERSATION.format(c["id"])) for c in waiting)
+            read = await asyncio.gather(
+                *(case_or_bad(self._case(c, ids)) for c in page.get("conversations", []))
             )
-            for conversation in full:
-                yield self._to_case(conversation, ids)
+            for case in reported(read, self._report):
+                yield case
             after = ((page.get("pages") or {}).get("next") or {}).get("starting_after")
             if not after:
                 return
@@ -245,53 +345,7 @@ class IntercomConnector(OwnsClient):
 
     async def fetch_case(self, case_id: str) -> Case:
         ids = await self.resolve()
-        return self._to_case(await self._client.read("GET", _CONVERSATION.format(case_id)), ids)
-
-    def _to_case(self, conversation: Mapping[str, Any], ids: IntercomIds) -> Case:
-        history: list[Activity] = []
-        followups: list[FollowUpMark] = []
-        source = conversation.get("source") or {}
-        if (source.get("author") or {}).get("type") in ("user", "lead", "contact"):
-            history.append(Activity(ActivityKind.CUSTOMER_REPLY, _at(conversation["created_at"])))
-        for part in _parts(conversation):
-            at = _at(part["created_at"])
-            author = part.get("author") or {}
-            mark = parse_footer(part.get("body") or "", at)
-            if mark is not None and author.get("type") == "admin":
-                followups.append(mark)
-            elif part.get("part_type") != "comment":
-                continue
-            elif author.get("type") == "admin":
-                history.append(Activity(ActivityKind.AGENT_UPDATE, at))
-            elif author.get("type") in ("user", "lead", "contact"):
-                history.append(Activity(ActivityKind.CUSTOMER_REPLY, at))
-        contacts = (conversation.get("contacts") or {}).get("contacts") or []
-        contact = contacts[0] if contacts else None
-        state = conversation.get("state")
-        if state == "closed":
-            status = Status.SOLVED
-        elif state == "snoozed" or _waiting_on_customer(conversation):
-            status = Status.PENDING
-        else:
-            status = Status.OPEN
-        names = {v: k for k, v in ids.admins.items()}
-        assignee = conversation.get("admin_assignee_id")
-        return Case(
-            source=Source.INTERCOM,
-            id=str(conversation["id"]),
-            kind=CaseKind.CONVERSATION,
-            status=status,
-            created_at=_at(conversation["created_at"]),
-            updated_at=_at(conversation["updated_at"]),
-            subject=(conversation.get("title") or source.get("subject") or ""),
-            requester=Requester(id=str(contact["id"])) if contact else None,
-            account_id=str(contact["id"]) if contact else None,
-            assignee=names.get(str(assignee)) if assignee is not None else None,
-            tags=frozenset(t["name"] for t in (conversation.get("tags") or {}).get("tags") or []),
-            history=tuple(sorted(history, key=lambda a: a.at)),
-            followups=tuple(sorted(followups, key=lambda m: m.at)),
-            updated_stamp=str(conversation["updated_at"]),
-        )
+        return conversation_case(await self._client.read("GET", _CONVERSATION.format(case_id)), ids)
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -365,13 +419,13 @@ class _ConversationWrites:
             p.get("part_type") == "comment"
             and str((p.get("author") or {}).get("id")) == self._me
             and _plain(p.get("body") or "") == _plain(reply)
-            and (self._cycle_start is None or _at(p["created_at"]) >= self._cycle_start)
+            and (self._cycle_start is None or unix_instant(p, "created_at") >= self._cycle_start)
             for p in _parts(conversation)
         )
 
     def has_note(self, conversation: Mapping[str, Any]) -> bool:
         return any(
-            (mark := parse_footer(p.get("body") or "", _at(p["created_at"]))) is not None
+            (mark := parse_footer(p.get("body") or "", unix_instant(p, "created_at"))) is not None
             and mark.key == self._item.key
             for p in _parts(conversation)
         )

@@ -8,14 +8,14 @@ name the file, the line and the field.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connectors.errors import MappingError
 from policies.model import PlanTier
+from policies.yamlsource import Problem, SourceError, load_located, problems_from_validation
 
 __all__ = [
     "AsanaMapping",
@@ -116,41 +116,14 @@ class TenantMapping(_Strict):
     plans: PlanNames = PlanNames()
 
 
-def _line_of(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
-    """1-based line of the key at ``loc``, or of its deepest parent that exists."""
-    node, line = root, None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            pair = next(((k, v) for k, v in node.value if k.value == part), None)
-            if pair is None:
-                break
-            line, node = pair[0].start_mark.line + 1, pair[1]
-        elif (
-            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
-        ):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
-
-
 def load_mapping(path: Path) -> TenantMapping:
-    """Read and validate a mapping file; MappingError lists each problem as file:line: field."""
-    text = path.read_text(encoding="utf-8")
+    """Read and validate a mapping file; MappingError lists each problem as file:line: field
+    (the same located reading as policy files: :mod:`policies.yamlsource`)."""
     try:
-        data: Any = yaml.safe_load(text) or {}
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        raise MappingError(f"{path}: not valid YAML: {exc}") from exc
-    try:
-        return TenantMapping.model_validate(data)
+        source = load_located(path)
+        return TenantMapping.model_validate(source.data or {})
+    except SourceError as exc:
+        problems: Sequence[Problem] = exc.problems
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            loc = tuple(error["loc"])
-            line = _line_of(root, loc)
-            where = f"{path}:{line}" if line else str(path)
-            field = ".".join(str(p) for p in loc) or "(top level)"
-            problems.append(f"{where}: {field}: {error['msg']}")
-        raise MappingError("invalid tenant mapping\n" + "\n".join(problems)) from exc
+        problems = problems_from_validation(source, exc)
+    raise MappingError("invalid tenant mapping\n" + "\n".join(str(p) for p in problems))

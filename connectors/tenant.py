@@ -11,6 +11,7 @@ import httpx
 from connectors.asana import AsanaConnector
 from connectors.intercom import IntercomConnector
 from connectors.mapping import TenantMapping
+from connectors.records import Report, log_bad_record
 from connectors.settings import ConnectorLimits, VendorEnv
 from connectors.zendesk import ZendeskConnector
 
@@ -24,7 +25,9 @@ def build_connectors(
     mapping: TenantMapping,
     limits: ConnectorLimits | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    report: Report = log_bad_record,
 ) -> list[VendorConnector]:
+    """``report`` receives each vendor record a stream skips because it cannot be read."""
     limits = limits or ConnectorLimits()
     built: list[VendorConnector] = []
     if mapping.zendesk and env.zendesk_url and env.zendesk_email and env.zendesk_token:
@@ -38,20 +41,22 @@ def build_connectors(
                 timeouts=limits.timeouts,
                 transport=transport,
                 plans=mapping.plans,
+                report=report,
             )
         )
+    intercom = None
     if mapping.intercom and env.intercom_url and env.intercom_token:
-        built.append(
-            IntercomConnector.connect(
-                env.intercom_url,
-                env.intercom_token.get_secret_value(),
-                mapping.intercom,
-                limits=limits.intercom,
-                timeouts=limits.timeouts,
-                transport=transport,
-                plans=mapping.plans,
-            )
+        intercom = IntercomConnector.connect(
+            env.intercom_url,
+            env.intercom_token.get_secret_value(),
+            mapping.intercom,
+            limits=limits.intercom,
+            timeouts=limits.timeouts,
+            transport=transport,
+            plans=mapping.plans,
+            report=report,
         )
+        built.append(intercom)
     if mapping.asana and env.asana_url and env.asana_token:
         built.append(
             AsanaConnector.connect(
@@ -61,6 +66,9 @@ def build_connectors(
                 limits=limits.asana,
                 timeouts=limits.timeouts,
                 transport=transport,
+                # Bug reporters are Intercom contacts: their updates are emailed from there.
+                mailer=None if intercom is None else intercom.email_contact,
+                report=report,
             )
         )
     return built

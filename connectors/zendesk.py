@@ -3,7 +3,9 @@
 Reads. Candidate tickets stream from the cursor-based incremental export
 (``/api/v2/incremental/tickets/cursor``, up to 1,000 tickets a page) with requesters
 side-loaded (``include=users``), so there is no per-ticket user lookup; solved, closed and
-deleted tickets are dropped as they stream by. Only candidates get their comments read, newest
+deleted tickets are dropped as they stream by; a ticket that cannot be read (missing field,
+wrong type, unknown status) goes to the connector's ``report`` (:mod:`connectors.records`)
+and the stream goes on. Only candidates get their comments read, newest
 first, and only back to the latest inbound activity: what came before it belongs to a finished
 follow-up cycle.
 
@@ -36,10 +38,19 @@ from typing import Any
 import httpx
 
 from connectors.base import WriteOutcome, WriteResult
-from connectors.errors import Conflict, MappingError, OutcomeUnknown, VendorError
+from connectors.errors import BadRecord, Conflict, MappingError, OutcomeUnknown, VendorError
 from connectors.http import OwnsClient, VendorClient
 from connectors.mapping import PlanNames, ZendeskMapping
 from connectors.once import WriteOnce
+from connectors.records import (
+    Report,
+    case_or_bad,
+    flagged_account,
+    log_bad_record,
+    reported,
+    text,
+    translating,
+)
 from connectors.resolution import NameCheck
 from connectors.settings import Timeouts, VendorLimits
 from connectors.zendesk_json import ZendeskIds, comment_activity, ticket_case, ticket_updates
@@ -53,7 +64,8 @@ from policies.model import (
 
 __all__ = ["ZendeskConnector"]
 
-_CANDIDATE = frozenset({"new", "open", "pending", "hold"})
+# A tuple, not a set: a malformed (unhashable) status still compares, and is reported later.
+_FINISHED = ("solved", "closed", "deleted")
 _TICKET = "/api/v2/tickets/{}"
 
 
@@ -72,6 +84,7 @@ class ZendeskConnector(OwnsClient):
         comment_pages: int = 5,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        report: Report = log_bad_record,
     ) -> None:
         self._client = client
         self._mapping = mapping
@@ -80,6 +93,7 @@ class ZendeskConnector(OwnsClient):
         self._comment_pages = comment_pages
         self._clock = clock
         self._sleep = sleep
+        self._report = report
         self._ids: ZendeskIds | None = None
         self._resolving = asyncio.Lock()
 
@@ -97,6 +111,7 @@ class ZendeskConnector(OwnsClient):
         plans: PlanNames | None = None,
         page_size: int = 1000,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        report: Report = log_bad_record,
     ) -> ZendeskConnector:
         client = VendorClient(
             "zendesk",
@@ -106,7 +121,7 @@ class ZendeskConnector(OwnsClient):
             timeouts=timeouts,
             transport=transport,
         )
-        return cls(client, mapping, plans=plans, page_size=page_size, clock=clock)
+        return cls(client, mapping, plans=plans, page_size=page_size, clock=clock, report=report)
 
     async def _pages(self, url: str, params: Mapping[str, Any] | None = None) -> AsyncIterator[Any]:
         """Every page of a list, whichever of Zendesk's three pagination styles it uses."""
@@ -197,7 +212,7 @@ class ZendeskConnector(OwnsClient):
         """The ticket's comments back to (and including) the latest inbound one, newest first."""
         requester_id = ticket.get("requester_id")
         found: list[Mapping[str, Any]] = []
-        url = _TICKET.format(ticket["id"]) + "/comments"
+        url = _TICKET.format(text(ticket, "id")) + "/comments"
         params = {"sort": "-created_at", "page[size]": 100}
         pages = 0
         async for page in self._pages(url, params):
@@ -211,7 +226,15 @@ class ZendeskConnector(OwnsClient):
                 break
         return found
 
+    async def _case(
+        self, ticket: Mapping[str, Any], users: Mapping[Any, Mapping[str, Any]], ids: ZendeskIds
+    ) -> Case:
+        with translating("zendesk", ticket):
+            comments = await self._evidence(ticket)
+        return ticket_case(ticket, users, comments, ids)
+
     async def cases(self) -> AsyncIterator[Case]:
+        """Candidate tickets; one that cannot be read goes to ``report`` and the rest go on."""
         ids = await self.resolve()
         since = self._clock() - timedelta(days=self._mapping.lookback_days)
         params = {
@@ -220,33 +243,32 @@ class ZendeskConnector(OwnsClient):
             "per_page": self._page_size,
         }
         async for page in self._pages("/api/v2/incremental/tickets/cursor", params):
-            users = {u["id"]: u for u in page.get("users", [])}
-            candidates = [t for t in page["tickets"] if t["status"] in _CANDIDATE]
-            evidence = await asyncio.gather(*(self._evidence(t) for t in candidates))
-            for ticket, comments in zip(candidates, evidence, strict=True):
-                yield ticket_case(ticket, users, comments, ids)
+            users = _side_loaded_users(page)
+            candidates = [t for t in page["tickets"] if not _finished(t)]
+            read = await asyncio.gather(
+                *(case_or_bad(self._case(t, users, ids)) for t in candidates)
+            )
+            for case in reported(read, self._report):
+                yield case
 
     async def accounts(self) -> AsyncIterator[Account]:
         flags = self._mapping.organization_fields
-        canceled = {v.lower() for v in flags.canceled_values}
         async for page in self._pages("/api/v2/organizations", {"page[size]": 100}):
             for org in page["organizations"]:
-                values = org.get("organization_fields") or {}
-                raw_plan = values.get(flags.plan)
-                yield Account(
-                    id=str(org["id"]),
-                    name=org.get("name") or "",
-                    plan=self._plans.tier(raw_plan),
-                    raw_plan=raw_plan,
-                    canceled=str(values.get(flags.account_status) or "").lower() in canceled,
-                    stop_followups=bool(values.get(flags.stop_followups)),
-                )
+                try:
+                    account = flagged_account(
+                        "zendesk", org, "organization_fields", flags, self._plans
+                    )
+                except BadRecord as bad:
+                    self._report(bad)
+                    continue
+                yield account
 
     async def fetch_case(self, case_id: str) -> Case:
         ids = await self.resolve()
         body = await self._client.read("GET", _TICKET.format(case_id), params={"include": "users"})
         ticket = body["ticket"]
-        users = {u["id"]: u for u in body.get("users", [])}
+        users = _side_loaded_users(body)
         return ticket_case(ticket, users, await self._evidence(ticket), ids)
 
     # -- writes ---------------------------------------------------------------------------
@@ -348,6 +370,21 @@ class ZendeskConnector(OwnsClient):
             return WriteResult(WriteOutcome.ALREADY_APPLIED, calls=2)
         result = await self.apply(item)
         return replace(result, calls=result.calls + 2)
+
+
+def _finished(ticket: Any) -> bool:
+    """Solved, closed and deleted tickets stream by and are dropped; anything else is a
+    candidate, and one with an unknown status is reported by the translation."""
+    return isinstance(ticket, Mapping) and ticket.get("status") in _FINISHED
+
+
+def _side_loaded_users(page: Mapping[str, Any]) -> dict[Any, Mapping[str, Any]]:
+    """Users by id; one without a usable id cannot be anyone's requester and is left out."""
+    return {
+        u["id"]: u
+        for u in page.get("users") or []
+        if isinstance(u, Mapping) and isinstance(u.get("id"), int | str)
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from connectors.errors import MappingError
 from connectors.footer import parse_footer, with_footer
+from connectors.records import instant, optional_text, text, translating
 from policies.model import (
     MARKER_PREFIX,
     ActionType,
@@ -160,15 +160,11 @@ def ticket_updates(item: PlanItem, ids: ZendeskIds) -> TicketUpdates:
     return TicketUpdates(reply=reply, note=ticket)
 
 
-def _dt(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
 def comment_activity(comment: Mapping[str, Any], requester_id: Any) -> Activity | None:
     """What a comment means for the planner (None for the worker's own follow-ups)."""
-    at = _dt(comment["created_at"])
+    at = instant(comment, "created_at")
     if comment.get("author_id") != requester_id:
-        if parse_footer(comment.get("body") or "", at) is not None:
+        if parse_footer(_body(comment), at) is not None:
             return None
         return Activity(ActivityKind.AGENT_UPDATE, at)
     call_status = (comment.get("data") or {}).get("call_status")
@@ -181,17 +177,38 @@ def comment_activity(comment: Mapping[str, Any], requester_id: Any) -> Activity 
     return Activity(ActivityKind.CUSTOMER_REPLY, at)
 
 
+def _body(comment: Mapping[str, Any]) -> str:
+    return optional_text(comment, "body") or ""
+
+
 def _requester(user: Mapping[str, Any] | None, requester_id: Any) -> Requester | None:
     if requester_id is None:
         return None
     if user is None:
         return Requester(id=str(requester_id))
     return Requester(
-        id=str(user["id"]),
-        name=user.get("name") or "",
-        email=user.get("email") or None,
-        phone=user.get("phone") or None,
+        id=text(user, "id"),
+        name=optional_text(user, "name") or "",
+        email=optional_text(user, "email"),
+        phone=optional_text(user, "phone"),
     )
+
+
+def _custom_fields(ticket: Mapping[str, Any], ids: ZendeskIds) -> dict[str, str]:
+    names = ids.field_names()
+    fields = {}
+    for custom in ticket.get("custom_fields") or []:
+        logical = names.get(custom["id"])
+        if logical is not None and (value := optional_text(custom, "value")) is not None:
+            fields[logical] = ids.logical_value(logical, value)
+    return fields
+
+
+def _tags(ticket: Mapping[str, Any]) -> frozenset[str]:
+    tags = ticket.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise TypeError(f"tags: expected a list of strings, got {type(tags).__name__}")
+    return frozenset(tags)
 
 
 def _reply_awaiting_its_note(
@@ -204,8 +221,7 @@ def _reply_awaiting_its_note(
     the ticket carries a marker tag no footer records, and the newest public comment posted
     through the API came after the last footer."""
     recorded = {marker_tag(mark.key) for mark in followups}
-    tags = ticket.get("tags") or ()
-    if not any(tag.startswith(MARKER_PREFIX) and tag not in recorded for tag in tags):
+    if not any(tag.startswith(MARKER_PREFIX) and tag not in recorded for tag in _tags(ticket)):
         return None
     replies = [
         comment
@@ -216,9 +232,10 @@ def _reply_awaiting_its_note(
     ]
     if not replies:
         return None
-    newest = max(replies, key=lambda comment: _dt(comment["created_at"]))
+    newest = max(replies, key=lambda comment: instant(comment, "created_at"))
     last_footer = max((mark.at for mark in followups), default=None)
-    return newest if last_footer is None or _dt(newest["created_at"]) > last_footer else None
+    replied_at = instant(newest, "created_at")
+    return newest if last_footer is None or replied_at > last_footer else None
 
 
 def ticket_case(
@@ -227,14 +244,25 @@ def ticket_case(
     comments: Iterable[Mapping[str, Any]],
     ids: ZendeskIds,
 ) -> Case:
-    """A ticket, with its side-loaded ``users`` and the ``comments`` read for it, as a case."""
+    """A ticket, with its side-loaded ``users`` and the ``comments`` read for it, as a case.
+    Raises :class:`~connectors.errors.BadRecord` when the ticket cannot be read."""
+    with translating("zendesk", ticket):
+        return _ticket_case(ticket, users, comments, ids)
+
+
+def _ticket_case(
+    ticket: Mapping[str, Any],
+    users: Mapping[Any, Mapping[str, Any]],
+    comments: Iterable[Mapping[str, Any]],
+    ids: ZendeskIds,
+) -> Case:
     requester_id = ticket.get("requester_id")
     comments = list(comments)
     followups = [
         mark
         for comment in comments
         if comment.get("author_id") != requester_id
-        and (mark := parse_footer(comment.get("body") or "", _dt(comment["created_at"])))
+        and (mark := parse_footer(_body(comment), instant(comment, "created_at")))
     ]
     # A reply whose note never came is the worker's, not an agent's update: read as one, it
     # would restart the customer's waiting time and the half-done follow-up would not finish.
@@ -245,32 +273,25 @@ def ticket_case(
         if comment is not half_written
         and (activity := comment_activity(comment, requester_id)) is not None
     ]
-    names = ids.field_names()
-    fields = {
-        names[f["id"]]: ids.logical_value(names[f["id"]], str(f["value"]))
-        for f in ticket.get("custom_fields") or []
-        if f["id"] in names and f.get("value") not in (None, "")
-    }
     agents: dict[Any, str] = {v: k for k, v in ids.agents.items()}
     groups: dict[Any, str] = {v: k for k, v in ids.groups.items()}
-    priority = ticket.get("priority")
-    org = ticket.get("organization_id")
+    priority = optional_text(ticket, "priority")
     return Case(
         source=Source.ZENDESK,
-        id=str(ticket["id"]),
+        id=text(ticket, "id"),
         kind=CaseKind.TICKET,
         status=Status(ticket["status"]),
-        created_at=_dt(ticket["created_at"]),
-        updated_at=_dt(ticket["updated_at"]),
-        subject=ticket.get("subject") or "",
+        created_at=instant(ticket, "created_at"),
+        updated_at=instant(ticket, "updated_at"),
+        subject=optional_text(ticket, "subject") or "",
         priority=Priority(priority) if priority else None,
         requester=_requester(users.get(requester_id), requester_id),
-        account_id=str(org) if org is not None else None,
+        account_id=optional_text(ticket, "organization_id"),
         assignee=agents.get(ticket.get("assignee_id")),
         group=groups.get(ticket.get("group_id")),
-        brand=str(ticket["brand_id"]) if ticket.get("brand_id") else None,
-        fields=fields,
-        tags=frozenset(ticket.get("tags") or ()),
+        brand=optional_text(ticket, "brand_id"),
+        fields=_custom_fields(ticket, ids),
+        tags=_tags(ticket),
         history=tuple(sorted(history, key=lambda a: a.at)),
         followups=tuple(sorted(followups, key=lambda m: m.at)),
         updated_stamp=ticket["updated_at"],

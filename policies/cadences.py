@@ -275,7 +275,10 @@ class EveryRule:
                 return Unknown(
                     "the account lists no open cases, so the bundled update cannot be addressed"
                 )
-            refs = set(account.open_case_refs) | {case.ref}
+            # "ONE update covering all outstanding bugs": the account's open cases of the same
+            # vendor as this one (its conversations count towards the threshold, not the bundle).
+            same_source = f"{case.source}:"
+            refs = {r for r in account.open_case_refs if r.startswith(same_source)} | {case.ref}
             lead = min(refs)
             if lead != case.ref:
                 return NotDue(lambda: f"covered by the account's bundled update on {lead}")

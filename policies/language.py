@@ -158,6 +158,12 @@ class ContactSpec(_Model):
     email_only: list[Channel] = [Channel.EMAIL]
     phone_and_email: list[Channel] = [Channel.CALL, Channel.TEXT]
 
+    @field_validator("template")
+    @classmethod
+    def _template_exists(cls, value: str, info: ValidationInfo) -> str:
+        _known_template(value, info)
+        return value
+
 
 class EscalateSpec(_Model):
     group: Text
@@ -360,7 +366,10 @@ class Setting(_Model):
 
     @model_validator(mode="after")
     def _default_is_a_choice(self) -> Self:
-        if self.choices is not None and self.default not in self.choices:
+        # `default` names a choice: only a string can (a list would not even be looked up).
+        if self.choices is not None and not (
+            isinstance(self.default, str) and self.default in self.choices
+        ):
             raise ValueError(f"default {self.default!r} is not one of {sorted(self.choices)}")
         return self
 

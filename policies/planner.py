@@ -48,7 +48,31 @@ __all__ = [
     "item_to_dict",
     "plan",
     "preview",
+    "with_open_cases",
 ]
+
+_FINISHED = frozenset({Status.SOLVED, Status.CLOSED})
+
+
+def with_open_cases(accounts: Mapping[str, Account], cases: Iterable[Case]) -> dict[str, Account]:
+    """The accounts with what their open cases add up to (``open_cases``, ``open_case_refs``,
+    ``max_open_priority``): the Community and Standard rules of seeds 000/001 judge a bug by
+    the account's other cases, which no vendor reports on the account itself."""
+    mine: dict[str, list[Case]] = {}
+    for case in cases:
+        owner = case.account_id
+        if owner is not None and owner in accounts and case.status not in _FINISHED:
+            mine.setdefault(owner, []).append(case)
+    summed = dict(accounts)
+    for account_id, open_cases in mine.items():
+        priorities = [c.priority for c in open_cases if c.priority is not None]
+        summed[account_id] = dataclasses.replace(
+            accounts[account_id],
+            open_cases=len(open_cases),
+            open_case_refs=tuple(sorted(c.ref for c in open_cases)),
+            max_open_priority=max(priorities, key=lambda p: p.rank) if priorities else None,
+        )
+    return summed
 
 
 def plan(
@@ -64,6 +88,9 @@ def plan(
     today = calendar.local_date(now)
     routes = policies.routes
     for case in cases:
+        if (zoneless := _zoneless(case)) is not None:
+            yield Unjudged(case.ref, zoneless)
+            continue
         if case.created_at > now:
             continue  # planning a past instant from a later snapshot: not there yet
         account = accounts.get(case.account_id) if case.account_id is not None else None
@@ -92,6 +119,22 @@ def plan(
                     if result is not None:
                         yield result
                 break  # the group's first applicable policy claims the case
+
+
+def _zoneless(case: Case) -> str | None:
+    """Why the case's instants cannot be placed on the calendar, if one has no time zone.
+
+    Every comparison with ``now`` would fail on it, and business days are counted in the
+    tenant's zone: the case is reported instead (connectors reject such records already)."""
+    instants = (
+        case.created_at,
+        case.updated_at,
+        *(a.at for a in case.history),
+        *(m.at for m in case.followups),
+    )
+    if any(at.utcoffset() is None for at in instants):
+        return "a timestamp of this case has no time zone: cannot count business days"
+    return None
 
 
 def _failed(policy: CompiledPolicy, exc: Exception) -> str:
@@ -149,6 +192,10 @@ def explain(
     calendar: BusinessCalendar,
 ) -> list[Explanation]:
     """Rule by rule, why ``case`` is or is not due at ``now`` (same logic as :func:`plan`)."""
+    if (zoneless := _zoneless(case)) is not None:
+        return [
+            Explanation(p.name, p.source, "cannot judge", zoneless, ()) for p in policies.policies
+        ]
     if case.created_at > now:
         detail = "the case did not exist yet at that instant"
         return [

@@ -63,56 +63,88 @@ class Located:
 def load_located(path: Path, settings: Mapping[str, Any] | None = None) -> Located:
     """Parse ``path``; substitute ``${setting}`` references when ``settings`` is given."""
     name = str(path)
+    text = _utf8(path)
     try:
-        loader = yaml.SafeLoader(path.read_text(encoding="utf-8"))
+        loader = yaml.SafeLoader(text)
         try:
             node = loader.get_single_node()
-            lines: dict[Path_, int] = {}
-            problems: list[Problem] = []
-            data = (
-                _to_data(node, (), loader, lines, settings, problems, name)
-                if node is not None
-                else None
-            )
+            reader = _Reader(loader, settings, name)
+            data = reader.data(node, (), ()) if node is not None else None
         finally:
             loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
-        raise SourceError([Problem(name, line, "", f"invalid YAML: {exc.problem}")]) from exc
-    if problems:
-        raise SourceError(problems)
-    return Located(name, data, lines)
+    except yaml.YAMLError as exc:
+        raise SourceError([Problem(name, _error_line(exc, text), "", _invalid(exc))]) from exc
+    if reader.problems:
+        raise SourceError(reader.problems)
+    return Located(name, data, reader.lines)
 
 
-def _to_data(
-    node: yaml.Node,
-    path: Path_,
-    loader: yaml.SafeLoader,
-    lines: dict[Path_, int],
-    settings: Mapping[str, Any] | None,
-    problems: list[Problem],
-    file: str,
-) -> Any:
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
-        result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            lines[(*path, key)] = key_node.start_mark.line + 1
-            result[key] = _to_data(
-                value_node, (*path, key), loader, lines, settings, problems, file
-            )
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        return [
-            _to_data(item, (*path, i), loader, lines, settings, problems, file)
-            for i, item in enumerate(node.value)
-        ]
-    value = loader.construct_object(node, deep=True)
-    if settings is not None and isinstance(value, str) and "${" in value:
-        return _substitute(value, settings, problems, file, node.start_mark.line + 1, path)
-    return value
+def _utf8(path: Path) -> str:
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SourceError([Problem(str(path), line, "", "not UTF-8 text")]) from exc
+
+
+def _error_line(exc: yaml.YAMLError, text: str) -> int:
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        return int(exc.problem_mark.line) + 1
+    if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow
+        return text.count("\n", 0, exc.position) + 1
+    return 1
+
+
+def _invalid(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.MarkedYAMLError):
+        return f"invalid YAML: {exc.problem}"
+    if isinstance(exc, yaml.reader.ReaderError):
+        return f"invalid YAML: character #x{exc.character:04x} is not allowed"
+    return f"invalid YAML: {exc}"
+
+
+class _Reader:
+    """Builds plain data from the node tree, noting the line of every key path. Problems a
+    plain ``safe_load`` would not see (or would crash on) are collected with their line."""
+
+    def __init__(
+        self, loader: yaml.SafeLoader, settings: Mapping[str, Any] | None, file: str
+    ) -> None:
+        self.loader = loader
+        self.settings = settings
+        self.file = file
+        self.lines: dict[Path_, int] = {}
+        self.problems: list[Problem] = []
+
+    def _problem(self, node: yaml.Node, path: Path_, message: str) -> None:
+        field = ".".join(str(p) for p in path)
+        self.problems.append(Problem(self.file, node.start_mark.line + 1, field, message))
+
+    def data(self, node: yaml.Node, path: Path_, ancestors: tuple[yaml.Node, ...]) -> Any:
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if any(node is a for a in ancestors):
+            self._problem(node, path, "an alias refers to a node that contains it")
+            return None
+        inner = (*ancestors, node)
+        if isinstance(node, yaml.MappingNode):
+            self.loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
+            result: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    self._problem(key_node, path, "a key must be a plain value")
+                    continue
+                key = self.loader.construct_object(key_node, deep=True)
+                self.lines[(*path, key)] = key_node.start_mark.line + 1
+                result[key] = self.data(value_node, (*path, key), inner)
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            return [self.data(item, (*path, i), inner) for i, item in enumerate(node.value)]
+        value = self.loader.construct_object(node, deep=True)
+        if self.settings is not None and isinstance(value, str) and "${" in value:
+            line = node.start_mark.line + 1
+            return _substitute(value, self.settings, self.problems, self.file, line, path)
+        return value
 
 
 def _substitute(

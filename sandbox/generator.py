@@ -30,6 +30,7 @@ from sandbox.tenant import (
     AGENTS,
     API_USER,
     PHASE_FIELD,
+    PHASE_SINCE_FIELD,
     TICKET_FIELDS,
 )
 
@@ -392,7 +393,7 @@ class Generator:
         status, assignee_id, group_id = self._play_scenario(
             builder, scenario, flow, rng, agent.id, requester, created_at, fields
         )
-        tags = {value for key, value in fields.items() if key != "linked_order" and value}
+        tags = {v for k, v in fields.items() if k not in ("linked_order", "phase_since") and v}
         tags.update(builder.tags())
         updated_at = builder.comments[-1]["created_at"]
         ticket = {
@@ -552,13 +553,18 @@ class Generator:
         days = rng.randint(0, limit) if rng.random() < 0.5 else rng.randint(limit + 1, limit + 8)
         entered = _at_hour(_business_days_before(self.start, days), rng.randint(9, 16), 0)
         entered = min(entered, self.start - timedelta(minutes=30))
+        fields["phase_since"] = entered.date().isoformat()
+        moved = (
+            (str(PHASE_FIELD), phase, None),
+            (str(PHASE_SINCE_FIELD), fields["phase_since"], None),
+        )
         builder.comment(entered, agent_id, f"Moved to {phase.replace('_', ' ')}.", public=False,
-                        channel="web", changes=((str(PHASE_FIELD), phase, None),))  # fmt: skip
+                        channel="web", changes=moved)  # fmt: skip
         return rng.choice(("open", "pending"))
 
 
 _FIELD_KEYS = {9001: "request_type", 9002: "linked_order", 9003: "order_status",
-               9004: "industry", 9005: "phase"}  # fmt: skip
+               9004: "industry", 9005: "phase", 9006: "phase_since"}  # fmt: skip
 
 
 def add_inbound_comment(
@@ -623,13 +629,17 @@ def _initial_fields(flow: str | None, scenario: str, rng: random.Random) -> dict
     if scenario == "refund_us_passport":
         industry = "us_passport"
     linked = rng.random() < 0.5
+    # Only the phase scenarios get a phase: _play_phase writes when it was entered.
     phase = ""
-    if request_type in ("bug_report", "feature_request", "other_question"):
+    if scenario in ("bug_report", "feature_request"):
         phase = rng.choice(("phase_1", "phase_2", "phase_3", "phase_4"))
+    elif scenario == "other_question":  # seed 003: questions have three phases
+        phase = rng.choice(("phase_1", "phase_2", "phase_3"))
     return {
         "request_type": request_type,
         "linked_order": f"ORD-{rng.randint(100000, 999999)}" if linked else "",
         "order_status": "awaiting_customer" if flow else rng.choice(("processing", "completed")),
         "industry": industry,
         "phase": phase,
+        "phase_since": "",  # set with the phase's history (_play_phase)
     }

@@ -19,6 +19,7 @@ __all__ = [
     "GROUPS",
     "INTERCOM_TICKET_STATES",
     "PHASE_FIELD",
+    "PHASE_SINCE_FIELD",
     "PRIORITY_OPTIONS",
     "TICKET_FIELDS",
     "Agent",
@@ -52,7 +53,7 @@ GROUPS = {501: "Support", 502: "Refunds", 503: "Escalations", 504: "Unresponsive
 class TicketField:
     id: int
     title: str
-    type: str  # "tagger" or "text"
+    type: str  # "tagger", "text" or "date" (YYYY-MM-DD)
     options: tuple[tuple[str, str], ...] = ()  # (value/tag, display name)
 
     @property
@@ -110,8 +111,10 @@ TICKET_FIELDS = (
             ("phase_4", "Phase 4: Resolution plan determined"),
         ),
     ),
+    TicketField(9006, "Phase since", "date"),  # the day the case entered its phase (seed 003)
 )
 PHASE_FIELD = 9005
+PHASE_SINCE_FIELD = 9006
 
 
 def field_by_title(title: str) -> TicketField:

@@ -13,7 +13,7 @@ import heapq
 import re
 from bisect import bisect_right
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from itertools import islice, takewhile
 from typing import Any
@@ -528,6 +528,8 @@ def _apply_custom_fields(
             raise record_invalid(spec.title, f"{spec.title}: {value!r} is not a valid option")
         if spec.type == "text" and value is not None and not isinstance(value, str):
             raise record_invalid(spec.title, f"{spec.title}: must be text")
+        if spec.type == "date" and value is not None and not _is_date(value):
+            raise record_invalid(spec.title, f"{spec.title}: must be a date (YYYY-MM-DD)")
         if spec.type == "tagger":
             old = values.get(spec.id)
             if old in tags:
@@ -536,6 +538,13 @@ def _apply_custom_fields(
                 tags.append(value)
         values[spec.id] = value
     return [{"id": key, "value": value} for key, value in values.items()], sorted(tags)
+
+
+def _is_date(value: Any) -> bool:
+    try:
+        return isinstance(value, str) and len(value) == 10 and bool(date.fromisoformat(value))
+    except ValueError:
+        return False
 
 
 def _apply_tags(tags: list[str], changes: dict[str, Any]) -> list[str]:

@@ -27,6 +27,7 @@ import structlog
 
 from connectors.base import Connector
 from policies.model import Account, Case, PlanItem, Source, Unjudged
+from policies.planner import with_open_cases
 from worker.decisions import RunMode, run_mode
 from worker.executor import Executor, ItemReport, carries_marker
 from worker.ledger import Ledger, Outcome
@@ -216,17 +217,23 @@ async def _run_tenant(
             return result
 
         async def planned_cases() -> AsyncGenerator[list[PlanItem]]:
+            # Every case is read before any is planned: an account's open cases (seeds
+            # 000/001: Community bundles, Standard "with a high-priority ticket") are known
+            # only once all of them are in.
+            cases: list[Case] = []
             for source, connector in tenant.connectors.items():
                 try:
                     async for case in connector.cases():
                         result.cases += 1
                         metrics.cases_fetched.labels(vendor=source.value).inc()
-                        items = _plan_case(tenant, case, accounts, at, metrics, result)
-                        if items:
-                            yield items
+                        cases.append(case)
                 except Exception as exc:
                     log.exception("cases unreadable; the rest wait", vendor=source.value)
                     result.errors.append(f"{tenant.name}: {source.value}: {exc!r}")
+            accounts.update(with_open_cases(accounts, cases))
+            for case in cases:
+                if items := _plan_case(tenant, case, accounts, at, metrics, result):
+                    yield items
 
         def replan(case: Case) -> list[PlanItem]:
             return [

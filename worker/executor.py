@@ -145,14 +145,31 @@ class Executor:
                 if self._stop.is_set():
                     execution.cases_not_started += 1
                     continue
-                for item in items:
-                    connector = connectors[item.case.source]
-                    execution.reports.extend(
-                        await self._settle(tenant, connector, item, replan, replanned=False)
-                    )
+                connector = connectors[items[0].case.source]
+                execution.reports.extend(await self._settle_case(tenant, connector, items, replan))
 
         await asyncio.gather(produce(), *(consume() for _ in range(self._concurrency)))
         return execution
+
+    async def _settle_case(
+        self, tenant: str, connector: Connector, items: list[PlanItem], replan: Replan
+    ) -> list[ItemReport]:
+        """One case's items in order. A write moves the case's ``updated_stamp``, so the items
+        after it, planned on the old stamp, would only conflict with the worker's own write:
+        they are planned again from a fresh read instead (one read, not a refused write)."""
+        reports: list[ItemReport] = []
+        pending = list(items)
+        while pending:
+            item = pending.pop(0)
+            settled = await self._settle(tenant, connector, item, replan, replanned=False)
+            reports += settled
+            if settled[0].replanned:
+                break  # a conflict: the re-plan on the fresh case settled what is still due
+            if pending and settled[0].outcome is Outcome.APPLIED:
+                fresh = await connector.fetch_case(item.case.id)
+                handled = {report.key for report in reports}
+                pending = [again for again in replan(fresh) if again.key not in handled]
+        return reports
 
     async def _settle(
         self,

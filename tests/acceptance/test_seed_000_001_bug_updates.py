@@ -166,6 +166,15 @@ def test_community_bundle(
         assert field.params["cases"] == list(refs)
 
 
+def test_community_conversations_count_towards_the_threshold_but_the_update_covers_bugs() -> None:
+    refs = ("asana:1", "asana:2", "intercom:7")
+    accounts = {"a": Account("a", plan=PlanTier.COMMUNITY, open_cases=3, open_case_refs=refs)}
+    items = list(plan([bug("1"), bug("2")], accounts, at("2026-03-11"), RULES, CALENDAR))
+    (item,) = items
+    assert isinstance(item, PlanItem)
+    assert item.covers == ("asana:2",)
+
+
 def test_bugs_of_solved_status_get_nothing() -> None:
     accounts = account(PlanTier.ENTERPRISE)
     case = bug(status=Status.SOLVED)

@@ -38,7 +38,9 @@ def test_every_name_of_the_example_mapping_resolves(sandbox_env: dict[str, str])
 def test_unknown_names_are_reported_and_fail(sandbox_env: dict[str, str], tmp_path: Path) -> None:
     mapping = tmp_path / "tenant.yaml"
     mapping.write_text(
-        EXAMPLE.read_text().replace("Dana K", "Dana Unknown").replace("Phase", "Fase")
+        EXAMPLE.read_text()
+        .replace("Dana K", "Dana Unknown")
+        .replace("phase: Phase\n", "phase: Fase\n")
     )
     result = run_check(sandbox_env, mapping)
     assert result.exit_code == 1

@@ -140,3 +140,15 @@ async def test_asana_fields_and_one_story_despite_a_dropped_answer(
     assert fresh.priority is not None
     assert fresh.priority.value == "high"
     assert [m.key for m in fresh.followups] == [plan.key]
+
+
+async def test_intercom_emails_a_contact_the_sandbox_delivers(
+    sandbox: Any, admin: httpx.Client
+) -> None:
+    async with intercom(sandbox) as connector:
+        contact = (await anext(aiter(connector.accounts()))).id
+        await connector.email_contact(contact, "Update on your bug report", "Still on it.")
+    sent = admin.get("/outbox", params={"ref": f"intercom:contact:{contact}"}).json()["messages"]
+    assert [(m["subject"], m["body"]) for m in sent] == [
+        ("Update on your bug report", "Still on it.")
+    ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, given, settings
@@ -29,7 +29,7 @@ from policies.model import (
     Status,
     Unjudged,
 )
-from policies.planner import explain, item_to_dict, plan, preview
+from policies.planner import explain, item_to_dict, plan, preview, with_open_cases
 from policies.rules import compile_pack
 
 NY = ZoneInfo("America/New_York")
@@ -158,7 +158,7 @@ def test_a_malformed_case_is_reported_and_the_run_goes_on() -> None:
     )
     results = list(plan([naive, good], {}, BASE + timedelta(days=1), RULES, CALENDAR))
     assert isinstance(results[0], Unjudged)
-    assert "could not evaluate this case (TypeError" in results[0].reason
+    assert "no time zone" in results[0].reason
     assert isinstance(results[1], PlanItem)
 
 
@@ -237,3 +237,30 @@ def test_customer_activity_always_restarts(
         assert isinstance(cadence, SequenceRule | EveryRule)
         assert item.step == first_step(item.policy)
         assert item.key not in before
+
+
+def test_with_open_cases_sums_each_account_s_unfinished_cases() -> None:
+    at = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+
+    def case(case_id: str, account: str | None, status: Status, priority: Priority) -> Case:
+        return Case(
+            Source.ZENDESK, case_id, CaseKind.TICKET, status, at, at,
+            priority=priority, account_id=account,
+        )  # fmt: skip
+
+    accounts = {"a": Account("a"), "b": Account("b")}
+    cases = [
+        case("2", "a", Status.OPEN, Priority.NORMAL),
+        case("1", "a", Status.PENDING, Priority.HIGH),
+        case("3", "a", Status.SOLVED, Priority.URGENT),  # finished: not counted
+        case("4", "z", Status.OPEN, Priority.URGENT),  # an account we were not told about
+        case("5", None, Status.OPEN, Priority.URGENT),
+    ]
+
+    summed = with_open_cases(accounts, cases)
+
+    assert summed["a"].open_cases == 2
+    assert summed["a"].open_case_refs == ("zendesk:1", "zendesk:2")
+    assert summed["a"].max_open_priority is Priority.HIGH
+    assert summed["b"] == accounts["b"]
+    assert set(summed) == {"a", "b"}

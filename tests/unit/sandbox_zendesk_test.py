@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from policies.model import idempotency_key
 from sandbox.app import Sandbox
 from tests.unit.sandbox_support import ZENDESK_AUTH, client_for, small_sandbox
+
+FOOTER = re.compile(r"— followup-worker · (?P<policy>\S+) · step (?P<step>\d+)/3 · fw-(?P<key>\w+)")
 
 API = "/zendesk/api/v2"
 
@@ -215,17 +220,29 @@ async def test_missed_call_is_a_private_voice_comment_from_the_requester_phone(
 
 
 async def test_tickets_two_steps_in_carry_worker_footers(client: Any, sandbox: Sandbox) -> None:
+    # The footers are the ones the worker would have written: the pack's policy name and the
+    # key of (policy, case, step, cycle), the cycle being the customer's message that
+    # started the sequence, as the planner formats it. Otherwise the worker restarts at 1/3.
     desk = sandbox.zendesk
-    notes = [
-        comment["body"]
-        for i in desk.ticket_ids()
-        if desk.scenario(i) == "general_inquiry"
-        for comment in desk.record(i).comments
-        if "followup-worker ·" in comment["body"]
-    ]
-    assert any("· general_inquiry · step 2/3 · fw-" in note for note in notes)
-    footer = notes[0].splitlines()[-1]
-    assert footer.startswith("— followup-worker · general_inquiry · step ")
+    signed = 0
+    for i in desk.ticket_ids():
+        if desk.scenario(i) != "general_inquiry":
+            continue
+        record = desk.record(i)
+        started = None
+        for comment in record.comments:
+            if comment["author_id"] == record.ticket["requester_id"]:
+                started = datetime.fromisoformat(comment["created_at"].replace("Z", "+00:00"))
+            found = FOOTER.search(comment["body"])
+            if found is None:
+                continue
+            assert started is not None
+            policy, step = found["policy"], int(found["step"])
+            assert policy == "general-inquiry"
+            cycle = started.astimezone(UTC).isoformat()
+            assert found["key"] == idempotency_key(policy, f"zendesk:{i}", step, cycle)
+            signed += 1
+    assert signed > 0
 
 
 async def test_bulk_update_answers_a_job_status(client: Any, sandbox: Sandbox) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -10,7 +11,7 @@ import httpx
 import pytest
 import respx
 
-from connectors.asana import TASK_FIELDS, AsanaConnector
+from connectors.asana import TASK_FIELDS, AsanaConnector, AsanaIds, CustomField, task_changes
 from connectors.base import WriteOutcome
 from connectors.mapping import AsanaMapping
 from policies.model import (
@@ -200,3 +201,51 @@ async def test_unknown_priority_option_fails_without_a_call(router: respx.MockRo
         )
     assert result.outcome is WriteOutcome.FAILED
     assert not put.called
+
+
+async def test_the_customer_s_update_is_emailed_to_the_bug_s_contact_before_the_story(
+    router: respx.MockRouter,
+) -> None:
+    sent: list[tuple[str, str, str]] = []
+    story = router.post("/tasks/1/stories").respond(status_code=201, json={"data": {}})
+
+    async def mail(contact: str, subject: str, body: str) -> None:
+        assert not story.called  # a recorded follow-up always has its email
+        sent.append((contact, subject, body))
+
+    client = make_client(router, FakeClock(), vendor="asana", base_url=BASE)
+    bug = dataclasses.replace(item().case, account_id="contact-42", subject="Export broken")
+    update = dataclasses.replace(
+        item(Action(ActionType.REPLY, {"template": "bug_update", "body": "Still on it."})),
+        case=bug,
+    )
+    async with AsanaConnector(client, AsanaMapping(project="Bugs"), mailer=mail) as asana:
+        result = await asana.apply(update)
+
+    assert (result.outcome, result.calls) == (WriteOutcome.APPLIED, 2)
+    assert sent == [("contact-42", "Update on your bug report: Export broken", "Still on it.")]
+    assert json.loads(story.calls[0].request.content)["data"]["text"].endswith(FOOTER)
+
+
+async def test_an_update_for_the_customer_without_a_way_to_email_fails_before_any_call(
+    router: respx.MockRouter,
+) -> None:
+    story = router.post("/tasks/1/stories")
+    async with connector(router) as asana:
+        result = await asana.apply(item(Action(ActionType.REPLY, {"body": "Still on it."})))
+    assert result.outcome is WriteOutcome.FAILED
+    assert "no Intercom configured" in result.detail
+    assert not story.called
+
+
+def test_a_bundled_update_refreshes_the_fields_of_every_bug_it_covers() -> None:
+    ids = AsanaIds(
+        project="77", me="900", fields={"user_last_updated": CustomField("f2", "date", {})}
+    )
+    refresh = Action(
+        ActionType.SET_BUG_FIELD,
+        {"field": "user_last_updated", "value": "2026-03-16", "cases": ["asana:1", "asana:3"]},
+    )
+    changes = task_changes(item(refresh), ids)
+    assert changes.values == {"f2": {"date": "2026-03-16"}}
+    assert changes.covered == {"3": {"f2": {"date": "2026-03-16"}}}

@@ -43,7 +43,7 @@ def test_errors_name_file_line_and_field(tmp_path: Path) -> None:
 def test_broken_yaml_is_a_mapping_error(tmp_path: Path) -> None:
     path = tmp_path / "tenant.yaml"
     path.write_text("zendesk: [unclosed\n")
-    with pytest.raises(MappingError, match="not valid YAML"):
+    with pytest.raises(MappingError, match="invalid YAML"):
         load_mapping(path)
 
 

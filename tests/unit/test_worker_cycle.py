@@ -149,6 +149,49 @@ async def test_a_conflict_is_replanned_on_the_fresh_case_and_written_once(
     assert [item.case.subject for item in fake.writes] == ["customer called"]
 
 
+def two_policies(
+    cases: Iterable[Case], accounts: Mapping[str, Account], now: datetime
+) -> Iterator[PlanItem | Unjudged]:
+    """Two follow-ups owed on each case (say a phase update and an overdue note), each
+    once: done is what the case's marks say."""
+    for case in cases:
+        done = {mark.policy for mark in case.followups}
+        for policy in ("phase-update", "phase-overdue"):
+            if policy not in done:
+                yield dataclasses.replace(make_item(case), policy=policy, key=f"{policy}-key")
+
+
+async def test_a_case_owing_two_items_gets_both_without_conflicting_with_itself(
+    ledger: Ledger,
+) -> None:
+    fake = fake_zendesk("1")
+    summary = await run_cycle(make_runtime(ledger, fake, planner=two_policies), at=MONDAY)
+
+    assert [(r.policy, r.label) for r in summary.items] == [
+        ("phase-update", "applied"),
+        ("phase-overdue", "applied"),
+    ]
+    assert summary.ok
+    assert [item.policy for item in fake.writes] == ["phase-update", "phase-overdue"]
+
+
+def community_bundle(
+    cases: Iterable[Case], accounts: Mapping[str, Account], now: datetime
+) -> Iterator[PlanItem | Unjudged]:
+    """Owes an update only to cases whose account has three open cases (seed 001)."""
+    for case in cases:
+        account = accounts.get(case.account_id or "")
+        if account is not None and account.open_cases >= 3:
+            yield make_item(case)
+
+
+async def test_the_planner_sees_each_account_s_open_cases(ledger: Ledger) -> None:
+    fake = fake_zendesk("1", "2", "3")
+    summary = await run_cycle(make_runtime(ledger, fake, planner=community_bundle), at=MONDAY)
+
+    assert summary.counts == {"applied": 3}
+
+
 async def test_a_conflict_that_leaves_nothing_due_is_not_a_failure(ledger: Ledger) -> None:
     async def agent_solves(item: PlanItem) -> None:
         fake.agent_edit(item.case.id, status=Status.SOLVED)
