@@ -9,7 +9,7 @@ worker's own signed notes, which are follow-ups (:func:`connectors.footer.parse_
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ from connectors.errors import MappingError
 from connectors.footer import Texts, parse_footer
 from connectors.records import instant, optional_text, text, translating
 from policies.model import (
+    MARKER_PREFIX,
     ActionType,
     Activity,
     ActivityKind,
@@ -204,6 +205,33 @@ def _tags(ticket: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(tags)
 
 
+def _reply_awaiting_its_note(
+    ticket: Mapping[str, Any],
+    comments: Sequence[Mapping[str, Any]],
+    followups: Sequence[FollowUpMark],
+    requester_id: Any,
+) -> Mapping[str, Any] | None:
+    """The reply of a follow-up whose note never came (its writer died in between), if any:
+    the ticket carries a marker tag no footer records, and the newest public comment posted
+    through the API came after the last footer."""
+    recorded = {marker_tag(mark.key) for mark in followups}
+    if not any(tag.startswith(MARKER_PREFIX) and tag not in recorded for tag in _tags(ticket)):
+        return None
+    replies = [
+        comment
+        for comment in comments
+        if comment.get("public")
+        and comment.get("author_id") != requester_id
+        and (comment.get("via") or {}).get("channel") == "api"
+    ]
+    if not replies:
+        return None
+    newest = max(replies, key=lambda comment: instant(comment, "created_at"))
+    last_footer = max((mark.at for mark in followups), default=None)
+    replied_at = instant(newest, "created_at")
+    return newest if last_footer is None or replied_at > last_footer else None
+
+
 def ticket_case(
     ticket: Mapping[str, Any],
     users: Mapping[Any, Mapping[str, Any]],
@@ -223,15 +251,22 @@ def _ticket_case(
     ids: ZendeskIds,
 ) -> Case:
     requester_id = ticket.get("requester_id")
-    history: list[Activity] = []
-    followups: list[FollowUpMark] = []
-    for comment in comments:
-        at = instant(comment, "created_at")
-        mark = parse_footer(_body(comment), at)
-        if mark is not None and comment.get("author_id") != requester_id:
-            followups.append(mark)
-        elif (activity := comment_activity(comment, requester_id)) is not None:
-            history.append(activity)
+    comments = list(comments)
+    followups = [
+        mark
+        for comment in comments
+        if comment.get("author_id") != requester_id
+        and (mark := parse_footer(_body(comment), instant(comment, "created_at")))
+    ]
+    # A reply whose note never came is the worker's, not an agent's update: read as one, it
+    # would restart the customer's waiting time and the half-done follow-up would not finish.
+    half_written = _reply_awaiting_its_note(ticket, comments, followups, requester_id)
+    history = [
+        activity
+        for comment in comments
+        if comment is not half_written
+        and (activity := comment_activity(comment, requester_id)) is not None
+    ]
     agents: dict[Any, str] = {v: k for k, v in ids.agents.items()}
     groups: dict[Any, str] = {v: k for k, v in ids.groups.items()}
     priority = optional_text(ticket, "priority")

@@ -273,6 +273,7 @@ def _print_summary(summary: CycleSummary, *, as_json: bool) -> None:
         f"{summary.cases} cases read, {len(summary.items)} follow-ups due ({counts}), "
         f"{summary.failed} failed, {len(summary.unjudged)} not judged"
         + (f", {len(summary.errors)} errors" if summary.errors else "")
+        + (f", {summary.retries} vendor calls retried" if summary.retries else "")
         + (" - interrupted by a signal" if summary.interrupted else "")
         + f" ({summary.mode.why})"
     )

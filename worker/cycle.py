@@ -105,6 +105,7 @@ class CycleSummary:
     cases_not_started: int = 0
     interrupted: bool = False
     duration_s: float = 0.0
+    retries: int = 0  # vendor calls repeated after a 429, a 5xx or no answer
 
     @property
     def counts(self) -> Counter[str]:
@@ -132,6 +133,7 @@ class CycleSummary:
             "unjudged": len(self.unjudged),
             "errors": len(self.errors),
             "reconciled": self.reconciled,
+            "retries": self.retries,
             "cases_not_started": self.cases_not_started,
             "interrupted": self.interrupted,
             "duration_s": round(self.duration_s, 3),
@@ -162,6 +164,7 @@ async def run_cycle(
     )
     cycle_id = f"{at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     started = time.monotonic()
+    retries_before = runtime.metrics.retries_so_far()
     with structlog.contextvars.bound_contextvars(cycle_id=cycle_id, dry_run=mode.dry_run):
         log.info("cycle started", at=at.isoformat(), mode=mode.why)
         runtime.ledger.start_cycle(
@@ -200,6 +203,7 @@ async def run_cycle(
             cases_not_started=sum(p.cases_not_started for p in parts),
             interrupted=stop.is_set(),
             duration_s=time.monotonic() - started,
+            retries=runtime.metrics.retries_so_far() - retries_before,
         )
         _record(runtime, summary)
         return summary

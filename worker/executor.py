@@ -20,7 +20,7 @@ from datetime import datetime
 import structlog
 
 from connectors.base import Connector, WriteOutcome, WriteResult
-from policies.model import Case, PlanItem, Source, marker_tag
+from policies.model import Case, PlanItem, Source
 from worker.decisions import (
     Decision,
     NextStep,
@@ -52,8 +52,13 @@ LEASE_LOST = "lease lost: the tenant's new holder will do it"
 
 
 def carries_marker(case: Case, key: str) -> bool:
-    """Is the write with idempotency key ``key`` on the case (as a follow-up mark or tag)?"""
-    return any(mark.key == key for mark in case.followups) or marker_tag(key) in case.tags
+    """Is the follow-up with idempotency key ``key`` wholly on the case?
+
+    Only its footer (a follow-up mark) says so. A marker tag alone is the first half of a
+    two-part Zendesk write (the public reply went out, the note with the other changes did
+    not): the item is still due, and the connector will skip the reply when it finishes it.
+    """
+    return any(mark.key == key for mark in case.followups)
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,6 +112,17 @@ class Metrics:
     def record_api_retry(self, vendor: str) -> None:
         self.api_retries.labels(vendor=vendor).inc()
 
+    def retries_so_far(self) -> int:
+        """Retried vendor calls since start, all vendors: a cycle reports its own share."""
+        return int(
+            sum(
+                sample.value
+                for metric in self.api_retries.collect()
+                for sample in metric.samples
+                if sample.name.endswith("_total")
+            )
+        )
+
     def exposition(self) -> bytes:
         """The text format Prometheus scrapes."""
         return generate_latest(self.registry)

@@ -140,6 +140,39 @@ def test_vendor_option_values_read_as_the_policies_words_and_write_back() -> Non
     assert updates.note["custom_fields"] == [{"id": 105, "value": "phase_2"}]
 
 
+def _api_comment(body: str, *, public: bool, at: str = "2026-03-09T10:00:00Z") -> dict[str, Any]:
+    return {"author_id": 21, "body": body, "public": public, "created_at": at,
+            "via": {"channel": "api"}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("tags", "agent_updates"),
+    [
+        pytest.param(["vip", f"fw-{KEY}"], 1, id="reply sent, note not: the last reply is ours"),
+        pytest.param(["vip"], 2, id="no marker tag: both API replies are agents' updates"),
+    ],
+)
+def test_a_reply_whose_note_never_came_is_not_agent_activity(
+    tags: list[str], agent_updates: int
+) -> None:
+    # The writer died between the two updates of a reply-carrying follow-up: if its reply read
+    # as an agent's update, the customer's wait would restart and the follow-up never finish.
+    # The earlier step's reply (followed by its footer) still counts: it may be the anchor.
+    ticket = {"id": 7, "status": "pending", "created_at": STAMP, "updated_at": STAMP,
+              "requester_id": 501, "tags": tags}  # fmt: skip
+    earlier_footer = "1/3\n\n— followup-worker · awaiting-customer · step 1/3 · fw-00aa"
+    comments = [
+        _api_comment("Any news?", public=True, at="2026-03-05T10:00:00Z"),
+        _api_comment(earlier_footer, public=False, at="2026-03-05T10:00:01Z"),
+        _api_comment("Still there?", public=True, at="2026-03-09T10:00:00Z"),
+    ]
+
+    read = ticket_case(ticket, {}, comments, IDS)
+
+    kinds = [activity.kind for activity in read.history]
+    assert kinds.count(ActivityKind.AGENT_UPDATE) == agent_updates
+
+
 @pytest.mark.parametrize(
     "action",
     [

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from connectors.fake import FakeConnector, Fault
-from policies.model import Account, Case, PlanItem, Status, Unjudged
+from policies.model import Account, Case, PlanItem, Status, Unjudged, marker_tag
 from tests.unit.worker_support import (
     MONDAY,
     every_other_day,
@@ -235,6 +235,26 @@ async def test_a_crash_after_the_vendor_write_leaves_no_duplicate(
     assert ledger.latest_outcome(fake.writes[0].key) == (True, Outcome.ALREADY_APPLIED)
 
 
+async def test_a_crash_between_the_reply_and_the_note_finishes_the_follow_up(
+    ledger: Ledger,
+) -> None:
+    # Zendesk writes a reply-carrying item in two updates: the reply tagged fw-<key>, then the
+    # note whose footer records the step. A process dying in between leaves only the tag.
+    fake = fake_zendesk("1")
+    item = make_item(fake.case("1"))
+    ledger.begin(
+        item, tenant="acme", cycle_id="killed", dry_run=False, at=MONDAY, started_at=MONDAY
+    )
+    fake.agent_edit("1", tags=frozenset({marker_tag(item.key)}))
+
+    summary = await run_cycle(make_runtime(ledger, fake), at=MONDAY + timedelta(minutes=5))
+
+    assert summary.reconciled == 1
+    assert summary.counts == {"applied": 1}
+    assert [write.key for write in fake.writes] == [item.key]
+    assert [mark.key for mark in fake.case("1").followups] == [item.key]
+
+
 async def test_a_crash_before_the_vendor_write_is_still_due_after_restart(
     ledger: Ledger,
 ) -> None:
@@ -334,3 +354,20 @@ async def test_metrics_count_cycles_items_and_actions(ledger: Ledger) -> None:
     assert 'followup_actions_total{outcome="applied",type="note"} 1.0' in text
     assert 'followup_actions_total{outcome="failed",type="note"} 1.0' in text
     assert 'followup_cases_fetched_total{vendor="zendesk"} 2.0' in text
+
+
+async def test_the_summary_counts_the_vendor_calls_retried_during_its_cycle(
+    ledger: Ledger,
+) -> None:
+    fake = fake_zendesk("1", "2")
+    runtime = make_runtime(ledger, fake)
+    runtime.metrics.record_api_retry("zendesk")  # an earlier cycle's
+
+    async def retried_once(item: PlanItem) -> None:  # what MeteredTransport records
+        runtime.metrics.record_api_retry("zendesk")
+
+    fake.before_write = retried_once
+    summary = await run_cycle(runtime, at=MONDAY)
+
+    assert summary.retries == 2
+    assert summary.as_dict()["retries"] == 2

@@ -1,0 +1,355 @@
+"""Chaos run: SIGKILL the live worker at random moments over simulated days, then compare.
+
+    python scripts/chaos.py --kills 100 --seed 7
+
+Two sandboxes run as separate processes (so they outlive every worker), with the same
+generated tenant and no rate limits. Day by day (business days, the sandbox clock set to the
+day's instant):
+
+* the chaos sandbox sees ``run --once --live`` started over and over and SIGKILLed at random
+  moments - half of the kills at a random delay, half right after an intent was recorded,
+  while the write it announces is held by the sandbox's ``slow`` fault (the write lands, the
+  answer never comes) - then one last run that is left to finish the day;
+* the reference sandbox sees one un-killed run.
+
+At the end the two are compared: every worker footer ``fw-<key>`` on a ticket, every email in
+the outbox and every status change in the audits. A key or an email seen twice, or a status
+change made more often than in the reference, is a duplicate; what the reference did and the
+chaos run did not is missed; the other way round, extra. The exit code is 1 unless all three
+are empty. Only Zendesk is driven (the sandbox's other vendors are left unconfigured).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a plain script: the sandbox package sits next to it
+    sys.path.insert(0, str(ROOT))
+
+from connectors.footer import parse_footer  # noqa: E402
+from sandbox.server import RunningSandbox, run_subprocess  # noqa: E402
+
+__all__ = ["Findings", "Observation", "Scenario", "business_days", "compare", "main", "run"]
+
+FIRST_DAY = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)  # a Monday, 10:00 in New York
+SLOW_WRITE_SECONDS = 0.6  # how long a held write stays in the vendor before it lands
+SLOW_WRITE_SHARE = 0.3  # share of ticket updates held that long
+NEXT_TICK = timedelta(minutes=15)  # FOLLOWUP_SCHEDULE's default spacing
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    kills: int
+    seed: int = 1
+    tickets: int = 60
+    days: int = 10
+    max_delay: float = 4.0  # the longest a worker lives before a random-delay kill
+
+    @property
+    def instants(self) -> list[datetime]:
+        return business_days(FIRST_DAY, self.days)
+
+
+def business_days(first: datetime, count: int) -> list[datetime]:
+    """``count`` instants a day apart from ``first``, weekends skipped."""
+    days: list[datetime] = []
+    day = first
+    while len(days) < count:
+        if day.weekday() < 5:
+            days.append(day)
+        day += timedelta(days=1)
+    return days
+
+
+@dataclass(slots=True)
+class Observation:
+    """What a sandbox's customers and agents can see the worker did."""
+
+    notes: Counter[tuple[int, str]] = field(default_factory=Counter)  # (ticket, fw key)
+    steps: dict[tuple[int, str], tuple[str, int]] = field(default_factory=dict)  # -> policy/step
+    emails: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (ref, subject, body)
+    changes: Counter[tuple[int, str, str]] = field(default_factory=Counter)  # (ticket, field, to)
+
+
+@dataclass(slots=True)
+class Findings:
+    kills: int
+    mid_write: int  # kills that left an intent without outcome
+    duplicates: list[str]
+    missed: list[str]
+    extra: list[str]
+    seconds: float
+    incomplete_days: list[str] = field(default_factory=list)  # a final run that exited 1
+
+    @property
+    def clean(self) -> bool:
+        return not (self.duplicates or self.missed or self.extra)
+
+    def report(self) -> str:
+        lines = [
+            f"kills {self.kills} ({self.mid_write} between intent and outcome), "
+            f"duplicates {len(self.duplicates)}, missed {len(self.missed)}, "
+            f"extra {len(self.extra)}, {self.seconds:.0f} s"
+        ]
+        if self.incomplete_days:
+            lines.append(f"  runs that left something due: {', '.join(self.incomplete_days)}")
+        for title, found in (("duplicate", self.duplicates), ("missed", self.missed),
+                             ("extra", self.extra)):  # fmt: skip
+            lines += [f"  {title}: {line}" for line in found]
+        return "\n".join(lines)
+
+
+class Vendor:
+    """The admin API and the Zendesk API of one running sandbox, plus a ledger for its worker."""
+
+    def __init__(self, running: RunningSandbox, ledger: Path) -> None:
+        self.running = running
+        self.ledger = ledger
+        config = running.config
+        self._http = httpx.Client(timeout=30)
+        self._auth = (f"{config.zendesk_email}/token", config.zendesk_token)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def admin(self, method: str, path: str, body: Any = None) -> Any:
+        url = f"{self.running.urls['admin']}{path}"
+        response = self._http.request(method, url, json=body)
+        response.raise_for_status()
+        return response.json()
+
+    def zendesk(self, path: str) -> Any:
+        url = f"{self.running.urls['zendesk']}{path}"
+        response = self._http.get(url, auth=self._auth)
+        response.raise_for_status()
+        return response.json()
+
+    def worker_env(self) -> dict[str, str]:
+        config = self.running.config
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PYTHONPATH": str(ROOT),
+            "FOLLOWUP_ZENDESK_URL": self.running.urls["zendesk"],
+            "FOLLOWUP_ZENDESK_EMAIL": config.zendesk_email,
+            "FOLLOWUP_ZENDESK_TOKEN": config.zendesk_token,
+            "FOLLOWUP_ZENDESK_RATE_LIMIT": "100000",
+            "FOLLOWUP_MAPPING": str(ROOT / "deploy" / "mapping.sandbox.yaml"),
+            "FOLLOWUP_DATABASE_URL": f"sqlite:///{self.ledger}",
+            "FOLLOWUP_LOG_FORMAT": "json",
+            "FOLLOWUP_LOG_LEVEL": "warning",
+        }
+
+    def start_worker(self, at: datetime) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "worker", "run", "--once", "--live", "--at", at.isoformat()],
+            cwd=ROOT,
+            env=self.worker_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
+    def finish_day(self, at: datetime) -> bool:
+        """One run left alone: it must complete. True when everything due was done (exit 0);
+        exit 1 (something failed, it is due again next time) shows in the comparison."""
+        worker = self.start_worker(at)
+        _, stderr = worker.communicate(timeout=300)
+        if worker.returncode not in (0, 1):
+            raise RuntimeError(
+                f"the un-killed run of {at:%Y-%m-%d} exited {worker.returncode}:\n"
+                + stderr.decode(errors="replace")[-3000:]
+            )
+        return worker.returncode == 0
+
+    def last_attempt(self) -> int:
+        return self._attempts("SELECT COALESCE(MAX(id), 0) FROM followup_attempts")
+
+    def pending_since(self, attempt: int) -> int:
+        """Attempts after ``attempt`` still without an outcome: a write in flight."""
+        query = f"SELECT COUNT(*) FROM followup_attempts WHERE id > {attempt} AND outcome IS NULL"
+        return self._attempts(query)
+
+    def _attempts(self, query: str) -> int:
+        if not self.ledger.exists():
+            return 0
+        try:
+            with sqlite3.connect(self.ledger, timeout=5) as db:
+                return int(db.execute(query).fetchone()[0])
+        except sqlite3.OperationalError:  # not migrated yet, or locked for a moment
+            return 0
+
+    def observe(self) -> Observation:
+        seen = Observation()
+        tickets = self.admin("GET", f"/tickets?limit={self.running.config.tickets}")["tickets"]
+        for ticket in (entry["id"] for entry in tickets):
+            for comment in self.zendesk(f"/api/v2/tickets/{ticket}/comments.json")["comments"]:
+                mark = parse_footer(comment["body"], FIRST_DAY)
+                if mark is not None:
+                    seen.notes[ticket, mark.key] += 1
+                    seen.steps[ticket, mark.key] = (mark.policy, mark.step)
+            for audit in self.zendesk(f"/api/v2/tickets/{ticket}/audits.json")["audits"]:
+                for event in audit["events"]:
+                    if event["type"] == "Change":
+                        seen.changes[ticket, event["field_name"], str(event["value"])] += 1
+        for message in self.admin("GET", "/outbox")["messages"]:
+            seen.emails[message["ref"], message["subject"], message["body"]] += 1
+        return seen
+
+
+def compare(reference: Observation, chaos: Observation) -> tuple[list[str], list[str], list[str]]:
+    """(duplicates, missed, extra) of the chaos run against the reference."""
+    duplicates = [
+        f"ticket {ticket}: note fw-{key} ({_step(chaos, ticket, key)}) x{count}"
+        for (ticket, key), count in sorted(chaos.notes.items())
+        if count > 1
+    ]
+    duplicates += [  # the same words may go out twice by design (a resent template)
+        f"{ref}: email {subject!r} x{count} (reference x{reference.emails[ref, subject, body]})"
+        for (ref, subject, body), count in sorted(chaos.emails.items())
+        if count > reference.emails[ref, subject, body]
+    ]
+    duplicates += [
+        f"ticket {ticket}: {name} -> {value} x{count} (reference x{reference.changes[key]})"
+        for key, count in sorted(chaos.changes.items())
+        if count > reference.changes[key] and key[1] == "status"
+        for ticket, name, value in [key]
+    ]
+    missed = _difference(reference, chaos)
+    extra = _difference(chaos, reference)
+    return duplicates, missed, extra
+
+
+def _step(seen: Observation, ticket: int, key: str) -> str:
+    policy, step = seen.steps[ticket, key]
+    return f"{policy} step {step}"
+
+
+def _difference(one: Observation, other: Observation) -> list[str]:
+    """Follow-ups and emails ``one`` shows and ``other`` does not."""
+    found = [
+        f"ticket {ticket}: note fw-{key} ({_step(one, ticket, key)})"
+        for ticket, key in sorted(set(one.notes) - set(other.notes))
+    ]
+    found += [
+        f"{ref}: email {subject!r}"
+        for ref, subject, _ in sorted(set(one.emails) - set(other.emails))
+    ]
+    return found
+
+
+def _kill_one(vendor: Vendor, at: datetime, rng: random.Random, max_delay: float) -> bool:
+    """Start a worker and SIGKILL it: after a random delay, or while a write is in flight.
+    True when the kill left an intent without outcome (between vendor write and ledger)."""
+    before = vendor.last_attempt()
+    worker = vendor.start_worker(at)
+    deadline = time.monotonic() + rng.uniform(0.3, max_delay)
+    wait_for_write = rng.random() < 0.5
+    while worker.poll() is None and time.monotonic() < deadline:
+        if wait_for_write and vendor.pending_since(before):
+            # The intent is on record; its update goes out next and the sandbox may hold it.
+            time.sleep(rng.uniform(0.0, SLOW_WRITE_SECONDS))
+            break
+        time.sleep(0.01)
+    worker.send_signal(signal.SIGKILL)
+    worker.communicate(timeout=30)
+    return vendor.pending_since(before) > 0
+
+
+def _kills_per_day(kills: int, days: int) -> Iterator[int]:
+    for day in range(days):
+        yield kills // days + (1 if day < kills % days else 0)
+
+
+def _sandbox_args(scenario: Scenario) -> list[str]:
+    return [
+        "--tickets", str(scenario.tickets),
+        "--seed", str(scenario.seed),
+        "--start", FIRST_DAY.isoformat(),
+        "--frozen-clock",
+        "--no-rate-limits",
+    ]  # fmt: skip
+
+
+def _set_day(vendor: Vendor, at: datetime) -> None:
+    vendor.admin("POST", "/clock", {"set": at.isoformat()})
+
+
+def run(scenario: Scenario, *, log: Any = None) -> Findings:
+    """The whole chaos run and its comparison with the reference run."""
+    started = time.monotonic()
+    rng = random.Random(scenario.seed)
+    say = log or (lambda text: None)
+    with ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chaos-")))
+        chaos = Vendor(
+            stack.enter_context(run_subprocess(*_sandbox_args(scenario))), workdir / "chaos.db"
+        )
+        reference = Vendor(
+            stack.enter_context(run_subprocess(*_sandbox_args(scenario))), workdir / "ref.db"
+        )
+        stack.callback(chaos.close)
+        stack.callback(reference.close)
+        held_writes = {
+            "seed": scenario.seed,
+            "slow_seconds": SLOW_WRITE_SECONDS,
+            "rules": [
+                {"vendor": "zendesk", "kind": "slow", "probability": SLOW_WRITE_SHARE,
+                 "endpoint": "PUT *"},
+            ],
+        }  # fmt: skip
+        chaos.admin("PUT", "/faults", held_writes)
+        kills = mid_write = 0
+        incomplete: list[str] = []
+        per_day = _kills_per_day(scenario.kills, len(scenario.instants))
+        for at, day_kills in zip(scenario.instants, per_day, strict=True):
+            for vendor in (chaos, reference):
+                _set_day(vendor, at)
+            if not reference.finish_day(at):
+                incomplete.append(f"reference {at:%a %d}")
+            for _ in range(day_kills):
+                mid_write += _kill_one(chaos, at, rng, scenario.max_delay)
+                kills += 1
+            # The day's last run comes a schedule tick later, as under `serve`: a ticket the
+            # killed runs touched a moment ago is not in Zendesk's export for a minute.
+            later = at + NEXT_TICK
+            _set_day(chaos, later)
+            if not chaos.finish_day(later):
+                incomplete.append(f"chaos {at:%a %d}")
+            say(f"{at:%a %Y-%m-%d}: {kills} kills so far, {time.monotonic() - started:.0f} s")
+        duplicates, missed, extra = compare(reference.observe(), chaos.observe())
+    seconds = time.monotonic() - started
+    return Findings(kills, mid_write, duplicates, missed, extra, seconds, incomplete)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--kills", type=int, default=100, help="SIGKILLs in all")
+    parser.add_argument("--seed", type=int, default=1, help="tenant, fault and kill-timing seed")
+    parser.add_argument("--tickets", type=int, default=60)
+    parser.add_argument("--days", type=int, default=10, help="business days")
+    args = parser.parse_args(argv)
+    scenario = Scenario(kills=args.kills, seed=args.seed, tickets=args.tickets, days=args.days)
+    findings = run(scenario, log=lambda text: print(text, flush=True))
+    print(findings.report())
+    return 0 if findings.clean else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
