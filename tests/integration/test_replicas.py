@@ -254,9 +254,15 @@ def test_three_replicas_one_killed_no_duplicate_every_tenant_served(tmp_path: Pa
                 busiest = max(replicas, key=lambda r: held[r.name])
                 return busiest if held[busiest.name] and pending_intents(engine) else None
 
-            wait_until(lambda: victim_writing() is not None, "a replica writing")
-            victim = victim_writing()
-            assert victim is not None
+            # Keep the replica seen writing: asking again could find its writes already done.
+            spotted: list[Replica] = []
+
+            def spot_victim() -> bool:
+                spotted[:] = [v for v in [victim_writing()] if v is not None]
+                return bool(spotted)
+
+            wait_until(spot_victim, "a replica writing")
+            victim = spotted[0]
             before = grants(engine)
             orphaned = {t: g for t, g in before.items() if g.in_force and g.holder == victim.name}
             victim.process.send_signal(signal.SIGKILL)
