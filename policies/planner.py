@@ -33,6 +33,7 @@ from policies.model import (
     Case,
     FollowUpMark,
     PlanItem,
+    Priority,
     Status,
     Unjudged,
     idempotency_key,
@@ -42,6 +43,7 @@ from policies.selectors import Tri, match_checks
 
 __all__ = [
     "Explanation",
+    "OpenCaseTotals",
     "PreviewStep",
     "apply_item",
     "explain",
@@ -54,25 +56,44 @@ __all__ = [
 _FINISHED = frozenset({Status.SOLVED, Status.CLOSED})
 
 
-def with_open_cases(accounts: Mapping[str, Account], cases: Iterable[Case]) -> dict[str, Account]:
-    """The accounts with what their open cases add up to (``open_cases``, ``open_case_refs``,
-    ``max_open_priority``): the Community and Standard rules of seeds 000/001 judge a bug by
-    the account's other cases, which no vendor reports on the account itself."""
-    mine: dict[str, list[Case]] = {}
-    for case in cases:
+class OpenCaseTotals:
+    """What each account's open cases add up to (``open_cases``, ``open_case_refs``,
+    ``max_open_priority``), summed as cases stream by: the Community and Standard rules of seeds
+    000/001 judge a bug by the account's other cases, which no vendor reports on the account.
+    Keeps a ref per open case of a known account, never the cases themselves."""
+
+    def __init__(self, accounts: Mapping[str, Account]) -> None:
+        self._accounts = accounts
+        self._refs: dict[str, list[str]] = {}
+        self._top: dict[str, Priority] = {}
+
+    def add(self, case: Case) -> None:
         owner = case.account_id
-        if owner is not None and owner in accounts and case.status not in _FINISHED:
-            mine.setdefault(owner, []).append(case)
-    summed = dict(accounts)
-    for account_id, open_cases in mine.items():
-        priorities = [c.priority for c in open_cases if c.priority is not None]
-        summed[account_id] = dataclasses.replace(
-            accounts[account_id],
-            open_cases=len(open_cases),
-            open_case_refs=tuple(sorted(c.ref for c in open_cases)),
-            max_open_priority=max(priorities, key=lambda p: p.rank) if priorities else None,
-        )
-    return summed
+        if owner is None or owner not in self._accounts or case.status in _FINISHED:
+            return
+        self._refs.setdefault(owner, []).append(case.ref)
+        top = self._top.get(owner)
+        if case.priority is not None and (top is None or case.priority.rank > top.rank):
+            self._top[owner] = case.priority
+
+    def accounts(self) -> dict[str, Account]:
+        summed = dict(self._accounts)
+        for account_id, refs in self._refs.items():
+            summed[account_id] = dataclasses.replace(
+                self._accounts[account_id],
+                open_cases=len(refs),
+                open_case_refs=tuple(sorted(refs)),
+                max_open_priority=self._top.get(account_id),
+            )
+        return summed
+
+
+def with_open_cases(accounts: Mapping[str, Account], cases: Iterable[Case]) -> dict[str, Account]:
+    """The accounts with their open cases summed (:class:`OpenCaseTotals`)."""
+    totals = OpenCaseTotals(accounts)
+    for case in cases:
+        totals.add(case)
+    return totals.accounts()
 
 
 def plan(

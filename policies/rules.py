@@ -10,7 +10,7 @@ the few policies that can apply to it.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -130,6 +130,9 @@ class Rulebook:
     groups: tuple[Group, ...]
     routes: Mapping[tuple[CaseKind, Status], Router]
     choices: Mapping[str, Any]  # the pack setting choices in effect (for logs and `check`)
+    # Kinds some policy judges by the account's open cases (open_cases, account_priority,
+    # bundle_account): a caller streaming cases must plan these once every case is counted.
+    reads_account_totals: frozenset[CaseKind] = frozenset(CaseKind)
 
 
 def load_rulebook(
@@ -163,7 +166,19 @@ def compile_pack(pack: Pack) -> Rulebook:
             routes = tuple(r for g in groups if (r := _route(g, kind, status)) is not None)
             fields = tuple(dict.fromkeys(r.field for r in routes if r.field is not None))
             routers[(kind, status)] = Router(routes, fields)
-    return Rulebook(policies, groups, routers, dict(pack.choices))
+    return Rulebook(
+        policies, groups, routers, dict(pack.choices), _kinds_reading_totals(pack.policies)
+    )
+
+
+def _kinds_reading_totals(policies: Iterable[Policy]) -> frozenset[CaseKind]:
+    kinds: set[CaseKind] = set()
+    for policy in policies:
+        selector = policy.selector
+        bundles = getattr(policy.cadence, "bundle_account", False)
+        if selector.open_cases is not None or selector.account_priority is not None or bundles:
+            kinds.update(selector.kind or CaseKind)
+    return frozenset(kinds)
 
 
 def _route(group: Group, kind: CaseKind, status: Status) -> Route | None:

@@ -26,8 +26,8 @@ from typing import Any
 import structlog
 
 from connectors.base import Connector
-from policies.model import Account, Case, PlanItem, Source, Unjudged
-from policies.planner import with_open_cases
+from policies.model import Account, Case, CaseKind, PlanItem, Source, Unjudged
+from policies.planner import OpenCaseTotals
 from worker.decisions import RunMode, run_mode
 from worker.executor import Executor, ItemReport, carries_marker
 from worker.leases import LeaseKeeper
@@ -61,6 +61,9 @@ class Tenant:
     connectors: Mapping[Source, Connector]
     plan: PlanFunction
     works_on: Callable[[datetime], bool] = lambda _at: True
+    # Kinds the policies judge by the account's open cases: planned once every case is read
+    # (the rest is planned as it streams in). Default: all, which is always correct.
+    plan_last: frozenset[CaseKind] = frozenset(CaseKind)
 
 
 @dataclass(slots=True)
@@ -234,21 +237,27 @@ async def _run_tenant(
             return result
 
         async def planned_cases() -> AsyncGenerator[list[PlanItem]]:
-            # Every case is read before any is planned: an account's open cases (seeds
-            # 000/001: Community bundles, Standard "with a high-priority ticket") are known
-            # only once all of them are in.
-            cases: list[Case] = []
+            # An account's open cases (seeds 000/001: Community bundles, Standard "with a
+            # high-priority ticket") are known only once all of them are in, so the kinds whose
+            # policies read them wait for the end; everything else is planned as it streams,
+            # which keeps memory flat in the number of tickets.
+            totals = OpenCaseTotals(dict(accounts))
+            waiting: list[Case] = []
             for source, connector in tenant.connectors.items():
                 try:
                     async for case in connector.cases():
                         result.cases += 1
                         metrics.cases_fetched.labels(vendor=source.value).inc()
-                        cases.append(case)
+                        totals.add(case)
+                        if case.kind in tenant.plan_last:
+                            waiting.append(case)
+                        elif items := _plan_case(tenant, case, accounts, at, metrics, result):
+                            yield items
                 except Exception as exc:
                     log.exception("cases unreadable; the rest wait", vendor=source.value)
                     result.errors.append(f"{tenant.name}: {source.value}: {exc!r}")
-            accounts.update(with_open_cases(accounts, cases))
-            for case in cases:
+            accounts.update(totals.accounts())
+            for case in waiting:
                 if items := _plan_case(tenant, case, accounts, at, metrics, result):
                     yield items
 

@@ -76,13 +76,17 @@ def _compiled_pack(folder: Path) -> Rulebook:
     return compile_pack(load_pack(folder))
 
 
-def build_planner(settings: Settings, calendar: BusinessCalendar) -> PlanFunction:
-    """The policy pack (``FOLLOWUP_POLICIES`` or the bundled one) compiled, calendar bound."""
+def _rulebook(settings: Settings) -> Rulebook:
     folder = settings.policies or BUNDLED_PACK
     try:
-        rulebook = _compiled_pack(folder.resolve())
+        return _compiled_pack(folder.resolve())
     except SourceError as exc:
         raise WiringError(f"invalid policies in {folder}:\n{exc}") from exc
+
+
+def build_planner(settings: Settings, calendar: BusinessCalendar) -> PlanFunction:
+    """The policy pack (``FOLLOWUP_POLICIES`` or the bundled one) compiled, calendar bound."""
+    rulebook = _rulebook(settings)
 
     def plan_for_tenant(
         cases: Iterable[Case], accounts: Mapping[str, Account], now: datetime
@@ -159,6 +163,7 @@ def _tenant(
         connectors,
         planner,
         works_on=lambda at: calendar.is_business_day(calendar.local_date(at)),
+        plan_last=_rulebook(settings).reads_account_totals,
     )
 
 

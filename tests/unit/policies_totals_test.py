@@ -1,0 +1,45 @@
+"""Account totals (seeds 000/001): summed as cases stream, and which kinds must wait for them."""
+
+from datetime import UTC, datetime
+
+from policies.model import Account, Case, CaseKind, Priority, Source, Status
+from policies.planner import OpenCaseTotals
+from policies.rules import load_rulebook
+
+AT = datetime(2026, 3, 2, 10, tzinfo=UTC)
+
+
+def case(n: int, account: str | None, status: Status, priority: Priority | None = None) -> Case:
+    return Case(
+        source=Source.ASANA,
+        id=str(n),
+        kind=CaseKind.BUG,
+        status=status,
+        created_at=AT,
+        updated_at=AT,
+        priority=priority,
+        account_id=account,
+    )
+
+
+def test_totals_count_open_cases_of_known_accounts_only() -> None:
+    totals = OpenCaseTotals({"a": Account("a"), "b": Account("b")})
+    for c in (
+        case(3, "a", Status.OPEN, Priority.HIGH),
+        case(1, "a", Status.PENDING, Priority.CRITICAL),
+        case(2, "a", Status.SOLVED, Priority.URGENT),  # finished: not outstanding
+        case(4, "ghost", Status.OPEN),  # no such account: nothing to add it to
+        case(5, None, Status.OPEN),
+    ):
+        totals.add(c)
+    summed = totals.accounts()
+    assert summed["a"].open_cases == 2
+    assert summed["a"].open_case_refs == ("asana:1", "asana:3")
+    assert summed["a"].max_open_priority is Priority.CRITICAL
+    assert summed["b"].open_cases == 0
+    assert "ghost" not in summed
+
+
+def test_only_bug_policies_of_the_pack_wait_for_account_totals() -> None:
+    # Tickets and conversations are planned as they stream; bugs once every case is counted.
+    assert load_rulebook().reads_account_totals == frozenset({CaseKind.BUG})
