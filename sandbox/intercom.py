@@ -18,6 +18,7 @@ from sandbox.errors import VendorError
 from sandbox.generator import Generator
 from sandbox.generator_intercom import (
     CONVERSATION_BASE,
+    INTERCOM_TICKET_BASE,
     IntercomGenerator,
     intercom_author,
     intercom_ticket_state,
@@ -26,10 +27,18 @@ from sandbox.generator_intercom import (
 from sandbox.outbox import Outbox
 from sandbox.tenant import AGENTS, API_USER, INTERCOM_TICKET_STATES
 
-__all__ = ["IntercomDesk", "admin_json", "error", "search_matcher", "ticket_states"]
+__all__ = [
+    "IntercomDesk",
+    "admin_json",
+    "error",
+    "search_matcher",
+    "ticket_query",
+    "ticket_states",
+]
 
 _ADMINS = {agent.intercom_id: agent for agent in (API_USER, *AGENTS)}
 _STATES = {state[0]: state for state in INTERCOM_TICKET_STATES}
+_CATEGORY_TERMS = {"request": "Customer", "task": "Back-office", "tracker": "Tracker"}
 _OPERATORS = ("=", "!=", "IN", "NIN", ">", "<", "~", "!~", "^", "$")
 
 
@@ -143,6 +152,10 @@ class IntercomDesk:
             raise error(404, "ticket_not_found", "Ticket not found")
         return self._data.ticket(number)
 
+    def all_tickets(self, skip: int = 0) -> Iterator[dict[str, Any]]:
+        for offset in range(skip + 1, self._generator.intercom_ticket_count + 1):
+            yield self.ticket(str(INTERCOM_TICKET_BASE + offset))
+
     # --- writing ---------------------------------------------------------------------
 
     def _writable_conversation(self, conversation_id: str) -> dict[str, Any]:
@@ -157,33 +170,36 @@ class IntercomDesk:
 
     def _append_part(
         self,
-        conversation: dict[str, Any],
+        record: dict[str, Any],
         part_type: str,
         author: dict[str, Any],
         body: str | None,
         **extra: Any,
     ) -> dict[str, Any]:
-        now = max(self._now(), conversation["updated_at"])
-        parts = conversation["conversation_parts"]
+        """A part at the end of a conversation or a ticket (``record["type"]``)."""
+        kind = record["type"]
+        now = max(self._now(), record["updated_at"])
+        parts = record[f"{kind}_parts"]
         number = parts["total_count"] + 1
         part = {
-            "type": "conversation_part",
-            "id": f"{conversation['id']}{number:04d}",
+            "type": f"{kind}_part",
+            "id": f"{record['id']}{number:04d}",
             "part_type": part_type,
             "body": body,
             "created_at": now,
             "updated_at": now,
-            "notified_at": now,
+            **({"notified_at": now} if kind == "conversation" else {}),
             "author": author,
             "attachments": [],
             "external_id": None,
             "redacted": False,
             **extra,
         }
-        parts["conversation_parts"].append(part)
+        parts[f"{kind}_parts"].append(part)
         parts["total_count"] = number
-        conversation["statistics"]["count_conversation_parts"] = number
-        conversation["updated_at"] = now
+        if kind == "conversation":
+            record["statistics"]["count_conversation_parts"] = number
+        record["updated_at"] = now
         return part
 
     def _admin_author(self, admin_id: Any) -> dict[str, Any]:
@@ -193,6 +209,19 @@ class IntercomDesk:
         agent = _ADMINS[admin_id]
         return intercom_author("admin", agent.intercom_id, agent.name, agent.email)
 
+    def _admin_message(
+        self, body: dict[str, Any], wrong_type: str
+    ) -> tuple[str, str, dict[str, Any]]:
+        """An admin's comment or note: its message type, its body and its author."""
+        message_type, text = body.get("message_type"), body.get("body")
+        if body.get("type") != "admin":
+            raise error(400, "parameter_invalid", wrong_type)
+        if message_type not in ("comment", "note"):
+            raise error(400, "parameter_invalid", "message_type must be comment or note")
+        if not isinstance(text, str) or not text.strip():
+            raise error(400, "parameter_not_found", "body is required")
+        return message_type, text, self._admin_author(body.get("admin_id"))
+
     def reply(self, conversation_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """``POST /conversations/{id}/reply``: admin comment or note, or a contact's reply."""
         message_type = body.get("message_type")
@@ -201,13 +230,7 @@ class IntercomDesk:
             if message_type != "comment" or not isinstance(text, str):
                 raise error(400, "parameter_invalid", "A user reply is a comment with a body")
             return self.contact_reply(conversation_id, text)
-        if body.get("type") != "admin":
-            raise error(400, "parameter_invalid", "type must be admin or user")
-        if message_type not in ("comment", "note"):
-            raise error(400, "parameter_invalid", "message_type must be comment or note")
-        if not isinstance(text, str) or not text.strip():
-            raise error(400, "parameter_not_found", "body is required")
-        author = self._admin_author(body.get("admin_id"))
+        message_type, text, author = self._admin_message(body, "type must be admin or user")
         conversation = self._writable_conversation(conversation_id)
         part = self._append_part(conversation, message_type, author, text)
         if message_type == "comment":
@@ -308,6 +331,27 @@ class IntercomDesk:
         )
         return message
 
+    def _writable_ticket(self, ticket_id: str) -> dict[str, Any]:
+        current = self.ticket(ticket_id)
+        return self.tickets.setdefault(int(ticket_id), copy.deepcopy(current))
+
+    def reply_ticket(self, ticket_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /tickets/{id}/reply``: an admin's comment or note; answers the new part."""
+        message_type, text, author = self._admin_message(body, "type must be admin")
+        ticket = self._writable_ticket(ticket_id)
+        part = self._append_part(ticket, message_type, author, text)
+        if message_type == "comment":
+            contact = self.contact(ticket["contacts"]["contacts"][0]["id"])
+            self._outbox.send(
+                at=_iso(part["created_at"]),
+                vendor="intercom",
+                ref=f"intercom:ticket:{ticket['id']}",
+                to=contact["email"] or None,
+                subject="Update on your ticket",
+                body=text,
+            )
+        return part
+
     def update_ticket(self, ticket_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """``PUT /tickets/{id}``: state, open/closed, snooze, assignee."""
         # company_id and is_shared are described too, but not modelled: refused, not ignored.
@@ -316,20 +360,25 @@ class IntercomDesk:
         unknown = sorted(set(body) - modelled)
         if unknown:
             raise error(400, "parameter_invalid", f"Unsupported parameter(s): {', '.join(unknown)}")
-        current = self.ticket(ticket_id)
+        self.ticket(ticket_id)
         state_id = body.get("ticket_state_id")
         if state_id is not None and str(state_id) not in _STATES:
-            raise error(400, "parameter_invalid", f"Ticket state {state_id} does not exist")
+            raise error(400, "ticket_state_id_invalid", "Ticket state id is not valid or is not "
+                        "associated with the ticket type")  # fmt: skip
+        author = self._admin_author(body.get("admin_id", API_USER.intercom_id))
         if "assignee_id" in body:
-            self._admin_author(body.get("admin_id", API_USER.intercom_id))
             if str(body["assignee_id"]) not in _ADMINS and str(body["assignee_id"]) != "0":
-                raise error(404, "admin_not_found", "Assignee not found")
-        number = int(ticket_id)
-        ticket = self.tickets.setdefault(number, copy.deepcopy(current))
+                raise error(404, "assignee_not_found", "Assignee not found")
+        ticket = self._writable_ticket(ticket_id)
         if state_id is not None:
-            ticket["previous_ticket_state_id"] = ticket["ticket_state"]["id"]
-            ticket["ticket_state"] = intercom_ticket_state(_STATES[str(state_id)])
-            ticket["open"] = _STATES[str(state_id)][1] != "resolved"
+            previous = ticket["ticket_state"]
+            state = _STATES[str(state_id)]
+            ticket["previous_ticket_state_id"] = previous["id"]
+            ticket["ticket_state"] = intercom_ticket_state(state)
+            ticket["open"] = state[1] != "resolved"
+            self._append_part(ticket, "ticket_state_updated_by_admin", author, None,
+                              ticket_state=state[1],
+                              previous_ticket_state=previous["category"])  # fmt: skip
         if "open" in body:
             ticket["open"] = bool(body["open"])
         if body.get("snoozed_until") is not None:
@@ -338,6 +387,8 @@ class IntercomDesk:
             ticket.pop("snoozed_until", None)  # the description has no null here: left out
         if "assignee_id" in body:
             ticket["admin_assignee_id"] = int(body["assignee_id"])
+            assigned = {"type": "admin", "id": str(body["assignee_id"])}
+            self._append_part(ticket, "assignment", author, None, assigned_to=assigned)
         if isinstance(body.get("ticket_attributes"), dict):
             ticket["ticket_attributes"].update(body["ticket_attributes"])
         ticket["updated_at"] = max(self._now(), ticket["updated_at"])
@@ -360,6 +411,21 @@ class IntercomDesk:
 
 def ticket_states() -> list[dict[str, Any]]:
     return [intercom_ticket_state(state) for state in INTERCOM_TICKET_STATES]
+
+
+def ticket_query(query: Any) -> Any:
+    """A ticket search names categories by terms, not by their names: ``request`` finds
+    Customer tickets, ``task`` Back-office ones, ``tracker`` Trackers; any other word none."""
+    if not isinstance(query, dict):
+        return query
+    if query.get("operator") in ("AND", "OR") and isinstance(query.get("value"), list):
+        return {**query, "value": [ticket_query(child) for child in query["value"]]}
+    if query.get("field") != "category":
+        return query
+    value = query.get("value")
+    if isinstance(value, list):
+        return {**query, "value": [_CATEGORY_TERMS.get(str(v)) for v in value]}
+    return {**query, "value": _CATEGORY_TERMS.get(str(value))}
 
 
 def search_matcher(query: Any) -> Any:

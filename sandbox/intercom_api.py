@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sandbox.errors import VendorError, json_response
 from sandbox.gate import Gate
-from sandbox.intercom import IntercomDesk, error, search_matcher, ticket_states
+from sandbox.intercom import IntercomDesk, error, search_matcher, ticket_query, ticket_states
 from sandbox.limits import Decision
 
 __all__ = ["authorized", "rate_headers", "router", "routes", "status_error"]
@@ -233,6 +233,19 @@ def routes(gate: Gate, desk: IntercomDesk) -> list[BaseRoute]:
     async def show_ticket(request: Request) -> Response:
         return json_response(desk.ticket(request.path_params["ticket_id"]))
 
+    async def search_tickets(request: Request) -> Response:
+        body = await _json_body(request)
+        if "query" in body:
+            body["query"] = ticket_query(body["query"])
+        data, pages, total = _search(body, desk.all_tickets)
+        return json_response(
+            {"type": "ticket.list", "tickets": data, "total_count": total, "pages": pages}
+        )
+
+    async def reply_ticket(request: Request) -> Response:
+        body = await _json_body(request)
+        return json_response(desk.reply_ticket(request.path_params["ticket_id"], body))
+
     async def update_ticket(request: Request) -> Response:
         body = await _json_body(request)
         return json_response(desk.update_ticket(request.path_params["ticket_id"], body))
@@ -258,7 +271,9 @@ def routes(gate: Gate, desk: IntercomDesk) -> list[BaseRoute]:
         r("POST", "/conversations/{conversation_id}/parts", manage, write=True),
         r("POST", "/messages", send_message, write=True),
         r("GET", "/ticket_states", list_ticket_states),
+        r("POST", "/tickets/search", search_tickets),
         r("GET", "/tickets/{ticket_id}", show_ticket),
+        r("POST", "/tickets/{ticket_id}/reply", reply_ticket, write=True),
         r("PUT", "/tickets/{ticket_id}", update_ticket, write=True),
     ]
 
