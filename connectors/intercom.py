@@ -1,34 +1,51 @@
-"""Intercom: contacts as accounts, conversations awaiting the customer as cases.
+"""Intercom: contacts as accounts; conversations awaiting the customer and open customer
+tickets as cases.
 
 Reads. Accounts stream from ``GET /contacts`` (150 a page); which custom attribute holds the
 plan, the account status and the stop flag is tenant mapping. Candidate conversations come
 from ``POST /conversations/search`` (open ones, 150 a page), keeping those where an admin spoke
-last (the customer owes an answer); only those get their parts read, for the evidence. A
-conversation or contact that cannot be read goes to the connector's ``report``
-(:mod:`connectors.records`) and the stream goes on.
+last (the customer owes an answer); only those get their parts read, for the evidence. Then
+candidate tickets from ``POST /tickets/search`` (open customer tickets, 150 a page), each with
+its parts as the search answers it (read in full only if the answer leaves them out). A record
+that cannot be read goes to the connector's ``report`` (:mod:`connectors.records`) and the
+stream goes on. The JSON translation lives in :mod:`connectors.intercom_json`.
 
 Writes. Intercom has no multi-change update, so one plan item is a few calls, in this order:
-the public reply, assignment and state changes (idempotent), and last the admin note signed
+the public reply, the idempotent changes (a conversation's assignment and state parts; a
+ticket's state and assignee in one ``PUT /tickets/{id}``), and last the admin note signed
 with the marker ``fw-<key>``, so a follow-up is only recorded once all of it happened and a
 retried item never emails twice. A reply or note whose answer was lost is looked for in the
-conversation's parts before it is sent again; the reply by its exact body from the worker's
-admin in this cycle.
+conversation's or ticket's parts before it is sent again (:class:`~connectors.once.WriteOnce`);
+the reply by its exact body from the worker's admin in this cycle.
+
+Ticket states are the tenant's own: policy statuses resolve to state ids once, on the first
+ticket write or ``check``, through ``GET /ticket_states`` (:func:`intercom_json.ticket_states`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import datetime
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
 
 from connectors.base import WriteOutcome, WriteResult
 from connectors.errors import BadRecord, MappingError, VendorError
-from connectors.footer import Texts, parse_footer
+from connectors.footer import parse_footer
 from connectors.http import OwnsClient, VendorClient
+from connectors.intercom_json import (
+    IntercomIds,
+    conversation_calls,
+    conversation_case,
+    record_parts,
+    ticket_calls,
+    ticket_case,
+    ticket_number,
+    ticket_states,
+    waiting_on_customer,
+)
 from connectors.mapping import IntercomMapping, PlanNames
 from connectors.once import WriteOnce
 from connectors.records import (
@@ -36,7 +53,6 @@ from connectors.records import (
     case_or_bad,
     flagged_account,
     log_bad_record,
-    optional_text,
     reported,
     text,
     translating,
@@ -44,159 +60,21 @@ from connectors.records import (
 )
 from connectors.resolution import NameCheck
 from connectors.settings import Timeouts, VendorLimits
-from policies.model import (
-    Account,
-    ActionType,
-    Activity,
-    ActivityKind,
-    Case,
-    CaseKind,
-    FollowUpMark,
-    PlanItem,
-    Requester,
-    Source,
-    Status,
-)
+from policies.model import Account, Case, PlanItem, Source, Status
 
 __all__ = ["IntercomConnector", "IntercomIds", "conversation_calls", "conversation_case"]
 
 API_VERSION = "2.16"
 PAGE = 150
 _CONVERSATION = "/conversations/{}"
+_TICKET = "/tickets/{}"
 _OPEN = {"field": "open", "operator": "=", "value": True}
-
-
-_CUSTOMER = ("user", "lead", "contact")
-
-
-class IntercomIds:
-    """The worker's own admin id and the admins it may assign to, by name."""
-
-    def __init__(self, me: str, admins: Mapping[str, str]) -> None:
-        self.me = me
-        self.admins = dict(admins)
-
-    def admin_id(self, name: str) -> str:
-        # "Unresponsive Customers/Roxy V" is a Zendesk group/agent pair; Intercom assigns the agent.
-        agent = name.rpartition("/")[2]
-        try:
-            return self.admins[agent]
-        except KeyError:
-            raise MappingError(f"intercom admin {agent!r} is unknown") from None
-
-
-def conversation_calls(
-    item: PlanItem, ids: IntercomIds
-) -> tuple[str | None, str, list[dict[str, Any]]]:
-    """The reply body (if any), the signed note body and the part requests of one plan item."""
-    texts = Texts()
-    parts: list[dict[str, Any]] = []
-    for action in item.actions:
-        if texts.take(action):
-            continue
-        p = action.params
-        match action.type:
-            case ActionType.SET_ASSIGNEE:
-                parts.append(
-                    {
-                        "message_type": "assignment",
-                        "type": "admin",
-                        "admin_id": ids.me,
-                        "assignee_id": ids.admin_id(str(p["assignee"])),
-                    }
-                )
-            case ActionType.SET_STATUS:
-                parts.extend(_state_part(str(p["status"]), p.get("until"), ids.me))
-            case _:
-                raise MappingError(f"intercom cannot {action.type} (conversation {item.case.id})")
-    return texts.reply(), texts.signed_note(item), parts
-
-
-def _state_part(status: str, until: Any, admin_id: str) -> list[dict[str, Any]]:
-    if status in (Status.SOLVED, Status.CLOSED):
-        return [{"message_type": "close", "type": "admin", "admin_id": admin_id}]
-    if status == Status.OPEN:
-        return [{"message_type": "open", "admin_id": admin_id}]
-    if status in (Status.PENDING, Status.HOLD) and until:
-        when = int(datetime.fromisoformat(str(until)).timestamp())
-        return [{"message_type": "snoozed", "admin_id": admin_id, "snoozed_until": when}]
-    return []  # pending without a date: an open conversation awaiting the customer already is
-
-
-def _waiting_on_customer(conversation: Mapping[str, Any]) -> bool:
-    stats = conversation.get("statistics") or {}
-    admin = stats.get("last_admin_reply_at")
-    contact = stats.get("last_contact_reply_at")
-    return admin is not None and (contact is None or admin > contact)
-
-
-def _parts(conversation: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    parts: list[Mapping[str, Any]] = (conversation.get("conversation_parts") or {}).get(
-        "conversation_parts"
-    ) or []
-    return parts
-
-
-def conversation_case(conversation: Mapping[str, Any], ids: IntercomIds) -> Case:
-    """A conversation as a case. Raises :class:`~connectors.errors.BadRecord` when it cannot
-    be read."""
-    with translating("intercom", conversation):
-        return _conversation_case(conversation, ids)
-
-
-def _author_type(record: Mapping[str, Any]) -> Any:
-    return (record.get("author") or {}).get("type")
-
-
-def _conversation_case(conversation: Mapping[str, Any], ids: IntercomIds) -> Case:
-    history: list[Activity] = []
-    followups: list[FollowUpMark] = []
-    source = conversation.get("source") or {}
-    if _author_type(source) in _CUSTOMER:
-        history.append(
-            Activity(ActivityKind.CUSTOMER_REPLY, unix_instant(conversation, "created_at"))
-        )
-    for part in _parts(conversation):
-        at = unix_instant(part, "created_at")
-        author = _author_type(part)
-        mark = parse_footer(optional_text(part, "body") or "", at)
-        if mark is not None and author == "admin":
-            followups.append(mark)
-        elif part.get("part_type") != "comment":
-            continue
-        elif author == "admin":
-            history.append(Activity(ActivityKind.AGENT_UPDATE, at))
-        elif author in _CUSTOMER:
-            history.append(Activity(ActivityKind.CUSTOMER_REPLY, at))
-    contacts = (conversation.get("contacts") or {}).get("contacts") or []
-    contact = text(contacts[0], "id") if contacts else None
-    state = conversation.get("state")
-    if state not in ("open", "closed", "snoozed"):
-        raise ValueError(f"state: unknown conversation state {state!r}")
-    if state == "closed":
-        status = Status.SOLVED
-    elif state == "snoozed" or _waiting_on_customer(conversation):
-        status = Status.PENDING
-    else:
-        status = Status.OPEN
-    names = {v: k for k, v in ids.admins.items()}
-    assignee = optional_text(conversation, "admin_assignee_id")
-    return Case(
-        source=Source.INTERCOM,
-        id=text(conversation, "id"),
-        kind=CaseKind.CONVERSATION,
-        status=status,
-        created_at=unix_instant(conversation, "created_at"),
-        updated_at=unix_instant(conversation, "updated_at"),
-        subject=optional_text(conversation, "title") or optional_text(source, "subject") or "",
-        requester=Requester(id=contact) if contact else None,
-        account_id=contact,
-        assignee=names.get(assignee) if assignee is not None else None,
-        tags=frozenset(text(t, "name") for t in (conversation.get("tags") or {}).get("tags") or []),
-        history=tuple(sorted(history, key=lambda a: a.at)),
-        followups=tuple(sorted(followups, key=lambda m: m.at)),
-        updated_stamp=text(conversation, "updated_at"),
-    )
+# Customer tickets (the search's term for them is "request"): back-office tasks and trackers
+# are the team's own, nobody to follow up with.
+_OPEN_REQUESTS = {
+    "operator": "AND",
+    "value": [_OPEN, {"field": "category", "operator": "=", "value": "request"}],
+}
 
 
 class IntercomConnector(OwnsClient):
@@ -215,6 +93,7 @@ class IntercomConnector(OwnsClient):
         self._mapping = mapping
         self._plans = plans or PlanNames()
         self._ids: IntercomIds | None = None
+        self._states: dict[Status, NameCheck] | None = None
         self._resolving = asyncio.Lock()
 
     @classmethod
@@ -254,6 +133,15 @@ class IntercomConnector(OwnsClient):
                 self._ids = IntercomIds(me, admins)
         return self._ids
 
+    async def ticket_states(self) -> dict[Status, NameCheck]:
+        """Policy status -> the tenant's ticket state; one read, on first need (a tenant that
+        never writes a ticket never reads them)."""
+        async with self._resolving:
+            if self._states is None:
+                listed = await self._client.read("GET", "/ticket_states")
+                self._states = ticket_states(listed.get("data", []), self._mapping.ticket_states)
+        return self._states
+
     async def check(self) -> list[NameCheck]:
         try:
             ids = await self.resolve()
@@ -272,6 +160,7 @@ class IntercomConnector(OwnsClient):
             NameCheck.of("intercom", "contact attribute", key, key if key in keys else None)
             for key in (attrs.plan, attrs.account_status, attrs.stop_followups)
         ]
+        checks += (await self.ticket_states()).values()
         return checks
 
     async def email_contact(self, contact_id: str, subject: str, body: str) -> None:
@@ -304,79 +193,122 @@ class IntercomConnector(OwnsClient):
                     self._report(bad)
                     continue
                 yield account
-            after = ((page.get("pages") or {}).get("next") or {}).get("starting_after")
+            after = _next_cursor(page)
             if not after:
                 return
             params = {"per_page": PAGE, "starting_after": after}
 
-    async def _case(self, found: Mapping[str, Any], ids: IntercomIds) -> Case | None:
+    async def _conversation(self, found: Mapping[str, Any], ids: IntercomIds) -> Case | None:
         """The full conversation of a search hit awaiting the customer (None: not awaiting)."""
         with translating("intercom", found):
-            if not _waiting_on_customer(found):
+            if not waiting_on_customer(found):
                 return None
             conversation = await self._client.read("GET", _CONVERSATION.format(text(found, "id")))
         return conversation_case(conversation, ids)
 
-    async def cases(self) -> AsyncIterator[Case]:
-        """Conversations awaiting the customer; one that cannot be read goes to ``report``."""
-        ids = await self.resolve()
+    async def _ticket(self, found: Mapping[str, Any], ids: IntercomIds) -> Case:
+        """A search hit's ticket; read in full only when the hit came without its parts."""
+        if "ticket_parts" not in found:
+            with translating("intercom", found):
+                found = await self._client.read("GET", _TICKET.format(text(found, "id")))
+        return ticket_case(found, ids)
+
+    async def _search(
+        self,
+        path: str,
+        key: str,
+        query: Mapping[str, Any],
+        read: Callable[[Mapping[str, Any]], Awaitable[Case | None]],
+    ) -> AsyncIterator[Case]:
+        """Every hit of a search, page by page, each through ``read`` (a page at a time)."""
         pagination: dict[str, Any] = {"per_page": PAGE}
         while True:
-            body = {
-                "query": {"field": "open", "operator": "=", "value": True},
-                "pagination": pagination,
-            }
-            page = await self._client.read("POST", "/conversations/search", json=body)
-            read = await asyncio.gather(
-                *(case_or_bad(self._case(c, ids)) for c in page.get("conversations", []))
-            )
-            for case in reported(read, self._report):
+            body = {"query": query, "pagination": pagination}
+            page = await self._client.read("POST", path, json=body)
+            results = await asyncio.gather(*(case_or_bad(read(hit)) for hit in page.get(key, [])))
+            for case in reported(results, self._report):
                 yield case
-            after = ((page.get("pages") or {}).get("next") or {}).get("starting_after")
+            after = _next_cursor(page)
             if not after:
                 return
             pagination = {"per_page": PAGE, "starting_after": after}
 
+    async def cases(self) -> AsyncIterator[Case]:
+        """Conversations awaiting the customer, then open customer tickets; a record that
+        cannot be read goes to ``report``."""
+        ids = await self.resolve()
+        conversations = self._search(
+            "/conversations/search", "conversations", _OPEN, lambda c: self._conversation(c, ids)
+        )
+        async for case in conversations:
+            yield case
+        tickets = self._search(
+            "/tickets/search", "tickets", _OPEN_REQUESTS, lambda t: self._ticket(t, ids)
+        )
+        async for case in tickets:
+            yield case
+
     async def fetch_case(self, case_id: str) -> Case:
         ids = await self.resolve()
+        ticket = ticket_number(case_id)
+        if ticket is not None:
+            return ticket_case(await self._client.read("GET", _TICKET.format(ticket)), ids)
         return conversation_case(await self._client.read("GET", _CONVERSATION.format(case_id)), ids)
 
     # -- writes ---------------------------------------------------------------------------
+
+    async def _calls(
+        self, item: PlanItem, ids: IntercomIds
+    ) -> tuple[str, str | None, str, list[tuple[str, str, dict[str, Any]]]]:
+        """The case's URL, the reply (if any), the signed note and the idempotent changes as
+        (method, path under the URL, body)."""
+        ticket = ticket_number(item.case.id)
+        if ticket is None:
+            reply, note, parts = conversation_calls(item, ids)
+            changes = [("POST", "/parts", part) for part in parts]
+            return _CONVERSATION.format(item.case.id), reply, note, changes
+        reply, note, update = ticket_calls(item, ids, await self.ticket_states())
+        return _TICKET.format(ticket), reply, note, [("PUT", "", update)] if update else []
 
     async def apply(self, item: PlanItem) -> WriteResult:
         if any(m.key == item.key for m in item.case.followups):
             return WriteResult(WriteOutcome.ALREADY_APPLIED, calls=0)
         try:
             ids = await self.resolve()
-            reply, note, parts = conversation_calls(item, ids)
+            url, reply, note, changes = await self._calls(item, ids)
         except (MappingError, VendorError) as exc:
             return WriteResult(WriteOutcome.FAILED, calls=0, detail=str(exc))
-        run = _ConversationWrites(self._client, item, ids.me)
+        run = _Writes(self._client, url, item, ids.me)
         admin = {"type": "admin", "admin_id": ids.me}
         try:
             if reply is not None and not await run.replied_already(reply):
                 comment = {"message_type": "comment", **admin, "body": reply}
-                await run.send("/reply", comment, lambda c: run.has_reply(c, reply))
-            for part in parts:
-                await run.send("/parts", part, None)
+                await run.send("POST", "/reply", comment, lambda c: run.has_reply(c, reply))
+            for method, path, body in changes:
+                await run.send(method, path, body, None)
             body = {"message_type": "note", **admin, "body": note}
-            applied = await run.send("/reply", body, run.has_note)
+            applied = await run.send("POST", "/reply", body, run.has_note)
         except VendorError as exc:
             return WriteResult(WriteOutcome.FAILED, calls=run.calls, detail=str(exc))
         outcome = WriteOutcome.APPLIED if applied else WriteOutcome.ALREADY_APPLIED
         return WriteResult(outcome, calls=run.calls)
 
 
+def _next_cursor(page: Mapping[str, Any]) -> Any:
+    return ((page.get("pages") or {}).get("next") or {}).get("starting_after")
+
+
 def _plain(html: str) -> str:
     return " ".join(re.sub(r"<[^>]+>", " ", html).split())
 
 
-class _ConversationWrites:
-    """The calls of one ``apply`` to a conversation, and how each is recognised on re-read."""
+class _Writes:
+    """The calls of one ``apply`` to a conversation or a ticket (``url``), and how each is
+    recognised on re-read."""
 
-    def __init__(self, client: VendorClient, item: PlanItem, me: str) -> None:
+    def __init__(self, client: VendorClient, url: str, item: PlanItem, me: str) -> None:
         self._client = client
-        self._url = _CONVERSATION.format(item.case.id)
+        self._url = url
         self._item = item
         self._me = me
         inbound = (a.at for a in item.case.history if a.kind.is_inbound)
@@ -388,10 +320,14 @@ class _ConversationWrites:
         return self._once.calls
 
     async def send(
-        self, path: str, body: dict[str, Any], done: Callable[[Any], bool] | None
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any],
+        done: Callable[[Any], bool] | None,
     ) -> bool:
-        """Post a part; False when a lost one turned out to be there already. ``done`` None:
-        the part is idempotent (assignment, state), sending it twice changes nothing."""
+        """Send one write; False when a lost one turned out to be there already. ``done``
+        None: the write is idempotent (assignment, state), sending it twice changes nothing."""
 
         async def look() -> bool:
             assert done is not None
@@ -399,7 +335,7 @@ class _ConversationWrites:
 
         landed = look if done is not None else None
         written = await self._once.send(
-            lambda: self._client.write("POST", self._url + path, json=body), landed
+            lambda: self._client.write(method, self._url + path, json=body), landed
         )
         return not written.landed_before
 
@@ -408,18 +344,18 @@ class _ConversationWrites:
         self._once.calls += 1
         return self.has_reply(await self._client.read("GET", self._url), reply)
 
-    def has_reply(self, conversation: Mapping[str, Any], reply: str) -> bool:
+    def has_reply(self, record: Mapping[str, Any], reply: str) -> bool:
         return any(
             p.get("part_type") == "comment"
             and str((p.get("author") or {}).get("id")) == self._me
             and _plain(p.get("body") or "") == _plain(reply)
             and (self._cycle_start is None or unix_instant(p, "created_at") >= self._cycle_start)
-            for p in _parts(conversation)
+            for p in record_parts(record)
         )
 
-    def has_note(self, conversation: Mapping[str, Any]) -> bool:
+    def has_note(self, record: Mapping[str, Any]) -> bool:
         return any(
             (mark := parse_footer(p.get("body") or "", unix_instant(p, "created_at"))) is not None
             and mark.key == self._item.key
-            for p in _parts(conversation)
+            for p in record_parts(record)
         )

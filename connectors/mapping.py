@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connectors.errors import MappingError
-from policies.model import PlanTier
+from policies.model import PlanTier, Status
 from policies.yamlsource import Problem, SourceError, load_located, problems_from_validation
 
 __all__ = [
@@ -91,6 +91,14 @@ class IntercomMapping(_Strict):
     )
     contact_attributes: AccountFlags = AccountFlags()
     admins: list[str] = Field(default_factory=list, description="Admin names policies assign to.")
+    ticket_states: dict[Status, str] = Field(
+        default_factory=dict,
+        description=(
+            "Policy status (pending, solved, open...) -> ticket state name (its internal label)."
+            " Unnamed: the first state of the status's category (pending: waiting_on_customer;"
+            " solved, closed: resolved; open: in_progress, else submitted)."
+        ),
+    )
 
 
 class AsanaMapping(_Strict):

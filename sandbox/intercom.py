@@ -366,9 +366,9 @@ class IntercomDesk:
             raise error(400, "ticket_state_id_invalid", "Ticket state id is not valid or is not "
                         "associated with the ticket type")  # fmt: skip
         author = self._admin_author(body.get("admin_id", API_USER.intercom_id))
-        if "assignee_id" in body:
-            if str(body["assignee_id"]) not in _ADMINS and str(body["assignee_id"]) != "0":
-                raise error(404, "assignee_not_found", "Assignee not found")
+        assignee = str(body.get("assignee_id", "0"))
+        if assignee not in _ADMINS and assignee != "0":
+            raise error(404, "assignee_not_found", "Assignee not found")
         ticket = self._writable_ticket(ticket_id)
         if state_id is not None:
             previous = ticket["ticket_state"]

@@ -41,12 +41,15 @@ def test_unknown_names_are_reported_and_fail(sandbox_env: dict[str, str], tmp_pa
         EXAMPLE.read_text()
         .replace("Dana K", "Dana Unknown")
         .replace("phase: Phase\n", "phase: Fase\n")
+        .replace("solved: Resolved", "solved: Done")
     )
     result = run_check(sandbox_env, mapping)
     assert result.exit_code == 1
-    # Dana is both a Zendesk agent and an Intercom admin; Phase is a Zendesk ticket field.
-    assert "3 name(s) could not be resolved" in result.output
+    # Dana is both a Zendesk agent and an Intercom admin; Phase is a Zendesk ticket field;
+    # Done is no Intercom ticket state.
+    assert "4 name(s) could not be resolved" in result.output
     assert "Dana Unknown" in result.output
+    assert "solved: Done" in result.output
 
 
 def test_the_mapping_comes_from_followup_mapping_too(sandbox_env: dict[str, str]) -> None:

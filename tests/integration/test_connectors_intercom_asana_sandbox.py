@@ -1,9 +1,11 @@
 """The Intercom and Asana connectors over real HTTP against the sandbox: what they read, what
-one plan item writes, and no duplicate note or story when the answer is dropped after apply."""
+one plan item writes (to a conversation, an Intercom ticket, an Asana bug), and no duplicate
+note, story or email when an answer is dropped after the write."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,15 @@ from connectors.base import WriteOutcome
 from connectors.intercom import IntercomConnector
 from connectors.mapping import load_mapping
 from connectors.settings import Timeouts, VendorLimits
-from policies.model import Action, ActionType, Case, PlanItem, Status, idempotency_key
+from policies.model import (
+    Action,
+    ActionType,
+    Case,
+    CaseKind,
+    PlanItem,
+    Status,
+    idempotency_key,
+)
 
 sandbox_server = pytest.importorskip("sandbox.server", reason="needs the sandbox package")
 
@@ -74,7 +84,7 @@ def item(case: Case, policy: str, *actions: Action) -> PlanItem:
     return PlanItem(case, policy, "step", 1, 3, actions, "test", key)
 
 
-async def test_intercom_reads_accounts_and_conversations_awaiting_the_customer(
+async def test_intercom_reads_accounts_conversations_awaiting_the_customer_and_open_tickets(
     sandbox: Any,
 ) -> None:
     async with intercom(sandbox) as connector:
@@ -82,8 +92,15 @@ async def test_intercom_reads_accounts_and_conversations_awaiting_the_customer(
         cases = [c async for c in connector.cases()]
     assert accounts
     assert any(a.plan is not None for a in accounts)
-    assert cases
-    assert all(c.status is Status.PENDING for c in cases)
+    conversations = [c for c in cases if c.kind is CaseKind.CONVERSATION]
+    tickets = [c for c in cases if c.kind is CaseKind.TICKET]
+    assert conversations
+    assert all(c.status is Status.PENDING for c in conversations)
+    desk = sandbox.sandbox.intercom
+    assert sorted(t.id for t in tickets) == sorted(
+        f"ticket:{t['id']}" for t in desk.all_tickets() if t["open"]
+    )
+    assert {t.status for t in tickets} <= {Status.NEW, Status.OPEN, Status.PENDING}
     assert {c.account_id for c in cases} <= {a.id for a in accounts}
 
 
@@ -107,6 +124,70 @@ async def test_intercom_reply_close_and_note_once_despite_a_dropped_answer(
     assert [m.key for m in fresh.followups] == [plan.key]
     replies = admin.get("/outbox").json()["messages"]
     assert sum("Closing this for now." in str(m) for m in replies) <= 1
+
+
+async def open_ticket(connector: IntercomConnector, not_status: Status) -> Case:
+    """An open ticket the worker has not written to yet, not in ``not_status``."""
+    return await anext(
+        c
+        async for c in connector.cases()
+        if c.kind is CaseKind.TICKET and c.status != not_status and not c.followups
+    )
+
+
+def notes_signed(sandbox: Any, case: Case, key: str) -> int:
+    ticket = sandbox.sandbox.intercom.ticket(case.id.removeprefix("ticket:"))
+    parts = ticket["ticket_parts"]["ticket_parts"]
+    return sum(p["part_type"] == "note" and f"fw-{key}" in p["body"] for p in parts)
+
+
+async def test_intercom_ticket_state_and_note_land_once_despite_a_dropped_note_answer(
+    sandbox: Any, admin: httpx.Client
+) -> None:
+    async with intercom(sandbox) as connector:
+        case = await open_ticket(connector, Status.PENDING)
+        plan = item(
+            case,
+            "awaiting_customer",
+            Action(ActionType.NOTE, {"body": "Waiting on the customer's order number."}),
+            Action(ActionType.SET_STATUS, {"status": "pending"}),
+        )
+        drop_after(admin, "intercom", "POST /tickets/*/reply")
+        result = await connector.apply(plan)
+        fresh = await connector.fetch_case(case.id)
+    # The note landed, its answer was lost, the re-read found it: state, note, re-read.
+    assert (result.outcome, result.calls) == (WriteOutcome.ALREADY_APPLIED, 3)
+    assert (fresh.kind, fresh.status) == (CaseKind.TICKET, Status.PENDING)
+    assert [m.key for m in fresh.followups] == [plan.key]
+    assert notes_signed(sandbox, case, plan.key) == 1
+    state = sandbox.sandbox.intercom.ticket(case.id.removeprefix("ticket:"))["ticket_state"]
+    assert state["internal_label"] == "Waiting on customer"  # named in the tenant mapping
+
+
+async def test_intercom_ticket_reply_resolve_and_note_once_despite_a_dropped_update_answer(
+    sandbox: Any, admin: httpx.Client
+) -> None:
+    async with intercom(sandbox) as connector:
+        case = await open_ticket(connector, Status.SOLVED)
+        plan = item(
+            case,
+            "awaiting_customer",
+            Action(ActionType.REPLY, {"template": "final", "body": "Resolving your ticket."}),
+            Action(ActionType.NOTE, {"body": "3/3"}),
+            Action(ActionType.SET_STATUS, {"status": "solved"}),
+        )
+        drop_after(admin, "intercom", "PUT /tickets/*")
+        result = await connector.apply(plan)
+        fresh = await connector.fetch_case(case.id)
+        again = await connector.apply(replace(plan, case=fresh))
+    assert result.outcome is WriteOutcome.APPLIED
+    assert fresh.status is Status.SOLVED
+    assert [m.key for m in fresh.followups] == [plan.key]
+    assert notes_signed(sandbox, case, plan.key) == 1
+    assert (again.outcome, again.calls) == (WriteOutcome.ALREADY_APPLIED, 0)
+    ticket_ref = f"intercom:ticket:{case.id.removeprefix('ticket:')}"
+    emails = admin.get("/outbox", params={"ref": ticket_ref}).json()["messages"]
+    assert [m["body"] for m in emails] == ["Resolving your ticket."]
 
 
 async def test_asana_bugs_carry_fields_engineer_updates_and_account(sandbox: Any) -> None:

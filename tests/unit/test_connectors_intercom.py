@@ -138,6 +138,7 @@ async def test_only_conversations_awaiting_the_customer_are_read_in_full(
     )
     one = router.get("/conversations/10").respond(json=full)
     other = router.get("/conversations/11")
+    router.post("/tickets/search").respond(json={"tickets": [], "pages": {}})
     async with connector(router) as intercom:
         (found,) = [c async for c in intercom.cases()]
     assert json.loads(search.calls[0].request.content) == {

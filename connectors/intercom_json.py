@@ -1,0 +1,318 @@
+"""Intercom JSON <-> the domain model, without IO: conversations and tickets into cases, plan
+items into the parts and updates that write them. Names are resolved to ids beforehand
+(:class:`IntercomIds`, :func:`ticket_states`).
+
+Conversations are cases of kind ``conversation``, tickets cases of kind ``ticket`` (the kind
+the policies already select Zendesk tickets by). A ticket's case id is ``ticket:<id>``: both
+live under ``intercom:`` refs, and a bare id could not tell ``fetch_case`` which one to read.
+A comment by a contact is inbound activity, by an admin an agent update; the worker's own
+signed notes are follow-ups (:func:`connectors.footer.parse_footer`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from connectors.errors import MappingError
+from connectors.footer import Texts, parse_footer
+from connectors.records import optional_text, text, translating, unix_instant
+from connectors.resolution import NameCheck
+from policies.model import (
+    ActionType,
+    Activity,
+    ActivityKind,
+    Case,
+    CaseKind,
+    FollowUpMark,
+    PlanItem,
+    Requester,
+    Source,
+    Status,
+)
+
+__all__ = [
+    "TICKET_PREFIX",
+    "IntercomIds",
+    "conversation_calls",
+    "conversation_case",
+    "record_parts",
+    "ticket_calls",
+    "ticket_case",
+    "ticket_number",
+    "ticket_states",
+    "waiting_on_customer",
+]
+
+TICKET_PREFIX = "ticket:"
+_CUSTOMER = ("user", "lead", "contact")
+# A policy status -> the ticket state categories that mean it, best first, for statuses the
+# tenant mapping does not name a state for. "open" is the team's turn: in progress, else
+# submitted (a workspace may have archived every in-progress state).
+_STATE_CATEGORIES: dict[Status, tuple[str, ...]] = {
+    Status.OPEN: ("in_progress", "submitted"),
+    Status.PENDING: ("waiting_on_customer",),
+    Status.SOLVED: ("resolved",),
+    Status.CLOSED: ("resolved",),
+}
+_CATEGORY_STATUS = {
+    "submitted": Status.NEW,
+    "in_progress": Status.OPEN,
+    "waiting_on_customer": Status.PENDING,
+    "resolved": Status.SOLVED,
+}
+
+
+class IntercomIds:
+    """The worker's own admin id and the admins it may assign to, by name."""
+
+    def __init__(self, me: str, admins: Mapping[str, str]) -> None:
+        self.me = me
+        self.admins = dict(admins)
+
+    def admin_id(self, name: str) -> str:
+        # "Unresponsive Customers/Roxy V" is a Zendesk group/agent pair; Intercom assigns the agent.
+        agent = name.rpartition("/")[2]
+        try:
+            return self.admins[agent]
+        except KeyError:
+            raise MappingError(f"intercom admin {agent!r} is unknown") from None
+
+
+def ticket_number(case_id: str) -> str | None:
+    """The Intercom ticket id of a ticket case's id; None for a conversation's."""
+    return case_id.removeprefix(TICKET_PREFIX) if case_id.startswith(TICKET_PREFIX) else None
+
+
+def ticket_states(
+    listed: Sequence[Mapping[str, Any]], names: Mapping[Status, str]
+) -> dict[Status, NameCheck]:
+    """Each policy status a ticket can be set to, and the ticket state it resolved to.
+
+    A status the tenant mapping names gets the live state of that name (its internal label,
+    as admins see it in Intercom); the others the first live state of their categories.
+    ``resolved`` is None where no state fits: a write that needs it fails, and ``followup
+    connectors check`` reports it.
+    """
+    live = [s for s in listed if not s.get("archived")]
+    by_label = {str(s.get("internal_label")): str(s["id"]) for s in live}
+    found: dict[Status, NameCheck] = {}
+    for status in Status:
+        if status in names:
+            name = names[status]
+            found[status] = NameCheck.of(
+                "intercom", "ticket state", f"{status}: {name}", by_label.get(name)
+            )
+        elif status in _STATE_CATEGORIES:
+            categories = _STATE_CATEGORIES[status]
+            state = next(
+                (s["id"] for c in categories for s in live if s.get("category") == c), None
+            )
+            label = f"{status}: first {' or '.join(categories)} state"
+            found[status] = NameCheck.of("intercom", "ticket state", label, state)
+    return found
+
+
+def conversation_calls(
+    item: PlanItem, ids: IntercomIds
+) -> tuple[str | None, str, list[dict[str, Any]]]:
+    """The reply body (if any), the signed note body and the part requests of one plan item."""
+    texts = Texts()
+    parts: list[dict[str, Any]] = []
+    for action in item.actions:
+        if texts.take(action):
+            continue
+        p = action.params
+        match action.type:
+            case ActionType.SET_ASSIGNEE:
+                parts.append(
+                    {
+                        "message_type": "assignment",
+                        "type": "admin",
+                        "admin_id": ids.me,
+                        "assignee_id": ids.admin_id(str(p["assignee"])),
+                    }
+                )
+            case ActionType.SET_STATUS:
+                parts.extend(_state_part(str(p["status"]), p.get("until"), ids.me))
+            case _:
+                raise MappingError(f"intercom cannot {action.type} (conversation {item.case.id})")
+    return texts.reply(), texts.signed_note(item), parts
+
+
+def _state_part(status: str, until: Any, admin_id: str) -> list[dict[str, Any]]:
+    if status in (Status.SOLVED, Status.CLOSED):
+        return [{"message_type": "close", "type": "admin", "admin_id": admin_id}]
+    if status == Status.OPEN:
+        return [{"message_type": "open", "admin_id": admin_id}]
+    if status in (Status.PENDING, Status.HOLD) and until:
+        when = int(datetime.fromisoformat(str(until)).timestamp())
+        return [{"message_type": "snoozed", "admin_id": admin_id, "snoozed_until": when}]
+    return []  # pending without a date: an open conversation awaiting the customer already is
+
+
+def ticket_calls(
+    item: PlanItem, ids: IntercomIds, states: Mapping[Status, NameCheck]
+) -> tuple[str | None, str, dict[str, Any]]:
+    """The reply body (if any), the signed note body and the one ticket update (state and
+    assignee in a single ``PUT /tickets/{id}``; empty when neither changes)."""
+    texts = Texts()
+    update: dict[str, Any] = {}
+    for action in item.actions:
+        if texts.take(action):
+            continue
+        p = action.params
+        match action.type:
+            case ActionType.SET_ASSIGNEE:
+                update["assignee_id"] = ids.admin_id(str(p["assignee"]))
+            case ActionType.SET_STATUS:
+                status = str(p["status"])
+                wanted = _status(status)
+                state = states.get(wanted) if wanted is not None else None
+                if state is None or state.resolved is None:
+                    raise MappingError(
+                        f"intercom has no ticket state for status {status!r}"
+                        f" (ticket {item.case.id}); name one under intercom.ticket_states"
+                    )
+                update["ticket_state_id"] = state.resolved
+            case _:
+                raise MappingError(f"intercom cannot {action.type} (ticket {item.case.id})")
+    if update:
+        update["admin_id"] = int(ids.me)  # who changed it, for Intercom's workflows and log
+    return texts.reply(), texts.signed_note(item), update
+
+
+def _status(value: str) -> Status | None:
+    try:
+        return Status(value)
+    except ValueError:
+        return None
+
+
+def waiting_on_customer(conversation: Mapping[str, Any]) -> bool:
+    stats = conversation.get("statistics") or {}
+    admin = stats.get("last_admin_reply_at")
+    contact = stats.get("last_contact_reply_at")
+    return admin is not None and (contact is None or admin > contact)
+
+
+def record_parts(record: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """A conversation's or a ticket's parts, oldest first."""
+    for key in ("conversation_parts", "ticket_parts"):
+        parts: list[Mapping[str, Any]] = (record.get(key) or {}).get(key) or []
+        if parts:
+            return parts
+    return []
+
+
+def _author_type(record: Mapping[str, Any]) -> Any:
+    return (record.get("author") or {}).get("type")
+
+
+def _evidence(
+    parts: Sequence[Mapping[str, Any]], *opened: Activity
+) -> tuple[tuple[Activity, ...], tuple[FollowUpMark, ...]]:
+    """The activity (what opened the case, then the comments) and the worker's signed notes,
+    each oldest first."""
+    history = list(opened)
+    followups: list[FollowUpMark] = []
+    for part in parts:
+        at = unix_instant(part, "created_at")
+        author = _author_type(part)
+        mark = parse_footer(optional_text(part, "body") or "", at)
+        if mark is not None and author == "admin":
+            followups.append(mark)
+        elif part.get("part_type") != "comment":
+            continue
+        elif author == "admin":
+            history.append(Activity(ActivityKind.AGENT_UPDATE, at))
+        elif author in _CUSTOMER:
+            history.append(Activity(ActivityKind.CUSTOMER_REPLY, at))
+    return (
+        tuple(sorted(history, key=lambda a: a.at)),
+        tuple(sorted(followups, key=lambda m: m.at)),
+    )
+
+
+def _contact(record: Mapping[str, Any]) -> str | None:
+    contacts = (record.get("contacts") or {}).get("contacts") or []
+    return text(contacts[0], "id") if contacts else None
+
+
+def _assignee(record: Mapping[str, Any], ids: IntercomIds) -> str | None:
+    names = {v: k for k, v in ids.admins.items()}
+    assignee = optional_text(record, "admin_assignee_id")
+    return names.get(assignee) if assignee is not None else None
+
+
+def conversation_case(conversation: Mapping[str, Any], ids: IntercomIds) -> Case:
+    """A conversation as a case. Raises :class:`~connectors.errors.BadRecord` when it cannot
+    be read."""
+    with translating("intercom", conversation):
+        return _conversation_case(conversation, ids)
+
+
+def _conversation_case(conversation: Mapping[str, Any], ids: IntercomIds) -> Case:
+    source = conversation.get("source") or {}
+    opened = (
+        [Activity(ActivityKind.CUSTOMER_REPLY, unix_instant(conversation, "created_at"))]
+        if _author_type(source) in _CUSTOMER
+        else []
+    )
+    history, followups = _evidence(record_parts(conversation), *opened)
+    contact = _contact(conversation)
+    state = conversation.get("state")
+    if state not in ("open", "closed", "snoozed"):
+        raise ValueError(f"state: unknown conversation state {state!r}")
+    if state == "closed":
+        status = Status.SOLVED
+    elif state == "snoozed" or waiting_on_customer(conversation):
+        status = Status.PENDING
+    else:
+        status = Status.OPEN
+    return Case(
+        source=Source.INTERCOM,
+        id=text(conversation, "id"),
+        kind=CaseKind.CONVERSATION,
+        status=status,
+        created_at=unix_instant(conversation, "created_at"),
+        updated_at=unix_instant(conversation, "updated_at"),
+        subject=optional_text(conversation, "title") or optional_text(source, "subject") or "",
+        requester=Requester(id=contact) if contact else None,
+        account_id=contact,
+        assignee=_assignee(conversation, ids),
+        tags=frozenset(text(t, "name") for t in (conversation.get("tags") or {}).get("tags") or []),
+        history=history,
+        followups=followups,
+        updated_stamp=text(conversation, "updated_at"),
+    )
+
+
+def ticket_case(ticket: Mapping[str, Any], ids: IntercomIds) -> Case:
+    """A ticket as a case: its status from its state's category (submitted new, in progress
+    open, waiting on customer pending, resolved solved; a closed ticket is solved whatever its
+    state). Raises :class:`~connectors.errors.BadRecord` when it cannot be read."""
+    with translating("intercom", ticket):
+        category = ticket["ticket_state"]["category"]
+        if category not in _CATEGORY_STATUS:
+            raise ValueError(f"ticket_state: unknown category {category!r}")
+        status = _CATEGORY_STATUS[category] if ticket.get("open", True) else Status.SOLVED
+        history, followups = _evidence(record_parts(ticket))
+        contact = _contact(ticket)
+        attributes = ticket.get("ticket_attributes") or {}
+        return Case(
+            source=Source.INTERCOM,
+            id=TICKET_PREFIX + text(ticket, "id"),
+            kind=CaseKind.TICKET,
+            status=status,
+            created_at=unix_instant(ticket, "created_at"),
+            updated_at=unix_instant(ticket, "updated_at"),
+            subject=optional_text(attributes, "_default_title_") or "",
+            requester=Requester(id=contact) if contact else None,
+            account_id=contact,
+            assignee=_assignee(ticket, ids),
+            history=history,
+            followups=followups,
+            updated_stamp=text(ticket, "updated_at"),
+        )
