@@ -60,7 +60,7 @@ from connectors.records import (
 )
 from connectors.resolution import NameCheck
 from connectors.settings import Timeouts, VendorLimits
-from policies.model import Account, Case, PlanItem, Source, Status
+from policies.model import Account, ActionType, Case, PlanItem, Source, Status
 
 __all__ = ["IntercomConnector", "IntercomIds", "conversation_calls", "conversation_case"]
 
@@ -267,7 +267,9 @@ class IntercomConnector(OwnsClient):
             reply, note, parts = conversation_calls(item, ids)
             changes = [("POST", "/parts", part) for part in parts]
             return _CONVERSATION.format(item.case.id), reply, note, changes
-        reply, note, update = ticket_calls(item, ids, await self.ticket_states())
+        changes_state = any(a.type is ActionType.SET_STATUS for a in item.actions)
+        states = await self.ticket_states() if changes_state else {}
+        reply, note, update = ticket_calls(item, ids, states)
         return _TICKET.format(ticket), reply, note, [("PUT", "", update)] if update else []
 
     async def apply(self, item: PlanItem) -> WriteResult:

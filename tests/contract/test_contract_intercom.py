@@ -1,6 +1,7 @@
 """Every request the Intercom connector sends, and every response it parses, against the
 Intercom 2.16 OpenAPI description: admins, contacts, conversation search, a conversation with
-its parts, and the reply, assignment, close and admin note of one plan item."""
+its parts, and the reply, assignment, close and admin note of one plan item; ticket search,
+ticket states, and a ticket's reply, state and assignee update and note."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 import respx
 
+from connectors.base import WriteOutcome
 from connectors.intercom import IntercomConnector
 from connectors.mapping import IntercomMapping
 from connectors.settings import Timeouts, VendorLimits
@@ -91,6 +93,61 @@ def conversation(id: str) -> dict[str, object]:
     }
 
 
+def ticket(id: str) -> dict[str, object]:
+    return {
+        "type": "ticket",
+        "id": id,
+        "ticket_id": "7",
+        "category": "Customer",
+        "ticket_attributes": {"_default_title_": "Order stuck", "_default_description_": "Help"},
+        "ticket_state": STATES[1],
+        "contacts": {"type": "contact.list", "contacts": [{"type": "contact", "id": "c1"}]},
+        "admin_assignee_id": 2,
+        "team_assignee_id": 0,
+        "created_at": 1_770_000_000,
+        "updated_at": 1_770_000_500,
+        "open": True,
+        "is_shared": True,
+        "previous_ticket_state_id": None,
+        "ticket_parts": {
+            "type": "ticket_part.list",
+            "total_count": 1,
+            "ticket_parts": [
+                {
+                    "type": "ticket_part",
+                    "id": "t1",
+                    "part_type": "comment",
+                    "body": "<p>Which order?</p>",
+                    "created_at": 1_770_000_300,
+                    "updated_at": 1_770_000_300,
+                    "author": {"type": "admin", "id": "2", "name": "Roxy V"},
+                    "attachments": [],
+                    "redacted": False,
+                }
+            ],
+        },
+    }
+
+
+STATES = [
+    {
+        "type": "ticket_state",
+        "id": str(4001 + n),
+        "category": category,
+        "internal_label": label,
+        "external_label": label,
+    }
+    for n, (category, label) in enumerate(
+        [
+            ("submitted", "Submitted"),
+            ("in_progress", "In progress"),
+            ("waiting_on_customer", "Waiting on customer"),
+            ("resolved", "Resolved"),
+        ]
+    )
+]
+
+
 @pytest.fixture
 def router() -> respx.MockRouter:
     router = respx.MockRouter(assert_all_called=True, base_url=BASE)
@@ -124,6 +181,30 @@ def router() -> respx.MockRouter:
     router.get("/conversations/10").respond(json=conversation("10"))
     router.post("/conversations/10/reply").respond(json=conversation("10"))
     router.post("/conversations/10/parts").respond(json=conversation("10"))
+    router.post("/tickets/search").respond(
+        json={
+            "type": "ticket.list",
+            "total_count": 1,
+            "tickets": [ticket("20")],
+            "pages": {"type": "pages", "page": 1, "per_page": 150, "total_pages": 1},
+        }
+    )
+    router.get("/ticket_states").respond(json={"type": "list", "data": STATES})
+    router.get("/tickets/20").respond(json=ticket("20"))
+    router.put("/tickets/20").respond(json=ticket("20"))
+    router.post("/tickets/20/reply").respond(
+        json={
+            "type": "ticket_part",
+            "id": "t2",
+            "part_type": "note",
+            "body": "<p>2/3</p>",
+            "created_at": 1_770_000_600,
+            "updated_at": 1_770_000_600,
+            "author": {"type": "admin", "id": "1", "name": "Followup Worker"},
+            "attachments": [],
+            "redacted": False,
+        }
+    )
     return router
 
 
@@ -141,7 +222,7 @@ async def test_intercom_requests_and_responses_follow_the_description(
     )
     async with intercom:
         _ = [a async for a in intercom.accounts()]
-        (case,) = [c async for c in intercom.cases()]
+        conversation_case, ticket_case = [c async for c in intercom.cases()]
         now = datetime(2026, 3, 10, tzinfo=UTC)
         item_case = Case(Source.INTERCOM, "10", CaseKind.CONVERSATION, Status.PENDING, now, now)
         actions = (
@@ -151,6 +232,16 @@ async def test_intercom_requests_and_responses_follow_the_description(
             Action(ActionType.SET_STATUS, {"status": "solved"}),
         )
         await intercom.apply(PlanItem(item_case, "awaiting", "final", 3, 3, actions, "r", "cd34"))
-    assert case.id == "10"
+        ticket_actions = (
+            Action(ActionType.REPLY, {"template": "nudge", "body": "Any news?"}),
+            Action(ActionType.NOTE, {"body": "2/3"}),
+            Action(ActionType.SET_ASSIGNEE, {"assignee": "Roxy V"}),
+            Action(ActionType.SET_STATUS, {"status": "pending"}),
+        )
+        written = await intercom.apply(
+            PlanItem(ticket_case, "awaiting", "nudge", 2, 3, ticket_actions, "r", "ef56")
+        )
+    assert (conversation_case.id, ticket_case.id) == ("10", "ticket:20")
+    assert written.outcome is WriteOutcome.APPLIED
     errors = contract_errors("intercom", recorder.exchanges)
     assert not errors, "\n".join(errors)

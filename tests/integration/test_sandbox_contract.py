@@ -232,6 +232,16 @@ INTERCOM_CALLS: list[tuple[str, str, Any]] = [
     ("GET", "/ticket_states", None),
     ("GET", "/tickets/20001", None),
     ("PUT", "/tickets/20001", {"ticket_state_id": "4003", "open": True}),
+    ("POST", "/tickets/search", {"query": {"operator": "AND", "value": [
+        {"field": "open", "operator": "=", "value": True},
+        {"field": "category", "operator": "=", "value": "request"}]},
+        "pagination": {"per_page": 5}}),
+    ("PUT", "/tickets/20002", {"ticket_state_id": "4004", "admin_id": 991001,
+                               "assignee_id": "991002"}),
+    ("POST", "/tickets/20002/reply", {"message_type": "note", "type": "admin",
+                                      "admin_id": "991001", "body": "1/3"}),
+    ("POST", "/tickets/20002/reply", {"message_type": "comment", "type": "admin",
+                                      "admin_id": "991001", "body": "Any news?"}),
 ]  # fmt: skip
 
 

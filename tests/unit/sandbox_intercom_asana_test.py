@@ -123,6 +123,36 @@ async def test_ticket_state_update(client: Any) -> None:
     assert (await intercom(client, "GET", "/tickets/20001")).json()["ticket_state"] == waiting
 
 
+async def test_ticket_search_finds_customer_tickets_by_the_request_term(client: Any) -> None:
+    async def search(category: str) -> list[dict[str, Any]]:
+        query = {"operator": "AND", "value": [
+            {"field": "open", "operator": "=", "value": True},
+            {"field": "category", "operator": "=", "value": category}]}  # fmt: skip
+        body = {"query": query, "pagination": {"per_page": 150}}
+        return list(
+            (await intercom(client, "POST", "/tickets/search", json=body)).json()["tickets"]
+        )
+
+    found = await search("request")
+    assert found
+    assert all(t["open"] and t["category"] == "Customer" for t in found)
+    assert await search("Customer") == []  # the category's name is not its search term
+
+
+async def test_ticket_note_and_state_change_become_ticket_parts(client: Any) -> None:
+    note = {"message_type": "note", "type": "admin", "admin_id": "991001", "body": "1/3"}
+    part = (await intercom(client, "POST", "/tickets/20003/reply", json=note)).json()
+    assert (part["type"], part["part_type"], part["body"]) == ("ticket_part", "note", "1/3")
+    update = {"ticket_state_id": "4004", "admin_id": 991001}
+    ticket = (await intercom(client, "PUT", "/tickets/20003", json=update)).json()
+    parts = ticket["ticket_parts"]["ticket_parts"]
+    assert [p["part_type"] for p in parts] == ["note", "ticket_state_updated_by_admin"]
+    assert (parts[1]["ticket_state"], ticket["open"]) == ("resolved", False)
+    refused = await intercom(client, "PUT", "/tickets/20003", json={"ticket_state_id": "1"})
+    assert refused.status_code == 400
+    assert refused.json()["errors"][0]["code"] == "ticket_state_id_invalid"
+
+
 async def test_asana_offset_pages_walk_every_task_once(client: Any, sandbox: Sandbox) -> None:
     seen: list[str] = []
     path: str | None = f"/projects/{ASANA_PROJECT_GID}/tasks?limit=9&opt_fields=name,completed"

@@ -1,4 +1,5 @@
-"""Intercom: contacts as accounts, conversations awaiting the customer, and the write order."""
+"""Intercom: contacts as accounts, conversations awaiting the customer, open tickets, and the
+write order of each."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from policies.model import (
     ActivityKind,
     Case,
     CaseKind,
+    FollowUpMark,
     PlanItem,
     PlanTier,
     Source,
@@ -260,3 +262,277 @@ async def test_connect_sends_bearer_token_and_api_version(router: respx.MockRout
         assert [a async for a in intercom.accounts()] == []
     headers = contacts.calls[0].request.headers
     assert (headers["Authorization"], headers["Intercom-Version"]) == ("Bearer tok", "2.16")
+
+
+# -- tickets ------------------------------------------------------------------------------
+
+STATES = [
+    {"id": "4001", "category": "submitted", "internal_label": "Submitted"},
+    {"id": "4002", "category": "in_progress", "internal_label": "In progress"},
+    {"id": "4005", "category": "in_progress", "internal_label": "Old", "archived": True},
+    {"id": "4003", "category": "waiting_on_customer", "internal_label": "Waiting on customer"},
+    {"id": "4006", "category": "waiting_on_customer", "internal_label": "Waiting on order"},
+    {"id": "4004", "category": "resolved", "internal_label": "Resolved"},
+]
+
+
+def ticket(id: str, category: str = "in_progress", **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "ticket",
+        "id": id,
+        "category": "Customer",
+        "ticket_attributes": {"_default_title_": "Order stuck"},
+        "ticket_state": {"id": "x", "category": category},
+        "contacts": {"contacts": [{"id": "c1"}]},
+        "admin_assignee_id": 2,
+        "created_at": 1_770_000_000,
+        "updated_at": 1_770_000_500,
+        "open": True,
+        "ticket_parts": {"ticket_parts": []},
+        **extra,
+    }
+
+
+def ticket_item(*actions: Action, followups: tuple[FollowUpMark, ...] = ()) -> PlanItem:
+    case = Case(
+        Source.INTERCOM, "ticket:20", CaseKind.TICKET, Status.OPEN, NOW, NOW, followups=followups
+    )
+    return PlanItem(case, "awaiting_customer", "final", 3, 3, actions, "no reply", KEY)
+
+
+def ticket_connector(router: respx.MockRouter, **states: str) -> IntercomConnector:
+    router.get("/contacts").respond(json={"data": [{"custom_attributes": {"plan": "trial"}}]})
+    client = make_client(router, FakeClock(), vendor="intercom", base_url=BASE)
+    return IntercomConnector(client, IntercomMapping(ticket_states=states))
+
+
+async def test_open_customer_tickets_stream_as_ticket_cases_after_the_conversations(
+    router: respx.MockRouter,
+) -> None:
+    router.post("/conversations/search").respond(json={"conversations": [], "pages": {}})
+    note = {
+        "part_type": "note",
+        "author": {"type": "admin", "id": "1"},
+        "body": f"<p>1/3</p><p>{FOOTER}</p>",
+        "created_at": 1_770_000_400,
+    }
+    reply = {
+        "part_type": "comment",
+        "author": {"type": "user", "id": "c1"},
+        "body": "here",
+        "created_at": 1_770_000_300,
+    }
+    search = router.post("/tickets/search").mock(
+        side_effect=[
+            httpx.Response(
+                200,
+                json={
+                    "tickets": [
+                        ticket("20", "waiting_on_customer",
+                               ticket_parts={"ticket_parts": [reply, note]}),
+                        ticket("21", "no_such_category"),
+                    ],
+                    "pages": {"next": {"starting_after": "c2"}},
+                },
+            ),
+            # A hit without its parts is read in full; a closed one is solved.
+            httpx.Response(
+                200,
+                json={"tickets": [{"id": "22", "type": "ticket"}, ticket("23", open=False)]},
+            ),
+        ]
+    )  # fmt: skip
+    full = router.get("/tickets/22").respond(json=ticket("22", "submitted"))
+    bad: list[str] = []
+    client = make_client(router, FakeClock(), vendor="intercom", base_url=BASE)
+    async with IntercomConnector(
+        client, IntercomMapping(), report=lambda b: bad.append(b.record_id)
+    ) as intercom:
+        found = [c async for c in intercom.cases()]
+    assert [(c.id, c.kind, c.status) for c in found] == [
+        ("ticket:20", CaseKind.TICKET, Status.PENDING),
+        ("ticket:22", CaseKind.TICKET, Status.NEW),
+        ("ticket:23", CaseKind.TICKET, Status.SOLVED),
+    ]
+    assert bad == ["21"]
+    assert full.call_count == 1
+    first = found[0]
+    assert (first.subject, first.account_id, first.assignee) == ("Order stuck", "c1", "Roxy V")
+    assert [a.kind for a in first.history] == [ActivityKind.CUSTOMER_REPLY]
+    assert [m.key for m in first.followups] == [KEY]
+    bodies = [json.loads(c.request.content) for c in search.calls]
+    assert bodies[0] == {
+        "query": {
+            "operator": "AND",
+            "value": [
+                {"field": "open", "operator": "=", "value": True},
+                {"field": "category", "operator": "=", "value": "request"},
+            ],
+        },
+        "pagination": {"per_page": 150},
+    }
+    assert bodies[1]["pagination"] == {"per_page": 150, "starting_after": "c2"}
+
+
+async def test_a_ticket_case_is_fetched_from_the_tickets_endpoint(
+    router: respx.MockRouter,
+) -> None:
+    router.get("/tickets/20").respond(json=ticket("20", "resolved"))
+    async with connector(router) as intercom:
+        case = await intercom.fetch_case("ticket:20")
+    assert (case.ref, case.kind, case.status) == (
+        "intercom:ticket:20",
+        CaseKind.TICKET,
+        Status.SOLVED,
+    )
+
+
+async def test_ticket_state_and_assignee_go_in_one_update_then_the_signed_note(
+    router: respx.MockRouter,
+) -> None:
+    states = router.get("/ticket_states").respond(json={"type": "list", "data": STATES})
+    update = router.put("/tickets/20").respond(json=ticket("20"))
+    reply = router.post("/tickets/20/reply").respond(json={"type": "ticket_part"})
+    async with connector(router) as intercom:
+        first = await intercom.apply(
+            ticket_item(
+                Action(ActionType.NOTE, {"body": "2/3"}),
+                Action(ActionType.SET_ASSIGNEE, {"assignee": "Unresponsive Customers/Roxy V"}),
+                Action(ActionType.SET_STATUS, {"status": "pending"}),
+            )
+        )
+        second = await intercom.apply(
+            ticket_item(Action(ActionType.SET_STATUS, {"status": "open"}))
+        )
+    assert (first.outcome, first.calls) == (WriteOutcome.APPLIED, 2)
+    assert second.outcome is WriteOutcome.APPLIED
+    assert states.call_count == 1  # resolved once per connector
+    assert [json.loads(c.request.content) for c in update.calls] == [
+        {"assignee_id": "2", "ticket_state_id": "4003", "admin_id": 1},
+        {"ticket_state_id": "4002", "admin_id": 1},  # in progress: the archived one is skipped
+    ]
+    note = json.loads(reply.calls[0].request.content)
+    assert (note["message_type"], note["type"], note["admin_id"]) == ("note", "admin", "1")
+    assert note["body"].endswith(FOOTER.replace("step 1/3", "step 3/3"))
+
+
+async def test_a_note_alone_makes_no_ticket_update(router: respx.MockRouter) -> None:
+    update = router.put("/tickets/20")
+    reply = router.post("/tickets/20/reply").respond(json={})
+    async with connector(router) as intercom:
+        result = await intercom.apply(ticket_item(Action(ActionType.NOTE, {"body": "1/3"})))
+    assert (result.outcome, result.calls) == (WriteOutcome.APPLIED, 1)
+    assert not update.called
+    assert reply.call_count == 1
+
+
+async def test_the_tenant_mapping_names_ticket_states(router: respx.MockRouter) -> None:
+    router.get("/ticket_states").respond(json={"data": STATES})
+    update = router.put("/tickets/20").respond(json={})
+    router.post("/tickets/20/reply").respond(json={})
+    async with ticket_connector(router, pending="Waiting on order") as intercom:
+        await intercom.apply(ticket_item(Action(ActionType.SET_STATUS, {"status": "pending"})))
+        checks = {c.name: c.resolved for c in await intercom.check()}
+    assert json.loads(update.calls[0].request.content)["ticket_state_id"] == "4006"
+    assert checks["pending: Waiting on order"] == "4006"
+    assert checks["solved: first resolved state"] == "4004"
+    assert checks["open: first in_progress or submitted state"] == "4002"
+
+
+async def test_an_unknown_state_name_fails_the_item_before_any_write(
+    router: respx.MockRouter,
+) -> None:
+    router.get("/ticket_states").respond(json={"data": STATES})
+    update = router.put("/tickets/20")
+    reply = router.post("/tickets/20/reply")
+    async with ticket_connector(router, solved="Done") as intercom:
+        solved = await intercom.apply(
+            ticket_item(Action(ActionType.SET_STATUS, {"status": "solved"}))
+        )
+        hold = await intercom.apply(ticket_item(Action(ActionType.SET_STATUS, {"status": "hold"})))
+        checks = {c.name: c.ok for c in await intercom.check()}
+    assert (solved.outcome, solved.calls) == (WriteOutcome.FAILED, 0)
+    assert "'solved'" in solved.detail
+    assert "ticket_states" in solved.detail
+    assert hold.outcome is WriteOutcome.FAILED  # no default state for hold
+    assert not update.called
+    assert not reply.called
+    assert checks["solved: Done"] is False
+
+
+async def test_a_refused_state_change_leaves_no_note(router: respx.MockRouter) -> None:
+    router.get("/ticket_states").respond(json={"data": STATES})
+    router.put("/tickets/20").respond(
+        400,
+        json={
+            "type": "error.list",
+            "errors": [
+                {"code": "ticket_state_id_invalid", "message": "Ticket state id is not valid"}
+            ],
+        },
+    )
+    reply = router.post("/tickets/20/reply")
+    async with connector(router) as intercom:
+        result = await intercom.apply(
+            ticket_item(Action(ActionType.SET_STATUS, {"status": "solved"}))
+        )
+    assert (result.outcome, result.calls) == (WriteOutcome.FAILED, 1)
+    assert "400" in result.detail
+    assert not reply.called  # the follow-up is not recorded as done
+
+
+async def test_a_lost_ticket_note_found_on_re_read_is_not_sent_again(
+    router: respx.MockRouter,
+) -> None:
+    signed = {
+        "part_type": "note",
+        "author": {"type": "admin", "id": "1"},
+        "body": f"x\n\n— followup-worker · awaiting_customer · step 3/3 · fw-{KEY}",
+        "created_at": 1_770_000_400,
+    }
+    router.get("/tickets/20").respond(json=ticket("20", ticket_parts={"ticket_parts": [signed]}))
+    reply = router.post("/tickets/20/reply").mock(side_effect=httpx.ReadTimeout("lost"))
+    async with connector(router) as intercom:
+        result = await intercom.apply(ticket_item(Action(ActionType.NOTE, {"body": "x"})))
+    assert (result.outcome, result.calls) == (WriteOutcome.ALREADY_APPLIED, 2)
+    assert reply.call_count == 1
+
+
+async def test_a_lost_ticket_note_absent_on_re_read_is_sent_once_more(
+    router: respx.MockRouter,
+) -> None:
+    router.get("/tickets/20").respond(json=ticket("20"))
+    reply = router.post("/tickets/20/reply").mock(
+        side_effect=[httpx.ReadTimeout("lost"), httpx.Response(200, json={})]
+    )
+    async with connector(router) as intercom:
+        result = await intercom.apply(ticket_item(Action(ActionType.NOTE, {"body": "x"})))
+    assert (result.outcome, result.calls) == (WriteOutcome.APPLIED, 3)
+    assert reply.call_count == 2
+
+
+async def test_a_ticket_reply_already_sent_this_cycle_is_not_sent_again(
+    router: respx.MockRouter,
+) -> None:
+    sent = {
+        "part_type": "comment",
+        "author": {"type": "admin", "id": "1"},
+        "body": "<p>Any news?</p>",
+        "created_at": 1_770_000_400,
+    }
+    router.get("/tickets/20").respond(json=ticket("20", ticket_parts={"ticket_parts": [sent]}))
+    reply = router.post("/tickets/20/reply").respond(json={})
+    async with connector(router) as intercom:
+        await intercom.apply(ticket_item(Action(ActionType.REPLY, {"body": "Any news?"})))
+    assert [json.loads(c.request.content)["message_type"] for c in reply.calls] == ["note"]
+
+
+async def test_a_ticket_already_carrying_the_marker_is_not_written(
+    router: respx.MockRouter,
+) -> None:
+    mark = FollowUpMark("awaiting_customer", 3, NOW, KEY)
+    async with connector(router) as intercom:
+        result = await intercom.apply(
+            ticket_item(Action(ActionType.SET_STATUS, {"status": "solved"}), followups=(mark,))
+        )
+    assert (result.outcome, result.calls) == (WriteOutcome.ALREADY_APPLIED, 0)
