@@ -36,6 +36,7 @@ from connectors.errors import BadRecord, MappingError, VendorError
 from connectors.footer import parse_footer
 from connectors.http import OwnsClient, VendorClient
 from connectors.intercom_json import (
+    TICKET_PREFIX,
     IntercomIds,
     conversation_calls,
     conversation_case,
@@ -209,7 +210,7 @@ class IntercomConnector(OwnsClient):
     async def _ticket(self, found: Mapping[str, Any], ids: IntercomIds) -> Case:
         """A search hit's ticket; read in full only when the hit came without its parts."""
         if "ticket_parts" not in found:
-            with translating("intercom", found):
+            with translating("intercom", found, prefix=TICKET_PREFIX):
                 found = await self._client.read("GET", _TICKET.format(text(found, "id")))
         return ticket_case(found, ids)
 

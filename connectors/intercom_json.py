@@ -293,7 +293,7 @@ def ticket_case(ticket: Mapping[str, Any], ids: IntercomIds) -> Case:
     """A ticket as a case: its status from its state's category (submitted new, in progress
     open, waiting on customer pending, resolved solved; a closed ticket is solved whatever its
     state). Raises :class:`~connectors.errors.BadRecord` when it cannot be read."""
-    with translating("intercom", ticket):
+    with translating("intercom", ticket, prefix=TICKET_PREFIX):
         category = ticket["ticket_state"]["category"]
         if category not in _CATEGORY_STATUS:
             raise ValueError(f"ticket_state: unknown category {category!r}")

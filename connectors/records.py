@@ -61,12 +61,13 @@ def _reason(exc: Exception) -> str:
 
 
 @contextmanager
-def translating(vendor: str, record: object, key: str = "id") -> Iterator[None]:
-    """Raise :class:`BadRecord` for ``record`` if the code inside cannot read it."""
+def translating(vendor: str, record: object, key: str = "id", prefix: str = "") -> Iterator[None]:
+    """Raise :class:`BadRecord` for ``record`` if the code inside cannot read it; its id is
+    reported after ``prefix`` (an Intercom ticket as ``ticket:<id>``, as its case is named)."""
     try:
         yield
     except _MALFORMED as exc:
-        raise BadRecord(vendor, _record_id(record, key), _reason(exc)) from exc
+        raise BadRecord(vendor, prefix + _record_id(record, key), _reason(exc)) from exc
 
 
 def log_bad_record(bad: BadRecord) -> None:

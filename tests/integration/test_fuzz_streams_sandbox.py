@@ -118,12 +118,27 @@ INTERCOM_DAMAGE = [
 ]
 
 
-def corrupt_conversation(state: Any, conversation_id: str, n: int) -> None:
+TICKET_DAMAGE = [
+    ("ticket_state", {"id": "1", "category": "archived"}),
+    ("created_at", "yesterday"),
+    ("contacts", {"contacts": [{"name": "no id"}]}),
+]
+
+
+def corrupt_conversation(state: Any, case_id: str, n: int) -> None:
+    """A conversation or (``ticket:<id>``) a ticket."""
     desk = state.intercom
-    conversation = copy.deepcopy(desk.conversation(conversation_id))
+    if case_id.startswith("ticket:"):
+        number = case_id.removeprefix("ticket:")
+        ticket = copy.deepcopy(desk.ticket(number))
+        key, value = TICKET_DAMAGE[n]
+        ticket[key] = value
+        desk.tickets[int(number)] = ticket
+        return
+    conversation = copy.deepcopy(desk.conversation(case_id))
     key, value = INTERCOM_DAMAGE[n]
     conversation[key] = value
-    desk.conversations[int(conversation_id)] = conversation
+    desk.conversations[int(case_id)] = conversation
 
 
 ASANA_DAMAGE = [  # keys of the sandbox's own task record, which it renders as Asana JSON
@@ -145,7 +160,9 @@ async def test_zendesk_stream_reports_corrupted_tickets_and_goes_on(sandbox: Any
     await check(zendesk, sandbox, corrupt_ticket)
 
 
-async def test_intercom_stream_reports_corrupted_conversations_and_goes_on(sandbox: Any) -> None:
+async def test_intercom_stream_reports_corrupted_conversations_and_tickets_and_goes_on(
+    sandbox: Any,
+) -> None:
     await check(intercom, sandbox, corrupt_conversation)
 
 

@@ -354,7 +354,7 @@ async def test_open_customer_tickets_stream_as_ticket_cases_after_the_conversati
         ("ticket:22", CaseKind.TICKET, Status.NEW),
         ("ticket:23", CaseKind.TICKET, Status.SOLVED),
     ]
-    assert bad == ["21"]
+    assert bad == ["ticket:21"]
     assert full.call_count == 1
     first = found[0]
     assert (first.subject, first.account_id, first.assignee) == ("Order stuck", "c1", "Roxy V")
