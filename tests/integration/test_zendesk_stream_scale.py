@@ -7,9 +7,10 @@ The layer under test is the connector's page stream over the cursor-based increm
 evidence reads on top. The sandbox runs as a subprocess so that ``tracemalloc`` measures the
 connector alone.
 
-Measured (tracemalloc peak while streaming, this machine): 10,000 tickets at 100 a page 5.2 MB,
-61.9 MB when every page is kept; 100,000 at 1,000 a page 26 MB, 612 MB when kept (64 s, most
-of it the sandbox generating tickets: hence ``--run-slow``).
+Measured (tracemalloc peak, side-loaded users included): 10,000 tickets at 100 a page 5.2 MB
+streamed, 60 MB with every page kept (bound 8 MB); 100,000 at 1,000 a page about 26 MB
+streamed, 612 MB kept (bound 44 MB), in about 62 s, most of it the sandbox generating the
+tickets: hence ``--run-slow``.
 """
 
 from __future__ import annotations
