@@ -353,7 +353,7 @@ async def test_metrics_count_cycles_items_and_actions(ledger: Ledger) -> None:
     assert 'followup_plan_items_total{policy="general-inquiry",step="1/3"} 2.0' in text
     assert 'followup_actions_total{outcome="applied",type="note"} 1.0' in text
     assert 'followup_actions_total{outcome="failed",type="note"} 1.0' in text
-    assert 'followup_cases_fetched_total{vendor="zendesk"} 2.0' in text
+    assert 'followup_cases_fetched_total{tenant="acme",vendor="zendesk"} 2.0' in text
 
 
 async def test_the_summary_counts_the_vendor_calls_retried_during_its_cycle(
@@ -361,10 +361,10 @@ async def test_the_summary_counts_the_vendor_calls_retried_during_its_cycle(
 ) -> None:
     fake = fake_zendesk("1", "2")
     runtime = make_runtime(ledger, fake)
-    runtime.metrics.record_api_retry("zendesk")  # an earlier cycle's
+    runtime.metrics.record_api_retry("acme", "zendesk")  # an earlier cycle's
 
     async def retried_once(item: PlanItem) -> None:  # what MeteredTransport records
-        runtime.metrics.record_api_retry("zendesk")
+        runtime.metrics.record_api_retry("acme", "zendesk")
 
     fake.before_write = retried_once
     summary = await run_cycle(runtime, at=MONDAY)
