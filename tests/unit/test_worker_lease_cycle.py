@@ -136,8 +136,10 @@ def once_replica(ledger: Ledger, taken: set[str]) -> tuple[Runtime, SharedLeases
 
 async def test_run_once_claims_works_and_hands_back_one_tenant_at_a_time(ledger: Ledger) -> None:
     runtime, leases = once_replica(ledger, taken=set())
+    keeper = runtime.leases
+    assert keeper is not None
     holding: list[list[str]] = []
-    runtime.on_item = lambda _: holding.append([l.tenant_id for l in runtime.leases.held()])  # type: ignore[union-attr]
+    runtime.on_item = lambda _: holding.append([lease.tenant_id for lease in keeper.held()])
 
     summary = await run_once(runtime, at=MONDAY)
 
@@ -145,7 +147,7 @@ async def test_run_once_claims_works_and_hands_back_one_tenant_at_a_time(ledger:
     assert (writes(runtime, "acme"), writes(runtime, "globex")) == (["1", "2"], ["9"])
     assert holding == [["acme"], ["acme"], ["globex"]]  # one tenant held at a time
     assert leases.served == ["acme", "globex"]
-    assert runtime.leases.held() == ()  # type: ignore[union-attr]
+    assert keeper.held() == ()
     text = runtime.metrics.exposition().decode()
     assert "followup_leases_held 0.0" in text
     assert 'followup_tenant_cycles_total{result="ok",tenant="acme"} 1.0' in text
