@@ -18,13 +18,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
 from connectors.errors import BadRecord
 from connectors.records import log_bad_record
 
-__all__ = ["SHOWN", "BadRecordTally", "BadRecords"]
+__all__ = ["SHOWN", "BadRecordTally", "BadRecords", "unreadable_in"]
 
 SHOWN = 20
 
@@ -76,3 +77,15 @@ class BadRecordTally:
         self._counts = Counter()
         self._shown = []
         return taken
+
+
+def unreadable_in(summary: Mapping[str, Any], case_ref: str) -> list[tuple[str, BadRecord]]:
+    """(tenant, record) for each mention of ``case_ref`` (``zendesk:77``, or a bare ``77`` for
+    any vendor) among the records a cycle summary (:meth:`BadRecords.as_dict`) shows."""
+    vendor, _, record_id = case_ref.rpartition(":")
+    return [
+        (entry["tenant"], BadRecord(record["vendor"], record["id"], record["reason"]))
+        for entry in summary.get("unreadable", [])
+        for record in entry["records"]
+        if record["id"] == record_id and vendor in ("", record["vendor"])
+    ]

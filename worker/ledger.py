@@ -522,8 +522,14 @@ class Ledger:
                 .values(ok=ok, summary=summary, finished_at=_utc(finished_at))
             )
 
-    def recent_cycles(self, limit: int = 10) -> list[CycleRecord]:
+    def recent_cycles(self, limit: int = 10, *, mentioning: str | None = None) -> list[CycleRecord]:
+        """The latest cycles first. ``mentioning``: only those whose summary contains the text
+        (a coarse filter; the caller reads the summary for what it is after)."""
         query = sa.select(_cycles).order_by(_cycles.c.started_at.desc()).limit(limit)
+        if mentioning is not None:
+            query = query.where(
+                sa.cast(_cycles.c.summary, sa.Text).contains(mentioning, autoescape=True)
+            )
         with self._engine.connect() as conn:
             return [
                 CycleRecord(
