@@ -301,7 +301,9 @@ class PostgresLeases:
         with self._engine.begin() as conn:
             # Two replicas finding nobody alive at once would each start a run of their own.
             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_RUN_LOCK_KEY)))
-            run_id: str = conn.execute(alive).scalar() or replica_id
+            # A fresh id per run, never the replica's alone: replica ids may be fixed (a pod or
+            # host name), and a new run must not inherit what an old one served.
+            run_id: str = conn.execute(alive).scalar() or f"{replica_id}/{secrets.token_hex(4)}"
             upsert = pg_insert(_heartbeats).values(
                 replica_id=replica_id, expires_at=_expiry(clock, ttl), run_id=run_id
             )

@@ -217,7 +217,8 @@ def serve_turns(keeper: LeaseKeeper, tenants: list[str], now: datetime) -> list[
 def test_run_once_replicas_alive_together_form_one_run(leases: PostgresLeases) -> None:
     first = once_replica(leases, "first", T0)
     second = once_replica(leases, "second", T0 + timedelta(seconds=1))
-    assert first.run_id == second.run_id == "first"
+    assert first.run_id is not None
+    assert first.run_id == second.run_id
 
 
 def test_replicas_of_a_run_take_turns_and_never_serve_a_tenant_twice(
@@ -251,15 +252,15 @@ def test_once_its_replicas_are_gone_a_new_run_serves_every_tenant_again(
 ) -> None:
     done = once_replica(leases, "done", T0)
     crashed = once_replica(leases, "crashed", T0)  # of the same run; dies without a word
-    assert crashed.run_id == "done"
+    assert crashed.run_id == done.run_id
     serve_turns(done, TENANTS[:3], T0)
     done.shutdown()  # exits: drops its heartbeat
-    assert once_replica(leases, "meanwhile", T0).run_id == "done"  # crashed looks alive yet
+    assert once_replica(leases, "meanwhile", T0).run_id == done.run_id  # crashed looks alive
 
     after_ttl = T0 + TTL + timedelta(seconds=1)
-    next_run = once_replica(leases, "next", after_ttl)
+    next_run = once_replica(leases, "done", after_ttl)  # the same replica id, a new process
 
-    assert next_run.run_id == "next"
+    assert next_run.run_id != done.run_id
     assert serve_turns(next_run, TENANTS[:3], after_ttl) == TENANTS[:3]
 
 
@@ -269,7 +270,7 @@ def test_a_turn_whose_lease_lapsed_is_not_marked_served(leases: PostgresLeases) 
     assert lease is not None
     assert not slow.served("acme", now=T0 + TTL + timedelta(seconds=1))
     other = once_replica(leases, "other", T0 + TTL + timedelta(seconds=1))
-    assert other.run_id == "other"  # slow's heartbeat lapsed too: a new run
+    assert other.run_id != slow.run_id  # slow's heartbeat lapsed too: a new run
     again = other.claim_next(["acme"], now=T0 + TTL + timedelta(seconds=1))
     assert again is not None
     assert again.fencing_token > lease.fencing_token
