@@ -12,6 +12,9 @@ Faults are told per case and consumed in order::
     fake.inject("42", Fault.RAISE, error=exc)  # raises before writing
     fake.inject("42", Fault.CRASH, error=exc)  # lands, then raises (a process dying mid-call)
 
+``fake.serve_unreadable("43", "missing field 'status'")`` plays a record the real connectors
+cannot translate: the stream hands it to ``report`` and goes on, as theirs do.
+
 ``writes`` lists every write that reached the "vendor"; tests assert on it instead of mocks.
 """
 
@@ -24,6 +27,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from connectors.base import WriteOutcome, WriteResult
+from connectors.errors import BadRecord
+from connectors.records import Report, log_bad_record
 from policies.model import (
     Account,
     ActionType,
@@ -62,8 +67,11 @@ class FakeConnector:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         before_write: Callable[[PlanItem], Awaitable[None]] | None = None,
+        report: Report = log_bad_record,
     ) -> None:
         self.source = source
+        self.report = report
+        self._unreadable: list[BadRecord] = []
         self._cases = {case.id: case for case in cases}
         self._accounts = list(accounts)
         self._clock = clock
@@ -81,6 +89,10 @@ class FakeConnector:
             raise ValueError(f"{fault} needs the error to raise")
         self._faults[case_id].append(_Injected(fault, error))
 
+    def serve_unreadable(self, record_id: str, reason: str) -> None:
+        """From now on the case stream also meets a record it cannot read (first in line)."""
+        self._unreadable.append(BadRecord(self.source.value, record_id, reason))
+
     def agent_edit(self, case_id: str, **changes: object) -> Case:
         """An agent changes the case in the helpdesk: later writes with the old stamp conflict."""
         case = self._cases[case_id]
@@ -96,6 +108,8 @@ class FakeConnector:
     async def cases(self) -> AsyncIterator[Case]:
         if self.fetch_error is not None:
             raise self.fetch_error
+        for bad in self._unreadable:
+            self.report(bad)
         for case in list(self._cases.values()):
             self.reads += 1
             yield case

@@ -26,9 +26,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 from rich.console import Console
 from rich.table import Table
 
+from worker.badrecords import unreadable_in
 from worker.cycle import CycleSummary
 from worker.decisions import run_mode
-from worker.ledger import Ledger, LedgerError
+from worker.ledger import Attempt, Ledger, LedgerError
 from worker.logs import configure_logging
 from worker.service import ListenError, run_once, serve
 from worker.settings import Settings, SettingsError, load_settings
@@ -39,6 +40,8 @@ from worker.wiring import WiringError, open_lease_keeper, open_runtime
 __all__ = ["register"]
 
 _out = Console(highlight=False, soft_wrap=True)
+# How far back `history` looks for a case among the records cycles could not read.
+_CYCLES_SEARCHED = 200
 
 
 def register(app: typer.Typer) -> None:
@@ -213,15 +216,35 @@ def history(
         str, typer.Argument(help="zendesk:1234, intercom:..., asana:...; a bare id matches any.")
     ],
 ) -> None:
-    """What the worker did (or planned) to a case, and why."""
+    """What the worker did (or planned) to a case, and why; and whether it could be read."""
     settings, _, ledger = _start()
     try:
         attempts = ledger.history(case_ref)
+        record_id = case_ref.rpartition(":")[2]
+        cycles = ledger.recent_cycles(_CYCLES_SEARCHED, mentioning=f'"{record_id}"')
     finally:
         ledger.close()
-    if not attempts:
+    unreadable = [
+        (cycle, tenant, bad)
+        for cycle in cycles
+        for tenant, bad in unreadable_in(cycle.summary or {}, case_ref)
+    ]
+    if not attempts and not unreadable:
         _out.print(f"no record of {case_ref}")
         return
+    if attempts:
+        _print_attempts(case_ref, attempts, settings.zone)
+    if unreadable:
+        cycle, tenant, bad = unreadable[0]
+        earlier = f" (and in {len(unreadable) - 1} earlier cycles)" if len(unreadable) > 1 else ""
+        _out.print(
+            f"{bad.vendor}:{bad.record_id} of {tenant} was unreadable in cycle {cycle.id} "
+            f"({cycle.at.astimezone(settings.zone):%a %Y-%m-%d %H:%M}){earlier}: {bad.reason}; "
+            "an unreadable record gets no follow-up until it is fixed in the helpdesk"
+        )
+
+
+def _print_attempts(case_ref: str, attempts: list[Attempt], zone: ZoneInfo) -> None:
     table = Table(title=f"history of {case_ref}")
     for column in ("when", "mode", "policy / rule", "step", "actions", "outcome", "why"):
         table.add_column(column)
@@ -229,7 +252,7 @@ def history(
         outcome = attempt.outcome.value if attempt.outcome else "no outcome (pending)"
         detail = f"\n{attempt.detail}" if attempt.detail else ""
         table.add_row(
-            f"{attempt.at.astimezone(settings.zone):%a %Y-%m-%d %H:%M}",
+            f"{attempt.at.astimezone(zone):%a %Y-%m-%d %H:%M}",
             "dry-run" if attempt.dry_run else "live",
             f"{attempt.policy} / {attempt.rule}",
             f"{attempt.step}/{attempt.max_steps}",
@@ -267,11 +290,17 @@ def _print_summary(summary: CycleSummary, *, as_json: bool) -> None:
         table.add_row(r.case_ref, r.policy, r.step, ", ".join(r.actions), r.label, r.reason)
     for u in summary.unjudged:
         table.add_row(u.case_ref, "-", "-", "-", "not judged", u.reason)
+    shown = [bad for tenant in summary.bad_records for bad in tenant.shown]
+    for bad in shown:
+        table.add_row(f"{bad.vendor}:{bad.record_id}", "-", "-", "-", "unreadable", bad.reason)
     _out.print(table)
     counts = ", ".join(f"{label} {n}" for label, n in sorted(summary.counts.items())) or "none"
+    unreadable = summary.bad_record_count
     _out.print(
         f"{summary.cases} cases read, {len(summary.items)} follow-ups due ({counts}), "
         f"{summary.failed} failed, {len(summary.unjudged)} not judged"
+        + (f", {unreadable} unreadable records skipped" if unreadable else "")
+        + (f" ({len(shown)} listed, all in the logs)" if unreadable > len(shown) else "")
         + (f", {len(summary.errors)} errors" if summary.errors else "")
         + (f", {summary.retries} vendor calls retried" if summary.retries else "")
         + (" - interrupted by a signal" if summary.interrupted else "")

@@ -9,7 +9,13 @@ cases) and its items go straight to the executor, so memory stays flat and write
 later pages are still being fetched. Accounts are read first, because the plan tier drives
 every policy; when they cannot be read the tenant waits for the next cycle rather than guess.
 When a vendor's cases stop coming (an error mid-way), the cases read so far are handled, the
-rest wait, and the cycle counts as failed. Same for a case the planner chokes on.
+rest wait, and the cycle counts as failed. Same for a case the planner chokes on. A single
+record the connector cannot read is skipped and counted (:mod:`worker.badrecords`).
+
+Tenants are worked one after the other, each in its *turn*: settle what a dead process left
+pending, then fetch, plan and execute. Which tenants get a turn is the caller's
+:data:`TenantTurns`: by default those this replica holds the lease of (``serve``);
+``run --once`` claims them one at a time instead (:func:`worker.service.run_once`).
 """
 
 from __future__ import annotations
@@ -19,23 +25,35 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from sqlalchemy.engine import Connection
 
 from connectors.base import Connector
 from policies.model import Account, Case, CaseKind, PlanItem, Source, Unjudged
 from policies.planner import OpenCaseTotals
+from worker.badrecords import BadRecords, BadRecordTally
 from worker.decisions import RunMode, run_mode
 from worker.executor import Executor, ItemReport, carries_marker
 from worker.leases import LeaseKeeper
-from worker.ledger import Ledger, Outcome
+from worker.ledger import Fence, Ledger, Outcome
 from worker.metrics import Metrics
 from worker.switches import dry_run_switch
 
-__all__ = ["CycleSummary", "PlanFunction", "Runtime", "Tenant", "reconcile", "run_cycle"]
+__all__ = [
+    "CycleSummary",
+    "PlanFunction",
+    "Runtime",
+    "Tenant",
+    "TenantTurns",
+    "held_tenants",
+    "reconcile",
+    "run_cycle",
+]
 
 log = structlog.get_logger("followup.cycle")
 
@@ -55,6 +73,8 @@ class Tenant:
 
     ``works_on`` tells whether the instant falls on one of the tenant's business days; on
     other days (weekends, public holidays) a cycle leaves the tenant alone, whoever started it.
+    ``bad_records``: where the tenant's connectors report the records they cannot read (their
+    ``report=``); None when they only log them.
     """
 
     name: str
@@ -64,6 +84,7 @@ class Tenant:
     # Kinds the policies judge by the account's open cases: planned once every case is read
     # (the rest is planned as it streams in). Default: all, which is always correct.
     plan_last: frozenset[CaseKind] = frozenset(CaseKind)
+    bad_records: BadRecordTally | None = None
 
 
 @dataclass(slots=True)
@@ -71,8 +92,9 @@ class Runtime:
     """Everything a cycle needs. ``configured_dry_run`` is ``FOLLOWUP_DRY_RUN``.
 
     ``leases``: when replicas share the ledger, this one works only the tenants it holds, and
-    checks its fencing token before each vendor write (:mod:`worker.leases`); someone else
-    (``worker.service``) keeps the leases refreshed. None: this process works every tenant.
+    checks its fencing token in the very transaction that records each intent to write
+    (:mod:`worker.leases`); someone else (``worker.service``) keeps the leases refreshed.
+    None: this process works every tenant.
     ``on_item`` hears about every plan item as soon as it is settled (a progress bar, a
     timeline); ``clock`` is the wall clock the ledger's timings use.
     """
@@ -90,9 +112,32 @@ class Runtime:
         """Is the tenant this replica's to work, as far as the last lease refresh knows?"""
         return self.leases is None or any(lease.tenant_id == tenant for lease in self.leases.held())
 
-    def may_write(self, tenant: str) -> bool:
-        """Right before a vendor write: is the lease still in force, by the database's clock?"""
-        return self.leases is None or self.leases.still_holds(tenant)
+    def fence(self, tenant: str) -> Fence | None:
+        """The check the ledger runs inside the transaction recording an intent to write: is
+        the tenant's lease still this replica's, by the database's clock? None: no leases."""
+        keeper = self.leases
+        if keeper is None:
+            return None
+
+        def still_holds(conn: Connection) -> bool:
+            return keeper.still_holds(tenant, within=conn)
+
+        return still_holds
+
+
+TenantTurns = Callable[[Runtime, asyncio.Event], AsyncGenerator[Tenant]]
+"""The tenants a cycle works, one turn each. The generator is resumed once the turn it handed
+out is over (or closed when the cycle stops), so it can tell a finished turn from another."""
+
+
+async def held_tenants(runtime: Runtime, stop: asyncio.Event) -> AsyncGenerator[Tenant]:
+    """Every tenant this replica holds the lease of (all of them without leases).
+
+    Asked per tenant, not once per cycle: a tenant claimed while the cycle runs is worked in
+    this cycle still, and one lost meanwhile is not."""
+    for tenant in runtime.tenants:
+        if runtime.holds(tenant.name):
+            yield tenant
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +154,13 @@ class CycleSummary:
     interrupted: bool = False
     duration_s: float = 0.0
     retries: int = 0  # vendor calls repeated after a 429, a 5xx or no answer
+    tenants: tuple[str, ...] = ()  # the tenants this cycle worked, in turn order
+    bad_records: tuple[BadRecords, ...] = ()  # per tenant that had any
+
+    @property
+    def bad_record_count(self) -> int:
+        """Vendor records skipped because they cannot be read (they get no follow-up)."""
+        return sum(bad.total for bad in self.bad_records)
 
     @property
     def counts(self) -> Counter[str]:
@@ -124,16 +176,22 @@ class CycleSummary:
         return not self.failed and not self.errors
 
     def as_dict(self) -> dict[str, Any]:
-        """The figures of the summary line and the ledger's cycle record."""
+        """The figures of the summary line and the ledger's cycle record.
+
+        ``unreadable`` lists, per tenant, the records skipped per vendor and the first few ids
+        with their reasons: ``followup history`` finds a skipped ticket there."""
         return {
             "cycle_id": self.cycle_id,
             "at": self.at.isoformat(),
             "dry_run": self.mode.dry_run,
+            "tenants": list(self.tenants),
             "cases": self.cases,
             "planned": len(self.items),
             **dict(sorted(self.counts.items())),
             "failed": self.failed,
             "unjudged": len(self.unjudged),
+            "bad_records": self.bad_record_count,
+            "unreadable": [bad.as_dict() for bad in self.bad_records],
             "errors": len(self.errors),
             "reconciled": self.reconciled,
             "retries": self.retries,
@@ -150,12 +208,14 @@ async def run_cycle(
     at: datetime,
     dry_run: bool | None = None,
     stop: asyncio.Event | None = None,
+    turns: TenantTurns = held_tenants,
 ) -> CycleSummary:
     """Run one cycle planned for the instant ``at``.
 
     ``dry_run`` is the command's ``--dry-run/--live`` flag (None: not given); the runtime
     switch and ``FOLLOWUP_DRY_RUN`` decide the rest (:func:`worker.decisions.run_mode`).
-    Setting ``stop`` finishes the cases in hand and starts no new one.
+    Setting ``stop`` finishes the cases in hand and starts no new one. ``turns`` hands out
+    the tenants to work (default: those this replica holds).
     """
     if at.tzinfo is None:
         raise ValueError("at must be timezone-aware")
@@ -173,7 +233,6 @@ async def run_cycle(
         runtime.ledger.start_cycle(
             cycle_id, at=at, dry_run=mode.dry_run, started_at=runtime.clock()
         )
-        reconciled = await reconcile(runtime)
         executor = Executor(
             ledger=runtime.ledger,
             metrics=runtime.metrics,
@@ -184,16 +243,14 @@ async def run_cycle(
             stop=stop,
             clock=runtime.clock,
             on_item=runtime.on_item,
-            may_write=runtime.may_write,
+            fence=runtime.fence,
         )
         parts = []
-        for tenant in runtime.tenants:
-            if stop.is_set():
-                break
-            # Asked per tenant, not once per cycle: a tenant taken over while the cycle runs
-            # is worked in this cycle still.
-            if runtime.holds(tenant.name):
-                parts.append(await _run_tenant(tenant, runtime.metrics, executor, at))
+        async with aclosing(turns(runtime, stop)) as tenants:
+            async for tenant in tenants:
+                if stop.is_set():
+                    break
+                parts.append(await _run_tenant(tenant, runtime, executor, at))
         summary = CycleSummary(
             cycle_id=cycle_id,
             at=at,
@@ -202,11 +259,13 @@ async def run_cycle(
             items=tuple(r for p in parts for r in p.reports),
             unjudged=tuple(u for p in parts for u in p.unjudged),
             errors=tuple(e for p in parts for e in p.errors),
-            reconciled=reconciled,
+            reconciled=sum(p.reconciled for p in parts),
             cases_not_started=sum(p.cases_not_started for p in parts),
             interrupted=stop.is_set(),
             duration_s=time.monotonic() - started,
             retries=runtime.metrics.retries_so_far() - retries_before,
+            tenants=tuple(p.tenant for p in parts),
+            bad_records=tuple(p.bad_records for p in parts if p.bad_records.total),
         )
         _record(runtime, summary)
         return summary
@@ -214,66 +273,89 @@ async def run_cycle(
 
 @dataclass(slots=True)
 class _TenantResult:
+    tenant: str
     cases: int = 0
     reports: list[ItemReport] = field(default_factory=list)
     unjudged: list[Unjudged] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     cases_not_started: int = 0
+    reconciled: int = 0
+    bad_records: BadRecords = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.bad_records = BadRecords(self.tenant)
 
 
 async def _run_tenant(
-    tenant: Tenant, metrics: Metrics, executor: Executor, at: datetime
+    tenant: Tenant, runtime: Runtime, executor: Executor, at: datetime
 ) -> _TenantResult:
-    result = _TenantResult()
+    """One tenant's turn. Everything its connectors log carries the tenant (contextvars)."""
+    result = _TenantResult(tenant.name)
     with structlog.contextvars.bound_contextvars(tenant=tenant.name):
-        if not tenant.works_on(at):
-            log.info("not a business day of the tenant; nothing to do", at=at.isoformat())
-            return result
+        if tenant.bad_records is not None:
+            tenant.bad_records.take()  # only this turn's count
         try:
-            accounts = await _accounts(tenant.connectors.values())
-        except Exception as exc:
-            log.exception("accounts unreadable; tenant skipped this cycle")
-            result.errors.append(f"{tenant.name}: accounts: {exc!r}")
-            return result
+            result.reconciled = await reconcile(runtime, tenant)
+            await _work_tenant(tenant, runtime.metrics, executor, at, result)
+        finally:
+            if tenant.bad_records is not None:
+                result.bad_records = tenant.bad_records.take()
+            for vendor, count in result.bad_records.counts.items():
+                runtime.metrics.bad_records.labels(tenant=tenant.name, vendor=vendor).inc(count)
+    return result
 
-        async def planned_cases() -> AsyncGenerator[list[PlanItem]]:
-            # An account's open cases (seeds 000/001: Community bundles, Standard "with a
-            # high-priority ticket") are known only once all of them are in, so the kinds whose
-            # policies read them wait for the end; everything else is planned as it streams,
-            # which keeps memory flat in the number of tickets.
-            totals = OpenCaseTotals(dict(accounts))
-            waiting: list[Case] = []
-            for source, connector in tenant.connectors.items():
-                try:
-                    async for case in connector.cases():
-                        result.cases += 1
-                        metrics.cases_fetched.labels(vendor=source.value).inc()
-                        totals.add(case)
-                        if case.kind in tenant.plan_last:
-                            waiting.append(case)
-                        elif items := _plan_case(tenant, case, accounts, at, metrics, result):
-                            yield items
-                except Exception as exc:
-                    log.exception("cases unreadable; the rest wait", vendor=source.value)
-                    result.errors.append(f"{tenant.name}: {source.value}: {exc!r}")
-            accounts.update(totals.accounts())
-            for case in waiting:
-                if items := _plan_case(tenant, case, accounts, at, metrics, result):
-                    yield items
 
-        def replan(case: Case) -> list[PlanItem]:
-            return [
-                entry
-                for entry in tenant.plan([case], accounts, at)
-                if isinstance(entry, PlanItem) and entry.case.ref == case.ref
-            ]
+async def _work_tenant(
+    tenant: Tenant, metrics: Metrics, executor: Executor, at: datetime, result: _TenantResult
+) -> None:
+    """Fetch, plan and execute one tenant, into ``result``."""
+    if not tenant.works_on(at):
+        log.info("not a business day of the tenant; nothing to do", at=at.isoformat())
+        return
+    try:
+        accounts = await _accounts(tenant.connectors.values())
+    except Exception as exc:
+        log.exception("accounts unreadable; tenant skipped this cycle")
+        result.errors.append(f"{tenant.name}: accounts: {exc!r}")
+        return
 
-        execution = await executor.execute(tenant.name, tenant.connectors, planned_cases(), replan)
-        result.reports = execution.reports
-        result.cases_not_started = execution.cases_not_started
-        failed = result.errors or any(report.failed for report in result.reports)
-        metrics.tenant_cycles.labels(tenant=tenant.name, result="failed" if failed else "ok").inc()
-        return result
+    async def planned_cases() -> AsyncGenerator[list[PlanItem]]:
+        # An account's open cases (seeds 000/001: Community bundles, Standard "with a
+        # high-priority ticket") are known only once all of them are in, so the kinds whose
+        # policies read them wait for the end; everything else is planned as it streams,
+        # which keeps memory flat in the number of tickets.
+        totals = OpenCaseTotals(dict(accounts))
+        waiting: list[Case] = []
+        for source, connector in tenant.connectors.items():
+            try:
+                async for case in connector.cases():
+                    result.cases += 1
+                    metrics.cases_fetched.labels(tenant=tenant.name, vendor=source.value).inc()
+                    totals.add(case)
+                    if case.kind in tenant.plan_last:
+                        waiting.append(case)
+                    elif items := _plan_case(tenant, case, accounts, at, metrics, result):
+                        yield items
+            except Exception as exc:
+                log.exception("cases unreadable; the rest wait", vendor=source.value)
+                result.errors.append(f"{tenant.name}: {source.value}: {exc!r}")
+        accounts.update(totals.accounts())
+        for case in waiting:
+            if items := _plan_case(tenant, case, accounts, at, metrics, result):
+                yield items
+
+    def replan(case: Case) -> list[PlanItem]:
+        return [
+            entry
+            for entry in tenant.plan([case], accounts, at)
+            if isinstance(entry, PlanItem) and entry.case.ref == case.ref
+        ]
+
+    execution = await executor.execute(tenant.name, tenant.connectors, planned_cases(), replan)
+    result.reports = execution.reports
+    result.cases_not_started = execution.cases_not_started
+    failed = result.errors or any(report.failed for report in result.reports)
+    metrics.tenant_cycles.labels(tenant=tenant.name, result="failed" if failed else "ok").inc()
 
 
 def _plan_case(
@@ -310,22 +392,19 @@ async def _accounts(connectors: Iterable[Connector]) -> dict[str, Account]:
     return accounts
 
 
-async def reconcile(runtime: Runtime) -> int:
-    """Settle attempts a dead process left without outcome, by re-reading their cases.
+async def reconcile(runtime: Runtime, tenant: Tenant) -> int:
+    """Settle the tenant's attempts a dead process left without outcome, by re-reading cases.
 
     Marker on the case: the write happened (already_applied). No marker: it did not, and the
     follow-up is still due; the plan will offer it again. Cases that cannot be read now stay
-    pending and are checked again before any new write of the same key. Another replica's
-    tenants are left to it: it may be writing them right now.
+    pending and are checked again before any new write of the same key. Called at the start
+    of the tenant's turn, so it only ever touches a tenant this replica holds: another
+    replica's tenants are left to it, it may be writing them right now.
     """
-    tenants = {tenant.name: tenant for tenant in runtime.tenants}
     settled = 0
-    for pending in runtime.ledger.pending():
-        if not runtime.holds(pending.tenant):
-            continue
-        tenant = tenants.get(pending.tenant)
+    for pending in runtime.ledger.pending(tenant=tenant.name):
         source, _, case_id = pending.case_ref.partition(":")
-        connector = tenant.connectors.get(Source(source)) if tenant else None
+        connector = tenant.connectors.get(Source(source))
         if connector is None:
             log.warning("pending intent for an unconfigured vendor", case=pending.case_ref)
             continue
@@ -343,7 +422,6 @@ async def reconcile(runtime: Runtime) -> int:
         )
         log.info(
             "reconciled",
-            tenant=pending.tenant,
             case=pending.case_ref,
             policy=pending.policy,
             key=pending.key,
@@ -362,6 +440,6 @@ def _record(runtime: Runtime, summary: CycleSummary) -> None:
     runtime.metrics.cycle_duration.observe(summary.duration_s)
     if summary.ok:
         runtime.metrics.last_success.set(time.time())
-    figures.pop("cycle_id")
-    figures.pop("dry_run")
+    for logged_elsewhere in ("cycle_id", "dry_run", "unreadable"):  # context; one line each
+        figures.pop(logged_elsewhere)
     (log.info if summary.ok else log.warning)("cycle finished", **figures)

@@ -29,7 +29,7 @@ from worker.decisions import (
     decide,
     outcome_counts_as_failure,
 )
-from worker.ledger import Ledger, Outcome
+from worker.ledger import Fence, LeaseLost, Ledger, Outcome
 from worker.metrics import Metrics
 
 __all__ = [
@@ -116,7 +116,7 @@ class Executor:
         stop: asyncio.Event,
         clock: Callable[[], datetime],
         on_item: Callable[[ItemReport], None] | None = None,
-        may_write: Callable[[str], bool] = lambda _tenant: True,
+        fence: Callable[[str], Fence | None] = lambda _tenant: None,
     ) -> None:
         self._ledger = ledger
         self._metrics = metrics
@@ -127,7 +127,7 @@ class Executor:
         self._stop = stop
         self._clock = clock
         self._on_item = on_item
-        self._may_write = may_write
+        self._fence = fence
 
     async def execute(
         self,
@@ -228,11 +228,12 @@ class Executor:
         if decision.verdict is Verdict.VERIFY and await self._found_on_case(connector, item):
             return [self._report(tenant, item, False, Outcome.ALREADY_APPLIED, "marker found")]
 
-        if not self._may_write(tenant):
+        try:
+            attempt = self._begin(tenant, item, decision, fence=self._fence(tenant))
+        except LeaseLost:
             # The lease lapsed (a long pause, a lost database): another replica may be working
             # the tenant now, so writing could duplicate; the holder will do it.
             return [self._report(tenant, item, False, Outcome.SKIPPED, LEASE_LOST)]
-        attempt = self._begin(tenant, item, decision)
         result = await self._apply(connector, item)
         outcome = Outcome.of(result.outcome)
         self._ledger.finish(
@@ -264,7 +265,9 @@ class Executor:
         )
         return found
 
-    def _begin(self, tenant: str, item: PlanItem, decision: Decision) -> int:
+    def _begin(
+        self, tenant: str, item: PlanItem, decision: Decision, *, fence: Fence | None = None
+    ) -> int:
         return self._ledger.begin(
             item,
             tenant=tenant,
@@ -272,6 +275,7 @@ class Executor:
             dry_run=decision.dry_run,
             at=self._at,
             started_at=self._clock(),
+            fence=fence,
         )
 
     async def _apply(self, connector: Connector, item: PlanItem) -> WriteResult:

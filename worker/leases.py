@@ -19,6 +19,18 @@ Why plain PostgreSQL rows rather than advisory locks or a task queue:
   ``SELECT ... FOR UPDATE SKIP LOCKED``: concurrent claimers never wait on each other and never
   claim the same row.
 
+Two ways to hold tenants:
+
+- ``serve`` keeps a fair share (:meth:`LeaseKeeper.refresh`): tenants / live replicas, handed
+  back when a replica joins, claimed when one dies.
+- ``run --once`` claims one tenant at a time (:meth:`LeaseKeeper.claim_next`), works it, marks
+  it served and claims the next, until none is left. The ``run --once`` processes alive at the
+  same time form one *run* (:meth:`LeaseKeeper.join_run`: the first one alive starts it, the
+  others join it, and it ends when the last member is gone); a tenant served in a run is not
+  claimed again by that run (``tenant_leases.served_run``). So N replicas started together
+  share the tenants, each tenant is worked once, and a replica that starts a little late
+  does not redo what its run already did. A run that finds nobody alive starts afresh.
+
 Layers, from pure to IO:
 
 - :func:`fair_share` and :func:`decide`: how many tenants a replica should hold, no IO.
@@ -39,6 +51,7 @@ import math
 import os
 import secrets
 import socket
+import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -71,6 +84,7 @@ _leases = sa.Table(
     sa.Column("fencing_token", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("served_run", sa.String(200), nullable=True),  # last run --once run to serve it
 )
 
 _heartbeats = sa.Table(
@@ -78,10 +92,19 @@ _heartbeats = sa.Table(
     lease_metadata,
     sa.Column("replica_id", sa.String(200), primary_key=True),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("run_id", sa.String(200), nullable=True),  # run --once: the run it belongs to
+)
+
+# Columns added after the tables first shipped: ADD COLUMN IF NOT EXISTS on every start.
+_ADDED_COLUMNS = (
+    (_leases, "served_run VARCHAR(200)"),
+    (_heartbeats, "run_id VARCHAR(200)"),
 )
 
 # Serialises CREATE TABLE when several replicas start at once against an empty database.
 _DDL_LOCK_KEY = 0x6C65_6173_6573  # "leases"
+# Serialises run --once replicas deciding whether to join a run or start one.
+_RUN_LOCK_KEY = 0x6F6E_6365_7275_6E  # "oncerun"
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +163,11 @@ class TenantLeases(Protocol):
 
     def live_replicas(self, *, now: datetime | None = None) -> int: ...
 
+    def join_run(self, replica_id: str, ttl: timedelta, *, now: datetime | None = None) -> str:
+        """Heartbeat as a ``run --once`` replica: join the run of the ones alive, or start
+        one. The run's id."""
+        ...
+
     def acquire(
         self,
         tenant_ids: Sequence[str],
@@ -147,9 +175,16 @@ class TenantLeases(Protocol):
         ttl: timedelta,
         *,
         limit: int | None = None,
+        not_served_in: str | None = None,
         now: datetime | None = None,
     ) -> list[Lease]:
-        """Claim up to ``limit`` of ``tenant_ids`` that are free or expired; the new grants."""
+        """Claim up to ``limit`` of ``tenant_ids`` that are free or expired (and, with
+        ``not_served_in``, not served by that run yet); the new grants."""
+        ...
+
+    def mark_served(self, lease: Lease, run_id: str, *, now: datetime | None = None) -> bool:
+        """The tenant is done for the run: hand its lease back, marked so the run's other
+        members pass it by. False if the lease was no longer in force (nothing marked)."""
         ...
 
     def renew(
@@ -230,6 +265,10 @@ class PostgresLeases:
         with self._engine.begin() as conn:
             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_DDL_LOCK_KEY)))
             lease_metadata.create_all(conn)
+            for table, column in _ADDED_COLUMNS:
+                # DDL(), not text(): it names the table the way the engine maps schemas.
+                add = f"ALTER TABLE %(fullname)s ADD COLUMN IF NOT EXISTS {column}"
+                conn.execute(sa.DDL(add).against(table))  # type: ignore[no-untyped-call]
 
     def heartbeat(self, replica_id: str, ttl: timedelta, *, now: datetime | None = None) -> None:
         clock = _clock(now)
@@ -251,6 +290,31 @@ class PostgresLeases:
         with self._engine.connect() as conn:
             return conn.execute(count).scalar_one()
 
+    def join_run(self, replica_id: str, ttl: timedelta, *, now: datetime | None = None) -> str:
+        clock = _clock(now)
+        alive = (
+            sa.select(_heartbeats.c.run_id)
+            .where(_heartbeats.c.run_id.is_not(None), _heartbeats.c.expires_at > clock)
+            .order_by(_heartbeats.c.run_id)
+            .limit(1)
+        )
+        with self._engine.begin() as conn:
+            # Two replicas finding nobody alive at once would each start a run of their own.
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_RUN_LOCK_KEY)))
+            # A fresh id per run, never the replica's alone: replica ids may be fixed (a pod or
+            # host name), and a new run must not inherit what an old one served.
+            run_id: str = conn.execute(alive).scalar() or f"{replica_id}/{secrets.token_hex(4)}"
+            upsert = pg_insert(_heartbeats).values(
+                replica_id=replica_id, expires_at=_expiry(clock, ttl), run_id=run_id
+            )
+            conn.execute(
+                upsert.on_conflict_do_update(
+                    index_elements=[_heartbeats.c.replica_id],
+                    set_={"expires_at": upsert.excluded.expires_at, "run_id": run_id},
+                )
+            )
+        return run_id
+
     def acquire(
         self,
         tenant_ids: Sequence[str],
@@ -258,6 +322,7 @@ class PostgresLeases:
         ttl: timedelta,
         *,
         limit: int | None = None,
+        not_served_in: str | None = None,
         now: datetime | None = None,
     ) -> list[Lease]:
         if not tenant_ids or limit == 0:
@@ -265,11 +330,17 @@ class PostgresLeases:
         clock = _clock(now)
         # Sorted, so concurrent inserts of the same new ids wait in the same order (no deadlock).
         ids = sorted(set(tenant_ids))
+        unserved = (
+            sa.true()
+            if not_served_in is None
+            else _leases.c.served_run.is_distinct_from(not_served_in)
+        )
         claimable = (
             sa.select(_leases.c.tenant_id)
             .where(
                 _leases.c.tenant_id.in_(ids),
                 sa.or_(_leases.c.holder.is_(None), _leases.c.expires_at <= clock),
+                unserved,
             )
             .order_by(_leases.c.tenant_id)
             .limit(limit)
@@ -322,6 +393,16 @@ class PostgresLeases:
         )
         with self._engine.begin() as conn:
             conn.execute(hand_back)
+
+    def mark_served(self, lease: Lease, run_id: str, *, now: datetime | None = None) -> bool:
+        clock = _clock(now)
+        done = (
+            sa.update(_leases)
+            .where(_in_force([(lease.tenant_id, lease.fencing_token)], clock))
+            .values(holder=None, expires_at=clock, served_run=run_id)
+        )
+        with self._engine.begin() as conn:
+            return conn.execute(done).rowcount == 1
 
     def still_holds(
         self,
@@ -389,6 +470,9 @@ class LocalLeases:
     def live_replicas(self, *, now: datetime | None = None) -> int:
         return 1
 
+    def join_run(self, replica_id: str, ttl: timedelta, *, now: datetime | None = None) -> str:
+        return replica_id
+
     def acquire(
         self,
         tenant_ids: Sequence[str],
@@ -396,8 +480,10 @@ class LocalLeases:
         ttl: timedelta,
         *,
         limit: int | None = None,
+        not_served_in: str | None = None,
         now: datetime | None = None,
     ) -> list[Lease]:
+        # One process: the run is this process, and it never asks again for a tenant served.
         expires_at = (now or datetime.now(UTC)) + ttl
         return [
             Lease(tenant_id, replica_id, next(self._tokens), expires_at)
@@ -412,6 +498,9 @@ class LocalLeases:
 
     def release(self, leases: Sequence[Lease], *, now: datetime | None = None) -> None:
         return None
+
+    def mark_served(self, lease: Lease, run_id: str, *, now: datetime | None = None) -> bool:
+        return True
 
     def still_holds(
         self,
@@ -443,13 +532,19 @@ def _by_tenant(lease: Lease) -> str:
     return lease.tenant_id
 
 
+def _grant(lease: Lease) -> tuple[str, int]:
+    return lease.tenant_id, lease.fencing_token
+
+
 class LeaseKeeper:
     """One replica's side of the leases.
 
-    Call :meth:`refresh` again after :meth:`next_refresh_in`, independently of how long a cycle
-    takes; the cycle works only the tenants in :meth:`held` and checks :meth:`still_holds`
-    before each write. Not thread-safe: call :meth:`refresh` from one thread; :meth:`held`
-    from any.
+    ``serve``: call :meth:`refresh` again after :meth:`next_refresh_in`, independently of how
+    long a cycle takes; the cycle works only the tenants in :meth:`held` and checks
+    :meth:`still_holds` before each write. ``run --once``: :meth:`join_run` first, then
+    :meth:`claim_next` / :meth:`served` per tenant, with :meth:`keep` on the same rhythm in the
+    background (another thread may run it meanwhile). Call :meth:`refresh`, :meth:`claim_next`
+    and :meth:`served` from one thread at a time; :meth:`held` from any.
     """
 
     def __init__(self, leases: TenantLeases, replica_id: str, ttl: timedelta) -> None:
@@ -458,6 +553,8 @@ class LeaseKeeper:
         self.ttl = ttl
         self._held: tuple[Lease, ...] = ()
         self._next_refresh_in = self.renew_interval
+        self.run_id: str | None = None  # run --once: the run joined (join_run)
+        self._held_lock = threading.Lock()  # keep() may update _held beside claim_next/served
 
     @property
     def renew_interval(self) -> timedelta:
@@ -472,10 +569,21 @@ class LeaseKeeper:
         replica's tenants are then claimed as they lapse, not up to a renew interval later."""
         return self._next_refresh_in
 
+    def keep(self, *, now: datetime | None = None) -> list[Lease]:
+        """Heartbeat and renew the leases held, claim nothing; the leases still held."""
+        self.leases.heartbeat(self.replica_id, self.ttl, now=now)
+        # Built afresh, not assigned from `renewed`: a lease claimed meanwhile (another thread
+        # calling claim_next) must not be dropped, and one lost must go.
+        asked = self._held
+        renewed = self.leases.renew(asked, self.ttl, now=now)
+        lost = {_grant(lease) for lease in asked} - {_grant(lease) for lease in renewed}
+        with self._held_lock:
+            self._held = tuple(lease for lease in self._held if _grant(lease) not in lost)
+        return renewed
+
     def refresh(self, tenant_ids: Sequence[str], *, now: datetime | None = None) -> list[Lease]:
         """Heartbeat, renew, hand back the excess, claim up to the fair share; the leases held."""
-        self.leases.heartbeat(self.replica_id, self.ttl, now=now)
-        renewed = self.leases.renew(self._held, self.ttl, now=now)
+        renewed = self.keep(now=now)
         decision = decide(
             held=[lease.tenant_id for lease in renewed],
             configured=tenant_ids,
@@ -492,10 +600,38 @@ class LeaseKeeper:
             else []
         )
         current = sorted([*kept, *claimed], key=_by_tenant)
-        self._held = tuple(current)
+        with self._held_lock:
+            self._held = tuple(current)
         lapse = self.leases.next_lapse(tenant_ids, self.replica_id, now=now)
         self._next_refresh_in = min(self.renew_interval, lapse or self.renew_interval)
         return current
+
+    def join_run(self, *, now: datetime | None = None) -> str:
+        """``run --once``: join the run of the ``run --once`` replicas alive, or start one."""
+        self.run_id = self.leases.join_run(self.replica_id, self.ttl, now=now)
+        return self.run_id
+
+    def claim_next(self, tenant_ids: Sequence[str], *, now: datetime | None = None) -> Lease | None:
+        """``run --once``: one more of ``tenant_ids`` that is free and not served by this run
+        yet, or None when there is none left (all served, or held by others)."""
+        if self.run_id is None:
+            raise RuntimeError("join_run first")
+        claimed = self.leases.acquire(
+            tenant_ids, self.replica_id, self.ttl, limit=1, not_served_in=self.run_id, now=now
+        )
+        with self._held_lock:
+            self._held = tuple(sorted([*self._held, *claimed], key=_by_tenant))
+        return claimed[0] if claimed else None
+
+    def served(self, tenant_id: str, *, now: datetime | None = None) -> bool:
+        """``run --once``: the tenant's turn is over; hand it back marked served by the run.
+        False if its lease was lost meanwhile (the tenant stays to be served)."""
+        if self.run_id is None:
+            raise RuntimeError("join_run first")
+        with self._held_lock:
+            lease = next(held for held in self._held if held.tenant_id == tenant_id)
+            self._held = tuple(held for held in self._held if held.tenant_id != tenant_id)
+        return self.leases.mark_served(lease, self.run_id, now=now)
 
     def still_holds(
         self,

@@ -10,13 +10,20 @@ the vendor is called, and :meth:`Ledger.finish` records the *outcome* after. An 
 without an outcome means the process died in between; :meth:`Ledger.pending` lists those so
 the worker can re-read the case and look for the write's marker before doing anything else.
 
+When replicas share the ledger, the intent of a live write is recorded only if the tenant's
+lease is still this replica's: :meth:`Ledger.begin` runs the caller's :data:`Fence` in the
+transaction that inserts the intent, and that check locks the lease row until the commit
+(:meth:`worker.leases.PostgresLeases.still_holds`), so no takeover can slip in between the
+check and the intent. A replica paused past its lease fails to record the intent, hence
+never calls the vendor.
+
 Times are stored in UTC. Two clocks meet here: ``at`` is the instant the cycle planned for
 (simulated in the demo), ``started_at``/``finished_at`` are wall-clock timings.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +41,8 @@ __all__ = [
     "SCHEMA_VERSION",
     "Attempt",
     "CycleRecord",
+    "Fence",
+    "LeaseLost",
     "Ledger",
     "LedgerError",
     "Outcome",
@@ -44,6 +53,15 @@ __all__ = [
 
 class LedgerError(Exception):
     """The ledger cannot be opened, migrated or written."""
+
+
+class LeaseLost(Exception):
+    """The fence said no: the tenant's lease is not this replica's any more. Nothing was
+    recorded; the tenant's new holder will do the follow-up."""
+
+
+Fence = Callable[[Connection], bool]
+"""May this replica still write for the tenant? Asked inside the ledger's own transaction."""
 
 
 class Outcome(StrEnum):
@@ -293,9 +311,15 @@ class Ledger:
         dry_run: bool,
         at: datetime,
         started_at: datetime,
+        fence: Fence | None = None,
     ) -> int:
-        """Record the intent to apply ``item``; returns the attempt id for :meth:`finish`."""
+        """Record the intent to apply ``item``; returns the attempt id for :meth:`finish`.
+
+        With a ``fence``, it is asked first in the same transaction; :class:`LeaseLost` if it
+        refuses, and nothing is recorded."""
         with self._transaction() as conn:
+            if fence is not None and not fence(conn):
+                raise LeaseLost(f"{tenant}: the lease is not this replica's any more")
             intent_id = self._intent_id(conn, item, tenant=tenant, dry_run=dry_run, now=started_at)
             return int(
                 conn.execute(
@@ -399,8 +423,9 @@ class Ledger:
             return None
         return any(o is not None and o.done for o in outcomes), outcomes[-1]
 
-    def pending(self) -> list[PendingIntent]:
-        """Live attempts without an outcome: the process stopped between intent and outcome."""
+    def pending(self, *, tenant: str | None = None) -> list[PendingIntent]:
+        """Live attempts without an outcome: the process stopped between intent and outcome.
+        ``tenant``: only that tenant's."""
         query = (
             sa.select(
                 _attempts.c.id,
@@ -416,6 +441,8 @@ class Ledger:
             .where(_attempts.c.outcome.is_(None) & sa.not_(_intents.c.dry_run))
             .order_by(_attempts.c.id)
         )
+        if tenant is not None:
+            query = query.where(_intents.c.tenant == tenant)
         with self._engine.connect() as conn:
             return [
                 PendingIntent(
@@ -495,8 +522,14 @@ class Ledger:
                 .values(ok=ok, summary=summary, finished_at=_utc(finished_at))
             )
 
-    def recent_cycles(self, limit: int = 10) -> list[CycleRecord]:
+    def recent_cycles(self, limit: int = 10, *, mentioning: str | None = None) -> list[CycleRecord]:
+        """The latest cycles first. ``mentioning``: only those whose summary contains the text
+        (a coarse filter; the caller reads the summary for what it is after)."""
         query = sa.select(_cycles).order_by(_cycles.c.started_at.desc()).limit(limit)
+        if mentioning is not None:
+            query = query.where(
+                sa.cast(_cycles.c.summary, sa.Text).contains(mentioning, autoescape=True)
+            )
         with self._engine.connect() as conn:
             return [
                 CycleRecord(

@@ -2,6 +2,8 @@
 
 Vendor traffic is counted at the connectors' ``transport=`` seam: :class:`MeteredTransport`
 wraps the real transport and sees every request, so connectors need not know about metrics.
+Every vendor figure carries the tenant as well as the vendor: an outsourcer serving many
+helpdesks must see *which client's* Zendesk is slow or throttling, not only that one is.
 """
 
 from __future__ import annotations
@@ -44,8 +46,15 @@ class Metrics:
         )
         self.cases_fetched = Counter(
             "followup_cases_fetched",
-            "Cases read from vendors, by vendor.",
-            ["vendor"],
+            "Cases read from vendors, by tenant and vendor.",
+            ["tenant", "vendor"],
+            registry=self.registry,
+        )
+        self.bad_records = Counter(
+            "followup_bad_records",
+            "Vendor records skipped because they cannot be read (a missing field, a wrong "
+            "type, an unknown status), by tenant and vendor. The ids are in the logs.",
+            ["tenant", "vendor"],
             registry=self.registry,
         )
         self.plan_items = Counter(
@@ -85,32 +94,43 @@ class Metrics:
         )
         self.api_calls = Counter(
             "followup_api_calls",
-            "HTTP calls to vendors, by vendor and status class.",
-            ["vendor", "status"],
+            "HTTP calls to vendors, by tenant, vendor and status class.",
+            ["tenant", "vendor", "status"],
+            registry=self.registry,
+        )
+        self.api_duration = Histogram(
+            "followup_api_call_duration_seconds",
+            "Time from sending a vendor request to its response headers (or its failure), by "
+            "tenant and vendor.",
+            ["tenant", "vendor"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=self.registry,
         )
         self.api_throttled = Counter(
             "followup_api_throttled",
-            "HTTP 429 responses, by vendor.",
-            ["vendor"],
+            "HTTP 429 responses, by tenant and vendor.",
+            ["tenant", "vendor"],
             registry=self.registry,
         )
         self.api_retries = Counter(
             "followup_api_retries",
-            "Retried vendor calls, by vendor.",
-            ["vendor"],
+            "Retried vendor calls, by tenant and vendor.",
+            ["tenant", "vendor"],
             registry=self.registry,
         )
 
-    def record_api_call(self, vendor: str, status_code: int | None) -> None:
+    def record_api_call(
+        self, tenant: str, vendor: str, status_code: int | None, seconds: float
+    ) -> None:
         """``status_code`` None: no response (timeout, connection error)."""
         status = "error" if status_code is None else f"{status_code // 100}xx"
-        self.api_calls.labels(vendor=vendor, status=status).inc()
+        self.api_calls.labels(tenant=tenant, vendor=vendor, status=status).inc()
+        self.api_duration.labels(tenant=tenant, vendor=vendor).observe(seconds)
         if status_code == httpx.codes.TOO_MANY_REQUESTS:
-            self.api_throttled.labels(vendor=vendor).inc()
+            self.api_throttled.labels(tenant=tenant, vendor=vendor).inc()
 
-    def record_api_retry(self, vendor: str) -> None:
-        self.api_retries.labels(vendor=vendor).inc()
+    def record_api_retry(self, tenant: str, vendor: str) -> None:
+        self.api_retries.labels(tenant=tenant, vendor=vendor).inc()
 
     def retries_so_far(self) -> int:
         """Retried vendor calls since start, all vendors: a cycle reports its own share."""
@@ -129,12 +149,13 @@ class Metrics:
 
 
 class MeteredTransport(httpx.AsyncBaseTransport):
-    """Counts every request by vendor, then hands it to the real transport.
+    """Counts and times every request of one tenant by vendor, around the real transport.
 
     ``vendors`` maps each vendor's base URL to its name; the sandbox serves all three from one
     host, so the vendor is told by the longest matching base URL, not by the host. A request
     repeating one that failed (429, 5xx, no answer) within ``retry_window`` seconds is counted
-    as a retry: that is what the connectors' backoff sends.
+    as a retry: that is what the connectors' backoff sends. ``clock`` (monotonic seconds) times
+    the calls and the retry window.
     """
 
     def __init__(
@@ -143,10 +164,12 @@ class MeteredTransport(httpx.AsyncBaseTransport):
         vendors: Mapping[str, str],
         inner: httpx.AsyncBaseTransport | None = None,
         *,
+        tenant: str,
         retry_window: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._metrics = metrics
+        self._tenant = tenant
         self._vendors = sorted(vendors.items(), key=lambda pair: len(pair[0]), reverse=True)
         self._inner = inner or httpx.AsyncHTTPTransport()
         self._retry_window = retry_window
@@ -162,14 +185,17 @@ class MeteredTransport(httpx.AsyncBaseTransport):
         attempt = (request.method, str(request.url))
         failed_at = self._failed.pop(attempt, None)
         if failed_at is not None and self._clock() - failed_at <= self._retry_window:
-            self._metrics.record_api_retry(vendor)
+            self._metrics.record_api_retry(self._tenant, vendor)
+        sent = self._clock()
         try:
             response = await self._inner.handle_async_request(request)
         except httpx.TransportError:
-            self._metrics.record_api_call(vendor, None)
+            self._metrics.record_api_call(self._tenant, vendor, None, self._clock() - sent)
             self._failed[attempt] = self._clock()
             raise
-        self._metrics.record_api_call(vendor, response.status_code)
+        self._metrics.record_api_call(
+            self._tenant, vendor, response.status_code, self._clock() - sent
+        )
         if response.status_code == httpx.codes.TOO_MANY_REQUESTS or response.status_code >= 500:
             self._failed[attempt] = self._clock()
         return response

@@ -2,6 +2,11 @@
 
 Both own SIGTERM and SIGINT: the first signal finishes the cases in hand, starts no new one
 and returns normally, so the process exits 0 and nothing is left half-written.
+
+With leases (replicas sharing PostgreSQL), ``serve`` holds a fair share of the tenants and
+rebalances in the background; ``run --once`` claims one tenant at a time, so replicas started
+together (a CronJob with parallelism, cron on several hosts) share the work instead of the
+first one up taking everything (:mod:`worker.leases`).
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 
@@ -18,12 +23,13 @@ import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 
-from worker.cycle import CycleSummary, Runtime, run_cycle
+from worker.cycle import CycleSummary, Runtime, Tenant, held_tenants, run_cycle
 from worker.leases import LeaseKeeper
 from worker.web import ServiceStatus, create_app
 
 __all__ = [
     "ListenError",
+    "claimed_one_at_a_time",
     "leases_kept",
     "listen",
     "refresh_leases",
@@ -62,10 +68,21 @@ async def refresh_leases(keeper: LeaseKeeper, runtime: Runtime) -> None:
     log.debug("leases refreshed", held=[lease.tenant_id for lease in held])
 
 
-async def _keep_leases(keeper: LeaseKeeper, runtime: Runtime, done: asyncio.Event) -> None:
-    """Refresh on the keeper's rhythm, however long cycles take, until ``done``. A failed
-    round is logged and retried: the leases stay valid until their TTL runs out, and the fence
-    before each write stops this replica if they do.
+async def _renew_leases(keeper: LeaseKeeper, runtime: Runtime) -> None:
+    """``run --once``'s background round: heartbeat and renew, claim nothing."""
+    await asyncio.to_thread(keeper.keep)
+    runtime.metrics.leases_held.set(len(keeper.held()))
+
+
+LeaseRound = Callable[[LeaseKeeper, Runtime], Awaitable[None]]
+
+
+async def _keep_leases(
+    keeper: LeaseKeeper, runtime: Runtime, done: asyncio.Event, lease_round: LeaseRound
+) -> None:
+    """Run ``lease_round`` on the keeper's rhythm, however long cycles take, until ``done``. A
+    failed round is logged and retried: the leases stay valid until their TTL runs out, and
+    the fence before each write stops this replica if they do.
 
     Not cancelled mid-round: a round runs in a thread that cancelling would not stop, and one
     finishing after ``keeper.shutdown()`` would claim tenants for a process about to exit."""
@@ -76,22 +93,31 @@ async def _keep_leases(keeper: LeaseKeeper, runtime: Runtime, done: asyncio.Even
         except TimeoutError:
             pass
         try:
-            await refresh_leases(keeper, runtime)
+            await lease_round(keeper, runtime)
         except Exception:
             log.exception("lease refresh failed; retrying")
 
 
 @asynccontextmanager
-async def leases_kept(runtime: Runtime) -> AsyncIterator[None]:
+async def leases_kept(runtime: Runtime, *, one_at_a_time: bool = False) -> AsyncIterator[None]:
     """Hold this replica's share of the tenants inside the block: one refresh first (so the
-    first cycle knows its tenants), then in the background."""
+    first cycle knows its tenants), then in the background.
+
+    ``one_at_a_time`` (``run --once``): join the run instead and claim nothing; the cycle's
+    turns claim (:func:`claimed_one_at_a_time`), the background only renews."""
     keeper = runtime.leases
     if keeper is None:
         yield
         return
-    await refresh_leases(keeper, runtime)
+    if one_at_a_time:
+        run_id = await asyncio.to_thread(keeper.join_run)
+        log.info("joined a run of run --once replicas", run_id=run_id)
+        lease_round: LeaseRound = _renew_leases
+    else:
+        await refresh_leases(keeper, runtime)
+        lease_round = refresh_leases
     done = asyncio.Event()
-    keeping = asyncio.create_task(_keep_leases(keeper, runtime, done))
+    keeping = asyncio.create_task(_keep_leases(keeper, runtime, done, lease_round))
     try:
         yield
     finally:
@@ -99,12 +125,45 @@ async def leases_kept(runtime: Runtime) -> AsyncIterator[None]:
         await keeping
 
 
+async def claimed_one_at_a_time(runtime: Runtime, stop: asyncio.Event) -> AsyncGenerator[Tenant]:
+    """``run --once``'s turns: claim a tenant no replica of the run has served yet, hand it
+    out, mark it served once its turn is over, claim the next; until none is left.
+
+    A turn cut short by a signal is not marked served: its lease goes back on exit and the
+    tenant waits for whoever is still running (or the next run). Without leases: every tenant.
+    """
+    keeper = runtime.leases
+    if keeper is None:
+        async for tenant in held_tenants(runtime, stop):
+            yield tenant
+        return
+    tenants = {tenant.name: tenant for tenant in runtime.tenants}
+    left = list(tenants)
+    while left and not stop.is_set():
+        lease = await asyncio.to_thread(keeper.claim_next, left)
+        if lease is None:
+            break
+        left.remove(lease.tenant_id)
+        runtime.metrics.leases_held.set(len(keeper.held()))
+        yield tenants[lease.tenant_id]
+        if stop.is_set():
+            break
+        if not await asyncio.to_thread(keeper.served, lease.tenant_id):
+            log.warning("lease lost during the turn; tenant left to its new holder")
+        runtime.metrics.leases_held.set(len(keeper.held()))
+    if left and not stop.is_set():
+        log.info("other replicas of the run have the remaining tenants", tenants=len(left))
+
+
 async def run_once(runtime: Runtime, *, at: datetime, dry_run: bool | None = None) -> CycleSummary:
-    """One cycle, stoppable by a signal (``followup run --once``)."""
+    """One cycle, stoppable by a signal (``followup run --once``), over the tenants this
+    replica claims one at a time (:func:`claimed_one_at_a_time`)."""
     stop = asyncio.Event()
     with shutdown_on_signals(stop):
-        async with leases_kept(runtime):
-            return await run_cycle(runtime, at=at, dry_run=dry_run, stop=stop)
+        async with leases_kept(runtime, one_at_a_time=True):
+            return await run_cycle(
+                runtime, at=at, dry_run=dry_run, stop=stop, turns=claimed_one_at_a_time
+            )
 
 
 class ListenError(Exception):

@@ -4,7 +4,9 @@ This is the only module of the runtime that knows the planner and how connectors
 (``connectors.tenant``); the cycle and the executor only know the Protocol and a plan
 function. ``transport`` is the seam the demo and the tests use to point the real connectors
 at an in-process sandbox; whatever it is, :class:`~worker.metrics.MeteredTransport` counts
-the calls going through it.
+the calls going through it, per tenant. Each tenant's connectors report the records they
+cannot read into that tenant's :class:`~worker.badrecords.BadRecordTally`, which its cycle
+turn counts.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import structlog
 from connectors.base import Connector
 from connectors.errors import MappingError
 from connectors.mapping import TenantMapping, load_mapping
+from connectors.records import Report, log_bad_record
 from connectors.settings import ConnectorLimits, Timeouts, VendorEnv
 from connectors.tenant import build_connectors as build_vendor_connectors
 from policies.calendar import BusinessCalendar
@@ -30,6 +33,7 @@ from policies.model import Account, Case, PlanItem, Source, Unjudged
 from policies.planner import plan
 from policies.rules import Rulebook, compile_pack
 from policies.yamlsource import SourceError
+from worker.badrecords import BadRecordTally
 from worker.cycle import PlanFunction, Runtime, Tenant
 from worker.leases import LeaseKeeper, new_replica_id, tenant_leases_for
 from worker.ledger import Ledger, engine_url
@@ -127,8 +131,13 @@ def build_connectors(
     settings: Settings,
     metrics: Metrics,
     transport: httpx.AsyncBaseTransport | None = None,
+    *,
+    tenant: str = DEFAULT_TENANT,
+    report: Report = log_bad_record,
 ) -> dict[Source, Connector]:
-    """The tenant's connectors: each vendor with a URL, a token and a mapping section."""
+    """The tenant's connectors: each vendor with a URL, a token and a mapping section.
+
+    Their calls are counted under ``tenant``; ``report`` hears of each record they skip."""
     env = VendorEnv(
         zendesk_url=None if settings.zendesk_url is None else str(settings.zendesk_url),
         zendesk_email=settings.zendesk_email,
@@ -139,8 +148,8 @@ def build_connectors(
         asana_token=settings.asana_token,
     )
     vendors = {url: source.value for url, source in settings.vendor_urls.items()}
-    metered = MeteredTransport(metrics, vendors, transport)
-    built = build_vendor_connectors(env, _mapping(settings), _limits(settings), metered)
+    metered = MeteredTransport(metrics, vendors, transport, tenant=tenant)
+    built = build_vendor_connectors(env, _mapping(settings), _limits(settings), metered, report)
     return {connector.source: connector for connector in built}
 
 
@@ -152,7 +161,10 @@ def _tenant(
     settings = configured.settings
     calendar = build_calendar(settings)
     planner = build_planner(settings, calendar)
-    connectors = build_connectors(settings, metrics, transport)
+    bad_records = BadRecordTally(configured.name)
+    connectors = build_connectors(
+        settings, metrics, transport, tenant=configured.name, report=bad_records.report
+    )
     if not connectors:
         raise WiringError(
             "no vendor configured: a vendor needs its URL and token (e.g. FOLLOWUP_ZENDESK_URL, "
@@ -164,6 +176,7 @@ def _tenant(
         planner,
         works_on=lambda at: calendar.is_business_day(calendar.local_date(at)),
         plan_last=_rulebook(settings).reads_account_totals,
+        bad_records=bad_records,
     )
 
 

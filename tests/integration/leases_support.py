@@ -47,3 +47,26 @@ def lease_schema() -> Iterator[tuple[sa.Engine, str]]:
         with engine.begin() as conn:
             conn.execute(sa.schema.DropSchema(schema, cascade=True))
         engine.dispose()
+
+
+@contextmanager
+def postgres_schema_url() -> Iterator[str]:
+    """A fresh schema and a URL whose connections live in it (``search_path``), so a ledger,
+    leases and child processes can share it by URL alone; dropped afterwards."""
+    admin = sa.create_engine(POSTGRES_URL)
+    try:
+        with admin.connect():
+            pass
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc.orig}")
+    schema = f"once_{secrets.token_hex(4)}"
+    with admin.begin() as conn:
+        conn.execute(sa.schema.CreateSchema(schema))
+    url = sa.make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.schema.DropSchema(schema, cascade=True))
+        admin.dispose()

@@ -197,3 +197,80 @@ def test_a_tenant_dropped_from_the_configuration_is_handed_back(leases: Postgres
     assert [lease.tenant_id for lease in held] == ["acme"]
     (globex,) = leases.acquire(["globex"], "other", TTL, now=T0 + timedelta(seconds=1))
     assert globex.holder == "other"
+
+
+def once_replica(leases: PostgresLeases, name: str, now: datetime) -> LeaseKeeper:
+    keeper = LeaseKeeper(leases, name, TTL)
+    keeper.join_run(now=now)
+    return keeper
+
+
+def serve_turns(keeper: LeaseKeeper, tenants: list[str], now: datetime) -> list[str]:
+    """What a run --once replica does: claim, (work), mark served, until nothing is left."""
+    served = []
+    while (lease := keeper.claim_next(tenants, now=now)) is not None:
+        assert keeper.served(lease.tenant_id, now=now)
+        served.append(lease.tenant_id)
+    return served
+
+
+def test_run_once_replicas_alive_together_form_one_run(leases: PostgresLeases) -> None:
+    first = once_replica(leases, "first", T0)
+    second = once_replica(leases, "second", T0 + timedelta(seconds=1))
+    assert first.run_id is not None
+    assert first.run_id == second.run_id
+
+
+def test_replicas_of_a_run_take_turns_and_never_serve_a_tenant_twice(
+    leases: PostgresLeases,
+) -> None:
+    tenants = TENANTS[:6]
+    a, b = once_replica(leases, "a", T0), once_replica(leases, "b", T0)
+    a_first = a.claim_next(tenants, now=T0)
+    b_first = b.claim_next(tenants, now=T0)
+    assert a_first is not None
+    assert b_first is not None
+    assert a_first.tenant_id != b_first.tenant_id  # one tenant at a time each, not all to one
+    a.served(a_first.tenant_id, now=T0)
+    b.served(b_first.tenant_id, now=T0)
+
+    rest = serve_turns(a, tenants, T0) + serve_turns(b, tenants, T0)
+
+    assert sorted([a_first.tenant_id, b_first.tenant_id, *rest]) == tenants
+    assert a.held() == b.held() == ()
+
+
+def test_a_replica_that_joins_late_does_not_redo_its_run(leases: PostgresLeases) -> None:
+    early = once_replica(leases, "early", T0)
+    assert serve_turns(early, TENANTS[:3], T0) == TENANTS[:3]
+    late = once_replica(leases, "late", T0 + timedelta(seconds=5))  # early still alive
+    assert late.claim_next(TENANTS[:3], now=T0 + timedelta(seconds=5)) is None
+
+
+def test_once_its_replicas_are_gone_a_new_run_serves_every_tenant_again(
+    leases: PostgresLeases,
+) -> None:
+    done = once_replica(leases, "done", T0)
+    crashed = once_replica(leases, "crashed", T0)  # of the same run; dies without a word
+    assert crashed.run_id == done.run_id
+    serve_turns(done, TENANTS[:3], T0)
+    done.shutdown()  # exits: drops its heartbeat
+    assert once_replica(leases, "meanwhile", T0).run_id == done.run_id  # crashed looks alive
+
+    after_ttl = T0 + TTL + timedelta(seconds=1)
+    next_run = once_replica(leases, "done", after_ttl)  # the same replica id, a new process
+
+    assert next_run.run_id != done.run_id
+    assert serve_turns(next_run, TENANTS[:3], after_ttl) == TENANTS[:3]
+
+
+def test_a_turn_whose_lease_lapsed_is_not_marked_served(leases: PostgresLeases) -> None:
+    slow = once_replica(leases, "slow", T0)
+    lease = slow.claim_next(["acme"], now=T0)
+    assert lease is not None
+    assert not slow.served("acme", now=T0 + TTL + timedelta(seconds=1))
+    other = once_replica(leases, "other", T0 + TTL + timedelta(seconds=1))
+    assert other.run_id != slow.run_id  # slow's heartbeat lapsed too: a new run
+    again = other.claim_next(["acme"], now=T0 + TTL + timedelta(seconds=1))
+    assert again is not None
+    assert again.fencing_token > lease.fencing_token

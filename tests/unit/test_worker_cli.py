@@ -11,7 +11,13 @@ import pytest
 import structlog
 from typer.testing import CliRunner
 
-from tests.unit.worker_support import MONDAY, fake_zendesk, isolate_settings, make_runtime
+from tests.unit.worker_support import (
+    MONDAY,
+    fake_zendesk,
+    isolate_settings,
+    make_runtime,
+    with_bad_records,
+)
 from worker.cli import app
 from worker.cycle import run_cycle
 from worker.ledger import Ledger
@@ -53,6 +59,26 @@ def test_history_shows_what_was_done_and_why(ledger_url: str) -> None:
     assert "general-inquiry / awaiting-customer" in result.stdout
     assert "applied" in result.stdout
     assert "pending; step 1 of 3" in result.stdout
+
+
+def test_history_names_a_ticket_the_worker_could_not_read(ledger_url: str) -> None:
+    ledger = Ledger.open(ledger_url)
+    fake = fake_zendesk("7")
+    runtime = make_runtime(ledger, fake)
+    with_bad_records(runtime, fake)
+    fake.serve_unreadable("77", "missing field 'status'")
+    summary = asyncio.run(run_cycle(runtime, at=MONDAY))
+    ledger.close()
+
+    result = runner.invoke(app, ["history", "zendesk:77"], env={"COLUMNS": "300"})
+
+    assert result.exit_code == 0
+    assert result.stdout.startswith(
+        f"zendesk:77 of acme was unreadable in cycle {summary.cycle_id} (Mon 2026-03-02 "
+    )
+    assert "missing field 'status'" in result.stdout
+    assert runner.invoke(app, ["history", "intercom:77"]).stdout == "no record of intercom:77\n"
+    assert "unreadable" not in runner.invoke(app, ["history", "7"]).stdout
 
 
 def test_history_of_an_unknown_case(ledger_url: str) -> None:

@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+import structlog
+from structlog.testing import capture_logs
 
 from connectors.fake import FakeConnector, Fault
 from policies.model import Account, Case, PlanItem, Status, Unjudged, marker_tag
@@ -19,7 +21,9 @@ from tests.unit.worker_support import (
     make_case,
     make_item,
     make_runtime,
+    with_bad_records,
 )
+from worker.badrecords import SHOWN
 from worker.cycle import run_cycle
 from worker.ledger import Ledger, Outcome
 from worker.switches import set_dry_run_switch
@@ -353,7 +357,7 @@ async def test_metrics_count_cycles_items_and_actions(ledger: Ledger) -> None:
     assert 'followup_plan_items_total{policy="general-inquiry",step="1/3"} 2.0' in text
     assert 'followup_actions_total{outcome="applied",type="note"} 1.0' in text
     assert 'followup_actions_total{outcome="failed",type="note"} 1.0' in text
-    assert 'followup_cases_fetched_total{vendor="zendesk"} 2.0' in text
+    assert 'followup_cases_fetched_total{tenant="acme",vendor="zendesk"} 2.0' in text
 
 
 async def test_the_summary_counts_the_vendor_calls_retried_during_its_cycle(
@@ -361,13 +365,78 @@ async def test_the_summary_counts_the_vendor_calls_retried_during_its_cycle(
 ) -> None:
     fake = fake_zendesk("1", "2")
     runtime = make_runtime(ledger, fake)
-    runtime.metrics.record_api_retry("zendesk")  # an earlier cycle's
+    runtime.metrics.record_api_retry("acme", "zendesk")  # an earlier cycle's
 
     async def retried_once(item: PlanItem) -> None:  # what MeteredTransport records
-        runtime.metrics.record_api_retry("zendesk")
+        runtime.metrics.record_api_retry("acme", "zendesk")
 
     fake.before_write = retried_once
     summary = await run_cycle(runtime, at=MONDAY)
 
     assert summary.retries == 2
     assert summary.as_dict()["retries"] == 2
+
+
+async def test_an_unreadable_ticket_is_counted_and_named_and_the_others_go_on(
+    ledger: Ledger,
+) -> None:
+    fake = fake_zendesk("1", "2")
+    fake.serve_unreadable("77", "missing field 'status'")
+    runtime = make_runtime(ledger, fake)
+    with_bad_records(runtime, fake)
+
+    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+        summary = await run_cycle(runtime, at=MONDAY)
+
+    assert [item.case.id for item in fake.writes] == ["1", "2"]
+    assert summary.ok  # a ticket broken in the helpdesk must not fail every cycle
+    assert summary.bad_record_count == 1
+    unreadable = [
+        {
+            "tenant": "acme",
+            "counts": {"zendesk": 1},
+            "records": [{"vendor": "zendesk", "id": "77", "reason": "missing field 'status'"}],
+        }
+    ]
+    assert summary.as_dict()["unreadable"] == unreadable
+    [recorded] = ledger.recent_cycles()
+    assert recorded.summary is not None
+    assert (recorded.summary["bad_records"], recorded.summary["unreadable"]) == (1, unreadable)
+    [skipped] = [e for e in logs if e["event"] == "vendor_record_skipped"]
+    assert (skipped["tenant"], skipped["vendor"], skipped["record"], skipped["reason"]) == (
+        "acme",
+        "zendesk",
+        "77",
+        "missing field 'status'",
+    )
+    text = runtime.metrics.exposition().decode()
+    assert 'followup_bad_records_total{tenant="acme",vendor="zendesk"} 1.0' in text
+
+
+async def test_each_cycle_counts_its_own_bad_records(ledger: Ledger) -> None:
+    fake = fake_zendesk("1")
+    fake.serve_unreadable("77", "missing field 'status'")
+    runtime = make_runtime(ledger, fake)
+    with_bad_records(runtime, fake)
+
+    await run_cycle(runtime, at=MONDAY)
+    second = await run_cycle(runtime, at=MONDAY + timedelta(minutes=15))
+
+    assert second.bad_record_count == 1
+    text = runtime.metrics.exposition().decode()
+    assert 'followup_bad_records_total{tenant="acme",vendor="zendesk"} 2.0' in text
+
+
+async def test_a_flood_of_bad_records_is_counted_whole_but_listed_short(ledger: Ledger) -> None:
+    fake = fake_zendesk("1")
+    for n in range(SHOWN + 5):
+        fake.serve_unreadable(str(100 + n), "TypeError: tags: expected a list")
+    runtime = make_runtime(ledger, fake)
+    with_bad_records(runtime, fake)
+
+    summary = await run_cycle(runtime, at=MONDAY)
+
+    [bad] = summary.bad_records
+    assert bad.counts == {"zendesk": SHOWN + 5}
+    assert [record.record_id for record in bad.shown] == [str(100 + n) for n in range(SHOWN)]
+    assert [item.case.id for item in fake.writes] == ["1"]

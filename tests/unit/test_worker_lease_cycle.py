@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,16 +16,17 @@ from worker.cycle import Runtime, Tenant, run_cycle
 from worker.executor import LEASE_LOST
 from worker.leases import Lease, LeaseKeeper, LocalLeases
 from worker.ledger import Ledger, Outcome
-from worker.service import run_once
+from worker.service import claimed_one_at_a_time, leases_kept, run_once
 
 
 class SharedLeases(LocalLeases):
     """Every lease granted, except the tenants another replica holds (``taken``, which a test
-    may grow to play a takeover)."""
+    may grow to play a takeover). ``served`` lists the tenants marked served, in order."""
 
     def __init__(self, taken: set[str]) -> None:
         super().__init__()
         self.taken = taken
+        self.served: list[str] = []
 
     def acquire(
         self,
@@ -33,10 +35,15 @@ class SharedLeases(LocalLeases):
         ttl: timedelta,
         *,
         limit: int | None = None,
+        not_served_in: str | None = None,
         now: datetime | None = None,
     ) -> list[Lease]:
         free = [tenant for tenant in tenant_ids if tenant not in self.taken]
         return super().acquire(free, replica_id, ttl, limit=limit, now=now)
+
+    def mark_served(self, lease: Lease, run_id: str, *, now: datetime | None = None) -> bool:
+        self.served.append(lease.tenant_id)
+        return lease.tenant_id not in self.taken
 
     def renew(
         self, leases: Sequence[Lease], ttl: timedelta, *, now: datetime | None = None
@@ -119,16 +126,58 @@ async def test_reconciling_leaves_other_replicas_tenants_alone(ledger: Ledger) -
     assert [p.tenant for p in ledger.pending()] == ["globex"]
 
 
-async def test_run_once_claims_its_leases_first_and_hands_them_back_never_itself(
-    ledger: Ledger,
-) -> None:
-    runtime = make_runtime(ledger, fake_zendesk("1"))
-    runtime.leases = LeaseKeeper(SharedLeases(set()), "replica-a", timedelta(seconds=30))
+def once_replica(ledger: Ledger, taken: set[str]) -> tuple[Runtime, SharedLeases]:
+    """acme and globex, with a keeper that has claimed nothing yet (run --once claims)."""
+    runtime = two_tenants(ledger, taken)
+    leases = SharedLeases(taken)
+    runtime.leases = LeaseKeeper(leases, "replica-a", timedelta(seconds=30))
+    return runtime, leases
+
+
+async def test_run_once_claims_works_and_hands_back_one_tenant_at_a_time(ledger: Ledger) -> None:
+    runtime, leases = once_replica(ledger, taken=set())
+    keeper = runtime.leases
+    assert keeper is not None
+    holding: list[list[str]] = []
+    runtime.on_item = lambda _: holding.append([lease.tenant_id for lease in keeper.held()])
 
     summary = await run_once(runtime, at=MONDAY)
 
-    assert summary.counts == {"applied": 1}
-    assert [lease.tenant_id for lease in runtime.leases.held()] == ["acme"]
+    assert summary.tenants == ("acme", "globex")
+    assert (writes(runtime, "acme"), writes(runtime, "globex")) == (["1", "2"], ["9"])
+    assert holding == [["acme"], ["acme"], ["globex"]]  # one tenant held at a time
+    assert leases.served == ["acme", "globex"]
+    assert keeper.held() == ()
     text = runtime.metrics.exposition().decode()
-    assert "followup_leases_held 1.0" in text
+    assert "followup_leases_held 0.0" in text
     assert 'followup_tenant_cycles_total{result="ok",tenant="acme"} 1.0' in text
+
+
+async def test_run_once_leaves_the_tenants_other_replicas_hold(ledger: Ledger) -> None:
+    runtime, leases = once_replica(ledger, taken={"acme"})
+
+    summary = await run_once(runtime, at=MONDAY)
+
+    assert summary.tenants == ("globex",)
+    assert (writes(runtime, "acme"), writes(runtime, "globex")) == ([], ["9"])
+    assert leases.served == ["globex"]
+
+
+async def test_a_turn_cut_short_by_a_signal_is_not_marked_served(ledger: Ledger) -> None:
+    runtime, leases = once_replica(ledger, taken=set())
+    [acme_zendesk] = runtime.tenants[0].connectors.values()
+    stop = asyncio.Event()  # what run_once's SIGTERM handler sets
+
+    async def signalled_during_the_first_write(item: PlanItem) -> None:
+        stop.set()
+
+    acme_zendesk.before_write = signalled_during_the_first_write  # type: ignore[attr-defined]
+
+    async with leases_kept(runtime, one_at_a_time=True):
+        summary = await run_cycle(runtime, at=MONDAY, stop=stop, turns=claimed_one_at_a_time)
+
+    assert summary.interrupted
+    assert summary.tenants == ("acme",)
+    assert writes(runtime, "acme") == ["1"]  # the case in hand finished, no new one started
+    assert writes(runtime, "globex") == []
+    assert leases.served == []  # acme is still to be served, by whoever runs next

@@ -80,30 +80,51 @@ async def test_no_vendor_at_all_is_refused(tmp_path: Path) -> None:
     ledger.close()
 
 
-async def test_vendor_calls_and_throttling_are_counted() -> None:
+async def test_vendor_calls_throttling_and_latency_are_counted_per_tenant() -> None:
+    now = [0.0]
+
     def vendor(request: httpx.Request) -> httpx.Response:
+        now[0] += 0.3 if request.url.host == "slow" else 0.01  # time spent answering
         if request.url.path.endswith("/down"):
             raise httpx.ConnectError("refused", request=request)
         return httpx.Response(429 if request.url.path.endswith("/busy") else 200)
 
     metrics = Metrics()
-    vendors = {"http://vendor/zendesk": "zendesk", "http://vendor/zendesk-eu": "zendesk_eu"}
-    transport = MeteredTransport(metrics, vendors, httpx.MockTransport(vendor))
-    async with httpx.AsyncClient(transport=transport, base_url="http://vendor") as client:
+
+    def tenant_transport(tenant: str, host: str) -> MeteredTransport:
+        vendors = {f"http://{host}/zendesk": "zendesk", f"http://{host}/zendesk-eu": "zendesk_eu"}
+        mock = httpx.MockTransport(vendor)
+        return MeteredTransport(metrics, vendors, mock, tenant=tenant, clock=lambda: now[0])
+
+    async with httpx.AsyncClient(
+        transport=tenant_transport("acme", "slow"), base_url="http://slow"
+    ) as client:
         await client.get("/zendesk/ok")
         await client.get("/zendesk/busy")
         with pytest.raises(httpx.ConnectError):
             await client.get("/zendesk/down")
         await client.get("/zendesk-eu/ok")
         await client.get("/elsewhere")
+    async with httpx.AsyncClient(
+        transport=tenant_transport("globex", "fast"), base_url="http://fast"
+    ) as client:
+        await client.get("/zendesk/ok")
 
     text = metrics.exposition().decode()
-    assert 'followup_api_calls_total{status="2xx",vendor="zendesk"} 1.0' in text
-    assert 'followup_api_calls_total{status="4xx",vendor="zendesk"} 1.0' in text
-    assert 'followup_api_calls_total{status="error",vendor="zendesk"} 1.0' in text
-    assert 'followup_api_throttled_total{vendor="zendesk"} 1.0' in text
-    assert 'followup_api_calls_total{status="2xx",vendor="zendesk_eu"} 1.0' in text
-    assert 'followup_api_calls_total{status="2xx",vendor="other"} 1.0' in text
+    acme = 'tenant="acme",vendor="zendesk"'
+    assert f'followup_api_calls_total{{status="2xx",{acme}}} 1.0' in text
+    assert f'followup_api_calls_total{{status="4xx",{acme}}} 1.0' in text
+    assert f'followup_api_calls_total{{status="error",{acme}}} 1.0' in text
+    assert f"followup_api_throttled_total{{{acme}}} 1.0" in text
+    assert 'followup_api_calls_total{status="2xx",tenant="acme",vendor="zendesk_eu"} 1.0' in text
+    assert 'followup_api_calls_total{status="2xx",tenant="acme",vendor="other"} 1.0' in text
+    assert 'followup_api_calls_total{status="2xx",tenant="globex",vendor="zendesk"} 1.0' in text
+    assert 'followup_api_throttled_total{tenant="globex"' not in text
+    # Which client's helpdesk is slow: acme's three Zendesk calls took 0.3 s each, globex's 0.01.
+    assert f'followup_api_call_duration_seconds_bucket{{le="0.25",{acme}}} 0.0' in text
+    assert f'followup_api_call_duration_seconds_bucket{{le="0.5",{acme}}} 3.0' in text
+    globex = 'tenant="globex",vendor="zendesk"'
+    assert f'followup_api_call_duration_seconds_bucket{{le="0.05",{globex}}} 1.0' in text
 
 
 async def test_a_request_repeating_a_failed_one_is_a_retry() -> None:
@@ -115,7 +136,11 @@ async def test_a_request_repeating_a_failed_one_is_a_retry() -> None:
 
     metrics = Metrics()
     transport = MeteredTransport(
-        metrics, {"http://v/asana": "asana"}, httpx.MockTransport(vendor), clock=lambda: now[0]
+        metrics,
+        {"http://v/asana": "asana"},
+        httpx.MockTransport(vendor),
+        tenant="acme",
+        clock=lambda: now[0],
     )
     async with httpx.AsyncClient(transport=transport, base_url="http://v/asana") as client:
         await client.get("/tasks/1")  # 503
@@ -125,4 +150,5 @@ async def test_a_request_repeating_a_failed_one_is_a_retry() -> None:
         now[0] = 1000.0
         await client.get("/tasks/2")  # long after: a new call, not a retry; 500
 
-    assert 'followup_api_retries_total{vendor="asana"} 1.0' in metrics.exposition().decode()
+    text = metrics.exposition().decode()
+    assert 'followup_api_retries_total{tenant="acme",vendor="asana"} 1.0' in text

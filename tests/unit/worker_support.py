@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from policies.model import (
     Unjudged,
     idempotency_key,
 )
+from worker.badrecords import BadRecordTally
 from worker.cycle import PlanFunction, Runtime, Tenant
 from worker.ledger import Ledger
 from worker.metrics import Metrics
@@ -95,6 +97,14 @@ def make_runtime(
         configured_dry_run=dry_run,
         concurrency=concurrency,
     )
+
+
+def with_bad_records(runtime: Runtime, fake: FakeConnector) -> BadRecordTally:
+    """Have the (only) tenant's connector report into its tally, as ``worker.wiring`` does."""
+    tally = BadRecordTally(runtime.tenants[0].name)
+    fake.report = tally.report
+    runtime.tenants = [dataclasses.replace(runtime.tenants[0], bad_records=tally)]
+    return tally
 
 
 def fake_zendesk(*case_ids: str, clock_at: datetime = MONDAY) -> FakeConnector:

@@ -1,0 +1,114 @@
+"""The ledger records a live write's intent only while the tenant's lease is this replica's,
+checked in the very transaction that records it (real PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from tests.integration.leases_support import postgres_schema_url
+from tests.unit.worker_support import MONDAY, fake_zendesk, make_case, make_item, make_runtime
+from worker.cycle import run_cycle
+from worker.executor import LEASE_LOST
+from worker.leases import Lease, LeaseKeeper, PostgresLeases
+from worker.ledger import LeaseLost, Ledger, Outcome, engine_url
+
+pytestmark = pytest.mark.postgres
+
+TTL = timedelta(seconds=30)
+
+
+@pytest.fixture
+def url() -> Iterator[str]:
+    with postgres_schema_url() as scoped:
+        yield scoped
+
+
+@pytest.fixture
+def ledger(url: str) -> Iterator[Ledger]:
+    opened = Ledger.open(url)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def leases(url: str) -> Iterator[PostgresLeases]:
+    engine = sa.create_engine(engine_url(url))
+    store = PostgresLeases(engine)
+    store.create_tables()
+    yield store
+    engine.dispose()
+
+
+def take_over(leases: PostgresLeases, tenant: str) -> Lease:
+    """Another replica claims ``tenant`` as if its lease had lapsed (the holder was paused)."""
+    (taken,) = leases.acquire([tenant], "successor", TTL, now=datetime.now(UTC) + 2 * TTL)
+    return taken
+
+
+async def test_a_replica_whose_lease_was_taken_over_records_no_intent_and_writes_nothing(
+    ledger: Ledger, leases: PostgresLeases
+) -> None:
+    paused = LeaseKeeper(leases, "paused", TTL)
+    paused.refresh(["acme"])
+    take_over(leases, "acme")  # while it was paused; it still believes it holds acme
+    fake = fake_zendesk("1")
+    runtime = make_runtime(ledger, fake)
+    runtime.leases = paused
+
+    summary = await run_cycle(runtime, at=MONDAY)
+
+    assert fake.writes == []
+    assert [(r.case_ref, r.outcome, r.detail) for r in summary.items] == [
+        ("zendesk:1", Outcome.SKIPPED, LEASE_LOST)
+    ]
+    assert ledger.history("zendesk:1") == []
+    assert ledger.pending() == []
+
+
+def test_no_takeover_slips_in_between_the_fence_and_the_intent(
+    ledger: Ledger, leases: PostgresLeases
+) -> None:
+    holder = LeaseKeeper(leases, "holder", TTL)
+    holder.refresh(["acme"])
+    runtime = make_runtime(ledger, fake_zendesk())
+    runtime.leases = holder
+    fence = runtime.fence("acme")
+    assert fence is not None
+    attempts: list[list[Lease]] = []
+    past_ttl = datetime.now(UTC) + 2 * TTL
+
+    def lapsing_right_after_the_check(conn: sa.Connection) -> bool:
+        in_force = fence(conn)
+        # The lease lapses now, before the intent commits: a successor tries to take over.
+        attempts.append(leases.acquire(["acme"], "successor", TTL, now=past_ttl))
+        return in_force
+
+    item = make_item(make_case("1"))
+    ledger.begin(
+        item,
+        tenant="acme",
+        cycle_id="c1",
+        dry_run=False,
+        at=MONDAY,
+        started_at=MONDAY,
+        fence=lapsing_right_after_the_check,
+    )
+
+    assert attempts == [[]]  # held off until the intent was recorded
+    assert [pending.key for pending in ledger.pending()] == [item.key]
+    assert take_over(leases, "acme").holder == "successor"  # then it goes through
+    with pytest.raises(LeaseLost):  # and the old holder can record nothing more
+        ledger.begin(
+            make_item(make_case("2")),
+            tenant="acme",
+            cycle_id="c1",
+            dry_run=False,
+            at=MONDAY,
+            started_at=MONDAY,
+            fence=fence,
+        )
+    assert [pending.key for pending in ledger.pending()] == [item.key]
