@@ -11,6 +11,7 @@ import pytest
 
 from policies.model import idempotency_key
 from sandbox.app import Sandbox
+from sandbox.clock import parse_iso
 from tests.unit.sandbox_support import START, ZENDESK_AUTH, client_for, small_sandbox
 
 FOOTER = re.compile(r"— followup-worker · (?P<policy>\S+) · step (?P<step>\d+)/3 · fw-(?P<key>\w+)")
@@ -368,9 +369,8 @@ async def test_ticket_event_export_shows_every_audit_once_in_time_order_with_its
     for event in unique:
         latest[event["ticket_id"]] = max(latest.get(event["ticket_id"], 0), event["timestamp"])
     for ticket_id in desk.ticket_ids():
-        ticket = desk.record(ticket_id).ticket
-        updated = int(datetime.fromisoformat(ticket["updated_at"].replace("Z", "+00:00")).timestamp())
-        assert latest[ticket_id] == updated
+        updated = parse_iso(desk.record(ticket_id).ticket["updated_at"])
+        assert latest[ticket_id] == int(updated.timestamp())
 
 
 async def test_writes_and_activity_join_the_event_export_after_the_settle_minute(
