@@ -16,6 +16,11 @@ Prints API calls (reads, writes, 429s, per-ticket comment reads, from the sandbo
 counters) and wall time.
 
     python benchmarks/connectors_bench.py --tickets 10000 --due 1000 --rate-limit 20000
+
+Last run (10,000 tickets, 8,781 candidates, 1,000 due): the connector made 1,049 calls (49
+reads: 3 name lists, 36 event export pages, 10 ticket export pages; 1,000 writes; no
+per-ticket comment read, no 429) in 15.7 s; the zenpy script 17,973 (12,973 reads, 5,000
+writes) in 69.1 s: 17.1x as many. With ``--bulk``: 69 calls (10 jobs, 10 polls).
 """
 
 from __future__ import annotations

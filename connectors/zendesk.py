@@ -1,18 +1,18 @@
 """Zendesk Support: tickets in, one safe ticket update out.
 
-Reads. A cycle first reads the comments of every ticket changed in the lookback window from the
-time-based ticket event export (``/api/v2/incremental/ticket_events`` with ``comment_events``,
-up to 1,000 events a page) into a :class:`~connectors.zendesk_events.CommentIndex`. Candidate
-tickets then stream from the cursor-based incremental export
+Reads. Candidate tickets stream from the cursor-based incremental export
 (``/api/v2/incremental/tickets/cursor``, up to 1,000 tickets a page) with requesters
 side-loaded (``include=users``), so there is no per-ticket user lookup; solved, closed and
 deleted tickets are dropped as they stream by; a ticket that cannot be read (missing field,
 wrong type, unknown status) goes to the connector's ``report`` (:mod:`connectors.records`)
-and the stream goes on. A candidate's comments come from the index; only a ticket the index
-cannot answer for (changed since the export was read, older than the window without an
-inbound comment in it, see the index) gets its comments read on its own, newest first, and
-only back to the latest inbound activity: what came before it belongs to a finished follow-up
-cycle. A fresh single read (:meth:`ZendeskConnector.fetch_case`) always reads them on its own.
+and the stream goes on. Their comments come from the time-based ticket event export
+(``/api/v2/incremental/ticket_events`` with ``comment_events``, up to 1,000 ticket updates a
+page), read alongside into a :class:`~connectors.zendesk_events.CommentIndex`: a page per
+thousand updates instead of a call per ticket. Only a ticket the index cannot answer for
+(changed after the export showed it, older than the window without an inbound comment in it)
+gets its comments read on its own, newest first, and only back to the latest inbound
+activity: what came before it belongs to a finished follow-up cycle. A fresh single read
+(:meth:`ZendeskConnector.fetch_case`) always reads them on its own.
 
 Writes. All of a ticket's changes go in one ``PUT /api/v2/tickets/{id}`` with
 ``safe_update`` and the ``updated_stamp`` that was read, so an agent's concurrent edit answers

@@ -16,8 +16,12 @@ its comments or None, "read this ticket's comments yourself", when they cannot s
 - an event of the ticket could not be read, or one could not even be placed (no ticket id):
   that one could have been anybody's reply, so then every ticket reads its own.
 
-Time-based pages repeat the last second of the page before (the next page starts at its
-``end_time``); those repeats are dropped by event id.
+The connector reads the export alongside the ticket stream, only as far as each page of
+tickets needs (:meth:`CommentIndex.covers` past their latest update), and takes a ticket out of
+the index as it streams by: both exports run in time order, so the index holds the tickets
+seen in the export but not yet in the stream, not the whole window. Time-based pages repeat
+the last second of the page before (the next page starts at its ``end_time``); those repeats
+are dropped by event id.
 """
 
 from __future__ import annotations
