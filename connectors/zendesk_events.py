@@ -39,6 +39,10 @@ from connectors.zendesk_json import IndexedComment, has_inbound, indexed_comment
 
 __all__ = ["CommentIndex", "latest_update"]
 
+# A comment child event says "Comment"; a voice comment may say so or carry its audit event
+# type: both are comments (a missed call lost here would be a follow-up sent wrongly).
+_COMMENTS = ("Comment", "VoiceComment")
+
 
 @dataclass(slots=True)
 class _Ticket:
@@ -103,7 +107,7 @@ class CommentIndex:
         for child in children:
             if not isinstance(child, Mapping):
                 ticket.readable = False
-            elif child.get("event_type") == "Comment":
+            elif child.get("event_type") in _COMMENTS:
                 if (comment := indexed_comment(child)) is None:
                     ticket.readable = False
                 else:

@@ -287,6 +287,7 @@ def one_page(*tickets: dict[str, Any]) -> dict[str, Any]:
 MISSED_CALL = {"author_id": 501, "type": "VoiceComment", "public": False,
                "via": {"channel": "voice"},
                "data": {"call_status": "missed", "from": "+1555"}}  # fmt: skip
+VOICE = {"event_type": "VoiceComment"}  # how an audit names it; the export may do the same
 SIGNED_NOTE = {"author_id": 99, "body": f"1/3\n\n{FOOTER}", "public": False}
 
 
@@ -417,7 +418,7 @@ async def test_an_old_ticket_without_inbound_activity_in_the_window_reads_its_ow
     # Ticket 4 (also older) shows a missed call in the window: that is its latest inbound.
     router.get("/api/v2/incremental/ticket_events").respond(
         json=events_page(
-            audit(4, "2026-03-06T10:00:00Z", {**MISSED_CALL, "author_id": 504}),
+            audit(4, "2026-03-06T10:00:00Z", {**MISSED_CALL, "author_id": 504, **VOICE}),
             audit(1, "2026-03-07T10:00:00Z", SIGNED_NOTE),
             audit(1, STAMP),
             audit(4, STAMP),
