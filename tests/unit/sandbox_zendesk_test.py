@@ -400,3 +400,21 @@ async def test_writes_and_activity_join_the_event_export_after_the_settle_minute
     ]
     note = next(c for e in events for c in e["child_events"] if c.get("body") == "note")
     assert (note["public"], note["via"]["channel"]) == (False, "api")
+
+
+async def test_saved_writes_are_in_the_event_export_of_the_reloaded_sandbox(
+    client: Any, sandbox: Sandbox
+) -> None:
+    ticket_id = first_ticket(sandbox, "general_inquiry", "pending")
+    note = {"ticket": {"comment": {"body": "saved note", "public": False}}}
+    assert (await client.put(f"{API}/tickets/{ticket_id}", json=note)).status_code == 200
+    reloaded = small_sandbox()
+    reloaded.zendesk.load(sandbox.zendesk.dump())
+    start = int(START.timestamp())
+    horizon = int(sandbox.clock.now().timestamp())
+    assert reloaded.zendesk.events_since(start, horizon, 10) == (
+        sandbox.zendesk.events_since(start, horizon, 10)
+    )
+    (event,) = reloaded.zendesk.events_since(start, horizon, 10)[0]
+    shown = reloaded.zendesk.ticket_event(event, comments=True)
+    assert [c["body"] for c in shown["child_events"]] == ["saved note"]
