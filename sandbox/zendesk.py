@@ -3,7 +3,10 @@
 Generated tickets are read straight from the generator (cached); the first write copies a
 ticket into ``changed``, which then wins. Behaviour follows ../shared/specs/zendesk-notes.md:
 ``safe_update`` + ``updated_stamp`` answers 409, closed tickets refuse updates, a requester
-comment reopens a pending/hold/solved ticket, a public agent comment is emailed.
+comment reopens a pending/hold/solved ticket, a public agent comment is emailed. The
+incremental exports read two time indexes built once over the generated tenant (tickets by
+update, audits by time), plus the audits writes add: every ticket update is an audit, so the
+ticket event export shows every change.
 """
 
 from __future__ import annotations
