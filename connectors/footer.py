@@ -14,7 +14,7 @@ from datetime import datetime
 
 from policies.model import MARKER_PREFIX, Action, ActionType, FollowUpMark, PlanItem, marker_tag
 
-__all__ = ["Texts", "footer", "parse_footer", "with_footer"]
+__all__ = ["Texts", "footer", "parse_footer", "signed", "with_footer"]
 
 # The step as PlanItem.step_label writes it: "2/3", "#4" (open-ended cadence) or "after 3/3"
 # (what a policy does once its attempts are used up, step max + 1).
@@ -32,6 +32,11 @@ def footer(item: PlanItem) -> str:
 
 def with_footer(body: str, item: PlanItem) -> str:
     return f"{body.rstrip()}\n\n{footer(item)}" if body.strip() else footer(item)
+
+
+def signed(text: str) -> bool:
+    """Whether the worker wrote ``text`` (it carries a footer)."""
+    return _FOOTER.search(text) is not None
 
 
 def parse_footer(text: str, at: datetime) -> FollowUpMark | None:

@@ -5,9 +5,14 @@ Reads. Candidate tickets stream from the cursor-based incremental export
 side-loaded (``include=users``), so there is no per-ticket user lookup; solved, closed and
 deleted tickets are dropped as they stream by; a ticket that cannot be read (missing field,
 wrong type, unknown status) goes to the connector's ``report`` (:mod:`connectors.records`)
-and the stream goes on. Only candidates get their comments read, newest
-first, and only back to the latest inbound activity: what came before it belongs to a finished
-follow-up cycle.
+and the stream goes on. Their comments come from the time-based ticket event export
+(``/api/v2/incremental/ticket_events`` with ``comment_events``, up to 1,000 ticket updates a
+page), read alongside into a :class:`~connectors.zendesk_events.CommentIndex`: a page per
+thousand updates instead of a call per ticket. Only a ticket the index cannot answer for
+(changed after the export showed it, older than the window without an inbound comment in it)
+gets its comments read on its own, newest first, and only back to the latest inbound
+activity: what came before it belongs to a finished follow-up cycle. A fresh single read
+(:meth:`ZendeskConnector.fetch_case`) always reads them on its own.
 
 Writes. All of a ticket's changes go in one ``PUT /api/v2/tickets/{id}`` with
 ``safe_update`` and the ``updated_stamp`` that was read, so an agent's concurrent edit answers
@@ -30,12 +35,14 @@ The JSON translation itself lives in :mod:`connectors.zendesk_json`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import structlog
 
 from connectors.base import WriteOutcome, WriteResult
 from connectors.errors import BadRecord, Conflict, MappingError, OutcomeUnknown, VendorError
@@ -53,7 +60,8 @@ from connectors.records import (
 )
 from connectors.resolution import NameCheck
 from connectors.settings import Timeouts, VendorLimits
-from connectors.zendesk_json import ZendeskIds, comment_activity, ticket_case, ticket_updates
+from connectors.zendesk_events import CommentIndex, latest_update
+from connectors.zendesk_json import ZendeskIds, has_inbound, ticket_case, ticket_updates
 from policies.model import (
     Account,
     Case,
@@ -64,9 +72,12 @@ from policies.model import (
 
 __all__ = ["ZendeskConnector"]
 
+log = structlog.get_logger(__name__)
+
 # A tuple, not a set: a malformed (unhashable) status still compares, and is reported later.
 _FINISHED = ("solved", "closed", "deleted")
 _TICKET = "/api/v2/tickets/{}"
+_COMMENT_PAGE = 100  # comments per page of a ticket's own read
 
 
 class ZendeskConnector(OwnsClient):
@@ -123,16 +134,26 @@ class ZendeskConnector(OwnsClient):
         )
         return cls(client, mapping, plans=plans, page_size=page_size, clock=clock, report=report)
 
-    async def _pages(self, url: str, params: Mapping[str, Any] | None = None) -> AsyncIterator[Any]:
+    async def _pages(
+        self, url: str, params: Mapping[str, Any] | None = None
+    ) -> AsyncGenerator[Any, None]:
         """Every page of a list, whichever of Zendesk's three pagination styles it uses."""
         next_url: str | None = url
         query = dict(params or {})
         while next_url:
             page = await self._client.read("GET", next_url, params=query)
             yield page
-            if "end_of_stream" in page:
-                # Incremental export: its after_url carries only the cursor, so the page size
-                # and side-loads are sent again with it.
+            if "end_time" in page:
+                # Time-based incremental export: the next page starts at end_time (showing that
+                # second again). A page that does not move on would repeat forever: the stream
+                # ends there, and what it did not show is read per ticket (CommentIndex).
+                start = query["start_time"]
+                moved = isinstance(page["end_time"], int) and page["end_time"] > start
+                next_url = url if moved and not page["end_of_stream"] else None
+                query = {**query, "start_time": page["end_time"]}
+            elif "end_of_stream" in page:
+                # Cursor-based incremental export: its after_url carries only the cursor, so
+                # the page size and side-loads are sent again with it.
                 next_url = None if page["end_of_stream"] else url
                 query = {k: v for k, v in query.items() if k != "start_time"}
                 query["cursor"] = page.get("after_cursor")
@@ -213,43 +234,59 @@ class ZendeskConnector(OwnsClient):
         requester_id = ticket.get("requester_id")
         found: list[Mapping[str, Any]] = []
         url = _TICKET.format(text(ticket, "id")) + "/comments"
-        params = {"sort": "-created_at", "page[size]": 100}
+        params = {"sort": "-created_at", "page[size]": _COMMENT_PAGE}
         pages = 0
         async for page in self._pages(url, params):
             found.extend(page["comments"])
             pages += 1
-            inbound = any(
-                (a := comment_activity(c, requester_id)) is not None and a.kind.is_inbound
-                for c in page["comments"]
-            )
-            if inbound or pages >= self._comment_pages:
+            if has_inbound(page["comments"], requester_id) or pages >= self._comment_pages:
                 break
         return found
 
     async def _case(
-        self, ticket: Mapping[str, Any], users: Mapping[Any, Mapping[str, Any]], ids: ZendeskIds
+        self,
+        ticket: Mapping[str, Any],
+        users: Mapping[Any, Mapping[str, Any]],
+        ids: ZendeskIds,
+        index: CommentIndex,
     ) -> Case:
         with translating("zendesk", ticket):
-            comments = await self._evidence(ticket)
+            comments: Sequence[Mapping[str, Any]] | None = index.take(ticket)
+            if comments is None:
+                comments = await self._evidence(ticket)
         return ticket_case(ticket, users, comments, ids)
 
     async def cases(self) -> AsyncIterator[Case]:
-        """Candidate tickets; one that cannot be read goes to ``report`` and the rest go on."""
+        """Candidate tickets; one that cannot be read goes to ``report`` and the rest go on.
+
+        The ticket event export is read alongside, only as far as each page of tickets needs
+        (past the latest update among them): both exports run in time order, so the index
+        holds the tickets whose events were read but which have not streamed by yet, not
+        every ticket of the window."""
         ids = await self.resolve()
         since = self._clock() - timedelta(days=self._mapping.lookback_days)
-        params = {
-            "start_time": int(since.timestamp()),
-            "include": "users",
-            "per_page": self._page_size,
-        }
-        async for page in self._pages("/api/v2/incremental/tickets/cursor", params):
-            users = _side_loaded_users(page)
-            candidates = [t for t in page["tickets"] if not _finished(t)]
-            read = await asyncio.gather(
-                *(case_or_bad(self._case(t, users, ids)) for t in candidates)
-            )
-            for case in reported(read, self._report):
-                yield case
+        start = int(since.timestamp())
+        index = CommentIndex(since, cap=self._comment_pages * _COMMENT_PAGE)
+        export = {"start_time": start, "include": "comment_events", "per_page": self._page_size}
+        params = {"start_time": start, "include": "users", "per_page": self._page_size}
+        async with aclosing(self._pages("/api/v2/incremental/ticket_events", export)) as events:
+            async for page in self._pages("/api/v2/incremental/tickets/cursor", params):
+                until = latest_update(page["tickets"])
+                while not index.covers(until) and (found := await anext(events, None)) is not None:
+                    index.add(found)
+                users = _side_loaded_users(page)
+                candidates = []
+                for ticket in page["tickets"]:
+                    if _finished(ticket):
+                        index.forget(ticket.get("id"))
+                    else:
+                        candidates.append(ticket)
+                read = await asyncio.gather(
+                    *(case_or_bad(self._case(t, users, ids, index)) for t in candidates)
+                )
+                for case in reported(read, self._report):
+                    yield case
+        log.info("zendesk_comment_index", events=index.events, read_alone=index.read_alone)
 
     async def accounts(self) -> AsyncIterator[Account]:
         flags = self._mapping.organization_fields

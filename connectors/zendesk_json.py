@@ -9,12 +9,13 @@ worker's own signed notes, which are follow-ups (:func:`connectors.footer.parse_
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from connectors.errors import MappingError
-from connectors.footer import Texts, parse_footer
+from connectors.footer import Texts, parse_footer, signed
 from connectors.records import instant, optional_text, text, translating
 from policies.model import (
     MARKER_PREFIX,
@@ -34,9 +35,12 @@ from policies.model import (
 
 __all__ = [
     "WORKER_TAG",
+    "IndexedComment",
     "TicketUpdates",
     "ZendeskIds",
     "comment_activity",
+    "has_inbound",
+    "indexed_comment",
     "ticket_case",
     "ticket_updates",
 ]
@@ -169,6 +173,82 @@ def comment_activity(comment: Mapping[str, Any], requester_id: Any) -> Activity 
     if not comment.get("public", True) and custom.get("missed"):
         return Activity(ActivityKind.MISSED_EMAIL, at)
     return Activity(ActivityKind.CUSTOMER_REPLY, at)
+
+
+def has_inbound(comments: Iterable[Mapping[str, Any]], requester_id: Any) -> bool:
+    """Whether any of ``comments`` is the requester's activity (a reply, call, email)."""
+    return any(
+        (activity := comment_activity(comment, requester_id)) is not None
+        and activity.kind.is_inbound
+        for comment in comments
+    )
+
+
+class IndexedComment(NamedTuple):
+    """A comment as the ticket event export showed it, cut down to what this module reads of
+    a comment: the body only when it is one of the worker's signed notes, no html, no
+    attachments. Small enough (about 250 bytes) for every ticket's comments to be held at once."""
+
+    author_id: int | str
+    created_at: str
+    public: bool
+    type: str
+    channel: str | None
+    call_status: str | None
+    missed: bool
+    body: str  # "" unless the worker signed it
+
+    def as_comment(self) -> dict[str, Any]:
+        """The comment as the readers here take it (the shape of a ticket's comments)."""
+        comment: dict[str, Any] = {
+            "author_id": self.author_id,
+            "created_at": self.created_at,
+            "public": self.public,
+            "type": self.type,
+            "via": {"channel": self.channel},
+            "body": self.body,
+        }
+        if self.call_status is not None:
+            comment["data"] = {"call_status": self.call_status}
+        if self.missed:
+            comment["metadata"] = {"custom": {"missed": True}}
+        return comment
+
+
+def indexed_comment(child: Mapping[str, Any]) -> IndexedComment | None:
+    """A comment child event of the ticket event export, compact; None when a value is not
+    what Zendesk sends, which a compact copy could not keep (the ticket is then read alone)."""
+    via, data = child.get("via") or {}, child.get("data") or {}
+    metadata = child.get("metadata") or {}
+    custom = (metadata.get("custom") or {}) if isinstance(metadata, Mapping) else None
+    author, created, public = child.get("author_id"), child.get("created_at"), child.get("public")
+    kind, body = child.get("type"), child.get("body") or ""
+    if not (
+        isinstance(author, int | str)
+        and not isinstance(author, bool)
+        and isinstance(created, str)
+        and isinstance(public, bool)
+        and isinstance(kind, str)
+        and isinstance(body, str)
+        and isinstance(via, Mapping)
+        and isinstance(data, Mapping)
+        and isinstance(custom, Mapping)
+    ):
+        return None
+    channel, call_status = via.get("channel"), data.get("call_status")
+    if not (isinstance(channel, str | None) and isinstance(call_status, str | None)):
+        return None
+    return IndexedComment(
+        author_id=author,
+        created_at=created,
+        public=public,
+        # Repeated words are shared, not held once per comment.
+        type=sys.intern(kind),
+        channel=None if channel is None else sys.intern(channel),
+        call_status=None if call_status is None else sys.intern(call_status),
+        missed=bool(custom.get("missed")),
+        body=body if signed(body) else "",
+    )
 
 
 def _body(comment: Mapping[str, Any]) -> str:

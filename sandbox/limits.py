@@ -49,6 +49,7 @@ DEFAULT_LIMITS = {
             "PUT /api/v2/tickets/{ticket_id}": 100,
             "GET /api/v2/search/export": 100,
             "GET /api/v2/incremental/tickets/cursor": 10,
+            "GET /api/v2/incremental/ticket_events": 10,
         },
     ),
     "intercom": VendorLimit(10_000),

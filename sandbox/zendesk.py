@@ -3,7 +3,10 @@
 Generated tickets are read straight from the generator (cached); the first write copies a
 ticket into ``changed``, which then wins. Behaviour follows ../shared/specs/zendesk-notes.md:
 ``safe_update`` + ``updated_stamp`` answers 409, closed tickets refuse updates, a requester
-comment reopens a pending/hold/solved ticket, a public agent comment is emailed.
+comment reopens a pending/hold/solved ticket, a public agent comment is emailed. The
+incremental exports read two time indexes built once over the generated tenant (tickets by
+update, audits by time), plus the audits writes add: every ticket update is an audit, so the
+ticket event export shows every change.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from __future__ import annotations
 import copy
 import heapq
 import re
-from bisect import bisect_right
+from array import array
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -89,7 +93,11 @@ class ZendeskDesk:
         self._generated = lru_cache(maxsize=4096)(generator.ticket)
         self.changed: dict[int, TicketRecord] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
+        # Both built together on the first export that needs one (one pass over the tenant).
         self._export_index: list[tuple[int, int]] | None = None
+        self._event_index: array[int] | None = None  # generated audits, see _pack_event
+        # (unix time, ticket id, audit index) of every audit a write added, in time order.
+        self._written_events: list[Event] = []
 
     # --- reading ---------------------------------------------------------------------
 
@@ -148,12 +156,7 @@ class ZendeskDesk:
     ) -> tuple[list[tuple[int, int]], bool]:
         """(updated unix time, id) of tickets changed after ``after`` and not after
         ``horizon``, oldest first, at most ``limit``; and whether more follow."""
-        if self._export_index is None:
-            # Built once, on the first export: generated stamps never change.
-            self._export_index = sorted(
-                (self._generated(i).ticket["generated_timestamp"], i) for i in self.ticket_ids()
-            )
-        index = self._export_index
+        index, _ = self._indexes()
         generated = (
             entry
             for entry in islice(index, bisect_right(index, after), None)
@@ -167,6 +170,71 @@ class ZendeskDesk:
         due = takewhile(lambda entry: entry[0] <= horizon, heapq.merge(generated, written))
         chosen = list(islice(due, limit + 1))
         return chosen[:limit], len(chosen) > limit
+
+    def _indexes(self) -> tuple[list[tuple[int, int]], array[int]]:
+        """Generated tickets by update time and generated audits by time. Built once, on the
+        first export: what the generator made never changes (a write copies the ticket and
+        only appends audits, which ``_written_events`` tracks)."""
+        if self._export_index is None or self._event_index is None:
+            stamps, events = [], []
+            for ticket_id in self.ticket_ids():
+                record = self._generated(ticket_id)
+                stamps.append((record.ticket["generated_timestamp"], ticket_id))
+                events += [_pack_event(_unix(audit["created_at"]), ticket_id, n)
+                           for n, audit in enumerate(record.audits)]  # fmt: skip
+            self._export_index = sorted(stamps)
+            events.sort()
+            self._event_index = array("q", events)
+        return self._export_index, self._event_index
+
+    def events_since(self, start: int, horizon: int, limit: int) -> tuple[list[Event], bool]:
+        """(unix time, ticket id, audit index) of the audits made at ``start`` or later and
+        not after ``horizon``, oldest first; and whether more follow. At least ``limit`` when
+        there are that many, and never a second cut in two: the rest of the last second
+        comes along (Zendesk's time-based pages may exceed their size the same way)."""
+        _, index = self._indexes()
+        first = bisect_left(index, _pack_event(start, 0, 0))
+        generated = (_unpack_event(index[n]) for n in range(first, len(index)))
+        written = self._written_events[bisect_left(self._written_events, (start, 0, 0)) :]
+        due = takewhile(lambda event: event[0] <= horizon, heapq.merge(generated, written))
+        chosen: list[Event] = []
+        for event in due:
+            if len(chosen) >= limit and event[0] != chosen[-1][0]:
+                return chosen, True
+            chosen.append(event)
+        return chosen, False
+
+    def ticket_event(self, event: Event, *, comments: bool) -> dict[str, Any]:
+        """One audit as the ticket event export shows it: its comment, if any, as a child event
+        (in full with ``comments``, else only flagged), then its field changes."""
+        _, ticket_id, index = event
+        record = self.record(ticket_id)
+        audit = record.audits[index]
+        children = []
+        for child in audit["events"]:
+            if child["type"] in ("Comment", "VoiceComment"):
+                comment = _comment_of(audit, record.comments, index)
+                children.append(
+                    {**comment, "event_type": "Comment", "via_reference_id": None}
+                    if comments
+                    else {"id": comment["id"], "event_type": "Comment", "comment_present": True,
+                          "comment_public": comment["public"]}
+                )  # fmt: skip
+            else:
+                change = {k: v for k, v in child.items() if k != "type"}
+                children.append({**change, "event_type": child["type"], "via": audit["via"],
+                                 "via_reference_id": None})  # fmt: skip
+        return {
+            "id": audit["id"],
+            "ticket_id": ticket_id,
+            "timestamp": event[0],
+            "created_at": audit["created_at"],
+            "updater_id": audit["author_id"],
+            "via": audit["via"],
+            "system": audit["metadata"]["system"],
+            "event_type": "Audit",
+            "child_events": children,
+        }
 
     def scenario(self, ticket_id: int) -> str:
         return self._generator.scenario(ticket_id)
@@ -376,6 +444,7 @@ class ZendeskDesk:
             "events": events,
         }
         record.audits.append(audit)
+        self._audited(record)
         return ticket, audit
 
     def _bump(self, ticket: dict[str, Any]) -> datetime:
@@ -417,9 +486,16 @@ class ZendeskDesk:
         changes = (("status", "open", ticket["status"]),) if reopen else ()
         now = self._bump(ticket)
         comment = add_inbound_comment(record, kind, requester, now, body, changes)
+        self._audited(record)
         if reopen:
             ticket["status"] = "open"
         return comment
+
+    def _audited(self, record: TicketRecord) -> None:
+        """Put the audit a write just added into the event export."""
+        index = len(record.audits) - 1
+        at = _unix(record.audits[index]["created_at"])
+        insort(self._written_events, (at, record.ticket["id"], index))
 
     def replace_tags(self, ticket_id: int, tags: list[str], mode: str) -> list[str]:
         """``/tickets/{id}/tags``: ``set`` (POST), ``add`` (PUT) or ``remove`` (DELETE)."""
@@ -448,6 +524,43 @@ class ZendeskDesk:
             for ticket_id, r in data.get("tickets", {}).items()
         }
         self.jobs = dict(data.get("jobs", {}))
+        self._written_events = sorted(
+            (_unix(audit["created_at"]), ticket_id, index)
+            for ticket_id, record in self.changed.items()
+            for index, audit in enumerate(record.audits)
+            if index >= len(self._generated(ticket_id).audits)
+        )
+
+
+Event = tuple[int, int, int]  # (unix time, ticket id, index in the ticket's audits)
+_TICKET_BITS, _AUDIT_BITS = 21, 10  # up to 2M tickets of up to 1,024 generated audits
+
+
+def _pack_event(at: int, ticket_id: int, index: int) -> int:
+    """A generated audit as one 64-bit integer that sorts by time: 1M tickets' worth of
+    audits fit in tens of MB (an array), where tuples would take hundreds."""
+    if ticket_id >> _TICKET_BITS or index >> _AUDIT_BITS:
+        raise ValueError(f"ticket {ticket_id} audit {index}: beyond the event index")
+    return (at << (_TICKET_BITS + _AUDIT_BITS)) | (ticket_id << _AUDIT_BITS) | index
+
+
+def _unpack_event(packed: int) -> Event:
+    at, rest = divmod(packed, 1 << (_TICKET_BITS + _AUDIT_BITS))
+    ticket_id, index = divmod(rest, 1 << _AUDIT_BITS)
+    return at, ticket_id, index
+
+
+def _unix(stamp: str) -> int:
+    return int(parse_iso(stamp).timestamp())
+
+
+def _comment_of(audit: dict[str, Any], comments: list[dict[str, Any]], last: int) -> Any:
+    """The comment ``audit`` added. Audits and comments both grow in time order and every
+    comment has its audit, so it sits at or before the audit's own index."""
+    for position in range(min(last, len(comments) - 1), -1, -1):
+        if comments[position]["audit_id"] == audit["id"]:
+            return comments[position]
+    raise LookupError(f"audit {audit['id']} names a comment the ticket does not have")
 
 
 def _agent_json(agent: Any) -> dict[str, Any]:

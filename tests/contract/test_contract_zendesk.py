@@ -1,6 +1,7 @@
 """Every request the Zendesk connector sends, and every response it parses, against the
-Zendesk Support OpenAPI description: resolving names, the incremental export with side-loaded
-users, comments, organizations, a fresh ticket read, and the reply + note ticket updates."""
+Zendesk Support OpenAPI description: resolving names, the ticket event export with comments,
+the incremental export with side-loaded users, comments, organizations, a fresh ticket read,
+and the reply + note ticket updates."""
 
 from __future__ import annotations
 
@@ -128,6 +129,44 @@ def router() -> respx.MockRouter:
             "end_of_stream": True,
         }
     )
+    # The description types these events with its ticket *metric* event schema (none of whose
+    # properties is required); the shape is the audit the developer docs show.
+    router.get("/api/v2/incremental/ticket_events").respond(
+        json={
+            "ticket_events": [
+                {
+                    "id": 9001,
+                    "ticket_id": 7,
+                    "timestamp": 1773050400,  # STAMP
+                    "created_at": STAMP,
+                    "updater_id": 21,
+                    "via": {"channel": "api"},
+                    "event_type": "Audit",
+                    "child_events": [
+                        {**comment(2, 21, f"1/3\n\n{FOOTER}", public=False),
+                         "event_type": "Comment", "audit_id": 9001, "created_at": STAMP},
+                    ],
+                },
+                {
+                    "id": 9002,
+                    "ticket_id": 8,
+                    "timestamp": 1773050400,
+                    "created_at": STAMP,
+                    "updater_id": 21,
+                    "via": {"channel": "api"},
+                    "event_type": "Audit",
+                    "child_events": [
+                        {"id": 9003, "event_type": "Change", "field_name": "status",
+                         "value": "closed", "previous_value": "solved"},
+                    ],
+                },
+            ],
+            "next_page": f"{BASE}/api/v2/incremental/ticket_events.json?start_time=1773050400",
+            "count": 2,
+            "end_of_stream": True,
+            "end_time": 1773050400,
+        }
+    )  # fmt: skip
     router.get("/api/v2/tickets/7/comments").respond(
         json=cursor_page(
             "comments",

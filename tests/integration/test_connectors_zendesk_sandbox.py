@@ -1,11 +1,15 @@
-"""The Zendesk connector over real HTTP against the sandbox: streaming pages, one update per
-ticket, and no duplicate note through 429 storms, 5xx, timeouts, dropped answers and conflicts."""
+"""The Zendesk connector over real HTTP against the sandbox: streaming pages with comments from
+the ticket event export (a ticket's own comments read only when the export cannot tell), one
+update per ticket, and no duplicate note through 429 storms, 5xx, timeouts, dropped answers and
+conflicts."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +20,16 @@ from connectors.base import WriteOutcome
 from connectors.mapping import load_mapping
 from connectors.settings import Timeouts, VendorLimits
 from connectors.zendesk import ZendeskConnector
-from policies.model import Action, ActionType, Case, PlanItem, Status, idempotency_key
+from connectors.zendesk_json import ticket_updates
+from policies.model import (
+    Action,
+    ActionType,
+    ActivityKind,
+    Case,
+    PlanItem,
+    Status,
+    idempotency_key,
+)
 
 sandbox_server = pytest.importorskip("sandbox.server", reason="needs the sandbox package")
 
@@ -64,6 +77,22 @@ def fault(
     ).raise_for_status()
 
 
+COMMENTS = "GET /api/v2/tickets/{ticket_id:int}/comments"
+EVENTS = "GET /api/v2/incremental/ticket_events"
+
+
+def comment_reads(admin: httpx.Client) -> set[str]:
+    """The tickets whose own comments were read since the last stats reset."""
+    log = admin.get("/requests", params={"vendor": "zendesk", "limit": 100_000}).json()
+    paths = (entry["path"] for entry in log["requests"])
+    return {m[1] for path in paths if (m := re.search(r"/tickets/(\d+)/comments$", path))}
+
+
+def settle(admin: httpx.Client) -> None:
+    """Move the clock past the minute the incremental exports leave out."""
+    admin.post("/clock", json={"advance_seconds": 120}).raise_for_status()
+
+
 def endpoint_calls(admin: httpx.Client) -> dict[str, int]:
     counts: dict[str, int] = {}
     for row in admin.get("/stats").json()["endpoints"]:
@@ -82,13 +111,14 @@ def connect(
     limits: VendorLimits = FAST,
     timeouts: Timeouts = DEFAULT_TIMEOUTS,
     page_size: int = 1000,
+    lookback_days: int = 365,
 ) -> ZendeskConnector:
     assert MAPPING.zendesk is not None
     return ZendeskConnector.connect(
         sandbox.urls["zendesk"],
         "worker@example.com",
         "zd-sandbox-token",
-        MAPPING.zendesk,
+        MAPPING.zendesk.model_copy(update={"lookback_days": lookback_days}),
         limits=limits,
         timeouts=timeouts,
         page_size=page_size,
@@ -112,9 +142,28 @@ async def test_candidates_stream_the_same_in_any_page_size_without_user_lookups(
     # One export call per page of tickets (candidates or not), and no more.
     pages = calls["GET /api/v2/incremental/tickets/cursor"]
     assert len(found) / page_size <= pages <= tickets // page_size + 1
-    assert calls["GET /api/v2/tickets/{ticket_id:int}/comments"] == len(found)
+    # Comments come from the event export, a page per page_size events (each page repeats
+    # the last second of the one before); no ticket's own comments are read.
+    desk = sandbox.sandbox.zendesk
+    events = sum(len(desk.record(i).audits) for i in desk.ticket_ids())
+    assert calls[EVENTS] <= events // page_size + 1 if page_size > 1 else calls[EVENTS] <= events
+    assert COMMENTS not in calls
     assert "GET /api/v2/users/{user_id:int}" not in calls
     assert "GET /api/v2/users/show_many" not in calls
+
+
+async def test_cases_from_the_event_export_equal_a_fresh_read_of_each_ticket(
+    zendesk: ZendeskConnector,
+) -> None:
+    streamed = [case async for case in zendesk.cases()]
+    assert len(streamed) > 20
+    for case in streamed:
+        fresh = await zendesk.fetch_case(case.id)  # its own comments, read on their own
+        assert (case.history, case.followups, case.tags) == (
+            fresh.history,
+            fresh.followups,
+            fresh.tags,
+        )
 
 
 async def first_pending(connector: ZendeskConnector, skip: set[str] = frozenset()) -> Case:
@@ -195,6 +244,15 @@ async def test_answer_dropped_after_apply_leaves_exactly_one_note(
     result = await zendesk.apply(item)
     assert result.outcome is WriteOutcome.ALREADY_APPLIED
     assert await markers(zendesk, case.id, item.key) == 1
+    # The next cycle reads the ticket from the event export: it sees the one note, and the
+    # item is not written again.
+    settle(admin)
+    admin.post("/reset-stats")
+    streamed = {found.id: found async for found in zendesk.cases()}
+    assert case.id not in comment_reads(admin)
+    assert [mark.key for mark in streamed[case.id].followups] == [item.key]
+    again = await zendesk.apply(replace(item, case=streamed[case.id]))
+    assert (again.outcome, again.calls) == (WriteOutcome.ALREADY_APPLIED, 0)
 
 
 async def test_answer_dropped_before_apply_is_written_once_more(
@@ -257,21 +315,24 @@ async def test_an_agents_change_meanwhile_is_a_conflict_not_overwritten(
 async def test_reads_ride_out_server_errors_and_resets(
     sandbox: Any, admin: httpx.Client, kind: str, probability: float
 ) -> None:
-    async with connect(sandbox) as clean:
+    async with connect(sandbox, page_size=50) as clean:
         expected = await candidate_ids(clean)
-    fault(admin, kind, "GET /api/v2/tickets/*/comments", probability)
-    async with connect(sandbox) as zendesk:
+    pages = endpoint_calls(admin)[EVENTS]
+    admin.post("/reset-stats")
+    fault(admin, kind, "GET /api/v2/incremental/ticket_events", probability)
+    async with connect(sandbox, page_size=50) as zendesk:
         assert await candidate_ids(zendesk) == expected
-    assert endpoint_calls(admin)["GET /api/v2/tickets/{ticket_id:int}/comments"] > len(expected)
+    assert endpoint_calls(admin)[EVENTS] > pages
+    assert not comment_reads(admin)
 
 
 async def test_429_storm_waits_retry_after_and_loses_nothing(
     sandbox: Any, admin: httpx.Client
 ) -> None:
-    async with connect(sandbox) as clean:
+    async with connect(sandbox, page_size=50) as clean:
         expected = await candidate_ids(clean)
-    fault(admin, "429", "GET /api/v2/tickets/*/comments", 0.5, times=4)
-    async with connect(sandbox) as zendesk:
+    fault(admin, "429", "GET /api/v2/incremental/ticket_events", 0.5, times=4)
+    async with connect(sandbox, page_size=50) as zendesk:
         assert await candidate_ids(zendesk) == expected
         assert zendesk._client.calls["rate_limited"] == 4
 
@@ -333,3 +394,107 @@ async def test_bulk_job_answer_dropped_after_apply_duplicates_nothing(
         assert {r.outcome for r in results} == {WriteOutcome.ALREADY_APPLIED}
         for item in items:
             assert await markers(zendesk, item.case.id, item.key) == 1
+
+
+async def test_a_missed_call_reads_from_the_event_export_as_one(
+    zendesk: ZendeskConnector, admin: httpx.Client
+) -> None:
+    case = None
+    async for found in zendesk.cases():
+        phone = found.requester.phone if found.requester else None
+        fresh = found.id not in USED and not found.followups
+        if found.status is Status.PENDING and phone and fresh:
+            case = found
+            break
+    assert case is not None, "the sandbox has no pending ticket of a requester with a phone"
+    USED.add(case.id)
+    admin.post(
+        "/activity", json={"vendor": "zendesk", "id": case.id, "kind": "missed_call"}
+    ).raise_for_status()
+    settle(admin)
+    admin.post("/reset-stats")
+    streamed = {found.id: found async for found in zendesk.cases()}
+    assert case.id not in comment_reads(admin)
+    assert streamed[case.id].history[-1].kind is ActivityKind.MISSED_CALL
+
+
+async def test_a_reply_the_event_export_has_not_shown_yet_is_read_from_the_ticket(
+    zendesk: ZendeskConnector, admin: httpx.Client, sandbox: Any, monkeypatch: Any
+) -> None:
+    case = await take_pending(zendesk)
+    admin.post(
+        "/activity", json={"vendor": "zendesk", "id": case.id, "kind": "customer_reply"}
+    ).raise_for_status()
+    settle(admin)
+    desk = sandbox.sandbox.zendesk
+    replied = datetime.fromisoformat(desk.record(int(case.id)).ticket["updated_at"])
+    cutoff = int(replied.timestamp()) - 1
+    shown = desk.events_since
+
+    def read_before_the_reply(start: int, horizon: int, limit: int) -> Any:
+        return shown(start, min(horizon, cutoff), limit)
+
+    # The export as it stood just before the reply: the ticket then changed after it was read.
+    monkeypatch.setattr(desk, "events_since", read_before_the_reply)
+    admin.post("/reset-stats")
+    streamed = {found.id: found async for found in zendesk.cases()}
+    read_alone = comment_reads(admin)
+    assert case.id in read_alone
+    for ticket_id in read_alone:  # and only tickets changed after the export stopped
+        updated = datetime.fromisoformat(desk.record(int(ticket_id)).ticket["updated_at"])
+        assert updated.timestamp() > cutoff
+    last = streamed[case.id].history[-1]
+    assert (last.kind, last.at) == (ActivityKind.CUSTOMER_REPLY, replied)
+
+
+async def test_an_older_ticket_without_inbound_activity_in_the_window_is_read_alone(
+    sandbox: Any, admin: httpx.Client
+) -> None:
+    # Every sandbox ticket was created 30 to 90 days ago; the window is the last 20 days.
+    async with connect(sandbox, lookback_days=20) as zendesk:
+        streamed = [case async for case in zendesk.cases()]
+        read_alone = comment_reads(admin)
+        since = sandbox.sandbox.clock.now() - timedelta(days=20)
+        fresh = {case.id: await zendesk.fetch_case(case.id) for case in streamed}
+    without = {
+        ticket_id
+        for ticket_id, case in fresh.items()
+        if not any(a.kind.is_inbound and a.at >= since for a in case.history)
+    }
+    assert 0 < len(without) < len(streamed)
+    assert read_alone == without
+    for case in streamed:  # the latest inbound activity, the anchor, is the same either way
+        assert latest_inbound(case) == latest_inbound(fresh[case.id])
+
+
+def latest_inbound(case: Case) -> datetime | None:
+    return max((a.at for a in case.history if a.kind.is_inbound), default=None)
+
+
+async def test_a_reply_whose_note_never_came_is_finished_once_from_the_event_export(
+    zendesk: ZendeskConnector, admin: httpx.Client, sandbox: Any
+) -> None:
+    case = await take_pending(zendesk)
+    item = plan_for(case, Action(ActionType.REPLY, {"template": "t", "body": "Still there?"}))
+    admin.delete("/outbox")
+    # The worker's reply went out, then it died before the note.
+    updates = ticket_updates(item, await zendesk.resolve())
+    assert updates.reply is not None
+    body = {"ticket": {**updates.reply, "safe_update": True, "updated_stamp": case.updated_stamp}}
+    auth = ("worker@example.com/token", "zd-sandbox-token")
+    url = f"{sandbox.urls['zendesk']}/api/v2/tickets/{case.id}"
+    httpx.put(url, json=body, auth=auth).raise_for_status()
+    settle(admin)
+    admin.post("/reset-stats")
+    streamed = {found.id: found async for found in zendesk.cases()}
+    half_done = streamed[case.id]
+    assert case.id not in comment_reads(admin)
+    # Its reply is the worker's, not an agent's update that would restart the wait.
+    assert ActivityKind.AGENT_UPDATE not in {
+        a.kind for a in half_done.history if a.at > case.updated_at
+    }
+    result = await zendesk.apply(replace(item, case=half_done))
+    assert result.outcome is WriteOutcome.APPLIED
+    outbox = admin.get("/outbox").json()["messages"]
+    assert sum("Still there?" in str(m) for m in outbox) == 1
+    assert await markers(zendesk, case.id, item.key) == 1

@@ -164,6 +164,7 @@ ZENDESK_READS = [
                                "page[size]": "10"}),
     ("/api/v2/search", {"query": "type:ticket status:open"}),
     ("/api/v2/incremental/tickets/cursor", {"start_time": "0", "include": "users"}),
+    ("/api/v2/incremental/ticket_events", {"start_time": "0", "include": "comment_events"}),
     ("/api/v2/users", {"page[size]": "10"}),
     ("/api/v2/users/1001", {}),
     ("/api/v2/users/show_many", {"ids": "1001,1002"}),

@@ -11,7 +11,8 @@ import pytest
 
 from policies.model import idempotency_key
 from sandbox.app import Sandbox
-from tests.unit.sandbox_support import ZENDESK_AUTH, client_for, small_sandbox
+from sandbox.clock import parse_iso
+from tests.unit.sandbox_support import START, ZENDESK_AUTH, client_for, small_sandbox
 
 FOOTER = re.compile(r"— followup-worker · (?P<policy>\S+) · step (?P<step>\d+)/3 · fw-(?P<key>\w+)")
 
@@ -321,3 +322,99 @@ async def test_tags_endpoint_adds_removes_and_sets(client: Any) -> None:
     await client.request("DELETE", path, json={"tags": ["vip"]})
     assert "vip" not in (await client.get(path)).json()["tags"]
     assert (await client.post(path, json={"tags": ["only_this"]})).json()["tags"] == ["only_this"]
+
+
+async def export_events(client: Any, start: int, per_page: int = 1000) -> list[dict[str, Any]]:
+    """Every page of the ticket event export from ``start``, repeats included."""
+    events: list[dict[str, Any]] = []
+    params = {"start_time": str(start), "include": "comment_events", "per_page": str(per_page)}
+    while True:
+        response = await client.get(f"{API}/incremental/ticket_events", params=params)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        events += body["ticket_events"]
+        assert body["count"] == len(body["ticket_events"])
+        if body["end_of_stream"]:
+            return events
+        assert body["end_time"] > int(params["start_time"])  # every page moves on
+        params["start_time"] = str(body["end_time"])
+
+
+@pytest.fixture
+async def unlimited(client: Any) -> Any:
+    """The ticket event export allows 10 calls a minute, as Zendesk's does; these tests page
+    through it more often."""
+    response = await client.put("/_admin/limits", json={"zendesk": {"per_minute": None}})
+    response.raise_for_status()
+    return client
+
+
+async def test_ticket_event_export_shows_every_audit_once_in_time_order_with_its_comment(
+    unlimited: Any, sandbox: Sandbox
+) -> None:
+    desk = sandbox.zendesk
+    events = await export_events(unlimited, 0, per_page=70)
+    unique = list({event["id"]: event for event in events}.values())
+    assert len(unique) == sum(len(desk.record(i).audits) for i in desk.ticket_ids())
+    assert [e["timestamp"] for e in events] == sorted(e["timestamp"] for e in events)
+    comments = [c for e in unique for c in e["child_events"] if c["event_type"] == "Comment"]
+    every_comment = [c for i in desk.ticket_ids() for c in desk.record(i).comments]
+    assert sorted(c["id"] for c in comments) == sorted(c["id"] for c in every_comment)
+    calls = [c for c in comments if c["type"] == "VoiceComment"]
+    assert calls
+    assert all(c["data"]["call_status"] and c["via"]["channel"] == "voice" for c in calls)
+    assert any(c["metadata"]["custom"].get("missed") for c in comments)
+    # A ticket's latest event is its last update: a reader can tell a ticket it saw whole.
+    latest: dict[int, int] = {}
+    for event in unique:
+        latest[event["ticket_id"]] = max(latest.get(event["ticket_id"], 0), event["timestamp"])
+    for ticket_id in desk.ticket_ids():
+        updated = parse_iso(desk.record(ticket_id).ticket["updated_at"])
+        assert latest[ticket_id] == int(updated.timestamp())
+
+
+async def test_writes_and_activity_join_the_event_export_after_the_settle_minute(
+    unlimited: Any, sandbox: Sandbox
+) -> None:
+    start = int(START.timestamp())
+    first = first_ticket(sandbox, "general_inquiry", "pending")
+    second = first_ticket(sandbox, "fresh", "open")
+    await unlimited.put(f"{API}/tickets/{first}", json={"ticket": {"priority": "urgent"}})
+    await unlimited.put(
+        f"{API}/tickets/{second}", json={"ticket": {"comment": {"body": "note", "public": False}}}
+    )
+    await unlimited.post(
+        "/_admin/activity", json={"vendor": "zendesk", "id": first, "kind": "customer_reply"}
+    )
+    assert await export_events(unlimited, start) == []  # less than a minute old
+    await unlimited.post("/_admin/clock", json={"advance_seconds": 120})
+
+    # The two updates share a second: a page of one holds both, and the next starts after it.
+    params = {"start_time": str(start), "include": "comment_events", "per_page": "1"}
+    page = (await unlimited.get(f"{API}/incremental/ticket_events", params=params)).json()
+    assert (page["count"], page["end_time"], page["end_of_stream"]) == (2, start + 1, False)
+    events = await export_events(unlimited, start, per_page=1)
+    assert [(e["ticket_id"], [c["event_type"] for c in e["child_events"]]) for e in events] == [
+        *sorted([(first, ["Change"]), (second, ["Comment"])]),
+        (first, ["Comment", "Change"]),  # the reply, a second later, reopened the ticket
+    ]
+    note = next(c for e in events for c in e["child_events"] if c.get("body") == "note")
+    assert (note["public"], note["via"]["channel"]) == (False, "api")
+
+
+async def test_saved_writes_are_in_the_event_export_of_the_reloaded_sandbox(
+    client: Any, sandbox: Sandbox
+) -> None:
+    ticket_id = first_ticket(sandbox, "general_inquiry", "pending")
+    note = {"ticket": {"comment": {"body": "saved note", "public": False}}}
+    assert (await client.put(f"{API}/tickets/{ticket_id}", json=note)).status_code == 200
+    reloaded = small_sandbox()
+    reloaded.zendesk.load(sandbox.zendesk.dump())
+    start = int(START.timestamp())
+    horizon = int(sandbox.clock.now().timestamp())
+    assert reloaded.zendesk.events_since(start, horizon, 10) == (
+        sandbox.zendesk.events_since(start, horizon, 10)
+    )
+    (event,) = reloaded.zendesk.events_since(start, horizon, 10)[0]
+    shown = reloaded.zendesk.ticket_event(event, comments=True)
+    assert [c["body"] for c in shown["child_events"]] == ["saved note"]

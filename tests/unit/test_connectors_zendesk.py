@@ -14,7 +14,7 @@ from connectors.base import WriteOutcome
 from connectors.errors import MappingError
 from connectors.mapping import ZendeskMapping
 from connectors.zendesk import ZendeskConnector
-from connectors.zendesk_json import ZendeskIds, ticket_case, ticket_updates
+from connectors.zendesk_json import ZendeskIds, indexed_comment, ticket_case, ticket_updates
 from policies.model import (
     Action,
     ActionType,
@@ -251,7 +251,47 @@ def comments_page(*comments: dict[str, Any], has_more: bool = False) -> dict[str
     }
 
 
-async def test_cases_stream_candidates_with_side_loaded_requesters_and_no_n_plus_1(
+def unix(at: str) -> int:
+    return int(datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp())
+
+
+def audit(ticket_id: int, at: str, *comments: dict[str, Any]) -> dict[str, Any]:
+    """One ticket update as the ticket event export shows it, ``comments`` as its children."""
+    return {
+        "id": ticket_id * 10**10 + unix(at),
+        "ticket_id": ticket_id,
+        "timestamp": unix(at),
+        "created_at": at,
+        "updater_id": 99,
+        "via": {"channel": "api"},
+        "event_type": "Audit",
+        "child_events": [
+            {"id": n, "event_type": "Comment", "type": "Comment", "created_at": at,
+             "public": True, "via": {"channel": "web"}, "html_body": "<p>...</p>",
+             "attachments": [], **comment}
+            for n, comment in enumerate(comments, start=1)
+        ],
+    }  # fmt: skip
+
+
+def events_page(*events: dict[str, Any], end_of_stream: bool = True) -> dict[str, Any]:
+    end = max((event["timestamp"] for event in events), default=unix(STAMP))
+    return {"ticket_events": list(events), "count": len(events), "next_page": None,
+            "end_of_stream": end_of_stream, "end_time": end}  # fmt: skip
+
+
+def one_page(*tickets: dict[str, Any]) -> dict[str, Any]:
+    return {"tickets": list(tickets), "users": [], "after_url": None, "end_of_stream": True}
+
+
+MISSED_CALL = {"author_id": 501, "type": "VoiceComment", "public": False,
+               "via": {"channel": "voice"},
+               "data": {"call_status": "missed", "from": "+1555"}}  # fmt: skip
+VOICE = {"event_type": "VoiceComment"}  # how an audit names it; the export may do the same
+SIGNED_NOTE = {"author_id": 99, "body": f"1/3\n\n{FOOTER}", "public": False}
+
+
+async def test_cases_stream_with_side_loaded_requesters_and_comments_from_the_event_export(
     router: respx.MockRouter,
 ) -> None:
     export = router.get("/api/v2/incremental/tickets/cursor").mock(
@@ -277,27 +317,16 @@ async def test_cases_stream_candidates_with_side_loaded_requesters_and_no_n_plus
             ),
         ]
     )
-    router.get("/api/v2/tickets/1/comments").respond(
-        json=comments_page(
-            {
-                "id": 3,
-                "author_id": 99,
-                "body": f"1/3\n\n{FOOTER}",
-                "public": False,
-                "created_at": "2026-03-05T10:00:00Z",
-            },
-            {
-                "id": 2,
-                "author_id": 501,
-                "type": "VoiceComment",
-                "public": False,
-                "via": {"channel": "voice"},
-                "data": {"call_status": "missed"},
-                "created_at": "2026-03-04T10:00:00Z",
-            },
+    events = router.get("/api/v2/incremental/ticket_events").respond(
+        json=events_page(
+            audit(1, "2026-03-04T10:00:00Z", MISSED_CALL),
+            audit(1, "2026-03-05T10:00:00Z", SIGNED_NOTE),
+            audit(2, "2026-03-06T10:00:00Z", {"author_id": 502, "body": "thanks"}),
+            audit(1, STAMP),  # a change without a comment: the ticket's updated_at
+            audit(4, STAMP),
         )
     )
-    router.get("/api/v2/tickets/4/comments").respond(json=comments_page())
+    comments = router.get(url__regex=r"/api/v2/tickets/\d+/comments")
     users = router.get(url__regex=r"/api/v2/users/\d+")
 
     async with connector(router) as zendesk:
@@ -316,17 +345,162 @@ async def test_cases_stream_candidates_with_side_loaded_requesters_and_no_n_plus
     assert [a.kind for a in first.history] == [ActivityKind.MISSED_CALL]
     assert [(m.policy, m.step, m.key) for m in first.followups] == [("general_inquiry", 2, KEY)]
     assert first.updated_stamp == STAMP
+    assert cases[1].history == ()
     params = export.calls[0].request.url.params
     assert params["include"] == "users"
-    assert params["start_time"] == str(int(datetime(2025, 3, 10, 12, tzinfo=UTC).timestamp()))
+    since = str(int(datetime(2025, 3, 10, 12, tzinfo=UTC).timestamp()))
+    assert params["start_time"] == since
     second = export.calls[1].request.url.params
     assert (second["cursor"], second["include"], "start_time" in second) == ("abc", "users", False)
+    read = events.calls[0].request.url.params
+    assert (read["start_time"], read["include"]) == (since, "comment_events")
+    assert events.call_count == 1
     assert not users.called
+    assert not comments.called  # no call per ticket
 
 
-async def test_comments_are_read_newest_first_and_only_back_to_the_last_inbound(
+async def test_event_pages_go_on_from_end_time_and_repeats_count_once(
     router: respx.MockRouter,
 ) -> None:
+    reply = {"author_id": 501, "body": "hi", "via": {"channel": "email"}}
+    repeated = audit(1, "2026-03-05T10:00:00Z", reply)
+    pages = [
+        events_page(audit(1, "2026-03-04T10:00:00Z", MISSED_CALL), repeated, end_of_stream=False),
+        events_page(repeated, audit(1, STAMP, {"author_id": 99, "body": "agent"})),
+    ]
+    events = router.get("/api/v2/incremental/ticket_events").mock(
+        side_effect=[httpx.Response(200, json=page) for page in pages]
+    )
+    router.get("/api/v2/incremental/tickets/cursor").respond(json=one_page(ticket(1)))
+    async with connector(router, page_size=2) as zendesk:
+        (found,) = [c async for c in zendesk.cases()]
+    assert [a.kind for a in found.history] == [
+        ActivityKind.MISSED_CALL,
+        ActivityKind.CUSTOMER_REPLY,
+        ActivityKind.AGENT_UPDATE,
+    ]
+    second = events.calls[1].request.url.params
+    assert second["start_time"] == str(unix("2026-03-05T10:00:00Z"))
+    assert (second["include"], second["per_page"]) == ("comment_events", "2")
+
+
+async def test_a_ticket_changed_since_the_export_showed_it_reads_its_own_comments(
+    router: respx.MockRouter,
+) -> None:
+    # The export's last event of ticket 1 is older than its updated_at: whatever changed then
+    # (a customer's reply, say) is not in the index, and safe_update would not catch it.
+    router.get("/api/v2/incremental/ticket_events").respond(
+        json=events_page(audit(1, "2026-03-05T10:00:00Z", SIGNED_NOTE), audit(4, STAMP))
+    )
+    router.get("/api/v2/incremental/tickets/cursor").respond(
+        json=one_page(ticket(1), ticket(4, "open"))
+    )
+    own = router.get("/api/v2/tickets/1/comments").respond(
+        json=comments_page(
+            {"id": 2, "author_id": 501, "body": "here it is", "public": True,
+             "via": {"channel": "email"}, "created_at": STAMP},
+            {"id": 1, **SIGNED_NOTE, "created_at": "2026-03-05T10:00:00Z"},
+        )
+    )  # fmt: skip
+    others = router.get("/api/v2/tickets/4/comments")
+    async with connector(router) as zendesk:
+        first, _ = [c async for c in zendesk.cases()]
+    assert own.call_count == 1
+    assert not others.called
+    assert [a.kind for a in first.history] == [ActivityKind.CUSTOMER_REPLY]
+
+
+async def test_an_old_ticket_without_inbound_activity_in_the_window_reads_its_own(
+    router: respx.MockRouter,
+) -> None:
+    # Window: the last 5 days. Ticket 1 (created before it) shows only the worker's note in
+    # the window: the reply that started its sequence is older, so it is read from the ticket.
+    # Ticket 4 (also older) shows a missed call in the window: that is its latest inbound.
+    router.get("/api/v2/incremental/ticket_events").respond(
+        json=events_page(
+            audit(4, "2026-03-06T10:00:00Z", {**MISSED_CALL, "author_id": 504, **VOICE}),
+            audit(1, "2026-03-07T10:00:00Z", SIGNED_NOTE),
+            audit(1, STAMP),
+            audit(4, STAMP),
+        )
+    )
+    router.get("/api/v2/incremental/tickets/cursor").respond(
+        json=one_page(ticket(1), ticket(4, "open"))
+    )
+    own = router.get("/api/v2/tickets/1/comments").respond(
+        json=comments_page(
+            {"id": 2, **SIGNED_NOTE, "created_at": "2026-03-07T10:00:00Z"},
+            {"id": 1, "author_id": 501, "body": "refund?", "public": True,
+             "via": {"channel": "email"}, "created_at": "2026-03-02T10:00:00Z"},
+        )
+    )  # fmt: skip
+    others = router.get("/api/v2/tickets/4/comments")
+    client = make_client(router, FakeClock(), base_url=BASE)
+    week = MAPPING.model_copy(update={"lookback_days": 5})
+    async with ZendeskConnector(client, week, clock=lambda: NOW) as zendesk:
+        first, fourth = [c async for c in zendesk.cases()]
+    assert own.call_count == 1
+    assert not others.called
+    assert [a.kind for a in first.history] == [ActivityKind.CUSTOMER_REPLY]
+    assert [a.kind for a in fourth.history] == [ActivityKind.MISSED_CALL]
+
+
+async def test_an_event_that_names_no_ticket_makes_every_ticket_read_its_own(
+    router: respx.MockRouter,
+) -> None:
+    router.get("/api/v2/incremental/ticket_events").respond(
+        json=events_page(audit(1, STAMP), {**audit(4, STAMP), "ticket_id": None})
+    )
+    router.get("/api/v2/incremental/tickets/cursor").respond(json=one_page(ticket(1)))
+    own = router.get("/api/v2/tickets/1/comments").respond(json=comments_page())
+    async with connector(router) as zendesk:
+        _ = [c async for c in zendesk.cases()]
+    assert own.call_count == 1
+
+
+async def test_the_index_keeps_a_half_written_follow_up_the_workers_not_an_agents(
+    router: respx.MockRouter,
+) -> None:
+    # The worker's reply went out (tagged with the marker), its note never came: read from
+    # the export, the reply is still not an agent's update that would restart the wait.
+    reply = {"author_id": 99, "body": "Any news?", "via": {"channel": "api"}}
+    router.get("/api/v2/incremental/ticket_events").respond(
+        json=events_page(
+            audit(1, "2026-03-04T10:00:00Z", {"author_id": 501, "body": "help", "via": {}}),
+            audit(1, STAMP, reply),
+        )
+    )
+    half_done = ticket(1, tags=["vip", f"fw-{KEY}"])
+    router.get("/api/v2/incremental/tickets/cursor").respond(json=one_page(half_done))
+    async with connector(router) as zendesk:
+        (found,) = [c async for c in zendesk.cases()]
+    assert [a.kind for a in found.history] == [ActivityKind.CUSTOMER_REPLY]
+
+
+def test_the_index_keeps_only_what_the_translation_reads() -> None:
+    child = {
+        "id": 5, "event_type": "Comment", "type": "Comment", "author_id": 501,
+        "body": "a long customer email " * 100, "html_body": "<p>...</p>" * 100,
+        "attachments": [{"url": "x"}], "public": False, "created_at": STAMP,
+        "via": {"channel": "email", "source": {"from": {"address": "ann@x.test"}}},
+        "metadata": {"custom": {"missed": True}, "system": {"client": "x"}},
+    }  # fmt: skip
+    compact = indexed_comment(child)
+    assert compact is not None
+    assert compact.as_comment() == {
+        "author_id": 501, "created_at": STAMP, "public": False, "type": "Comment",
+        "via": {"channel": "email"}, "body": "", "metadata": {"custom": {"missed": True}},
+    }  # fmt: skip
+    signed = indexed_comment({**child, "body": f"2/3\n\n{FOOTER}"})
+    assert signed is not None
+    assert signed.body.endswith(FOOTER)
+    assert indexed_comment({**child, "public": "yes"}) is None  # not Zendesk's: read alone
+
+
+async def test_a_ticket_the_export_did_not_show_reads_newest_first_back_to_the_last_inbound(
+    router: respx.MockRouter,
+) -> None:
+    router.get("/api/v2/incremental/ticket_events").respond(json=events_page())
     router.get("/api/v2/incremental/tickets/cursor").respond(
         json={
             "tickets": [ticket(1)],
