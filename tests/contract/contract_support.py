@@ -6,6 +6,7 @@ once per session. Tests skip, saying why, when the folder is absent.
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import re
@@ -41,7 +42,12 @@ SPEC_FILES = {
 
 
 class _SpecLoader(yaml.CSafeLoader):
-    """YAML 1.1 reads a bare ``=`` as the 'value' tag; Zendesk's examples contain some."""
+    """JSON-like YAML: string keys (Asana writes status codes as bare integer keys) and
+    Zendesk's bare ``=`` scalar (which YAML 1.1 reads as the 'value' tag) as a string."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        mapping = super().construct_mapping(node, deep=deep)
+        return {str(key): value for key, value in mapping.items()}
 
 
 _SpecLoader.add_constructor(
@@ -49,23 +55,55 @@ _SpecLoader.add_constructor(
 )  # type: ignore[arg-type]
 
 
+def specs_present() -> bool:
+    return all((SPECS / name).exists() for name in SPEC_FILES.values())
+
+
+def description_data(vendor: str) -> dict[str, Any]:
+    """The vendor's OpenAPI description as a fresh dict (callers may adapt it)."""
+    return copy.deepcopy(_loaded(vendor))
+
+
 @functools.cache
-def openapi(vendor: str) -> OpenAPI:
+def _loaded(vendor: str) -> dict[str, Any]:
     path = SPECS / SPEC_FILES[vendor]
     if not path.exists():
         pytest.skip(f"vendor description {path} is absent: contract tests need ../shared/specs/")
     with path.open(encoding="utf-8") as stream:
-        data = yaml.load(stream, Loader=_SpecLoader)
-    return OpenAPI.from_dict(_string_keys(data), config=Config(spec_validator_cls=None))
+        data: dict[str, Any] = yaml.load(stream, Loader=_SpecLoader)
+    return data
 
 
-def _string_keys(node: Any) -> Any:
-    """JSON semantics: Asana's description writes status codes as bare (integer) YAML keys."""
-    if isinstance(node, dict):
-        return {str(k): _string_keys(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_string_keys(v) for v in node]
-    return node
+VALIDATED: set[tuple[str, str, str]] = set()
+"""(vendor, who, operation) checked this session; ``who`` is "connector" (what the connectors
+send and parse) or "sandbox" (what it serves). Printed at the end of the run (tests/conftest.py)."""
+
+_SERVER_PREFIX = {"asana": "/api/1.0"}  # the part of the path the description's server holds
+
+
+@functools.cache
+def _operations(vendor: str) -> list[tuple[re.Pattern[str], str, dict[str, Any]]]:
+    paths = _loaded(vendor)["paths"]
+    literal_first = sorted(paths, key=lambda template: template.count("{"))
+    return [
+        (re.compile(re.sub(r"\{[^/}]+\}", "[^/]+", template) + "$"), template, paths[template])
+        for template in literal_first
+    ]
+
+
+def note_validated(vendor: str, who: str, method: str, path: str) -> None:
+    """Remember which described operation a validated exchange exercised."""
+    path = path.removeprefix(_SERVER_PREFIX.get(vendor, ""))
+    for pattern, template, operations in _operations(vendor):
+        if pattern.match(path) and (operation := operations.get(method.lower())):
+            name = operation.get("operationId", "")
+            VALIDATED.add((vendor, who, f"{method.upper()} {template} ({name})"))
+            return
+
+
+@functools.cache
+def openapi(vendor: str) -> OpenAPI:
+    return OpenAPI.from_dict(description_data(vendor), config=Config(spec_validator_cls=None))
 
 
 @dataclass(frozen=True)
@@ -175,6 +213,7 @@ def contract_errors(vendor: str, exchanges: list[Exchange]) -> list[str]:
     problems: list[str] = []
     for request, response in exchanges:
         where = f"{request.method} {request.url.path}"
+        note_validated(vendor, "connector", request.method, request.url.path)
         spec_request = SpecRequest(request)
         for error in api.iter_request_errors(spec_request):
             problems += [f"request {where}: {line}" for line in _explain(error)]

@@ -14,32 +14,28 @@ Two allowances, both for Zendesk's description, which is looser than Zendesk its
 from __future__ import annotations
 
 import json
-import os
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from sandbox.app import Sandbox, build_app
 from sandbox.config import SandboxConfig
 from sandbox.faults import FaultPlan
 from sandbox.generator_intercom import intercom_company_id, intercom_contact_id
 from sandbox.tenant import ASANA_FIELDS, ASANA_PROJECT_GID, PRIORITY_OPTIONS
+from tests.contract.contract_support import (
+    SPECS,
+    description_data,
+    note_validated,
+    specs_present,
+)
 from tests.unit.sandbox_support import ASANA_AUTH, INTERCOM_AUTH, START, ZENDESK_AUTH
 
 openapi_core = pytest.importorskip("openapi_core")
 from openapi_core.testing import MockRequest, MockResponse  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
-SPECS = Path(os.environ.get("FOLLOWUP_SPECS_DIR", REPO.parent / "shared" / "specs"))
-FILES = {
-    "zendesk": "zendesk-support.yaml",
-    "intercom": "intercom-2.16.yaml",
-    "asana": "asana_oas.yaml",
-}
 # (server the description declares, path prefix the sandbox serves the vendor under)
 SERVERS = {
     "zendesk": ("https://example.zendesk.com", "", "/zendesk", ZENDESK_AUTH),
@@ -48,22 +44,7 @@ SERVERS = {
 }
 
 pytestmark = pytest.mark.skipif(
-    not all((SPECS / name).exists() for name in FILES.values()),
-    reason=f"vendor descriptions not found in {SPECS} (set FOLLOWUP_SPECS_DIR)",
-)
-
-
-class _SpecLoader(yaml.CSafeLoader):
-    """JSON-like YAML: string keys (``200:`` is a status code, not an int), and Zendesk's
-    bare ``=`` scalar (which YAML 1.1 reads as the ``value`` tag) as a string."""
-
-    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
-        mapping = super().construct_mapping(node, deep=deep)
-        return {str(key): value for key, value in mapping.items()}
-
-
-_SpecLoader.add_constructor(
-    "tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node)
+    not specs_present(), reason=f"vendor descriptions not found in {SPECS} (set FOLLOWUP_SPECS_DIR)"
 )
 
 
@@ -80,8 +61,7 @@ def _allow_null(node: Any) -> None:
 
 @cache
 def description(vendor: str) -> Any:
-    with (SPECS / FILES[vendor]).open() as handle:
-        spec = yaml.load(handle, Loader=_SpecLoader)
+    spec = description_data(vendor)
     if vendor == "zendesk":
         _allow_null(spec["components"]["schemas"])
         org_fields = spec["components"]["schemas"]["OrganizationObject"]["properties"][
@@ -132,6 +112,7 @@ async def served(
         data=json.dumps(body).encode() if body is not None else None,
     )
     answer = MockResponse(response.content, response.status_code, headers=dict(response.headers))
+    note_validated(vendor, "sandbox", method, spec_prefix + path)
     try:
         description(vendor).validate_response(request, answer)
     except openapi_core.exceptions.OpenAPIError as exc:
