@@ -68,11 +68,13 @@ def test_an_intent_without_outcome_is_pending_until_settled(ledger: Ledger) -> N
 
     [pending] = ledger.pending()
     assert (pending.key, pending.case_ref, pending.tenant) == (item.key, "zendesk:7", "acme")
-    assert ledger.latest_outcome(item.key) == (False, None)
+    assert ledger.latest_outcome(item.key, tenant="acme") == (False, None)
 
-    ledger.settle_pending(item.key, Outcome.ALREADY_APPLIED, finished_at=MONDAY, detail="found")
+    ledger.settle_pending(
+        item.key, Outcome.ALREADY_APPLIED, tenant="acme", finished_at=MONDAY, detail="found"
+    )
     assert ledger.pending() == []
-    assert ledger.latest_outcome(item.key) == (True, Outcome.ALREADY_APPLIED)
+    assert ledger.latest_outcome(item.key, tenant="acme") == (True, Outcome.ALREADY_APPLIED)
 
 
 def test_retries_share_one_intent_and_stay_done_once_applied(ledger: Ledger) -> None:
@@ -83,7 +85,7 @@ def test_retries_share_one_intent_and_stay_done_once_applied(ledger: Ledger) -> 
         )
         ledger.finish(attempt, outcome, finished_at=MONDAY + timedelta(seconds=1))
 
-    assert ledger.latest_outcome(item.key) == (True, Outcome.CONFLICT)
+    assert ledger.latest_outcome(item.key, tenant="acme") == (True, Outcome.CONFLICT)
     assert [a.outcome for a in ledger.history("zendesk:7")] == [
         Outcome.FAILED,
         Outcome.APPLIED,
@@ -98,7 +100,7 @@ def test_dry_run_plans_do_not_count_as_live_records(ledger: Ledger) -> None:
     )
     ledger.finish(attempt, Outcome.SKIPPED, finished_at=MONDAY, detail="dry-run run")
 
-    assert ledger.latest_outcome(item.key) is None
+    assert ledger.latest_outcome(item.key, tenant="acme") is None
     assert ledger.pending() == []
 
 

@@ -236,7 +236,10 @@ async def test_a_crash_after_the_vendor_write_leaves_no_duplicate(
     assert summary.reconciled == 1
     assert ledger.pending() == []
     assert len(fake.writes) == 1
-    assert ledger.latest_outcome(fake.writes[0].key) == (True, Outcome.ALREADY_APPLIED)
+    assert ledger.latest_outcome(fake.writes[0].key, tenant="acme") == (
+        True,
+        Outcome.ALREADY_APPLIED,
+    )
 
 
 async def test_a_crash_between_the_reply_and_the_note_finishes_the_follow_up(
