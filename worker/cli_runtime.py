@@ -229,7 +229,7 @@ def history(
     finally:
         ledger.close()
     unreadable = [
-        (cycle, tenant, bad)
+        (cycle, of_tenant, bad)
         for cycle in cycles
         for of_tenant, bad in unreadable_in(cycle.summary or {}, case_ref)
         if tenant in (None, of_tenant)
