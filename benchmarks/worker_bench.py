@@ -47,7 +47,7 @@ def bench_ledger(url: str, items: int) -> None:
     started = time.perf_counter()
     for n in range(items):
         item = _item(n)
-        ledger.latest_outcome(item.key)
+        ledger.latest_outcome(item.key, tenant="t")
         attempt = ledger.begin(
             item, tenant="t", cycle_id="c", dry_run=False, at=START, started_at=START
         )

@@ -215,19 +215,24 @@ def history(
     case_ref: Annotated[
         str, typer.Argument(help="zendesk:1234, intercom:..., asana:...; a bare id matches any.")
     ],
+    tenant: Annotated[
+        str | None,
+        typer.Option(help="Only this tenant's case (tenants' helpdesks can share ticket ids)."),
+    ] = None,
 ) -> None:
     """What the worker did (or planned) to a case, and why; and whether it could be read."""
     settings, _, ledger = _start()
     try:
-        attempts = ledger.history(case_ref)
+        attempts = ledger.history(case_ref, tenant=tenant)
         record_id = case_ref.rpartition(":")[2]
         cycles = ledger.recent_cycles(_CYCLES_SEARCHED, mentioning=f'"{record_id}"')
     finally:
         ledger.close()
     unreadable = [
-        (cycle, tenant, bad)
+        (cycle, of_tenant, bad)
         for cycle in cycles
-        for tenant, bad in unreadable_in(cycle.summary or {}, case_ref)
+        for of_tenant, bad in unreadable_in(cycle.summary or {}, case_ref)
+        if tenant in (None, of_tenant)
     ]
     if not attempts and not unreadable:
         _out.print(f"no record of {case_ref}")
@@ -235,24 +240,28 @@ def history(
     if attempts:
         _print_attempts(case_ref, attempts, settings.zone)
     if unreadable:
-        cycle, tenant, bad = unreadable[0]
+        cycle, of_tenant, bad = unreadable[0]
         earlier = f" (and in {len(unreadable) - 1} earlier cycles)" if len(unreadable) > 1 else ""
         _out.print(
-            f"{bad.vendor}:{bad.record_id} of {tenant} was unreadable in cycle {cycle.id} "
+            f"{bad.vendor}:{bad.record_id} of {of_tenant} was unreadable in cycle {cycle.id} "
             f"({cycle.at.astimezone(settings.zone):%a %Y-%m-%d %H:%M}){earlier}: {bad.reason}; "
             "an unreadable record gets no follow-up until it is fixed in the helpdesk"
         )
 
 
 def _print_attempts(case_ref: str, attempts: list[Attempt], zone: ZoneInfo) -> None:
+    # Tenants' helpdesks can share ticket ids: when the rows are about several, each says whose.
+    per_tenant = len({attempt.tenant for attempt in attempts}) > 1
     table = Table(title=f"history of {case_ref}")
-    for column in ("when", "mode", "policy / rule", "step", "actions", "outcome", "why"):
-        table.add_column(column)
+    for column in ("when", "tenant", "mode", "policy / rule", "step", "actions", "outcome", "why"):
+        if column != "tenant" or per_tenant:
+            table.add_column(column)
     for attempt in attempts:
         outcome = attempt.outcome.value if attempt.outcome else "no outcome (pending)"
         detail = f"\n{attempt.detail}" if attempt.detail else ""
         table.add_row(
             f"{attempt.at.astimezone(zone):%a %Y-%m-%d %H:%M}",
+            *([attempt.tenant] if per_tenant else []),
             "dry-run" if attempt.dry_run else "live",
             f"{attempt.policy} / {attempt.rule}",
             f"{attempt.step}/{attempt.max_steps}",

@@ -417,6 +417,7 @@ async def reconcile(runtime: Runtime, tenant: Tenant) -> int:
         settled += runtime.ledger.settle_pending(
             pending.key,
             Outcome.ALREADY_APPLIED if found else Outcome.FAILED,
+            tenant=pending.tenant,
             finished_at=runtime.clock(),
             detail="reconciled: marker found" if found else "reconciled: marker absent, still due",
         )

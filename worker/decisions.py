@@ -76,7 +76,8 @@ def decide(
     policy_dry_run: bool | None,
     ledger: tuple[bool, Outcome | None] | None,
 ) -> Decision:
-    """One plan item. ``ledger`` is :meth:`worker.ledger.Ledger.latest_outcome` of its key.
+    """One plan item. ``ledger`` is :meth:`worker.ledger.Ledger.latest_outcome` of its key
+    (the tenant's).
 
     A policy may make itself dry-run while the run is live (to trial a new policy) but never
     live while the run is dry: dry-run has to mean that nothing is written.

@@ -215,7 +215,7 @@ class Executor:
         decision = decide(
             run_dry=self._run_dry,
             policy_dry_run=item.dry_run,
-            ledger=self._ledger.latest_outcome(item.key),
+            ledger=self._ledger.latest_outcome(item.key, tenant=tenant),
         )
         if decision.verdict is Verdict.SKIP:
             return [self._report(tenant, item, decision.dry_run, None, decision.why)]
@@ -225,7 +225,9 @@ class Executor:
                 attempt, Outcome.SKIPPED, finished_at=self._clock(), detail=decision.why
             )
             return [self._report(tenant, item, True, Outcome.SKIPPED, decision.why)]
-        if decision.verdict is Verdict.VERIFY and await self._found_on_case(connector, item):
+        if decision.verdict is Verdict.VERIFY and await self._found_on_case(
+            tenant, connector, item
+        ):
             return [self._report(tenant, item, False, Outcome.ALREADY_APPLIED, "marker found")]
 
         try:
@@ -253,13 +255,14 @@ class Executor:
                 reports += await self._settle(tenant, connector, fresh_item, replan, replanned=True)
         return reports
 
-    async def _found_on_case(self, connector: Connector, item: PlanItem) -> bool:
+    async def _found_on_case(self, tenant: str, connector: Connector, item: PlanItem) -> bool:
         """Settle an attempt left without outcome by re-reading the case for its marker."""
         case = await connector.fetch_case(item.case.id)
         found = carries_marker(case, item.key)
         self._ledger.settle_pending(
             item.key,
             Outcome.ALREADY_APPLIED if found else Outcome.FAILED,
+            tenant=tenant,
             finished_at=self._clock(),
             detail="marker found on re-read" if found else "interrupted; marker absent on re-read",
         )

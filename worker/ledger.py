@@ -5,10 +5,12 @@ URLs, driven by psycopg 3) so several processes can share it. The schema is vers
 ``followup_schema`` and migrated on open.
 
 Exactly once rests on the order of writes: :meth:`Ledger.begin` records the *intent* (an
-``intents`` row, unique per idempotency key and mode, plus an open ``attempts`` row) before
+``intents`` row, unique per tenant, idempotency key and mode, plus an open ``attempts`` row) before
 the vendor is called, and :meth:`Ledger.finish` records the *outcome* after. An attempt left
 without an outcome means the process died in between; :meth:`Ledger.pending` lists those so
 the worker can re-read the case and look for the write's marker before doing anything else.
+Every record is the tenant's: tenants are separate helpdesks, and two of them can have the
+same ticket id, hence the same idempotency key, on the same day.
 
 When replicas share the ledger, the intent of a live write is recorded only if the tenant's
 lease is still this replica's: :meth:`Ledger.begin` runs the caller's :data:`Fence` in the
@@ -92,24 +94,36 @@ _schema = sa.Table(
     sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-_intents = sa.Table(
-    "followup_intents",
+
+def _intents_table(metadata: sa.MetaData, unique: sa.UniqueConstraint) -> sa.Table:
+    """``followup_intents`` with the uniqueness of one schema version (see the migrations)."""
+    return sa.Table(
+        "followup_intents",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("idempotency_key", sa.String(64), nullable=False),
+        sa.Column("dry_run", sa.Boolean, nullable=False),
+        sa.Column("tenant", sa.String(100), nullable=False),
+        sa.Column("case_ref", sa.String(200), nullable=False, index=True),
+        sa.Column("policy", sa.String(200), nullable=False),
+        sa.Column("rule", sa.String(200), nullable=False),
+        sa.Column("step", sa.Integer, nullable=False),
+        sa.Column("max_steps", sa.Integer, nullable=False),
+        sa.Column("actions", sa.JSON, nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("covers", sa.JSON, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        unique,
+    )
+
+
+# A dry-run plan and the live write of the same step share a key: one row for each mode.
+# Keys are unique per tenant (v2): two helpdesks can both have ticket 77.
+_intents = _intents_table(
     _metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("idempotency_key", sa.String(64), nullable=False),
-    sa.Column("dry_run", sa.Boolean, nullable=False),
-    sa.Column("tenant", sa.String(100), nullable=False),
-    sa.Column("case_ref", sa.String(200), nullable=False, index=True),
-    sa.Column("policy", sa.String(200), nullable=False),
-    sa.Column("rule", sa.String(200), nullable=False),
-    sa.Column("step", sa.Integer, nullable=False),
-    sa.Column("max_steps", sa.Integer, nullable=False),
-    sa.Column("actions", sa.JSON, nullable=False),
-    sa.Column("reason", sa.Text, nullable=False),
-    sa.Column("covers", sa.JSON, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    # A dry-run plan and the live write of the same step share a key: one row for each mode.
-    sa.UniqueConstraint("idempotency_key", "dry_run", name="uq_followup_intents_key_mode"),
+    sa.UniqueConstraint(
+        "tenant", "idempotency_key", "dry_run", name="uq_followup_intents_tenant_key_mode"
+    ),
 )
 
 _attempts = sa.Table(
@@ -150,12 +164,51 @@ _switches = sa.Table(
 
 
 def _create_v1(conn: Connection) -> None:
-    # The tables as first shipped. Later versions append explicit DDL (ALTER TABLE ...) here
-    # rather than editing these definitions, so an old ledger and a new one end up the same.
-    _metadata.create_all(conn, tables=[_intents, _attempts, _cycles, _switches])
+    # The tables as first shipped: then an intent's key was unique per mode only. Later versions
+    # append a migration with explicit DDL (ALTER TABLE ...) rather than changing what this one
+    # creates, so a new ledger goes the way an old one went and both end up the same.
+    first_intents = _intents_table(
+        sa.MetaData(),
+        sa.UniqueConstraint("idempotency_key", "dry_run", name="uq_followup_intents_key_mode"),
+    )
+    first_intents.create(conn, checkfirst=True)
+    _metadata.create_all(conn, tables=[_attempts, _cycles, _switches])
 
 
-_MIGRATIONS = (_create_v1,)
+def _unique_per_tenant_v2(conn: Connection) -> None:
+    # v1 made a key unique per mode only, so the second tenant with the same ticket id saw the
+    # first one's follow-up as its own ("done before").
+    if conn.dialect.name == "sqlite":
+        _rebuild_sqlite_table(conn, _intents)
+        return
+    conn.execute(
+        sa.text(
+            "ALTER TABLE followup_intents DROP CONSTRAINT uq_followup_intents_key_mode, "
+            "ADD CONSTRAINT uq_followup_intents_tenant_key_mode "
+            "UNIQUE (tenant, idempotency_key, dry_run)"
+        )
+    )
+
+
+def _rebuild_sqlite_table(conn: Connection, table: sa.Table) -> None:
+    """Give an SQLite table the constraints of ``table``, whose columns it already has.
+
+    SQLite cannot drop or add a constraint, so this is its documented recipe
+    (sqlite.org/lang_altertable.html#otheralter): a new table in the wanted shape, the rows
+    copied, the old table dropped, the new one renamed, the indexes made again. Foreign keys
+    must be off meanwhile (dropping the old table would orphan the rows referencing it);
+    :meth:`Ledger._migrate` sees to that and checks them before the commit.
+    """
+    staging = table.to_metadata(sa.MetaData(), name=f"{table.name}_rebuilt")
+    conn.execute(sa.schema.CreateTable(staging))
+    conn.execute(staging.insert().from_select(list(table.columns.keys()), sa.select(table)))
+    conn.execute(sa.schema.DropTable(table))
+    conn.execute(sa.text(f'ALTER TABLE "{staging.name}" RENAME TO "{table.name}"'))
+    for index in table.indexes:
+        index.create(conn)
+
+
+_MIGRATIONS = (_create_v1, _unique_per_tenant_v2)
 SCHEMA_VERSION = len(_MIGRATIONS)
 _MIGRATION_LOCK = 0x466F6C6C  # any constant: serialises replicas migrating one PostgreSQL ledger
 
@@ -215,6 +268,14 @@ class CycleRecord:
     summary: dict[str, Any] | None
 
 
+def _live_intent(tenant: str, key: str) -> sa.ColumnElement[bool]:
+    return (
+        (_intents.c.tenant == tenant)
+        & (_intents.c.idempotency_key == key)
+        & sa.not_(_intents.c.dry_run)
+    )
+
+
 def engine_url(url: str) -> sa.URL:
     """``postgresql://`` and ``postgres://`` mean psycopg 3; anything else is taken as is."""
     parsed = sa.make_url(url)
@@ -245,6 +306,20 @@ def _enable_sqlite_concurrency(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _apply_migrations(conn: Connection) -> None:
+    _schema.create(conn, checkfirst=True)
+    current = conn.scalar(sa.select(sa.func.max(_schema.c.version))) or 0
+    target = len(_MIGRATIONS)
+    if current > target:
+        raise LedgerError(
+            f"the ledger's schema is version {current}, newer than this worker's "
+            f"{target}; upgrade the worker"
+        )
+    for version in range(current + 1, target + 1):
+        _MIGRATIONS[version - 1](conn)
+        conn.execute(_schema.insert().values(version=version, applied_at=datetime.now(UTC)))
 
 
 class Ledger:
@@ -282,19 +357,27 @@ class Ledger:
             yield conn
 
     def _migrate(self) -> None:
-        with self._transaction() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
-            _schema.create(conn, checkfirst=True)
-            current = conn.scalar(sa.select(sa.func.max(_schema.c.version))) or 0
-            if current > SCHEMA_VERSION:
-                raise LedgerError(
-                    f"the ledger's schema is version {current}, newer than this worker's "
-                    f"{SCHEMA_VERSION}; upgrade the worker"
-                )
-            for version in range(current + 1, SCHEMA_VERSION + 1):
-                _MIGRATIONS[version - 1](conn)
-                conn.execute(_schema.insert().values(version=version, applied_at=datetime.now(UTC)))
+        with self._engine.connect() as conn:
+            if conn.dialect.name != "sqlite":
+                with conn.begin():
+                    if conn.dialect.name == "postgresql":
+                        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
+                    _apply_migrations(conn)
+                return
+            # SQLite ignores `PRAGMA foreign_keys` inside a transaction, and the Python driver
+            # opens none before DDL: switch the checks off first, then BEGIN IMMEDIATE, which
+            # also makes a second process opening the ledger wait for this migration.
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.commit()
+            try:
+                with conn.begin():
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    _apply_migrations(conn)
+                    if conn.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
+                        raise LedgerError("migrating the ledger would break its foreign keys")
+            finally:
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
 
     def schema_version(self) -> int:
         with self._engine.connect() as conn:
@@ -361,12 +444,10 @@ class Ledger:
             )
 
     def settle_pending(
-        self, key: str, outcome: Outcome, *, finished_at: datetime, detail: str
+        self, key: str, outcome: Outcome, *, tenant: str, finished_at: datetime, detail: str
     ) -> int:
-        """Give the outcome found on re-read to every open live attempt of ``key``."""
-        live_intent = sa.select(_intents.c.id).where(
-            (_intents.c.idempotency_key == key) & sa.not_(_intents.c.dry_run)
-        )
+        """Give the outcome found on re-read to every open live attempt of the tenant's ``key``."""
+        live_intent = sa.select(_intents.c.id).where(_live_intent(tenant, key))
         with self._transaction() as conn:
             result = conn.execute(
                 _attempts.update()
@@ -379,7 +460,11 @@ class Ledger:
     def _intent_id(
         self, conn: Connection, item: PlanItem, *, tenant: str, dry_run: bool, now: datetime
     ) -> int:
-        where = (_intents.c.idempotency_key == item.key) & (_intents.c.dry_run == dry_run)
+        where = (
+            (_intents.c.tenant == tenant)
+            & (_intents.c.idempotency_key == item.key)
+            & (_intents.c.dry_run == dry_run)
+        )
         existing = conn.scalar(sa.select(_intents.c.id).where(where))
         if existing is not None:
             return int(existing)
@@ -405,8 +490,9 @@ class Ledger:
             # Another process recorded the same intent between our select and insert.
             return int(conn.execute(sa.select(_intents.c.id).where(where)).scalar_one())
 
-    def latest_outcome(self, key: str) -> tuple[bool, Outcome | None] | None:
-        """The live record of ``key``: (done, last outcome or None if pending); None if never tried.
+    def latest_outcome(self, key: str, *, tenant: str) -> tuple[bool, Outcome | None] | None:
+        """The tenant's live record of ``key``: (done, last outcome or None if pending); None if
+        never tried.
 
         ``done`` is true if any attempt applied the change, even if a later one (a re-planned
         retry) did not: the change is on the case.
@@ -414,7 +500,7 @@ class Ledger:
         query = (
             sa.select(_attempts.c.outcome)
             .join(_intents, _intents.c.id == _attempts.c.intent_id)
-            .where((_intents.c.idempotency_key == key) & sa.not_(_intents.c.dry_run))
+            .where(_live_intent(tenant, key))
             .order_by(_attempts.c.id)
         )
         with self._engine.connect() as conn:
@@ -458,10 +544,11 @@ class Ledger:
                 for row in conn.execute(query)
             ]
 
-    def history(self, case_ref: str) -> list[Attempt]:
+    def history(self, case_ref: str, *, tenant: str | None = None) -> list[Attempt]:
         """Every attempt on a case, oldest first, including bundled updates that covered it.
 
-        A bare id (``1234``) matches any vendor.
+        A bare id (``1234``) matches any vendor; without ``tenant``, any tenant too (each
+        :class:`Attempt` names its own).
         """
         # `covers` is a JSON list of refs; matching its text keeps one query for both databases.
         covers = sa.cast(_intents.c.covers, sa.Text)
@@ -475,6 +562,8 @@ class Ledger:
             .where(match)
             .order_by(_attempts.c.started_at, _attempts.c.id)
         )
+        if tenant is not None:
+            query = query.where(_intents.c.tenant == tenant)
         with self._engine.connect() as conn:
             return [
                 Attempt(

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from connectors.fake import Fault
 from tests.unit.worker_support import MONDAY, fake_zendesk, make_case, make_item, make_runtime
+from worker import ledger as ledger_module
 from worker.cycle import run_cycle
-from worker.ledger import SCHEMA_VERSION, Ledger, LedgerError, Outcome
+from worker.ledger import SCHEMA_VERSION, Ledger, LedgerError, Outcome, engine_url
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -54,6 +57,55 @@ def ledger(ledger_url: str) -> Iterator[Ledger]:
     opened.close()
 
 
+@pytest.fixture
+def other_ledger_url(ledger_url: str, tmp_path: Path) -> Iterator[str]:
+    """A second, empty ledger on the same kind of database."""
+    if ledger_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'other.sqlite3'}"
+    else:
+        yield from _postgres_schema()
+
+
+def _schema_of(url: str) -> dict[str, Any]:
+    """What the database says the ledger's tables are (and on SQLite, their very DDL)."""
+    engine = sa.create_engine(engine_url(url))
+    try:
+        inspector = sa.inspect(engine)
+        shape: dict[str, Any] = {}
+        for table in sorted(inspector.get_table_names()):
+            columns = inspector.get_columns(table)
+            shape[table] = {
+                "columns": [
+                    (c["name"], str(c["type"]), c["nullable"], c["default"]) for c in columns
+                ],
+                "primary_key": inspector.get_pk_constraint(table)["constrained_columns"],
+                "unique": sorted(
+                    (u["name"], tuple(u["column_names"]))
+                    for u in inspector.get_unique_constraints(table)
+                ),
+                "indexes": sorted(
+                    (i["name"], tuple(i["column_names"]), i["unique"])
+                    for i in inspector.get_indexes(table)
+                ),
+                "foreign_keys": sorted(
+                    (
+                        tuple(f["constrained_columns"]),
+                        f["referred_table"],
+                        tuple(f["referred_columns"]),
+                    )
+                    for f in inspector.get_foreign_keys(table)
+                ),
+            }
+        with engine.connect() as conn:
+            shape["versions"] = conn.scalars(sa.text("SELECT version FROM followup_schema")).all()
+            if engine.dialect.name == "sqlite":
+                ddl = "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name"
+                shape["sqlite_master"] = [tuple(row) for row in conn.execute(sa.text(ddl))]
+        return shape
+    finally:
+        engine.dispose()
+
+
 def test_opening_twice_migrates_once(ledger_url: str) -> None:
     first = Ledger.open(ledger_url)
     first.close()
@@ -68,11 +120,13 @@ def test_an_intent_without_outcome_is_pending_until_settled(ledger: Ledger) -> N
 
     [pending] = ledger.pending()
     assert (pending.key, pending.case_ref, pending.tenant) == (item.key, "zendesk:7", "acme")
-    assert ledger.latest_outcome(item.key) == (False, None)
+    assert ledger.latest_outcome(item.key, tenant="acme") == (False, None)
 
-    ledger.settle_pending(item.key, Outcome.ALREADY_APPLIED, finished_at=MONDAY, detail="found")
+    ledger.settle_pending(
+        item.key, Outcome.ALREADY_APPLIED, tenant="acme", finished_at=MONDAY, detail="found"
+    )
     assert ledger.pending() == []
-    assert ledger.latest_outcome(item.key) == (True, Outcome.ALREADY_APPLIED)
+    assert ledger.latest_outcome(item.key, tenant="acme") == (True, Outcome.ALREADY_APPLIED)
 
 
 def test_retries_share_one_intent_and_stay_done_once_applied(ledger: Ledger) -> None:
@@ -83,12 +137,109 @@ def test_retries_share_one_intent_and_stay_done_once_applied(ledger: Ledger) -> 
         )
         ledger.finish(attempt, outcome, finished_at=MONDAY + timedelta(seconds=1))
 
-    assert ledger.latest_outcome(item.key) == (True, Outcome.CONFLICT)
+    assert ledger.latest_outcome(item.key, tenant="acme") == (True, Outcome.CONFLICT)
     assert [a.outcome for a in ledger.history("zendesk:7")] == [
         Outcome.FAILED,
         Outcome.APPLIED,
         Outcome.CONFLICT,
     ]
+
+
+def test_tenants_sharing_a_key_each_have_their_own_record(ledger: Ledger) -> None:
+    # Both helpdesks have a ticket 77 opened the same day: the same idempotency key.
+    acme_item, globex_item = make_item(make_case("77")), make_item(make_case("77"))
+    assert acme_item.key == globex_item.key
+    key = acme_item.key
+    applied = ledger.begin(
+        acme_item, tenant="acme", cycle_id="c1", dry_run=False, at=MONDAY, started_at=MONDAY
+    )
+    ledger.finish(applied, Outcome.APPLIED, finished_at=MONDAY)
+    assert ledger.latest_outcome(key, tenant="globex") is None
+
+    ledger.begin(
+        globex_item, tenant="globex", cycle_id="c1", dry_run=False, at=MONDAY, started_at=MONDAY
+    )
+    assert ledger.latest_outcome(key, tenant="globex") == (False, None)
+    assert (
+        ledger.settle_pending(key, Outcome.FAILED, tenant="acme", finished_at=MONDAY, detail="x")
+        == 0
+    )
+    assert [p.tenant for p in ledger.pending()] == ["globex"]
+    assert ledger.latest_outcome(key, tenant="acme") == (True, Outcome.APPLIED)
+
+    assert [a.tenant for a in ledger.history("zendesk:77")] == ["acme", "globex"]
+    assert [a.outcome for a in ledger.history("77", tenant="globex")] == [None]
+
+
+def test_a_v1_ledger_migrates_to_the_schema_of_a_new_one(
+    ledger_url: str, other_ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    item = make_item(make_case("77"))
+    with monkeypatch.context() as first_release:  # a worker that knew only schema v1
+        first_release.setattr(ledger_module, "_MIGRATIONS", ledger_module._MIGRATIONS[:1])
+        old = Ledger.open(ledger_url)
+        applied = old.begin(
+            item, tenant="acme", cycle_id="c1", dry_run=False, at=MONDAY, started_at=MONDAY
+        )
+        old.finish(applied, Outcome.APPLIED, finished_at=MONDAY, calls=1, request_ids=["r1"])
+        old.begin(
+            make_item(make_case("78")),
+            tenant="acme",
+            cycle_id="c2",
+            dry_run=False,
+            at=MONDAY,
+            started_at=MONDAY,
+        )
+        assert old.schema_version() == 1
+        before = (old.history("77"), old.pending())
+        old.close()
+
+    migrated = Ledger.open(ledger_url)
+    try:
+        assert migrated.schema_version() == SCHEMA_VERSION == 2
+        assert (migrated.history("77"), migrated.pending()) == before
+        assert migrated.latest_outcome(item.key, tenant="acme") == (True, Outcome.APPLIED)
+        migrated.begin(
+            item, tenant="globex", cycle_id="c3", dry_run=False, at=MONDAY, started_at=MONDAY
+        )
+        assert [a.tenant for a in migrated.history("zendesk:77")] == ["acme", "globex"]
+    finally:
+        migrated.close()
+    Ledger.open(other_ledger_url).close()
+
+    schema = _schema_of(ledger_url)
+    assert schema == _schema_of(other_ledger_url)
+    assert schema["followup_intents"]["unique"] == [
+        ("uq_followup_intents_tenant_key_mode", ("tenant", "idempotency_key", "dry_run"))
+    ]
+    assert ("ix_followup_intents_case_ref", ("case_ref",), False) in schema["followup_intents"][
+        "indexes"
+    ]
+    assert schema["followup_attempts"]["foreign_keys"] == [
+        (("intent_id",), "followup_intents", ("id",))
+    ]
+
+
+def test_processes_opening_a_new_sqlite_ledger_at_once_all_open_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    failures: list[LedgerError] = []
+
+    def open_and_close() -> None:
+        try:
+            Ledger.open(url).close()
+        except LedgerError as exc:
+            failures.append(exc)
+
+    openers = [threading.Thread(target=open_and_close) for _ in range(6)]
+    for opener in openers:
+        opener.start()
+    for opener in openers:
+        opener.join()
+
+    assert failures == []
+    ledger = Ledger.open(url)
+    assert ledger.schema_version() == SCHEMA_VERSION
+    ledger.close()
 
 
 def test_dry_run_plans_do_not_count_as_live_records(ledger: Ledger) -> None:
@@ -98,7 +249,7 @@ def test_dry_run_plans_do_not_count_as_live_records(ledger: Ledger) -> None:
     )
     ledger.finish(attempt, Outcome.SKIPPED, finished_at=MONDAY, detail="dry-run run")
 
-    assert ledger.latest_outcome(item.key) is None
+    assert ledger.latest_outcome(item.key, tenant="acme") is None
     assert ledger.pending() == []
 
 

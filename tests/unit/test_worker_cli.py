@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from tests.unit.worker_support import (
     MONDAY,
+    add_tenant,
     fake_zendesk,
     isolate_settings,
     make_runtime,
@@ -61,6 +62,26 @@ def test_history_shows_what_was_done_and_why(ledger_url: str) -> None:
     assert "pending; step 1 of 3" in result.stdout
 
 
+def test_history_of_a_ticket_id_two_tenants_share_says_whose_each_row_is(
+    ledger_url: str,
+) -> None:
+    ledger = Ledger.open(ledger_url)
+    runtime = make_runtime(ledger, fake_zendesk("7"))
+    add_tenant(runtime, "globex", fake_zendesk("7"))
+    asyncio.run(run_cycle(runtime, at=MONDAY))
+    ledger.close()
+
+    both = runner.invoke(app, ["history", "zendesk:7"], env={"COLUMNS": "200"})
+    only_globex = runner.invoke(
+        app, ["history", "zendesk:7", "--tenant", "globex"], env={"COLUMNS": "200"}
+    )
+
+    rows = [line for line in both.stdout.splitlines() if "applied" in line]
+    assert [("acme" in row, "globex" in row) for row in rows] == [(True, False), (False, True)]
+    assert "globex" not in only_globex.stdout  # one tenant: no tenant column
+    assert len([line for line in only_globex.stdout.splitlines() if "applied" in line]) == 1
+
+
 def test_history_names_a_ticket_the_worker_could_not_read(ledger_url: str) -> None:
     ledger = Ledger.open(ledger_url)
     fake = fake_zendesk("7")
@@ -78,6 +99,9 @@ def test_history_names_a_ticket_the_worker_could_not_read(ledger_url: str) -> No
     )
     assert "missing field 'status'" in result.stdout
     assert runner.invoke(app, ["history", "intercom:77"]).stdout == "no record of intercom:77\n"
+    assert runner.invoke(app, ["history", "zendesk:77", "--tenant", "globex"]).stdout == (
+        "no record of zendesk:77\n"
+    )
     assert "unreadable" not in runner.invoke(app, ["history", "7"]).stdout
 
 

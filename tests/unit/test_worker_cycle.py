@@ -16,6 +16,7 @@ from connectors.fake import FakeConnector, Fault
 from policies.model import Account, Case, PlanItem, Status, Unjudged, marker_tag
 from tests.unit.worker_support import (
     MONDAY,
+    add_tenant,
     every_other_day,
     fake_zendesk,
     make_case,
@@ -236,7 +237,53 @@ async def test_a_crash_after_the_vendor_write_leaves_no_duplicate(
     assert summary.reconciled == 1
     assert ledger.pending() == []
     assert len(fake.writes) == 1
-    assert ledger.latest_outcome(fake.writes[0].key) == (True, Outcome.ALREADY_APPLIED)
+    assert ledger.latest_outcome(fake.writes[0].key, tenant="acme") == (
+        True,
+        Outcome.ALREADY_APPLIED,
+    )
+
+
+async def test_tenants_sharing_a_ticket_id_each_get_their_follow_up_once(ledger: Ledger) -> None:
+    # Two helpdesks, each with its ticket 77 opened the same day: one idempotency key for both.
+    acme, globex = fake_zendesk("77"), fake_zendesk("77")
+    runtime = make_runtime(ledger, acme, planner=stubborn)
+    add_tenant(runtime, "globex", globex)
+
+    first = await run_cycle(runtime, at=MONDAY)
+    replay = await run_cycle(runtime, at=MONDAY + timedelta(minutes=15))
+
+    assert acme.writes[0].key == globex.writes[0].key
+    assert [(r.tenant, r.label) for r in first.items] == [
+        ("acme", "applied"),
+        ("globex", "applied"),
+    ]
+    assert [(r.tenant, r.label) for r in replay.items] == [
+        ("acme", "done_before"),
+        ("globex", "done_before"),
+    ]
+    assert (len(acme.writes), len(globex.writes)) == (1, 1)
+    assert [a.tenant for a in ledger.history("zendesk:77")] == ["acme", "globex"]
+
+
+async def test_a_tenant_s_interrupted_write_is_not_settled_by_another_s_ticket(
+    ledger: Ledger,
+) -> None:
+    # acme died between intent and outcome on its ticket 77; globex's ticket 77 has the same
+    # key, carries no marker, and must neither be held up by acme's record nor settle it.
+    acme, globex = fake_zendesk("77"), fake_zendesk("77")
+    item = make_item(acme.case("77"))
+    ledger.begin(
+        item, tenant="acme", cycle_id="killed", dry_run=False, at=MONDAY, started_at=MONDAY
+    )
+    runtime = make_runtime(ledger, globex, planner=stubborn)
+    runtime.tenants = [dataclasses.replace(runtime.tenants[0], name="globex")]
+
+    summary = await run_cycle(runtime, at=MONDAY + timedelta(minutes=5))
+
+    assert summary.counts == {"applied": 1}
+    assert [write.key for write in globex.writes] == [item.key]
+    assert [pending.key for pending in ledger.pending(tenant="acme")] == [item.key]
+    assert ledger.latest_outcome(item.key, tenant="acme") == (False, None)
 
 
 async def test_a_crash_between_the_reply_and_the_note_finishes_the_follow_up(

@@ -99,6 +99,12 @@ def make_runtime(
     )
 
 
+def add_tenant(runtime: Runtime, name: str, connector: FakeConnector) -> None:
+    """Another helpdesk on the runtime's ledger, planned like the first tenant."""
+    first = runtime.tenants[0]
+    runtime.tenants = [*runtime.tenants, Tenant(name, {connector.source: connector}, first.plan)]
+
+
 def with_bad_records(runtime: Runtime, fake: FakeConnector) -> BadRecordTally:
     """Have the (only) tenant's connector report into its tally, as ``worker.wiring`` does."""
     tally = BadRecordTally(runtime.tenants[0].name)
