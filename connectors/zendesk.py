@@ -430,7 +430,9 @@ class _WriteRun:
         self._fetch_case = fetch_case
         self._ticket_id = ticket_id
         self._stamp = stamp
-        self._once = WriteOnce()
+        # Every update carries the stamp it was planned on (see put): of a lost update still on
+        # its way and its resend, safe_update lets only one through.
+        self._once = WriteOnce(guarded=True)
         self.audits: list[str] = []
 
     async def put(self, ticket: dict[str, Any], done: Callable[[Case], bool]) -> WriteOutcome:

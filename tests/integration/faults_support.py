@@ -255,7 +255,8 @@ def effects(sandbox: Sandbox) -> Counter[tuple[Any, ...]]:
     for _, task in sandbox.asana.tasks():
         ref = f"asana:{task['gid']}"
         facts[ref, "task", _canonical(task)] += 1
-        facts.update((ref, "story", _canonical(story)) for story in sandbox.asana.stories(task["gid"]))
+        stories = sandbox.asana.stories(task["gid"])
+        facts.update((ref, "story", _canonical(story)) for story in stories)
     facts.update(
         ("outbox", m["vendor"], m["ref"], m["to"], m["subject"], m["body"])
         for m in sandbox.outbox.dump()
@@ -269,7 +270,9 @@ _INTERCOM_FIELDS = ("state", "open", "snoozed_until", "admin_assignee_id", "team
                     "priority", "tags", "custom_attributes", "waiting_since")  # fmt: skip
 
 
-def _fields(ref: str, record: Mapping[str, Any], names: tuple[str, ...]) -> Iterator[tuple[Any, ...]]:
+def _fields(
+    ref: str, record: Mapping[str, Any], names: tuple[str, ...]
+) -> Iterator[tuple[Any, ...]]:
     for name in names:
         yield ref, name, json.dumps(record.get(name), sort_keys=True)
 

@@ -31,8 +31,8 @@ import pytest
 
 pytest.importorskip("sandbox.server", reason="the sandbox package is not in this tree")
 
-from tests.integration import faults_support  # noqa: E402
-from tests.integration.faults_support import FAULT_MIXES, Run, Scenario  # noqa: E402
+from tests.integration import faults_support
+from tests.integration.faults_support import FAULT_MIXES, Run, Scenario
 
 SCENARIO = Scenario(tickets=20, days=1)
 LONG = Scenario(tickets=120, days=3, max_cycles=10)
@@ -100,6 +100,5 @@ def check(pair: Pair) -> None:
     assert faulty.settled, f"a day ended with something still due:\n{what_happened}"
     assert faulty.retries > 0, f"the summaries count no retries:\n{what_happened}"
     differences = faults_support.difference(reference.effects, faulty.effects)
-    assert not differences, f"the helpdesks differ:\n{differences}\n\nunder faults:\n{what_happened}"
-
+    assert not differences, f"the helpdesks differ:\n{differences}\n\nfaults:\n{what_happened}"
     assert (faulty.owed_after, reference.owed_after) == (0, 0)
