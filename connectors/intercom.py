@@ -8,11 +8,13 @@ conversation or contact that cannot be read goes to the connector's ``report``
 (:mod:`connectors.records`) and the stream goes on.
 
 Writes. Intercom has no multi-change update, so one plan item is a few calls, in this order:
-the public reply, assignment and state changes (idempotent), and last the admin note signed
-with the marker ``fw-<key>``, so a follow-up is only recorded once all of it happened and a
-retried item never emails twice. A reply or note whose answer was lost is looked for in the
-conversation's parts before it is sent again; the reply by its exact body from the worker's
-admin in this cycle.
+the public reply, assignment and state changes (idempotent; one already in effect is not sent),
+and last the admin note signed with the marker ``fw-<key>``, so a follow-up is only recorded
+once all of it happened and a retried item never emails twice. A reply or note whose answer
+was lost is looked for in the conversation's parts (the reply by its exact body from the
+worker's admin in this cycle); absent, it is left to the next cycle, as it may still land.
+Once the reply is out or a change made, a failure is INCOMPLETE: a closed conversation is no
+longer offered by the plan, so the worker finishes the item next cycle regardless.
 """
 
 from __future__ import annotations
@@ -353,18 +355,35 @@ class IntercomConnector(OwnsClient):
             return WriteResult(WriteOutcome.FAILED, calls=0, detail=str(exc))
         run = _ConversationWrites(self._client, item, ids.me)
         admin = {"type": "admin", "admin_id": ids.me}
+        started = False  # the reply is out, or a change of state or assignee may have landed
         try:
             if reply is not None and not await run.replied_already(reply):
                 comment = {"message_type": "comment", **admin, "body": reply}
                 await run.send("/reply", comment, lambda c: run.has_reply(c, reply))
-            for part in parts:
+            started = reply is not None
+            for part in _changing(parts, item.case, ids):
+                started = True
                 await run.send("/parts", part, None)
             body = {"message_type": "note", **admin, "body": note}
             applied = await run.send("/reply", body, run.has_note)
         except VendorError as exc:
-            return WriteResult(WriteOutcome.FAILED, calls=run.calls, detail=str(exc))
+            outcome = WriteOutcome.INCOMPLETE if started else WriteOutcome.FAILED
+            return WriteResult(outcome, calls=run.calls, detail=str(exc))
         outcome = WriteOutcome.APPLIED if applied else WriteOutcome.ALREADY_APPLIED
         return WriteResult(outcome, calls=run.calls)
+
+
+def _changing(parts: list[dict[str, Any]], case: Case, ids: IntercomIds) -> list[dict[str, Any]]:
+    """The parts that change something: Intercom records a close of a closed conversation or
+    an assignment to its assignee as one more event, which a finished retry must not add."""
+    assignee = ids.admins.get(case.assignee) if case.assignee is not None else None
+    closed = case.status in (Status.SOLVED, Status.CLOSED)
+    return [
+        part
+        for part in parts
+        if not (part["message_type"] == "close" and closed)
+        and not (part["message_type"] == "assignment" and part["assignee_id"] == assignee)
+    ]
 
 
 def _plain(html: str) -> str:

@@ -31,7 +31,7 @@ from policies.planner import OpenCaseTotals
 from worker.decisions import RunMode, run_mode
 from worker.executor import Executor, ItemReport, carries_marker
 from worker.leases import LeaseKeeper
-from worker.ledger import Ledger, Outcome
+from worker.ledger import Attempt, Ledger, Outcome
 from worker.metrics import Metrics
 from worker.switches import dry_run_switch
 
@@ -193,7 +193,7 @@ async def run_cycle(
             # Asked per tenant, not once per cycle: a tenant taken over while the cycle runs
             # is worked in this cycle still.
             if runtime.holds(tenant.name):
-                parts.append(await _run_tenant(tenant, runtime.metrics, executor, at))
+                parts.append(await _run_tenant(tenant, runtime, executor, at))
         summary = CycleSummary(
             cycle_id=cycle_id,
             at=at,
@@ -222,9 +222,10 @@ class _TenantResult:
 
 
 async def _run_tenant(
-    tenant: Tenant, metrics: Metrics, executor: Executor, at: datetime
+    tenant: Tenant, runtime: Runtime, executor: Executor, at: datetime
 ) -> _TenantResult:
     result = _TenantResult()
+    metrics = runtime.metrics
     with structlog.contextvars.bound_contextvars(tenant=tenant.name):
         if not tenant.works_on(at):
             log.info("not a business day of the tenant; nothing to do", at=at.isoformat())
@@ -268,12 +269,49 @@ async def _run_tenant(
                 if isinstance(entry, PlanItem) and entry.case.ref == case.ref
             ]
 
-        execution = await executor.execute(tenant.name, tenant.connectors, planned_cases(), replan)
-        result.reports = execution.reports
-        result.cases_not_started = execution.cases_not_started
+        async def unfinished() -> AsyncGenerator[list[PlanItem]]:
+            for attempt in runtime.ledger.incomplete(tenant.name):
+                item = await _unfinished_item(tenant, attempt, result)
+                if item is None:
+                    continue
+                spoke = item.case.last_inbound()
+                if spoke is not None and spoke.at > attempt.at:
+                    # Finishing a follow-up the customer has answered since (setting it
+                    # pending, say) would bury the answer: the plan decides afresh.
+                    why = "left unfinished: the customer wrote since it was started"
+                    result.reports.append(executor.leave(tenant.name, item, why))
+                    continue
+                yield [item]
+
+        # What earlier cycles left half done first, each case whole before its plan is read.
+        for execution in (
+            await executor.execute(tenant.name, tenant.connectors, unfinished(), replan),
+            await executor.execute(tenant.name, tenant.connectors, planned_cases(), replan),
+        ):
+            result.reports += execution.reports
+            result.cases_not_started += execution.cases_not_started
         failed = result.errors or any(report.failed for report in result.reports)
         metrics.tenant_cycles.labels(tenant=tenant.name, result="failed" if failed else "ok").inc()
         return result
+
+
+async def _unfinished_item(
+    tenant: Tenant, attempt: Attempt, result: _TenantResult
+) -> PlanItem | None:
+    """The half-done item on its case as it is now; None when the case cannot be read (it is
+    tried again next cycle)."""
+    source, _, case_id = attempt.case_ref.partition(":")
+    connector = tenant.connectors.get(Source(source))
+    if connector is None:
+        log.warning("unfinished follow-up for an unconfigured vendor", case=attempt.case_ref)
+        return None
+    try:
+        case = await connector.fetch_case(case_id)
+    except Exception as exc:
+        log.exception("cannot re-read case to finish a follow-up", case=attempt.case_ref)
+        result.errors.append(f"{tenant.name}: {attempt.case_ref}: {exc!r}")
+        return None
+    return attempt.plan_item(case)
 
 
 def _plan_case(

@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import structlog
 
 from connectors.base import Connector, WriteOutcome, WriteResult
-from policies.model import Case, PlanItem, Source
+from policies.model import ActionType, Case, PlanItem, Source
 from worker.decisions import (
     Decision,
     NextStep,
@@ -40,6 +40,7 @@ __all__ = [
     "ItemReport",
     "Replan",
     "carries_marker",
+    "without_reply",
 ]
 
 log = structlog.get_logger("followup.executor")
@@ -49,6 +50,13 @@ Replan = Callable[[Case], list[PlanItem]]
 
 DONE_BEFORE = "done_before"  # the label of an item the ledger shows as already applied
 LEASE_LOST = "lease lost: the tenant's new holder will do it"
+
+
+def without_reply(item: PlanItem) -> PlanItem:
+    """The rest of an item an earlier attempt got part-way through: the customer has had its
+    reply (connectors report INCOMPLETE only once it is out), so it is not sent again."""
+    rest = tuple(action for action in item.actions if action.type is not ActionType.REPLY)
+    return replace(item, actions=rest)
 
 
 def carries_marker(case: Case, key: str) -> bool:
@@ -227,6 +235,8 @@ class Executor:
             return [self._report(tenant, item, True, Outcome.SKIPPED, decision.why)]
         if decision.verdict is Verdict.VERIFY and await self._found_on_case(connector, item):
             return [self._report(tenant, item, False, Outcome.ALREADY_APPLIED, "marker found")]
+        if decision.verdict is Verdict.RESUME:
+            item = without_reply(item)
 
         if not self._may_write(tenant):
             # The lease lapsed (a long pause, a lost database): another replica may be working
@@ -263,6 +273,20 @@ class Executor:
             detail="marker found on re-read" if found else "interrupted; marker absent on re-read",
         )
         return found
+
+    def leave(self, tenant: str, item: PlanItem, why: str) -> ItemReport:
+        """Record that ``item`` is left as it is, on purpose (not a failure): the plan decides
+        about the case again."""
+        attempt = self._ledger.begin(
+            item,
+            tenant=tenant,
+            cycle_id=self._cycle_id,
+            dry_run=False,
+            at=self._at,
+            started_at=self._clock(),
+        )
+        self._ledger.finish(attempt, Outcome.SKIPPED, finished_at=self._clock(), detail=why)
+        return self._report(tenant, item, False, Outcome.SKIPPED, why)
 
     def _begin(self, tenant: str, item: PlanItem, decision: Decision) -> int:
         return self._ledger.begin(
