@@ -11,6 +11,7 @@ Faults are told per case and consumed in order::
     fake.inject("42", Fault.LOSE_RESPONSE)     # lands, reply lost: re-read finds the marker
     fake.inject("42", Fault.RAISE, error=exc)  # raises before writing
     fake.inject("42", Fault.CRASH, error=exc)  # lands, then raises (a process dying mid-call)
+    fake.inject("42", Fault.HALF)              # changes land, the marked note not: INCOMPLETE
 
 ``writes`` lists every write that reached the "vendor"; tests assert on it instead of mocks.
 """
@@ -43,6 +44,7 @@ class Fault(StrEnum):
     LOSE_RESPONSE = "lose_response"
     RAISE = "raise"
     CRASH = "crash"
+    HALF = "half"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -119,6 +121,10 @@ class FakeConnector:
         current = self._cases[item.case.id]
         if item.case.updated_stamp != current.updated_stamp:
             return WriteResult(WriteOutcome.CONFLICT, detail="updated_stamp is stale")
+        if injected is not None and injected.fault is Fault.HALF:
+            # Like a Zendesk reply out and its note lost, or an Asana date set and its story not.
+            self._write(item, current, marked=False)
+            return WriteResult(WriteOutcome.INCOMPLETE, detail="injected: the note did not land")
         self._write(item, current)
         if injected is not None and injected.fault is Fault.CRASH:
             raise injected.error  # type: ignore[misc]
@@ -131,7 +137,7 @@ class FakeConnector:
 
     # -- the helpdesk's side of a write -------------------------------------------------------
 
-    def _write(self, item: PlanItem, case: Case) -> None:
+    def _write(self, item: PlanItem, case: Case, *, marked: bool = True) -> None:
         self.writes.append(item)
         status, assignee, tags = case.status, case.assignee, set(case.tags)
         for action in item.actions:
@@ -149,7 +155,7 @@ class FakeConnector:
             status=status,
             assignee=assignee,
             tags=frozenset(tags | {marker_tag(item.key)}),
-            followups=(*case.followups, mark),
+            followups=(*case.followups, mark) if marked else case.followups,
             updated_stamp=_next_stamp(case),
         )
 

@@ -12,7 +12,9 @@ the same scenario (tenant seed, sandbox clock, cycle instants) as a run without 
   note and reply by its text and marker, every email, every status, assignee, field and tag
   change, Intercom parts and Asana stories, each as often as without faults. Only ids and
   write times may differ; the reference replays the faulty run's cycle instants, so both
-  had the same chances to act.
+  had the same chances to act. One exception, bounded: an Asana bug's email to the customer
+  (Intercom's ``POST /messages``, which leaves nothing to look for) whose answer was lost after
+  it landed is sent again, so it may be there one more time per such loss.
 
 The mixes run side by side in worker processes (they mostly wait on backoff), so the suite
 takes about as long as its slowest mix. The long variant (more tickets, three days) runs with
@@ -22,6 +24,7 @@ takes about as long as its slowest mix. The long variant (more tickets, three da
 from __future__ import annotations
 
 import multiprocessing
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -77,7 +80,7 @@ def long_pairs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, F
 def test_a_fifth_of_the_calls_failing_changes_nothing_the_helpdesk_shows(
     pairs: dict[str, Future[Pair]], mix: str
 ) -> None:
-    check(pairs[mix].result())
+    check(mix, pairs[mix].result())
 
 
 @pytest.mark.slow
@@ -86,19 +89,31 @@ def test_a_fifth_of_the_calls_failing_changes_nothing_the_helpdesk_shows(
 def test_three_days_of_a_bigger_helpdesk_under_faults_match_a_run_without(
     long_pairs: dict[str, Future[Pair]], mix: str
 ) -> None:
-    check(long_pairs[mix].result())
+    check(mix, long_pairs[mix].result())
 
 
-def check(pair: Pair) -> None:
+def check(mix: str, pair: Pair) -> None:
     faulty, reference = pair.faulty, pair.reference
     what_happened = faulty.story()
+    outcomes = sum((summary.counts for summary in faulty.summaries), Counter[str]())
+    print(  # shown with -rP: what each mix did, for the record
+        f"{mix}: {faulty.faults} faults, {len(faulty.summaries)} cycles, items "
+        f"{dict(sorted(outcomes.items()))}, {faulty.retries} retries counted; "
+        f"{reference.effects.total()} facts compared, {reference.written} of them written"
+    )
 
     assert reference.settled
     assert reference.retries == 0
-    assert len(reference.summaries[0].items) > 0, "the scenario owes nothing: it tests nothing"
+    assert reference.written > 0, "the scenario owes nothing: it tests nothing"
 
     assert faulty.settled, f"a day ended with something still due:\n{what_happened}"
     assert faulty.retries > 0, f"the summaries count no retries:\n{what_happened}"
-    differences = faults_support.difference(reference.effects, faulty.effects)
+    # The one thing a fault may add: an email whose sending cannot be checked, sent again
+    # after its answer was lost (see faults_support.RESENDABLE), never more often than that.
+    again = faults_support.emails_sent_again(reference.effects, faulty.effects)
+    assert again.total() <= faulty.unanswered_emails, faults_support.difference(
+        reference.effects, faulty.effects
+    )
+    differences = faults_support.difference(reference.effects, faulty.effects - again)
     assert not differences, f"the helpdesks differ:\n{differences}\n\nfaults:\n{what_happened}"
     assert (faulty.owed_after, reference.owed_after) == (0, 0)
