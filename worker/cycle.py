@@ -10,6 +10,10 @@ later pages are still being fetched. Accounts are read first, because the plan t
 every policy; when they cannot be read the tenant waits for the next cycle rather than guess.
 When a vendor's cases stop coming (an error mid-way), the cases read so far are handled, the
 rest wait, and the cycle counts as failed. Same for a case the planner chokes on.
+
+Before the plan, a tenant's follow-ups that an earlier cycle left half done (the reply out, a
+later write failed: ``incomplete`` in the ledger) are finished on a fresh read of their cases,
+whether or not the plan would offer them again, unless the customer wrote since.
 """
 
 from __future__ import annotations
@@ -283,11 +287,9 @@ async def _run_tenant(
                     continue
                 yield [item]
 
-        # What earlier cycles left half done first, each case whole before its plan is read.
-        for execution in (
-            await executor.execute(tenant.name, tenant.connectors, unfinished(), replan),
-            await executor.execute(tenant.name, tenant.connectors, planned_cases(), replan),
-        ):
+        # What earlier cycles left half done goes first: each case is whole before it is planned.
+        for cases in (unfinished(), planned_cases()):
+            execution = await executor.execute(tenant.name, tenant.connectors, cases, replan)
             result.reports += execution.reports
             result.cases_not_started += execution.cases_not_started
         failed = result.errors or any(report.failed for report in result.reports)

@@ -4,8 +4,8 @@ Three questions, three functions:
 
 * :func:`run_mode` - is this run dry or live? (CLI flag, ops' runtime switch, configuration)
 * :func:`decide` - given the run mode, the policy's own override and what the ledger knows
-  about the item's idempotency key, apply it, verify a half-done attempt first, record it as
-  planned only, or leave it alone?
+  about the item's idempotency key, apply it, finish what an earlier attempt started, verify
+  an attempt that died without outcome first, record it as planned only, or leave it alone?
 * :func:`after_write` - given what the vendor said, is the item settled or must the case be
   re-read and re-planned?
 """
