@@ -37,7 +37,7 @@ pytest.importorskip("sandbox.server", reason="the sandbox package is not in this
 from tests.integration import faults_support
 from tests.integration.faults_support import FAULT_MIXES, Run, Scenario
 
-SCENARIO = Scenario(tickets=20, days=1)
+SCENARIO = Scenario(tickets=20, days=2)
 LONG = Scenario(tickets=120, days=3, max_cycles=10)
 
 
