@@ -71,7 +71,8 @@ class FakeConnector:
         self._clock = clock
         self.before_write = before_write
         self._faults: defaultdict[str, deque[_Injected]] = defaultdict(deque)
-        self.fetch_error: Exception | None = None
+        self.fetch_error: Exception | None = None  # cases() raises it
+        self.fetch_case_errors: list[Exception] = []  # the next fetch_case calls raise these
         self.writes: list[PlanItem] = []
         self.reads = 0
         self.closed = False
@@ -108,6 +109,8 @@ class FakeConnector:
 
     async def fetch_case(self, case_id: str) -> Case:
         self.reads += 1
+        if self.fetch_case_errors:
+            raise self.fetch_case_errors.pop(0)
         return self._cases[case_id]
 
     async def apply(self, item: PlanItem) -> WriteResult:

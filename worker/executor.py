@@ -185,7 +185,18 @@ class Executor:
             if settled[0].replanned:
                 break  # a conflict: the re-plan on the fresh case settled what is still due
             if pending and settled[0].outcome is Outcome.APPLIED:
-                fresh = await connector.fetch_case(item.case.id)
+                try:
+                    fresh = await connector.fetch_case(item.case.id)
+                except Exception as exc:
+                    # The case's other items wait for the next cycle, planned on the case as it
+                    # is then; the other cases go on.
+                    log.exception("case unreadable after a write; its other items wait")
+                    detail = f"not tried: the case could not be read again: {exc!r}"
+                    reports += [
+                        self._report(tenant, rest, False, Outcome.FAILED, detail)
+                        for rest in pending
+                    ]
+                    break
                 handled = {report.key for report in reports}
                 pending = [again for again in replan(fresh) if again.key not in handled]
         return reports

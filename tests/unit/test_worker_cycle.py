@@ -220,7 +220,9 @@ def two_policies(
         done = {mark.policy for mark in case.followups}
         for policy in ("phase-update", "phase-overdue"):
             if policy not in done:
-                yield dataclasses.replace(make_item(case), policy=policy, key=f"{policy}-key")
+                yield dataclasses.replace(
+                    make_item(case), policy=policy, key=f"{policy}-{case.ref}"
+                )
 
 
 async def test_a_case_owing_two_items_gets_both_without_conflicting_with_itself(
@@ -235,6 +237,31 @@ async def test_a_case_owing_two_items_gets_both_without_conflicting_with_itself(
     ]
     assert summary.ok
     assert [item.policy for item in fake.writes] == ["phase-update", "phase-overdue"]
+
+
+async def test_a_case_unreadable_after_its_first_write_leaves_its_rest_to_the_next_cycle(
+    ledger: Ledger,
+) -> None:
+    fake = fake_zendesk("1", "2")
+    fake.fetch_case_errors.append(RuntimeError("503 after retries"))
+    first = await run_cycle(make_runtime(ledger, fake, planner=two_policies), at=MONDAY)
+    later = MONDAY + timedelta(minutes=15)
+    second = await run_cycle(make_runtime(ledger, fake, planner=two_policies), at=later)
+
+    # The cycle completes, the other case is served, the item not tried is owed and done next.
+    assert sorted((r.case_ref, r.policy, r.label) for r in first.items) == [
+        ("zendesk:1", "phase-overdue", "failed"),
+        ("zendesk:1", "phase-update", "applied"),
+        ("zendesk:2", "phase-overdue", "applied"),
+        ("zendesk:2", "phase-update", "applied"),
+    ]
+    assert not first.ok
+    assert [(r.case_ref, r.policy, r.label) for r in second.items] == [
+        ("zendesk:1", "phase-overdue", "applied")
+    ]
+    assert (
+        sorted(item.policy for item in fake.writes) == ["phase-overdue"] * 2 + ["phase-update"] * 2
+    )
 
 
 def community_bundle(
