@@ -242,9 +242,10 @@ def effects(sandbox: Sandbox) -> Counter[tuple[Any, ...]]:
     """Every ticket, conversation and bug, and the outbox, as a multiset of facts.
 
     A record's fields are facts as they stand; its comments, parts and stories, and its audit
-    events, are facts each (a duplicate counts twice). Ids and write times are left out, and an
-    audit's tag change is what it added and removed: the tag list it replaced depends on the
-    order of two writes to one ticket, which a fault may swap; the writes themselves may not.
+    changes, are facts each (a duplicate counts twice). Ids and write times are left out, and a
+    tag change is each tag added or removed: which write of two to one ticket added a tag, and
+    what value a change replaced, depends on their order, which a fault may swap (the first
+    fails, the second goes ahead, the first is done next cycle); the writes themselves may not.
     """
     facts: Counter[tuple[Any, ...]] = Counter()
     for ticket_id in sandbox.zendesk.ticket_ids():
@@ -255,10 +256,11 @@ def effects(sandbox: Sandbox) -> Counter[tuple[Any, ...]]:
             (ref, "comment", c["author_id"], c["public"], c["body"]) for c in record.comments
         )
         facts.update(
-            (ref, "change", *_change(event))
+            (ref, "change", *change)
             for audit in record.audits
             for event in audit["events"]
             if event["type"] == "Change"
+            for change in _changes(event)
         )
     for conversation in sandbox.intercom.all_conversations():
         ref = f"intercom:{conversation['id']}"
@@ -294,11 +296,14 @@ def _fields(
         yield ref, name, json.dumps(record.get(name), sort_keys=True)
 
 
-def _change(event: Mapping[str, Any]) -> tuple[Any, ...]:
-    if event["field_name"] == "tags":
-        before, after = set(event["previous_value"].split()), set(event["value"].split())
-        return "tags", tuple(sorted(after - before)), tuple(sorted(before - after))
-    return event["field_name"], json.dumps(event["value"])
+def _changes(event: Mapping[str, Any]) -> Iterator[tuple[Any, ...]]:
+    """An audit's change: the field and its new value; for tags, each tag added or removed."""
+    if event["field_name"] != "tags":
+        yield event["field_name"], json.dumps(event["value"])
+        return
+    before, after = set(event["previous_value"].split()), set(event["value"].split())
+    yield from (("tag added", tag) for tag in sorted(after - before))
+    yield from (("tag removed", tag) for tag in sorted(before - after))
 
 
 def _canonical(record: Mapping[str, Any]) -> str:
