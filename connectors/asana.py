@@ -7,15 +7,17 @@ custom fields are read by gid, resolved once from the project by the names in th
 The customer behind a bug is the Intercom contact in the "Intercom contact" field: it becomes
 the case's ``account_id``, which is the id of the Intercom account.
 
-Writes. Custom fields first, in one ``PUT /tasks/{gid}`` (enum values by option gid, dates
-as ``{"date": "YYYY-MM-DD"}``): setting absolute values twice is harmless, so a lost answer is
-simply sent again. Then the customer's email (a REPLY: seeds 000/001's bug update): Asana
-cannot reach customers, so it goes through the :data:`Mailer` the tenant wires in (Intercom's
-``POST /messages`` to the bug's contact). Then the comment signed with the marker,
-``POST /tasks/{gid}/stories``: last, so a recorded follow-up always has its field changes and
-its email, and looked for before it is sent again. An email has no marker to look for: if the
-run dies between the email and the comment, the retried item emails once more (the window is
-one request wide; the comment is what makes it visible to agents and engineers).
+Writes. The customer's email first (a REPLY: seeds 000/001's bug update): Asana cannot reach
+customers, so it goes through the :data:`Mailer` the tenant wires in (Intercom's
+``POST /messages`` to the bug's contact). Then the custom fields, in one ``PUT /tasks/{gid}``
+(enum values by option gid, dates as ``{"date": "YYYY-MM-DD"}``): setting absolute values twice
+is harmless, so a lost answer is simply sent again. Last the comment signed with the marker,
+``POST /tasks/{gid}/stories``, so a recorded follow-up always has its field changes and its
+email; it is looked for before it is sent again. Once the email is out or a field written, a
+failure is INCOMPLETE: the date written ("User last updated") stops the plan from offering the
+item again, so the worker finishes it next cycle regardless, without the email. An email has no
+marker to look for (Intercom keeps no trace of it until the contact answers): one whose answer
+was lost is sent again with the retried item, at least once rather than exactly once.
 """
 
 from __future__ import annotations
@@ -392,23 +394,27 @@ class AsanaConnector(OwnsClient):
             return any(m.key == item.key for m in marks)
 
         emailed = 0
+        started = False  # the email is out, or a field change may have landed
         try:
+            if changes.email is not None and self._mailer is not None and contact is not None:
+                subject = f"Update on your bug report: {item.case.subject}"
+                await self._mailer(contact, subject, changes.email)
+                emailed = 1
+                started = True
             # Absolute values: sending them twice changes nothing, so no check is needed.
             for gid, values in [(item.case.id, changes.values), *changes.covered.items()]:
                 if values:
                     body = {"data": {"custom_fields": values}}
                     put = partial(self._client.write, "PUT", f"/tasks/{gid}", json=body)
+                    started = True
                     await once.send(put, None)
-            if changes.email is not None and self._mailer is not None and contact is not None:
-                subject = f"Update on your bug report: {item.case.subject}"
-                await self._mailer(contact, subject, changes.email)
-                emailed = 1
             story = {"data": {"text": changes.comment}}
             posted = await once.send(
                 lambda: self._client.write("POST", f"{task}/stories", json=story), story_landed
             )
         except VendorError as exc:
-            return WriteResult(WriteOutcome.FAILED, calls=once.calls + emailed, detail=str(exc))
+            outcome = WriteOutcome.INCOMPLETE if started else WriteOutcome.FAILED
+            return WriteResult(outcome, calls=once.calls + emailed, detail=str(exc))
         outcome = WriteOutcome.ALREADY_APPLIED if posted.landed_before else WriteOutcome.APPLIED
         return WriteResult(outcome, calls=once.calls + emailed)
 

@@ -22,6 +22,11 @@ class WriteOutcome(StrEnum):
     ALREADY_APPLIED = "already_applied"  # outcome was unknown; the marker was found on re-read
     CONFLICT = "conflict"  # an agent changed the case meanwhile; re-read and re-plan
     FAILED = "failed"  # permanent error, or transient errors past the retry budget
+    # Part of the item is on the case (or may be), including what the customer was to be told,
+    # and a later write failed. What landed may stop the plan from offering the item again (an
+    # Asana date field, a closed conversation), so the worker finishes it next cycle anyway,
+    # without telling the customer twice.
+    INCOMPLETE = "incomplete"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ Faults are told per case and consumed in order::
     fake.inject("42", Fault.LOSE_RESPONSE)     # lands, reply lost: re-read finds the marker
     fake.inject("42", Fault.RAISE, error=exc)  # raises before writing
     fake.inject("42", Fault.CRASH, error=exc)  # lands, then raises (a process dying mid-call)
+    fake.inject("42", Fault.HALF)              # changes land, the marked note not: INCOMPLETE
 
 ``fake.serve_unreadable("43", "missing field 'status'")`` plays a record the real connectors
 cannot translate: the stream hands it to ``report`` and goes on, as theirs do.
@@ -48,6 +49,7 @@ class Fault(StrEnum):
     LOSE_RESPONSE = "lose_response"
     RAISE = "raise"
     CRASH = "crash"
+    HALF = "half"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -77,7 +79,8 @@ class FakeConnector:
         self._clock = clock
         self.before_write = before_write
         self._faults: defaultdict[str, deque[_Injected]] = defaultdict(deque)
-        self.fetch_error: Exception | None = None
+        self.fetch_error: Exception | None = None  # cases() raises it
+        self.fetch_case_errors: list[Exception] = []  # the next fetch_case calls raise these
         self.writes: list[PlanItem] = []
         self.reads = 0
         self.closed = False
@@ -120,6 +123,8 @@ class FakeConnector:
 
     async def fetch_case(self, case_id: str) -> Case:
         self.reads += 1
+        if self.fetch_case_errors:
+            raise self.fetch_case_errors.pop(0)
         return self._cases[case_id]
 
     async def apply(self, item: PlanItem) -> WriteResult:
@@ -133,6 +138,10 @@ class FakeConnector:
         current = self._cases[item.case.id]
         if item.case.updated_stamp != current.updated_stamp:
             return WriteResult(WriteOutcome.CONFLICT, detail="updated_stamp is stale")
+        if injected is not None and injected.fault is Fault.HALF:
+            # Like a Zendesk reply out and its note lost, or an Asana date set and its story not.
+            self._write(item, current, marked=False)
+            return WriteResult(WriteOutcome.INCOMPLETE, detail="injected: the note did not land")
         self._write(item, current)
         if injected is not None and injected.fault is Fault.CRASH:
             raise injected.error  # type: ignore[misc]
@@ -145,7 +154,7 @@ class FakeConnector:
 
     # -- the helpdesk's side of a write -------------------------------------------------------
 
-    def _write(self, item: PlanItem, case: Case) -> None:
+    def _write(self, item: PlanItem, case: Case, *, marked: bool = True) -> None:
         self.writes.append(item)
         status, assignee, tags = case.status, case.assignee, set(case.tags)
         for action in item.actions:
@@ -163,7 +172,7 @@ class FakeConnector:
             status=status,
             assignee=assignee,
             tags=frozenset(tags | {marker_tag(item.key)}),
-            followups=(*case.followups, mark),
+            followups=(*case.followups, mark) if marked else case.followups,
             updated_stamp=_next_stamp(case),
         )
 

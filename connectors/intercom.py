@@ -11,12 +11,15 @@ that cannot be read goes to the connector's ``report`` (:mod:`connectors.records
 stream goes on. The JSON translation lives in :mod:`connectors.intercom_json`.
 
 Writes. Intercom has no multi-change update, so one plan item is a few calls, in this order:
-the public reply, the idempotent changes (a conversation's assignment and state parts; a
-ticket's state and assignee in one ``PUT /tickets/{id}``), and last the admin note signed
-with the marker ``fw-<key>``, so a follow-up is only recorded once all of it happened and a
-retried item never emails twice. A reply or note whose answer was lost is looked for in the
-conversation's or ticket's parts before it is sent again (:class:`~connectors.once.WriteOnce`);
-the reply by its exact body from the worker's admin in this cycle.
+the public reply, the changes (a conversation's assignment and state parts, one already in
+effect not sent; a ticket's state and assignee in one ``PUT /tickets/{id}``), and last the
+admin note signed with the marker ``fw-<key>``, so a follow-up is only recorded once all of it
+happened and a retried item never emails twice. A reply or note whose answer was lost is looked
+for in the conversation's or ticket's parts (the reply by its exact body from the worker's
+admin in this cycle); absent, it is left to the next cycle, as it may still land
+(:class:`~connectors.once.WriteOnce`). Once the reply is out or a change made, a failure is
+INCOMPLETE: a closed conversation is no longer offered by the plan, so the worker finishes the
+item next cycle regardless.
 
 Ticket states are the tenant's own: policy statuses resolve to state ids once, on the first
 ticket write or ``check``, through ``GET /ticket_states`` (:func:`intercom_json.ticket_states`).
@@ -266,7 +269,7 @@ class IntercomConnector(OwnsClient):
         ticket = ticket_number(item.case.id)
         if ticket is None:
             reply, note, parts = conversation_calls(item, ids)
-            changes = [("POST", "/parts", part) for part in parts]
+            changes = [("POST", "/parts", part) for part in _changing(parts, item.case, ids)]
             return _CONVERSATION.format(item.case.id), reply, note, changes
         changes_state = any(a.type is ActionType.SET_STATUS for a in item.actions)
         states = await self.ticket_states() if changes_state else {}
@@ -283,22 +286,39 @@ class IntercomConnector(OwnsClient):
             return WriteResult(WriteOutcome.FAILED, calls=0, detail=str(exc))
         run = _Writes(self._client, url, item, ids.me)
         admin = {"type": "admin", "admin_id": ids.me}
+        started = False  # the reply is out, or a change of state or assignee may have landed
         try:
             if reply is not None and not await run.replied_already(reply):
                 comment = {"message_type": "comment", **admin, "body": reply}
                 await run.send("POST", "/reply", comment, lambda c: run.has_reply(c, reply))
+            started = reply is not None
             for method, path, body in changes:
+                started = True
                 await run.send(method, path, body, None)
             body = {"message_type": "note", **admin, "body": note}
             applied = await run.send("POST", "/reply", body, run.has_note)
         except VendorError as exc:
-            return WriteResult(WriteOutcome.FAILED, calls=run.calls, detail=str(exc))
+            outcome = WriteOutcome.INCOMPLETE if started else WriteOutcome.FAILED
+            return WriteResult(outcome, calls=run.calls, detail=str(exc))
         outcome = WriteOutcome.APPLIED if applied else WriteOutcome.ALREADY_APPLIED
         return WriteResult(outcome, calls=run.calls)
 
 
 def _next_cursor(page: Mapping[str, Any]) -> Any:
     return ((page.get("pages") or {}).get("next") or {}).get("starting_after")
+
+
+def _changing(parts: list[dict[str, Any]], case: Case, ids: IntercomIds) -> list[dict[str, Any]]:
+    """The parts that change something: Intercom records a close of a closed conversation or
+    an assignment to its assignee as one more event, which a finished retry must not add."""
+    assignee = ids.admins.get(case.assignee) if case.assignee is not None else None
+    closed = case.status in (Status.SOLVED, Status.CLOSED)
+    return [
+        part
+        for part in parts
+        if not (part["message_type"] == "close" and closed)
+        and not (part["message_type"] == "assignment" and part["assignee_id"] == assignee)
+    ]
 
 
 def _plain(html: str) -> str:

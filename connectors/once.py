@@ -1,11 +1,19 @@
-"""Writes that are not idempotent (a note, a reply, a story) are sent at most twice per plan item,
-and the second time only after a fresh read proved the first did not land.
+"""Writes that are not idempotent (a note, a reply, a story) are sent at most once per plan item
+and attempt, unless the vendor itself refuses the second of two copies.
 
-A lost answer (:class:`~connectors.errors.OutcomeUnknown`) says nothing about the write, so the
-caller's ``landed`` check looks for the write's marker on the vendor. Found: done, nothing is
-sent again. Absent: sent once more; a second lost answer is raised, and the next run, reading
-the case afresh, finds the marker or writes it then. Idempotent writes (absolute field values)
-pass no check and are simply sent again.
+A lost answer (:class:`~connectors.errors.OutcomeUnknown`) says nothing about the write, and
+the write may not even be over: a request answered later than the client waits is applied after
+the client gave up. So the caller's ``landed`` check looks for the write's marker, and:
+
+* found: done, nothing is sent again;
+* absent, and the write is *guarded* (Zendesk's ``safe_update`` on the stamp the first copy
+  carried: of two copies only one can pass): sent once more at once;
+* absent otherwise: raised. Sending it again now could race the first copy still on its way
+  and land twice; the next cycle, reading the case afresh minutes later, finds the marker or
+  writes it then.
+
+A second lost answer is raised too. Idempotent writes (absolute field values) pass no check
+and are simply sent again.
 """
 
 from __future__ import annotations
@@ -28,10 +36,15 @@ class Written(Generic[T]):
 
 
 class WriteOnce:
-    """The writes of one plan item; ``calls`` counts every request made, re-reads included."""
+    """The writes of one plan item; ``calls`` counts every request made, re-reads included.
 
-    def __init__(self) -> None:
+    ``guarded``: the vendor applies only one of two copies of a checked write, so one found
+    absent after a lost answer is sent again within the same attempt.
+    """
+
+    def __init__(self, *, guarded: bool = False) -> None:
         self.calls = 0
+        self._guarded = guarded
 
     async def send(
         self,
@@ -46,5 +59,7 @@ class WriteOnce:
                 self.calls += 1
                 if await landed():
                     return Written(None, landed_before=True)
+                if not self._guarded:
+                    raise
         self.calls += 1
         return Written(await send())

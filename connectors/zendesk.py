@@ -24,7 +24,9 @@ footer now records the step). If the run dies between the two, the retried item 
 and does not email the customer twice; had the note gone first, a lost reply would look done.
 
 A write whose answer was lost (OutcomeUnknown) is checked on a fresh read: marker found ->
-ALREADY_APPLIED, absent -> written once more with the original ``updated_stamp``.
+ALREADY_APPLIED, absent -> written once more with the original ``updated_stamp``. A reply out
+and its note not is INCOMPLETE: the worker finishes it next cycle without the reply, and the
+note then takes the marker tag off.
 
 Bulk (the tenant's ``bulk_updates``): items that are a single update go 100 to an
 ``update_many`` job, each ticket still with its own ``safe_update`` stamp; a job whose answer
@@ -319,14 +321,18 @@ class ZendeskConnector(OwnsClient):
             return WriteResult(WriteOutcome.ALREADY_APPLIED, calls=0)
         marker = marker_tag(item.key)
         run = _WriteRun(self._client, self.fetch_case, item.case.id, item.case.updated_stamp)
+        replied = marker in item.case.tags  # an earlier attempt's reply went out
         try:
-            if updates.reply is not None and marker not in item.case.tags:
+            if updates.reply is not None and not replied:
                 outcome = await run.put(updates.reply, lambda c: marker in c.tags)
                 if outcome not in _DONE:
                     return run.result(outcome)
+                replied = True
             outcome = await run.put(updates.note, lambda c: item.key in _keys(c))
         except VendorError as exc:
-            return run.result(WriteOutcome.FAILED, str(exc))
+            # Replied: the customer has the reply, the note and the other changes are missing.
+            outcome = WriteOutcome.INCOMPLETE if replied else WriteOutcome.FAILED
+            return run.result(outcome, str(exc))
         return run.result(outcome)
 
     async def apply_many(self, items: Sequence[PlanItem]) -> list[WriteResult]:
@@ -467,7 +473,9 @@ class _WriteRun:
         self._fetch_case = fetch_case
         self._ticket_id = ticket_id
         self._stamp = stamp
-        self._once = WriteOnce()
+        # Every update carries the stamp it was planned on (see put): of a lost update still on
+        # its way and its resend, safe_update lets only one through.
+        self._once = WriteOnce(guarded=True)
         self.audits: list[str] = []
 
     async def put(self, ticket: dict[str, Any], done: Callable[[Case], bool]) -> WriteOutcome:

@@ -148,6 +148,7 @@ def ticket_updates(item: PlanItem, ids: ZendeskIds) -> TicketUpdates:
             "comment": {"body": reply_body, "public": True},
             "additional_tags": [WORKER_TAG, marker],
         }
+    if reply is not None or marker in item.case.tags:  # the note records what the tag held
         remove.append(marker)
     ticket["comment"] = {"body": texts.signed_note(item), "public": False}
     if custom:

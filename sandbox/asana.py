@@ -250,12 +250,16 @@ class AsanaDesk:
         if "completed" in data and not isinstance(data["completed"], bool):
             raise error(400, "completed: Value is not a boolean")
         task, stories = self._writable(gid)
+        # Like Asana's activity feed, a story per change: setting a value a field already has
+        # (a retried update) changes nothing and tells nobody.
         for field_gid, value in fields.items():
+            if task["custom_field_values"].get(field_gid) == value:
+                continue
             task["custom_field_values"][field_gid] = value
             shown = _display(_FIELDS[field_gid], value)
             self._story(gid, stories, f"{_FIELDS[field_gid].subtype}_custom_field_changed",
                         f"changed {_FIELDS[field_gid].name} to \"{shown}\"")  # fmt: skip
-        if assignee is not ...:
+        if assignee is not ... and assignee != task["assignee"]:
             task["assignee"] = assignee
             self._story(gid, stories, "assigned", "assigned this task")
         for name in ("name", "notes", "due_on"):

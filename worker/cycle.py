@@ -16,6 +16,10 @@ Tenants are worked one after the other, each in its *turn*: settle what a dead p
 pending, then fetch, plan and execute. Which tenants get a turn is the caller's
 :data:`TenantTurns`: by default those this replica holds the lease of (``serve``);
 ``run --once`` claims them one at a time instead (:func:`worker.service.run_once`).
+
+Before the plan, a tenant's follow-ups that an earlier cycle left half done (the reply out, a
+later write failed: ``incomplete`` in the ledger) are finished on a fresh read of their cases,
+whether or not the plan would offer them again, unless the customer wrote since.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from worker.badrecords import BadRecords, BadRecordTally
 from worker.decisions import RunMode, run_mode
 from worker.executor import Executor, ItemReport, carries_marker
 from worker.leases import LeaseKeeper
-from worker.ledger import Fence, Ledger, Outcome
+from worker.ledger import Attempt, Fence, Ledger, Outcome
 from worker.metrics import Metrics
 from worker.switches import dry_run_switch
 
@@ -296,7 +300,7 @@ async def _run_tenant(
             tenant.bad_records.take()  # only this turn's count
         try:
             result.reconciled = await reconcile(runtime, tenant)
-            await _work_tenant(tenant, runtime.metrics, executor, at, result)
+            await _work_tenant(tenant, runtime, executor, at, result)
         finally:
             if tenant.bad_records is not None:
                 result.bad_records = tenant.bad_records.take()
@@ -306,9 +310,10 @@ async def _run_tenant(
 
 
 async def _work_tenant(
-    tenant: Tenant, metrics: Metrics, executor: Executor, at: datetime, result: _TenantResult
+    tenant: Tenant, runtime: Runtime, executor: Executor, at: datetime, result: _TenantResult
 ) -> None:
-    """Fetch, plan and execute one tenant, into ``result``."""
+    """Finish what earlier cycles left half done, then fetch, plan and execute, into ``result``."""
+    metrics = runtime.metrics
     if not tenant.works_on(at):
         log.info("not a business day of the tenant; nothing to do", at=at.isoformat())
         return
@@ -351,11 +356,46 @@ async def _work_tenant(
             if isinstance(entry, PlanItem) and entry.case.ref == case.ref
         ]
 
-    execution = await executor.execute(tenant.name, tenant.connectors, planned_cases(), replan)
-    result.reports = execution.reports
-    result.cases_not_started = execution.cases_not_started
+    async def unfinished() -> AsyncGenerator[list[PlanItem]]:
+        for attempt in runtime.ledger.incomplete(tenant.name):
+            item = await _unfinished_item(tenant, attempt, result)
+            if item is None:
+                continue
+            spoke = item.case.last_inbound()
+            if spoke is not None and spoke.at > attempt.at:
+                # Finishing a follow-up the customer has answered since (setting it
+                # pending, say) would bury the answer: the plan decides afresh.
+                why = "left unfinished: the customer wrote since it was started"
+                result.reports.append(executor.leave(tenant.name, item, why))
+                continue
+            yield [item]
+
+    # What earlier cycles left half done goes first: each case is whole before it is planned.
+    for cases in (unfinished(), planned_cases()):
+        execution = await executor.execute(tenant.name, tenant.connectors, cases, replan)
+        result.reports += execution.reports
+        result.cases_not_started += execution.cases_not_started
     failed = result.errors or any(report.failed for report in result.reports)
     metrics.tenant_cycles.labels(tenant=tenant.name, result="failed" if failed else "ok").inc()
+
+
+async def _unfinished_item(
+    tenant: Tenant, attempt: Attempt, result: _TenantResult
+) -> PlanItem | None:
+    """The half-done item on its case as it is now; None when the case cannot be read (it is
+    tried again next cycle)."""
+    source, _, case_id = attempt.case_ref.partition(":")
+    connector = tenant.connectors.get(Source(source))
+    if connector is None:
+        log.warning("unfinished follow-up for an unconfigured vendor", case=attempt.case_ref)
+        return None
+    try:
+        case = await connector.fetch_case(case_id)
+    except Exception as exc:
+        log.exception("cannot re-read case to finish a follow-up", case=attempt.case_ref)
+        result.errors.append(f"{tenant.name}: {attempt.case_ref}: {exc!r}")
+        return None
+    return attempt.plan_item(case)
 
 
 def _plan_case(

@@ -4,8 +4,8 @@ Three questions, three functions:
 
 * :func:`run_mode` - is this run dry or live? (CLI flag, ops' runtime switch, configuration)
 * :func:`decide` - given the run mode, the policy's own override and what the ledger knows
-  about the item's idempotency key, apply it, verify a half-done attempt first, record it as
-  planned only, or leave it alone?
+  about the item's idempotency key, apply it, finish what an earlier attempt started, verify
+  an attempt that died without outcome first, record it as planned only, or leave it alone?
 * :func:`after_write` - given what the vendor said, is the item settled or must the case be
   re-read and re-planned?
 """
@@ -58,6 +58,7 @@ def run_mode(*, flag: bool | None, switch: bool | None, configured: bool) -> Run
 
 class Verdict(StrEnum):
     APPLY = "apply"  # record the intent, write to the vendor, record the outcome
+    RESUME = "resume"  # an earlier attempt got part-way: apply the rest, the reply is out
     VERIFY = "verify"  # an earlier attempt may have written: look for its marker first
     PLAN_ONLY = "plan_only"  # dry-run: record and show the plan, write nothing
     SKIP = "skip"  # already on the case: writing again would duplicate it
@@ -92,6 +93,8 @@ def decide(
     if dry_run:
         why = "dry-run run" if run_dry else "the policy is dry-run"
         return Decision(Verdict.PLAN_ONLY, dry_run, why)
+    if ledger is not None and ledger[1] is Outcome.INCOMPLETE:
+        return Decision(Verdict.RESUME, dry_run, "finishing what an earlier attempt started")
     if ledger is not None and ledger[1] is not None:
         return Decision(Verdict.APPLY, dry_run, f"retrying after {ledger[1].value}")
     return Decision(Verdict.APPLY, dry_run, "due")
@@ -110,5 +113,6 @@ def after_write(outcome: WriteOutcome, *, replanned: bool) -> NextStep:
 
 
 def outcome_counts_as_failure(outcome: Outcome) -> bool:
-    """A conflict left after the re-plan is a failure too: the follow-up did not happen."""
-    return outcome in (Outcome.FAILED, Outcome.CONFLICT)
+    """A conflict left after the re-plan is a failure too, and so is a follow-up half done:
+    it did not (all) happen."""
+    return outcome in (Outcome.FAILED, Outcome.CONFLICT, Outcome.INCOMPLETE)

@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import structlog
 
 from connectors.base import Connector, WriteOutcome, WriteResult
-from policies.model import Case, PlanItem, Source
+from policies.model import ActionType, Case, PlanItem, Source
 from worker.decisions import (
     Decision,
     NextStep,
@@ -40,6 +40,7 @@ __all__ = [
     "ItemReport",
     "Replan",
     "carries_marker",
+    "without_reply",
 ]
 
 log = structlog.get_logger("followup.executor")
@@ -49,6 +50,13 @@ Replan = Callable[[Case], list[PlanItem]]
 
 DONE_BEFORE = "done_before"  # the label of an item the ledger shows as already applied
 LEASE_LOST = "lease lost: the tenant's new holder will do it"
+
+
+def without_reply(item: PlanItem) -> PlanItem:
+    """The rest of an item an earlier attempt got part-way through: the customer has had its
+    reply (connectors report INCOMPLETE only once it is out), so it is not sent again."""
+    rest = tuple(action for action in item.actions if action.type is not ActionType.REPLY)
+    return replace(item, actions=rest)
 
 
 def carries_marker(case: Case, key: str) -> bool:
@@ -177,7 +185,18 @@ class Executor:
             if settled[0].replanned:
                 break  # a conflict: the re-plan on the fresh case settled what is still due
             if pending and settled[0].outcome is Outcome.APPLIED:
-                fresh = await connector.fetch_case(item.case.id)
+                try:
+                    fresh = await connector.fetch_case(item.case.id)
+                except Exception as exc:
+                    # The case's other items wait for the next cycle, planned on the case as it
+                    # is then; the other cases go on.
+                    log.exception("case unreadable after a write; its other items wait")
+                    detail = f"not tried: the case could not be read again: {exc!r}"
+                    reports += [
+                        self._report(tenant, rest, False, Outcome.FAILED, detail)
+                        for rest in pending
+                    ]
+                    break
                 handled = {report.key for report in reports}
                 pending = [again for again in replan(fresh) if again.key not in handled]
         return reports
@@ -229,6 +248,8 @@ class Executor:
             tenant, connector, item
         ):
             return [self._report(tenant, item, False, Outcome.ALREADY_APPLIED, "marker found")]
+        if decision.verdict is Verdict.RESUME:
+            item = without_reply(item)
 
         try:
             attempt = self._begin(tenant, item, decision, fence=self._fence(tenant))
@@ -267,6 +288,20 @@ class Executor:
             detail="marker found on re-read" if found else "interrupted; marker absent on re-read",
         )
         return found
+
+    def leave(self, tenant: str, item: PlanItem, why: str) -> ItemReport:
+        """Record that ``item`` is left as it is, on purpose (not a failure): the plan decides
+        about the case again."""
+        attempt = self._ledger.begin(
+            item,
+            tenant=tenant,
+            cycle_id=self._cycle_id,
+            dry_run=False,
+            at=self._at,
+            started_at=self._clock(),
+        )
+        self._ledger.finish(attempt, Outcome.SKIPPED, finished_at=self._clock(), detail=why)
+        return self._report(tenant, item, False, Outcome.SKIPPED, why)
 
     def _begin(
         self, tenant: str, item: PlanItem, decision: Decision, *, fence: Fence | None = None

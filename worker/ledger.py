@@ -19,6 +19,9 @@ transaction that inserts the intent, and that check locks the lease row until th
 check and the intent. A replica paused past its lease fails to record the intent, hence
 never calls the vendor.
 
+An attempt that got part-way (``incomplete``) is listed by :meth:`Ledger.incomplete`, so the
+worker can finish it even when the plan no longer offers it.
+
 Times are stored in UTC. Two clocks meet here: ``at`` is the instant the cycle planned for
 (simulated in the demo), ``started_at``/``finished_at`` are wall-clock timings.
 """
@@ -37,7 +40,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from connectors.base import WriteOutcome
-from policies.model import PlanItem
+from policies.model import Action, ActionType, Case, PlanItem
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -73,7 +76,8 @@ class Outcome(StrEnum):
     ALREADY_APPLIED = "already_applied"
     CONFLICT = "conflict"
     FAILED = "failed"
-    SKIPPED = "skipped"  # planned only: dry-run
+    INCOMPLETE = "incomplete"  # part of it landed: finished next cycle (WriteOutcome.INCOMPLETE)
+    SKIPPED = "skipped"  # planned only (dry-run), or left alone (lease lost, customer wrote)
 
     @classmethod
     def of(cls, write: WriteOutcome) -> Outcome:
@@ -249,12 +253,31 @@ class Attempt:
     request_ids: list[str]
     calls: int
     finished_at: datetime | None
+    covers: list[str]
 
     @property
     def duration_ms(self) -> int | None:
         if self.finished_at is None:
             return None
         return round((self.finished_at - self.started_at).total_seconds() * 1000)
+
+    def plan_item(self, case: Case) -> PlanItem:
+        """The item this attempt was at, again, on ``case`` as it is now."""
+        actions = tuple(
+            Action(ActionType(action["type"]), {k: v for k, v in action.items() if k != "type"})
+            for action in self.actions
+        )
+        return PlanItem(
+            case=case,
+            policy=self.policy,
+            rule=self.rule,
+            step=self.step,
+            max_steps=self.max_steps,
+            actions=actions,
+            reason=self.reason,
+            key=self.key,
+            covers=tuple(self.covers),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +296,31 @@ def _live_intent(tenant: str, key: str) -> sa.ColumnElement[bool]:
         (_intents.c.tenant == tenant)
         & (_intents.c.idempotency_key == key)
         & sa.not_(_intents.c.dry_run)
+    )
+
+
+def _attempt(row: Any) -> Attempt:
+    """An ``intents`` row joined with one of its ``attempts``."""
+    return Attempt(
+        started_at=_aware(row.started_at),
+        at=_aware(row.at),
+        cycle_id=row.cycle_id,
+        tenant=row.tenant,
+        case_ref=row.case_ref,
+        key=row.idempotency_key,
+        dry_run=row.dry_run,
+        policy=row.policy,
+        rule=row.rule,
+        step=row.step,
+        max_steps=row.max_steps,
+        actions=row.actions,
+        reason=row.reason,
+        outcome=None if row.outcome is None else Outcome(row.outcome),
+        detail=row.detail,
+        request_ids=row.request_ids,
+        calls=row.calls,
+        finished_at=None if row.finished_at is None else _aware(row.finished_at),
+        covers=row.covers,
     )
 
 
@@ -565,29 +613,30 @@ class Ledger:
         if tenant is not None:
             query = query.where(_intents.c.tenant == tenant)
         with self._engine.connect() as conn:
-            return [
-                Attempt(
-                    started_at=_aware(row.started_at),
-                    at=_aware(row.at),
-                    cycle_id=row.cycle_id,
-                    tenant=row.tenant,
-                    case_ref=row.case_ref,
-                    key=row.idempotency_key,
-                    dry_run=row.dry_run,
-                    policy=row.policy,
-                    rule=row.rule,
-                    step=row.step,
-                    max_steps=row.max_steps,
-                    actions=row.actions,
-                    reason=row.reason,
-                    outcome=None if row.outcome is None else Outcome(row.outcome),
-                    detail=row.detail,
-                    request_ids=row.request_ids,
-                    calls=row.calls,
-                    finished_at=None if row.finished_at is None else _aware(row.finished_at),
-                )
-                for row in conn.execute(query)
-            ]
+            return [_attempt(row) for row in conn.execute(query)]
+
+    def incomplete(self, tenant: str) -> list[Attempt]:
+        """The tenant's live items whose latest attempt got only part-way, oldest first."""
+        others = _attempts.alias("others")
+        latest = (
+            sa.select(sa.func.max(others.c.id))
+            .where(others.c.intent_id == _intents.c.id)
+            .correlate(_intents)
+            .scalar_subquery()
+        )
+        query = (
+            sa.select(_intents, _attempts)
+            .join(_attempts, _intents.c.id == _attempts.c.intent_id)
+            .where(
+                (_intents.c.tenant == tenant)
+                & sa.not_(_intents.c.dry_run)
+                & (_attempts.c.id == latest)
+                & (_attempts.c.outcome == Outcome.INCOMPLETE.value)
+            )
+            .order_by(_attempts.c.id)
+        )
+        with self._engine.connect() as conn:
+            return [_attempt(row) for row in conn.execute(query)]
 
     # -- cycles -----------------------------------------------------------------------------
 

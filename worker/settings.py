@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     asana_rate_limit: PositiveInt = Field(default=150, description="requests per minute")
     http_connect_timeout: PositiveFloat = 5.0
     http_timeout: PositiveFloat = 30.0
+    # Seconds before the first retry of a failed vendor call (then doubling, with jitter);
+    # None: the connectors' own default.
+    http_backoff: PositiveFloat | None = None
 
     # Observability and operations.
     log_format: Literal["auto", "json", "console"] = "auto"

@@ -53,6 +53,7 @@ __all__ = [
     "build_calendar",
     "build_connectors",
     "build_planner",
+    "connector_limits",
     "open_lease_keeper",
     "open_runtime",
 ]
@@ -109,16 +110,20 @@ def _mapping(settings: Settings) -> TenantMapping:
         raise WiringError(str(exc)) from exc
 
 
-def _limits(settings: Settings) -> ConnectorLimits:
+def connector_limits(settings: Settings) -> ConnectorLimits:
+    """How hard each vendor may be pushed: the connectors' defaults, with the settings' say."""
     defaults = ConnectorLimits()
+    backoff = {} if settings.http_backoff is None else {"backoff_initial": settings.http_backoff}
     return ConnectorLimits(
         zendesk=defaults.zendesk.model_copy(
-            update={"requests_per_minute": settings.zendesk_rate_limit}
+            update={"requests_per_minute": settings.zendesk_rate_limit, **backoff}
         ),
         intercom=defaults.intercom.model_copy(
-            update={"requests_per_minute": settings.intercom_rate_limit}
+            update={"requests_per_minute": settings.intercom_rate_limit, **backoff}
         ),
-        asana=defaults.asana.model_copy(update={"requests_per_minute": settings.asana_rate_limit}),
+        asana=defaults.asana.model_copy(
+            update={"requests_per_minute": settings.asana_rate_limit, **backoff}
+        ),
         timeouts=Timeouts(
             connect=settings.http_connect_timeout,
             read=settings.http_timeout,
@@ -149,7 +154,9 @@ def build_connectors(
     )
     vendors = {url: source.value for url, source in settings.vendor_urls.items()}
     metered = MeteredTransport(metrics, vendors, transport, tenant=tenant)
-    built = build_vendor_connectors(env, _mapping(settings), _limits(settings), metered, report)
+    built = build_vendor_connectors(
+        env, _mapping(settings), connector_limits(settings), metered, report
+    )
     return {connector.source: connector for connector in built}
 
 

@@ -1,9 +1,12 @@
 """The Intercom and Asana connectors over real HTTP against the sandbox: what they read, what
 one plan item writes (to a conversation, an Intercom ticket, an Asana bug), and no duplicate
-note, story or email when an answer is dropped after the write."""
+note, reply, story or email when an answer is dropped after apply or comes after the client
+stopped waiting."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -60,22 +63,45 @@ def drop_after(admin: httpx.Client, vendor: str, endpoint: str) -> None:
     admin.put("/faults", json={"rules": [rule]}).raise_for_status()
 
 
-def intercom(sandbox: Any) -> IntercomConnector:
+PATIENT = Timeouts()
+IMPATIENT = Timeouts(read=0.2)  # a "slow" answer below comes later; its write lands then
+
+
+def answer_late(admin: httpx.Client, vendor: str, endpoint: str) -> None:
+    """The next matching request is applied, but answered only after IMPATIENT gave up."""
+    rule = {"vendor": vendor, "kind": "slow", "probability": 1.0, "endpoint": endpoint,
+            "times": 1}  # fmt: skip
+    plan = {"rules": [rule], "slow_seconds": IMPATIENT.read * 3}
+    admin.post("/reset-stats").raise_for_status()  # the request log: see held_write_landed
+    admin.put("/faults", json=plan).raise_for_status()
+
+
+async def held_write_landed(admin: httpx.Client, vendor: str) -> None:
+    """Wait (bounded) until the late answer went out: the write it held has landed by then."""
+    async with asyncio.timeout(10):
+        while not any(
+            entry["fault"] == "slow"
+            for entry in admin.get("/requests", params={"vendor": vendor}).json()["requests"]
+        ):
+            await asyncio.sleep(0.02)
+
+
+def intercom(sandbox: Any, timeouts: Timeouts = PATIENT) -> IntercomConnector:
     assert MAPPING.intercom is not None
     return IntercomConnector.connect(
         sandbox.urls["intercom"],
         "ic-sandbox-token",
         MAPPING.intercom,
         limits=FAST,
-        timeouts=Timeouts(),
+        timeouts=timeouts,
         plans=MAPPING.plans,
     )
 
 
-def asana(sandbox: Any) -> AsanaConnector:
+def asana(sandbox: Any, timeouts: Timeouts = PATIENT) -> AsanaConnector:
     assert MAPPING.asana is not None
     return AsanaConnector.connect(
-        sandbox.urls["asana"], "as-sandbox-token", MAPPING.asana, limits=FAST, timeouts=Timeouts()
+        sandbox.urls["asana"], "as-sandbox-token", MAPPING.asana, limits=FAST, timeouts=timeouts
     )
 
 
@@ -190,6 +216,30 @@ async def test_intercom_ticket_reply_resolve_and_note_once_despite_a_dropped_upd
     assert [m["body"] for m in emails] == ["Resolving your ticket."]
 
 
+async def test_an_intercom_reply_answered_too_late_is_sent_once_and_the_note_next_cycle(
+    sandbox: Any, admin: httpx.Client
+) -> None:
+    async with intercom(sandbox, IMPATIENT) as connector:
+        case = [c async for c in connector.cases()][1]
+        body = f"Any news on {case.ref}?"
+        plan = item(
+            case,
+            "awaiting_customer",
+            Action(ActionType.REPLY, {"template": "followup_reminder", "body": body}),
+        )
+        answer_late(admin, "intercom", "POST /conversations/*/reply")
+        first = await connector.apply(plan)
+        await held_write_landed(admin, "intercom")
+        second = await connector.apply(
+            dataclasses.replace(plan, case=await connector.fetch_case(case.id))
+        )
+        fresh = await connector.fetch_case(case.id)
+    sent = admin.get("/outbox", params={"ref": case.ref}).json()["messages"]
+    assert [m["body"] for m in sent].count(body) == 1
+    assert [m.key for m in fresh.followups] == [plan.key]
+    assert (first.outcome, second.outcome) == (WriteOutcome.FAILED, WriteOutcome.APPLIED)
+
+
 async def test_asana_bugs_carry_fields_engineer_updates_and_account(sandbox: Any) -> None:
     async with asana(sandbox) as connector:
         bugs = [c async for c in connector.cases()]
@@ -221,6 +271,23 @@ async def test_asana_fields_and_one_story_despite_a_dropped_answer(
     assert fresh.priority is not None
     assert fresh.priority.value == "high"
     assert [m.key for m in fresh.followups] == [plan.key]
+
+
+async def test_an_asana_story_answered_too_late_is_posted_once(
+    sandbox: Any, admin: httpx.Client
+) -> None:
+    async with asana(sandbox, IMPATIENT) as connector:
+        bug = [b async for b in connector.cases()][1]
+        plan = item(bug, "bug_enterprise", Action(ActionType.NOTIFY_ENGINEER, {"body": "News?"}))
+        answer_late(admin, "asana", "POST /tasks/*/stories")
+        first = await connector.apply(plan)
+        await held_write_landed(admin, "asana")
+        second = await connector.apply(
+            dataclasses.replace(plan, case=await connector.fetch_case(bug.id))
+        )
+        fresh = await connector.fetch_case(bug.id)
+    assert [m.key for m in fresh.followups] == [plan.key]
+    assert (first.outcome, second.outcome) == (WriteOutcome.FAILED, WriteOutcome.ALREADY_APPLIED)
 
 
 async def test_intercom_emails_a_contact_the_sandbox_delivers(

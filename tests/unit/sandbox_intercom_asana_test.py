@@ -183,6 +183,15 @@ async def test_asana_custom_field_update_by_option_gid_and_date(client: Any) -> 
     assert fields["Last follow-up date"]["date_value"]["date"] == "2026-03-11"
 
 
+async def test_asana_tells_a_field_change_once_however_often_it_is_sent(client: Any) -> None:
+    gid = "1206000000000002"
+    change = {"data": {"custom_fields": {LAST_FOLLOW_UP: {"date": "2026-03-12"}}}}
+    for _ in range(2):  # a retried update: same value again
+        await client.put(f"{ASANA}/tasks/{gid}", json=change, headers=ASANA_AUTH)
+    stories = (await client.get(f"{ASANA}/tasks/{gid}/stories", headers=ASANA_AUTH)).json()["data"]
+    assert [s["text"] for s in stories].count('changed Last follow-up date to "2026-03-12"') == 1
+
+
 @pytest.mark.parametrize(
     "change",
     [

@@ -13,6 +13,7 @@ import respx
 
 from connectors.asana import TASK_FIELDS, AsanaConnector, AsanaIds, CustomField, task_changes
 from connectors.base import WriteOutcome
+from connectors.errors import OutcomeUnknown
 from connectors.mapping import AsanaMapping
 from policies.model import (
     Action,
@@ -180,17 +181,19 @@ async def test_fields_by_option_gid_and_date_then_the_signed_story(
     }
 
 
-async def test_lost_story_is_looked_for_before_it_is_posted_again(
+async def test_lost_story_absent_on_re_read_is_not_posted_twice_in_one_attempt(
     router: respx.MockRouter,
 ) -> None:
+    # The 503 may come from a gateway while the story is still being written: a second post
+    # now could make two. The next cycle reads the task again and finds it, or posts it.
     story = router.post("/tasks/1/stories").mock(
         side_effect=[httpx.Response(503), httpx.Response(201, json={"data": {}})]
     )
-    router.get("/tasks/1/stories").respond(json={"data": [], "next_page": None})
+    looked = router.get("/tasks/1/stories").respond(json={"data": [], "next_page": None})
     async with connector(router) as asana:
         result = await asana.apply(item(Action(ActionType.NOTIFY_ENGINEER, {"body": "ping"})))
-    assert result.outcome is WriteOutcome.APPLIED
-    assert story.call_count == 2
+    assert result.outcome is WriteOutcome.FAILED
+    assert (story.call_count, looked.call_count) == (1, 1)
 
 
 async def test_unknown_priority_option_fails_without_a_call(router: respx.MockRouter) -> None:
@@ -235,6 +238,54 @@ async def test_an_update_for_the_customer_without_a_way_to_email_fails_before_an
         result = await asana.apply(item(Action(ActionType.REPLY, {"body": "Still on it."})))
     assert result.outcome is WriteOutcome.FAILED
     assert "no Intercom configured" in result.detail
+    assert not story.called
+
+
+def bug_update(*actions: Action) -> PlanItem:
+    """An update for the bug's customer (emailed through the mailer) and its engineer."""
+    bug = dataclasses.replace(item().case, account_id="contact-42", subject="Export broken")
+    reply = Action(ActionType.REPLY, {"template": "bug_update", "body": "Still on it."})
+    return dataclasses.replace(item(reply, *actions), case=bug)
+
+
+REFRESH = Action(ActionType.SET_BUG_FIELD, {"field": "user_last_updated", "value": "2026-03-16"})
+
+
+async def test_an_email_lost_on_its_way_leaves_the_bug_as_it_was(
+    router: respx.MockRouter,
+) -> None:
+    put = router.put("/tasks/1").respond(json={"data": {}})
+    story = router.post("/tasks/1/stories").respond(status_code=201, json={"data": {}})
+
+    async def lost(contact: str, subject: str, body: str) -> None:
+        raise OutcomeUnknown("intercom", "POST", "/messages", detail="ReadTimeout")
+
+    client = make_client(router, FakeClock(), vendor="asana", base_url=BASE)
+    async with AsanaConnector(client, AsanaMapping(project="Bugs"), mailer=lost) as asana:
+        result = await asana.apply(bug_update(REFRESH))
+
+    # Nothing the plan reads was written: the plan offers the update again next cycle.
+    assert result.outcome is WriteOutcome.FAILED
+    assert not put.called
+    assert not story.called
+
+
+async def test_fields_refused_after_the_email_went_out_is_incomplete(
+    router: respx.MockRouter,
+) -> None:
+    router.put("/tasks/1").respond(status_code=400, json={"errors": [{"message": "nope"}]})
+    story = router.post("/tasks/1/stories").respond(status_code=201, json={"data": {}})
+    sent: list[str] = []
+
+    async def mail(contact: str, subject: str, body: str) -> None:
+        sent.append(body)
+
+    client = make_client(router, FakeClock(), vendor="asana", base_url=BASE)
+    async with AsanaConnector(client, AsanaMapping(project="Bugs"), mailer=mail) as asana:
+        result = await asana.apply(bug_update(REFRESH))
+
+    # The customer has the email: the worker finishes the rest next cycle, without it.
+    assert (result.outcome, sent) == (WriteOutcome.INCOMPLETE, ["Still on it."])
     assert not story.called
 
 

@@ -3,6 +3,7 @@ write order of each."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -212,6 +213,40 @@ async def test_a_reply_already_in_the_conversation_is_not_sent_again(
     async with connector(router) as intercom:
         await intercom.apply(item(Action(ActionType.REPLY, {"body": "Closing now"})))
     assert [json.loads(c.request.content)["message_type"] for c in reply.calls] == ["note"]
+
+
+async def test_a_reply_out_and_its_note_refused_is_incomplete(router: respx.MockRouter) -> None:
+    router.get("/conversations/10").respond(json=conversation("10", 1, 0))
+    router.post("/conversations/10/reply").mock(
+        side_effect=[httpx.Response(200, json={}), httpx.Response(400, json={"errors": []})]
+    )
+    async with connector(router) as intercom:
+        result = await intercom.apply(item(Action(ActionType.REPLY, {"body": "Closing now"})))
+    assert result.outcome is WriteOutcome.INCOMPLETE  # finished next cycle, without the reply
+
+
+async def test_a_note_alone_that_fails_is_failed(router: respx.MockRouter) -> None:
+    router.post("/conversations/10/reply").respond(status_code=400, json={"errors": []})
+    async with connector(router) as intercom:
+        result = await intercom.apply(item(Action(ActionType.NOTE, {"body": "x"})))
+    assert result.outcome is WriteOutcome.FAILED  # nothing landed: the plan decides again
+
+
+async def test_a_close_or_assignment_already_in_effect_is_not_sent_again(
+    router: respx.MockRouter,
+) -> None:
+    # The rest of a half-done item on a conversation its first attempt closed and assigned.
+    parts = router.post("/conversations/10/parts").respond(json={})
+    router.post("/conversations/10/reply").respond(json={})
+    plan = item(
+        Action(ActionType.SET_ASSIGNEE, {"assignee": "Unresponsive Customers/Roxy V"}),
+        Action(ActionType.SET_STATUS, {"status": "solved"}),
+    )
+    closed = dataclasses.replace(plan.case, status=Status.SOLVED, assignee="Roxy V")
+    async with connector(router) as intercom:
+        result = await intercom.apply(dataclasses.replace(plan, case=closed))
+    assert result.outcome is WriteOutcome.APPLIED
+    assert not parts.called
 
 
 async def test_lost_note_found_on_re_read_is_already_applied(router: respx.MockRouter) -> None:

@@ -1,4 +1,5 @@
-"""A write is sent again after a lost answer only when a fresh read shows it did not land."""
+"""A write is sent again after a lost answer only when a fresh read shows it did not land, and
+only when the vendor would refuse a second copy should the first still be on its way."""
 
 from __future__ import annotations
 
@@ -37,10 +38,10 @@ class Vendor:
     ],
     ids=["answered", "lost-but-landed", "lost-and-absent"],
 )
-async def test_write_once(
+async def test_a_guarded_write_is_sent_again_when_it_did_not_land(
     vendor: Vendor, answer: str | None, landed_before: bool, sent: int, looked: int, calls: int
 ) -> None:
-    once = WriteOnce()
+    once = WriteOnce(guarded=True)
     written = await once.send(vendor.send, vendor.landed)
     assert (written.answer, written.landed_before) == (answer, landed_before)
     assert (vendor.sent, vendor.looked, once.calls) == (sent, looked, calls)
@@ -52,8 +53,22 @@ async def test_idempotent_writes_are_resent_without_a_look() -> None:
     assert (vendor.sent, vendor.looked) == (2, 0)
 
 
+async def test_an_unguarded_write_found_absent_is_left_to_the_next_cycle() -> None:
+    # Absent now may be "still on its way": a second copy could land beside it.
+    vendor, once = Vendor(True, False, landed=False), WriteOnce()
+    with pytest.raises(OutcomeUnknown):
+        await once.send(vendor.send, vendor.landed)
+    assert (vendor.sent, vendor.looked, once.calls) == (1, 1, 2)
+
+
+async def test_an_unguarded_write_found_on_the_case_is_done() -> None:
+    vendor, once = Vendor(True, landed=True), WriteOnce()
+    written = await once.send(vendor.send, vendor.landed)
+    assert (written.answer, written.landed_before, vendor.sent) == (None, True, 1)
+
+
 async def test_a_second_lost_answer_is_raised_not_sent_a_third_time() -> None:
-    vendor, once = Vendor(True, True), WriteOnce()
+    vendor, once = Vendor(True, True), WriteOnce(guarded=True)
     with pytest.raises(OutcomeUnknown):
         await once.send(vendor.send, vendor.landed)
     assert vendor.sent == 2

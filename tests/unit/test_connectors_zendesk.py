@@ -643,6 +643,35 @@ async def test_a_retried_item_whose_reply_went_out_does_not_email_again(
     assert put_body(put)["comment"]["public"] is False
 
 
+async def test_a_reply_out_and_its_note_refused_is_incomplete(router: respx.MockRouter) -> None:
+    router.put("/api/v2/tickets/7").mock(
+        side_effect=[
+            httpx.Response(200, json={"ticket": {"updated_at": "2026-03-10T12:00:01Z"}}),
+            httpx.Response(422, json={"error": "RecordInvalid"}),
+        ]
+    )
+    async with connector(router) as zendesk:
+        result = await zendesk.apply(item(REPLY, NOTE))
+    assert result.outcome is WriteOutcome.INCOMPLETE  # finished next cycle, without the reply
+
+
+async def test_the_rest_of_a_half_done_item_takes_its_marker_tag_off(
+    router: respx.MockRouter,
+) -> None:
+    put = router.put("/api/v2/tickets/7").respond(json={"ticket": {"updated_at": STAMP}})
+    async with connector(router) as zendesk:
+        result = await zendesk.apply(item(NOTE, on=case(tags=frozenset({f"fw-{KEY}"}))))
+    assert result.outcome is WriteOutcome.APPLIED
+    assert put_body(put)["remove_tags"] == [f"fw-{KEY}"]
+
+
+async def test_a_note_alone_that_fails_is_failed(router: respx.MockRouter) -> None:
+    router.put("/api/v2/tickets/7").respond(status_code=422, json={"error": "RecordInvalid"})
+    async with connector(router) as zendesk:
+        result = await zendesk.apply(item(NOTE))
+    assert result.outcome is WriteOutcome.FAILED  # nothing landed: the plan decides again
+
+
 async def test_conflict_is_reported_for_a_re_plan(router: respx.MockRouter) -> None:
     router.put("/api/v2/tickets/7").respond(status_code=409)
     async with connector(router) as zendesk:

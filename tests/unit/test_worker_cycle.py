@@ -13,7 +13,18 @@ import structlog
 from structlog.testing import capture_logs
 
 from connectors.fake import FakeConnector, Fault
-from policies.model import Account, Case, PlanItem, Status, Unjudged, marker_tag
+from policies.model import (
+    Account,
+    Action,
+    ActionType,
+    Activity,
+    ActivityKind,
+    Case,
+    PlanItem,
+    Status,
+    Unjudged,
+    marker_tag,
+)
 from tests.unit.worker_support import (
     MONDAY,
     add_tenant,
@@ -134,6 +145,57 @@ async def test_a_failed_follow_up_is_retried_next_cycle(ledger: Ledger) -> None:
     assert len(fake.writes) == 1
 
 
+def closing(
+    cases: Iterable[Case], accounts: Mapping[str, Account], now: datetime
+) -> Iterator[PlanItem | Unjudged]:
+    """A last follow-up that tells the customer, notes it and solves the case: once solved, a
+    case is no longer offered, whether or not its note made it."""
+    for case in cases:
+        if case.status is Status.PENDING and not case.followups:
+            item = make_item(case, 3)
+            reply = Action(ActionType.REPLY, {"template": "closing", "body": "Closing now."})
+            yield dataclasses.replace(item, actions=(reply, *item.actions))
+
+
+async def test_a_follow_up_left_half_done_is_finished_next_cycle_without_its_reply(
+    ledger: Ledger,
+) -> None:
+    fake = fake_zendesk("1")
+    fake.inject("1", Fault.HALF)
+    first = await run_cycle(make_runtime(ledger, fake, planner=closing), at=MONDAY)
+    assert fake.case("1").status is Status.SOLVED  # so the plan offers it no more
+    later = [MONDAY + timedelta(minutes=15 * n) for n in (1, 2)]
+    second, third = [await run_cycle(make_runtime(ledger, fake, planner=closing), at=at)
+                     for at in later]  # fmt: skip
+
+    assert [(r.label, first.ok) for r in first.items] == [("incomplete", False)]
+    assert [(r.label, second.ok) for r in second.items] == [("applied", True)]
+    assert third.items == ()
+    half, rest = fake.writes
+    assert [a.type for a in rest.actions] == [ActionType.NOTE, ActionType.SET_STATUS]
+    assert [m.key for m in fake.case("1").followups] == [half.key] == [rest.key]
+
+
+async def test_a_half_done_follow_up_the_customer_answered_since_is_left_to_the_plan(
+    ledger: Ledger,
+) -> None:
+    fake = fake_zendesk("1")
+    fake.inject("1", Fault.HALF)
+    await run_cycle(make_runtime(ledger, fake, planner=closing), at=MONDAY)
+    answer = Activity(ActivityKind.CUSTOMER_REPLY, MONDAY + timedelta(minutes=5))
+    fake.agent_edit("1", history=(answer,))
+    later = [MONDAY + timedelta(minutes=15 * n) for n in (1, 2)]
+    second, third = [await run_cycle(make_runtime(ledger, fake, planner=closing), at=at)
+                     for at in later]  # fmt: skip
+
+    assert [(r.label, r.detail) for r in second.items] == [
+        ("skipped", "left unfinished: the customer wrote since it was started")
+    ]
+    assert second.ok
+    assert third.items == ()
+    assert len(fake.writes) == 1
+
+
 async def test_a_conflict_is_replanned_on_the_fresh_case_and_written_once(
     ledger: Ledger,
 ) -> None:
@@ -163,7 +225,9 @@ def two_policies(
         done = {mark.policy for mark in case.followups}
         for policy in ("phase-update", "phase-overdue"):
             if policy not in done:
-                yield dataclasses.replace(make_item(case), policy=policy, key=f"{policy}-key")
+                yield dataclasses.replace(
+                    make_item(case), policy=policy, key=f"{policy}-{case.ref}"
+                )
 
 
 async def test_a_case_owing_two_items_gets_both_without_conflicting_with_itself(
@@ -178,6 +242,31 @@ async def test_a_case_owing_two_items_gets_both_without_conflicting_with_itself(
     ]
     assert summary.ok
     assert [item.policy for item in fake.writes] == ["phase-update", "phase-overdue"]
+
+
+async def test_a_case_unreadable_after_its_first_write_leaves_its_rest_to_the_next_cycle(
+    ledger: Ledger,
+) -> None:
+    fake = fake_zendesk("1", "2")
+    fake.fetch_case_errors.append(RuntimeError("503 after retries"))
+    first = await run_cycle(make_runtime(ledger, fake, planner=two_policies), at=MONDAY)
+    later = MONDAY + timedelta(minutes=15)
+    second = await run_cycle(make_runtime(ledger, fake, planner=two_policies), at=later)
+
+    # The cycle completes, the other case is served, the item not tried is owed and done next.
+    assert sorted((r.case_ref, r.policy, r.label) for r in first.items) == [
+        ("zendesk:1", "phase-overdue", "failed"),
+        ("zendesk:1", "phase-update", "applied"),
+        ("zendesk:2", "phase-overdue", "applied"),
+        ("zendesk:2", "phase-update", "applied"),
+    ]
+    assert not first.ok
+    assert [(r.case_ref, r.policy, r.label) for r in second.items] == [
+        ("zendesk:1", "phase-overdue", "applied")
+    ]
+    assert (
+        sorted(item.policy for item in fake.writes) == ["phase-overdue"] * 2 + ["phase-update"] * 2
+    )
 
 
 def community_bundle(

@@ -39,6 +39,7 @@ DONE_THEN_CONFLICT = (True, Outcome.CONFLICT)  # applied, then a re-planned retr
 PENDING = (False, None)
 FAILED = (False, Outcome.FAILED)
 CONFLICT = (False, Outcome.CONFLICT)
+INCOMPLETE = (False, Outcome.INCOMPLETE)
 
 
 @pytest.mark.parametrize(
@@ -60,6 +61,9 @@ CONFLICT = (False, Outcome.CONFLICT)
         # earlier failures and conflicts are retried
         (False, None, FAILED, Verdict.APPLY, False),
         (False, None, CONFLICT, Verdict.APPLY, False),
+        # part of it landed, the reply among it: the rest is applied, the reply not again
+        (False, None, INCOMPLETE, Verdict.RESUME, False),
+        (True, None, INCOMPLETE, Verdict.PLAN_ONLY, True),
     ],
 )
 def test_decide(

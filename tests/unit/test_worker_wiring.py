@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from connectors.settings import VendorLimits
 from policies.model import Source
 from tests.unit.worker_support import MONDAY, isolate_settings
 from worker.ledger import Ledger
@@ -17,6 +18,7 @@ from worker.wiring import (
     build_calendar,
     build_connectors,
     build_planner,
+    connector_limits,
     open_runtime,
 )
 
@@ -62,6 +64,13 @@ def test_one_connector_per_vendor_with_url_token_and_mapping(tmp_path: Path) -> 
         Source.ZENDESK: Source.ZENDESK,
         Source.INTERCOM: Source.INTERCOM,
     }
+
+
+def test_the_retry_backoff_is_the_settings_for_every_vendor_when_given() -> None:
+    given = connector_limits(_settings(http_backoff=0.05))
+    default = connector_limits(_settings())
+    assert [v.backoff_initial for v in (given.zendesk, given.intercom, given.asana)] == [0.05] * 3
+    assert default.zendesk.backoff_initial == VendorLimits().backoff_initial
 
 
 def test_a_bad_mapping_file_is_a_wiring_error(tmp_path: Path) -> None:
