@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 
 from connectors.base import WriteOutcome, WriteResult
-from connectors.errors import BadRecord, MappingError, VendorError
+from connectors.errors import BadRecord, MappingError, OutcomeUnknown, VendorError
 from connectors.footer import parse_footer
 from connectors.http import OwnsClient, VendorClient
 from connectors.intercom_json import (
@@ -293,8 +293,12 @@ class IntercomConnector(OwnsClient):
                 await run.send("POST", "/reply", comment, lambda c: run.has_reply(c, reply))
             started = reply is not None
             for method, path, body in changes:
+                try:
+                    await run.send(method, path, body, None)
+                except OutcomeUnknown:
+                    started = True  # it may have landed; a refused change (4xx) did not
+                    raise
                 started = True
-                await run.send(method, path, body, None)
             body = {"message_type": "note", **admin, "body": note}
             applied = await run.send("POST", "/reply", body, run.has_note)
         except VendorError as exc:
