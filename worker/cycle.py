@@ -6,10 +6,12 @@ settings, tests build one from :class:`connectors.fake.FakeConnector` and a plan
 
 The plan streams: each case is planned as soon as it is read (the planner keeps nothing between
 cases) and its items go straight to the executor, so memory stays flat and writes start while
-later pages are still being fetched. Accounts are read first, because the plan tier drives
-every policy; when they cannot be read the tenant waits for the next cycle rather than guess.
-When a vendor's cases stop coming (an error mid-way), the cases read so far are handled, the
-rest wait, and the cycle counts as failed. Same for a case the planner chokes on.
+later pages are still being fetched. What each item came to is told to ``Runtime.on_item`` as
+it settles and only counted here: the summary keeps figures, never the items. Accounts are read
+first, because the plan tier drives every policy; when they cannot be read the tenant waits for
+the next cycle rather than guess. When a vendor's cases stop coming (an error mid-way), the
+cases read so far are handled, the rest wait, and the cycle counts as failed. Same for a case
+the planner chokes on.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from connectors.base import Connector
 from policies.model import Account, Case, CaseKind, PlanItem, Source, Unjudged
 from policies.planner import OpenCaseTotals
 from worker.decisions import RunMode, run_mode
-from worker.executor import Executor, ItemReport, carries_marker
+from worker.executor import Execution, Executor, ItemReport, carries_marker
 from worker.leases import LeaseKeeper
 from worker.ledger import Ledger, Outcome
 from worker.metrics import Metrics
@@ -74,7 +76,9 @@ class Runtime:
     checks its fencing token before each vendor write (:mod:`worker.leases`); someone else
     (``worker.service``) keeps the leases refreshed. None: this process works every tenant.
     ``on_item`` hears about every plan item as soon as it is settled (a progress bar, a
-    timeline); ``clock`` is the wall clock the ledger's timings use.
+    timeline, the printed plan), ``on_unjudged`` about every case a policy could not judge;
+    the cycle keeps neither, only their numbers. ``clock`` is the wall clock the ledger's
+    timings use.
     """
 
     ledger: Ledger
@@ -84,6 +88,7 @@ class Runtime:
     concurrency: int = 4
     clock: Callable[[], datetime] = _wall_clock
     on_item: Callable[[ItemReport], None] | None = None
+    on_unjudged: Callable[[Unjudged], None] | None = None
     leases: LeaseKeeper | None = None
 
     def holds(self, tenant: str) -> bool:
@@ -97,26 +102,24 @@ class Runtime:
 
 @dataclass(frozen=True, slots=True)
 class CycleSummary:
+    """A cycle's figures. ``planned``: items settled (their reports went to ``on_item``),
+    ``counts`` of them by outcome label, ``failed`` of them; ``unjudged``: (case, policy)
+    pairs not judged (told to ``on_unjudged``)."""
+
     cycle_id: str
     at: datetime
     mode: RunMode
     cases: int = 0
-    items: tuple[ItemReport, ...] = ()
-    unjudged: tuple[Unjudged, ...] = ()
+    planned: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    failed: int = 0
+    unjudged: int = 0
     errors: tuple[str, ...] = ()
     reconciled: int = 0
     cases_not_started: int = 0
     interrupted: bool = False
     duration_s: float = 0.0
     retries: int = 0  # vendor calls repeated after a 429, a 5xx or no answer
-
-    @property
-    def counts(self) -> Counter[str]:
-        return Counter(report.label for report in self.items)
-
-    @property
-    def failed(self) -> int:
-        return sum(report.failed for report in self.items)
 
     @property
     def ok(self) -> bool:
@@ -130,10 +133,10 @@ class CycleSummary:
             "at": self.at.isoformat(),
             "dry_run": self.mode.dry_run,
             "cases": self.cases,
-            "planned": len(self.items),
+            "planned": self.planned,
             **dict(sorted(self.counts.items())),
             "failed": self.failed,
-            "unjudged": len(self.unjudged),
+            "unjudged": self.unjudged,
             "errors": len(self.errors),
             "reconciled": self.reconciled,
             "retries": self.retries,
@@ -193,17 +196,19 @@ async def run_cycle(
             # Asked per tenant, not once per cycle: a tenant taken over while the cycle runs
             # is worked in this cycle still.
             if runtime.holds(tenant.name):
-                parts.append(await _run_tenant(tenant, runtime.metrics, executor, at))
+                parts.append(await _run_tenant(tenant, runtime, executor, at))
         summary = CycleSummary(
             cycle_id=cycle_id,
             at=at,
             mode=mode,
             cases=sum(p.cases for p in parts),
-            items=tuple(r for p in parts for r in p.reports),
-            unjudged=tuple(u for p in parts for u in p.unjudged),
+            planned=sum(p.execution.planned for p in parts),
+            counts=sum((p.execution.counts for p in parts), Counter()),
+            failed=sum(p.execution.failed for p in parts),
+            unjudged=sum(p.unjudged for p in parts),
             errors=tuple(e for p in parts for e in p.errors),
             reconciled=reconciled,
-            cases_not_started=sum(p.cases_not_started for p in parts),
+            cases_not_started=sum(p.execution.cases_not_started for p in parts),
             interrupted=stop.is_set(),
             duration_s=time.monotonic() - started,
             retries=runtime.metrics.retries_so_far() - retries_before,
@@ -215,15 +220,15 @@ async def run_cycle(
 @dataclass(slots=True)
 class _TenantResult:
     cases: int = 0
-    reports: list[ItemReport] = field(default_factory=list)
-    unjudged: list[Unjudged] = field(default_factory=list)
+    execution: Execution = field(default_factory=Execution)
+    unjudged: int = 0
     errors: list[str] = field(default_factory=list)
-    cases_not_started: int = 0
 
 
 async def _run_tenant(
-    tenant: Tenant, metrics: Metrics, executor: Executor, at: datetime
+    tenant: Tenant, runtime: Runtime, executor: Executor, at: datetime
 ) -> _TenantResult:
+    metrics = runtime.metrics
     result = _TenantResult()
     with structlog.contextvars.bound_contextvars(tenant=tenant.name):
         if not tenant.works_on(at):
@@ -251,14 +256,14 @@ async def _run_tenant(
                         totals.add(case)
                         if case.kind in tenant.plan_last:
                             waiting.append(case)
-                        elif items := _plan_case(tenant, case, accounts, at, metrics, result):
+                        elif items := _plan_case(tenant, case, accounts, at, runtime, result):
                             yield items
                 except Exception as exc:
                     log.exception("cases unreadable; the rest wait", vendor=source.value)
                     result.errors.append(f"{tenant.name}: {source.value}: {exc!r}")
             accounts.update(totals.accounts())
             for case in waiting:
-                if items := _plan_case(tenant, case, accounts, at, metrics, result):
+                if items := _plan_case(tenant, case, accounts, at, runtime, result):
                     yield items
 
         def replan(case: Case) -> list[PlanItem]:
@@ -268,10 +273,10 @@ async def _run_tenant(
                 if isinstance(entry, PlanItem) and entry.case.ref == case.ref
             ]
 
-        execution = await executor.execute(tenant.name, tenant.connectors, planned_cases(), replan)
-        result.reports = execution.reports
-        result.cases_not_started = execution.cases_not_started
-        failed = result.errors or any(report.failed for report in result.reports)
+        result.execution = await executor.execute(
+            tenant.name, tenant.connectors, planned_cases(), replan
+        )
+        failed = result.errors or result.execution.failed
         metrics.tenant_cycles.labels(tenant=tenant.name, result="failed" if failed else "ok").inc()
         return result
 
@@ -281,7 +286,7 @@ def _plan_case(
     case: Case,
     accounts: Mapping[str, Account],
     at: datetime,
-    metrics: Metrics,
+    runtime: Runtime,
     result: _TenantResult,
 ) -> list[PlanItem]:
     items: list[PlanItem] = []
@@ -294,10 +299,12 @@ def _plan_case(
     for entry in entries:
         if isinstance(entry, Unjudged):
             log.warning("case not judged", case=entry.case_ref, reason=entry.reason)
-            metrics.unjudged.inc()
-            result.unjudged.append(entry)
+            runtime.metrics.unjudged.inc()
+            result.unjudged += 1
+            if runtime.on_unjudged is not None:
+                runtime.on_unjudged(entry)
         else:
-            metrics.plan_items.labels(policy=entry.policy, step=entry.step_label).inc()
+            runtime.metrics.plan_items.labels(policy=entry.policy, step=entry.step_label).inc()
             items.append(entry)
     return items
 
