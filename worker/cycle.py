@@ -109,6 +109,7 @@ class CycleSummary:
     cycle_id: str
     at: datetime
     mode: RunMode
+    tenants: int = 0  # worked by this replica (the others held by other replicas)
     cases: int = 0
     planned: int = 0
     counts: Counter[str] = field(default_factory=Counter)
@@ -119,7 +120,8 @@ class CycleSummary:
     cases_not_started: int = 0
     interrupted: bool = False
     duration_s: float = 0.0
-    retries: int = 0  # vendor calls repeated after a 429, a 5xx or no answer
+    calls: int = 0  # vendor calls made
+    retries: int = 0  # of which repeats after a 429, a 5xx or no answer
 
     @property
     def ok(self) -> bool:
@@ -132,6 +134,7 @@ class CycleSummary:
             "cycle_id": self.cycle_id,
             "at": self.at.isoformat(),
             "dry_run": self.mode.dry_run,
+            "tenants": self.tenants,
             "cases": self.cases,
             "planned": self.planned,
             **dict(sorted(self.counts.items())),
@@ -139,6 +142,7 @@ class CycleSummary:
             "unjudged": self.unjudged,
             "errors": len(self.errors),
             "reconciled": self.reconciled,
+            "calls": self.calls,
             "retries": self.retries,
             "cases_not_started": self.cases_not_started,
             "interrupted": self.interrupted,
@@ -170,6 +174,7 @@ async def run_cycle(
     )
     cycle_id = f"{at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     started = time.monotonic()
+    calls_before = runtime.metrics.calls_so_far()
     retries_before = runtime.metrics.retries_so_far()
     with structlog.contextvars.bound_contextvars(cycle_id=cycle_id, dry_run=mode.dry_run):
         log.info("cycle started", at=at.isoformat(), mode=mode.why)
@@ -201,6 +206,7 @@ async def run_cycle(
             cycle_id=cycle_id,
             at=at,
             mode=mode,
+            tenants=len(parts),
             cases=sum(p.cases for p in parts),
             planned=sum(p.execution.planned for p in parts),
             counts=sum((p.execution.counts for p in parts), Counter()),
@@ -211,6 +217,7 @@ async def run_cycle(
             cases_not_started=sum(p.execution.cases_not_started for p in parts),
             interrupted=stop.is_set(),
             duration_s=time.monotonic() - started,
+            calls=runtime.metrics.calls_so_far() - calls_before,
             retries=runtime.metrics.retries_so_far() - retries_before,
         )
         _record(runtime, summary)

@@ -368,18 +368,21 @@ async def test_metrics_count_cycles_items_and_actions(ledger: Ledger) -> None:
     assert 'followup_cases_fetched_total{vendor="zendesk"} 2.0' in text
 
 
-async def test_the_summary_counts_the_vendor_calls_retried_during_its_cycle(
+async def test_the_summary_counts_the_vendor_calls_and_retries_of_its_cycle(
     ledger: Ledger,
 ) -> None:
     fake = fake_zendesk("1", "2")
     runtime = make_runtime(ledger, fake)
-    runtime.metrics.record_api_retry("zendesk")  # an earlier cycle's
+    runtime.metrics.record_api_call("zendesk", 200)  # an earlier cycle's
+    runtime.metrics.record_api_retry("zendesk")
 
     async def retried_once(item: PlanItem) -> None:  # what MeteredTransport records
+        runtime.metrics.record_api_call("zendesk", 503)
+        runtime.metrics.record_api_call("zendesk", 200)
         runtime.metrics.record_api_retry("zendesk")
 
     fake.before_write = retried_once
     summary = await run_cycle(runtime, at=MONDAY)
 
-    assert summary.retries == 2
-    assert summary.as_dict()["retries"] == 2
+    assert (summary.calls, summary.retries) == (4, 2)
+    assert (summary.as_dict()["calls"], summary.as_dict()["retries"]) == (4, 2)

@@ -79,11 +79,12 @@ async def test_only_the_tenants_held_are_worked(ledger: Ledger) -> None:
     runtime = two_tenants(ledger, taken={"globex"})
     heard = listen(runtime)
 
-    await run_cycle(runtime, at=MONDAY)
+    summary = await run_cycle(runtime, at=MONDAY)
 
     assert writes(runtime, "acme") == ["1", "2"]
     assert writes(runtime, "globex") == []
     assert {report.tenant for report in heard.items} == {"acme"}
+    assert summary.tenants == 1
 
 
 async def test_a_lease_lost_mid_cycle_stops_the_writes_at_once(ledger: Ledger) -> None:
