@@ -84,9 +84,12 @@ def _read_back(spooled: TextIO) -> Iterator[dict[str, Any]]:
 
 
 def print_json(summary: CycleSummary, spool: PlanSpool, out: TextIO) -> None:
-    """The summary's figures, then ``items`` and ``unjudged``: one JSON document."""
+    """The summary's figures, then ``items`` and ``unjudged`` (the cases, in place of their
+    number): one JSON document."""
+    figures = summary.as_dict()
+    del figures["unjudged"]
     out.write("{\n")
-    for key, value in summary.as_dict().items():
+    for key, value in figures.items():
         out.write(f"  {json.dumps(key)}: {json.dumps(value)},\n")
     _write_array(out, "items", spool.items())
     out.write(",\n")
