@@ -3,7 +3,8 @@
 For each total number of tickets, a sandbox in a process of its own (no rate limits, frozen
 clock) serves ``--tenants`` tenants of ``total / tenants`` tickets each, generated lazily;
 ``--replicas`` processes of ``followup run --once --dry-run --json`` start together against one
-fresh PostgreSQL database and split the tenants by lease. Printed per size: the slowest
+fresh PostgreSQL database and split the tenants by lease (each replica known to the others
+beforehand, as ``serve`` replicas would be). Printed per size: the slowest
 replica's wall time, cases read, follow-ups planned and vendor API calls (the sandbox's own
 count), then per replica: tenants worked, cases, its cycle's wall time and API calls (the
 replica's own count) and its peak RSS (``wait4``'s ``ru_maxrss``: the worker alone, the sandbox
@@ -27,7 +28,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -35,6 +36,8 @@ import httpx
 import sqlalchemy as sa
 
 from sandbox.server import run_subprocess
+from worker.leases import tenant_leases_for
+from worker.ledger import engine_url
 
 ROOT = Path(__file__).resolve().parents[1]
 START = datetime(2026, 3, 4, 15, 0, tzinfo=UTC)  # a Wednesday afternoon
@@ -98,6 +101,20 @@ def figures_of(out: TextIO) -> dict[str, Any]:
     return json.loads(text + "}") if text else {}
 
 
+def introduce(database_url: str, replicas: int) -> None:
+    """Heartbeats for every replica before any starts. One-shot replicas started together
+    otherwise race: the first to refresh sees itself alone, takes its "fair share" of all 20
+    tenants, and the others find none left (``serve`` replicas even this out over time)."""
+    engine = sa.create_engine(engine_url(database_url))
+    try:
+        leases = tenant_leases_for(engine)
+        leases.create_tables()
+        for index in range(1, replicas + 1):
+            leases.heartbeat(f"replica{index}", timedelta(minutes=5))
+    finally:
+        engine.dispose()
+
+
 def run_replica(env: dict[str, str], workdir: Path, index: int) -> ReplicaRun:
     """One ``run --once --dry-run`` process; its output goes to files, never through a pipe
     (a full pipe would stall it), and its own rusage is taken with ``wait4``."""
@@ -106,7 +123,11 @@ def run_replica(env: dict[str, str], workdir: Path, index: int) -> ReplicaRun:
     started = time.perf_counter()
     with out_path.open("w") as out, err_path.open("w") as err:
         process = subprocess.Popen(
-            [*command, "--at", START.isoformat()], cwd=ROOT, env=env, stdout=out, stderr=err
+            [*command, "--at", START.isoformat()],
+            cwd=ROOT,
+            env={**env, "FOLLOWUP_REPLICA_ID": f"replica{index}"},
+            stdout=out,
+            stderr=err,
         )
         _, status, usage = os.wait4(process.pid, 0)
     wall_s = time.perf_counter() - started
@@ -153,6 +174,7 @@ def bench(total_tickets: int, tenants: int, replicas: int) -> float:
             "FOLLOWUP_LOG_LEVEL": "error",
             "FOLLOWUP_LOG_FORMAT": "json",
         }
+        introduce(database_url, replicas)
         with ThreadPoolExecutor(replicas) as pool:
             runs = list(pool.map(lambda i: run_replica(env, workdir, i), range(1, replicas + 1)))
         calls = api_calls(sandbox.base_url, names)
