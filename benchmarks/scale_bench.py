@@ -1,13 +1,17 @@
 """Benchmark (a script, not a test): many tickets over 20 tenants, replicas sharing PostgreSQL.
 
-For each total number of tickets, a sandbox process (no rate limits, frozen clock) serves 20
-tenants of ``total / 20`` tickets each, generated lazily; ``--replicas`` processes of
-``followup run --once --dry-run`` start together against one fresh PostgreSQL database and
-split the tenants by lease. Printed per size: wall time of the slowest replica, cases read and
-follow-ups planned, vendor API calls (the sandbox's own count), and each replica's peak RSS
-(``wait4``'s ``ru_maxrss``), which should stay flat as the number of tickets grows.
+For each total number of tickets, a sandbox in a process of its own (no rate limits, frozen
+clock) serves ``--tenants`` tenants of ``total / tenants`` tickets each, generated lazily;
+``--replicas`` processes of ``followup run --once --dry-run --json`` start together against one
+fresh PostgreSQL database and split the tenants by lease (each replica known to the others
+beforehand, as ``serve`` replicas would be). Printed per size: the slowest
+replica's wall time, cases read, follow-ups planned and vendor API calls (the sandbox's own
+count), then per replica: tenants worked, cases, its cycle's wall time and API calls (the
+replica's own count) and its peak RSS (``wait4``'s ``ru_maxrss``: the worker alone, the sandbox
+is another process). The last line puts each size's largest replica peak side by side: it
+should stay flat as the number of tickets grows.
 
-    python benchmarks/scale_bench.py --tickets 10000 100000 --replicas 3
+    python -m benchmarks.scale_bench --tickets 20000 100000 1000000 --replicas 3
 """
 
 from __future__ import annotations
@@ -21,20 +25,22 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import httpx
 import sqlalchemy as sa
 
 from sandbox.server import run_subprocess
+from worker.leases import tenant_leases_for
+from worker.ledger import engine_url
 
 ROOT = Path(__file__).resolve().parents[1]
 START = datetime(2026, 3, 4, 15, 0, tzinfo=UTC)  # a Wednesday afternoon
-TENANTS = tuple(f"t{n:02d}" for n in range(1, 21))
 POSTGRES = os.environ.get(
     "FOLLOWUP_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -42,9 +48,10 @@ POSTGRES = os.environ.get(
 
 @dataclass(frozen=True, slots=True)
 class ReplicaRun:
-    wall_s: float
+    exit_code: int
+    wall_s: float  # the process, start to exit
     peak_rss_mb: float
-    summary: dict[str, Any]
+    figures: dict[str, Any]  # the summary's figures (the --json document without its items)
 
 
 @contextmanager
@@ -61,7 +68,11 @@ def fresh_database() -> Iterator[str]:
         admin.dispose()
 
 
-def tenants_file(folder: Path, base_url: str) -> Path:
+def tenant_names(count: int) -> tuple[str, ...]:
+    return tuple(f"t{n:02d}" for n in range(1, count + 1))
+
+
+def tenants_file(folder: Path, base_url: str, names: tuple[str, ...]) -> Path:
     entries = [
         {
             "name": name,
@@ -71,92 +82,131 @@ def tenants_file(folder: Path, base_url: str) -> Path:
             "mapping": str(ROOT / "deploy" / "mapping.sandbox.yaml"),
             "zendesk_rate_limit": 1_000_000,
         }
-        for name in TENANTS
+        for name in names
     ]
     path = folder / "tenants.yaml"
     path.write_text(json.dumps({"tenants": entries}), encoding="utf-8")  # JSON is YAML
     return path
 
 
-def run_replicas(count: int, env: dict[str, str]) -> list[ReplicaRun]:
-    """Start ``count`` one-shot dry-run replicas together; wait for each, with its rusage."""
+def figures_of(out: TextIO) -> dict[str, Any]:
+    """The summary's figures: the lines of the --json document before its ``items``, which
+    can be hundreds of megabytes and are not read."""
+    head = []
+    for line in out:
+        if line.startswith('  "items"'):
+            break
+        head.append(line)
+    text = "".join(head).rstrip().rstrip(",")
+    return json.loads(text + "}") if text else {}
+
+
+def introduce(database_url: str, replicas: int) -> None:
+    """Heartbeats for every replica before any starts. One-shot replicas started together
+    otherwise race: the first to refresh sees itself alone, takes its "fair share" of all 20
+    tenants, and the others find none left (``serve`` replicas even this out over time)."""
+    engine = sa.create_engine(engine_url(database_url))
+    try:
+        leases = tenant_leases_for(engine)
+        leases.create_tables()
+        for index in range(1, replicas + 1):
+            leases.heartbeat(f"replica{index}", timedelta(minutes=5))
+    finally:
+        engine.dispose()
+
+
+def run_replica(env: dict[str, str], workdir: Path, index: int) -> ReplicaRun:
+    """One ``run --once --dry-run`` process; its output goes to files, never through a pipe
+    (a full pipe would stall it), and its own rusage is taken with ``wait4``."""
     command = [sys.executable, "-m", "worker", "run", "--once", "--dry-run", "--json"]
+    out_path, err_path = workdir / f"replica{index}.json", workdir / f"replica{index}.err"
     started = time.perf_counter()
-    processes = [
-        subprocess.Popen(
+    with out_path.open("w") as out, err_path.open("w") as err:
+        process = subprocess.Popen(
             [*command, "--at", START.isoformat()],
             cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
+            env={**env, "FOLLOWUP_REPLICA_ID": f"replica{index}"},
+            stdout=out,
+            stderr=err,
         )
-        for _ in range(count)
-    ]
-    runs = []
-    for process in processes:
-        assert process.stdout is not None
-        out = process.stdout.read()  # before wait4: a full pipe would block the child
         _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        runs.append(
-            ReplicaRun(
-                wall_s=time.perf_counter() - started,
-                peak_rss_mb=usage.ru_maxrss / 1024,  # KiB on Linux
-                summary=json.loads(out) if out.strip() else {"exit": process.returncode},
-            )
-        )
-    return runs
+    wall_s = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    with out_path.open() as out:
+        figures = figures_of(out)
+    if not figures:
+        print(f"replica {index} printed no summary:\n{err_path.read_text()[-3000:]}")
+    return ReplicaRun(
+        exit_code=process.returncode,
+        wall_s=wall_s,
+        peak_rss_mb=usage.ru_maxrss / 1024,  # KiB on Linux
+        figures=figures,
+    )
 
 
-def api_calls(base_url: str) -> int:
+def api_calls(base_url: str, names: tuple[str, ...]) -> int:
     with httpx.Client(base_url=base_url, timeout=30) as client:
-        totals = [client.get(f"/t/{name}/_admin/stats").json()["total"] for name in TENANTS]
+        totals = [client.get(f"/t/{name}/_admin/stats").json()["total"] for name in names]
     return sum(int(total["reads"]) + int(total["writes"]) for total in totals)
 
 
-def bench(total_tickets: int, replicas: int) -> None:
-    per_tenant = max(total_tickets // len(TENANTS), 1)
+def bench(total_tickets: int, tenants: int, replicas: int) -> float:
+    """One size; prints its lines and returns the largest replica peak RSS (MB)."""
+    names = tenant_names(tenants)
+    per_tenant = max(total_tickets // tenants, 1)
     sandbox_args = (
-        *("--tickets", str(per_tenant), "--tenants", ",".join(TENANTS)),
+        *("--tickets", str(per_tenant), "--tenants", ",".join(names)),
         *("--start", START.isoformat(), "--frozen-clock", "--no-rate-limits"),
     )
     with (
-        tempfile.TemporaryDirectory() as workdir,
+        tempfile.TemporaryDirectory() as folder,
         run_subprocess(*sandbox_args) as sandbox,
         fresh_database() as database_url,
     ):
+        workdir = Path(folder)
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "PYTHONPATH": str(ROOT),
             "SANDBOX_ZENDESK_TOKEN": sandbox.config.zendesk_token,
-            "FOLLOWUP_TENANTS_FILE": str(tenants_file(Path(workdir), sandbox.base_url)),
+            "FOLLOWUP_TENANTS_FILE": str(tenants_file(workdir, sandbox.base_url, names)),
             "FOLLOWUP_DATABASE_URL": database_url,
             "FOLLOWUP_LEASE_TTL": "10",
             "FOLLOWUP_LOG_LEVEL": "error",
             "FOLLOWUP_LOG_FORMAT": "json",
         }
-        runs = run_replicas(replicas, env)
-        calls = api_calls(sandbox.base_url)
-    cases = sum(int(run.summary.get("cases", 0)) for run in runs)
-    planned = sum(int(run.summary.get("planned", 0)) for run in runs)
+        introduce(database_url, replicas)
+        with ThreadPoolExecutor(replicas) as pool:
+            runs = list(pool.map(lambda i: run_replica(env, workdir, i), range(1, replicas + 1)))
+        calls = api_calls(sandbox.base_url, names)
+    cases = sum(int(run.figures.get("cases", 0)) for run in runs)
+    planned = sum(int(run.figures.get("planned", 0)) for run in runs)
     print(
-        f"{per_tenant * len(TENANTS):>9} tickets: {max(r.wall_s for r in runs):7.1f} s, "
-        f"{cases} cases read, {planned} follow-ups planned, {calls} API calls; per replica "
-        + ", ".join(
-            f"[{r.summary.get('cases', r.summary)} cases, peak {r.peak_rss_mb:.0f} MB]"
-            for r in runs
-        )
+        f"{per_tenant * tenants:>9} tickets over {tenants} tenants: "
+        f"{max(r.wall_s for r in runs):7.1f} s, {cases} cases read, {planned} follow-ups "
+        f"planned, {calls} API calls"
     )
+    for index, run in enumerate(runs, start=1):
+        print(
+            f"    replica {index}: {run.figures.get('tenants', 0):>2} tenants, "
+            f"{run.figures.get('cases', 0):>7} "
+            f"cases, cycle {float(run.figures.get('duration_s', 0)):7.1f} s, "
+            f"{run.figures.get('calls', 0):>7} API calls, peak RSS {run.peak_rss_mb:5.0f} MB"
+            + ("" if run.exit_code in (0, 1) else f", exit {run.exit_code}")
+        )
+    return max(run.peak_rss_mb for run in runs)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tickets", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--tickets", type=int, nargs="+", default=[20_000, 100_000])
+    parser.add_argument("--tenants", type=int, default=20)
     parser.add_argument("--replicas", type=int, default=3)
     args = parser.parse_args()
-    for total in args.tickets:
-        bench(total, args.replicas)
+    peaks = {total: bench(total, args.tenants, args.replicas) for total in args.tickets}
+    print(
+        "largest replica peak RSS by tickets: "
+        + ", ".join(f"{total:,}: {peak:.0f} MB" for total, peak in peaks.items())
+    )
 
 
 if __name__ == "__main__":

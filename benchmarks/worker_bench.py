@@ -92,7 +92,7 @@ async def bench_cycles(tickets: int, workdir: Path) -> None:
             stats = httpx.get(f"{sandbox.urls['admin']}/stats").json()["total"]
             print(
                 f"cycle {label:>10}: {summary.duration_s:6.1f} s, {summary.cases} cases, "
-                f"{len(summary.items)} items ({dict(summary.counts)}), "
+                f"{summary.planned} items ({dict(summary.counts)}), "
                 f"{stats['reads']} reads, {stats['writes']} writes"
             )
         ledger.close()

@@ -187,7 +187,9 @@ class VendorClient:
     ) -> Any:
         async with self._in_flight[kind]:
             await self._paced_start()
-            request = self._http.build_request(method, url, params=params, json=json)
+            # ``or None``: httpx (0.28) replaces a URL's own query with ``params`` even when
+            # they are empty, and a next-page link carries its cursor in its query.
+            request = self._http.build_request(method, url, params=params or None, json=json)
             path = request.url.path
             self.calls[kind] += 1
             try:

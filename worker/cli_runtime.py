@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import json
+import sys
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, NoReturn
@@ -31,6 +31,7 @@ from worker.cycle import CycleSummary
 from worker.decisions import run_mode
 from worker.ledger import Attempt, Ledger, LedgerError
 from worker.logs import configure_logging
+from worker.printed_plan import PlanSpool, plan_spool, print_json, print_tables
 from worker.service import ListenError, run_once, serve
 from worker.settings import Settings, SettingsError, load_settings
 from worker.switches import dry_run_switch, set_dry_run_switch
@@ -114,23 +115,33 @@ def run(
     if not once:
         _fail("`run` needs --once (use `followup serve` to run on a schedule)")
     settings, roster, ledger = _start()
-    try:
-        summary = asyncio.run(
-            _run_once(settings, roster, ledger, _instant(at, settings.zone), dry_run)
-        )
-    except WiringError as exc:
-        _fail(str(exc))
-    finally:
-        ledger.close()
-    _print_summary(summary, as_json=as_json)
+    with plan_spool() as spool:
+        try:
+            summary = asyncio.run(
+                _run_once(settings, roster, ledger, _instant(at, settings.zone), dry_run, spool)
+            )
+        except WiringError as exc:
+            _fail(str(exc))
+        finally:
+            ledger.close()
+        if as_json:
+            print_json(summary, spool, sys.stdout)
+        else:
+            print_tables(summary, spool, _out)
     raise typer.Exit(0 if summary.ok else 1)
 
 
 async def _run_once(
-    settings: Settings, roster: TenantRoster, ledger: Ledger, at: datetime, dry_run: bool | None
+    settings: Settings,
+    roster: TenantRoster,
+    ledger: Ledger,
+    at: datetime,
+    dry_run: bool | None,
+    spool: PlanSpool,
 ) -> CycleSummary:
     with open_lease_keeper(settings) as leases:
         async with open_runtime(settings, ledger, roster=roster, leases=leases) as runtime:
+            spool.listen(runtime)
             return await run_once(runtime, at=at, dry_run=dry_run)
 
 
@@ -270,48 +281,3 @@ def _print_attempts(case_ref: str, attempts: list[Attempt], zone: ZoneInfo) -> N
             f"{attempt.reason}{detail}",
         )
     _out.print(table)
-
-
-def _print_summary(summary: CycleSummary, *, as_json: bool) -> None:
-    if as_json:
-        figures = summary.as_dict()
-        figures["items"] = [
-            {
-                "tenant": r.tenant,
-                "case": r.case_ref,
-                "policy": r.policy,
-                "step": r.step,
-                "actions": list(r.actions),
-                "outcome": r.label,
-                "reason": r.reason,
-                "detail": r.detail,
-            }
-            for r in summary.items
-        ]
-        figures["unjudged"] = [{"case": u.case_ref, "reason": u.reason} for u in summary.unjudged]
-        _out.print_json(json.dumps(figures))
-        return
-    mode = "DRY-RUN (nothing written)" if summary.mode.dry_run else "LIVE"
-    table = Table(title=f"cycle {summary.cycle_id} at {summary.at:%Y-%m-%d %H:%M %Z} - {mode}")
-    for column in ("case", "policy", "step", "actions", "outcome", "reason"):
-        table.add_column(column)
-    for r in summary.items:
-        table.add_row(r.case_ref, r.policy, r.step, ", ".join(r.actions), r.label, r.reason)
-    for u in summary.unjudged:
-        table.add_row(u.case_ref, "-", "-", "-", "not judged", u.reason)
-    shown = [bad for tenant in summary.bad_records for bad in tenant.shown]
-    for bad in shown:
-        table.add_row(f"{bad.vendor}:{bad.record_id}", "-", "-", "-", "unreadable", bad.reason)
-    _out.print(table)
-    counts = ", ".join(f"{label} {n}" for label, n in sorted(summary.counts.items())) or "none"
-    unreadable = summary.bad_record_count
-    _out.print(
-        f"{summary.cases} cases read, {len(summary.items)} follow-ups due ({counts}), "
-        f"{summary.failed} failed, {len(summary.unjudged)} not judged"
-        + (f", {unreadable} unreadable records skipped" if unreadable else "")
-        + (f" ({len(shown)} listed, all in the logs)" if unreadable > len(shown) else "")
-        + (f", {len(summary.errors)} errors" if summary.errors else "")
-        + (f", {summary.retries} vendor calls retried" if summary.retries else "")
-        + (" - interrupted by a signal" if summary.interrupted else "")
-        + f" ({summary.mode.why})"
-    )

@@ -6,11 +6,13 @@ settings, tests build one from :class:`connectors.fake.FakeConnector` and a plan
 
 The plan streams: each case is planned as soon as it is read (the planner keeps nothing between
 cases) and its items go straight to the executor, so memory stays flat and writes start while
-later pages are still being fetched. Accounts are read first, because the plan tier drives
-every policy; when they cannot be read the tenant waits for the next cycle rather than guess.
-When a vendor's cases stop coming (an error mid-way), the cases read so far are handled, the
-rest wait, and the cycle counts as failed. Same for a case the planner chokes on. A single
-record the connector cannot read is skipped and counted (:mod:`worker.badrecords`).
+later pages are still being fetched. What each item came to is told to ``Runtime.on_item`` as
+it settles and only counted here: the summary keeps figures, never the items. Accounts are read
+first, because the plan tier drives every policy; when they cannot be read the tenant waits for
+the next cycle rather than guess. When a vendor's cases stop coming (an error mid-way), the
+cases read so far are handled, the rest wait, and the cycle counts as failed. Same for a case
+the planner chokes on. A single record the connector cannot read is skipped and counted
+(:mod:`worker.badrecords`).
 
 Tenants are worked one after the other, each in its *turn*: settle what a dead process left
 pending, then fetch, plan and execute. Which tenants get a turn is the caller's
@@ -42,7 +44,7 @@ from policies.model import Account, Case, CaseKind, PlanItem, Source, Unjudged
 from policies.planner import OpenCaseTotals
 from worker.badrecords import BadRecords, BadRecordTally
 from worker.decisions import RunMode, run_mode
-from worker.executor import Executor, ItemReport, carries_marker
+from worker.executor import Execution, Executor, ItemReport, carries_marker
 from worker.leases import LeaseKeeper
 from worker.ledger import Attempt, Fence, Ledger, Outcome
 from worker.metrics import Metrics
@@ -110,6 +112,7 @@ class Runtime:
     concurrency: int = 4
     clock: Callable[[], datetime] = _wall_clock
     on_item: Callable[[ItemReport], None] | None = None
+    on_unjudged: Callable[[Unjudged], None] | None = None
     leases: LeaseKeeper | None = None
 
     def holds(self, tenant: str) -> bool:
@@ -150,14 +153,17 @@ class CycleSummary:
     at: datetime
     mode: RunMode
     cases: int = 0
-    items: tuple[ItemReport, ...] = ()
-    unjudged: tuple[Unjudged, ...] = ()
+    planned: int = 0  # items settled (their reports went to ``Runtime.on_item``)
+    counts: Counter[str] = field(default_factory=Counter)  # of them, by outcome label
+    failed: int = 0
+    unjudged: int = 0  # (case, policy) pairs not judged (told to ``Runtime.on_unjudged``)
     errors: tuple[str, ...] = ()
     reconciled: int = 0
     cases_not_started: int = 0
     interrupted: bool = False
     duration_s: float = 0.0
-    retries: int = 0  # vendor calls repeated after a 429, a 5xx or no answer
+    calls: int = 0  # vendor calls made
+    retries: int = 0  # of which repeats after a 429, a 5xx or no answer
     tenants: tuple[str, ...] = ()  # the tenants this cycle worked, in turn order
     bad_records: tuple[BadRecords, ...] = ()  # per tenant that had any
 
@@ -165,14 +171,6 @@ class CycleSummary:
     def bad_record_count(self) -> int:
         """Vendor records skipped because they cannot be read (they get no follow-up)."""
         return sum(bad.total for bad in self.bad_records)
-
-    @property
-    def counts(self) -> Counter[str]:
-        return Counter(report.label for report in self.items)
-
-    @property
-    def failed(self) -> int:
-        return sum(report.failed for report in self.items)
 
     @property
     def ok(self) -> bool:
@@ -190,14 +188,15 @@ class CycleSummary:
             "dry_run": self.mode.dry_run,
             "tenants": list(self.tenants),
             "cases": self.cases,
-            "planned": len(self.items),
+            "planned": self.planned,
             **dict(sorted(self.counts.items())),
             "failed": self.failed,
-            "unjudged": len(self.unjudged),
+            "unjudged": self.unjudged,
             "bad_records": self.bad_record_count,
             "unreadable": [bad.as_dict() for bad in self.bad_records],
             "errors": len(self.errors),
             "reconciled": self.reconciled,
+            "calls": self.calls,
             "retries": self.retries,
             "cases_not_started": self.cases_not_started,
             "interrupted": self.interrupted,
@@ -231,6 +230,7 @@ async def run_cycle(
     )
     cycle_id = f"{at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     started = time.monotonic()
+    calls_before = runtime.metrics.calls_so_far()
     retries_before = runtime.metrics.retries_so_far()
     with structlog.contextvars.bound_contextvars(cycle_id=cycle_id, dry_run=mode.dry_run):
         log.info("cycle started", at=at.isoformat(), mode=mode.why)
@@ -260,13 +260,16 @@ async def run_cycle(
             at=at,
             mode=mode,
             cases=sum(p.cases for p in parts),
-            items=tuple(r for p in parts for r in p.reports),
-            unjudged=tuple(u for p in parts for u in p.unjudged),
+            planned=sum(p.execution.planned for p in parts),
+            counts=sum((p.execution.counts for p in parts), Counter()),
+            failed=sum(p.execution.failed for p in parts),
+            unjudged=sum(p.unjudged for p in parts),
             errors=tuple(e for p in parts for e in p.errors),
             reconciled=sum(p.reconciled for p in parts),
-            cases_not_started=sum(p.cases_not_started for p in parts),
+            cases_not_started=sum(p.execution.cases_not_started for p in parts),
             interrupted=stop.is_set(),
             duration_s=time.monotonic() - started,
+            calls=runtime.metrics.calls_so_far() - calls_before,
             retries=runtime.metrics.retries_so_far() - retries_before,
             tenants=tuple(p.tenant for p in parts),
             bad_records=tuple(p.bad_records for p in parts if p.bad_records.total),
@@ -279,10 +282,9 @@ async def run_cycle(
 class _TenantResult:
     tenant: str
     cases: int = 0
-    reports: list[ItemReport] = field(default_factory=list)
-    unjudged: list[Unjudged] = field(default_factory=list)
+    execution: Execution = field(default_factory=Execution)
+    unjudged: int = 0
     errors: list[str] = field(default_factory=list)
-    cases_not_started: int = 0
     reconciled: int = 0
     bad_records: BadRecords = field(init=False)
 
@@ -339,14 +341,14 @@ async def _work_tenant(
                     totals.add(case)
                     if case.kind in tenant.plan_last:
                         waiting.append(case)
-                    elif items := _plan_case(tenant, case, accounts, at, metrics, result):
+                    elif items := _plan_case(tenant, case, accounts, at, runtime, result):
                         yield items
             except Exception as exc:
                 log.exception("cases unreadable; the rest wait", vendor=source.value)
                 result.errors.append(f"{tenant.name}: {source.value}: {exc!r}")
         accounts.update(totals.accounts())
         for case in waiting:
-            if items := _plan_case(tenant, case, accounts, at, metrics, result):
+            if items := _plan_case(tenant, case, accounts, at, runtime, result):
                 yield items
 
     def replan(case: Case) -> list[PlanItem]:
@@ -366,16 +368,15 @@ async def _work_tenant(
                 # Finishing a follow-up the customer has answered since (setting it
                 # pending, say) would bury the answer: the plan decides afresh.
                 why = "left unfinished: the customer wrote since it was started"
-                result.reports.append(executor.leave(tenant.name, item, why))
+                result.execution.count(executor.leave(tenant.name, item, why))
                 continue
             yield [item]
 
     # What earlier cycles left half done goes first: each case is whole before it is planned.
     for cases in (unfinished(), planned_cases()):
         execution = await executor.execute(tenant.name, tenant.connectors, cases, replan)
-        result.reports += execution.reports
-        result.cases_not_started += execution.cases_not_started
-    failed = result.errors or any(report.failed for report in result.reports)
+        result.execution.absorb(execution)
+    failed = result.errors or result.execution.failed
     metrics.tenant_cycles.labels(tenant=tenant.name, result="failed" if failed else "ok").inc()
 
 
@@ -403,7 +404,7 @@ def _plan_case(
     case: Case,
     accounts: Mapping[str, Account],
     at: datetime,
-    metrics: Metrics,
+    runtime: Runtime,
     result: _TenantResult,
 ) -> list[PlanItem]:
     items: list[PlanItem] = []
@@ -416,10 +417,12 @@ def _plan_case(
     for entry in entries:
         if isinstance(entry, Unjudged):
             log.warning("case not judged", case=entry.case_ref, reason=entry.reason)
-            metrics.unjudged.inc()
-            result.unjudged.append(entry)
+            runtime.metrics.unjudged.inc()
+            result.unjudged += 1
+            if runtime.on_unjudged is not None:
+                runtime.on_unjudged(entry)
         else:
-            metrics.plan_items.labels(policy=entry.policy, step=entry.step_label).inc()
+            runtime.metrics.plan_items.labels(policy=entry.policy, step=entry.step_label).inc()
             items.append(entry)
     return items
 

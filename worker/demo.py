@@ -429,12 +429,9 @@ class _Story:
             self._watch.item(report)
 
         self._runtime.on_item = heard
+        self._runtime.on_unjudged = log.unjudged.append
         summary = await run_cycle(self._runtime, at=_local(day, CYCLE_HOUR), dry_run=False)
-        log.unjudged, log.errors, log.cases_read = (
-            list(summary.unjudged),
-            summary.errors,
-            summary.cases,
-        )
+        log.errors, log.cases_read = summary.errors, summary.cases
         log.emails = (await _get(self._admin, "/outbox", after=self._emails_seen))["messages"]
         self._emails_seen += len(log.emails)
         for done in log.applied:

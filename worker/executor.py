@@ -12,6 +12,7 @@ What to do with each item is :func:`worker.decisions.decide`'s call; this module
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
@@ -105,8 +106,25 @@ class ItemReport:
 
 @dataclass(slots=True)
 class Execution:
-    reports: list[ItemReport] = field(default_factory=list)
+    """What one tenant's items came to, counted as they settle. The reports themselves go to
+    ``on_item`` and are not kept: a cycle's memory must not grow with the number of tickets."""
+
+    planned: int = 0
+    failed: int = 0
+    counts: Counter[str] = field(default_factory=Counter)  # by ItemReport.label
     cases_not_started: int = 0
+
+    def count(self, report: ItemReport) -> None:
+        self.planned += 1
+        self.failed += report.failed
+        self.counts[report.label] += 1
+
+    def absorb(self, other: Execution) -> None:
+        """Add another run's figures (a tenant's unfinished items, then its plan)."""
+        self.planned += other.planned
+        self.failed += other.failed
+        self.counts.update(other.counts)
+        self.cases_not_started += other.cases_not_started
 
 
 class Executor:
@@ -165,7 +183,8 @@ class Executor:
                     execution.cases_not_started += 1
                     continue
                 connector = connectors[items[0].case.source]
-                execution.reports.extend(await self._settle_case(tenant, connector, items, replan))
+                for report in await self._settle_case(tenant, connector, items, replan):
+                    execution.count(report)
 
         await asyncio.gather(produce(), *(consume() for _ in range(self._concurrency)))
         return execution

@@ -132,20 +132,29 @@ class Metrics:
     def record_api_retry(self, tenant: str, vendor: str) -> None:
         self.api_retries.labels(tenant=tenant, vendor=vendor).inc()
 
+    def calls_so_far(self) -> int:
+        """Vendor calls since start, all vendors: a cycle reports its own share."""
+        return _total(self.api_calls)
+
     def retries_so_far(self) -> int:
         """Retried vendor calls since start, all vendors: a cycle reports its own share."""
-        return int(
-            sum(
-                sample.value
-                for metric in self.api_retries.collect()
-                for sample in metric.samples
-                if sample.name.endswith("_total")
-            )
-        )
+        return _total(self.api_retries)
 
     def exposition(self) -> bytes:
         """The text format Prometheus scrapes."""
         return generate_latest(self.registry)
+
+
+def _total(counter: Counter) -> int:
+    """A counter's value summed over all its labels."""
+    return int(
+        sum(
+            sample.value
+            for metric in counter.collect()
+            for sample in metric.samples
+            if sample.name.endswith("_total")
+        )
+    )
 
 
 class MeteredTransport(httpx.AsyncBaseTransport):

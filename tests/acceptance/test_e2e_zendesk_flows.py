@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from tests.unit.worker_support import Heard, listen
 from worker.cycle import CycleSummary, run_cycle
 from worker.ledger import Ledger
 from worker.settings import Settings
@@ -165,8 +166,8 @@ class Story:
 
     cast: dict[str, int]
     days: list[dict[int, DayRecord]]
-    summaries: list[CycleSummary]
-    rerun: CycleSummary
+    cycles: list[tuple[CycleSummary, Heard]]
+    rerun: tuple[CycleSummary, Heard]
 
     def of(self, role: str) -> list[DayRecord]:
         return [day[self.cast[role]] for day in self.days]
@@ -211,9 +212,10 @@ def _enter_phase(desk: Desk, ticket_id: int, phase: int, day: date) -> None:
     desk.update(ticket_id, status="open", assignee_id=DANA.id)
 
 
-async def _cycle(settings: Settings, ledger: Ledger, at: datetime) -> CycleSummary:
+async def _cycle(settings: Settings, ledger: Ledger, at: datetime) -> tuple[CycleSummary, Heard]:
     async with open_runtime(settings, ledger) as runtime:
-        return await run_cycle(runtime, at=at, dry_run=False)
+        heard = listen(runtime)
+        return await run_cycle(runtime, at=at, dry_run=False), heard
 
 
 @pytest.fixture(scope="module")
@@ -236,7 +238,7 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
             cast = _cast(desk)
             _set_the_scene(desk, cast)
             desk.mark_read(list(cast.values()))
-            days, summaries = [], []
+            days, cycles = [], []
             for index, day in enumerate(DAYS):
                 if index == 2:  # Wed 9:00, before the cycle: a missed call mid-sequence
                     desk.set_clock(local(day, 9))
@@ -249,22 +251,22 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
                     desk.customer(cast["awaiting"])
                 at = local(day, 10)
                 desk.set_clock(at)
-                summaries.append(asyncio.run(_cycle(settings, ledger, at)))
+                cycles.append(asyncio.run(_cycle(settings, ledger, at)))
                 days.append(desk.day_records(list(cast.values())))
             rerun = asyncio.run(_cycle(settings, ledger, local(DAYS[-1], 10)))
-            yield Story(cast, days, summaries, rerun)
+            yield Story(cast, days, cycles, rerun)
         finally:
             desk.close()
             ledger.close()
 
 
 def test_every_cycle_ran_clean_and_judged_every_phase(story: Story) -> None:
-    for summary in story.summaries:
+    for summary, heard in story.cycles:
         assert summary.errors == ()
-        assert [u for u in summary.unjudged if "phase" in u.reason] == []
+        assert [u for u in heard.unjudged if "phase" in u.reason] == []
     # Nothing is planned twice (what was done reads back from the ticket as done), and a
     # case owing two items does not conflict with the worker's own first write.
-    labels = {item.label for summary in story.summaries for item in summary.items}
+    labels = {item.label for _, heard in story.cycles for item in heard.items}
     assert labels == {"applied"}
 
 
@@ -275,7 +277,7 @@ def test_generated_sequences_continue_where_their_footers_left_off(story: Story)
     sequences = ("general-inquiry", "bot-issue-tsa", "bot-issue-ein")  # first step: 1/3
     steps = {
         item.step
-        for item in story.summaries[0].items
+        for item in story.cycles[0][1].items
         if item.case_ref not in ours and item.policy in sequences
     }
     assert steps - {"1/3"}
@@ -368,5 +370,6 @@ def test_a_bug_is_told_each_phase_it_enters_and_flagged_once_when_overdue(story:
 
 
 def test_a_second_run_the_same_day_does_nothing(story: Story) -> None:
-    assert story.rerun.errors == ()
-    assert [item for item in story.rerun.items if item.outcome is not None] == []
+    summary, heard = story.rerun
+    assert summary.errors == ()
+    assert [item for item in heard.items if item.outcome is not None] == []

@@ -95,19 +95,17 @@ class Run:
         return all(day and day[-1].ok for day in self.days)
 
     def story(self) -> str:
-        """Each cycle in a line, and what did not go through: for assertion messages."""
+        """Each cycle in a line, and its errors: for assertion messages (each item's outcome
+        is in the ledger and the logs; a summary keeps only figures)."""
         lines = []
         for summary in self.summaries:
             counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
             lines.append(
-                f"{summary.at:%a %H:%M} planned {len(summary.items)} ({counts}), "
-                f"errors {len(summary.errors)}, retries {summary.retries}"
+                f"{summary.at:%a %H:%M} planned {summary.planned} ({counts}), "
+                f"failed {summary.failed}, errors {len(summary.errors)}, "
+                f"retries {summary.retries}"
             )
-            lines += [
-                f"    {r.case_ref} {r.policy} {r.step}: {r.label} {r.detail}"
-                for r in summary.items
-                if r.label not in ("applied", "done_before")
-            ]
+            lines += [f"    {error}" for error in summary.errors]
         return "\n".join(lines)
 
 
@@ -154,7 +152,7 @@ def run(
                                         scenario.max_cycles))  # fmt: skip
             running.sandbox.faults = FaultPlan()  # what is owed, asked of a well sandbox
             last = result.summaries[-1].at
-            result.owed_after = len(_cycle(settings, ledger, last, dry_run=True).items)
+            result.owed_after = _cycle(settings, ledger, last, dry_run=True).planned
             result.effects = effects(running.sandbox)
             result.written = ((result.effects - before) + (before - result.effects)).total()
             result.faults = running.sandbox.traffic.stats()["total"]["faults"]

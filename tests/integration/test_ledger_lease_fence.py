@@ -10,7 +10,14 @@ import pytest
 import sqlalchemy as sa
 
 from tests.integration.leases_support import postgres_schema_url
-from tests.unit.worker_support import MONDAY, fake_zendesk, make_case, make_item, make_runtime
+from tests.unit.worker_support import (
+    MONDAY,
+    fake_zendesk,
+    listen,
+    make_case,
+    make_item,
+    make_runtime,
+)
 from worker.cycle import run_cycle
 from worker.executor import LEASE_LOST
 from worker.leases import Lease, LeaseKeeper, PostgresLeases
@@ -58,11 +65,12 @@ async def test_a_replica_whose_lease_was_taken_over_records_no_intent_and_writes
     fake = fake_zendesk("1")
     runtime = make_runtime(ledger, fake)
     runtime.leases = paused
+    heard = listen(runtime)
 
-    summary = await run_cycle(runtime, at=MONDAY)
+    await run_cycle(runtime, at=MONDAY)
 
     assert fake.writes == []
-    assert [(r.case_ref, r.outcome, r.detail) for r in summary.items] == [
+    assert [(r.case_ref, r.outcome, r.detail) for r in heard.items] == [
         ("zendesk:1", Outcome.SKIPPED, LEASE_LOST)
     ]
     assert ledger.history("zendesk:1") == []

@@ -53,6 +53,21 @@ async def test_read_retries_transient_errors_then_succeeds(
     assert route.call_count == 3
 
 
+async def test_a_next_page_link_keeps_its_own_query(
+    router: respx.MockRouter, clock: FakeClock
+) -> None:
+    # Cursor pagination hands back the next page as a full link, cursor in its query; the
+    # connectors send it with no parameters of their own. Losing the cursor reads page one
+    # again and again, for ever.
+    next_page = (
+        "https://acme.zendesk.com/api/v2/organizations?page%5Bsize%5D=100&page%5Bafter%5D=c2"
+    )
+    route = router.get(next_page).mock(return_value=httpx.Response(200, json={}))
+    async with make_client(router, clock) as client:
+        await client.read("GET", next_page, params={})
+    assert route.calls.last.request.url.params["page[after]"] == "c2"
+
+
 async def test_read_gives_up_after_its_attempts(router: respx.MockRouter, clock: FakeClock) -> None:
     route = router.get(URL).mock(return_value=httpx.Response(500))
     limits = VendorLimits(read_attempts=2)

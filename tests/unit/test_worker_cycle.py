@@ -30,6 +30,7 @@ from tests.unit.worker_support import (
     add_tenant,
     every_other_day,
     fake_zendesk,
+    listen,
     make_case,
     make_item,
     make_runtime,
@@ -81,11 +82,14 @@ async def test_every_settled_item_is_reported_as_it_happens(ledger: Ledger) -> N
 
 async def test_dry_run_writes_nothing_and_keeps_the_full_plan(ledger: Ledger) -> None:
     fake = fake_zendesk("1", "2")
-    summary = await run_cycle(make_runtime(ledger, fake, dry_run=True), at=MONDAY)
+    runtime = make_runtime(ledger, fake, dry_run=True)
+    heard = listen(runtime)
+    summary = await run_cycle(runtime, at=MONDAY)
 
     assert fake.writes == []
     assert summary.mode.dry_run
-    assert [(r.case_ref, r.step, r.reason) for r in summary.items] == [
+    assert summary.planned == 2
+    assert [(r.case_ref, r.step, r.reason) for r in heard.items] == [
         ("zendesk:1", "1/3", "pending; step 1 of 3"),
         ("zendesk:2", "1/3", "pending; step 1 of 3"),
     ]
@@ -107,7 +111,7 @@ async def test_a_second_run_right_after_the_first_does_nothing(ledger: Ledger) -
     second = await run_cycle(make_runtime(ledger, fake), at=MONDAY + timedelta(minutes=1))
 
     assert len(fake.writes) == 2
-    assert second.items == ()
+    assert second.planned == 0
     assert second.ok
 
 
@@ -209,9 +213,12 @@ async def test_a_conflict_is_replanned_on_the_fresh_case_and_written_once(
 
     fake = fake_zendesk("1")
     fake.before_write = agent_edits_first
-    summary = await run_cycle(make_runtime(ledger, fake), at=MONDAY)
+    runtime = make_runtime(ledger, fake)
+    heard = listen(runtime)
+    summary = await run_cycle(runtime, at=MONDAY)
 
-    assert [r.label for r in summary.items] == ["conflict", "applied"]
+    assert [r.label for r in heard.items] == ["conflict", "applied"]
+    assert summary.counts == {"conflict": 1, "applied": 1}
     assert summary.ok
     assert [item.case.subject for item in fake.writes] == ["customer called"]
 
@@ -234,9 +241,11 @@ async def test_a_case_owing_two_items_gets_both_without_conflicting_with_itself(
     ledger: Ledger,
 ) -> None:
     fake = fake_zendesk("1")
-    summary = await run_cycle(make_runtime(ledger, fake, planner=two_policies), at=MONDAY)
+    runtime = make_runtime(ledger, fake, planner=two_policies)
+    heard = listen(runtime)
+    summary = await run_cycle(runtime, at=MONDAY)
 
-    assert [(r.policy, r.label) for r in summary.items] == [
+    assert [(r.policy, r.label) for r in heard.items] == [
         ("phase-update", "applied"),
         ("phase-overdue", "applied"),
     ]
@@ -294,7 +303,7 @@ async def test_a_conflict_that_leaves_nothing_due_is_not_a_failure(ledger: Ledge
     fake.before_write = agent_solves
     summary = await run_cycle(make_runtime(ledger, fake), at=MONDAY)
 
-    assert [r.label for r in summary.items] == ["conflict"]
+    assert summary.counts == {"conflict": 1}
     assert summary.ok
     assert fake.writes == []
 
@@ -439,9 +448,12 @@ async def test_unreadable_cases_are_a_failed_cycle_not_a_crash(ledger: Ledger) -
 
 async def test_cases_no_policy_can_judge_are_reported(ledger: Ledger) -> None:
     fake = FakeConnector(fake_zendesk().source, [make_case("1", account="ghost")], [])
-    summary = await run_cycle(make_runtime(ledger, fake), at=MONDAY)
+    runtime = make_runtime(ledger, fake)
+    heard = listen(runtime)
+    summary = await run_cycle(runtime, at=MONDAY)
 
-    assert [u.case_ref for u in summary.unjudged] == ["zendesk:1"]
+    assert summary.unjudged == 1
+    assert [u.case_ref for u in heard.unjudged] == ["zendesk:1"]
     assert fake.writes == []
 
 
@@ -478,7 +490,7 @@ async def test_a_tenant_is_left_alone_outside_its_business_days(ledger: Ledger) 
     saturday = MONDAY + timedelta(days=5)
     summary = await run_cycle(runtime, at=saturday)
 
-    assert (summary.cases, summary.items, fake.reads) == (0, (), 0)
+    assert (summary.cases, summary.planned, fake.reads) == (0, 0, 0)
     assert summary.ok
 
 
@@ -496,21 +508,24 @@ async def test_metrics_count_cycles_items_and_actions(ledger: Ledger) -> None:
     assert 'followup_cases_fetched_total{tenant="acme",vendor="zendesk"} 2.0' in text
 
 
-async def test_the_summary_counts_the_vendor_calls_retried_during_its_cycle(
+async def test_the_summary_counts_the_vendor_calls_and_retries_of_its_cycle(
     ledger: Ledger,
 ) -> None:
     fake = fake_zendesk("1", "2")
     runtime = make_runtime(ledger, fake)
-    runtime.metrics.record_api_retry("acme", "zendesk")  # an earlier cycle's
+    runtime.metrics.record_api_call("acme", "zendesk", 200, 0.01)  # an earlier cycle's
+    runtime.metrics.record_api_retry("acme", "zendesk")
 
     async def retried_once(item: PlanItem) -> None:  # what MeteredTransport records
+        runtime.metrics.record_api_call("acme", "zendesk", 503, 0.01)
+        runtime.metrics.record_api_call("acme", "zendesk", 200, 0.01)
         runtime.metrics.record_api_retry("acme", "zendesk")
 
     fake.before_write = retried_once
     summary = await run_cycle(runtime, at=MONDAY)
 
-    assert summary.retries == 2
-    assert summary.as_dict()["retries"] == 2
+    assert (summary.calls, summary.retries) == (4, 2)
+    assert (summary.as_dict()["calls"], summary.as_dict()["retries"]) == (4, 2)
 
 
 async def test_an_unreadable_ticket_is_counted_and_named_and_the_others_go_on(

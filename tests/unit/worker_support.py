@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from policies.model import (
 )
 from worker.badrecords import BadRecordTally
 from worker.cycle import PlanFunction, Runtime, Tenant
+from worker.executor import ItemReport
 from worker.ledger import Ledger
 from worker.metrics import Metrics
 from worker.settings import ENV_PREFIX
@@ -111,6 +113,22 @@ def with_bad_records(runtime: Runtime, fake: FakeConnector) -> BadRecordTally:
     fake.report = tally.report
     runtime.tenants = [dataclasses.replace(runtime.tenants[0], bad_records=tally)]
     return tally
+
+
+@dataclass
+class Heard:
+    """What a runtime told of its cycles (the summary keeps only figures): every item report
+    and every unjudged case, in the order they came."""
+
+    items: list[ItemReport] = field(default_factory=list)
+    unjudged: list[Unjudged] = field(default_factory=list)
+
+
+def listen(runtime: Runtime) -> Heard:
+    heard = Heard()
+    runtime.on_item = heard.items.append
+    runtime.on_unjudged = heard.unjudged.append
+    return heard
 
 
 def fake_zendesk(*case_ids: str, clock_at: datetime = MONDAY) -> FakeConnector:
