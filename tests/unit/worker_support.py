@@ -25,7 +25,7 @@ from policies.model import (
     idempotency_key,
 )
 from worker.badrecords import BadRecordTally
-from worker.cycle import PlanFunction, Runtime, Tenant
+from worker.cycle import CycleSummary, PlanFunction, Runtime, Tenant, run_cycle
 from worker.executor import ItemReport
 from worker.ledger import Ledger
 from worker.metrics import Metrics
@@ -129,6 +129,13 @@ def listen(runtime: Runtime) -> Heard:
     runtime.on_item = heard.items.append
     runtime.on_unjudged = heard.unjudged.append
     return heard
+
+
+async def heard_cycle(runtime: Runtime, at: datetime) -> tuple[CycleSummary, list[ItemReport]]:
+    """Run one cycle; its summary and the reports of its items, in the order they settled."""
+    heard = listen(runtime)
+    summary = await run_cycle(runtime, at=at)
+    return summary, heard.items
 
 
 def fake_zendesk(*case_ids: str, clock_at: datetime = MONDAY) -> FakeConnector:
