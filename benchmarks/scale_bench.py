@@ -187,7 +187,7 @@ def bench(total_tickets: int, tenants: int, replicas: int) -> float:
     )
     for index, run in enumerate(runs, start=1):
         print(
-            f"    replica {index}: {run.figures.get('tenants', 0):>2} tenants, "
+            f"    replica {index}: {len(run.figures.get('tenants', [])):>2} tenants, "
             f"{run.figures.get('cases', 0):>7} "
             f"cases, cycle {float(run.figures.get('duration_s', 0)):7.1f} s, "
             f"{run.figures.get('calls', 0):>7} API calls, peak RSS {run.peak_rss_mb:5.0f} MB"
