@@ -10,6 +10,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -26,16 +27,22 @@ def in_schema(engine: sa.Engine, schema: str) -> sa.Engine:
     return engine.execution_options(schema_translate_map={None: schema})
 
 
-@contextmanager
-def lease_schema() -> Iterator[tuple[sa.Engine, str]]:
-    """A schema with empty lease tables, dropped afterwards; skips if PostgreSQL is unreachable."""
-    engine = sa.create_engine(POSTGRES_URL, pool_size=8)
+def reachable_postgres(**engine_options: Any) -> sa.Engine:
+    """An engine on the test database; the test is skipped when PostgreSQL is unreachable."""
+    engine = sa.create_engine(POSTGRES_URL, **engine_options)
     try:
         with engine.connect():
             pass
     except sa.exc.OperationalError as exc:
         engine.dispose()
         pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc.orig}")
+    return engine
+
+
+@contextmanager
+def lease_schema() -> Iterator[tuple[sa.Engine, str]]:
+    """A schema with empty lease tables, dropped afterwards; skips if PostgreSQL is unreachable."""
+    engine = reachable_postgres(pool_size=8)
     schema = f"leases_{secrets.token_hex(4)}"
     with engine.begin() as conn:
         conn.execute(sa.schema.CreateSchema(schema))
@@ -53,13 +60,7 @@ def lease_schema() -> Iterator[tuple[sa.Engine, str]]:
 def postgres_schema_url() -> Iterator[str]:
     """A fresh schema and a URL whose connections live in it (``search_path``), so a ledger,
     leases and child processes can share it by URL alone; dropped afterwards."""
-    admin = sa.create_engine(POSTGRES_URL)
-    try:
-        with admin.connect():
-            pass
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc.orig}")
+    admin = reachable_postgres()
     schema = f"once_{secrets.token_hex(4)}"
     with admin.begin() as conn:
         conn.execute(sa.schema.CreateSchema(schema))

@@ -36,7 +36,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.integration.leases_support import POSTGRES_URL
+from tests.integration.leases_support import POSTGRES_URL, reachable_postgres
 from worker.leases import lease_metadata
 
 server = pytest.importorskip("sandbox.server", reason="the sandbox package is not in this tree")
@@ -56,13 +56,7 @@ MARKER = re.compile(r"fw-[0-9a-f]+")
 @contextmanager
 def fresh_database() -> Iterator[str]:
     """A database of its own (``followup_replicas_<random>``), dropped afterwards."""
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect():
-            pass
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc.orig}")
+    admin = reachable_postgres(isolation_level="AUTOCOMMIT")
     name = f"followup_replicas_{secrets.token_hex(4)}"
     with admin.connect() as conn:
         conn.execute(sa.text(f"CREATE DATABASE {name}"))
