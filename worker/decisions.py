@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from connectors.base import WriteOutcome
-from worker.ledger import Outcome
+from worker.ledger import LiveRecord, Outcome
 
 __all__ = [
     "Decision",
@@ -25,6 +25,7 @@ __all__ = [
     "Verdict",
     "after_write",
     "decide",
+    "is_dry",
     "outcome_counts_as_failure",
     "run_mode",
 ]
@@ -71,11 +72,17 @@ class Decision:
     why: str
 
 
+def is_dry(*, run_dry: bool, policy_dry_run: bool | None) -> bool:
+    """Will the item be planned only? Then :func:`decide` can only say PLAN_ONLY or SKIP, and
+    nothing about it needs the vendor."""
+    return run_dry or policy_dry_run is True
+
+
 def decide(
     *,
     run_dry: bool,
     policy_dry_run: bool | None,
-    ledger: tuple[bool, Outcome | None] | None,
+    ledger: LiveRecord | None,
 ) -> Decision:
     """One plan item. ``ledger`` is :meth:`worker.ledger.Ledger.latest_outcome` of its key
     (the tenant's).
@@ -83,7 +90,7 @@ def decide(
     A policy may make itself dry-run while the run is live (to trial a new policy) but never
     live while the run is dry: dry-run has to mean that nothing is written.
     """
-    dry_run = run_dry or policy_dry_run is True
+    dry_run = is_dry(run_dry=run_dry, policy_dry_run=policy_dry_run)
     if ledger is not None:
         done, last = ledger
         if done:

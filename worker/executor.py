@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Mapping
-from contextlib import aclosing
+from contextlib import AbstractContextManager, aclosing
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -28,6 +28,7 @@ from worker.decisions import (
     Verdict,
     after_write,
     decide,
+    is_dry,
     outcome_counts_as_failure,
 )
 from worker.ledger import Fence, LeaseLost, Ledger, Outcome
@@ -51,6 +52,9 @@ Replan = Callable[[Case], list[PlanItem]]
 
 DONE_BEFORE = "done_before"  # the label of an item the ledger shows as already applied
 LEASE_LOST = "lease lost: the tenant's new holder will do it"
+# Dry items are decided and recorded together, in two ledger round trips a batch. Each holds its
+# case until then, so the batch stays small: memory must not grow with the size of a cycle.
+PREVIEW_BATCH = 50
 
 
 def without_reply(item: PlanItem) -> PlanItem:
@@ -164,6 +168,7 @@ class Executor:
     ) -> Execution:
         """Execute each case's items as the plan streams in (one list per case)."""
         execution = Execution()
+        previews: list[PlanItem] = []  # dry items waiting to be recorded, at most PREVIEW_BATCH
         queue: asyncio.Queue[list[PlanItem] | None] = asyncio.Queue(maxsize=self._concurrency)
 
         async def produce() -> None:
@@ -183,22 +188,37 @@ class Executor:
                     execution.cases_not_started += 1
                     continue
                 connector = connectors[items[0].case.source]
-                for report in await self._settle_case(tenant, connector, items, replan):
+                for report in await self._settle_case(tenant, connector, items, replan, previews):
                     execution.count(report)
 
         await asyncio.gather(produce(), *(consume() for _ in range(self._concurrency)))
+        for report in self._preview(tenant, previews):
+            execution.count(report)
         return execution
 
     async def _settle_case(
-        self, tenant: str, connector: Connector, items: list[PlanItem], replan: Replan
+        self,
+        tenant: str,
+        connector: Connector,
+        items: list[PlanItem],
+        replan: Replan,
+        previews: list[PlanItem],
     ) -> list[ItemReport]:
         """One case's items in order. A write moves the case's ``updated_stamp``, so the items
         after it, planned on the old stamp, would only conflict with the worker's own write:
-        they are planned again from a fresh read instead (one read, not a refused write)."""
+        they are planned again from a fresh read instead (one read, not a refused write).
+
+        Dry items write nothing, so they join ``previews`` and are recorded a batch at a time:
+        one by one, the ledger's round trips were most of a dry-run cycle."""
         reports: list[ItemReport] = []
         pending = list(items)
         while pending:
             item = pending.pop(0)
+            if is_dry(run_dry=self._run_dry, policy_dry_run=item.dry_run):
+                previews.append(item)
+                if len(previews) >= PREVIEW_BATCH:
+                    reports += self._preview(tenant, previews)
+                continue
             settled = await self._settle(tenant, connector, item, replan, replanned=False)
             reports += settled
             if settled[0].replanned:
@@ -229,18 +249,53 @@ class Executor:
         *,
         replanned: bool,
     ) -> list[ItemReport]:
-        with structlog.contextvars.bound_contextvars(
-            tenant=tenant,
-            case=item.case.ref,
-            policy=item.policy,
-            step=item.step_label,
-            action=",".join(action.type.value for action in item.actions),
-        ):
+        with _logged_as(tenant, item):
             try:
                 return await self._settle_item(tenant, connector, item, replan, replanned)
             except Exception as exc:  # one failing case never stops the others
                 log.exception("follow-up failed", key=item.key)
                 return [self._report(tenant, item, self._run_dry, Outcome.FAILED, repr(exc))]
+
+    def _preview(self, tenant: str, items: list[PlanItem]) -> list[ItemReport]:
+        """Decide and record dry items together, and empty ``items``: planned only, or left
+        alone when the ledger shows them applied live already."""
+        batch = items[:]
+        items.clear()
+        try:
+            decided = self._record_previews(tenant, batch)
+        except Exception as exc:  # the ledger failed: these items are not recorded, others go on
+            log.exception("dry-run items not recorded", items=len(batch))
+            decided = [(item, Outcome.FAILED, repr(exc)) for item in batch]
+        reports = []
+        for item, outcome, why in decided:
+            with _logged_as(tenant, item):
+                reports.append(self._report(tenant, item, True, outcome, why))
+        return reports
+
+    def _record_previews(
+        self, tenant: str, items: list[PlanItem]
+    ) -> list[tuple[PlanItem, Outcome | None, str]]:
+        known = self._ledger.latest_outcomes({item.key for item in items}, tenant=tenant)
+        decisions = [
+            (
+                item,
+                decide(
+                    run_dry=self._run_dry, policy_dry_run=item.dry_run, ledger=known.get(item.key)
+                ),
+            )
+            for item in items
+        ]
+        self._ledger.record_planned(
+            [(item, d.why) for item, d in decisions if d.verdict is Verdict.PLAN_ONLY],
+            tenant=tenant,
+            cycle_id=self._cycle_id,
+            at=self._at,
+            recorded_at=self._clock(),
+        )
+        return [
+            (item, None if d.verdict is Verdict.SKIP else Outcome.SKIPPED, d.why)
+            for item, d in decisions
+        ]
 
     async def _settle_item(
         self,
@@ -250,6 +305,8 @@ class Executor:
         replan: Replan,
         replanned: bool,
     ) -> list[ItemReport]:
+        if is_dry(run_dry=self._run_dry, policy_dry_run=item.dry_run):
+            return self._preview(tenant, [item])  # a re-planned item of a dry-run policy
         decision = decide(
             run_dry=self._run_dry,
             policy_dry_run=item.dry_run,
@@ -257,12 +314,6 @@ class Executor:
         )
         if decision.verdict is Verdict.SKIP:
             return [self._report(tenant, item, decision.dry_run, None, decision.why)]
-        if decision.verdict is Verdict.PLAN_ONLY:
-            attempt = self._begin(tenant, item, decision)
-            self._ledger.finish(
-                attempt, Outcome.SKIPPED, finished_at=self._clock(), detail=decision.why
-            )
-            return [self._report(tenant, item, True, Outcome.SKIPPED, decision.why)]
         if decision.verdict is Verdict.VERIFY and await self._found_on_case(
             tenant, connector, item
         ):
@@ -381,3 +432,14 @@ class Executor:
             dry_run=dry_run,
         )
         return report
+
+
+def _logged_as(tenant: str, item: PlanItem) -> AbstractContextManager[None]:
+    """The log context of everything said about ``item``."""
+    return structlog.contextvars.bound_contextvars(
+        tenant=tenant,
+        case=item.case.ref,
+        policy=item.policy,
+        step=item.step_label,
+        action=",".join(action.type.value for action in item.actions),
+    )
