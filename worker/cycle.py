@@ -42,7 +42,7 @@ from sqlalchemy.engine import Connection
 from connectors.base import Connector
 from policies.model import Account, Case, CaseKind, PlanItem, Source, Unjudged
 from policies.planner import OpenCaseTotals
-from worker.badrecords import BadRecords, BadRecordTally
+from worker.badrecords import SHOWN, BadRecords, BadRecordTally
 from worker.decisions import RunMode, run_mode
 from worker.executor import Execution, Executor, ItemReport, carries_marker
 from worker.leases import LeaseKeeper
@@ -157,7 +157,8 @@ class CycleSummary:
     counts: Counter[str] = field(default_factory=Counter)  # of them, by outcome label
     failed: int = 0
     unjudged: int = 0  # (case, policy) pairs not judged (told to ``Runtime.on_unjudged``)
-    errors: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()  # the first few per tenant (badrecords.SHOWN); all are logged
+    error_count: int = 0  # vendors that stopped answering, cases the planner failed on...
     reconciled: int = 0
     cases_not_started: int = 0
     interrupted: bool = False
@@ -175,7 +176,7 @@ class CycleSummary:
     @property
     def ok(self) -> bool:
         """Every due follow-up was done (or planned, in dry-run) and every vendor was read."""
-        return not self.failed and not self.errors
+        return not self.failed and not self.error_count
 
     def as_dict(self) -> dict[str, Any]:
         """The figures of the summary line and the ledger's cycle record.
@@ -194,7 +195,7 @@ class CycleSummary:
             "unjudged": self.unjudged,
             "bad_records": self.bad_record_count,
             "unreadable": [bad.as_dict() for bad in self.bad_records],
-            "errors": len(self.errors),
+            "errors": self.error_count,
             "reconciled": self.reconciled,
             "calls": self.calls,
             "retries": self.retries,
@@ -265,6 +266,7 @@ async def run_cycle(
             failed=sum(p.execution.failed for p in parts),
             unjudged=sum(p.unjudged for p in parts),
             errors=tuple(e for p in parts for e in p.errors),
+            error_count=sum(p.error_count for p in parts),
             reconciled=sum(p.reconciled for p in parts),
             cases_not_started=sum(p.execution.cases_not_started for p in parts),
             interrupted=stop.is_set(),
@@ -284,12 +286,20 @@ class _TenantResult:
     cases: int = 0
     execution: Execution = field(default_factory=Execution)
     unjudged: int = 0
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # the first SHOWN
+    error_count: int = 0
     reconciled: int = 0
     bad_records: BadRecords = field(init=False)
 
     def __post_init__(self) -> None:
         self.bad_records = BadRecords(self.tenant)
+
+    def error(self, what: str) -> None:
+        """Count an error (already logged with its traceback); a planner failing on every case
+        of a large tenant must not fill the memory nor the summary with its messages."""
+        self.error_count += 1
+        if len(self.errors) < SHOWN:
+            self.errors.append(f"{self.tenant}: {what}")
 
 
 async def _run_tenant(
@@ -323,7 +333,7 @@ async def _work_tenant(
         accounts = await _accounts(tenant.connectors.values())
     except Exception as exc:
         log.exception("accounts unreadable; tenant skipped this cycle")
-        result.errors.append(f"{tenant.name}: accounts: {exc!r}")
+        result.error(f"accounts: {exc!r}")
         return
 
     async def planned_cases() -> AsyncGenerator[list[PlanItem]]:
@@ -345,7 +355,7 @@ async def _work_tenant(
                         yield items
             except Exception as exc:
                 log.exception("cases unreadable; the rest wait", vendor=source.value)
-                result.errors.append(f"{tenant.name}: {source.value}: {exc!r}")
+                result.error(f"{source.value}: {exc!r}")
         accounts.update(totals.accounts())
         for case in waiting:
             if items := _plan_case(tenant, case, accounts, at, runtime, result):
@@ -376,7 +386,7 @@ async def _work_tenant(
     for cases in (unfinished(), planned_cases()):
         execution = await executor.execute(tenant.name, tenant.connectors, cases, replan)
         result.execution.absorb(execution)
-    failed = result.errors or result.execution.failed
+    failed = result.error_count or result.execution.failed
     metrics.tenant_cycles.labels(tenant=tenant.name, result="failed" if failed else "ok").inc()
 
 
@@ -394,7 +404,7 @@ async def _unfinished_item(
         case = await connector.fetch_case(case_id)
     except Exception as exc:
         log.exception("cannot re-read case to finish a follow-up", case=attempt.case_ref)
-        result.errors.append(f"{tenant.name}: {attempt.case_ref}: {exc!r}")
+        result.error(f"{attempt.case_ref}: {exc!r}")
         return None
     return attempt.plan_item(case)
 
@@ -412,7 +422,7 @@ def _plan_case(
         entries = list(tenant.plan([case], accounts, at))
     except Exception as exc:
         log.exception("planner failed on a case", case=case.ref)
-        result.errors.append(f"{tenant.name}: {case.ref}: planner: {exc!r}")
+        result.error(f"{case.ref}: planner: {exc!r}")
         return items
     for entry in entries:
         if isinstance(entry, Unjudged):

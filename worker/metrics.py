@@ -183,11 +183,27 @@ class MeteredTransport(httpx.AsyncBaseTransport):
         self._inner = inner or httpx.AsyncHTTPTransport()
         self._retry_window = retry_window
         self._clock = clock
-        self._failed: dict[tuple[str, str], float] = {}  # (method, url) -> when it failed
+        # (method, url) -> when it failed, oldest first (each request takes its own entry out
+        # before it is sent, so one put back goes to the end).
+        self._failed: dict[tuple[str, str], float] = {}
+
+    @property
+    def awaiting_retry(self) -> int:
+        """Failed calls a repeat would still count as a retry (older ones are forgotten)."""
+        return len(self._failed)
 
     def _vendor(self, request: httpx.Request) -> str:
         url = str(request.url)
         return next((name for base, name in self._vendors if url.startswith(base)), "other")
+
+    def _failed_now(self, attempt: tuple[str, str]) -> None:
+        """Remember a failed call for the retry window; forget those past it, so calls that
+        are never repeated (a 404'd link, a vendor down for a day) do not pile up in a
+        long-running ``serve``."""
+        now = self._clock()
+        while self._failed and now - next(iter(self._failed.values())) > self._retry_window:
+            del self._failed[next(iter(self._failed))]
+        self._failed[attempt] = now
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         vendor = self._vendor(request)
@@ -200,13 +216,13 @@ class MeteredTransport(httpx.AsyncBaseTransport):
             response = await self._inner.handle_async_request(request)
         except httpx.TransportError:
             self._metrics.record_api_call(self._tenant, vendor, None, self._clock() - sent)
-            self._failed[attempt] = self._clock()
+            self._failed_now(attempt)
             raise
         self._metrics.record_api_call(
             self._tenant, vendor, response.status_code, self._clock() - sent
         )
         if response.status_code == httpx.codes.TOO_MANY_REQUESTS or response.status_code >= 500:
-            self._failed[attempt] = self._clock()
+            self._failed_now(attempt)
         return response
 
     async def aclose(self) -> None:

@@ -128,7 +128,7 @@ def print_tables(summary: CycleSummary, spool: PlanSpool, console: Console) -> N
         f"{summary.failed} failed, {summary.unjudged} not judged"
         + (f", {unreadable} unreadable records skipped" if unreadable else "")
         + (f" ({len(shown)} listed, all in the logs)" if unreadable > len(shown) else "")
-        + (f", {len(summary.errors)} errors" if summary.errors else "")
+        + (f", {summary.error_count} errors" if summary.error_count else "")
         + (f", {summary.retries} vendor calls retried" if summary.retries else "")
         + (" - interrupted by a signal" if summary.interrupted else "")
         + f" ({summary.mode.why})"

@@ -103,7 +103,7 @@ class Run:
             counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
             lines.append(
                 f"{summary.at:%a %H:%M} planned {summary.planned} ({counts}), "
-                f"failed {summary.failed}, errors {len(summary.errors)}, "
+                f"failed {summary.failed}, errors {summary.error_count}, "
                 f"retries {summary.retries}"
             )
             lines += [f"    {error}" for error in summary.errors]

@@ -594,3 +594,29 @@ async def test_a_flood_of_bad_records_is_counted_whole_but_listed_short(ledger: 
     assert bad.counts == {"zendesk": SHOWN + 5}
     assert [record.record_id for record in bad.shown] == [str(100 + n) for n in range(SHOWN)]
     assert [item.case.id for item in fake.writes] == ["1"]
+
+
+async def test_a_planner_failing_on_every_case_is_counted_not_kept(ledger: Ledger) -> None:
+    """Each failure is logged; the summary counts them all but keeps only the first few
+    messages, so a cycle over a large tenant does not fill its memory with them."""
+
+    def choking(
+        cases: Iterable[Case], accounts: Mapping[str, Account], now: datetime
+    ) -> Iterator[PlanItem | Unjudged]:
+        for case in cases:
+            if case.id != "7":
+                raise ValueError(f"cannot judge case {case.id}")
+            yield make_item(case)
+
+    fake = fake_zendesk(*(str(n) for n in range(1, 3 * SHOWN + 1)))
+    with capture_logs() as logs:
+        summary = await run_cycle(make_runtime(ledger, fake, planner=choking), at=MONDAY)
+
+    assert not summary.ok
+    assert summary.error_count == 3 * SHOWN - 1
+    assert len(summary.errors) == SHOWN
+    assert summary.errors[0].startswith("acme: zendesk:1: planner: ValueError(")
+    assert summary.as_dict()["errors"] == 3 * SHOWN - 1
+    assert [item.case.id for item in fake.writes] == ["7"]  # the case it could judge went on
+    failures = [e for e in logs if e["event"] == "planner failed on a case"]
+    assert len(failures) == 3 * SHOWN - 1

@@ -62,6 +62,7 @@ async def test_not_ready_when_the_last_cycle_could_not_read_a_vendor(
         at=MONDAY,
         mode=RunMode(True, "test"),
         errors=("acme: zendesk: ConnectError()",),
+        error_count=1,
     )
     response = await client.get("/readyz")
     assert response.status_code == 503

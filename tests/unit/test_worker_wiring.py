@@ -161,3 +161,21 @@ async def test_a_request_repeating_a_failed_one_is_a_retry() -> None:
 
     text = metrics.exposition().decode()
     assert 'followup_api_retries_total{tenant="acme",vendor="asana"} 1.0' in text
+
+
+async def test_failed_calls_never_repeated_are_forgotten_after_the_retry_window() -> None:
+    now = [0.0]
+    transport = MeteredTransport(
+        Metrics(),
+        {"http://v/zendesk": "zendesk"},
+        httpx.MockTransport(lambda request: httpx.Response(503)),
+        tenant="acme",
+        retry_window=300.0,
+        clock=lambda: now[0],
+    )
+    async with httpx.AsyncClient(transport=transport, base_url="http://v/zendesk") as client:
+        for ticket in range(1, 1001):  # a day of failures, one every 90 s, none repeated
+            now[0] = ticket * 90.0
+            await client.get(f"/tickets/{ticket}")
+
+    assert transport.awaiting_retry == 4  # the last 300 s: 3 earlier failures and this one
