@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx
 
-from connectors.base import WriteOutcome, WriteResult
+from connectors.base import Replied, WriteOutcome, WriteResult
 from connectors.errors import BadRecord, MappingError, OutcomeUnknown, VendorError
 from connectors.footer import parse_footer
 from connectors.http import OwnsClient, VendorClient
@@ -276,7 +276,7 @@ class IntercomConnector(OwnsClient):
         reply, note, update = ticket_calls(item, ids, states)
         return _TICKET.format(ticket), reply, note, [("PUT", "", update)] if update else []
 
-    async def apply(self, item: PlanItem) -> WriteResult:
+    async def apply(self, item: PlanItem, *, replied: Replied | None = None) -> WriteResult:
         if any(m.key == item.key for m in item.case.followups):
             return WriteResult(WriteOutcome.ALREADY_APPLIED, calls=0)
         try:
@@ -292,6 +292,8 @@ class IntercomConnector(OwnsClient):
                 comment = {"message_type": "comment", **admin, "body": reply}
                 await run.send("POST", "/reply", comment, lambda c: run.has_reply(c, reply))
             started = reply is not None
+            if started and replied is not None:
+                replied()
             for method, path, body in changes:
                 try:
                     await run.send(method, path, body, None)
