@@ -282,21 +282,25 @@ class Vendor:
         return seen
 
 
-# An Intercom part that changes the conversation or ticket: (field, the value it sets).
-_PART_CHANGES = {
-    "close": lambda part: ("state", "closed"),
-    "snoozed": lambda part: ("state", "snoozed"),
-    "open": lambda part: ("state", "open"),
-    "assignment": lambda part: ("assignee", str((part.get("assigned_to") or {}).get("id"))),
-    "ticket_state_updated_by_admin": lambda part: ("state", str(part.get("ticket_state"))),
-}
+def _part_change(part: Any) -> tuple[str, str] | None:
+    """What an Intercom part changes on its conversation or ticket: (field, the value set)."""
+    match part["part_type"]:
+        case "close":
+            return "state", "closed"
+        case "snoozed" | "open":
+            return "state", str(part["part_type"])
+        case "ticket_state_updated_by_admin":
+            return "state", str(part.get("ticket_state"))
+        case "assignment":
+            return "assignee", str((part.get("assigned_to") or {}).get("id"))
+    return None
 
 
 def _intercom_parts(seen: Observation, ref: str, record: Any, key: str) -> None:
     for part in record[key][key]:
-        change = _PART_CHANGES.get(part["part_type"])
+        change = _part_change(part)
         if change is not None:
-            seen.changes[(ref, *change(part))] += 1
+            seen.changes[(ref, *change)] += 1
         elif part["part_type"] in ("note", "comment"):
             seen.note(ref, part["body"])
 

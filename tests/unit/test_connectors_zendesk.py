@@ -657,9 +657,7 @@ async def test_a_reply_out_and_its_note_refused_is_incomplete(router: respx.Mock
     )
     told: list[int] = []
     async with connector(router) as zendesk:
-        result = await zendesk.apply(
-            item(REPLY, NOTE), replied=lambda: told.append(put.call_count)
-        )
+        result = await zendesk.apply(item(REPLY, NOTE), replied=lambda: told.append(put.call_count))
     assert result.outcome is WriteOutcome.INCOMPLETE  # finished next cycle, without the reply
     assert told == [1]  # between the reply and the note
 

@@ -105,7 +105,7 @@ async def test_killed_before_the_reply_was_recorded_it_is_looked_for_not_resent(
 
     assert labels == [["applied"], []]
     assert fake.sent == [("1", REPLY)]
-    assert [a.type for a in fake.writes[-1].actions][0] is ActionType.REPLY  # asked, skipped
+    assert fake.writes[-1].actions[0].type is ActionType.REPLY  # asked for, found, skipped
     assert len(fake.case("1").followups) == 1
     outcomes = [entry.outcome for entry in ledger.history(f"{source.value}:1")]
     assert outcomes == [Outcome.INTERRUPTED, Outcome.APPLIED]
