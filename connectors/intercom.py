@@ -17,7 +17,8 @@ admin note signed with the marker ``fw-<key>``, so a follow-up is only recorded 
 happened and a retried item never emails twice. A reply or note whose answer was lost is looked
 for in the conversation's or ticket's parts (the reply by its exact body from the worker's
 admin in this cycle); absent, it is left to the next cycle, as it may still land
-(:class:`~connectors.once.WriteOnce`). Once the reply is out or a change made, a failure is
+(:class:`~connectors.once.WriteOnce`). Once the reply is out (or found out), ``replied`` is
+told, and the worker records it. Once the reply is out or a change made, a failure is
 INCOMPLETE: a closed conversation is no longer offered by the plan, so the worker finishes the
 item next cycle regardless.
 

@@ -22,6 +22,7 @@ needs a second update, and the order matters: the public reply goes first, tagge
 marker ``fw-<key>``; then the note with every other change, which also removes that tag (the
 footer now records the step). If the run dies between the two, the retried item finds the tag
 and does not email the customer twice; had the note gone first, a lost reply would look done.
+Once the reply is out (or its tag found), ``replied`` is told, and the worker records it.
 
 A write whose answer was lost (OutcomeUnknown) is checked on a fresh read: marker found ->
 ALREADY_APPLIED, absent -> written once more with the original ``updated_stamp``. A reply out
