@@ -6,9 +6,9 @@ URLs, driven by psycopg 3) so several processes can share it. The schema is vers
 
 Exactly once rests on the order of writes: :meth:`Ledger.begin` records the *intent* (an
 ``intents`` row, unique per tenant, idempotency key and mode, plus an open ``attempts`` row) before
-the vendor is called, and :meth:`Ledger.finish` records the *outcome* after. An attempt left
-without an outcome means the process died in between; :meth:`Ledger.pending` lists those so
-the worker can re-read the case and look for the write's marker before doing anything else.
+the vendor is called, and :meth:`Ledger.finish` records the *outcome* after. An attempt never
+finished means the process died in between; :meth:`Ledger.pending` lists those so the worker
+can re-read the case and look for the write's marker before doing anything else.
 Every record is the tenant's: tenants are separate helpdesks, and two of them can have the
 same ticket id, hence the same idempotency key, on the same day.
 
