@@ -16,8 +16,12 @@ is harmless, so a lost answer is simply sent again. Last the comment signed with
 email; it is looked for before it is sent again. Once the email is out or a field written, a
 failure is INCOMPLETE: the date written ("User last updated") stops the plan from offering the
 item again, so the worker finishes it next cycle regardless, without the email. An email has no
-marker to look for (Intercom keeps no trace of it until the contact answers): one whose answer
-was lost is sent again with the retried item, at least once rather than exactly once.
+marker to look for (Intercom keeps no trace of it until the contact answers), so ``replied`` is
+told the moment it is out and the worker records it: a process killed after that finishes the
+item without it. One whose answer was lost, or whose process died before the answer was
+recorded, is sent again with the retried item: at least once rather than exactly once. (Intercom
+could open an inbox conversation for it, ``create_conversation_without_contact_reply``, but that
+puts every bug update in the agents' inbox, and among the conversations the worker follows up.)
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import Any
 
 import httpx
 
-from connectors.base import WriteOutcome, WriteResult
+from connectors.base import Replied, WriteOutcome, WriteResult
 from connectors.errors import MappingError, VendorError
 from connectors.footer import Texts, parse_footer
 from connectors.http import OwnsClient, VendorClient
@@ -373,7 +377,7 @@ class AsanaConnector(OwnsClient):
 
     # -- writes ---------------------------------------------------------------------------
 
-    async def apply(self, item: PlanItem) -> WriteResult:
+    async def apply(self, item: PlanItem, *, replied: Replied | None = None) -> WriteResult:
         if any(m.key == item.key for m in item.case.followups):
             return WriteResult(WriteOutcome.ALREADY_APPLIED, calls=0)
         try:
@@ -401,6 +405,8 @@ class AsanaConnector(OwnsClient):
                 await self._mailer(contact, subject, changes.email)
                 emailed = 1
                 started = True
+                if replied is not None:
+                    replied()
             # Absolute values: sending them twice changes nothing, so no check is needed.
             for gid, values in [(item.case.id, changes.values), *changes.covered.items()]:
                 if values:

@@ -7,14 +7,14 @@ patching anything.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from policies.model import Account, Case, PlanItem, Source
 
-__all__ = ["BulkApply", "Connector", "WriteOutcome", "WriteResult"]
+__all__ = ["BulkApply", "Connector", "Replied", "WriteOutcome", "WriteResult"]
 
 
 class WriteOutcome(StrEnum):
@@ -27,6 +27,12 @@ class WriteOutcome(StrEnum):
     # Asana date field, a closed conversation), so the worker finishes it next cycle anyway,
     # without telling the customer twice.
     INCOMPLETE = "incomplete"
+
+
+Replied = Callable[[], None]
+"""Called by :meth:`Connector.apply` once the customer has the item's reply (sent, or found
+sent by an earlier attempt), before the item's other writes: the worker records it at once,
+so a process dying later never sends the reply again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +60,9 @@ class Connector(Protocol):
         """A fresh read of one case, for conflict re-plans and marker checks."""
         ...
 
-    async def apply(self, item: PlanItem) -> WriteResult:
-        """Apply all of ``item``'s actions in as few calls as the vendor allows, exactly once."""
+    async def apply(self, item: PlanItem, *, replied: Replied | None = None) -> WriteResult:
+        """Apply all of ``item``'s actions in as few calls as the vendor allows, exactly once;
+        ``replied`` is told when the customer has its reply."""
         ...
 
     async def aclose(self) -> None: ...

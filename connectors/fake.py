@@ -3,7 +3,13 @@
 It keeps cases like a helpdesk would: a write appends the worker's follow-up mark (the marker
 the real connectors put in the note footer and tags), applies status/assignee/tag changes and
 bumps ``updated_stamp``. A write carrying a stale ``updated_stamp`` is a conflict, exactly like
-Zendesk's ``safe_update``; :meth:`FakeConnector.agent_edit` makes one happen.
+Zendesk's ``safe_update``; :meth:`FakeConnector.agent_edit` makes one happen. An item whose
+mark is on the case it was planned on is not written again, as with the real connectors.
+
+An item's reply goes first, into ``sent`` (what customers received), and ``replied`` is told.
+Like Zendesk (the marker tag) and Intercom (the reply by its body), the fake finds a reply an
+earlier attempt sent and does not send it again; as an Asana bug's email (Intercom's
+``POST /messages``) leaves no trace, an ``ASANA`` fake sends it again.
 
 Faults are told per case and consumed in order::
 
@@ -12,6 +18,9 @@ Faults are told per case and consumed in order::
     fake.inject("42", Fault.RAISE, error=exc)  # raises before writing
     fake.inject("42", Fault.CRASH, error=exc)  # lands, then raises (a process dying mid-call)
     fake.inject("42", Fault.HALF)              # changes land, the marked note not: INCOMPLETE
+    fake.inject("42", Fault.DIE_REPLYING, error=exc)  # the reply is out, then raises, unheard
+    fake.inject("42", Fault.DIE_AFTER_REPLY, error=exc)  # reply out and told, changes land,
+                                                         # then raises before the marked note
 
 ``fake.serve_unreadable("43", "missing field 'status'")`` plays a record the real connectors
 cannot translate: the stream hands it to ``report`` and goes on, as theirs do.
@@ -27,7 +36,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from connectors.base import WriteOutcome, WriteResult
+from connectors.base import Replied, WriteOutcome, WriteResult
 from connectors.errors import BadRecord
 from connectors.records import Report, log_bad_record
 from policies.model import (
@@ -50,6 +59,8 @@ class Fault(StrEnum):
     RAISE = "raise"
     CRASH = "crash"
     HALF = "half"
+    DIE_REPLYING = "die_replying"
+    DIE_AFTER_REPLY = "die_after_reply"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -82,13 +93,16 @@ class FakeConnector:
         self.fetch_error: Exception | None = None  # cases() raises it
         self.fetch_case_errors: list[Exception] = []  # the next fetch_case calls raise these
         self.writes: list[PlanItem] = []
+        self.sent: list[tuple[str, str]] = []  # (case id, reply): what customers received
+        self.finds_replies = source is not Source.ASANA
+        self._replied: set[str] = set()  # keys whose reply is out
         self.reads = 0
         self.closed = False
 
     # -- test controls ----------------------------------------------------------------------
 
     def inject(self, case_id: str, fault: Fault, *, error: BaseException | None = None) -> None:
-        if fault in (Fault.RAISE, Fault.CRASH) and error is None:
+        if fault in _DYING and error is None:
             raise ValueError(f"{fault} needs the error to raise")
         self._faults[case_id].append(_Injected(fault, error))
 
@@ -127,9 +141,11 @@ class FakeConnector:
             raise self.fetch_case_errors.pop(0)
         return self._cases[case_id]
 
-    async def apply(self, item: PlanItem) -> WriteResult:
+    async def apply(self, item: PlanItem, *, replied: Replied | None = None) -> WriteResult:
         if self.before_write is not None:
             await self.before_write(item)
+        if any(mark.key == item.key for mark in item.case.followups):
+            return WriteResult(WriteOutcome.ALREADY_APPLIED, calls=0)
         injected = self._faults[item.case.id].popleft() if self._faults[item.case.id] else None
         if injected is not None and injected.fault is Fault.RAISE:
             raise injected.error  # type: ignore[misc]
@@ -138,6 +154,14 @@ class FakeConnector:
         current = self._cases[item.case.id]
         if item.case.updated_stamp != current.updated_stamp:
             return WriteResult(WriteOutcome.CONFLICT, detail="updated_stamp is stale")
+        if self._reply(item):
+            if injected is not None and injected.fault is Fault.DIE_REPLYING:
+                raise injected.error  # type: ignore[misc]
+            if replied is not None:
+                replied()
+        if injected is not None and injected.fault is Fault.DIE_AFTER_REPLY:
+            self._write(item, current, marked=False)
+            raise injected.error  # type: ignore[misc]
         if injected is not None and injected.fault is Fault.HALF:
             # Like a Zendesk reply out and its note lost, or an Asana date set and its story not.
             self._write(item, current, marked=False)
@@ -153,6 +177,16 @@ class FakeConnector:
         self.closed = True
 
     # -- the helpdesk's side of a write -------------------------------------------------------
+
+    def _reply(self, item: PlanItem) -> bool:
+        """Send the item's reply unless it is found sent already; False: it has none."""
+        replies = [str(a.params["body"]) for a in item.actions if a.type is ActionType.REPLY]
+        if not replies:
+            return False
+        if not (self.finds_replies and item.key in self._replied):
+            self.sent.append((item.case.id, "\n\n".join(replies)))
+            self._replied.add(item.key)
+        return True
 
     def _write(self, item: PlanItem, case: Case, *, marked: bool = True) -> None:
         self.writes.append(item)
@@ -175,6 +209,9 @@ class FakeConnector:
             followups=(*case.followups, mark) if marked else case.followups,
             updated_stamp=_next_stamp(case),
         )
+
+
+_DYING = (Fault.RAISE, Fault.CRASH, Fault.DIE_REPLYING, Fault.DIE_AFTER_REPLY)
 
 
 def _next_stamp(case: Case) -> str:

@@ -17,7 +17,8 @@ admin note signed with the marker ``fw-<key>``, so a follow-up is only recorded 
 happened and a retried item never emails twice. A reply or note whose answer was lost is looked
 for in the conversation's or ticket's parts (the reply by its exact body from the worker's
 admin in this cycle); absent, it is left to the next cycle, as it may still land
-(:class:`~connectors.once.WriteOnce`). Once the reply is out or a change made, a failure is
+(:class:`~connectors.once.WriteOnce`). Once the reply is out (or found out), ``replied`` is
+told, and the worker records it. Once the reply is out or a change made, a failure is
 INCOMPLETE: a closed conversation is no longer offered by the plan, so the worker finishes the
 item next cycle regardless.
 
@@ -34,7 +35,7 @@ from typing import Any
 
 import httpx
 
-from connectors.base import WriteOutcome, WriteResult
+from connectors.base import Replied, WriteOutcome, WriteResult
 from connectors.errors import BadRecord, MappingError, OutcomeUnknown, VendorError
 from connectors.footer import parse_footer
 from connectors.http import OwnsClient, VendorClient
@@ -276,7 +277,7 @@ class IntercomConnector(OwnsClient):
         reply, note, update = ticket_calls(item, ids, states)
         return _TICKET.format(ticket), reply, note, [("PUT", "", update)] if update else []
 
-    async def apply(self, item: PlanItem) -> WriteResult:
+    async def apply(self, item: PlanItem, *, replied: Replied | None = None) -> WriteResult:
         if any(m.key == item.key for m in item.case.followups):
             return WriteResult(WriteOutcome.ALREADY_APPLIED, calls=0)
         try:
@@ -292,6 +293,8 @@ class IntercomConnector(OwnsClient):
                 comment = {"message_type": "comment", **admin, "body": reply}
                 await run.send("POST", "/reply", comment, lambda c: run.has_reply(c, reply))
             started = reply is not None
+            if started and replied is not None:
+                replied()
             for method, path, body in changes:
                 try:
                     await run.send(method, path, body, None)

@@ -22,6 +22,7 @@ needs a second update, and the order matters: the public reply goes first, tagge
 marker ``fw-<key>``; then the note with every other change, which also removes that tag (the
 footer now records the step). If the run dies between the two, the retried item finds the tag
 and does not email the customer twice; had the note gone first, a lost reply would look done.
+Once the reply is out (or its tag found), ``replied`` is told, and the worker records it.
 
 A write whose answer was lost (OutcomeUnknown) is checked on a fresh read: marker found ->
 ALREADY_APPLIED, absent -> written once more with the original ``updated_stamp``. A reply out
@@ -46,7 +47,7 @@ from typing import Any
 import httpx
 import structlog
 
-from connectors.base import WriteOutcome, WriteResult
+from connectors.base import Replied, WriteOutcome, WriteResult
 from connectors.errors import BadRecord, Conflict, MappingError, OutcomeUnknown, VendorError
 from connectors.http import OwnsClient, VendorClient
 from connectors.mapping import PlanNames, ZendeskMapping
@@ -312,7 +313,7 @@ class ZendeskConnector(OwnsClient):
 
     # -- writes ---------------------------------------------------------------------------
 
-    async def apply(self, item: PlanItem) -> WriteResult:
+    async def apply(self, item: PlanItem, *, replied: Replied | None = None) -> WriteResult:
         try:
             updates = ticket_updates(item, await self.resolve())
         except (MappingError, VendorError) as exc:
@@ -321,17 +322,19 @@ class ZendeskConnector(OwnsClient):
             return WriteResult(WriteOutcome.ALREADY_APPLIED, calls=0)
         marker = marker_tag(item.key)
         run = _WriteRun(self._client, self.fetch_case, item.case.id, item.case.updated_stamp)
-        replied = marker in item.case.tags  # an earlier attempt's reply went out
+        sent = marker in item.case.tags  # an earlier attempt's reply went out
         try:
-            if updates.reply is not None and not replied:
+            if updates.reply is not None and not sent:
                 outcome = await run.put(updates.reply, lambda c: marker in c.tags)
                 if outcome not in _DONE:
                     return run.result(outcome)
-                replied = True
+                sent = True
+            if updates.reply is not None and replied is not None:
+                replied()
             outcome = await run.put(updates.note, lambda c: item.key in _keys(c))
         except VendorError as exc:
-            # Replied: the customer has the reply, the note and the other changes are missing.
-            outcome = WriteOutcome.INCOMPLETE if replied else WriteOutcome.FAILED
+            # Sent: the customer has the reply, the note and the other changes are missing.
+            outcome = WriteOutcome.INCOMPLETE if sent else WriteOutcome.FAILED
             return run.result(outcome, str(exc))
         return run.result(outcome)
 

@@ -3,25 +3,39 @@
     python scripts/chaos.py --kills 100 --seed 7
 
 Two sandboxes run as separate processes (so they outlive every worker), with the same
-generated tenant and no rate limits. Day by day (business days, the sandbox clock set to the
-day's instant):
+generated tenant and no rate limits, and the worker is configured for all three of its vendors:
+Zendesk tickets, Intercom conversations and tickets, Asana bug tasks (whose customers are
+emailed through Intercom's ``POST /messages``), with ``deploy/mapping.sandbox.yaml``. Day by day
+(business days, the sandbox clock set to the day's instant):
 
 * the chaos sandbox sees ``run --once --live`` started over and over and SIGKILLed at random
   moments - half of the kills at a random delay, half right after an intent was recorded,
-  while the write it announces is held by the sandbox's ``slow`` fault (the write lands, the
-  answer never comes) - then one last run that is left to finish the day;
+  while the sandbox's ``slow`` fault holds the writes in flight (the write lands, the answer
+  never comes), so a kill often falls between the writes of one item: a Zendesk reply and its
+  note, an Intercom reply, state change and note, an Asana email, field update and story (the
+  email itself is not held: see :data:`WRITES`) - then one last run that is left to finish
+  the day;
 * the reference sandbox sees one un-killed run.
 
-At the end the two are compared: every worker footer ``fw-<key>`` on a ticket, every email in
-the outbox and every status change in the audits. A key or an email seen twice, or a status
-change made more often than in the reference, is a duplicate; what the reference did and the
-chaos run did not is missed; the other way round, extra. The exit code is 1 unless all three
-are empty. Only Zendesk is driven (the sandbox's other vendors are left unconfigured).
+A killed worker's held write still lands, up to :data:`SLOW_WRITE_SECONDS` later: the next
+worker is started once it has. A restart quicker than that could read a case before the write
+lands and write it again; Zendesk's ``safe_update`` refuses such a second copy, Intercom and
+Asana have nothing like it, and no real restart (a schedule tick, a lease taken over) is that
+quick.
+
+At the end the two are compared (from the sandboxes' saved state): every worker footer
+``fw-<key>`` on a ticket, conversation, Intercom ticket or task, every email in the outbox
+(Zendesk and Intercom replies, Intercom messages) and every status or state change (Zendesk
+audits, Intercom close/snooze/open parts and ticket state changes). A key or an email seen
+twice, or a status change made more often than in the reference, is a duplicate; what the
+reference did and the chaos run did not is missed; the other way round, extra. The exit code
+is 1 unless all three are empty.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import signal
@@ -51,7 +65,20 @@ __all__ = ["Findings", "Observation", "Scenario", "business_days", "compare", "m
 
 FIRST_DAY = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)  # a Monday, 10:00 in New York
 SLOW_WRITE_SECONDS = 0.6  # how long a held write stays in the vendor before it lands
-SLOW_WRITE_SHARE = 0.3  # share of ticket updates held that long
+SLOW_WRITE_SHARE = 0.3  # share of the worker's writes held that long
+# The worker's writes that may be held, by vendor (endpoints as the sandbox routes them). Not
+# an Asana bug's email (Intercom's POST /messages): it leaves nothing to look for, so one in
+# flight when the worker dies is sent again - at least once, by design (connectors.asana) and
+# bounded by the fault suite. Held, it would be in flight at many kills; unheld, only for the
+# moment between its request and the ledger's record of its answer.
+WRITES = {
+    "zendesk": ("PUT *",),
+    "intercom": ("POST /conversations/*/*", "POST /tickets/*/reply", "PUT /tickets/*"),
+    "asana": ("PUT /tasks/*", "POST /tasks/*/stories"),
+}
+# Changes that are done once per follow-up: one seen more often than in the reference is a
+# duplicate (tags, fields and assignees may be set again to the value they have).
+STATE_FIELDS = frozenset({"status", "state"})
 NEXT_TICK = timedelta(minutes=15)  # FOLLOWUP_SCHEDULE's default spacing
 
 
@@ -83,21 +110,29 @@ def business_days(first: datetime, count: int) -> list[datetime]:
 class Observation:
     """What a sandbox's customers and agents can see the worker did."""
 
-    notes: Counter[tuple[int, str]] = field(default_factory=Counter)  # (ticket, fw key)
-    steps: dict[tuple[int, str], tuple[str, int]] = field(default_factory=dict)  # -> policy/step
+    notes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (case ref, fw key)
+    steps: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)  # -> policy/step
     emails: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (ref, subject, body)
-    changes: Counter[tuple[int, str, str]] = field(default_factory=Counter)  # (ticket, field, to)
+    changes: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (ref, field, to)
+
+    def note(self, ref: str, text: str | None) -> None:
+        """A comment, part or story: a follow-up if it carries the worker's footer."""
+        mark = parse_footer(text or "", FIRST_DAY)
+        if mark is not None:
+            self.notes[ref, mark.key] += 1
+            self.steps[ref, mark.key] = (mark.policy, mark.step)
 
 
 @dataclass(slots=True)
 class Findings:
     kills: int
-    mid_write: int  # kills that left an intent without outcome
+    mid_write: Counter[str]  # kills that left an item unfinished, by vendor
     duplicates: list[str]
     missed: list[str]
     extra: list[str]
     seconds: float
     incomplete_days: list[str] = field(default_factory=list)  # a final run that exited 1
+    compared: Counter[str] = field(default_factory=Counter)  # what the reference shows
 
     @property
     def clean(self) -> bool:
@@ -105,9 +140,10 @@ class Findings:
 
     def report(self) -> str:
         lines = [
-            f"kills {self.kills} ({self.mid_write} between intent and outcome), "
-            f"duplicates {len(self.duplicates)}, missed {len(self.missed)}, "
-            f"extra {len(self.extra)}, {self.seconds:.0f} s"
+            f"kills {self.kills} (items left between intent and outcome: "
+            f"{_figures(self.mid_write)}), duplicates {len(self.duplicates)}, "
+            f"missed {len(self.missed)}, extra {len(self.extra)}, {self.seconds:.0f} s",
+            f"  compared: {_figures(self.compared)}",
         ]
         if self.incomplete_days:
             lines.append(f"  runs that left something due: {', '.join(self.incomplete_days)}")
@@ -117,15 +153,32 @@ class Findings:
         return "\n".join(lines)
 
 
+def _figures(counts: Counter[str]) -> str:
+    return ", ".join(f"{name} {count}" for name, count in sorted(counts.items())) or "none"
+
+
+def _vendor(ref: str) -> str:
+    return ref.partition(":")[0]
+
+
+def coverage(seen: Observation) -> Counter[str]:
+    """How many follow-ups (by vendor), emails and state changes an observation holds."""
+    figures = Counter(f"{_vendor(ref)} notes" for ref, _ in seen.notes.elements())
+    figures["emails"] = seen.emails.total()
+    figures["state changes"] = sum(
+        count for (_, name, _), count in seen.changes.items() if name in STATE_FIELDS
+    )
+    return figures
+
+
 class Vendor:
-    """The admin API and the Zendesk API of one running sandbox, plus a ledger for its worker."""
+    """The admin API of one running sandbox (started with ``--state-file``), plus a ledger
+    for its worker."""
 
     def __init__(self, running: RunningSandbox, ledger: Path) -> None:
         self.running = running
         self.ledger = ledger
-        config = running.config
         self._http = httpx.Client(timeout=30)
-        self._auth = (f"{config.zendesk_email}/token", config.zendesk_token)
 
     def close(self) -> None:
         self._http.close()
@@ -136,11 +189,11 @@ class Vendor:
         response.raise_for_status()
         return response.json()
 
-    def zendesk(self, path: str) -> Any:
-        url = f"{self.running.urls['zendesk']}{path}"
-        response = self._http.get(url, auth=self._auth)
-        response.raise_for_status()
-        return response.json()
+    def state(self) -> Any:
+        """Everything the sandbox changed: the tickets, conversations, Intercom tickets and
+        tasks written to, with their comments, audits, parts and stories, and the outbox."""
+        saved = self.admin("POST", "/save")["saved"]
+        return json.loads(Path(saved).read_text())
 
     def worker_env(self) -> dict[str, str]:
         config = self.running.config
@@ -151,6 +204,12 @@ class Vendor:
             "FOLLOWUP_ZENDESK_EMAIL": config.zendesk_email,
             "FOLLOWUP_ZENDESK_TOKEN": config.zendesk_token,
             "FOLLOWUP_ZENDESK_RATE_LIMIT": "100000",
+            "FOLLOWUP_INTERCOM_URL": self.running.urls["intercom"],
+            "FOLLOWUP_INTERCOM_TOKEN": config.intercom_token,
+            "FOLLOWUP_INTERCOM_RATE_LIMIT": "100000",
+            "FOLLOWUP_ASANA_URL": self.running.urls["asana"],
+            "FOLLOWUP_ASANA_TOKEN": config.asana_token,
+            "FOLLOWUP_ASANA_RATE_LIMIT": "100000",
             "FOLLOWUP_MAPPING": str(ROOT / "deploy" / "mapping.sandbox.yaml"),
             "FOLLOWUP_DATABASE_URL": f"sqlite:///{self.ledger}",
             "FOLLOWUP_LOG_FORMAT": "json",
@@ -179,45 +238,82 @@ class Vendor:
         return worker.returncode == 0
 
     def last_attempt(self) -> int:
-        return self._attempts("SELECT COALESCE(MAX(id), 0) FROM followup_attempts")
+        found = self._attempts("SELECT COALESCE(MAX(id), 0) FROM followup_attempts")
+        return int(found[0][0]) if found else 0
 
-    def pending_since(self, attempt: int) -> int:
-        """Attempts after ``attempt`` still without an outcome: a write in flight."""
-        query = f"SELECT COUNT(*) FROM followup_attempts WHERE id > {attempt} AND outcome IS NULL"
-        return self._attempts(query)
+    def pending_since(self, attempt: int) -> Counter[str]:
+        """Attempts after ``attempt`` not finished, by vendor: a write in flight (no outcome
+        yet, or part-way with its reply out)."""
+        query = (
+            "SELECT i.case_ref FROM followup_attempts a JOIN followup_intents i"
+            f" ON i.id = a.intent_id WHERE a.id > {attempt} AND a.finished_at IS NULL"
+        )
+        return Counter(_vendor(str(row[0])) for row in self._attempts(query))
 
-    def _attempts(self, query: str) -> int:
+    def _attempts(self, query: str) -> list[Any]:
         if not self.ledger.exists():
-            return 0
+            return []
         try:
             with sqlite3.connect(self.ledger, timeout=5) as db:
-                return int(db.execute(query).fetchone()[0])
+                return db.execute(query).fetchall()
         except sqlite3.OperationalError:  # not migrated yet, or locked for a moment
-            return 0
+            return []
 
     def observe(self) -> Observation:
         seen = Observation()
-        tickets = self.admin("GET", f"/tickets?limit={self.running.config.tickets}")["tickets"]
-        for ticket in (entry["id"] for entry in tickets):
-            for comment in self.zendesk(f"/api/v2/tickets/{ticket}/comments.json")["comments"]:
-                mark = parse_footer(comment["body"], FIRST_DAY)
-                if mark is not None:
-                    seen.notes[ticket, mark.key] += 1
-                    seen.steps[ticket, mark.key] = (mark.policy, mark.step)
-            for audit in self.zendesk(f"/api/v2/tickets/{ticket}/audits.json")["audits"]:
+        state = self.state()
+        for ticket_id, record in state["zendesk"]["tickets"].items():
+            ref = f"zendesk:{ticket_id}"
+            for comment in record["comments"]:
+                seen.note(ref, comment["body"])
+            for audit in record["audits"]:
                 for event in audit["events"]:
                     if event["type"] == "Change":
-                        seen.changes[ticket, event["field_name"], str(event["value"])] += 1
-        for message in self.admin("GET", "/outbox")["messages"]:
+                        seen.changes[ref, event["field_name"], str(event["value"])] += 1
+        intercom = state["intercom"]
+        for number, conversation in intercom["conversations"].items():
+            _intercom_parts(seen, f"intercom:{number}", conversation, "conversation_parts")
+        for number, ticket in intercom["tickets"].items():
+            _intercom_parts(seen, f"intercom:ticket:{number}", ticket, "ticket_parts")
+        for gid, task in state["asana"].items():
+            for story in task["stories"]:
+                if story["resource_subtype"] == "comment_added":
+                    seen.note(f"asana:{gid}", story["text"])
+                else:  # a system story: a field changed, the task assigned
+                    seen.changes[f"asana:{gid}", story["resource_subtype"], story["text"]] += 1
+        for message in state["outbox"]:
             seen.emails[message["ref"], message["subject"], message["body"]] += 1
         return seen
+
+
+def _part_change(part: Any) -> tuple[str, str] | None:
+    """What an Intercom part changes on its conversation or ticket: (field, the value set)."""
+    match part["part_type"]:
+        case "close":
+            return "state", "closed"
+        case "snoozed" | "open":
+            return "state", str(part["part_type"])
+        case "ticket_state_updated_by_admin":
+            return "state", str(part.get("ticket_state"))
+        case "assignment":
+            return "assignee", str((part.get("assigned_to") or {}).get("id"))
+    return None
+
+
+def _intercom_parts(seen: Observation, ref: str, record: Any, key: str) -> None:
+    for part in record[key][key]:
+        change = _part_change(part)
+        if change is not None:
+            seen.changes[(ref, *change)] += 1
+        elif part["part_type"] in ("note", "comment"):
+            seen.note(ref, part["body"])
 
 
 def compare(reference: Observation, chaos: Observation) -> tuple[list[str], list[str], list[str]]:
     """(duplicates, missed, extra) of the chaos run against the reference."""
     duplicates = [
-        f"ticket {ticket}: note fw-{key} ({_step(chaos, ticket, key)}) x{count}"
-        for (ticket, key), count in sorted(chaos.notes.items())
+        f"{ref}: note fw-{key} ({_step(chaos, ref, key)}) x{count}"
+        for (ref, key), count in sorted(chaos.notes.items())
         if count > 1
     ]
     duplicates += [  # the same words may go out twice by design (a resent template)
@@ -226,26 +322,26 @@ def compare(reference: Observation, chaos: Observation) -> tuple[list[str], list
         if count > reference.emails[ref, subject, body]
     ]
     duplicates += [
-        f"ticket {ticket}: {name} -> {value} x{count} (reference x{reference.changes[key]})"
+        f"{ref}: {name} -> {value} x{count} (reference x{reference.changes[key]})"
         for key, count in sorted(chaos.changes.items())
-        if count > reference.changes[key] and key[1] == "status"
-        for ticket, name, value in [key]
+        if count > reference.changes[key] and key[1] in STATE_FIELDS
+        for ref, name, value in [key]
     ]
     missed = _difference(reference, chaos)
     extra = _difference(chaos, reference)
     return duplicates, missed, extra
 
 
-def _step(seen: Observation, ticket: int, key: str) -> str:
-    policy, step = seen.steps[ticket, key]
+def _step(seen: Observation, ref: str, key: str) -> str:
+    policy, step = seen.steps[ref, key]
     return f"{policy} step {step}"
 
 
 def _difference(one: Observation, other: Observation) -> list[str]:
     """Follow-ups and emails ``one`` shows and ``other`` does not."""
     found = [
-        f"ticket {ticket}: note fw-{key} ({_step(one, ticket, key)})"
-        for ticket, key in sorted(set(one.notes) - set(other.notes))
+        f"{ref}: note fw-{key} ({_step(one, ref, key)})"
+        for ref, key in sorted(set(one.notes) - set(other.notes))
     ]
     found += [
         f"{ref}: email {subject!r}"
@@ -254,9 +350,9 @@ def _difference(one: Observation, other: Observation) -> list[str]:
     return found
 
 
-def _kill_one(vendor: Vendor, at: datetime, rng: random.Random, max_delay: float) -> bool:
+def _kill_one(vendor: Vendor, at: datetime, rng: random.Random, max_delay: float) -> Counter[str]:
     """Start a worker and SIGKILL it: after a random delay, or while a write is in flight.
-    True when the kill left an intent without outcome (between vendor write and ledger)."""
+    The items the kill left unfinished (between intent and outcome), by vendor."""
     before = vendor.last_attempt()
     worker = vendor.start_worker(at)
     deadline = time.monotonic() + rng.uniform(0.3, max_delay)
@@ -269,7 +365,8 @@ def _kill_one(vendor: Vendor, at: datetime, rng: random.Random, max_delay: float
         time.sleep(0.01)
     worker.send_signal(signal.SIGKILL)
     worker.communicate(timeout=30)
-    return vendor.pending_since(before) > 0
+    time.sleep(SLOW_WRITE_SECONDS)  # what the sandbox held lands before the next worker reads
+    return vendor.pending_since(before)
 
 
 def _kills_per_day(kills: int, days: int) -> Iterator[int]:
@@ -277,13 +374,14 @@ def _kills_per_day(kills: int, days: int) -> Iterator[int]:
         yield kills // days + (1 if day < kills % days else 0)
 
 
-def _sandbox_args(scenario: Scenario) -> list[str]:
+def _sandbox_args(scenario: Scenario, state_file: Path) -> list[str]:
     return [
         "--tickets", str(scenario.tickets),
         "--seed", str(scenario.seed),
         "--start", FIRST_DAY.isoformat(),
         "--frozen-clock",
         "--no-rate-limits",
+        "--state-file", str(state_file),
     ]  # fmt: skip
 
 
@@ -298,11 +396,14 @@ def run(scenario: Scenario, *, log: Any = None) -> Findings:
     say = log or (lambda text: None)
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chaos-")))
-        chaos = Vendor(
-            stack.enter_context(run_subprocess(*_sandbox_args(scenario))), workdir / "chaos.db"
-        )
-        reference = Vendor(
-            stack.enter_context(run_subprocess(*_sandbox_args(scenario))), workdir / "ref.db"
+        chaos, reference = (
+            Vendor(
+                stack.enter_context(
+                    run_subprocess(*_sandbox_args(scenario, workdir / f"{name}.json"))
+                ),
+                workdir / f"{name}.db",
+            )
+            for name in ("chaos", "ref")
         )
         stack.callback(chaos.close)
         stack.callback(reference.close)
@@ -310,12 +411,14 @@ def run(scenario: Scenario, *, log: Any = None) -> Findings:
             "seed": scenario.seed,
             "slow_seconds": SLOW_WRITE_SECONDS,
             "rules": [
-                {"vendor": "zendesk", "kind": "slow", "probability": SLOW_WRITE_SHARE,
-                 "endpoint": "PUT *"},
+                {"vendor": vendor, "kind": "slow", "probability": SLOW_WRITE_SHARE,
+                 "endpoint": endpoint}
+                for vendor, endpoints in WRITES.items()
+                for endpoint in endpoints
             ],
         }  # fmt: skip
         chaos.admin("PUT", "/faults", held_writes)
-        kills = mid_write = 0
+        kills, mid_write = 0, Counter[str]()
         incomplete: list[str] = []
         per_day = _kills_per_day(scenario.kills, len(scenario.instants))
         for at, day_kills in zip(scenario.instants, per_day, strict=True):
@@ -333,9 +436,12 @@ def run(scenario: Scenario, *, log: Any = None) -> Findings:
             if not chaos.finish_day(later):
                 incomplete.append(f"chaos {at:%a %d}")
             say(f"{at:%a %Y-%m-%d}: {kills} kills so far, {time.monotonic() - started:.0f} s")
-        duplicates, missed, extra = compare(reference.observe(), chaos.observe())
+        expected = reference.observe()
+        duplicates, missed, extra = compare(expected, chaos.observe())
     seconds = time.monotonic() - started
-    return Findings(kills, mid_write, duplicates, missed, extra, seconds, incomplete)
+    return Findings(
+        kills, mid_write, duplicates, missed, extra, seconds, incomplete, coverage(expected)
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

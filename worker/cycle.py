@@ -20,8 +20,9 @@ pending, then fetch, plan and execute. Which tenants get a turn is the caller's
 ``run --once`` claims them one at a time instead (:func:`worker.service.run_once`).
 
 Before the plan, a tenant's follow-ups that an earlier cycle left half done (the reply out, a
-later write failed: ``incomplete`` in the ledger) are finished on a fresh read of their cases,
-whether or not the plan would offer them again, unless the customer wrote since.
+later write failed: ``incomplete`` in the ledger) or that a dead process cut off (``interrupted``,
+settled so by :func:`reconcile` at the start of the same turn) are finished on a fresh read of
+their cases, whether or not the plan would offer them again, unless the customer wrote since.
 """
 
 from __future__ import annotations
@@ -43,10 +44,10 @@ from connectors.base import Connector
 from policies.model import Account, Case, CaseKind, PlanItem, Source, Unjudged
 from policies.planner import OpenCaseTotals
 from worker.badrecords import SHOWN, BadRecords, BadRecordTally
-from worker.decisions import RunMode, run_mode
+from worker.decisions import RunMode, after_interruption, run_mode
 from worker.executor import Execution, Executor, ItemReport, carries_marker
 from worker.leases import LeaseKeeper
-from worker.ledger import Attempt, Fence, Ledger, Outcome
+from worker.ledger import Attempt, Fence, Ledger
 from worker.metrics import Metrics
 from worker.switches import dry_run_switch
 
@@ -446,13 +447,16 @@ async def _accounts(connectors: Iterable[Connector]) -> dict[str, Account]:
 
 
 async def reconcile(runtime: Runtime, tenant: Tenant) -> int:
-    """Settle the tenant's attempts a dead process left without outcome, by re-reading cases.
+    """Settle the tenant's attempts a dead process left unfinished, by re-reading cases.
 
-    Marker on the case: the write happened (already_applied). No marker: it did not, and the
-    follow-up is still due; the plan will offer it again. Cases that cannot be read now stay
-    pending and are checked again before any new write of the same key. Called at the start
-    of the tenant's turn, so it only ever touches a tenant this replica holds: another
-    replica's tenants are left to it, it may be writing them right now.
+    Marker on the case: the whole follow-up landed (already_applied). No marker: part of it
+    may have landed all the same (its reply, a closed conversation, an Asana date field) and
+    keep the plan from offering it again, so it is settled to be finished in this very turn
+    (:func:`worker.decisions.after_interruption`): ``incomplete`` when the ledger's checkpoint
+    says its reply was out, else ``interrupted``, finished with its reply. Cases that cannot be
+    read now stay pending and are checked again before any new write of the same key. Called
+    at the start of the tenant's turn, so it only ever touches a tenant this replica holds:
+    another replica's tenants are left to it, it may be writing them right now.
     """
     settled = 0
     for pending in runtime.ledger.pending(tenant=tenant.name):
@@ -467,19 +471,20 @@ async def reconcile(runtime: Runtime, tenant: Tenant) -> int:
             log.exception("cannot re-read case to reconcile", case=pending.case_ref)
             continue
         found = carries_marker(case, pending.key)
+        settlement = after_interruption(marker_found=found, reply_out=pending.reply_out)
         settled += runtime.ledger.settle_pending(
             pending.key,
-            Outcome.ALREADY_APPLIED if found else Outcome.FAILED,
+            settlement.outcome,
             tenant=pending.tenant,
             finished_at=runtime.clock(),
-            detail="reconciled: marker found" if found else "reconciled: marker absent, still due",
+            detail=f"reconciled: {settlement.detail}",
         )
         log.info(
             "reconciled",
             case=pending.case_ref,
             policy=pending.policy,
             key=pending.key,
-            applied=found,
+            outcome=settlement.outcome.value,
         )
     return settled
 

@@ -1,6 +1,6 @@
 """What to do with a plan item, decided without IO so every case is a row in a test table.
 
-Three questions, three functions:
+Four questions, four functions:
 
 * :func:`run_mode` - is this run dry or live? (CLI flag, ops' runtime switch, configuration)
 * :func:`decide` - given the run mode, the policy's own override and what the ledger knows
@@ -8,6 +8,8 @@ Three questions, three functions:
   an attempt that died without outcome first, record it as planned only, or leave it alone?
 * :func:`after_write` - given what the vendor said, is the item settled or must the case be
   re-read and re-planned?
+* :func:`after_interruption` - an attempt a dead process left unfinished, its case read
+  again: done, or to be finished, with or without its reply?
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ __all__ = [
     "Decision",
     "NextStep",
     "RunMode",
+    "Settlement",
     "Verdict",
+    "after_interruption",
     "after_write",
     "decide",
     "is_dry",
@@ -102,6 +106,13 @@ def decide(
         return Decision(Verdict.PLAN_ONLY, dry_run, why)
     if ledger is not None and ledger[1] is Outcome.INCOMPLETE:
         return Decision(Verdict.RESUME, dry_run, "finishing what an earlier attempt started")
+    if ledger is not None and ledger[1] is Outcome.INTERRUPTED:
+        # Its reply may be out and unrecorded: the connector looks for it before sending it
+        # (Zendesk's marker tag, Intercom's reply by its body). An email through Intercom's
+        # POST /messages leaves nothing to look for and goes again: at least once, for a kill
+        # between its request and the checkpoint recording its answer.
+        why = "finishing an interrupted attempt; its reply was not recorded as sent"
+        return Decision(Verdict.APPLY, dry_run, why)
     if ledger is not None and ledger[1] is not None:
         return Decision(Verdict.APPLY, dry_run, f"retrying after {ledger[1].value}")
     return Decision(Verdict.APPLY, dry_run, "due")
@@ -119,7 +130,33 @@ def after_write(outcome: WriteOutcome, *, replanned: bool) -> NextStep:
     return NextStep.SETTLED
 
 
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    outcome: Outcome
+    detail: str
+
+
+def after_interruption(*, marker_found: bool, reply_out: bool) -> Settlement:
+    """An attempt a dead process left unfinished (no outcome, or only the checkpoint saying
+    its reply was out), settled on a fresh read of its case.
+
+    Its footer on the case: the whole follow-up landed. Absent: some of it may have landed
+    all the same (the reply, a closed conversation, an Asana date field) and stop the plan
+    from offering it again, so it is not left to the plan: it is finished, at once, like a
+    follow-up a connector reported half done. Without its reply when the ledger recorded the
+    reply as sent (INCOMPLETE); otherwise with it (INTERRUPTED), and the connector skips a
+    reply it finds on the case. The customer writing since is the finisher's to check.
+    """
+    if marker_found:
+        return Settlement(Outcome.ALREADY_APPLIED, "interrupted; marker found on re-read")
+    if reply_out:
+        why = "interrupted after its reply went out; marker absent: the rest is finished"
+        return Settlement(Outcome.INCOMPLETE, why)
+    why = "interrupted; marker absent: finished again, a reply already sent is not repeated"
+    return Settlement(Outcome.INTERRUPTED, why)
+
+
 def outcome_counts_as_failure(outcome: Outcome) -> bool:
-    """A conflict left after the re-plan is a failure too, and so is a follow-up half done:
-    it did not (all) happen."""
-    return outcome in (Outcome.FAILED, Outcome.CONFLICT, Outcome.INCOMPLETE)
+    """A conflict left after the re-plan is a failure too, and so is a follow-up half done or
+    cut off: it did not (all) happen."""
+    return outcome in (Outcome.FAILED, Outcome.CONFLICT, Outcome.INCOMPLETE, Outcome.INTERRUPTED)

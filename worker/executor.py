@@ -7,6 +7,9 @@ one failing case never stops the others. When ``stop`` is set (SIGTERM/SIGINT) t
 hand are finished and no new case is started.
 
 What to do with each item is :func:`worker.decisions.decide`'s call; this module only does it.
+While a connector writes, it says when the customer has the item's reply (its ``replied``
+callback); the executor records that in the ledger at once (:meth:`Ledger.reply_sent`), so
+that a process killed before the rest is written never sends that reply again.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from worker.decisions import (
     Decision,
     NextStep,
     Verdict,
+    after_interruption,
     after_write,
     decide,
     is_dry,
@@ -59,7 +63,8 @@ PREVIEW_BATCH = 50
 
 def without_reply(item: PlanItem) -> PlanItem:
     """The rest of an item an earlier attempt got part-way through: the customer has had its
-    reply (connectors report INCOMPLETE only once it is out), so it is not sent again."""
+    reply (connectors report INCOMPLETE only once it is out, and the ledger's checkpoint says
+    so of a killed attempt), so it is not sent again."""
     rest = tuple(action for action in item.actions if action.type is not ActionType.REPLY)
     return replace(item, actions=rest)
 
@@ -69,7 +74,7 @@ def carries_marker(case: Case, key: str) -> bool:
 
     Only its footer (a follow-up mark) says so. A marker tag alone is the first half of a
     two-part Zendesk write (the public reply went out, the note with the other changes did
-    not): the item is still due, and the connector will skip the reply when it finishes it.
+    not): the item is still to be finished, and the connector will skip the reply then.
     """
     return any(mark.key == key for mark in case.followups)
 
@@ -327,7 +332,7 @@ class Executor:
             # The lease lapsed (a long pause, a lost database): another replica may be working
             # the tenant now, so writing could duplicate; the holder will do it.
             return [self._report(tenant, item, False, Outcome.SKIPPED, LEASE_LOST)]
-        result = await self._apply(connector, item)
+        result = await self._apply(connector, item, attempt)
         outcome = Outcome.of(result.outcome)
         self._ledger.finish(
             attempt,
@@ -347,15 +352,17 @@ class Executor:
         return reports
 
     async def _found_on_case(self, tenant: str, connector: Connector, item: PlanItem) -> bool:
-        """Settle an attempt left without outcome by re-reading the case for its marker."""
+        """Settle an attempt left without outcome by re-reading the case for its marker. Absent,
+        the item is applied whole next (no checkpoint said its reply was out)."""
         case = await connector.fetch_case(item.case.id)
         found = carries_marker(case, item.key)
+        settlement = after_interruption(marker_found=found, reply_out=False)
         self._ledger.settle_pending(
             item.key,
-            Outcome.ALREADY_APPLIED if found else Outcome.FAILED,
+            settlement.outcome,
             tenant=tenant,
             finished_at=self._clock(),
-            detail="marker found on re-read" if found else "interrupted; marker absent on re-read",
+            detail=settlement.detail,
         )
         return found
 
@@ -386,9 +393,17 @@ class Executor:
             fence=fence,
         )
 
-    async def _apply(self, connector: Connector, item: PlanItem) -> WriteResult:
+    async def _apply(self, connector: Connector, item: PlanItem, attempt: int) -> WriteResult:
+        def replied() -> None:
+            try:
+                self._ledger.reply_sent(attempt)
+            except Exception:
+                # Not recorded: were the process to die before the outcome, the reply would
+                # be looked for (Zendesk, Intercom) or sent again (an email), not lost.
+                log.exception("could not record that the reply went out", key=item.key)
+
         try:
-            return await connector.apply(item)
+            return await connector.apply(item, replied=replied)
         except Exception as exc:
             # Connectors translate vendor errors into WriteResult; anything raised is a bug or
             # an error they did not foresee. Either way the outcome is recorded, not lost.

@@ -6,9 +6,9 @@ URLs, driven by psycopg 3) so several processes can share it. The schema is vers
 
 Exactly once rests on the order of writes: :meth:`Ledger.begin` records the *intent* (an
 ``intents`` row, unique per tenant, idempotency key and mode, plus an open ``attempts`` row) before
-the vendor is called, and :meth:`Ledger.finish` records the *outcome* after. An attempt left
-without an outcome means the process died in between; :meth:`Ledger.pending` lists those so
-the worker can re-read the case and look for the write's marker before doing anything else.
+the vendor is called, and :meth:`Ledger.finish` records the *outcome* after. An attempt never
+finished means the process died in between; :meth:`Ledger.pending` lists those so the worker
+can re-read the case and look for the write's marker before doing anything else.
 Every record is the tenant's: tenants are separate helpdesks, and two of them can have the
 same ticket id, hence the same idempotency key, on the same day.
 
@@ -20,7 +20,11 @@ check and the intent. A replica paused past its lease fails to record the intent
 never calls the vendor.
 
 An attempt that got part-way (``incomplete``) is listed by :meth:`Ledger.incomplete`, so the
-worker can finish it even when the plan no longer offers it.
+worker can finish it even when the plan no longer offers it. So is one a dead process left
+unfinished and that the re-read showed not wholly on the case (``interrupted``). Because an
+email leaves no trace to look for, the executor records the moment an item's reply is out
+(:meth:`Ledger.reply_sent`, the attempt then reads ``incomplete`` while still unfinished): a
+process dying after that never sends it again.
 
 Times are stored in UTC. Two clocks meet here: ``at`` is the instant the cycle planned for
 (simulated in the demo), ``started_at``/``finished_at`` are wall-clock timings.
@@ -81,7 +85,8 @@ class Outcome(StrEnum):
     ALREADY_APPLIED = "already_applied"
     CONFLICT = "conflict"
     FAILED = "failed"
-    INCOMPLETE = "incomplete"  # part of it landed: finished next cycle (WriteOutcome.INCOMPLETE)
+    INCOMPLETE = "incomplete"  # part of it landed, the reply among it: the rest is finished
+    INTERRUPTED = "interrupted"  # a dead process's, marker absent: finished, reply included
     SKIPPED = "skipped"  # planned only (dry-run), or left alone (lease lost, customer wrote)
 
     @classmethod
@@ -224,7 +229,8 @@ _MIGRATION_LOCK = 0x466F6C6C  # any constant: serialises replicas migrating one 
 
 @dataclass(frozen=True, slots=True)
 class PendingIntent:
-    """An attempt that started and never recorded an outcome."""
+    """An attempt that started and never finished: no outcome, or only the checkpoint saying
+    its reply was out (``reply_out``)."""
 
     attempt_id: int
     key: str
@@ -234,6 +240,7 @@ class PendingIntent:
     step: int
     cycle_id: str
     started_at: datetime
+    reply_out: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -587,16 +594,29 @@ class Ledger:
                 )
             )
 
+    def reply_sent(self, attempt_id: int) -> None:
+        """The checkpoint: the attempt's reply (or email) is out, the rest of it is under way.
+        Should the process die before :meth:`finish`, the attempt is ``incomplete``: it is
+        finished without the reply."""
+        detail = "the reply is out; the rest is under way"
+        with self._transaction() as conn:
+            conn.execute(
+                _attempts.update()
+                .where((_attempts.c.id == attempt_id) & _attempts.c.finished_at.is_(None))
+                .values(outcome=Outcome.INCOMPLETE.value, detail=detail)
+            )
+
     def settle_pending(
         self, key: str, outcome: Outcome, *, tenant: str, finished_at: datetime, detail: str
     ) -> int:
-        """Give the outcome found on re-read to every open live attempt of the tenant's ``key``."""
+        """Give the outcome found on re-read to every unfinished live attempt of the tenant's
+        ``key``."""
         live_intent = sa.select(_intents.c.id).where(_live_intents(tenant, [key]))
         with self._transaction() as conn:
             result = conn.execute(
                 _attempts.update()
                 .where(_attempts.c.intent_id.in_(live_intent))
-                .where(_attempts.c.outcome.is_(None))
+                .where(_attempts.c.finished_at.is_(None))
                 .values(outcome=outcome.value, finished_at=_utc(finished_at), detail=detail)
             )
             return result.rowcount
@@ -648,7 +668,7 @@ class Ledger:
         }
 
     def pending(self, *, tenant: str | None = None) -> list[PendingIntent]:
-        """Live attempts without an outcome: the process stopped between intent and outcome.
+        """Live attempts never finished: the process stopped between intent and outcome.
         ``tenant``: only that tenant's."""
         query = (
             sa.select(
@@ -660,9 +680,10 @@ class Ledger:
                 _intents.c.step,
                 _attempts.c.cycle_id,
                 _attempts.c.started_at,
+                _attempts.c.outcome,
             )
             .join(_intents, _intents.c.id == _attempts.c.intent_id)
-            .where(_attempts.c.outcome.is_(None) & sa.not_(_intents.c.dry_run))
+            .where(_attempts.c.finished_at.is_(None) & sa.not_(_intents.c.dry_run))
             .order_by(_attempts.c.id)
         )
         if tenant is not None:
@@ -678,6 +699,7 @@ class Ledger:
                     step=row.step,
                     cycle_id=row.cycle_id,
                     started_at=_aware(row.started_at),
+                    reply_out=row.outcome == Outcome.INCOMPLETE.value,
                 )
                 for row in conn.execute(query)
             ]
@@ -706,7 +728,8 @@ class Ledger:
             return [_attempt(row) for row in conn.execute(query)]
 
     def incomplete(self, tenant: str) -> list[Attempt]:
-        """The tenant's live items whose latest attempt got only part-way, oldest first."""
+        """The tenant's live items whose latest attempt got only part-way or was cut off (and
+        settled so), oldest first."""
         others = _attempts.alias("others")
         latest = (
             sa.select(sa.func.max(others.c.id))
@@ -721,7 +744,7 @@ class Ledger:
                 (_intents.c.tenant == tenant)
                 & sa.not_(_intents.c.dry_run)
                 & (_attempts.c.id == latest)
-                & (_attempts.c.outcome == Outcome.INCOMPLETE.value)
+                & _attempts.c.outcome.in_([Outcome.INCOMPLETE.value, Outcome.INTERRUPTED.value])
             )
             .order_by(_attempts.c.id)
         )

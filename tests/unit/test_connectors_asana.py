@@ -260,12 +260,14 @@ async def test_an_email_lost_on_its_way_leaves_the_bug_as_it_was(
     async def lost(contact: str, subject: str, body: str) -> None:
         raise OutcomeUnknown("intercom", "POST", "/messages", detail="ReadTimeout")
 
+    told: list[str] = []
     client = make_client(router, FakeClock(), vendor="asana", base_url=BASE)
     async with AsanaConnector(client, AsanaMapping(project="Bugs"), mailer=lost) as asana:
-        result = await asana.apply(bug_update(REFRESH))
+        result = await asana.apply(bug_update(REFRESH), replied=lambda: told.append("out"))
 
     # Nothing the plan reads was written: the plan offers the update again next cycle.
     assert result.outcome is WriteOutcome.FAILED
+    assert told == []  # not known to be out: the worker records nothing
     assert not put.called
     assert not story.called
 
@@ -280,12 +282,14 @@ async def test_fields_refused_after_the_email_went_out_is_incomplete(
     async def mail(contact: str, subject: str, body: str) -> None:
         sent.append(body)
 
+    told: list[int] = []
     client = make_client(router, FakeClock(), vendor="asana", base_url=BASE)
     async with AsanaConnector(client, AsanaMapping(project="Bugs"), mailer=mail) as asana:
-        result = await asana.apply(bug_update(REFRESH))
+        result = await asana.apply(bug_update(REFRESH), replied=lambda: told.append(len(sent)))
 
     # The customer has the email: the worker finishes the rest next cycle, without it.
     assert (result.outcome, sent) == (WriteOutcome.INCOMPLETE, ["Still on it."])
+    assert told == [1]  # told once the email was out, before the fields were tried
     assert not story.called
 
 

@@ -210,26 +210,40 @@ async def test_a_reply_already_in_the_conversation_is_not_sent_again(
         )
     )
     reply = router.post("/conversations/10/reply").respond(json={})
+    told: list[str] = []
     async with connector(router) as intercom:
-        await intercom.apply(item(Action(ActionType.REPLY, {"body": "Closing now"})))
+        await intercom.apply(
+            item(Action(ActionType.REPLY, {"body": "Closing now"})),
+            replied=lambda: told.append("out"),
+        )
     assert [json.loads(c.request.content)["message_type"] for c in reply.calls] == ["note"]
+    assert told == ["out"]  # found out: the worker records it as well
 
 
 async def test_a_reply_out_and_its_note_refused_is_incomplete(router: respx.MockRouter) -> None:
     router.get("/conversations/10").respond(json=conversation("10", 1, 0))
-    router.post("/conversations/10/reply").mock(
+    posted = router.post("/conversations/10/reply").mock(
         side_effect=[httpx.Response(200, json={}), httpx.Response(400, json={"errors": []})]
     )
+    told: list[int] = []
     async with connector(router) as intercom:
-        result = await intercom.apply(item(Action(ActionType.REPLY, {"body": "Closing now"})))
+        result = await intercom.apply(
+            item(Action(ActionType.REPLY, {"body": "Closing now"})),
+            replied=lambda: told.append(posted.call_count),
+        )
     assert result.outcome is WriteOutcome.INCOMPLETE  # finished next cycle, without the reply
+    assert told == [1]  # between the reply and the note
 
 
 async def test_a_note_alone_that_fails_is_failed(router: respx.MockRouter) -> None:
     router.post("/conversations/10/reply").respond(status_code=400, json={"errors": []})
+    told: list[str] = []
     async with connector(router) as intercom:
-        result = await intercom.apply(item(Action(ActionType.NOTE, {"body": "x"})))
+        result = await intercom.apply(
+            item(Action(ActionType.NOTE, {"body": "x"})), replied=lambda: told.append("out")
+        )
     assert result.outcome is WriteOutcome.FAILED  # nothing landed: the plan decides again
+    assert told == []  # no reply to tell of
 
 
 async def test_a_close_or_assignment_already_in_effect_is_not_sent_again(

@@ -636,23 +636,30 @@ async def test_a_retried_item_whose_reply_went_out_does_not_email_again(
     router: respx.MockRouter,
 ) -> None:
     put = router.put("/api/v2/tickets/7").respond(json={"ticket": {"updated_at": STAMP}})
+    told: list[str] = []
     async with connector(router) as zendesk:
-        result = await zendesk.apply(item(REPLY, NOTE, on=case(tags=frozenset({f"fw-{KEY}"}))))
+        result = await zendesk.apply(
+            item(REPLY, NOTE, on=case(tags=frozenset({f"fw-{KEY}"}))),
+            replied=lambda: told.append("out"),
+        )
     assert result.outcome is WriteOutcome.APPLIED
+    assert told == ["out"]  # found out (the marker tag): the worker records it as well
     assert put.call_count == 1
     assert put_body(put)["comment"]["public"] is False
 
 
 async def test_a_reply_out_and_its_note_refused_is_incomplete(router: respx.MockRouter) -> None:
-    router.put("/api/v2/tickets/7").mock(
+    put = router.put("/api/v2/tickets/7").mock(
         side_effect=[
             httpx.Response(200, json={"ticket": {"updated_at": "2026-03-10T12:00:01Z"}}),
             httpx.Response(422, json={"error": "RecordInvalid"}),
         ]
     )
+    told: list[int] = []
     async with connector(router) as zendesk:
-        result = await zendesk.apply(item(REPLY, NOTE))
+        result = await zendesk.apply(item(REPLY, NOTE), replied=lambda: told.append(put.call_count))
     assert result.outcome is WriteOutcome.INCOMPLETE  # finished next cycle, without the reply
+    assert told == [1]  # between the reply and the note
 
 
 async def test_the_rest_of_a_half_done_item_takes_its_marker_tag_off(

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 
-from connectors.base import WriteOutcome, WriteResult
+from connectors.base import Replied, WriteOutcome, WriteResult
 from policies.model import Account, Case, CaseKind, PlanItem, Source, Unjudged
 from tests.unit.worker_support import MONDAY, make_case, make_item
 from worker.cycle import Runtime, Tenant, run_cycle
@@ -52,7 +52,7 @@ class Stream:
     async def fetch_case(self, case_id: str) -> Case:
         return ticket(int(case_id))
 
-    async def apply(self, item: PlanItem) -> WriteResult:
+    async def apply(self, item: PlanItem, *, replied: Replied | None = None) -> WriteResult:
         return WriteResult(WriteOutcome.APPLIED)
 
     async def aclose(self) -> None:

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from connectors.base import WriteOutcome
-from worker.decisions import NextStep, Verdict, after_write, decide, run_mode
+from worker.decisions import (
+    NextStep,
+    Verdict,
+    after_interruption,
+    after_write,
+    decide,
+    outcome_counts_as_failure,
+    run_mode,
+)
 from worker.ledger import Outcome
 
 
@@ -40,6 +48,7 @@ PENDING = (False, None)
 FAILED = (False, Outcome.FAILED)
 CONFLICT = (False, Outcome.CONFLICT)
 INCOMPLETE = (False, Outcome.INCOMPLETE)
+INTERRUPTED = (False, Outcome.INTERRUPTED)
 
 
 @pytest.mark.parametrize(
@@ -64,6 +73,10 @@ INCOMPLETE = (False, Outcome.INCOMPLETE)
         # part of it landed, the reply among it: the rest is applied, the reply not again
         (False, None, INCOMPLETE, Verdict.RESUME, False),
         (True, None, INCOMPLETE, Verdict.PLAN_ONLY, True),
+        # a dead process's attempt, marker absent, reply not recorded as sent: all of it
+        # again (the connector skips a reply it finds on the case)
+        (False, None, INTERRUPTED, Verdict.APPLY, False),
+        (True, None, INTERRUPTED, Verdict.PLAN_ONLY, True),
     ],
 )
 def test_decide(
@@ -90,3 +103,35 @@ def test_decide(
 )
 def test_after_write(outcome: WriteOutcome, replanned: bool, next_step: NextStep) -> None:
     assert after_write(outcome, replanned=replanned) is next_step
+
+
+@pytest.mark.parametrize(
+    ("marker_found", "reply_out", "outcome"),
+    [
+        # the footer is on the case: the whole follow-up landed, whatever the checkpoint says
+        (True, False, Outcome.ALREADY_APPLIED),
+        (True, True, Outcome.ALREADY_APPLIED),
+        # absent, the reply recorded as out: the rest is finished, the reply not again
+        (False, True, Outcome.INCOMPLETE),
+        # absent, nothing recorded: finished with its reply (looked for before it is sent)
+        (False, False, Outcome.INTERRUPTED),
+    ],
+)
+def test_after_interruption(marker_found: bool, reply_out: bool, outcome: Outcome) -> None:
+    assert after_interruption(marker_found=marker_found, reply_out=reply_out).outcome is outcome
+
+
+@pytest.mark.parametrize(
+    ("outcome", "failure"),
+    [
+        (Outcome.APPLIED, False),
+        (Outcome.ALREADY_APPLIED, False),
+        (Outcome.SKIPPED, False),
+        (Outcome.FAILED, True),
+        (Outcome.CONFLICT, True),
+        (Outcome.INCOMPLETE, True),
+        (Outcome.INTERRUPTED, True),
+    ],
+)
+def test_outcome_counts_as_failure(outcome: Outcome, failure: bool) -> None:
+    assert outcome_counts_as_failure(outcome) is failure
