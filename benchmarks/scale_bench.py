@@ -7,9 +7,10 @@ fresh PostgreSQL database and split the tenants by lease (each replica known to 
 beforehand, as ``serve`` replicas would be). Printed per size: the slowest
 replica's wall time, cases read, follow-ups planned and vendor API calls (the sandbox's own
 count), then per replica: tenants worked, cases, its cycle's wall time and API calls (the
-replica's own count) and its peak RSS (``wait4``'s ``ru_maxrss``: the worker alone, the sandbox
-is another process). The last line puts each size's largest replica peak side by side: it
-should stay flat as the number of tickets grows.
+replica's own count), its peak RSS (``wait4``'s ``ru_maxrss``: the worker alone, the sandbox
+is another process) and its CPU time: the rest of its wall time it waited, mostly on the
+sandbox, one Python process serving every replica. The last line puts each size's largest
+replica peak side by side: it should stay flat as the number of tickets grows.
 
     python -m benchmarks.scale_bench --tickets 20000 100000 1000000 --replicas 3
 """
@@ -50,6 +51,7 @@ POSTGRES = os.environ.get(
 class ReplicaRun:
     exit_code: int
     wall_s: float  # the process, start to exit
+    cpu_s: float  # its user + system time: the rest of wall_s it waited (on the sandbox, mostly)
     peak_rss_mb: float
     figures: dict[str, Any]  # the summary's figures (the --json document without its items)
 
@@ -139,6 +141,7 @@ def run_replica(env: dict[str, str], workdir: Path, index: int) -> ReplicaRun:
     return ReplicaRun(
         exit_code=process.returncode,
         wall_s=wall_s,
+        cpu_s=usage.ru_utime + usage.ru_stime,
         peak_rss_mb=usage.ru_maxrss / 1024,  # KiB on Linux
         figures=figures,
     )
@@ -189,7 +192,8 @@ def bench(total_tickets: int, tenants: int, replicas: int) -> float:
         print(
             f"    replica {index}: {len(run.figures.get('tenants', [])):>2} tenants, "
             f"{run.figures.get('cases', 0):>7} "
-            f"cases, cycle {float(run.figures.get('duration_s', 0)):7.1f} s, "
+            f"cases, cycle {float(run.figures.get('duration_s', 0)):7.1f} s "
+            f"(CPU {run.cpu_s:6.1f} s), "
             f"{run.figures.get('calls', 0):>7} API calls, peak RSS {run.peak_rss_mb:5.0f} MB"
             + ("" if run.exit_code in (0, 1) else f", exit {run.exit_code}")
         )
