@@ -104,7 +104,9 @@ def check(mix: str, pair: Pair) -> None:
     )
 
     assert reference.settled
-    assert reference.retries == 0
+    # Fault-free: nothing failed on purpose. It may still count a retry: with the client's
+    # timeout at 0.5 s, a loaded machine (CI) can answer one call past it, which is retried.
+    assert reference.faults == 0
     assert reference.written > 0, "the scenario owes nothing: it tests nothing"
 
     assert faulty.settled, f"a day ended with something still due:\n{what_happened}"
