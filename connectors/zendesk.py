@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import aclosing
+from contextlib import AsyncExitStack, aclosing, closing
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -269,10 +269,17 @@ class ZendeskConnector(OwnsClient):
         ids = await self.resolve()
         since = self._clock() - timedelta(days=self._mapping.lookback_days)
         start = int(since.timestamp())
-        index = CommentIndex(since, cap=self._comment_pages * _COMMENT_PAGE)
         export = {"start_time": start, "include": "comment_events", "per_page": self._page_size}
         params = {"start_time": start, "include": "users", "per_page": self._page_size}
-        async with aclosing(self._pages("/api/v2/incremental/ticket_events", export)) as events:
+        # Both closed however the stream ends (read through, failed, or abandoned): past its
+        # ``held`` tickets in flight, the index spills to a temporary file.
+        async with AsyncExitStack() as stack:
+            index = stack.enter_context(
+                closing(CommentIndex(since, cap=self._comment_pages * _COMMENT_PAGE))
+            )
+            events = await stack.enter_async_context(
+                aclosing(self._pages("/api/v2/incremental/ticket_events", export))
+            )
             async for page in self._pages("/api/v2/incremental/tickets/cursor", params):
                 until = latest_update(page["tickets"])
                 while not index.covers(until) and (found := await anext(events, None)) is not None:
