@@ -265,7 +265,8 @@ class ZendeskConnector(OwnsClient):
         The ticket event export is read alongside, only as far as each page of tickets needs
         (past the latest update among them): both exports run in time order, so the index
         holds the tickets whose events were read but which have not streamed by yet, not
-        every ticket of the window."""
+        every ticket of the window; past a few thousand of those, it spills the ones touched
+        least recently to a temporary file rather than grow with the tenant."""
         ids = await self.resolve()
         since = self._clock() - timedelta(days=self._mapping.lookback_days)
         start = int(since.timestamp())
