@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import aclosing
+from contextlib import AsyncExitStack, aclosing, closing
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -265,14 +265,22 @@ class ZendeskConnector(OwnsClient):
         The ticket event export is read alongside, only as far as each page of tickets needs
         (past the latest update among them): both exports run in time order, so the index
         holds the tickets whose events were read but which have not streamed by yet, not
-        every ticket of the window."""
+        every ticket of the window; past a few thousand of those, it spills the ones touched
+        least recently to a temporary file rather than grow with the tenant."""
         ids = await self.resolve()
         since = self._clock() - timedelta(days=self._mapping.lookback_days)
         start = int(since.timestamp())
-        index = CommentIndex(since, cap=self._comment_pages * _COMMENT_PAGE)
         export = {"start_time": start, "include": "comment_events", "per_page": self._page_size}
         params = {"start_time": start, "include": "users", "per_page": self._page_size}
-        async with aclosing(self._pages("/api/v2/incremental/ticket_events", export)) as events:
+        # Both closed however the stream ends (read through, failed, or abandoned): past its
+        # ``held`` tickets in flight, the index spills to a temporary file.
+        async with AsyncExitStack() as stack:
+            index = stack.enter_context(
+                closing(CommentIndex(since, cap=self._comment_pages * _COMMENT_PAGE))
+            )
+            events = await stack.enter_async_context(
+                aclosing(self._pages("/api/v2/incremental/ticket_events", export))
+            )
             async for page in self._pages("/api/v2/incremental/tickets/cursor", params):
                 until = latest_update(page["tickets"])
                 while not index.covers(until) and (found := await anext(events, None)) is not None:

@@ -22,11 +22,28 @@ the index as it streams by: both exports run in time order, so the index holds t
 seen in the export but not yet in the stream, not the whole window. Time-based pages repeat
 the last second of the page before (the next page starts at its ``end_time``); those repeats
 are dropped by event id.
+
+Those tickets in flight still grow with the tenant: every ticket updated in the window waits
+from its first event in it until its latest update streams by (at 50,000 tickets, about
+23,000 at once, 16 MB). So at most ``held`` of them stay in memory; past that, the least
+recently touched go to a temporary SQLite file, one JSON row each, and come back when an
+event of theirs arrives or the stream takes them. A replica's memory stays flat in the number
+of tickets, at the cost of local disk rather than vendor calls (reading the spilled tickets'
+comments per ticket would spend the rate limit the export saves). The file is made only when
+the first entry spills, and removed on :meth:`CommentIndex.close` (or when the index is
+garbage); entries answer the same wherever they are.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import sqlite3
+import sys
+import tempfile
+import weakref
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -39,6 +56,10 @@ from connectors.zendesk_json import IndexedComment, has_inbound, indexed_comment
 
 __all__ = ["CommentIndex", "latest_update"]
 
+# Tickets whose entries stay in memory: about 3.5 MB of them (some 700 bytes each), enough
+# that a tenant of a few thousand tickets never touches the disk.
+_HELD = 5_000
+
 # A comment child event says "Comment"; a voice comment may say so or carry its audit event
 # type: both are comments (a missed call lost here would be a follow-up sent wrongly).
 _COMMENTS = ("Comment", "VoiceComment")
@@ -50,14 +71,114 @@ class _Ticket:
     latest: int = -1  # unix time of the ticket's latest event
     readable: bool = True
 
+    def dumps(self, cap: int) -> str:
+        """The entry as a row of the spill file; only the newest ``cap`` comments are ever
+        read (comments are only appended), so the older ones are left out."""
+        comments = [list(comment) for comment in self.comments[-cap:]]
+        return json.dumps([self.latest, self.readable, comments], separators=(",", ":"))
+
+    @classmethod
+    def loads(cls, row: str) -> _Ticket:
+        latest, readable, comments = json.loads(row)
+        return cls([_comment(*values) for values in comments], latest, readable)
+
+
+def _comment(
+    author_id: int | str,
+    created_at: str,
+    public: bool,
+    kind: str,
+    channel: str | None,
+    call_status: str | None,
+    missed: bool,
+    body: str,
+) -> IndexedComment:
+    """A comment read back from the spill file, its repeated words shared again as
+    :func:`~connectors.zendesk_json.indexed_comment` shares them."""
+    return IndexedComment(
+        author_id,
+        created_at,
+        public,
+        sys.intern(kind),
+        None if channel is None else sys.intern(channel),
+        None if call_status is None else sys.intern(call_status),
+        missed,
+        body,
+    )
+
+
+def _row_key(ticket_id: int | str) -> str:
+    """A ticket id as the spill file's key: JSON keeps 7 and "7" apart, as the dict does."""
+    return json.dumps(ticket_id)
+
+
+def _found_key(ticket_id: object) -> str | None:
+    """The spill key of the entry ``ticket_id`` would find as a dict key: ids are ints or
+    strings, and a number equal to an int (``True``, ``7.0``) finds that int's entry."""
+    if isinstance(ticket_id, int | float) and float(ticket_id).is_integer():
+        return _row_key(int(ticket_id))
+    if isinstance(ticket_id, str):
+        return _row_key(ticket_id)
+    return None
+
+
+class _Spill:
+    """The entries moved out of memory, in a temporary SQLite file of their own.
+
+    A scratch file nobody else opens, dropped on close: no journal, no syncing, and its lock
+    taken once for good (nothing to check for other writers between statements), so a write
+    or a read is some 10 microseconds, quick enough to make on the event loop."""
+
+    def __init__(self) -> None:
+        handle, path = tempfile.mkstemp(prefix="followup-comments-", suffix=".sqlite3")
+        os.close(handle)
+        try:
+            # Any thread may close it: the finalizer runs wherever the index is collected.
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        except BaseException:
+            os.unlink(path)
+            raise
+        # From here on, a failure leaves this object garbage, and the finalizer removes it.
+        self._removal = weakref.finalize(self, _remove, self._db, path)
+        self._db.execute("PRAGMA journal_mode=OFF")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
+        self._db.execute("CREATE TABLE spilled (key TEXT PRIMARY KEY, entry TEXT NOT NULL)")
+
+    def put(self, key: str, entry: str) -> None:
+        self._db.execute("INSERT INTO spilled VALUES (?, ?)", (key, entry))
+
+    def pop(self, key: str) -> str | None:
+        row = self._db.execute("SELECT entry FROM spilled WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        self._db.execute("DELETE FROM spilled WHERE key = ?", (key,))
+        entry: str = row[0]
+        return entry
+
+    def close(self) -> None:
+        self._removal()  # once: later calls, and the garbage collector's, do nothing
+
+
+def _remove(db: sqlite3.Connection, path: str) -> None:
+    db.close()
+    with suppress(FileNotFoundError):
+        os.unlink(path)
+
 
 class CommentIndex:
-    """The comments of every ticket the export showed since ``since``, newest ``cap`` each."""
+    """The comments of every ticket the export showed since ``since``, newest ``cap`` each;
+    the ``held`` tickets touched last in memory, the others spilled to a temporary file.
+    :meth:`close` it when done (or leave it to the garbage collector) to remove the file."""
 
-    def __init__(self, since: datetime, cap: int) -> None:
+    def __init__(self, since: datetime, cap: int, held: int = _HELD) -> None:
+        if held < 1:
+            raise ValueError("held: the ticket an event is added to must stay in memory")
         self._since = since
         self._cap = cap
-        self._tickets: dict[int | str, _Ticket] = {}
+        self._held = held
+        self._tickets: OrderedDict[int | str, _Ticket] = OrderedDict()  # least recent first
+        self._spill: _Spill | None = None  # made when the first entry spills
         self._placed_all = True
         self._second: Any = None  # the time of the latest event read, and the ids read in it
         self._ids_in_second: set[int | str] = set()
@@ -87,7 +208,7 @@ class CommentIndex:
         if isinstance(ticket_id, bool) or not isinstance(ticket_id, int | str):
             self._placed_all = False
             return
-        ticket = self._tickets.setdefault(ticket_id, _Ticket())
+        ticket = self._touch(ticket_id)
         at, event_id, children = event.get("timestamp"), event.get("id"), event.get("child_events")
         if (
             isinstance(at, bool)
@@ -115,6 +236,33 @@ class CommentIndex:
         if len(ticket.comments) > 2 * self._cap:
             del ticket.comments[: -self._cap]
 
+    def _touch(self, ticket_id: int | str) -> _Ticket:
+        """The ticket's entry, in memory and touched last; the least recent spill past
+        ``held`` (never this one: ``held`` is at least 1)."""
+        if (ticket := self._tickets.get(ticket_id)) is not None:
+            self._tickets.move_to_end(ticket_id)
+            return ticket
+        ticket = self._unspill(_row_key(ticket_id))
+        if ticket is None:
+            ticket = _Ticket()
+        self._tickets[ticket_id] = ticket
+        while len(self._tickets) > self._held:
+            oldest, entry = self._tickets.popitem(last=False)
+            if self._spill is None:
+                self._spill = _Spill()
+            self._spill.put(_row_key(oldest), entry.dumps(self._cap))
+        return ticket
+
+    def _unspill(self, key: str | None) -> _Ticket | None:
+        if self._spill is None or key is None or (row := self._spill.pop(key)) is None:
+            return None
+        return _Ticket.loads(row)
+
+    def _pop(self, ticket_id: Any) -> _Ticket | None:
+        """The ticket's entry, out of the index, wherever it was."""
+        ticket = self._tickets.pop(ticket_id, None)
+        return ticket if ticket is not None else self._unspill(_found_key(ticket_id))
+
     def take(self, ticket: Mapping[str, Any]) -> list[dict[str, Any]] | None:
         """The ticket's comments, or None when the connector must read them itself; the
         ticket is forgotten either way. Raises like the translation on a malformed ticket."""
@@ -124,7 +272,7 @@ class CommentIndex:
         return comments
 
     def _comments(self, ticket: Mapping[str, Any]) -> list[dict[str, Any]] | None:
-        seen = self._tickets.pop(ticket["id"], None)
+        seen = self._pop(ticket["id"])
         if seen is None or not (seen.readable and self._placed_all):
             return None
         if instant(ticket, "updated_at").timestamp() > seen.latest:
@@ -139,7 +287,14 @@ class CommentIndex:
     def forget(self, ticket_id: Any) -> None:
         """Drop a ticket nobody will ask for (solved, closed, deleted)."""
         if isinstance(ticket_id, int | str):
-            self._tickets.pop(ticket_id, None)
+            self._pop(ticket_id)
+
+    def close(self) -> None:
+        """Forget every entry and remove the spill file, if one was made."""
+        self._tickets.clear()
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
 
 
 def latest_update(tickets: Iterable[Any]) -> float:
