@@ -26,22 +26,21 @@ are dropped by event id.
 Those tickets in flight still grow with the tenant: every ticket updated in the window waits
 from its first event in it until its latest update streams by (at 50,000 tickets, about
 23,000 at once, 16 MB). So at most ``held`` of them stay in memory; past that, the least
-recently touched go to a temporary SQLite file, one JSON row each, and come back when an
-event of theirs arrives or the stream takes them. A replica's memory stays flat in the number
-of tickets, at the cost of local disk rather than vendor calls (reading the spilled tickets'
-comments per ticket would spend the rate limit the export saves). The file is made only when
-the first entry spills, and removed on :meth:`CommentIndex.close` (or when the index is
-garbage); entries answer the same wherever they are.
+recently touched go to SQLite's private temporary database, one JSON row each, and come back
+when an event of theirs arrives or the stream takes them. A replica's memory stays flat in the
+number of tickets, at the cost of local disk rather than vendor calls (reading the spilled
+tickets' comments per ticket would spend the rate limit the export saves). The database is
+made only when the first entry spills and dropped on :meth:`CommentIndex.close` (or when the
+index is garbage); its file is unlinked from the start, so a killed process leaves none.
+Entries answer the same wherever they are.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import sqlite3
 import sys
-import tempfile
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -123,47 +122,40 @@ def _found_key(ticket_id: object) -> str | None:
 
 
 class _Spill:
-    """The entries moved out of memory, in a temporary SQLite file of their own.
+    """The entries moved out of memory, in a private temporary SQLite database.
 
-    A scratch file nobody else opens, dropped on close: no journal, no syncing, and its lock
-    taken once for good (nothing to check for other writers between statements), so a write
-    or a read is some 10 microseconds, quick enough to make on the event loop."""
+    ``sqlite3.connect("")`` is SQLite's own scratch database: a file in its temporary
+    directory (``SQLITE_TMPDIR``, ``TMPDIR``, ``/var/tmp``, ``/tmp``) that it unlinks as soon as
+    it has opened it, so nothing is left behind, not even by a SIGKILLed replica. Its pages stay
+    in SQLite's cache (2 MB) until they overflow to that file. No journal, no syncing, and its
+    lock taken once for good, so a write or a read is some 10 microseconds, quick enough to
+    make on the event loop."""
 
     def __init__(self) -> None:
-        handle, path = tempfile.mkstemp(prefix="followup-comments-", suffix=".sqlite3")
-        os.close(handle)
-        try:
-            # Any thread may close it: the finalizer runs wherever the index is collected.
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        except BaseException:
-            os.unlink(path)
-            raise
-        # From here on, a failure leaves this object garbage, and the finalizer removes it.
-        self._removal = weakref.finalize(self, _remove, self._db, path)
+        # Any thread may close it: the finalizer runs wherever the index is collected.
+        self._db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
+        self._closing = weakref.finalize(self, self._db.close)
         self._db.execute("PRAGMA journal_mode=OFF")
         self._db.execute("PRAGMA synchronous=OFF")
         self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
         self._db.execute("CREATE TABLE spilled (key TEXT PRIMARY KEY, entry TEXT NOT NULL)")
+        self.count = 0
 
     def put(self, key: str, entry: str) -> None:
         self._db.execute("INSERT INTO spilled VALUES (?, ?)", (key, entry))
+        self.count += 1
 
     def pop(self, key: str) -> str | None:
         row = self._db.execute("SELECT entry FROM spilled WHERE key = ?", (key,)).fetchone()
         if row is None:
             return None
         self._db.execute("DELETE FROM spilled WHERE key = ?", (key,))
+        self.count -= 1
         entry: str = row[0]
         return entry
 
     def close(self) -> None:
-        self._removal()  # once: later calls, and the garbage collector's, do nothing
-
-
-def _remove(db: sqlite3.Connection, path: str) -> None:
-    db.close()
-    with suppress(FileNotFoundError):
-        os.unlink(path)
+        self._closing()  # once: later calls, and the garbage collector's, do nothing
 
 
 class CommentIndex:
@@ -289,8 +281,13 @@ class CommentIndex:
         if isinstance(ticket_id, int | str):
             self._pop(ticket_id)
 
+    @property
+    def spilled(self) -> int:
+        """Tickets whose entries are on disk now."""
+        return 0 if self._spill is None else self._spill.count
+
     def close(self) -> None:
-        """Forget every entry and remove the spill file, if one was made."""
+        """Forget every entry and drop the spill database, if one was made."""
         self._tickets.clear()
         if self._spill is not None:
             self._spill.close()

@@ -1,5 +1,6 @@
 """The comment index past ``held`` tickets in flight: spilled entries answer exactly as held
-ones, memory stays flat in the number of tickets, and the spill file goes when the index does.
+ones, memory stays flat in the number of tickets, and the spill goes when the index does, or
+with the process, however it dies.
 
 Memory is measured with tracemalloc (Python's own allocations; SQLite's page cache is its own
 and bounded), against what the extra tickets' entries weigh when all of them are held.
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 import gc
 import os
-import tempfile
+import signal
+import subprocess
+import sys
 import tracemalloc
 from collections.abc import Callable
 from contextlib import closing
@@ -31,7 +34,7 @@ from connectors.zendesk_events import CommentIndex
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SINCE = T0 - timedelta(seconds=2)  # the window: a ticket may be created before it
 REQUESTER, AGENT = 501, 99
-SPILLED = "followup-comments-*"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def unix(second: int) -> int:
@@ -163,13 +166,6 @@ def test_an_index_that_spills_answers_as_one_that_holds_everything(
         assert answers(spilling, stream) == expected
 
 
-@pytest.fixture
-def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Temporary files go to the test's own directory, where the spill file can be seen."""
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    return tmp_path
-
-
 def audit(ticket_id: int) -> dict[str, Any]:
     """Ticket ``ticket_id``'s one update, a customer's email, at second ``ticket_id``."""
     return {"id": ticket_id, "ticket_id": ticket_id, "timestamp": unix(ticket_id),
@@ -189,25 +185,54 @@ def feed(index: CommentIndex, count: int, first: int = 0, page: int = 100) -> No
         index.add({"ticket_events": [audit(n) for n in range(start, end)], "end_time": unix(end)})
 
 
-def test_the_spill_file_is_made_past_held_and_removed_on_close(scratch: Path) -> None:
+def test_entries_spill_past_held_and_come_back() -> None:
     index = CommentIndex(SINCE, cap=10, held=3)
     feed(index, 3)
-    assert list(scratch.glob(SPILLED)) == []  # nothing spilled, no file
+    assert index.spilled == 0
     feed(index, 2, first=3)  # tickets 3 and 4: 0 and 1, touched least recently, spill
-    assert len(list(scratch.glob(SPILLED))) == 1
-    assert index.take(ticket(0)) == [comment_as_read(0)]  # back from the file
+    assert index.spilled == 2
+    assert index.take(ticket(0)) == [comment_as_read(0)]  # back from the spill
+    assert index.spilled == 1
     index.close()
-    assert list(scratch.glob(SPILLED)) == []
+    assert index.spilled == 0
     index.close()  # twice is harmless
 
 
-def test_the_spill_file_goes_with_an_index_never_closed(scratch: Path) -> None:
-    index = CommentIndex(SINCE, cap=10, held=1)
-    feed(index, 3)
-    assert len(list(scratch.glob(SPILLED))) == 1
-    del index
-    gc.collect()
-    assert list(scratch.glob(SPILLED)) == []
+KILLED_WHILE_SPILLING = """
+import os, signal, sys
+sys.path.insert(0, os.getcwd())
+from connectors.zendesk_events import CommentIndex
+from tests.unit.test_connectors_zendesk_events import SINCE, feed
+
+index = CommentIndex(SINCE, cap=10, held=10)
+feed(index, 20_000)  # past SQLite's 2 MB cache: the spill is in its file
+folder = sys.argv[1]
+links = []
+for fd in os.listdir("/proc/self/fd"):
+    try:
+        links.append(os.readlink(f"/proc/self/fd/{fd}"))
+    except FileNotFoundError:
+        pass  # the descriptor listdir itself had open
+print(index.spilled, [link for link in links if link.startswith(folder)], flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux's /proc")
+def test_a_replica_killed_while_spilling_leaves_no_file(tmp_path: Path) -> None:
+    child = subprocess.run(
+        [sys.executable, "-c", KILLED_WHILE_SPILLING, str(tmp_path)],
+        cwd=ROOT,
+        env={**os.environ, "SQLITE_TMPDIR": str(tmp_path), "TMPDIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    spilled, open_files = child.stdout.split(" ", 1)
+    assert int(spilled) == 20_000 - 10
+    assert " (deleted)" in open_files  # its file was open in the folder, already unlinked
+    assert list(tmp_path.iterdir()) == []
 
 
 def comment_as_read(second: int) -> dict[str, Any]:
@@ -219,7 +244,7 @@ FEW, MANY = 1_000, 10_000
 HELD = 100
 
 
-def peak_of_feeding(count: int, held: int, scratch: Path) -> int:
+def peak_of_feeding(count: int, held: int) -> int:
     """Bytes allocated at the peak of reading ``count`` tickets' events with none taken yet
     (all of them in flight), above the start; then every ticket is taken, as the stream
     would, and the index closed."""
@@ -229,10 +254,10 @@ def peak_of_feeding(count: int, held: int, scratch: Path) -> int:
     start, _ = tracemalloc.get_traced_memory()
     feed(index, count)
     _, peak = tracemalloc.get_traced_memory()
+    assert index.spilled == max(count - held, 0)
     assert all(index.take(ticket(n)) == [comment_as_read(n)] for n in range(count))
     assert index.read_alone == 0
     index.close()
-    assert list(scratch.glob(SPILLED)) == []
     return peak - start
 
 
@@ -248,31 +273,31 @@ def weight_of(count: int) -> int:
     return after - before
 
 
-def growth(held: Callable[[int], int], scratch: Path) -> tuple[int, int]:
+def growth(held: Callable[[int], int]) -> tuple[int, int]:
     """How much more the peak is with MANY tickets in flight than with FEW, and what the
     extra tickets' entries weigh."""
     tracing_already = tracemalloc.is_tracing()
     tracemalloc.start()
     try:
-        peak_of_feeding(FEW, held(FEW), scratch)  # first use: imports, caches, statements
-        few = peak_of_feeding(FEW, held(FEW), scratch)
-        many = peak_of_feeding(MANY, held(MANY), scratch)
+        peak_of_feeding(FEW, held(FEW))  # first use: imports, caches, statements
+        few = peak_of_feeding(FEW, held(FEW))
+        many = peak_of_feeding(MANY, held(MANY))
         return many - few, weight_of(MANY - FEW)
     finally:
         if not tracing_already:
             tracemalloc.stop()
 
 
-def test_ten_times_the_tickets_in_flight_take_no_more_memory(scratch: Path) -> None:
-    grown, extra_entries = growth(lambda _: HELD, scratch)
+def test_ten_times_the_tickets_in_flight_take_no_more_memory() -> None:
+    grown, extra_entries = growth(lambda _: HELD)
 
     # Holding every entry would add about ``extra_entries``; a quarter of it leaves room for
     # the allocator's noise.
     assert grown < extra_entries / 4, (grown, extra_entries)
 
 
-def test_the_measure_sees_an_index_that_holds_every_ticket(scratch: Path) -> None:
-    grown, extra_entries = growth(lambda count: count, scratch)
+def test_the_measure_sees_an_index_that_holds_every_ticket() -> None:
+    grown, extra_entries = growth(lambda count: count)
 
     assert grown > extra_entries / 2, (grown, extra_entries)
 
@@ -313,7 +338,7 @@ def connector() -> ZendeskConnector:
 
 
 @pytest.fixture
-def small_index(monkeypatch: pytest.MonkeyPatch, scratch: Path) -> list[CommentIndex]:
+def small_index(monkeypatch: pytest.MonkeyPatch) -> list[CommentIndex]:
     """The connector's index holds 2 tickets (so it spills here); the indexes it made."""
     made: list[CommentIndex] = []
 
@@ -326,21 +351,21 @@ def small_index(monkeypatch: pytest.MonkeyPatch, scratch: Path) -> list[CommentI
 
 
 async def test_a_stream_read_through_closes_its_index(
-    small_index: list[CommentIndex], scratch: Path
+    small_index: list[CommentIndex],
 ) -> None:
     async with connector() as zendesk:
         cases = [case.id async for case in zendesk.cases()]
     assert cases == [str(n) for n in range(TICKETS)]
     assert small_index[0].read_alone == 0
-    assert list(scratch.glob(SPILLED)) == []
+    assert small_index[0].spilled == 0
 
 
 async def test_an_abandoned_stream_closes_its_index(
-    small_index: list[CommentIndex], scratch: Path
+    small_index: list[CommentIndex],
 ) -> None:
     async with connector() as zendesk:
         stream = zendesk.cases()
         assert (await anext(stream)).id == "0"
-        assert len(list(scratch.glob(SPILLED))) == 1
+        assert small_index[0].spilled > 0
         await stream.aclose()  # type: ignore[attr-defined]
-    assert list(scratch.glob(SPILLED)) == []
+    assert small_index[0].spilled == 0  # closed: its entries dropped, never taken
