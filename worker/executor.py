@@ -319,10 +319,15 @@ class Executor:
         )
         if decision.verdict is Verdict.SKIP:
             return [self._report(tenant, item, decision.dry_run, None, decision.why)]
-        if decision.verdict is Verdict.VERIFY and await self._found_on_case(
-            tenant, connector, item
-        ):
-            return [self._report(tenant, item, False, Outcome.ALREADY_APPLIED, "marker found")]
+        if decision.verdict is Verdict.VERIFY:
+            if await self._found_on_case(tenant, connector, item):
+                return [self._report(tenant, item, False, Outcome.ALREADY_APPLIED, "marker found")]
+            # Settled as cut off: decided again, so a reply an earlier attempt sent stays sent.
+            decision = decide(
+                run_dry=self._run_dry,
+                policy_dry_run=item.dry_run,
+                ledger=self._ledger.latest_outcome(item.key, tenant=tenant),
+            )
         if decision.verdict is Verdict.RESUME:
             item = without_reply(item)
 

@@ -155,6 +155,13 @@ _attempts = sa.Table(
     sa.Column("detail", sa.Text, nullable=False, default=""),
 )
 
+_same_key = _attempts.alias("same_key")
+_reply_was_out = sa.exists().where(
+    (_same_key.c.intent_id == _attempts.c.intent_id)
+    & (_same_key.c.outcome == Outcome.INCOMPLETE.value)
+)
+"""Had this attempt, or one before it of the same key, its reply out (see ``_live_record``)?"""
+
 _cycles = sa.Table(
     "followup_cycles",
     _metadata,
@@ -332,6 +339,16 @@ def _attempt_values(
         "request_ids": [],
         "detail": "",
     }
+
+
+def _live_record(tried: list[Outcome | None]) -> LiveRecord:
+    """A key's attempts, oldest first, as :func:`worker.decisions.decide` reads them. Once one
+    had its reply out (``incomplete``), every later one goes without it, whatever became of
+    them since: a resumed attempt that failed or was cut off in turn must not send it again."""
+    last = tried[-1]
+    if last is not None and not last.done and Outcome.INCOMPLETE in tried:
+        last = Outcome.INCOMPLETE
+    return any(o is not None and o.done for o in tried), last
 
 
 def _live_intents(tenant: str, keys: Collection[str]) -> sa.ColumnElement[bool]:
@@ -662,10 +679,7 @@ class Ledger:
         with self._engine.connect() as conn:
             for key, outcome in conn.execute(query):
                 outcomes.setdefault(key, []).append(None if outcome is None else Outcome(outcome))
-        return {
-            key: (any(o is not None and o.done for o in tried), tried[-1])
-            for key, tried in outcomes.items()
-        }
+        return {key: _live_record(tried) for key, tried in outcomes.items()}
 
     def pending(self, *, tenant: str | None = None) -> list[PendingIntent]:
         """Live attempts never finished: the process stopped between intent and outcome.
@@ -682,6 +696,7 @@ class Ledger:
                 _attempts.c.started_at,
                 _attempts.c.outcome,
             )
+            .add_columns(_reply_was_out.label("reply_was_out"))
             .join(_intents, _intents.c.id == _attempts.c.intent_id)
             .where(_attempts.c.finished_at.is_(None) & sa.not_(_intents.c.dry_run))
             .order_by(_attempts.c.id)
@@ -699,7 +714,7 @@ class Ledger:
                     step=row.step,
                     cycle_id=row.cycle_id,
                     started_at=_aware(row.started_at),
-                    reply_out=row.outcome == Outcome.INCOMPLETE.value,
+                    reply_out=bool(row.reply_was_out),
                 )
                 for row in conn.execute(query)
             ]

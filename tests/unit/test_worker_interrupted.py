@@ -95,6 +95,34 @@ async def test_killed_after_the_reply_the_rest_is_finished_without_it(
     assert outcomes == [Outcome.INCOMPLETE, Outcome.APPLIED]
 
 
+@pytest.mark.parametrize("source", [Source.ZENDESK, Source.INTERCOM, Source.ASANA])
+async def test_killed_again_while_finishing_the_reply_still_goes_once(
+    ledger: Ledger, source: Source
+) -> None:
+    # Seen in the chaos run: the attempt finishing the item (without its reply) was killed in
+    # turn, settled as cut off with no reply of its own out, and the next one sent the Asana
+    # email again. Once any attempt of a key had its reply out, none sends it again.
+    fake = vendor(source)
+    fake.inject("1", Fault.DIE_AFTER_REPLY, error=Killed())
+    with pytest.raises(Killed):
+        await run_cycle(make_runtime(ledger, fake, planner=closing), at=MONDAY)
+    fake.inject("1", Fault.RAISE, error=Killed())  # the finishing attempt dies before writing
+    with pytest.raises(Killed):
+        await run_cycle(
+            make_runtime(ledger, fake, planner=closing), at=MONDAY + timedelta(minutes=15)
+        )
+
+    _, items = await heard_cycle(
+        make_runtime(ledger, fake, planner=closing), MONDAY + timedelta(minutes=30)
+    )
+
+    assert [report.label for report in items] == ["applied"]
+    assert fake.sent == [("1", REPLY)]
+    assert len(fake.case("1").followups) == 1
+    outcomes = [entry.outcome for entry in ledger.history(f"{source.value}:1")]
+    assert outcomes == [Outcome.INCOMPLETE, Outcome.INCOMPLETE, Outcome.APPLIED]
+
+
 @pytest.mark.parametrize("source", [Source.ZENDESK, Source.INTERCOM])
 async def test_killed_before_the_reply_was_recorded_it_is_looked_for_not_resent(
     ledger: Ledger, source: Source
