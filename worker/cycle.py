@@ -19,6 +19,10 @@ pending, then fetch, plan and execute. Which tenants get a turn is the caller's
 :data:`TenantTurns`: by default those this replica holds the lease of (``serve``);
 ``run --once`` claims them one at a time instead (:func:`worker.service.run_once`).
 
+Each turn's own figures (cases read, outcomes, vendor calls and 429s, errors, unreadable
+records) go to the ledger as it ends (:meth:`worker.ledger.Ledger.record_turn`), for the ops
+console; the cycle's summary adds them up.
+
 Before the plan, a tenant's follow-ups that an earlier cycle left half done (the reply out, a
 later write failed: ``incomplete`` in the ledger) or that a dead process cut off (``interrupted``,
 settled so by :func:`reconcile` at the start of the same turn) are finished on a fresh read of
@@ -47,8 +51,8 @@ from worker.badrecords import SHOWN, BadRecords, BadRecordTally
 from worker.decisions import RunMode, after_interruption, run_mode
 from worker.executor import Execution, Executor, ItemReport, carries_marker
 from worker.leases import LeaseKeeper
-from worker.ledger import Attempt, Fence, Ledger
-from worker.metrics import Metrics
+from worker.ledger import Attempt, Fence, Ledger, TenantTurn
+from worker.metrics import Metrics, VendorTraffic
 from worker.switches import dry_run_switch
 
 __all__ = [
@@ -58,6 +62,7 @@ __all__ = [
     "Tenant",
     "TenantTurns",
     "held_tenants",
+    "read_accounts",
     "reconcile",
     "run_cycle",
 ]
@@ -256,7 +261,9 @@ async def run_cycle(
             async for tenant in tenants:
                 if stop.is_set():
                     break
-                parts.append(await _run_tenant(tenant, runtime, executor, at))
+                turn = await _run_tenant(tenant, runtime, executor, at)
+                _record_turn(runtime, turn, cycle_id=cycle_id, at=at, dry_run=mode.dry_run)
+                parts.append(turn)
         summary = CycleSummary(
             cycle_id=cycle_id,
             at=at,
@@ -284,6 +291,7 @@ async def run_cycle(
 @dataclass(slots=True)
 class _TenantResult:
     tenant: str
+    started_at: datetime  # wall clock, as the ledger's timings
     cases: int = 0
     execution: Execution = field(default_factory=Execution)
     unjudged: int = 0
@@ -291,9 +299,28 @@ class _TenantResult:
     error_count: int = 0
     reconciled: int = 0
     bad_records: BadRecords = field(init=False)
+    vendors: dict[str, VendorTraffic] = field(default_factory=dict)  # this turn's calls
 
     def __post_init__(self) -> None:
         self.bad_records = BadRecords(self.tenant)
+
+    def figures(self) -> dict[str, Any]:
+        """What the ledger keeps of the turn (:class:`worker.ledger.TenantTurn`)."""
+        return {
+            "cases": self.cases,
+            "planned": self.execution.planned,
+            "counts": dict(sorted(self.execution.counts.items())),
+            "failed": self.execution.failed,
+            "unjudged": self.unjudged,
+            "reconciled": self.reconciled,
+            "errors": self.errors,
+            "error_count": self.error_count,
+            "unreadable": self.bad_records.as_dict(),
+            "vendors": {
+                vendor: {"calls": t.calls, "throttled": t.throttled, "retries": t.retries}
+                for vendor, t in sorted(self.vendors.items())
+            },
+        }
 
     def error(self, what: str) -> None:
         """Count an error (already logged with its traceback); a planner failing on every case
@@ -307,7 +334,8 @@ async def _run_tenant(
     tenant: Tenant, runtime: Runtime, executor: Executor, at: datetime
 ) -> _TenantResult:
     """One tenant's turn. Everything its connectors log carries the tenant (contextvars)."""
-    result = _TenantResult(tenant.name)
+    result = _TenantResult(tenant.name, started_at=runtime.clock())
+    traffic_before = runtime.metrics.vendor_traffic(tenant.name)
     with structlog.contextvars.bound_contextvars(tenant=tenant.name):
         if tenant.bad_records is not None:
             tenant.bad_records.take()  # only this turn's count
@@ -319,7 +347,28 @@ async def _run_tenant(
                 result.bad_records = tenant.bad_records.take()
             for vendor, count in result.bad_records.counts.items():
                 runtime.metrics.bad_records.labels(tenant=tenant.name, vendor=vendor).inc(count)
+            result.vendors = {
+                vendor: traffic - traffic_before.get(vendor, VendorTraffic())
+                for vendor, traffic in runtime.metrics.vendor_traffic(tenant.name).items()
+            }
     return result
+
+
+def _record_turn(
+    runtime: Runtime, result: _TenantResult, *, cycle_id: str, at: datetime, dry_run: bool
+) -> None:
+    runtime.ledger.record_turn(
+        TenantTurn(
+            tenant=result.tenant,
+            cycle_id=cycle_id,
+            at=at,
+            dry_run=dry_run,
+            started_at=result.started_at,
+            finished_at=runtime.clock(),
+            ok=not (result.error_count or result.execution.failed),
+            figures=result.figures(),
+        )
+    )
 
 
 async def _work_tenant(
@@ -331,7 +380,7 @@ async def _work_tenant(
         log.info("not a business day of the tenant; nothing to do", at=at.isoformat())
         return
     try:
-        accounts = await _accounts(tenant.connectors.values())
+        accounts = await read_accounts(tenant.connectors.values())
     except Exception as exc:
         log.exception("accounts unreadable; tenant skipped this cycle")
         result.error(f"accounts: {exc!r}")
@@ -438,7 +487,8 @@ def _plan_case(
     return items
 
 
-async def _accounts(connectors: Iterable[Connector]) -> dict[str, Account]:
+async def read_accounts(connectors: Iterable[Connector]) -> dict[str, Account]:
+    """Every account the connectors know, by id."""
     accounts: dict[str, Account] = {}
     for connector in connectors:
         async for account in connector.accounts():

@@ -26,6 +26,12 @@ email leaves no trace to look for, the executor records the moment an item's rep
 (:meth:`Ledger.reply_sent`, the attempt then reads ``incomplete`` while still unfinished): a
 process dying after that never sends it again.
 
+For the ops console, each tenant's turn of a cycle leaves its figures (:meth:`Ledger.record_turn`:
+cases read, outcomes, vendor calls and 429s, errors, unreadable records) and every flip of a
+switch leaves an audit line with who, when and why (:meth:`Ledger.switch_log`). Both are kept
+bounded: the newest :data:`TURNS_KEPT` turns per tenant, :data:`SWITCH_CHANGES_KEPT` changes
+per switch; older ones are pruned in the transaction that adds a new one.
+
 Times are stored in UTC. Two clocks meet here: ``at`` is the instant the cycle planned for
 (simulated in the demo), ``started_at``/``finished_at`` are wall-clock timings.
 """
@@ -48,6 +54,8 @@ from policies.model import Action, ActionType, Case, PlanItem
 
 __all__ = [
     "SCHEMA_VERSION",
+    "SWITCH_CHANGES_KEPT",
+    "TURNS_KEPT",
     "Attempt",
     "CycleRecord",
     "Fence",
@@ -57,6 +65,8 @@ __all__ = [
     "LiveRecord",
     "Outcome",
     "PendingIntent",
+    "SwitchChange",
+    "TenantTurn",
     "engine_url",
 ]
 
@@ -184,6 +194,38 @@ _switches = sa.Table(
 )
 
 
+_turns = sa.Table(
+    "followup_tenant_turns",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant", sa.String(100), nullable=False),
+    sa.Column("cycle_id", sa.String(64), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ok", sa.Boolean, nullable=False),
+    sa.Column("figures", sa.JSON, nullable=False),
+    sa.Index("ix_followup_tenant_turns_tenant_started", "tenant", "started_at"),
+)
+
+_switch_log = sa.Table(
+    "followup_switch_log",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False, index=True),
+    sa.Column("value", sa.String(200)),  # NULL: cleared
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("by", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+)
+
+TURNS_KEPT = 50
+"""Tenant turns kept per tenant (the console shows the latest few)."""
+SWITCH_CHANGES_KEPT = 500
+"""Audit lines kept per switch."""
+
+
 def _create_v1(conn: Connection) -> None:
     # The tables as first shipped: then an intent's key was unique per mode only. Later versions
     # append a migration with explicit DDL (ALTER TABLE ...) rather than changing what this one
@@ -229,7 +271,13 @@ def _rebuild_sqlite_table(conn: Connection, table: sa.Table) -> None:
         index.create(conn)
 
 
-_MIGRATIONS = (_create_v1, _unique_per_tenant_v2)
+def _console_records_v3(conn: Connection) -> None:
+    # New tables only: created as they are defined here (a later change to them appends a
+    # migration with explicit DDL, as v2 does).
+    _metadata.create_all(conn, tables=[_turns, _switch_log])
+
+
+_MIGRATIONS = (_create_v1, _unique_per_tenant_v2, _console_records_v3)
 SCHEMA_VERSION = len(_MIGRATIONS)
 _MIGRATION_LOCK = 0x466F6C6C  # any constant: serialises replicas migrating one PostgreSQL ledger
 
@@ -310,6 +358,36 @@ class CycleRecord:
     summary: dict[str, Any] | None
 
 
+@dataclass(frozen=True, slots=True)
+class TenantTurn:
+    """One tenant's turn of a cycle: its figures (``cases``, outcome counts, ``failed``,
+    ``errors``, ``unreadable``, ``vendors`` with calls and 429s...), as the cycle recorded them."""
+
+    tenant: str
+    cycle_id: str
+    at: datetime
+    dry_run: bool
+    started_at: datetime
+    finished_at: datetime
+    ok: bool
+    figures: dict[str, Any]
+
+    @property
+    def duration_s(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchChange:
+    """A switch set (``value``) or cleared (None): by whom, when and why."""
+
+    name: str
+    value: str | None
+    at: datetime
+    by: str
+    reason: str
+
+
 def _intent_values(item: PlanItem, *, tenant: str, dry_run: bool, now: datetime) -> dict[str, Any]:
     return {
         "idempotency_key": item.key,
@@ -382,6 +460,16 @@ def _attempt(row: Any) -> Attempt:
         finished_at=None if row.finished_at is None else _aware(row.finished_at),
         covers=row.covers,
     )
+
+
+def _keep_newest(
+    conn: Connection, table: sa.Table, where: sa.ColumnElement[bool], kept: int
+) -> None:
+    """Delete the rows of ``table`` matching ``where`` but the ``kept`` newest (by id)."""
+    oldest_kept = (
+        sa.select(table.c.id).where(where).order_by(table.c.id.desc()).offset(kept - 1).limit(1)
+    ).scalar_subquery()
+    conn.execute(table.delete().where(where & (table.c.id < oldest_kept)))
 
 
 def engine_url(url: str) -> sa.URL:
@@ -816,8 +904,11 @@ class Ledger:
         with self._engine.connect() as conn:
             return conn.scalar(sa.select(_switches.c.value).where(_switches.c.name == name))
 
-    def set_switch(self, name: str, value: str | None, *, by: str, at: datetime) -> None:
-        """Set (or with ``None`` clear) a switch every process sharing the ledger reads."""
+    def set_switch(
+        self, name: str, value: str | None, *, by: str, at: datetime, reason: str = ""
+    ) -> None:
+        """Set (or with ``None`` clear) a switch every process sharing the ledger reads, and
+        add the change to its audit log (:meth:`switch_log`)."""
         with self._transaction() as conn:
             conn.execute(_switches.delete().where(_switches.c.name == name))
             if value is not None:
@@ -826,6 +917,81 @@ class Ledger:
                         name=name, value=value, updated_at=_utc(at), updated_by=by
                     )
                 )
+            conn.execute(
+                _switch_log.insert().values(
+                    name=name, value=value, at=_utc(at), by=by, reason=reason
+                )
+            )
+            _keep_newest(conn, _switch_log, _switch_log.c.name == name, SWITCH_CHANGES_KEPT)
+
+    def switch_set_at(self, name: str) -> datetime | None:
+        """When the switch got its current value; None when it is not set."""
+        with self._engine.connect() as conn:
+            found = conn.scalar(sa.select(_switches.c.updated_at).where(_switches.c.name == name))
+        return None if found is None else _aware(found)
+
+    def switch_log(self, name: str, limit: int = 50) -> list[SwitchChange]:
+        """The switch's latest changes, newest first."""
+        query = (
+            sa.select(_switch_log)
+            .where(_switch_log.c.name == name)
+            .order_by(_switch_log.c.id.desc())
+            .limit(limit)
+        )
+        with self._engine.connect() as conn:
+            return [
+                SwitchChange(row.name, row.value, _aware(row.at), row.by, row.reason)
+                for row in conn.execute(query)
+            ]
+
+    # -- tenant turns -----------------------------------------------------------------------
+
+    def record_turn(self, turn: TenantTurn) -> None:
+        """Keep a tenant's turn of a cycle (and only its :data:`TURNS_KEPT` newest)."""
+        with self._transaction() as conn:
+            conn.execute(
+                _turns.insert().values(
+                    tenant=turn.tenant,
+                    cycle_id=turn.cycle_id,
+                    at=_utc(turn.at),
+                    dry_run=turn.dry_run,
+                    started_at=_utc(turn.started_at),
+                    finished_at=_utc(turn.finished_at),
+                    ok=turn.ok,
+                    figures=turn.figures,
+                )
+            )
+            _keep_newest(conn, _turns, _turns.c.tenant == turn.tenant, TURNS_KEPT)
+
+    def recent_turns(self, per_tenant: int = 5) -> dict[str, list[TenantTurn]]:
+        """Each tenant's latest turns, newest first, in one query."""
+        rank = (
+            sa.func.row_number()
+            .over(partition_by=_turns.c.tenant, order_by=_turns.c.id.desc())
+            .label("rank")
+        )
+        ranked = sa.select(_turns, rank).subquery()
+        query = (
+            sa.select(ranked)
+            .where(ranked.c.rank <= per_tenant)
+            .order_by(ranked.c.tenant, ranked.c.id.desc())
+        )
+        turns: dict[str, list[TenantTurn]] = {}
+        with self._engine.connect() as conn:
+            for row in conn.execute(query):
+                turns.setdefault(row.tenant, []).append(
+                    TenantTurn(
+                        tenant=row.tenant,
+                        cycle_id=row.cycle_id,
+                        at=_aware(row.at),
+                        dry_run=row.dry_run,
+                        started_at=_aware(row.started_at),
+                        finished_at=_aware(row.finished_at),
+                        ok=row.ok,
+                        figures=row.figures,
+                    )
+                )
+        return turns
 
     def check_writable(self) -> None:
         """Raise :class:`LedgerError` unless a write would succeed (for ``/readyz``)."""

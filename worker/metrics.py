@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import httpx
 from prometheus_client import (
@@ -21,7 +22,23 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-__all__ = ["CONTENT_TYPE_LATEST", "MeteredTransport", "Metrics"]
+__all__ = ["CONTENT_TYPE_LATEST", "MeteredTransport", "Metrics", "VendorTraffic"]
+
+
+@dataclass(frozen=True, slots=True)
+class VendorTraffic:
+    """Calls to one vendor, how many of them were answered 429 and how many were retries."""
+
+    calls: int = 0
+    throttled: int = 0
+    retries: int = 0
+
+    def __sub__(self, before: VendorTraffic) -> VendorTraffic:
+        return VendorTraffic(
+            self.calls - before.calls,
+            self.throttled - before.throttled,
+            self.retries - before.retries,
+        )
 
 
 class Metrics:
@@ -92,6 +109,23 @@ class Metrics:
             "Tenants this replica holds the lease of (works) right now.",
             registry=self.registry,
         )
+        self.tenant_lease_held = Gauge(
+            "followup_tenant_lease_held",
+            "1 for each configured tenant this replica holds the lease of, 0 for the others: "
+            "a tenant no replica reports 1 for has no lease holder.",
+            ["tenant"],
+            registry=self.registry,
+        )
+        self.dry_run = Gauge(
+            "followup_dry_run",
+            "1 when the next cycle writes nothing (switch or FOLLOWUP_DRY_RUN), else 0.",
+            registry=self.registry,
+        )
+        self.dry_run_switch_on_since = Gauge(
+            "followup_dry_run_switch_on_since_timestamp_seconds",
+            "Unix time the dry-run switch was turned on; 0 while it is off or unset.",
+            registry=self.registry,
+        )
         self.api_calls = Counter(
             "followup_api_calls",
             "HTTP calls to vendors, by tenant, vendor and status class.",
@@ -139,6 +173,21 @@ class Metrics:
     def retries_so_far(self) -> int:
         """Retried vendor calls since start, all vendors: a cycle reports its own share."""
         return _total(self.api_retries)
+
+    def vendor_traffic(self, tenant: str) -> dict[str, VendorTraffic]:
+        """The tenant's vendor calls since start, by vendor: a turn reports its own share."""
+        totals: dict[str, dict[str, int]] = {}
+        for counter, figure in (
+            (self.api_calls, "calls"),
+            (self.api_throttled, "throttled"),
+            (self.api_retries, "retries"),
+        ):
+            for metric in counter.collect():
+                for sample in metric.samples:
+                    if sample.name.endswith("_total") and sample.labels["tenant"] == tenant:
+                        vendor = totals.setdefault(sample.labels["vendor"], {})
+                        vendor[figure] = vendor.get(figure, 0) + int(sample.value)
+        return {vendor: VendorTraffic(**figures) for vendor, figures in totals.items()}
 
     def exposition(self) -> bytes:
         """The text format Prometheus scrapes."""
