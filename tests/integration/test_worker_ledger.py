@@ -17,7 +17,16 @@ from connectors.fake import Fault
 from tests.unit.worker_support import MONDAY, fake_zendesk, make_case, make_item, make_runtime
 from worker import ledger as ledger_module
 from worker.cycle import run_cycle
-from worker.ledger import SCHEMA_VERSION, Ledger, LedgerError, Outcome, engine_url
+from worker.ledger import (
+    SCHEMA_VERSION,
+    SWITCH_CHANGES_KEPT,
+    TURNS_KEPT,
+    Ledger,
+    LedgerError,
+    Outcome,
+    TenantTurn,
+    engine_url,
+)
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -313,6 +322,52 @@ def test_switches_are_shared_between_processes(ledger_url: str) -> None:
     assert worker.switch("dry_run") is None
     ops.close()
     worker.close()
+
+
+def test_switch_changes_are_audited_newest_first_and_bounded(ledger: Ledger) -> None:
+    for minute in range(SWITCH_CHANGES_KEPT + 3):
+        value = "on" if minute % 2 else "off"
+        at = MONDAY + timedelta(minutes=minute)
+        ledger.set_switch("dry_run", value, by=f"op{minute}", at=at, reason=f"why {minute}")
+    ledger.set_switch("other", "x", by="ops", at=MONDAY)
+
+    log = ledger.switch_log("dry_run", limit=SWITCH_CHANGES_KEPT + 10)
+    last = SWITCH_CHANGES_KEPT + 2
+    assert len(log) == SWITCH_CHANGES_KEPT
+    assert (log[0].value, log[0].by, log[0].reason) == ("off", f"op{last}", f"why {last}")
+    assert log[0].at == MONDAY + timedelta(minutes=last)
+    assert ledger.switch_set_at("dry_run") == MONDAY + timedelta(minutes=last)
+    assert [change.name for change in ledger.switch_log("other")] == ["other"]
+
+
+def _turn(tenant: str, minute: int) -> TenantTurn:
+    at = MONDAY + timedelta(minutes=minute)
+    return TenantTurn(
+        tenant=tenant,
+        cycle_id=f"c{minute}",
+        at=at,
+        dry_run=False,
+        started_at=at,
+        finished_at=at + timedelta(seconds=2),
+        ok=True,
+        figures={"cases": minute},
+    )
+
+
+def test_tenant_turns_newest_first_per_tenant_and_bounded(ledger: Ledger) -> None:
+    for minute in range(TURNS_KEPT + 5):
+        ledger.record_turn(_turn("acme", minute))
+    ledger.record_turn(_turn("globex", 1))
+
+    recent = ledger.recent_turns(per_tenant=3)
+    assert [turn.cycle_id for turn in recent["acme"]] == [
+        f"c{TURNS_KEPT + 4}",
+        f"c{TURNS_KEPT + 3}",
+        f"c{TURNS_KEPT + 2}",
+    ]
+    assert recent["globex"][0].figures == {"cases": 1}
+    assert recent["globex"][0].duration_s == 2
+    assert len(ledger.recent_turns(per_tenant=1000)["acme"]) == TURNS_KEPT
 
 
 def test_a_writable_ledger_passes_the_readiness_check(ledger: Ledger) -> None:
