@@ -24,10 +24,21 @@ import structlog
 
 from connectors.errors import BadRecord
 from connectors.records import log_bad_record
+from worker.ledger import CycleRecord, Ledger
 
-__all__ = ["SHOWN", "BadRecordTally", "BadRecords", "unreadable_in"]
+__all__ = [
+    "CYCLES_SEARCHED",
+    "SHOWN",
+    "BadRecordTally",
+    "BadRecords",
+    "unreadable_in",
+    "unreadable_mentions",
+]
 
 SHOWN = 20
+CYCLES_SEARCHED = 200
+"""How far back :func:`unreadable_mentions` looks for a case among the records cycles could not
+read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,4 +99,19 @@ def unreadable_in(summary: Mapping[str, Any], case_ref: str) -> list[tuple[str, 
         for entry in summary.get("unreadable", [])
         for record in entry["records"]
         if record["id"] == record_id and vendor in ("", record["vendor"])
+    ]
+
+
+def unreadable_mentions(
+    ledger: Ledger, case_ref: str, *, tenant: str | None = None
+) -> list[tuple[CycleRecord, str, BadRecord]]:
+    """(cycle, tenant, record) for each of the last :data:`CYCLES_SEARCHED` cycles that could
+    not read ``case_ref``, newest first; ``tenant``: only that tenant's."""
+    record_id = case_ref.rpartition(":")[2]
+    cycles = ledger.recent_cycles(CYCLES_SEARCHED, mentioning=f'"{record_id}"')
+    return [
+        (cycle, of_tenant, bad)
+        for cycle in cycles
+        for of_tenant, bad in unreadable_in(cycle.summary or {}, case_ref)
+        if tenant in (None, of_tenant)
     ]

@@ -26,7 +26,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from rich.console import Console
 from rich.table import Table
 
-from worker.badrecords import unreadable_in
+from worker.badrecords import unreadable_mentions
+from worker.console import console_setup
 from worker.cycle import CycleSummary
 from worker.decisions import run_mode
 from worker.ledger import Attempt, Ledger, LedgerError
@@ -41,8 +42,6 @@ from worker.wiring import WiringError, open_lease_keeper, open_runtime
 __all__ = ["register"]
 
 _out = Console(highlight=False, soft_wrap=True)
-# How far back `history` looks for a case among the records cycles could not read.
-_CYCLES_SEARCHED = 200
 
 
 def register(app: typer.Typer) -> None:
@@ -164,7 +163,8 @@ def serve_command(
         ),
     ] = None,
 ) -> None:
-    """Run cycles on a schedule and serve health, readiness, metrics and the dry-run switch."""
+    """Run cycles on a schedule; serve health, readiness, metrics, the dry-run switch and the
+    ops console (/console)."""
     settings, roster, ledger = _start(
         http_host=host, http_port=port, schedule=schedule, every=every
     )
@@ -187,6 +187,7 @@ async def _serve(settings: Settings, roster: TenantRoster, ledger: Ledger) -> No
                 admin_token=(
                     settings.admin_token.get_secret_value() if settings.admin_token else None
                 ),
+                console=console_setup(settings, roster, runtime),
             )
 
 
@@ -235,16 +236,9 @@ def history(
     settings, _, ledger = _start()
     try:
         attempts = ledger.history(case_ref, tenant=tenant)
-        record_id = case_ref.rpartition(":")[2]
-        cycles = ledger.recent_cycles(_CYCLES_SEARCHED, mentioning=f'"{record_id}"')
+        unreadable = unreadable_mentions(ledger, case_ref, tenant=tenant)
     finally:
         ledger.close()
-    unreadable = [
-        (cycle, of_tenant, bad)
-        for cycle in cycles
-        for of_tenant, bad in unreadable_in(cycle.summary or {}, case_ref)
-        if tenant in (None, of_tenant)
-    ]
     if not attempts and not unreadable:
         _out.print(f"no record of {case_ref}")
         return

@@ -23,6 +23,7 @@ import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 
+from worker.console import ConsoleSetup
 from worker.cycle import CycleSummary, Runtime, Tenant, held_tenants, run_cycle
 from worker.leases import LeaseKeeper
 from worker.web import ServiceStatus, create_app
@@ -192,9 +193,11 @@ async def serve(
     host: str,
     port: int,
     admin_token: str | None,
+    console: ConsoleSetup | None = None,
 ) -> None:
-    """Cycles when ``trigger`` fires (never two at once) plus the HTTP endpoints, until a
-    signal. ``followup serve`` passes a cron trigger in the tenant's time zone."""
+    """Cycles when ``trigger`` fires (never two at once) plus the HTTP endpoints (and the ops
+    console, given its ``console``), until a signal. ``followup serve`` passes a cron trigger
+    in the tenant's time zone."""
     stop = asyncio.Event()
     status = ServiceStatus()
     # max_instances=1 keeps the scheduler from overlapping cycles; the lock lets shutdown wait
@@ -219,7 +222,7 @@ async def serve(
         coalesce=True,
         misfire_grace_time=600,
     )
-    app = create_app(runtime, status, admin_token=admin_token)
+    app = create_app(runtime, status, admin_token=admin_token, console=console)
     server = _Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
     listening = listen(host, port)
     async with leases_kept(runtime):

@@ -21,12 +21,17 @@ def dry_run_switch(ledger: Ledger) -> bool | None:
     return None if value is None else value == "on"
 
 
-def set_dry_run_switch(ledger: Ledger, on: bool, *, by: str, at: datetime) -> None:
+def set_dry_run_switch(
+    ledger: Ledger, on: bool, *, by: str, at: datetime, reason: str = ""
+) -> None:
+    """Flip the switch for every process sharing the ledger; the ledger's audit log keeps who,
+    when and ``reason``."""
     before = dry_run_switch(ledger)
-    ledger.set_switch(DRY_RUN, "on" if on else "off", by=by, at=at)
+    ledger.set_switch(DRY_RUN, "on" if on else "off", by=by, at=at, reason=reason)
     log.warning(
         "dry-run switch changed",
         dry_run=on,
         before="unset" if before is None else "on" if before else "off",
         by=by,
+        reason=reason,
     )

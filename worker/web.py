@@ -6,7 +6,11 @@ the same rate limit the follow-ups need. So it reports the ledger writable (chec
 spot) and every vendor read without error by the last cycle (none yet: not known, not failed).
 
 ``/admin/dry-run`` needs ``Authorization: Bearer <FOLLOWUP_ADMIN_TOKEN>``; without a token
-configured the admin endpoint is disabled.
+configured the admin endpoint is disabled. So is the ops console under ``/console``
+(:mod:`worker.console`), which asks for the same token.
+
+``/metrics`` sets the gauges that are read off the shared state at scrape time: the effective
+dry-run mode, since when the switch is on, and which tenants this replica holds.
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from worker.console import ConsoleSetup, console_routes
 from worker.cycle import CycleSummary, Runtime
 from worker.decisions import run_mode
 from worker.ledger import LedgerError
 from worker.metrics import CONTENT_TYPE_LATEST
-from worker.switches import dry_run_switch, set_dry_run_switch
+from worker.switches import DRY_RUN, dry_run_switch, set_dry_run_switch
 
 __all__ = ["ServiceStatus", "create_app"]
 
@@ -40,7 +45,27 @@ class ServiceStatus:
     last_cycle: CycleSummary | None = None
 
 
-def create_app(runtime: Runtime, status: ServiceStatus, *, admin_token: str | None) -> Starlette:
+def _observe_shared_state(runtime: Runtime) -> None:
+    switch = dry_run_switch(runtime.ledger)
+    mode = run_mode(flag=None, switch=switch, configured=runtime.configured_dry_run)
+    runtime.metrics.dry_run.set(int(mode.dry_run))
+    since = runtime.ledger.switch_set_at(DRY_RUN) if switch else None
+    runtime.metrics.dry_run_switch_on_since.set(0 if since is None else since.timestamp())
+    for tenant in runtime.tenants:
+        runtime.metrics.tenant_lease_held.labels(tenant=tenant.name).set(
+            int(runtime.holds(tenant.name))
+        )
+
+
+def create_app(
+    runtime: Runtime,
+    status: ServiceStatus,
+    *,
+    admin_token: str | None,
+    console: ConsoleSetup | None = None,
+) -> Starlette:
+    """The endpoints, and the console when ``console`` is given."""
+
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -61,6 +86,7 @@ def create_app(runtime: Runtime, status: ServiceStatus, *, admin_token: str | No
         return JSONResponse(body, status_code=503 if problems else 200)
 
     async def metrics(_request: Request) -> Response:
+        _observe_shared_state(runtime)
         return Response(runtime.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     def authorised(request: Request) -> bool:
@@ -103,5 +129,6 @@ def create_app(runtime: Runtime, status: ServiceStatus, *, admin_token: str | No
             Route("/readyz", readyz),
             Route("/metrics", metrics),
             Route("/admin/dry-run", admin_dry_run, methods=["GET", "POST"]),
+            *([] if console is None else console_routes(runtime, console, admin_token=admin_token)),
         ]
     )

@@ -53,6 +53,7 @@ __all__ = [
     "build_calendar",
     "build_connectors",
     "build_planner",
+    "build_rulebook",
     "connector_limits",
     "open_lease_keeper",
     "open_runtime",
@@ -81,7 +82,9 @@ def _compiled_pack(folder: Path) -> Rulebook:
     return compile_pack(load_pack(folder))
 
 
-def _rulebook(settings: Settings) -> Rulebook:
+def build_rulebook(settings: Settings) -> Rulebook:
+    """The tenant's policy pack (``FOLLOWUP_POLICIES`` or the bundled one), compiled once per
+    folder."""
     folder = settings.policies or BUNDLED_PACK
     try:
         return _compiled_pack(folder.resolve())
@@ -91,7 +94,7 @@ def _rulebook(settings: Settings) -> Rulebook:
 
 def build_planner(settings: Settings, calendar: BusinessCalendar) -> PlanFunction:
     """The policy pack (``FOLLOWUP_POLICIES`` or the bundled one) compiled, calendar bound."""
-    rulebook = _rulebook(settings)
+    rulebook = build_rulebook(settings)
 
     def plan_for_tenant(
         cases: Iterable[Case], accounts: Mapping[str, Account], now: datetime
@@ -182,7 +185,7 @@ def _tenant(
         connectors,
         planner,
         works_on=lambda at: calendar.is_business_day(calendar.local_date(at)),
-        plan_last=_rulebook(settings).reads_account_totals,
+        plan_last=build_rulebook(settings).reads_account_totals,
         bad_records=bad_records,
     )
 
