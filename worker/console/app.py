@@ -229,7 +229,7 @@ def console_routes(
                     runtime.ledger,
                     wanted == "on",
                     by=f"{operator} (console, {client})",
-                    at=datetime.now(tz=setup.zone),
+                    at=runtime.clock(),
                     reason=reason,
                 )
                 return RedirectResponse(request.url_for("dry_run").path, status_code=303)
