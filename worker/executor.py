@@ -440,6 +440,7 @@ class Executor:
         )
         for action in report.actions:
             self._metrics.actions.labels(type=action, outcome=report.label).inc()
+        self._metrics.followups.labels(tenant=tenant, outcome=report.label).inc()
         if self._on_item is not None:
             self._on_item(report)
         event = log.warning if report.failed else log.info

@@ -92,6 +92,12 @@ class Metrics:
             ["type", "outcome"],
             registry=self.registry,
         )
+        self.followups = Counter(
+            "followup_followups",
+            "Follow-ups (plan items) settled, by tenant and outcome (as followup_actions).",
+            ["tenant", "outcome"],
+            registry=self.registry,
+        )
         self.tenant_cycles = Counter(
             "followup_tenant_cycles",
             "Tenants worked by a cycle, by tenant and result (ok, failed).",
