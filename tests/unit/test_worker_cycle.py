@@ -21,6 +21,7 @@ from policies.model import (
     ActivityKind,
     Case,
     PlanItem,
+    Source,
     Status,
     Unjudged,
     marker_tag,
@@ -447,6 +448,30 @@ async def test_unreadable_cases_are_a_failed_cycle_not_a_crash(ledger: Ledger) -
     assert summary.errors == ("acme: zendesk: ConnectionError('vendor down')",)
     [cycle] = ledger.recent_cycles()
     assert cycle.ok is False
+
+
+async def test_each_tenant_turn_is_recorded_with_its_own_figures(ledger: Ledger) -> None:
+    runtime = make_runtime(ledger, fake_zendesk("1", "2"))
+    down = fake_zendesk("3")
+    down.fetch_error = ConnectionError("vendor down")
+    add_tenant(runtime, "globex", down)
+    runtime.metrics.record_api_call("acme", "zendesk", 200, 0.1)  # an earlier cycle's
+
+    async def a_throttled_call(*_args: object) -> None:
+        runtime.metrics.record_api_call("acme", "zendesk", 429, 0.1)
+
+    fake = runtime.tenants[0].connectors[Source.ZENDESK]
+    assert isinstance(fake, FakeConnector)
+    fake.before_write = a_throttled_call
+    await run_cycle(runtime, at=MONDAY + timedelta(days=3))
+
+    turns = ledger.recent_turns()
+    [acme], [globex] = turns["acme"], turns["globex"]
+    assert (acme.ok, acme.figures["cases"], acme.figures["counts"]) == (True, 2, {"applied": 2})
+    assert acme.figures["vendors"] == {"zendesk": {"calls": 2, "throttled": 2, "retries": 0}}
+    assert globex.ok is False
+    assert globex.figures["errors"] == ["globex: zendesk: ConnectionError('vendor down')"]
+    assert acme.cycle_id == globex.cycle_id
 
 
 async def test_cases_no_policy_can_judge_are_reported(ledger: Ledger) -> None:
