@@ -55,7 +55,7 @@ import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -214,6 +214,10 @@ class TenantLeases(Protocol):
 
     def retire(self, replica_id: str, *, now: datetime | None = None) -> None:
         """Graceful shutdown: hand back every lease of ``replica_id`` and drop its heartbeat."""
+        ...
+
+    def holders(self, *, now: datetime | None = None) -> dict[str, Lease]:
+        """The leases in force, by tenant, whichever replica holds them (for the console)."""
         ...
 
 
@@ -451,6 +455,13 @@ class PostgresLeases:
             )
             conn.execute(sa.delete(_heartbeats).where(_heartbeats.c.replica_id == replica_id))
 
+    def holders(self, *, now: datetime | None = None) -> dict[str, Lease]:
+        in_force: sa.Select[Any] = sa.select(*_RETURNED).where(
+            _leases.c.holder.is_not(None), _leases.c.expires_at > _clock(now)
+        )
+        with self._engine.connect() as conn:
+            return {row.tenant_id: _as_lease(row) for row in conn.execute(in_force)}
+
 
 class LocalLeases:
     """SQLite means one process serves every tenant: every lease is granted and never lost.
@@ -519,6 +530,10 @@ class LocalLeases:
 
     def retire(self, replica_id: str, *, now: datetime | None = None) -> None:
         return None
+
+    def holders(self, *, now: datetime | None = None) -> dict[str, Lease]:
+        # Nothing is stored: the one process's keeper knows what it holds.
+        return {}
 
 
 def tenant_leases_for(engine: sa.Engine) -> TenantLeases:

@@ -149,6 +149,17 @@ def test_a_paused_holder_learns_it_lost_the_lease_before_writing(leases: Postgre
     assert leases.still_holds("acme", fresh.fencing_token, now=past_ttl)
 
 
+def test_holders_name_the_replica_of_each_lease_in_force(leases: PostgresLeases) -> None:
+    (acme,) = leases.acquire(["acme"], "first", TTL, now=T0)
+    leases.acquire(["globex"], "second", TTL, now=T0)
+    leases.release([acme], now=T0)
+    leases.acquire(["initech"], "third", TTL, now=T0 - TTL * 2)  # lapsed since
+
+    holders = leases.holders(now=T0)
+
+    assert {tenant: lease.holder for tenant, lease in holders.items()} == {"globex": "second"}
+
+
 def test_a_keeper_only_vouches_for_tenants_it_still_holds(leases: PostgresLeases) -> None:
     paused = LeaseKeeper(leases, "paused", TTL)
     paused.refresh(["acme"], now=T0)

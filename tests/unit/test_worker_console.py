@@ -17,6 +17,7 @@ from tests.unit.worker_support import MONDAY, fake_zendesk, make_runtime
 from worker.console import ConsoleSetup, TenantView
 from worker.console.live import MappingChecks, helpdesk_link
 from worker.cycle import Runtime, run_cycle
+from worker.leases import LeaseKeeper, LocalLeases
 from worker.ledger import Ledger
 from worker.settings import Settings
 from worker.web import ServiceStatus, create_app
@@ -109,6 +110,16 @@ async def test_now_shows_each_tenant_turn_without_secrets(
     assert "this process (no leases" in page
     assert "zendesk-secret" not in page
     assert "api@acme.example" not in page
+
+
+async def test_now_names_the_lease_holder(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    runtime.leases = LeaseKeeper(LocalLeases(), "replica-a", timedelta(seconds=30))
+    await _signed_in(client)
+    assert "nobody: no replica works this tenant now" in (await client.get("/console/")).text
+
+    runtime.leases.refresh(["acme"], now=MONDAY)
+
+    assert "this replica (replica-a), until" in (await client.get("/console/")).text
 
 
 async def test_dry_run_flip_needs_who_and_why_and_holds_for_the_next_cycle(

@@ -8,6 +8,7 @@ console is off, like the admin endpoint.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
@@ -105,7 +106,7 @@ def console_routes(
             if admin_token is None:
                 return render(request, "off.html.j2", status=404)
             if not signed_in(request):
-                return RedirectResponse(f"{request.url_for('login').path}", status_code=303)
+                return RedirectResponse(request.url_for("login").path, status_code=303)
             return await handler(request)
 
         return guard
@@ -134,22 +135,34 @@ def console_routes(
         last = runtime.ledger.switch_log(DRY_RUN, limit=1)
         return {"dry_run": decided.dry_run, "why": decided.why, "last": last[0] if last else None}
 
-    def lease_of(tenant: str) -> str:
+    def lease_holders() -> Callable[[str], str]:
+        """Who holds each tenant's lease, as the Now page says it (one query for all)."""
         keeper = runtime.leases
         if keeper is None:
-            return "this process (no leases: it works every tenant)"
-        lease = next((lease for lease in keeper.held() if lease.tenant_id == tenant), None)
-        if lease is None:
-            return f"not this replica ({keeper.replica_id}): another one, or none"
-        return f"this replica ({keeper.replica_id}), until {_local(lease.expires_at, setup.zone)}"
+            return lambda _tenant: "this process (no leases: it works every tenant)"
+        mine = {lease.tenant_id: lease for lease in keeper.held()}
+        others = keeper.leases.holders()
+
+        def holder(tenant: str) -> str:
+            lease = mine.get(tenant)
+            if lease is not None:
+                until = _local(lease.expires_at, setup.zone)
+                return f"this replica ({keeper.replica_id}), until {until}"
+            lease = others.get(tenant)
+            if lease is not None:
+                return f"replica {lease.holder}, until {_local(lease.expires_at, setup.zone)}"
+            return "nobody: no replica works this tenant now"
+
+        return holder
 
     async def now(request: Request) -> Response:
-        turns = runtime.ledger.recent_turns(per_tenant=_TURNS_SHOWN)
+        turns = await asyncio.to_thread(runtime.ledger.recent_turns, per_tenant=_TURNS_SHOWN)
+        holder = await asyncio.to_thread(lease_holders)
         at = runtime.clock()
         tenants = [
             {
                 "name": name,
-                "lease": lease_of(name),
+                "lease": holder(name),
                 "turns": turns.get(name, []),
                 "unresolved": await setup.checks.unresolved(view, at),
             }
@@ -197,8 +210,9 @@ def console_routes(
             )
         name = view.tenant.name
         at = runtime.clock()
-        attempts = runtime.ledger.history(ref, tenant=name)
-        unreadable = unreadable_mentions(runtime.ledger, ref, tenant=name)
+        # The ledger's queries scan its records: off the loop the cycles run on.
+        attempts = await asyncio.to_thread(runtime.ledger.history, ref, tenant=name)
+        unreadable = await asyncio.to_thread(unreadable_mentions, runtime.ledger, ref, tenant=name)
         explained = await explain_live(view, ref, at)
         return render(
             request,
