@@ -11,9 +11,11 @@ import httpx
 import pytest
 
 from connectors.fake import FakeConnector
+from connectors.resolution import NameCheck
 from policies.calendar import BusinessCalendar
 from policies.language import BUNDLED_PACK
-from tests.unit.worker_support import MONDAY, fake_zendesk, make_runtime
+from policies.model import Account, Source
+from tests.unit.worker_support import MONDAY, fake_zendesk, make_case, make_runtime
 from worker.console import ConsoleSetup, TenantView
 from worker.console.live import MappingChecks, helpdesk_link
 from worker.cycle import Runtime, run_cycle
@@ -120,6 +122,36 @@ async def test_now_names_the_lease_holder(client: httpx.AsyncClient, runtime: Ru
     runtime.leases.refresh(["acme"], now=MONDAY)
 
     assert "this replica (replica-a), until" in (await client.get("/console/")).text
+
+
+class _MappedZendesk(FakeConnector):
+    """A vendor with a mapping to check, as the real connectors have."""
+
+    checks = 0
+
+    async def check(self) -> list[NameCheck]:
+        self.checks += 1
+        return [
+            NameCheck("zendesk", "group", "Support", "11"),
+            NameCheck("zendesk", "agent", "Roxy V", None),
+        ]
+
+
+async def test_now_lists_mapped_names_the_vendor_does_not_have(tmp_path: Path) -> None:
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    mapped = _MappedZendesk(Source.ZENDESK, [make_case("1")], [Account("acme", "Acme")])
+    runtime = make_runtime(ledger, mapped)
+    app = create_app(runtime, ServiceStatus(), admin_token=ADMIN, console=_setup(runtime))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://worker") as client:
+        await _signed_in(client)
+        first = (await client.get("/console/")).text
+        await client.get("/console/")
+    ledger.close()
+
+    assert "zendesk agent Roxy V" in first
+    assert "Support" not in first
+    assert mapped.checks == 1  # kept for a while: a page load is not a vendor call each time
 
 
 async def test_dry_run_flip_needs_who_and_why_and_holds_for_the_next_cycle(
