@@ -5,7 +5,8 @@ orchestrator polls it every few seconds, and each poll spent on a vendor would c
 the same rate limit the follow-ups need. So it reports the ledger writable (checked on the
 spot) and every vendor read without error by the last cycle (none yet: not known, not failed).
 
-``/admin/dry-run`` needs ``Authorization: Bearer <FOLLOWUP_ADMIN_TOKEN>``; without a token
+``/admin/dry-run`` needs ``Authorization: Bearer <FOLLOWUP_ADMIN_TOKEN>`` (a POST may give a
+``reason`` for the switch's audit log); without a token
 configured the admin endpoint is disabled. So is the ops console under ``/console``
 (:mod:`worker.console`), which asks for the same token.
 
@@ -110,16 +111,22 @@ def create_app(
         if not authorised(request):
             return JSONResponse({"error": "unauthorised"}, 401)
         if request.method == "POST":
+            expected = 'expected {"dry_run": true|false, "reason": "..." (optional)}'
             try:
                 payload = await request.json()
                 wanted = payload["dry_run"]
-            except (ValueError, KeyError, TypeError):
-                return JSONResponse({"error": 'expected {"dry_run": true|false}'}, 400)
-            if not isinstance(wanted, bool):
-                return JSONResponse({"error": 'expected {"dry_run": true|false}'}, 400)
+                reason = payload.get("reason", "")
+            except (ValueError, KeyError, TypeError, AttributeError):
+                return JSONResponse({"error": expected}, 400)
+            if not isinstance(wanted, bool) or not isinstance(reason, str):
+                return JSONResponse({"error": expected}, 400)
             client = request.client.host if request.client else "unknown"
             set_dry_run_switch(
-                runtime.ledger, wanted, by=f"admin api ({client})", at=datetime.now(UTC)
+                runtime.ledger,
+                wanted,
+                by=f"admin api ({client})",
+                at=datetime.now(UTC),
+                reason=reason,
             )
         return JSONResponse(switch_state())
 

@@ -99,7 +99,9 @@ async def test_admin_flips_dry_run_for_every_process(
 ) -> None:
     assert (await client.get("/admin/dry-run", headers=AUTH)).json()["dry_run"] is True
 
-    response = await client.post("/admin/dry-run", json={"dry_run": False}, headers=AUTH)
+    response = await client.post(
+        "/admin/dry-run", json={"dry_run": False, "reason": "go-live"}, headers=AUTH
+    )
 
     assert response.json() == {
         "dry_run": False,
@@ -108,6 +110,9 @@ async def test_admin_flips_dry_run_for_every_process(
         "configured": True,
     }
     assert dry_run_switch(runtime.ledger) is False
+    [change] = runtime.ledger.switch_log("dry_run")
+    assert (change.value, change.reason) == ("off", "go-live")
+    assert change.by.startswith("admin api (")
 
 
 async def test_admin_rejects_a_malformed_body(client: httpx.AsyncClient) -> None:
