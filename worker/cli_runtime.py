@@ -209,13 +209,29 @@ def dry_run_command(
         str | None,
         typer.Option(envvar="FOLLOWUP_OPERATOR", help="Who flips it (default: login name)."),
     ] = None,
+    reason: Annotated[
+        str,
+        typer.Option(
+            envvar="FOLLOWUP_SWITCH_REASON",
+            help="Why, for the audit list (required to go live with `off`).",
+        ),
+    ] = "",
 ) -> None:
     """Flip dry-run for every worker sharing the ledger, without a restart."""
+    # Going live needs a reason, as on the console; turning dry-run on is the safe direction
+    # and is never held up.
+    if state is SwitchCommand.OFF and not reason.strip():
+        _out.print("dry-run off needs --reason: why the worker may write (kept in the audit list)")
+        raise typer.Exit(2)
     settings, _, ledger = _start()
     try:
         if state is not SwitchCommand.STATUS:
             set_dry_run_switch(
-                ledger, state is SwitchCommand.ON, by=by or getpass.getuser(), at=datetime.now(UTC)
+                ledger,
+                state is SwitchCommand.ON,
+                by=by or getpass.getuser(),
+                at=datetime.now(UTC),
+                reason=reason.strip(),
             )
         mode = run_mode(flag=None, switch=dry_run_switch(ledger), configured=settings.dry_run)
     finally:

@@ -22,6 +22,7 @@ from tests.unit.worker_support import (
 from worker.cli import app
 from worker.cycle import run_cycle
 from worker.ledger import Ledger
+from worker.switches import DRY_RUN
 
 runner = CliRunner()
 
@@ -43,10 +44,23 @@ def test_dry_run_is_on_until_ops_turn_it_off(ledger_url: str) -> None:
     assert runner.invoke(app, ["dry-run", "status"]).stdout == (
         "dry-run: ON (FOLLOWUP_DRY_RUN=true)\n"
     )
-    turned_off = runner.invoke(app, ["dry-run", "off", "--by", "alice"])
+    refused = runner.invoke(app, ["dry-run", "off", "--by", "alice"])
+    assert refused.exit_code == 2
+    assert "needs --reason" in refused.stdout
+    turned_off = runner.invoke(
+        app, ["dry-run", "off", "--by", "alice", "--reason", "plan reviewed with the team"]
+    )
     assert turned_off.stdout == "dry-run: OFF (the runtime dry-run switch is off)\n"
     assert '"by": "alice"' in turned_off.stderr
     assert runner.invoke(app, ["dry-run", "on"]).stdout.startswith("dry-run: ON")
+    ledger = Ledger.open(ledger_url)
+    audit = ledger.switch_log(DRY_RUN)
+    ledger.close()
+    assert [(entry.value, entry.by, entry.reason) for entry in audit][1] == (
+        "off",
+        "alice",
+        "plan reviewed with the team",
+    )
 
 
 def test_history_shows_what_was_done_and_why(ledger_url: str) -> None:
