@@ -165,7 +165,8 @@ def comment_activity(comment: Mapping[str, Any], requester_id: Any) -> Activity 
     if comment.get("author_id") != requester_id:
         if parse_footer(_body(comment), at) is not None:
             return None
-        return Activity(ActivityKind.AGENT_UPDATE, at)
+        public = comment.get("public", True)
+        return Activity(ActivityKind.AGENT_UPDATE if public else ActivityKind.AGENT_NOTE, at)
     call_status = (comment.get("data") or {}).get("call_status")
     if comment.get("type") == "VoiceComment" and call_status in ("missed", "abandoned"):
         kind = ActivityKind.MISSED_CALL if call_status == "missed" else ActivityKind.ABANDONED_CALL

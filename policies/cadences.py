@@ -17,7 +17,7 @@ import jinja2
 from policies.actions import Renderer, StepContext, compile_actions
 from policies.calendar import BusinessCalendar
 from policies.language import EveryCadence, Interval, PhaseCadence, Policy, SequenceCadence
-from policies.model import Account, ActivityKind, Case, FollowUpMark
+from policies.model import Account, ActivityKind, Case, FollowUpMark, Turn
 
 __all__ = [
     "Cadence",
@@ -31,6 +31,7 @@ __all__ = [
     "Verdict",
     "compile_cadence",
     "gather_evidence",
+    "judge",
 ]
 
 
@@ -82,6 +83,7 @@ class Evidence(NamedTuple):
     own: tuple[FollowUpMark, ...]  # this policy's, all cycles
     marks: tuple[FollowUpMark, ...]  # this policy's, since the cycle started
     previous_followup: datetime | None  # this policy's latest, any cycle
+    turn: Turn  # whose move it is, and since when
 
 
 def gather_evidence(
@@ -94,8 +96,9 @@ def gather_evidence(
         if activity.kind in restart_on and activity.at <= now:
             start, trigger = activity.at, activity.kind
             break
+    turn = case.turn(now)
     if not case.followups:
-        return Evidence(start, trigger, (), (), None)
+        return Evidence(start, trigger, (), (), None, turn)
     own: list[FollowUpMark] = []
     current: list[FollowUpMark] = []
     for mark in case.followups:  # oldest first, so the latest is the last one kept
@@ -103,7 +106,29 @@ def gather_evidence(
             own.append(mark)
             if mark.at >= start:
                 current.append(mark)
-    return Evidence(start, trigger, tuple(own), tuple(current), own[-1].at if own else None)
+    return Evidence(start, trigger, tuple(own), tuple(current), own[-1].at if own else None, turn)
+
+
+def judge(
+    cadence: Cadence,
+    case: Case,
+    account: Account | None,
+    ev: Evidence,
+    now: datetime,
+    today: date,
+    calendar: BusinessCalendar,
+) -> Verdict:
+    """``cadence``'s verdict, once it is the customer's turn: a follow-up chases a customer who
+    owes us a message, never one who is waiting on us (:class:`~policies.model.Turn`)."""
+    if not ev.turn.customer:
+        since = ev.turn.since
+        return NotDue(
+            lambda: (
+                f"the customer's message of {_fmt_instant(since, calendar)} awaits an agent's"
+                " answer: the turn is the agent's"
+            )
+        )
+    return cadence.evaluate(case, account, ev, now, today, calendar)
 
 
 def _days(count: int) -> str:
@@ -212,8 +237,8 @@ class SequenceRule:
         return f"step {step.n} of {self.max_attempts}"
 
     def _anchor(self, case: Case, ev: Evidence, now: datetime) -> datetime | None:
-        if self.anchor == "inbound":
-            return ev.cycle_start
+        if self.anchor == "inbound":  # Day 1 is when the customer came to owe us a message
+            return ev.turn.since
         for activity in case.history:
             if activity.kind is ActivityKind.AGENT_UPDATE and ev.cycle_start < activity.at <= now:
                 return activity.at

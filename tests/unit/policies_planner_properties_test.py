@@ -264,3 +264,24 @@ def test_with_open_cases_sums_each_account_s_unfinished_cases() -> None:
     assert summed["a"].max_open_priority is Priority.HIGH
     assert summed["b"] == accounts["b"]
     assert set(summed) == {"a", "b"}
+
+
+@SETTINGS
+@given(cases(), instants)
+def test_no_follow_up_while_the_customer_waits_on_us(case: Case, now: datetime) -> None:
+    # Issue 14: a case whose latest public message is the customer's own (not a missed or
+    # abandoned attempt) is the agent's to answer; unless the agent set it to wait on the
+    # customer (PENDING), no policy plans anything for it.
+    public = [
+        a
+        for a in case.history
+        if a.at <= now and (a.kind.is_inbound or a.kind is ActivityKind.AGENT_UPDATE)
+    ]
+    waiting_on_us = (
+        bool(public)
+        and public[-1].kind is ActivityKind.CUSTOMER_REPLY
+        and case.status is not Status.PENDING
+    )
+    planned = items(list(plan([case], ACCOUNTS, now, RULES, CALENDAR)))
+    if waiting_on_us:
+        assert planned == []
