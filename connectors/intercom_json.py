@@ -37,6 +37,7 @@ __all__ = [
     "IntercomIds",
     "conversation_calls",
     "conversation_case",
+    "own_note",
     "record_parts",
     "ticket_calls",
     "ticket_case",
@@ -210,8 +211,19 @@ def _author_type(record: Mapping[str, Any]) -> Any:
     return (record.get("author") or {}).get("type")
 
 
+def own_note(part: Mapping[str, Any], me: str) -> FollowUpMark | None:
+    """The follow-up a part records: only an admin note the worker's own admin signed. A
+    footer anywhere else (a contact's message, a reply echoing a title) is text."""
+    author = part.get("author") or {}
+    if part.get("part_type") != "note" or author.get("type") != "admin":
+        return None
+    if str(author.get("id")) != me:
+        return None
+    return parse_footer(optional_text(part, "body") or "", unix_instant(part, "created_at"))
+
+
 def _evidence(
-    parts: Sequence[Mapping[str, Any]], *opened: Activity
+    parts: Sequence[Mapping[str, Any]], me: str, *opened: Activity
 ) -> tuple[tuple[Activity, ...], tuple[FollowUpMark, ...]]:
     """The activity (what opened the case, then the comments) and the worker's signed notes,
     each oldest first."""
@@ -220,8 +232,7 @@ def _evidence(
     for part in parts:
         at = unix_instant(part, "created_at")
         author = _author_type(part)
-        mark = parse_footer(optional_text(part, "body") or "", at)
-        if mark is not None and author == "admin":
+        if (mark := own_note(part, me)) is not None:
             followups.append(mark)
         elif part.get("part_type") != "comment":
             continue
@@ -260,7 +271,7 @@ def _conversation_case(conversation: Mapping[str, Any], ids: IntercomIds) -> Cas
         if _author_type(source) in _CUSTOMER
         else []
     )
-    history, followups = _evidence(record_parts(conversation), *opened)
+    history, followups = _evidence(record_parts(conversation), ids.me, *opened)
     contact = _contact(conversation)
     state = conversation.get("state")
     if state not in ("open", "closed", "snoozed"):
@@ -298,7 +309,7 @@ def ticket_case(ticket: Mapping[str, Any], ids: IntercomIds) -> Case:
         if category not in _CATEGORY_STATUS:
             raise ValueError(f"ticket_state: unknown category {category!r}")
         status = _CATEGORY_STATUS[category] if ticket.get("open", True) else Status.SOLVED
-        history, followups = _evidence(record_parts(ticket))
+        history, followups = _evidence(record_parts(ticket), ids.me)
         contact = _contact(ticket)
         attributes = ticket.get("ticket_attributes") or {}
         return Case(

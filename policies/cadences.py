@@ -31,7 +31,6 @@ __all__ = [
     "Verdict",
     "compile_cadence",
     "gather_evidence",
-    "judge",
 ]
 
 
@@ -109,28 +108,6 @@ def gather_evidence(
     return Evidence(start, trigger, tuple(own), tuple(current), own[-1].at if own else None, turn)
 
 
-def judge(
-    cadence: Cadence,
-    case: Case,
-    account: Account | None,
-    ev: Evidence,
-    now: datetime,
-    today: date,
-    calendar: BusinessCalendar,
-) -> Verdict:
-    """``cadence``'s verdict, once it is the customer's turn: a follow-up chases a customer who
-    owes us a message, never one who is waiting on us (:class:`~policies.model.Turn`)."""
-    if not ev.turn.customer:
-        since = ev.turn.since
-        return NotDue(
-            lambda: (
-                f"the customer's message of {_fmt_instant(since, calendar)} awaits an agent's"
-                " answer: the turn is the agent's"
-            )
-        )
-    return cadence.evaluate(case, account, ev, now, today, calendar)
-
-
 def _days(count: int) -> str:
     return f"{count} business day{'' if count == 1 else 's'}"
 
@@ -164,6 +141,11 @@ class _Step:
 class SequenceRule:
     """Attempts on fixed days after Day 1 (seed 002's days 3/5/7, seed 004's days 1/3/5/6).
 
+    A sequence chases a customer who owes us a message, so its clock runs only on the
+    customer's turn (:class:`~policies.model.Turn`): while a customer message awaits an agent's
+    answer nothing is due, and with ``anchor: inbound`` Day 1 is when the turn passed to the
+    customer. Updates (``every``, phases) are the team's own news and do not wait for a turn.
+
     Where the case stands is the highest step among this cycle's marks; the next step is due
     on its Day, and never sooner after the previous attempt than the days between them.
     """
@@ -185,6 +167,14 @@ class SequenceRule:
         today: date,
         calendar: BusinessCalendar,
     ) -> Verdict:
+        if not ev.turn.customer:  # a sequence chases a customer who owes us, never one we owe
+            since = ev.turn.since
+            return NotDue(
+                lambda: (
+                    f"the customer's message of {_fmt_instant(since, calendar)} awaits an"
+                    " agent's answer: the turn is the agent's"
+                )
+            )
         anchor = self._anchor(case, ev, now)
         if anchor is None:
             start = ev.cycle_start

@@ -126,7 +126,9 @@ def plan(
                     yield Unjudged(case.ref, _cannot_tell(policy, check.label, observed))
                 else:
                     try:
-                        verdict = policy.judge(case, account, now, today, calendar)
+                        verdict = policy.cadence.evaluate(
+                            case, account, policy.evidence(case, now), now, today, calendar
+                        )
                         # NotDue is by far the most common verdict: nothing more to build.
                         result = (
                             None if isinstance(verdict, NotDue) else _result(policy, case, verdict)
@@ -259,7 +261,9 @@ def explain(
                 detail = _cannot_tell(policy, failed.label, failed.observed(case, account))
             else:
                 claimed_by = policy.name
-                verdict = policy.judge(case, account, now, today, calendar)
+                verdict = policy.cadence.evaluate(
+                    case, account, policy.evidence(case, now), now, today, calendar
+                )
                 outcome, detail, item = _explain_verdict(policy, case, verdict)
             explanations.append(
                 Explanation(policy.name, policy.source, outcome, detail, checks, item)

@@ -12,14 +12,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
-from policies.cadences import Cadence, Evidence, Verdict, compile_cadence, gather_evidence, judge
-from policies.calendar import BusinessCalendar
+from policies.cadences import Cadence, Evidence, compile_cadence, gather_evidence
 from policies.language import BUNDLED_PACK, Pack, Policy, load_pack
 from policies.model import Account, ActivityKind, Case, CaseKind, PlanTier, Status
 from policies.selectors import Check, Tri, compile_selector, match_checks
@@ -58,17 +57,6 @@ class CompiledPolicy:
 
     def evidence(self, case: Case, now: datetime) -> Evidence:
         return gather_evidence(case, self.name, self.restart_on, now)
-
-    def judge(
-        self,
-        case: Case,
-        account: Account | None,
-        now: datetime,
-        today: date,
-        calendar: BusinessCalendar,
-    ) -> Verdict:
-        """Whether this (matching) policy owes ``case`` a step at ``now``."""
-        return judge(self.cadence, case, account, self.evidence(case, now), now, today, calendar)
 
 
 @dataclass(frozen=True, slots=True)

@@ -189,20 +189,21 @@ def _cast(desk: Desk) -> dict[str, int]:
 
 
 def _set_the_scene(desk: Desk, cast: dict[str, int]) -> None:
-    """Monday 9 March: each customer writes in before 9:00 (Day 1); the awaiting-customer
-    ticket is a question an agent answers at 9:30, setting it PENDING (its Day 1)."""
+    """Monday 9 March: each customer writes in before 9:00, and an agent answers at 9:30,
+    setting the ticket PENDING: the turn is the customer's from then on (Day 1). The
+    awaiting-customer ticket is a question the answer settles (its Day 1 too)."""
     desk.set_clock(local(DAYS[0], 8, 30))
     _enter_phase(desk, cast["bug"], 1, DAYS[0])
     for role, ticket_id in cast.items():
-        if role == "bug":
-            continue
-        desk.customer(ticket_id)
-        if role != "awaiting":
-            desk.update(ticket_id, assignee_id=DANA.id)
+        if role != "bug":
+            desk.customer(ticket_id)
     desk.set_fields(cast["awaiting"], **{"Request type": "other_question", "Phase": ""})
     desk.set_clock(local(DAYS[0], 9, 30))
-    answer = {"body": "Here is how to do it: ...", "public": True, "author_id": DANA.id}
-    desk.update(cast["awaiting"], comment=answer, status="pending", assignee_id=DANA.id)
+    for role, ticket_id in cast.items():
+        if role != "bug":
+            body = "Here is how to do it: ..." if role == "awaiting" else "Please call us back."
+            answer = {"body": body, "public": True, "author_id": DANA.id}
+            desk.update(ticket_id, comment=answer, status="pending", assignee_id=DANA.id)
 
 
 def _enter_phase(desk: Desk, ticket_id: int, phase: int, day: date) -> None:

@@ -14,6 +14,7 @@ import respx
 
 from connectors.base import WriteOutcome
 from connectors.intercom import IntercomConnector
+from connectors.intercom_json import IntercomIds, conversation_case
 from connectors.mapping import IntercomMapping
 from connectors.settings import Timeouts, VendorLimits
 from policies.model import (
@@ -587,3 +588,35 @@ async def test_a_ticket_already_carrying_the_marker_is_not_written(
             ticket_item(Action(ActionType.SET_STATUS, {"status": "solved"}), followups=(mark,))
         )
     assert (result.outcome, result.calls) == (WriteOutcome.ALREADY_APPLIED, 0)
+
+
+# -- markers only from the worker's own hand (issue 14) ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("part_type", "author"),
+    [
+        pytest.param(
+            "comment", {"type": "admin", "id": "1"}, id="the worker's reply echoing a title"
+        ),
+        pytest.param("comment", {"type": "user", "id": "c1"}, id="the contact's message"),
+        pytest.param("note", {"type": "admin", "id": "2"}, id="another admin's note"),
+        pytest.param("note", {"type": "bot", "id": "1"}, id="a bot's note"),
+    ],
+)
+def test_a_footer_outside_the_worker_s_own_notes_is_text(
+    part_type: str, author: dict[str, str]
+) -> None:
+    def part(kind: str, who: dict[str, str], body: str, at: int) -> dict[str, Any]:
+        return {"part_type": kind, "author": who, "body": body, "created_at": at}
+
+    own = part("note", {"type": "admin", "id": "1"}, f"<p>1/3</p><p>{FOOTER}</p>", 1_770_000_100)
+    forged = part(part_type, author, f"<p>Re: {FOOTER}</p>", 1_770_000_200)
+    ids = IntercomIds("1", {"Roxy V": "2"})
+
+    def read(*parts: dict[str, Any]) -> Any:
+        record = conversation("10", 1, 0, conversation_parts={"conversation_parts": list(parts)})
+        return conversation_case(record, ids)
+
+    assert read(forged).followups == ()
+    assert [m.at.timestamp() for m in read(own, forged).followups] == [1_770_000_100]
