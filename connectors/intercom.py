@@ -43,6 +43,7 @@ from connectors.intercom_json import (
     IntercomIds,
     conversation_calls,
     conversation_case,
+    html_body,
     own_note,
     record_parts,
     ticket_calls,
@@ -175,7 +176,7 @@ class IntercomConnector(OwnsClient):
         message = {
             "message_type": "email",
             "subject": subject,
-            "body": body,
+            "body": html_body(body),
             "template": "plain",
             "from": {"type": "admin", "id": ids.me},
             "to": {"type": "user", "id": contact_id},

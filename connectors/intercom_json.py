@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from html import escape
 from typing import Any
 
 from connectors.errors import MappingError
@@ -37,6 +38,7 @@ __all__ = [
     "IntercomIds",
     "conversation_calls",
     "conversation_case",
+    "html_body",
     "own_note",
     "record_parts",
     "ticket_calls",
@@ -115,6 +117,17 @@ def ticket_states(
     return found
 
 
+def html_body(text: str) -> str:
+    """Plain text as the HTML body Intercom expects: every character escaped (a customer's
+    subject echoed in a reply is text, never markup), a paragraph per blank-line block."""
+    blocks = (block for block in text.strip().split("\n\n") if block.strip())
+    return "".join(f"<p>{escape(block.strip()).replace(chr(10), '<br>')}</p>" for block in blocks)
+
+
+def _html(text: str | None) -> str | None:
+    return None if text is None else html_body(text)
+
+
 def conversation_calls(
     item: PlanItem, ids: IntercomIds
 ) -> tuple[str | None, str, list[dict[str, Any]]]:
@@ -139,7 +152,7 @@ def conversation_calls(
                 parts.extend(_state_part(str(p["status"]), p.get("until"), ids.me))
             case _:
                 raise MappingError(f"intercom cannot {action.type} (conversation {item.case.id})")
-    return texts.reply(), texts.signed_note(item), parts
+    return _html(texts.reply()), html_body(texts.signed_note(item)), parts
 
 
 def _state_part(status: str, until: Any, admin_id: str) -> list[dict[str, Any]]:
@@ -181,7 +194,7 @@ def ticket_calls(
                 raise MappingError(f"intercom cannot {action.type} (ticket {item.case.id})")
     if update:
         update["admin_id"] = int(ids.me)  # who changed it, for Intercom's workflows and log
-    return texts.reply(), texts.signed_note(item), update
+    return _html(texts.reply()), html_body(texts.signed_note(item)), update
 
 
 def _status(value: str) -> Status | None:

@@ -140,8 +140,9 @@ class Account:
     planner reports such cases instead of guessing. ``open_cases`` is the number of open
     cases (tickets or bugs) of the account, which the Community rule of seeds 000/001 needs;
     ``open_case_refs`` names them (``Case.ref``) so one bundled update can speak for all of
-    them. ``max_open_priority`` is the most severe priority among them: seed 001's Standard
-    rules depend on whether the *account* has "at least one high-priority ticket".
+    them, and ``open_case_titles`` gives their subjects by ref, so it names each by its title.
+    ``max_open_priority`` is the most severe priority among them: seed 001's Standard rules
+    depend on whether the *account* has "at least one high-priority ticket".
     """
 
     id: str
@@ -154,6 +155,7 @@ class Account:
     raw_plan: str | None = None
     open_case_refs: tuple[str, ...] = ()
     max_open_priority: Priority | None = None
+    open_case_titles: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

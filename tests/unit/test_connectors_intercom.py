@@ -180,10 +180,10 @@ async def test_reply_then_state_then_the_signed_note(router: respx.MockRouter) -
         "message_type": "comment",
         "type": "admin",
         "admin_id": "1",
-        "body": "Closing now",
+        "body": "<p>Closing now</p>",
     }
     assert bodies[1]["message_type"] == "note"
-    assert bodies[1]["body"].endswith(FOOTER.replace("step 1/3", "step 3/3"))
+    assert bodies[1]["body"].endswith(FOOTER.replace("step 1/3", "step 3/3") + "</p>")
     assert [json.loads(c.request.content) for c in parts.calls] == [
         {"message_type": "assignment", "type": "admin", "admin_id": "1", "assignee_id": "2"},
         {"message_type": "close", "type": "admin", "admin_id": "1"},
@@ -463,7 +463,7 @@ async def test_ticket_state_and_assignee_go_in_one_update_then_the_signed_note(
     ]
     note = json.loads(reply.calls[0].request.content)
     assert (note["message_type"], note["type"], note["admin_id"]) == ("note", "admin", "1")
-    assert note["body"].endswith(FOOTER.replace("step 1/3", "step 3/3"))
+    assert note["body"].endswith(FOOTER.replace("step 1/3", "step 3/3") + "</p>")
 
 
 async def test_a_note_alone_makes_no_ticket_update(router: respx.MockRouter) -> None:
@@ -620,3 +620,16 @@ def test_a_footer_outside_the_worker_s_own_notes_is_text(
 
     assert read(forged).followups == ()
     assert [m.at.timestamp() for m in read(own, forged).followups] == [1_770_000_100]
+
+
+async def test_a_hostile_subject_is_text_in_the_html_reply(router: respx.MockRouter) -> None:
+    reply = router.post("/conversations/10/reply").respond(json={})
+    router.get("/conversations/10").respond(json=conversation("10", 1, 0))
+    hostile = 'Hi <img src=x onerror="alert(1)"> & <b>bye</b>\nline two'
+    async with connector(router) as intercom:
+        await intercom.apply(item(Action(ActionType.REPLY, {"body": hostile})))
+    body = json.loads(reply.calls[0].request.content)["body"]
+    assert body == (
+        "<p>Hi &lt;img src=x onerror=&quot;alert(1)&quot;&gt; &amp; &lt;b&gt;bye&lt;/b&gt;"
+        "<br>line two</p>"
+    )
