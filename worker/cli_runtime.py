@@ -23,7 +23,6 @@ import typer
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from rich.console import Console
 from rich.table import Table
 
 from worker.badrecords import unreadable_in
@@ -36,11 +35,12 @@ from worker.service import ListenError, run_once, serve
 from worker.settings import Settings, SettingsError, load_settings
 from worker.switches import dry_run_switch, set_dry_run_switch
 from worker.tenants import TenantRoster, load_tenants
+from worker.terminal import plain_console
 from worker.wiring import WiringError, open_lease_keeper, open_runtime
 
 __all__ = ["register"]
 
-_out = Console(highlight=False, soft_wrap=True)
+_out = plain_console(soft_wrap=True)
 # How far back `history` looks for a case among the records cycles could not read.
 _CYCLES_SEARCHED = 200
 
