@@ -120,7 +120,7 @@ def run(
             summary = asyncio.run(
                 _run_once(settings, roster, ledger, _instant(at, settings.zone), dry_run, spool)
             )
-        except WiringError as exc:
+        except (WiringError, LedgerError) as exc:
             _fail(str(exc))
         finally:
             ledger.close()
@@ -170,7 +170,7 @@ def serve_command(
     )
     try:
         asyncio.run(_serve(settings, roster, ledger))
-    except (WiringError, ListenError) as exc:
+    except (WiringError, ListenError, LedgerError) as exc:
         _fail(str(exc))
     finally:
         ledger.close()

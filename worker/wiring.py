@@ -36,7 +36,7 @@ from policies.yamlsource import SourceError
 from worker.badrecords import BadRecordTally
 from worker.cycle import PlanFunction, Runtime, Tenant
 from worker.leases import LeaseKeeper, new_replica_id, tenant_leases_for
-from worker.ledger import Ledger, engine_url
+from worker.ledger import Ledger, engine_url, sole_writer
 from worker.metrics import MeteredTransport, Metrics
 from worker.settings import Settings
 from worker.tenants import (
@@ -196,11 +196,18 @@ def _report_broken(broken: BrokenTenant, metrics: Metrics) -> None:
 
 @contextmanager
 def open_lease_keeper(settings: Settings) -> Iterator[LeaseKeeper]:
-    """Real leases when the ledger is PostgreSQL (replicas may share it), local ones otherwise.
+    """Real leases when the ledger is PostgreSQL (replicas may share it), local ones otherwise,
+    the SQLite ledger then held by this process alone (:func:`~worker.ledger.sole_writer`:
+    raises :class:`~worker.ledger.LedgerError` when another process holds it).
 
     Leaving the block hands every lease back (graceful shutdown); a killed process cannot, and
     its leases lapse after ``FOLLOWUP_LEASE_TTL``.
     """
+    with sole_writer(settings.database_url):
+        yield from _lease_keeper(settings)
+
+
+def _lease_keeper(settings: Settings) -> Iterator[LeaseKeeper]:
     engine = sa.create_engine(engine_url(settings.database_url))
     try:
         leases = tenant_leases_for(engine)
