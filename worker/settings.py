@@ -84,7 +84,7 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
-    # Vendors: one whose URL (or token) is unset is simply not used.
+    # Vendors: each used with all of its settings, or left out with none of them.
     zendesk_url: AnyHttpUrl | None = None
     zendesk_email: str | None = None
     zendesk_token: SecretStr | None = None
@@ -183,8 +183,17 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _complete_vendors(self) -> Settings:
-        if self.zendesk_url and self.zendesk_token and not self.zendesk_email:
-            raise ValueError("FOLLOWUP_ZENDESK_EMAIL is required with a Zendesk URL and token")
+        # A vendor is used with all of its settings or left out with none: one half set (an
+        # empty or misspelled token) would silently drop that vendor's cases.
+        for vendor, names in _VENDOR_SETTINGS.items():
+            given = [n for n in names if getattr(self, n) is not None]
+            if given and len(given) < len(names):
+                missing = [_variable(n) for n in names if n not in given]
+                raise ValueError(
+                    f"{' and '.join(missing)} missing: {vendor} has "
+                    f"{', '.join(_variable(n) for n in given)} but needs all of "
+                    f"{', '.join(_variable(n) for n in names)} (or none, to leave it out)"
+                )
         if self.holidays_subdivision:
             known = holidays.list_supported_countries()[self.holidays_country]
             if self.holidays_subdivision not in known:
@@ -232,6 +241,17 @@ class Settings(BaseSettings):
         if self.zendesk_email:
             secrets.append(self.zendesk_email)
         return frozenset(s for s in secrets if s)
+
+
+_VENDOR_SETTINGS = {
+    "Zendesk": ("zendesk_url", "zendesk_email", "zendesk_token"),
+    "Intercom": ("intercom_url", "intercom_token"),
+    "Asana": ("asana_url", "asana_token"),
+}
+
+
+def _variable(field_name: str) -> str:
+    return f"{ENV_PREFIX}{field_name.upper()}"
 
 
 _DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

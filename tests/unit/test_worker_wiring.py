@@ -57,7 +57,6 @@ def test_one_connector_per_vendor_with_url_token_and_mapping(tmp_path: Path) -> 
         zendesk_token="zd",
         intercom_url=f"{SANDBOX}/intercom",
         intercom_token="ic",
-        asana_url=f"{SANDBOX}/asana/api/1.0",  # no token: not used
     )
     connectors = build_connectors(settings, Metrics())
     assert {source: c.source for source, c in connectors.items()} == {
