@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import os
 import sys
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, NoReturn
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
 from zoneinfo import ZoneInfo
 
 import typer
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from dotenv import dotenv_values
 from rich.table import Table
 
 from worker.badrecords import unreadable_in
@@ -32,7 +35,7 @@ from worker.ledger import Attempt, Ledger, LedgerError
 from worker.logs import configure_logging
 from worker.printed_plan import PlanSpool, plan_spool, print_json, print_tables
 from worker.service import ListenError, run_once, serve
-from worker.settings import Settings, SettingsError, load_settings
+from worker.settings import Settings, SettingsError, load_settings, unknown_variables
 from worker.switches import dry_run_switch, set_dry_run_switch
 from worker.tenants import TenantRoster, load_tenants
 from worker.terminal import plain_console
@@ -59,6 +62,8 @@ def _fail(message: str) -> NoReturn:
 
 def _start(**overrides: object) -> tuple[Settings, TenantRoster, Ledger]:
     """Settings, tenants, logging and the (migrated) ledger, or one line on stderr and exit 2."""
+    for line in unknown_variables(_environment(), _flag_variables()):
+        typer.echo(f"followup: {line}", err=True)
     try:
         settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
         roster = load_tenants(settings)
@@ -73,6 +78,29 @@ def _start(**overrides: object) -> tuple[Settings, TenantRoster, Ledger]:
         return settings, roster, Ledger.open(settings.database_url)
     except LedgerError as exc:
         _fail(str(exc))
+
+
+def _environment() -> dict[str, str]:
+    """What the settings are read from: the ``.env`` file, then the environment."""
+    dotenv = (
+        {k: v or "" for k, v in dotenv_values(".env").items()} if Path(".env").is_file() else {}
+    )
+    return {**dotenv, **os.environ}
+
+
+def _flag_variables() -> set[str]:
+    """The environment twins of every flag of every command (typer's ``envvar=``)."""
+    from worker.cli import app  # the whole command tree; imported late: it imports this module
+
+    found: set[str] = set()
+    pending: list[Any] = [typer.main.get_command(app)]
+    while pending:
+        command = pending.pop()
+        for param in command.params:
+            envvar = param.envvar
+            found.update([envvar] if isinstance(envvar, str) else envvar or [])
+        pending.extend(getattr(command, "commands", {}).values())  # a group's subcommands
+    return found
 
 
 def _instant(text: str | None, zone: ZoneInfo) -> datetime:

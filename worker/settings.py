@@ -9,7 +9,9 @@ Every setting is documented in ``.env.example``.
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -35,7 +37,7 @@ from pydantic_settings import (
 
 from policies.model import Source
 
-__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "load_settings"]
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "load_settings", "unknown_variables"]
 
 ENV_PREFIX = "FOLLOWUP_"
 
@@ -291,3 +293,21 @@ def _one_line(exc: ValidationError) -> str:
         else:
             problems.append(message)
     return "invalid setting " + "; ".join(problems)
+
+
+def unknown_variables(environ: Mapping[str, str], also_known: Iterable[str]) -> list[str]:
+    """One line per ``FOLLOWUP_*`` variable of ``environ`` that nothing reads, naming the
+    closest known one: a misspelled name would otherwise be ignored without a word.
+    ``also_known``: the variables the commands' own flags read (``FOLLOWUP_AT``...)."""
+    known = set(also_known)
+    for name, field in Settings.model_fields.items():
+        known.add(_variable(name))
+        if _is_secret(field):
+            known.add(f"{_variable(name)}_FILE")
+    lines = []
+    for name in sorted(environ):
+        if name.startswith(ENV_PREFIX) and name not in known:
+            closest = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean {closest[0]}?)" if closest else ""
+            lines.append(f"unknown setting {name} ignored{hint}")
+    return lines

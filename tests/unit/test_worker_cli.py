@@ -119,3 +119,20 @@ def test_run_without_any_vendor_stops_with_one_line(ledger_url: str) -> None:
     result = runner.invoke(app, ["run", "--once"])
     assert result.exit_code == 2
     assert result.stderr.splitlines()[-1].startswith("followup: no vendor configured")
+
+
+def test_an_unknown_followup_variable_is_reported_with_the_closest_name(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FOLLOWUP_ZENDESK_TOKEM", "zd")
+    monkeypatch.setenv("FOLLOWUP_OPERATR", "alice")
+    result = runner.invoke(app, ["dry-run", "status"])
+    assert result.exit_code == 0
+    assert (
+        "followup: unknown setting FOLLOWUP_OPERATR ignored (did you mean FOLLOWUP_OPERATOR?)"
+        in result.stderr.splitlines()
+    )
+    assert (
+        "followup: unknown setting FOLLOWUP_ZENDESK_TOKEM ignored"
+        " (did you mean FOLLOWUP_ZENDESK_TOKEN?)" in result.stderr.splitlines()
+    )
