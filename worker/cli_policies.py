@@ -26,6 +26,7 @@ from policies.rules import Rulebook, load_rulebook
 from policies.snapshot import load_snapshot
 from policies.synthetic import synthetic_accounts, synthetic_cases
 from policies.yamlsource import SourceError
+from worker.settings import setting_pairs
 from worker.terminal import plain_console
 
 __all__ = ["bench_app", "explain_command", "plan_command", "policies_app", "register"]
@@ -82,16 +83,12 @@ def _instant(at: datetime | None) -> datetime:
 
 
 def _overrides(settings: list[str] | None) -> dict[str, str]:
-    """Environment pairs first, then --set flags, which win. Not typer's ``envvar=``: it
-    splits on whitespace, and bot owners' names contain spaces."""
-    from_env = [p for p in os.environ.get(SETTINGS_ENV, "").split(";") if p.strip()]
-    overrides = {}
-    for item in [*from_env, *(settings or [])]:
-        name, sep, choice = item.partition("=")
-        if not sep:
-            raise typer.BadParameter(f"{item!r} is not NAME=CHOICE", param_hint="--set")
-        overrides[name.strip()] = choice.strip()
-    return overrides
+    """Environment pairs first, then --set flags, which win (as for ``run`` and ``serve``).
+    Not typer's ``envvar=``: it splits on whitespace, and bot owners' names contain spaces."""
+    try:
+        return setting_pairs([*os.environ.get(SETTINGS_ENV, "").split(";"), *(settings or [])])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--set") from None
 
 
 def _rulebook(folder: Path, settings: list[str] | None) -> Rulebook:

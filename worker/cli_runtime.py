@@ -29,13 +29,20 @@ from dotenv import dotenv_values
 from rich.table import Table
 
 from worker.badrecords import unreadable_in
+from worker.cli_policies import SettingOption
 from worker.cycle import CycleSummary
 from worker.decisions import run_mode
 from worker.ledger import Attempt, Ledger, LedgerError
 from worker.logs import configure_logging
 from worker.printed_plan import PlanSpool, plan_spool, print_json, print_tables
 from worker.service import ListenError, run_once, serve
-from worker.settings import Settings, SettingsError, load_settings, unknown_variables
+from worker.settings import (
+    ENV_PREFIX,
+    Settings,
+    SettingsError,
+    load_settings,
+    unknown_variables,
+)
 from worker.switches import dry_run_switch, set_dry_run_switch
 from worker.tenants import TenantRoster, load_tenants
 from worker.terminal import plain_console
@@ -60,10 +67,17 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
-def _start(**overrides: object) -> tuple[Settings, TenantRoster, Ledger]:
-    """Settings, tenants, logging and the (migrated) ledger, or one line on stderr and exit 2."""
-    for line in unknown_variables(_environment(), _flag_variables()):
+def _start(
+    policy_flags: list[str] | None = None, **overrides: object
+) -> tuple[Settings, TenantRoster, Ledger]:
+    """Settings, tenants, logging and the (migrated) ledger, or one line on stderr and exit 2.
+    ``policy_flags``: ``--set`` pairs, added after ``FOLLOWUP_POLICY_SETTINGS``'s (they win)."""
+    environment = _environment()
+    for line in unknown_variables(environment, _flag_variables()):
         typer.echo(f"followup: {line}", err=True)
+    if policy_flags:
+        given = environment.get(f"{ENV_PREFIX}POLICY_SETTINGS", "")
+        overrides["policy_settings"] = ";".join([given, *policy_flags])
     try:
         settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
         roster = load_tenants(settings)
@@ -138,11 +152,12 @@ def run(
         bool,
         typer.Option("--json", envvar="FOLLOWUP_JSON", help="Print the summary as JSON."),
     ] = False,
+    policy_settings: SettingOption = None,
 ) -> None:
     """Run one fetch -> plan -> execute cycle; exit 1 if any due follow-up was not done."""
     if not once:
         _fail("`run` needs --once (use `followup serve` to run on a schedule)")
-    settings, roster, ledger = _start()
+    settings, roster, ledger = _start(policy_settings)
     with plan_spool() as spool:
         try:
             summary = asyncio.run(
@@ -191,10 +206,11 @@ def serve_command(
             envvar="FOLLOWUP_EVERY", help="Run a cycle every this many seconds instead.", min=0.1
         ),
     ] = None,
+    policy_settings: SettingOption = None,
 ) -> None:
     """Run cycles on a schedule and serve health, readiness, metrics and the dry-run switch."""
     settings, roster, ledger = _start(
-        http_host=host, http_port=port, schedule=schedule, every=every
+        policy_settings, http_host=host, http_port=port, schedule=schedule, every=every
     )
     try:
         asyncio.run(_serve(settings, roster, ledger))

@@ -37,7 +37,14 @@ from pydantic_settings import (
 
 from policies.model import Source
 
-__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "load_settings", "unknown_variables"]
+__all__ = [
+    "ENV_PREFIX",
+    "Settings",
+    "SettingsError",
+    "load_settings",
+    "setting_pairs",
+    "unknown_variables",
+]
 
 ENV_PREFIX = "FOLLOWUP_"
 
@@ -98,6 +105,9 @@ class Settings(BaseSettings):
     # What to do.
     mapping: Path | None = None
     policies: Path | None = None
+    # The pack's named choices, "name=choice;name=choice" (`--set name=choice` adds to them):
+    # the same for `plan`, `run` and `serve`, so a preview is what a live run will do.
+    policy_settings: str | None = None
     dry_run: bool = True
 
     # Where to remember it.
@@ -155,6 +165,12 @@ class Settings(BaseSettings):
             raise ValueError("expected a sqlite:/// or postgresql:// URL")
         return value
 
+    @field_validator("policy_settings")
+    @classmethod
+    def _valid_pairs(cls, value: str | None) -> str | None:
+        setting_pairs((value or "").split(";"))
+        return value
+
     @field_validator("schedule")
     @classmethod
     def _valid_cron(cls, value: str) -> str:
@@ -204,6 +220,11 @@ class Settings(BaseSettings):
                     f"subdivision of {self.holidays_country}"
                 )
         return self
+
+    @property
+    def policy_overrides(self) -> dict[str, str]:
+        """``policy_settings`` as the pack's overrides (name -> choice)."""
+        return setting_pairs((self.policy_settings or "").split(";"))
 
     @property
     def zone(self) -> ZoneInfo:
@@ -293,6 +314,20 @@ def _one_line(exc: ValidationError) -> str:
         else:
             problems.append(message)
     return "invalid setting " + "; ".join(problems)
+
+
+def setting_pairs(pairs: Iterable[str]) -> dict[str, str]:
+    """``NAME=CHOICE`` pairs (blank ones skipped) as overrides; a later pair wins. Values may
+    hold spaces (bot owners' names). Raises ValueError naming a pair without ``=``."""
+    overrides = {}
+    for pair in pairs:
+        if not pair.strip():
+            continue
+        name, sep, choice = pair.partition("=")
+        if not sep:
+            raise ValueError(f"{pair!r} is not NAME=CHOICE")
+        overrides[name.strip()] = choice.strip()
+    return overrides
 
 
 def unknown_variables(environ: Mapping[str, str], also_known: Iterable[str]) -> list[str]:

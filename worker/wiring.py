@@ -75,16 +75,18 @@ def build_calendar(settings: Settings) -> BusinessCalendar:
 
 
 @functools.cache
-def _compiled_pack(folder: Path) -> Rulebook:
+def _compiled_pack(folder: Path, overrides: tuple[tuple[str, str], ...]) -> Rulebook:
     # Tenants usually share a pack (the bundled one, or a company-wide folder); parsing its
     # YAML is most of a tenant's start-up time, so each folder is compiled once per process.
-    return compile_pack(load_pack(folder))
+    return compile_pack(load_pack(folder, dict(overrides)))
 
 
 def _rulebook(settings: Settings) -> Rulebook:
+    """The pack with its settings chosen (``FOLLOWUP_POLICY_SETTINGS``, ``--set``): the very
+    rulebook ``followup plan`` previews with the same choices."""
     folder = settings.policies or BUNDLED_PACK
     try:
-        return _compiled_pack(folder.resolve())
+        return _compiled_pack(folder.resolve(), tuple(sorted(settings.policy_overrides.items())))
     except SourceError as exc:
         raise WiringError(f"invalid policies in {folder}:\n{exc}") from exc
 

@@ -136,3 +136,23 @@ def test_an_unknown_followup_variable_is_reported_with_the_closest_name(
         "followup: unknown setting FOLLOWUP_ZENDESK_TOKEM ignored"
         " (did you mean FOLLOWUP_ZENDESK_TOKEN?)" in result.stderr.splitlines()
     )
+
+
+@pytest.mark.parametrize(
+    ("command", "env"),
+    [
+        (["run", "--once", "--set", "ein_bot_owner"], {}),
+        (["serve", "--set", "ein_bot_owner"], {}),
+        (["run", "--once"], {"FOLLOWUP_POLICY_SETTINGS": "ein_bot_owner"}),
+    ],
+)
+def test_pack_settings_mean_the_same_for_run_and_serve(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch, command: list[str], env: dict[str, str]
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = runner.invoke(app, command)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        "followup: invalid setting FOLLOWUP_POLICY_SETTINGS: 'ein_bot_owner' is not NAME=CHOICE"
+    )
