@@ -303,6 +303,13 @@ class _TenantResult:
             self.errors.append(f"{self.tenant}: {what}")
 
 
+def _cause(exc: BaseException) -> str:
+    """An error as one line for people: its kind and message (``Unauthorized: intercom GET
+    /contacts -> 401``, ``ConnectError: [Errno 111] Connection refused``)."""
+    message = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
 async def _run_tenant(
     tenant: Tenant, runtime: Runtime, executor: Executor, at: datetime
 ) -> _TenantResult:
@@ -334,7 +341,7 @@ async def _work_tenant(
         accounts = await _accounts(tenant.connectors.values())
     except Exception as exc:
         log.exception("accounts unreadable; tenant skipped this cycle")
-        result.error(f"accounts: {exc!r}")
+        result.error(f"accounts: {_cause(exc)}")
         return
 
     async def planned_cases() -> AsyncGenerator[list[PlanItem]]:
@@ -356,7 +363,7 @@ async def _work_tenant(
                         yield items
             except Exception as exc:
                 log.exception("cases unreadable; the rest wait", vendor=source.value)
-                result.error(f"{source.value}: {exc!r}")
+                result.error(f"{source.value}: {_cause(exc)}")
         accounts.update(totals.accounts())
         for case in waiting:
             if items := _plan_case(tenant, case, accounts, at, runtime, result):
@@ -405,7 +412,7 @@ async def _unfinished_item(
         case = await connector.fetch_case(case_id)
     except Exception as exc:
         log.exception("cannot re-read case to finish a follow-up", case=attempt.case_ref)
-        result.error(f"{attempt.case_ref}: {exc!r}")
+        result.error(f"{attempt.case_ref}: {_cause(exc)}")
         return None
     return attempt.plan_item(case)
 
@@ -423,7 +430,7 @@ def _plan_case(
         entries = list(tenant.plan([case], accounts, at))
     except Exception as exc:
         log.exception("planner failed on a case", case=case.ref)
-        result.error(f"{case.ref}: planner: {exc!r}")
+        result.error(f"{case.ref}: planner: {_cause(exc)}")
         return items
     for entry in entries:
         if isinstance(entry, Unjudged):

@@ -388,6 +388,14 @@ def _attempt(row: Any) -> Attempt:
     )
 
 
+def _cause(exc: SQLAlchemyError) -> str:
+    """The driver's own first line (``connection refused``, ``password authentication
+    failed``...): the database's answer, never the URL or its password."""
+    driver = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(driver).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
 def engine_url(url: str) -> sa.URL:
     """``postgresql://`` and ``postgres://`` mean psycopg 3; anything else is taken as is."""
     parsed = sa.make_url(url)
@@ -489,8 +497,7 @@ class Ledger:
         except SQLAlchemyError as exc:
             engine.dispose()
             where = parsed.render_as_string(hide_password=True)
-            problem = exc.__class__.__name__
-            raise LedgerError(f"cannot open the ledger at {where}: {problem}") from exc
+            raise LedgerError(f"cannot open the ledger at {where}: {_cause(exc)}") from exc
         except LedgerError:
             engine.dispose()
             raise

@@ -34,6 +34,8 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from policies.model import Source
 
@@ -163,6 +165,13 @@ class Settings(BaseSettings):
     def _known_database(cls, value: str) -> str:
         if not value.startswith(("sqlite://", "postgresql://", "postgres://", "postgresql+")):
             raise ValueError("expected a sqlite:/// or postgresql:// URL")
+        try:
+            make_url(value)
+        except (ArgumentError, ValueError):  # e.g. a port that is not a number
+            raise ValueError(
+                "malformed URL (expected postgresql://user:password@host:port/database, "
+                "the port a number)"
+            ) from None
         return value
 
     @field_validator("policy_settings")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -156,3 +157,22 @@ def test_pack_settings_mean_the_same_for_run_and_serve(
     assert result.stderr.splitlines()[-1] == (
         "followup: invalid setting FOLLOWUP_POLICY_SETTINGS: 'ein_bot_owner' is not NAME=CHOICE"
     )
+
+
+def test_a_refused_database_is_one_line_with_its_cause(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = _closed_port()
+    monkeypatch.setenv("FOLLOWUP_DATABASE_URL", f"postgresql://u:s3cret@127.0.0.1:{port}/db")
+    result = runner.invoke(app, ["dry-run", "status"])
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("followup: cannot open the ledger at postgresql+psycopg://u:***@127")
+    assert line.endswith("Connection refused")
+    assert "s3cret" not in result.output
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:  # bound, never listening: connecting is refused
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -86,6 +86,11 @@ def test_an_unreadable_secret_file_names_the_variable(monkeypatch: pytest.Monkey
     [
         ("FOLLOWUP_ZENDESK_URL", "acme.zendesk", "FOLLOWUP_ZENDESK_URL: Input should be a valid"),
         ("FOLLOWUP_DATABASE_URL", "mysql://db", "FOLLOWUP_DATABASE_URL: expected a sqlite"),
+        (
+            "FOLLOWUP_DATABASE_URL",
+            "postgresql://u:pw@db:notaport/x",
+            "FOLLOWUP_DATABASE_URL: malformed URL",
+        ),
         ("FOLLOWUP_SCHEDULE", "every day", "FOLLOWUP_SCHEDULE:"),
         ("FOLLOWUP_TIMEZONE", "Mars/Olympus", "FOLLOWUP_TIMEZONE: unknown time zone"),
         ("FOLLOWUP_HOLIDAYS_COUNTRY", "XX", "FOLLOWUP_HOLIDAYS_COUNTRY: no holiday calendar"),
