@@ -30,7 +30,7 @@ from rich.table import Table
 
 from worker.badrecords import unreadable_in
 from worker.cli_policies import SettingOption
-from worker.cycle import CycleSummary
+from worker.cycle import CycleSummary, Runtime
 from worker.decisions import run_mode
 from worker.ledger import Attempt, Ledger, LedgerError
 from worker.logs import configure_logging
@@ -46,7 +46,7 @@ from worker.settings import (
 from worker.switches import dry_run_switch, set_dry_run_switch
 from worker.tenants import TenantRoster, load_tenants
 from worker.terminal import plain_console
-from worker.wiring import WiringError, open_lease_keeper, open_runtime
+from worker.wiring import WiringError, open_lease_keeper, open_runtime, unresolved_names
 
 __all__ = ["register"]
 
@@ -184,8 +184,26 @@ async def _run_once(
 ) -> CycleSummary:
     with open_lease_keeper(settings) as leases:
         async with open_runtime(settings, ledger, roster=roster, leases=leases) as runtime:
+            await _names_resolve_for_live(runtime, settings, ledger, dry_run)
             spool.listen(runtime)
             return await run_once(runtime, at=at, dry_run=dry_run)
+
+
+async def _names_resolve_for_live(
+    runtime: Runtime, settings: Settings, ledger: Ledger, flag: bool | None
+) -> None:
+    """A live run starts only once every name its tenants' mappings give resolves (or is
+    accepted): a missing group or field would otherwise leave cases "not judged", or their
+    follow-ups half done, without a word why. Raises WiringError, one line per name."""
+    mode = run_mode(flag=flag, switch=dry_run_switch(ledger), configured=settings.dry_run)
+    if mode.dry_run:
+        return
+    unresolved = await unresolved_names(runtime)
+    if unresolved:
+        raise WiringError(
+            "nothing written: the tenant mapping names what the vendor does not have "
+            "(fix the mapping, or list the name under accept_unresolved):\n" + "\n".join(unresolved)
+        )
 
 
 def serve_command(
@@ -223,6 +241,7 @@ def serve_command(
 async def _serve(settings: Settings, roster: TenantRoster, ledger: Ledger) -> None:
     with open_lease_keeper(settings) as leases:
         async with open_runtime(settings, ledger, roster=roster, leases=leases) as runtime:
+            await _names_resolve_for_live(runtime, settings, ledger, None)
             await serve(
                 runtime,
                 trigger=_trigger(settings),

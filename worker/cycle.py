@@ -31,7 +31,15 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -74,6 +82,10 @@ def _wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
+async def _nothing_unresolved() -> list[str]:
+    return []
+
+
 @dataclass(frozen=True, slots=True)
 class Tenant:
     """One helpdesk: its vendors (at most one connector per source) and its planner.
@@ -92,6 +104,9 @@ class Tenant:
     # (the rest is planned as it streams in). Default: all, which is always correct.
     plan_last: frozenset[CaseKind] = frozenset(CaseKind)
     bad_records: BadRecordTally | None = None
+    # The names its mapping gives that its vendors do not have and its operator has not
+    # accepted, one line each (worker.wiring.unresolved_names): a live run stops on any.
+    unresolved: Callable[[], Awaitable[list[str]]] = _nothing_unresolved
 
 
 @dataclass(slots=True)
