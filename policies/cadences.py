@@ -263,8 +263,11 @@ def _due_day(interval: Interval, start: date, calendar: BusinessCalendar) -> dat
     raise AssertionError("business_hours intervals are handled by _deadline")
 
 
+_DATE_ONLY = len("2026-03-02")
+
+
 def _parse_instant(raw: str, calendar: BusinessCalendar) -> datetime:
-    if len(raw) == 10:
+    if len(raw) == _DATE_ONLY:
         return calendar.opening(date.fromisoformat(raw))
     parsed = datetime.fromisoformat(raw)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=calendar.zone)
@@ -358,6 +361,7 @@ class PhaseRule:
     since_field: str
     phases: tuple[_Phase, ...]
     renderers: tuple[Renderer, ...]
+    date_only_closing: bool  # a date-only entry counts its timeframe from that day's close
 
     def evaluate(
         self,
@@ -400,7 +404,7 @@ class PhaseRule:
             )
         if within is None:
             return NotDue(lambda: f"{entered()}; this phase has no timeframe")
-        deadline = _deadline(within, since, calendar)
+        deadline = _deadline(within, self._counted_from(since_raw, since, calendar), calendar)
         if now <= deadline:
             return NotDue(
                 lambda: (
@@ -409,6 +413,15 @@ class PhaseRule:
             )
         reason = f"{entered()}; over its {within_label} timeframe"
         return self._due(phase, f"phase {phase} overdue", reason, since, case, account, today, ev)
+
+    def _counted_from(
+        self, raw: str | None, since: datetime, calendar: BusinessCalendar
+    ) -> datetime:
+        """Where a timeframe starts: the entry instant, or for an entry known only by its date
+        and ``date_only_start: closing``, that day's close (the day itself is not counted)."""
+        if raw is not None and len(raw) == _DATE_ONLY and self.date_only_closing:
+            return calendar.closing(date.fromisoformat(raw))
+        return since
 
     def _due(
         self,
@@ -470,6 +483,7 @@ def compile_cadence(policy: Policy, env: jinja2.Environment) -> Cadence:
             for p in cadence.phases
         ),
         renderers=compile_actions(cadence.actions, env),
+        date_only_closing=cadence.date_only_start != "opening",
     )
 
 

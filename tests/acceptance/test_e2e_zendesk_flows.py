@@ -244,7 +244,7 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
                 if index == 2:  # Wed 9:00, before the cycle: a missed call mid-sequence
                     desk.set_clock(local(day, 9))
                     desk.customer(cast["restarted"], "missed_call")
-                if index == 4:  # Fri 13th: the bug moves on to phase 2
+                if index == 5:  # Mon 16th: the bug moves on to phase 2
                     desk.set_clock(local(day, 9))
                     _enter_phase(desk, cast["bug"], 2, day)
                 if index == 7:  # Wed 18th: the solved awaiting-customer ticket gets a reply
@@ -356,17 +356,18 @@ def test_awaiting_customer_three_emails_the_third_closing_then_solved(story: Sto
 
 def test_a_bug_is_told_each_phase_it_enters_and_flagged_once_when_overdue(story: Story) -> None:
     days = story.of("bug")
-    # Mon: entered phase 1 -> the customer is told what it means. Thu: phase 1 has outlasted
-    # its 3 business days -> internal note and tag. Fri: phase 2 -> told again.
+    # Mon: entered phase 1 (a date: its timeframe counts from Monday's close) -> the customer
+    # is told what it means. Fri: phase 1 has outlasted its 3 business days (Tue, Wed, Thu) ->
+    # internal note and tag. Mon 16th: phase 2 -> told again.
     told = [(i, d.emails) for i, d in enumerate(days) if d.emails]
-    assert [i for i, _ in told] == [0, 4]
+    assert [i for i, _ in told] == [0, 5]
     assert "Phase 1" in told[0][1][0] or "Request Received" in told[0][1][0]
     assert "Under Review by Support Team" in told[1][1][0]
     assert [(i, n) for i, d in enumerate(days) for n in d.notes if n[1].endswith("overdue")] == [
-        (3, ("Phase 1 (Request Received) is over its 3 business days timeframe (seed 003).",
+        (4, ("Phase 1 (Request Received) is over its 3 business days timeframe (seed 003).",
              "bug-phase-overdue", "1/4"))
     ]  # fmt: skip
-    assert "phase_overdue" in days[3].ticket["tags"]
+    assert "phase_overdue" in days[4].ticket["tags"]
     assert [d.ticket["status"] for d in days] == ["open"] * len(DAYS)
 
 
