@@ -37,13 +37,14 @@ import httpx
 
 from connectors.base import Replied, WriteOutcome, WriteResult
 from connectors.errors import BadRecord, MappingError, OutcomeUnknown, VendorError
-from connectors.footer import parse_footer
 from connectors.http import OwnsClient, VendorClient
 from connectors.intercom_json import (
     TICKET_PREFIX,
     IntercomIds,
     conversation_calls,
     conversation_case,
+    html_body,
+    own_note,
     record_parts,
     ticket_calls,
     ticket_case,
@@ -175,7 +176,7 @@ class IntercomConnector(OwnsClient):
         message = {
             "message_type": "email",
             "subject": subject,
-            "body": body,
+            "body": html_body(body),
             "template": "plain",
             "from": {"type": "admin", "id": ids.me},
             "to": {"type": "user", "id": contact_id},
@@ -385,7 +386,6 @@ class _Writes:
 
     def has_note(self, record: Mapping[str, Any]) -> bool:
         return any(
-            (mark := parse_footer(p.get("body") or "", unix_instant(p, "created_at"))) is not None
-            and mark.key == self._item.key
+            (mark := own_note(p, self._me)) is not None and mark.key == self._item.key
             for p in record_parts(record)
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from html import escape
 from typing import Any
 
 from connectors.errors import MappingError
@@ -37,6 +38,8 @@ __all__ = [
     "IntercomIds",
     "conversation_calls",
     "conversation_case",
+    "html_body",
+    "own_note",
     "record_parts",
     "ticket_calls",
     "ticket_case",
@@ -114,6 +117,17 @@ def ticket_states(
     return found
 
 
+def html_body(text: str) -> str:
+    """Plain text as the HTML body Intercom expects: every character escaped (a customer's
+    subject echoed in a reply is text, never markup), a paragraph per blank-line block."""
+    blocks = (block for block in text.strip().split("\n\n") if block.strip())
+    return "".join(f"<p>{escape(block.strip()).replace(chr(10), '<br>')}</p>" for block in blocks)
+
+
+def _html(text: str | None) -> str | None:
+    return None if text is None else html_body(text)
+
+
 def conversation_calls(
     item: PlanItem, ids: IntercomIds
 ) -> tuple[str | None, str, list[dict[str, Any]]]:
@@ -138,7 +152,7 @@ def conversation_calls(
                 parts.extend(_state_part(str(p["status"]), p.get("until"), ids.me))
             case _:
                 raise MappingError(f"intercom cannot {action.type} (conversation {item.case.id})")
-    return texts.reply(), texts.signed_note(item), parts
+    return _html(texts.reply()), html_body(texts.signed_note(item)), parts
 
 
 def _state_part(status: str, until: Any, admin_id: str) -> list[dict[str, Any]]:
@@ -180,7 +194,7 @@ def ticket_calls(
                 raise MappingError(f"intercom cannot {action.type} (ticket {item.case.id})")
     if update:
         update["admin_id"] = int(ids.me)  # who changed it, for Intercom's workflows and log
-    return texts.reply(), texts.signed_note(item), update
+    return _html(texts.reply()), html_body(texts.signed_note(item)), update
 
 
 def _status(value: str) -> Status | None:
@@ -210,8 +224,19 @@ def _author_type(record: Mapping[str, Any]) -> Any:
     return (record.get("author") or {}).get("type")
 
 
+def own_note(part: Mapping[str, Any], me: str) -> FollowUpMark | None:
+    """The follow-up a part records: only an admin note the worker's own admin signed. A
+    footer anywhere else (a contact's message, a reply echoing a title) is text."""
+    author = part.get("author") or {}
+    if part.get("part_type") != "note" or author.get("type") != "admin":
+        return None
+    if str(author.get("id")) != me:
+        return None
+    return parse_footer(optional_text(part, "body") or "", unix_instant(part, "created_at"))
+
+
 def _evidence(
-    parts: Sequence[Mapping[str, Any]], *opened: Activity
+    parts: Sequence[Mapping[str, Any]], me: str, *opened: Activity
 ) -> tuple[tuple[Activity, ...], tuple[FollowUpMark, ...]]:
     """The activity (what opened the case, then the comments) and the worker's signed notes,
     each oldest first."""
@@ -220,8 +245,7 @@ def _evidence(
     for part in parts:
         at = unix_instant(part, "created_at")
         author = _author_type(part)
-        mark = parse_footer(optional_text(part, "body") or "", at)
-        if mark is not None and author == "admin":
+        if (mark := own_note(part, me)) is not None:
             followups.append(mark)
         elif part.get("part_type") != "comment":
             continue
@@ -260,7 +284,7 @@ def _conversation_case(conversation: Mapping[str, Any], ids: IntercomIds) -> Cas
         if _author_type(source) in _CUSTOMER
         else []
     )
-    history, followups = _evidence(record_parts(conversation), *opened)
+    history, followups = _evidence(record_parts(conversation), ids.me, *opened)
     contact = _contact(conversation)
     state = conversation.get("state")
     if state not in ("open", "closed", "snoozed"):
@@ -298,7 +322,7 @@ def ticket_case(ticket: Mapping[str, Any], ids: IntercomIds) -> Case:
         if category not in _CATEGORY_STATUS:
             raise ValueError(f"ticket_state: unknown category {category!r}")
         status = _CATEGORY_STATUS[category] if ticket.get("open", True) else Status.SOLVED
-        history, followups = _evidence(record_parts(ticket))
+        history, followups = _evidence(record_parts(ticket), ids.me)
         contact = _contact(ticket)
         attributes = ticket.get("ticket_attributes") or {}
         return Case(

@@ -122,6 +122,13 @@ class TenantMapping(_Strict):
     intercom: IntercomMapping | None = None
     asana: AsanaMapping | None = None
     plans: PlanNames = PlanNames()
+    accept_unresolved: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Mapped names the vendors may lack, as `followup connectors check` prints them in"
+            " its name column: a live run stops before any write on any other unresolved name."
+        ),
+    )
 
 
 def load_mapping(path: Path) -> TenantMapping:

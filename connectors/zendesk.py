@@ -184,8 +184,10 @@ class ZendeskConnector(OwnsClient):
         fields = await self._all("/api/v2/ticket_fields", "ticket_fields", page)
         groups = await self._all("/api/v2/groups", "groups", page)
         agents = await self._all("/api/v2/users", "users", {**page, "role[]": ["agent", "admin"]})
+        me = (await self._client.read("GET", "/api/v2/users/me"))["user"]["id"]
         by_title = {f["title"]: f for f in fields}
         ids = ZendeskIds(
+            me=me,
             groups={g["name"]: g["id"] for g in groups},
             agents={a["name"]: a["id"] for a in agents},
             values=self._mapping.field_values,

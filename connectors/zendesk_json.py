@@ -41,6 +41,7 @@ __all__ = [
     "comment_activity",
     "has_inbound",
     "indexed_comment",
+    "own_note",
     "ticket_case",
     "ticket_updates",
 ]
@@ -50,7 +51,10 @@ WORKER_TAG = "followup_worker"
 
 @dataclass(frozen=True, slots=True)
 class ZendeskIds:
-    """The tenant's names resolved to ids (see ``ZendeskConnector.resolve``)."""
+    """The tenant's names resolved to ids (see ``ZendeskConnector.resolve``). ``me`` is the
+    worker's own user: only its internal notes are read as follow-ups."""
+
+    me: int
 
     fields: dict[str, int] = field(default_factory=dict)  # logical name -> ticket field id
     options: dict[str, dict[str, str]] = field(
@@ -159,13 +163,22 @@ def ticket_updates(item: PlanItem, ids: ZendeskIds) -> TicketUpdates:
     return TicketUpdates(reply=reply, note=ticket)
 
 
-def comment_activity(comment: Mapping[str, Any], requester_id: Any) -> Activity | None:
+def own_note(comment: Mapping[str, Any], me: int) -> FollowUpMark | None:
+    """The follow-up a comment records: only an internal note the worker's own user signed.
+    A footer anywhere else (a customer's message, a public reply echoing a subject) is text."""
+    if comment.get("author_id") != me or comment.get("public", True):
+        return None
+    return parse_footer(_body(comment), instant(comment, "created_at"))
+
+
+def comment_activity(comment: Mapping[str, Any], requester_id: Any, me: int) -> Activity | None:
     """What a comment means for the planner (None for the worker's own follow-ups)."""
     at = instant(comment, "created_at")
     if comment.get("author_id") != requester_id:
-        if parse_footer(_body(comment), at) is not None:
+        if own_note(comment, me) is not None:
             return None
-        return Activity(ActivityKind.AGENT_UPDATE, at)
+        public = comment.get("public", True)
+        return Activity(ActivityKind.AGENT_UPDATE if public else ActivityKind.AGENT_NOTE, at)
     call_status = (comment.get("data") or {}).get("call_status")
     if comment.get("type") == "VoiceComment" and call_status in ("missed", "abandoned"):
         kind = ActivityKind.MISSED_CALL if call_status == "missed" else ActivityKind.ABANDONED_CALL
@@ -177,12 +190,9 @@ def comment_activity(comment: Mapping[str, Any], requester_id: Any) -> Activity 
 
 
 def has_inbound(comments: Iterable[Mapping[str, Any]], requester_id: Any) -> bool:
-    """Whether any of ``comments`` is the requester's activity (a reply, call, email)."""
-    return any(
-        (activity := comment_activity(comment, requester_id)) is not None
-        and activity.kind.is_inbound
-        for comment in comments
-    )
+    """Whether any of ``comments`` is the requester's activity (a reply, call, email): every
+    comment of the requester's is (:func:`comment_activity`)."""
+    return any(comment.get("author_id") == requester_id for comment in comments)
 
 
 class IndexedComment(NamedTuple):
@@ -333,12 +343,7 @@ def _ticket_case(
 ) -> Case:
     requester_id = ticket.get("requester_id")
     comments = list(comments)
-    followups = [
-        mark
-        for comment in comments
-        if comment.get("author_id") != requester_id
-        and (mark := parse_footer(_body(comment), instant(comment, "created_at")))
-    ]
+    followups = [mark for comment in comments if (mark := own_note(comment, ids.me))]
     # A reply whose note never came is the worker's, not an agent's update: read as one, it
     # would restart the customer's waiting time and the half-done follow-up would not finish.
     half_written = _reply_awaiting_its_note(ticket, comments, followups, requester_id)
@@ -346,7 +351,7 @@ def _ticket_case(
         activity
         for comment in comments
         if comment is not half_written
-        and (activity := comment_activity(comment, requester_id)) is not None
+        and (activity := comment_activity(comment, requester_id, ids.me)) is not None
     ]
     agents: dict[Any, str] = {v: k for k, v in ids.agents.items()}
     groups: dict[Any, str] = {v: k for k, v in ids.groups.items()}

@@ -18,7 +18,24 @@ import jinja2
 from policies.language import ActionSpec
 from policies.model import Account, Action, ActionType, ActivityKind, Case, Channel
 
-__all__ = ["MissingData", "Renderer", "StepContext", "compile_actions", "render_actions"]
+__all__ = [
+    "ECHO_LIMIT",
+    "MissingData",
+    "Renderer",
+    "StepContext",
+    "compile_actions",
+    "echo",
+    "render_actions",
+]
+
+ECHO_LIMIT = 200
+"""Characters of a customer's own text (a subject, a name) a message repeats at most."""
+
+
+def echo(text: str, limit: int = ECHO_LIMIT) -> str:
+    """Customer text as a message may repeat it: on one line, at most ``limit`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
 class MissingData(Exception):
@@ -42,16 +59,33 @@ class StepContext:
     what_it_means: str = ""
     next_steps: str = ""
 
+    def customer_name(self) -> str | None:
+        """The contact's name: the requester's, or the account's when the account is the
+        contact itself (an Intercom contact, the customer behind an Asana bug)."""
+        requester, account = self.case.requester, self.account
+        if requester is not None and requester.name:
+            return requester.name
+        if (
+            account is not None
+            and account.name
+            and (requester is None or requester.id == account.id)
+        ):
+            return account.name
+        return None
+
     def template_vars(self) -> dict[str, Any]:
-        requester = self.case.requester
+        """What reply templates see. Customer text (name, subjects) comes capped by
+        :func:`echo`; escaping it is the job of a vendor whose bodies are HTML."""
+        name = self.customer_name()
+        titles = self.account.open_case_titles if self.account is not None else {}
         return {
-            "customer_name": (requester.name if requester and requester.name else "there"),
-            "issue": self.case.subject or self.case.ref,
+            "customer_name": echo(name, 80) if name else "there",
+            "issue": echo(self.case.subject) if self.case.subject else self.case.ref,
             "agent_name": self.case.assignee or "The Support Team",
             "case_ref": self.case.ref,
             "n": self.n,
             "max": self.max,
-            "covers": list(self.covers),
+            "covers": [{"ref": ref, "title": titles.get(ref, ref)} for ref in self.covers],
             "phase": self.phase,
             "phase_name": self.phase_name,
             "what_it_means": self.what_it_means,

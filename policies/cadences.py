@@ -17,7 +17,7 @@ import jinja2
 from policies.actions import Renderer, StepContext, compile_actions
 from policies.calendar import BusinessCalendar
 from policies.language import EveryCadence, Interval, PhaseCadence, Policy, SequenceCadence
-from policies.model import Account, ActivityKind, Case, FollowUpMark
+from policies.model import Account, ActivityKind, Case, FollowUpMark, Turn
 
 __all__ = [
     "Cadence",
@@ -82,6 +82,7 @@ class Evidence(NamedTuple):
     own: tuple[FollowUpMark, ...]  # this policy's, all cycles
     marks: tuple[FollowUpMark, ...]  # this policy's, since the cycle started
     previous_followup: datetime | None  # this policy's latest, any cycle
+    turn: Turn  # whose move it is, and since when
 
 
 def gather_evidence(
@@ -94,8 +95,9 @@ def gather_evidence(
         if activity.kind in restart_on and activity.at <= now:
             start, trigger = activity.at, activity.kind
             break
+    turn = case.turn(now)
     if not case.followups:
-        return Evidence(start, trigger, (), (), None)
+        return Evidence(start, trigger, (), (), None, turn)
     own: list[FollowUpMark] = []
     current: list[FollowUpMark] = []
     for mark in case.followups:  # oldest first, so the latest is the last one kept
@@ -103,7 +105,7 @@ def gather_evidence(
             own.append(mark)
             if mark.at >= start:
                 current.append(mark)
-    return Evidence(start, trigger, tuple(own), tuple(current), own[-1].at if own else None)
+    return Evidence(start, trigger, tuple(own), tuple(current), own[-1].at if own else None, turn)
 
 
 def _days(count: int) -> str:
@@ -139,6 +141,11 @@ class _Step:
 class SequenceRule:
     """Attempts on fixed days after Day 1 (seed 002's days 3/5/7, seed 004's days 1/3/5/6).
 
+    A sequence chases a customer who owes us a message, so its clock runs only on the
+    customer's turn (:class:`~policies.model.Turn`): while a customer message awaits an agent's
+    answer nothing is due, and with ``anchor: inbound`` Day 1 is when the turn passed to the
+    customer. Updates (``every``, phases) are the team's own news and do not wait for a turn.
+
     Where the case stands is the highest step among this cycle's marks; the next step is due
     on its Day, and never sooner after the previous attempt than the days between them.
     """
@@ -160,6 +167,14 @@ class SequenceRule:
         today: date,
         calendar: BusinessCalendar,
     ) -> Verdict:
+        if not ev.turn.customer:  # a sequence chases a customer who owes us, never one we owe
+            since = ev.turn.since
+            return NotDue(
+                lambda: (
+                    f"the customer's message of {_fmt_instant(since, calendar)} awaits an"
+                    " agent's answer: the turn is the agent's"
+                )
+            )
         anchor = self._anchor(case, ev, now)
         if anchor is None:
             start = ev.cycle_start
@@ -212,8 +227,8 @@ class SequenceRule:
         return f"step {step.n} of {self.max_attempts}"
 
     def _anchor(self, case: Case, ev: Evidence, now: datetime) -> datetime | None:
-        if self.anchor == "inbound":
-            return ev.cycle_start
+        if self.anchor == "inbound":  # Day 1 is when the customer came to owe us a message
+            return ev.turn.since
         for activity in case.history:
             if activity.kind is ActivityKind.AGENT_UPDATE and ev.cycle_start < activity.at <= now:
                 return activity.at
@@ -248,8 +263,11 @@ def _due_day(interval: Interval, start: date, calendar: BusinessCalendar) -> dat
     raise AssertionError("business_hours intervals are handled by _deadline")
 
 
+_DATE_ONLY = len("2026-03-02")
+
+
 def _parse_instant(raw: str, calendar: BusinessCalendar) -> datetime:
-    if len(raw) == 10:
+    if len(raw) == _DATE_ONLY:
         return calendar.opening(date.fromisoformat(raw))
     parsed = datetime.fromisoformat(raw)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=calendar.zone)
@@ -343,6 +361,7 @@ class PhaseRule:
     since_field: str
     phases: tuple[_Phase, ...]
     renderers: tuple[Renderer, ...]
+    date_only_closing: bool  # a date-only entry counts its timeframe from that day's close
 
     def evaluate(
         self,
@@ -385,7 +404,7 @@ class PhaseRule:
             )
         if within is None:
             return NotDue(lambda: f"{entered()}; this phase has no timeframe")
-        deadline = _deadline(within, since, calendar)
+        deadline = _deadline(within, self._counted_from(since_raw, since, calendar), calendar)
         if now <= deadline:
             return NotDue(
                 lambda: (
@@ -394,6 +413,15 @@ class PhaseRule:
             )
         reason = f"{entered()}; over its {within_label} timeframe"
         return self._due(phase, f"phase {phase} overdue", reason, since, case, account, today, ev)
+
+    def _counted_from(
+        self, raw: str | None, since: datetime, calendar: BusinessCalendar
+    ) -> datetime:
+        """Where a timeframe starts: the entry instant, or for an entry known only by its date
+        and ``date_only_start: closing``, that day's close (the day itself is not counted)."""
+        if raw is not None and len(raw) == _DATE_ONLY and self.date_only_closing:
+            return calendar.closing(date.fromisoformat(raw))
+        return since
 
     def _due(
         self,
@@ -455,6 +483,7 @@ def compile_cadence(policy: Policy, env: jinja2.Environment) -> Cadence:
             for p in cadence.phases
         ),
         renderers=compile_actions(cadence.actions, env),
+        date_only_closing=cadence.date_only_start != "opening",
     )
 
 

@@ -146,6 +146,10 @@ class BusinessCalendar:
                 self._opening_cache[ordinal] = cached
         return cached
 
+    def closing(self, day: date) -> datetime:
+        """When the team stops working on ``day``, as an aware UTC instant."""
+        return self._at(day, self.closes)
+
     def business_hours_between(self, start: datetime, end: datetime) -> float:
         """Working hours in ``[start, end)``, counted per local day in UTC (DST-safe)."""
         if end <= start:

@@ -307,6 +307,17 @@ class PhaseCadence(_Model):
     since_field: str = "phase_since"
     phases: Annotated[list[Phase], Field(min_length=1)]
     actions: Actions
+    # phase_overdue only: what an entry known only by its date means for the timeframe.
+    # ``closing`` (the default): the phase began some time that day, so the day itself is not
+    # counted (3 business days from a Monday run out at Thursday's close); ``opening``: the
+    # day counts as the first (they run out at Thursday's opening).
+    date_only_start: Literal["opening", "closing"] | None = None
+
+    @model_validator(mode="after")
+    def _date_only_for_overdue(self) -> Self:
+        if self.date_only_start is not None and self.type != "phase_overdue":
+            raise ValueError("date_only_start applies to phase_overdue timeframes only")
+        return self
 
 
 Cadence = Annotated[SequenceCadence | EveryCadence | PhaseCadence, Field(discriminator="type")]

@@ -35,6 +35,7 @@ __all__ = [
     "Requester",
     "Source",
     "Status",
+    "Turn",
     "Unjudged",
     "idempotency_key",
     "marker_tag",
@@ -95,22 +96,24 @@ class ActivityKind(StrEnum):
     MISSED_CALL = "missed_call"
     ABANDONED_CALL = "abandoned_call"
     MISSED_EMAIL = "missed_email"
-    AGENT_UPDATE = "agent_update"
+    AGENT_UPDATE = "agent_update"  # an agent's public message to the customer
+    AGENT_NOTE = "agent_note"  # an agent's internal comment: the customer never sees it
     ENGINEER_UPDATE = "engineer_update"
 
     @property
     def is_inbound(self) -> bool:
         return self in _INBOUND
 
+    @property
+    def is_attempt(self) -> bool:
+        """A missed or abandoned call or email: the customer tried to reach us and failed."""
+        return self in _ATTEMPTS
 
-_INBOUND = frozenset(
-    {
-        ActivityKind.CUSTOMER_REPLY,
-        ActivityKind.MISSED_CALL,
-        ActivityKind.ABANDONED_CALL,
-        ActivityKind.MISSED_EMAIL,
-    }
+
+_ATTEMPTS = frozenset(
+    {ActivityKind.MISSED_CALL, ActivityKind.ABANDONED_CALL, ActivityKind.MISSED_EMAIL}
 )
+_INBOUND = _ATTEMPTS | {ActivityKind.CUSTOMER_REPLY}
 
 
 class Channel(StrEnum):
@@ -137,8 +140,9 @@ class Account:
     planner reports such cases instead of guessing. ``open_cases`` is the number of open
     cases (tickets or bugs) of the account, which the Community rule of seeds 000/001 needs;
     ``open_case_refs`` names them (``Case.ref``) so one bundled update can speak for all of
-    them. ``max_open_priority`` is the most severe priority among them: seed 001's Standard
-    rules depend on whether the *account* has "at least one high-priority ticket".
+    them, and ``open_case_titles`` gives their subjects by ref, so it names each by its title.
+    ``max_open_priority`` is the most severe priority among them: seed 001's Standard rules
+    depend on whether the *account* has "at least one high-priority ticket".
     """
 
     id: str
@@ -151,6 +155,7 @@ class Account:
     raw_plan: str | None = None
     open_case_refs: tuple[str, ...] = ()
     max_open_priority: Priority | None = None
+    open_case_titles: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +228,44 @@ class Case:
             if activity.kind is kind:
                 return activity
         return None
+
+    def turn(self, now: datetime) -> Turn:
+        """Who owes the next message at ``now``, and since when (:class:`Turn`)."""
+        customer, since = True, self.created_at
+        for activity in self.history:
+            if activity.at > now:
+                break  # oldest first: the rest is not evidence yet
+            kind = activity.kind
+            if kind is ActivityKind.CUSTOMER_REPLY:
+                customer, since = False, activity.at
+            elif kind.is_attempt or (kind is ActivityKind.AGENT_UPDATE and not customer):
+                customer, since = True, activity.at
+        if not customer and self.status is Status.PENDING:
+            customer = True  # the agent set the case to wait on the customer without answering
+        return Turn(customer, since)
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """Whose move it is on a case (issue 14, seeds 002 and 004).
+
+    A follow-up chases a customer who owes us a message: seed 004 follows up when the customer
+    "did not provide any information / did not respond when requested". The turn is the
+    customer's while the latest public message is the agent's, or the agent set the case
+    PENDING (waiting on the customer); an unanswered customer message hands it to the agent.
+    A missed or abandoned call or email hands it back to the customer at once: they tried
+    and failed, and seed 004's sequence "starts again from the beginning". Internal notes
+    (``AGENT_NOTE``) and engineers' comments move nothing.
+
+    ``since`` is when the current turn began: for the customer's, the agent's first answer
+    after the customer last spoke, the missed attempt, the case's creation when nobody has
+    spoken, or the customer's message itself when the agent set PENDING without answering
+    (the status change has no instant the case records); for the agent's, the customer's
+    unanswered message.
+    """
+
+    customer: bool
+    since: datetime
 
 
 class ActionType(StrEnum):

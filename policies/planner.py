@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from policies.actions import MissingData, render_actions
+from policies.actions import MissingData, echo, render_actions
 from policies.cadences import Due, NotDue, Unknown, Verdict
 from policies.calendar import BusinessCalendar
 from policies.model import (
@@ -58,13 +58,15 @@ _FINISHED = frozenset({Status.SOLVED, Status.CLOSED})
 
 class OpenCaseTotals:
     """What each account's open cases add up to (``open_cases``, ``open_case_refs``,
-    ``max_open_priority``), summed as cases stream by: the Community and Standard rules of seeds
-    000/001 judge a bug by the account's other cases, which no vendor reports on the account.
-    Keeps a ref per open case of a known account, never the cases themselves."""
+    ``open_case_titles``, ``max_open_priority``), summed as cases stream by: the Community and
+    Standard rules of seeds 000/001 judge a bug by the account's other cases, which no vendor
+    reports on the account. Keeps a ref and a capped title per open case of a known account,
+    never the cases themselves."""
 
     def __init__(self, accounts: Mapping[str, Account]) -> None:
         self._accounts = accounts
         self._refs: dict[str, list[str]] = {}
+        self._titles: dict[str, dict[str, str]] = {}
         self._top: dict[str, Priority] = {}
 
     def add(self, case: Case) -> None:
@@ -72,6 +74,8 @@ class OpenCaseTotals:
         if owner is None or owner not in self._accounts or case.status in _FINISHED:
             return
         self._refs.setdefault(owner, []).append(case.ref)
+        if case.subject:  # what a bundled update calls it, as long as a reply would echo it
+            self._titles.setdefault(owner, {})[case.ref] = echo(case.subject)
         top = self._top.get(owner)
         if case.priority is not None and (top is None or case.priority.rank > top.rank):
             self._top[owner] = case.priority
@@ -84,6 +88,7 @@ class OpenCaseTotals:
                 open_cases=len(refs),
                 open_case_refs=tuple(sorted(refs)),
                 max_open_priority=self._top.get(account_id),
+                open_case_titles=self._titles.get(account_id, {}),
             )
         return summed
 

@@ -63,6 +63,7 @@ from pydantic import (
     model_validator,
 )
 
+from policies.actions import echo
 from policies.calendar import BusinessCalendar
 from policies.model import (
     Account,
@@ -271,6 +272,7 @@ def _account(raw: _Account, cases: tuple[Case, ...]) -> Account:
         ),
         max_open_priority=raw.max_open_priority
         or (max(priorities, key=lambda p: p.rank) if priorities else None),
+        open_case_titles={c.ref: echo(c.subject) for c in mine if c.subject},
     )
 
 

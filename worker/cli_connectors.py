@@ -7,14 +7,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from connectors.errors import ConnectorError
 from connectors.mapping import TenantMapping, load_mapping
 from connectors.resolution import NameCheck
 from connectors.settings import VendorEnv
 from connectors.tenant import VendorConnector, build_connectors
+from worker.terminal import plain_console
 
 __all__ = ["connectors_app"]
 
@@ -57,11 +58,11 @@ def check(
     ],
 ) -> None:
     """Call each configured vendor once, read only, and report which mapped names resolve."""
-    console = Console()
+    console = plain_console()
     try:
         tenant = load_mapping(mapping)
     except ConnectorError as exc:
-        console.print(f"[red]{exc}[/red]", highlight=False)
+        console.print(Text(str(exc), style="red"))
         raise typer.Exit(2) from exc
     connectors = build_connectors(VendorEnv(), tenant)
     checks = asyncio.run(_check_all(connectors))
@@ -70,11 +71,11 @@ def check(
     for column in ("vendor", "kind", "name", "resolved"):
         table.add_column(column)
     for row in checks:
-        resolved = f"[green]{row.resolved}[/green]" if row.ok else "[red]not found[/red]"
+        resolved = Text(str(row.resolved), "green") if row.ok else Text("not found", "red")
         table.add_row(row.vendor, row.kind, row.name, resolved)
     console.print(table)
     missing = sum(not row.ok for row in checks)
     if missing:
-        console.print(f"[red]{missing} name(s) could not be resolved[/red]")
+        console.print(Text(f"{missing} name(s) could not be resolved", "red"))
         raise typer.Exit(1)
-    console.print("[green]every mapped name resolved[/green]")
+    console.print(Text("every mapped name resolved", "green"))

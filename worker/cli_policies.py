@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Annotated, Literal, NoReturn
 
 import typer
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from policies.calendar import BusinessCalendar
 from policies.language import BUNDLED_PACK, policy_json_schema
@@ -26,6 +26,8 @@ from policies.rules import Rulebook, load_rulebook
 from policies.snapshot import load_snapshot
 from policies.synthetic import synthetic_accounts, synthetic_cases
 from policies.yamlsource import SourceError
+from worker.settings import setting_pairs
+from worker.terminal import plain_console
 
 __all__ = ["bench_app", "explain_command", "plan_command", "policies_app", "register"]
 
@@ -81,16 +83,12 @@ def _instant(at: datetime | None) -> datetime:
 
 
 def _overrides(settings: list[str] | None) -> dict[str, str]:
-    """Environment pairs first, then --set flags, which win. Not typer's ``envvar=``: it
-    splits on whitespace, and bot owners' names contain spaces."""
-    from_env = [p for p in os.environ.get(SETTINGS_ENV, "").split(";") if p.strip()]
-    overrides = {}
-    for item in [*from_env, *(settings or [])]:
-        name, sep, choice = item.partition("=")
-        if not sep:
-            raise typer.BadParameter(f"{item!r} is not NAME=CHOICE", param_hint="--set")
-        overrides[name.strip()] = choice.strip()
-    return overrides
+    """Environment pairs first, then --set flags, which win (as for ``run`` and ``serve``).
+    Not typer's ``envvar=``: it splits on whitespace, and bot owners' names contain spaces."""
+    try:
+        return setting_pairs([*os.environ.get(SETTINGS_ENV, "").split(";"), *(settings or [])])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--set") from None
 
 
 def _rulebook(folder: Path, settings: list[str] | None) -> Rulebook:
@@ -103,7 +101,7 @@ def _rulebook(folder: Path, settings: list[str] | None) -> Rulebook:
 
 
 def _fail(message: str) -> NoReturn:
-    Console(stderr=True).print(message, markup=False, highlight=False)
+    plain_console(stderr=True).print(message)
     raise typer.Exit(1)
 
 
@@ -166,7 +164,8 @@ def _print_table(
         count += 1
         date_cell = [f"{when.astimezone(calendar.zone):%a %d %b}"] if with_date else []
         if isinstance(result, Unjudged):
-            table.add_row(*date_cell, result.case_ref, "[red]unjudged[/]", "", "", result.reason)
+            unjudged = Text("unjudged", style="red")
+            table.add_row(*date_cell, result.case_ref, unjudged, "", "", result.reason)
         else:
             actions = "\n".join(_summary(a) for a in result.actions)
             table.add_row(
@@ -177,7 +176,7 @@ def _print_table(
                 actions,
                 result.reason,
             )
-    console = Console()
+    console = plain_console()
     if count:
         console.print(table)
     else:
@@ -229,21 +228,23 @@ def explain_command(
         _fail(f"{case_id!r} is ambiguous: {', '.join(c.ref for c in matches)}; use the ref")
     case = matches[0]
     now = _instant(at)
-    console = Console()
-    console.print(
-        f"[bold]{case.ref}[/] at {now.astimezone(loaded.calendar.zone):%a %d %b %Y %H:%M %Z}"
-    )
+    console = plain_console()
+    when = f"{now.astimezone(loaded.calendar.zone):%a %d %b %Y %H:%M %Z}"
+    console.print(Text.assemble((case.ref, "bold"), f" at {when}"))
     styles = {"due": "green", "not due": "yellow", "cannot judge": "red"}
     for explanation in explain(case, loaded.accounts, now, rules, loaded.calendar):
         style = styles.get(explanation.outcome, "dim")
         console.print(
-            f"[{style}]{explanation.outcome:>18}[/]  [bold]{explanation.policy}[/]: "
-            f"{explanation.detail}",
-            highlight=False,
+            Text.assemble(
+                (f"{explanation.outcome:>18}", style),
+                "  ",
+                (explanation.policy, "bold"),
+                f": {explanation.detail}",
+            )
         )
         if explanation.item is not None:
             for action in explanation.item.actions:
-                console.print(f"{'':>20}- {_summary(action)}", highlight=False)
+                console.print(f"{'':>20}- {_summary(action)}")
 
 
 @policies_app.command("check")

@@ -13,35 +13,45 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import os
 import sys
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, NoReturn
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
 from zoneinfo import ZoneInfo
 
 import typer
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from rich.console import Console
+from dotenv import dotenv_values
 from rich.table import Table
 
 from worker.badrecords import unreadable_mentions
+from worker.cli_policies import SettingOption
 from worker.console import console_setup
-from worker.cycle import CycleSummary
+from worker.cycle import CycleSummary, Runtime
 from worker.decisions import run_mode
 from worker.ledger import Attempt, Ledger, LedgerError
 from worker.logs import configure_logging
 from worker.printed_plan import PlanSpool, plan_spool, print_json, print_tables
 from worker.service import ListenError, run_once, serve
-from worker.settings import Settings, SettingsError, load_settings
+from worker.settings import (
+    ENV_PREFIX,
+    Settings,
+    SettingsError,
+    load_settings,
+    unknown_variables,
+)
 from worker.switches import dry_run_switch, set_dry_run_switch
 from worker.tenants import TenantRoster, load_tenants
-from worker.wiring import WiringError, open_lease_keeper, open_runtime
+from worker.terminal import plain_console
+from worker.wiring import WiringError, open_lease_keeper, open_runtime, unresolved_names
 
 __all__ = ["register"]
 
-_out = Console(highlight=False, soft_wrap=True)
+_out = plain_console(soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -56,8 +66,17 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
-def _start(**overrides: object) -> tuple[Settings, TenantRoster, Ledger]:
-    """Settings, tenants, logging and the (migrated) ledger, or one line on stderr and exit 2."""
+def _start(
+    policy_flags: list[str] | None = None, **overrides: object
+) -> tuple[Settings, TenantRoster, Ledger]:
+    """Settings, tenants, logging and the (migrated) ledger, or one line on stderr and exit 2.
+    ``policy_flags``: ``--set`` pairs, added after ``FOLLOWUP_POLICY_SETTINGS``'s (they win)."""
+    environment = _environment()
+    for line in unknown_variables(environment, _flag_variables()):
+        typer.echo(f"followup: {line}", err=True)
+    if policy_flags:
+        given = environment.get(f"{ENV_PREFIX}POLICY_SETTINGS", "")
+        overrides["policy_settings"] = ";".join([given, *policy_flags])
     try:
         settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
         roster = load_tenants(settings)
@@ -72,6 +91,29 @@ def _start(**overrides: object) -> tuple[Settings, TenantRoster, Ledger]:
         return settings, roster, Ledger.open(settings.database_url)
     except LedgerError as exc:
         _fail(str(exc))
+
+
+def _environment() -> dict[str, str]:
+    """What the settings are read from: the ``.env`` file, then the environment."""
+    dotenv = (
+        {k: v or "" for k, v in dotenv_values(".env").items()} if Path(".env").is_file() else {}
+    )
+    return {**dotenv, **os.environ}
+
+
+def _flag_variables() -> set[str]:
+    """The environment twins of every flag of every command (typer's ``envvar=``)."""
+    from worker.cli import app  # the whole command tree; imported late: it imports this module
+
+    found: set[str] = set()
+    pending: list[Any] = [typer.main.get_command(app)]
+    while pending:
+        command = pending.pop()
+        for param in command.params:
+            envvar = param.envvar
+            found.update([envvar] if isinstance(envvar, str) else envvar or [])
+        pending.extend(getattr(command, "commands", {}).values())  # a group's subcommands
+    return found
 
 
 def _instant(text: str | None, zone: ZoneInfo) -> datetime:
@@ -109,17 +151,18 @@ def run(
         bool,
         typer.Option("--json", envvar="FOLLOWUP_JSON", help="Print the summary as JSON."),
     ] = False,
+    policy_settings: SettingOption = None,
 ) -> None:
     """Run one fetch -> plan -> execute cycle; exit 1 if any due follow-up was not done."""
     if not once:
         _fail("`run` needs --once (use `followup serve` to run on a schedule)")
-    settings, roster, ledger = _start()
+    settings, roster, ledger = _start(policy_settings)
     with plan_spool() as spool:
         try:
             summary = asyncio.run(
                 _run_once(settings, roster, ledger, _instant(at, settings.zone), dry_run, spool)
             )
-        except WiringError as exc:
+        except (WiringError, LedgerError) as exc:
             _fail(str(exc))
         finally:
             ledger.close()
@@ -140,8 +183,26 @@ async def _run_once(
 ) -> CycleSummary:
     with open_lease_keeper(settings) as leases:
         async with open_runtime(settings, ledger, roster=roster, leases=leases) as runtime:
+            await _names_resolve_for_live(runtime, settings, ledger, dry_run)
             spool.listen(runtime)
             return await run_once(runtime, at=at, dry_run=dry_run)
+
+
+async def _names_resolve_for_live(
+    runtime: Runtime, settings: Settings, ledger: Ledger, flag: bool | None
+) -> None:
+    """A live run starts only once every name its tenants' mappings give resolves (or is
+    accepted): a missing group or field would otherwise leave cases "not judged", or their
+    follow-ups half done, without a word why. Raises WiringError, one line per name."""
+    mode = run_mode(flag=flag, switch=dry_run_switch(ledger), configured=settings.dry_run)
+    if mode.dry_run:
+        return
+    unresolved = await unresolved_names(runtime)
+    if unresolved:
+        raise WiringError(
+            "nothing written: the tenant mapping names what the vendor does not have "
+            "(fix the mapping, or list the name under accept_unresolved):\n" + "\n".join(unresolved)
+        )
 
 
 def serve_command(
@@ -162,15 +223,16 @@ def serve_command(
             envvar="FOLLOWUP_EVERY", help="Run a cycle every this many seconds instead.", min=0.1
         ),
     ] = None,
+    policy_settings: SettingOption = None,
 ) -> None:
     """Run cycles on a schedule; serve health, readiness, metrics, the dry-run switch and the
     ops console (/console)."""
     settings, roster, ledger = _start(
-        http_host=host, http_port=port, schedule=schedule, every=every
+        policy_settings, http_host=host, http_port=port, schedule=schedule, every=every
     )
     try:
         asyncio.run(_serve(settings, roster, ledger))
-    except (WiringError, ListenError) as exc:
+    except (WiringError, ListenError, LedgerError) as exc:
         _fail(str(exc))
     finally:
         ledger.close()
@@ -179,6 +241,7 @@ def serve_command(
 async def _serve(settings: Settings, roster: TenantRoster, ledger: Ledger) -> None:
     with open_lease_keeper(settings) as leases:
         async with open_runtime(settings, ledger, roster=roster, leases=leases) as runtime:
+            await _names_resolve_for_live(runtime, settings, ledger, None)
             await serve(
                 runtime,
                 trigger=_trigger(settings),

@@ -35,7 +35,15 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -79,6 +87,10 @@ def _wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
+async def _nothing_unresolved() -> list[str]:
+    return []
+
+
 @dataclass(frozen=True, slots=True)
 class Tenant:
     """One helpdesk: its vendors (at most one connector per source) and its planner.
@@ -97,6 +109,9 @@ class Tenant:
     # (the rest is planned as it streams in). Default: all, which is always correct.
     plan_last: frozenset[CaseKind] = frozenset(CaseKind)
     bad_records: BadRecordTally | None = None
+    # The names its mapping gives that its vendors do not have and its operator has not
+    # accepted, one line each (worker.wiring.unresolved_names): a live run stops on any.
+    unresolved: Callable[[], Awaitable[list[str]]] = _nothing_unresolved
 
 
 @dataclass(slots=True)
@@ -330,6 +345,13 @@ class _TenantResult:
             self.errors.append(f"{self.tenant}: {what}")
 
 
+def _cause(exc: BaseException) -> str:
+    """An error as one line for people: its kind and message (``Unauthorized: intercom GET
+    /contacts -> 401``, ``ConnectError: [Errno 111] Connection refused``)."""
+    message = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
 async def _run_tenant(
     tenant: Tenant, runtime: Runtime, executor: Executor, at: datetime
 ) -> _TenantResult:
@@ -383,7 +405,7 @@ async def _work_tenant(
         accounts = await read_accounts(tenant.connectors.values())
     except Exception as exc:
         log.exception("accounts unreadable; tenant skipped this cycle")
-        result.error(f"accounts: {exc!r}")
+        result.error(f"accounts: {_cause(exc)}")
         return
 
     async def planned_cases() -> AsyncGenerator[list[PlanItem]]:
@@ -405,7 +427,7 @@ async def _work_tenant(
                         yield items
             except Exception as exc:
                 log.exception("cases unreadable; the rest wait", vendor=source.value)
-                result.error(f"{source.value}: {exc!r}")
+                result.error(f"{source.value}: {_cause(exc)}")
         accounts.update(totals.accounts())
         for case in waiting:
             if items := _plan_case(tenant, case, accounts, at, runtime, result):
@@ -454,7 +476,7 @@ async def _unfinished_item(
         case = await connector.fetch_case(case_id)
     except Exception as exc:
         log.exception("cannot re-read case to finish a follow-up", case=attempt.case_ref)
-        result.error(f"{attempt.case_ref}: {exc!r}")
+        result.error(f"{attempt.case_ref}: {_cause(exc)}")
         return None
     return attempt.plan_item(case)
 
@@ -472,7 +494,7 @@ def _plan_case(
         entries = list(tenant.plan([case], accounts, at))
     except Exception as exc:
         log.exception("planner failed on a case", case=case.ref)
-        result.error(f"{case.ref}: planner: {exc!r}")
+        result.error(f"{case.ref}: planner: {_cause(exc)}")
         return items
     for entry in entries:
         if isinstance(entry, Unjudged):

@@ -38,11 +38,14 @@ Times are stored in UTC. Two clocks meet here: ``at`` is the instant the cycle p
 
 from __future__ import annotations
 
+import fcntl
+import os
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -68,6 +71,7 @@ __all__ = [
     "SwitchChange",
     "TenantTurn",
     "engine_url",
+    "sole_writer",
 ]
 
 
@@ -472,12 +476,56 @@ def _keep_newest(
     conn.execute(table.delete().where(where & (table.c.id < oldest_kept)))
 
 
+def _cause(exc: SQLAlchemyError) -> str:
+    """The driver's own first line (``connection refused``, ``password authentication
+    failed``...): the database's answer, never the URL or its password."""
+    driver = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(driver).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
 def engine_url(url: str) -> sa.URL:
     """``postgresql://`` and ``postgres://`` mean psycopg 3; anything else is taken as is."""
     parsed = sa.make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
+
+
+@contextmanager
+def sole_writer(url: str) -> Iterator[None]:
+    """Hold a SQLite ledger for this process alone inside the block (``run --once``'s cycle,
+    ``serve``'s life): an exclusive lock on ``<ledger>.lock`` next to it.
+
+    Leases share tenants between replicas only on PostgreSQL; on SQLite every process would
+    act on every tenant, so two overlapping runs (a slow cron tick) would each write the same
+    follow-ups. The second process is refused at once with :class:`LedgerError`, naming the
+    holder's pid; the operating system drops the lock of a process that dies. PostgreSQL and
+    in-memory ledgers need no lock."""
+    parsed = engine_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        yield
+        return
+    lock = Path(f"{parsed.database}.lock")
+    with lock.open("a+", encoding="utf-8") as held:
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held.seek(0)
+            holder = held.read().strip() or "unknown"
+            raise LedgerError(
+                f"the SQLite ledger {parsed.database} is in use by another followup process "
+                f"(pid {holder}); a SQLite ledger has one writer at a time, so this one did "
+                "nothing (run replicas on PostgreSQL)"
+            ) from None
+        try:
+            held.seek(0)
+            held.truncate()
+            held.write(str(os.getpid()))
+            held.flush()
+            yield
+        finally:
+            fcntl.flock(held, fcntl.LOCK_UN)
 
 
 def _utc(value: datetime) -> datetime:
@@ -537,8 +585,7 @@ class Ledger:
         except SQLAlchemyError as exc:
             engine.dispose()
             where = parsed.render_as_string(hide_password=True)
-            problem = exc.__class__.__name__
-            raise LedgerError(f"cannot open the ledger at {where}: {problem}") from exc
+            raise LedgerError(f"cannot open the ledger at {where}: {_cause(exc)}") from exc
         except LedgerError:
             engine.dispose()
             raise

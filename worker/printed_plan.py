@@ -133,6 +133,11 @@ def print_tables(summary: CycleSummary, spool: PlanSpool, console: Console) -> N
         + (" - interrupted by a signal" if summary.interrupted else "")
         + f" ({summary.mode.why})"
     )
+    # Each error's cause, one line each (a 401, an unreachable host...), not only its count.
+    for error in summary.errors:
+        console.print(f"error: {error}")
+    if summary.error_count > len(summary.errors):
+        console.print(f"error: {summary.error_count - len(summary.errors)} more, in the logs")
 
 
 def _table(title: str, rows: Iterable[tuple[str, ...]]) -> Table:

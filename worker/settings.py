@@ -9,7 +9,9 @@ Every setting is documented in ``.env.example``.
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -32,10 +34,19 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from policies.model import Source
 
-__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "load_settings"]
+__all__ = [
+    "ENV_PREFIX",
+    "Settings",
+    "SettingsError",
+    "load_settings",
+    "setting_pairs",
+    "unknown_variables",
+]
 
 ENV_PREFIX = "FOLLOWUP_"
 
@@ -84,7 +95,7 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
-    # Vendors: one whose URL (or token) is unset is simply not used.
+    # Vendors: each used with all of its settings, or left out with none of them.
     zendesk_url: AnyHttpUrl | None = None
     zendesk_email: str | None = None
     zendesk_token: SecretStr | None = None
@@ -96,6 +107,9 @@ class Settings(BaseSettings):
     # What to do.
     mapping: Path | None = None
     policies: Path | None = None
+    # The pack's named choices, "name=choice;name=choice" (`--set name=choice` adds to them):
+    # the same for `plan`, `run` and `serve`, so a preview is what a live run will do.
+    policy_settings: str | None = None
     dry_run: bool = True
 
     # Where to remember it.
@@ -151,6 +165,19 @@ class Settings(BaseSettings):
     def _known_database(cls, value: str) -> str:
         if not value.startswith(("sqlite://", "postgresql://", "postgres://", "postgresql+")):
             raise ValueError("expected a sqlite:/// or postgresql:// URL")
+        try:
+            make_url(value)
+        except (ArgumentError, ValueError):  # e.g. a port that is not a number
+            raise ValueError(
+                "malformed URL (expected postgresql://user:password@host:port/database, "
+                "the port a number)"
+            ) from None
+        return value
+
+    @field_validator("policy_settings")
+    @classmethod
+    def _valid_pairs(cls, value: str | None) -> str | None:
+        setting_pairs((value or "").split(";"))
         return value
 
     @field_validator("schedule")
@@ -183,8 +210,17 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _complete_vendors(self) -> Settings:
-        if self.zendesk_url and self.zendesk_token and not self.zendesk_email:
-            raise ValueError("FOLLOWUP_ZENDESK_EMAIL is required with a Zendesk URL and token")
+        # A vendor is used with all of its settings or left out with none: one half set (an
+        # empty or misspelled token) would silently drop that vendor's cases.
+        for vendor, names in _VENDOR_SETTINGS.items():
+            given = [n for n in names if getattr(self, n) is not None]
+            if given and len(given) < len(names):
+                missing = [_variable(n) for n in names if n not in given]
+                raise ValueError(
+                    f"{' and '.join(missing)} missing: {vendor} has "
+                    f"{', '.join(_variable(n) for n in given)} but needs all of "
+                    f"{', '.join(_variable(n) for n in names)} (or none, to leave it out)"
+                )
         if self.holidays_subdivision:
             known = holidays.list_supported_countries()[self.holidays_country]
             if self.holidays_subdivision not in known:
@@ -193,6 +229,11 @@ class Settings(BaseSettings):
                     f"subdivision of {self.holidays_country}"
                 )
         return self
+
+    @property
+    def policy_overrides(self) -> dict[str, str]:
+        """``policy_settings`` as the pack's overrides (name -> choice)."""
+        return setting_pairs((self.policy_settings or "").split(";"))
 
     @property
     def zone(self) -> ZoneInfo:
@@ -234,6 +275,17 @@ class Settings(BaseSettings):
         return frozenset(s for s in secrets if s)
 
 
+_VENDOR_SETTINGS = {
+    "Zendesk": ("zendesk_url", "zendesk_email", "zendesk_token"),
+    "Intercom": ("intercom_url", "intercom_token"),
+    "Asana": ("asana_url", "asana_token"),
+}
+
+
+def _variable(field_name: str) -> str:
+    return f"{ENV_PREFIX}{field_name.upper()}"
+
+
 _DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -271,3 +323,35 @@ def _one_line(exc: ValidationError) -> str:
         else:
             problems.append(message)
     return "invalid setting " + "; ".join(problems)
+
+
+def setting_pairs(pairs: Iterable[str]) -> dict[str, str]:
+    """``NAME=CHOICE`` pairs (blank ones skipped) as overrides; a later pair wins. Values may
+    hold spaces (bot owners' names). Raises ValueError naming a pair without ``=``."""
+    overrides = {}
+    for pair in pairs:
+        if not pair.strip():
+            continue
+        name, sep, choice = pair.partition("=")
+        if not sep:
+            raise ValueError(f"{pair!r} is not NAME=CHOICE")
+        overrides[name.strip()] = choice.strip()
+    return overrides
+
+
+def unknown_variables(environ: Mapping[str, str], also_known: Iterable[str]) -> list[str]:
+    """One line per ``FOLLOWUP_*`` variable of ``environ`` that nothing reads, naming the
+    closest known one: a misspelled name would otherwise be ignored without a word.
+    ``also_known``: the variables the commands' own flags read (``FOLLOWUP_AT``...)."""
+    known = set(also_known)
+    for name, field in Settings.model_fields.items():
+        known.add(_variable(name))
+        if _is_secret(field):
+            known.add(f"{_variable(name)}_FILE")
+    lines = []
+    for name in sorted(environ):
+        if name.startswith(ENV_PREFIX) and name not in known:
+            closest = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean {closest[0]}?)" if closest else ""
+            lines.append(f"unknown setting {name} ignored{hint}")
+    return lines

@@ -21,11 +21,11 @@ import httpx
 import sqlalchemy as sa
 import structlog
 
-from connectors.base import Connector
 from connectors.errors import MappingError
 from connectors.mapping import TenantMapping, load_mapping
 from connectors.records import Report, log_bad_record
 from connectors.settings import ConnectorLimits, Timeouts, VendorEnv
+from connectors.tenant import VendorConnector
 from connectors.tenant import build_connectors as build_vendor_connectors
 from policies.calendar import BusinessCalendar
 from policies.language import BUNDLED_PACK, load_pack
@@ -36,7 +36,7 @@ from policies.yamlsource import SourceError
 from worker.badrecords import BadRecordTally
 from worker.cycle import PlanFunction, Runtime, Tenant
 from worker.leases import LeaseKeeper, new_replica_id, tenant_leases_for
-from worker.ledger import Ledger, engine_url
+from worker.ledger import Ledger, engine_url, sole_writer
 from worker.metrics import MeteredTransport, Metrics
 from worker.settings import Settings
 from worker.tenants import (
@@ -57,6 +57,7 @@ __all__ = [
     "connector_limits",
     "open_lease_keeper",
     "open_runtime",
+    "unresolved_names",
 ]
 
 log = structlog.get_logger("followup.wiring")
@@ -76,18 +77,18 @@ def build_calendar(settings: Settings) -> BusinessCalendar:
 
 
 @functools.cache
-def _compiled_pack(folder: Path) -> Rulebook:
+def _compiled_pack(folder: Path, overrides: tuple[tuple[str, str], ...]) -> Rulebook:
     # Tenants usually share a pack (the bundled one, or a company-wide folder); parsing its
     # YAML is most of a tenant's start-up time, so each folder is compiled once per process.
-    return compile_pack(load_pack(folder))
+    return compile_pack(load_pack(folder, dict(overrides)))
 
 
 def build_rulebook(settings: Settings) -> Rulebook:
-    """The tenant's policy pack (``FOLLOWUP_POLICIES`` or the bundled one), compiled once per
-    folder."""
+    """The pack with its settings chosen (``FOLLOWUP_POLICY_SETTINGS``, ``--set``): the very
+    rulebook ``followup plan`` previews with the same choices."""
     folder = settings.policies or BUNDLED_PACK
     try:
-        return _compiled_pack(folder.resolve())
+        return _compiled_pack(folder.resolve(), tuple(sorted(settings.policy_overrides.items())))
     except SourceError as exc:
         raise WiringError(f"invalid policies in {folder}:\n{exc}") from exc
 
@@ -142,7 +143,7 @@ def build_connectors(
     *,
     tenant: str = DEFAULT_TENANT,
     report: Report = log_bad_record,
-) -> dict[Source, Connector]:
+) -> dict[Source, VendorConnector]:
     """The tenant's connectors: each vendor with a URL, a token and a mapping section.
 
     Their calls are counted under ``tenant``; ``report`` hears of each record they skip."""
@@ -187,7 +188,31 @@ def _tenant(
         works_on=lambda at: calendar.is_business_day(calendar.local_date(at)),
         plan_last=build_rulebook(settings).reads_account_totals,
         bad_records=bad_records,
+        unresolved=functools.partial(
+            _unresolved, configured.name, list(connectors.values()), _mapping(settings)
+        ),
     )
+
+
+async def _unresolved(
+    tenant: str, connectors: list[VendorConnector], mapping: TenantMapping
+) -> list[str]:
+    accepted = set(mapping.accept_unresolved)
+    checks = [check for connector in connectors for check in await connector.check()]
+    return [
+        f"{tenant}: {check.vendor} {check.kind} {check.name!r} is not in {check.vendor}"
+        for check in checks
+        if not check.ok and check.name not in accepted
+    ]
+
+
+async def unresolved_names(runtime: Runtime) -> list[str]:
+    """Each name a tenant's mapping gives (a field, group, agent, attribute... the policies use
+    under it) that its vendor does not have, unless the tenant mapping's
+    ``accept_unresolved`` lists it: one line each, naming the tenant and the entry. A live run
+    stops on any before writing anything (issue 14: one run applied 1,891 follow-ups and left
+    1,083 cases "not judged" for a group that did not exist)."""
+    return [line for tenant in runtime.tenants for line in await tenant.unresolved()]
 
 
 def _report_broken(broken: BrokenTenant, metrics: Metrics) -> None:
@@ -199,11 +224,18 @@ def _report_broken(broken: BrokenTenant, metrics: Metrics) -> None:
 
 @contextmanager
 def open_lease_keeper(settings: Settings) -> Iterator[LeaseKeeper]:
-    """Real leases when the ledger is PostgreSQL (replicas may share it), local ones otherwise.
+    """Real leases when the ledger is PostgreSQL (replicas may share it), local ones otherwise,
+    the SQLite ledger then held by this process alone (:func:`~worker.ledger.sole_writer`:
+    raises :class:`~worker.ledger.LedgerError` when another process holds it).
 
     Leaving the block hands every lease back (graceful shutdown); a killed process cannot, and
     its leases lapse after ``FOLLOWUP_LEASE_TTL``.
     """
+    with sole_writer(settings.database_url):
+        yield from _lease_keeper(settings)
+
+
+def _lease_keeper(settings: Settings) -> Iterator[LeaseKeeper]:
     engine = sa.create_engine(engine_url(settings.database_url))
     try:
         leases = tenant_leases_for(engine)

@@ -189,20 +189,21 @@ def _cast(desk: Desk) -> dict[str, int]:
 
 
 def _set_the_scene(desk: Desk, cast: dict[str, int]) -> None:
-    """Monday 9 March: each customer writes in before 9:00 (Day 1); the awaiting-customer
-    ticket is a question an agent answers at 9:30, setting it PENDING (its Day 1)."""
+    """Monday 9 March: each customer writes in before 9:00, and an agent answers at 9:30,
+    setting the ticket PENDING: the turn is the customer's from then on (Day 1). The
+    awaiting-customer ticket is a question the answer settles (its Day 1 too)."""
     desk.set_clock(local(DAYS[0], 8, 30))
     _enter_phase(desk, cast["bug"], 1, DAYS[0])
     for role, ticket_id in cast.items():
-        if role == "bug":
-            continue
-        desk.customer(ticket_id)
-        if role != "awaiting":
-            desk.update(ticket_id, assignee_id=DANA.id)
+        if role != "bug":
+            desk.customer(ticket_id)
     desk.set_fields(cast["awaiting"], **{"Request type": "other_question", "Phase": ""})
     desk.set_clock(local(DAYS[0], 9, 30))
-    answer = {"body": "Here is how to do it: ...", "public": True, "author_id": DANA.id}
-    desk.update(cast["awaiting"], comment=answer, status="pending", assignee_id=DANA.id)
+    for role, ticket_id in cast.items():
+        if role != "bug":
+            body = "Here is how to do it: ..." if role == "awaiting" else "Please call us back."
+            answer = {"body": body, "public": True, "author_id": DANA.id}
+            desk.update(ticket_id, comment=answer, status="pending", assignee_id=DANA.id)
 
 
 def _enter_phase(desk: Desk, ticket_id: int, phase: int, day: date) -> None:
@@ -243,7 +244,7 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
                 if index == 2:  # Wed 9:00, before the cycle: a missed call mid-sequence
                     desk.set_clock(local(day, 9))
                     desk.customer(cast["restarted"], "missed_call")
-                if index == 4:  # Fri 13th: the bug moves on to phase 2
+                if index == 5:  # Mon 16th: the bug moves on to phase 2
                     desk.set_clock(local(day, 9))
                     _enter_phase(desk, cast["bug"], 2, day)
                 if index == 7:  # Wed 18th: the solved awaiting-customer ticket gets a reply
@@ -355,17 +356,18 @@ def test_awaiting_customer_three_emails_the_third_closing_then_solved(story: Sto
 
 def test_a_bug_is_told_each_phase_it_enters_and_flagged_once_when_overdue(story: Story) -> None:
     days = story.of("bug")
-    # Mon: entered phase 1 -> the customer is told what it means. Thu: phase 1 has outlasted
-    # its 3 business days -> internal note and tag. Fri: phase 2 -> told again.
+    # Mon: entered phase 1 (a date: its timeframe counts from Monday's close) -> the customer
+    # is told what it means. Fri: phase 1 has outlasted its 3 business days (Tue, Wed, Thu) ->
+    # internal note and tag. Mon 16th: phase 2 -> told again.
     told = [(i, d.emails) for i, d in enumerate(days) if d.emails]
-    assert [i for i, _ in told] == [0, 4]
+    assert [i for i, _ in told] == [0, 5]
     assert "Phase 1" in told[0][1][0] or "Request Received" in told[0][1][0]
     assert "Under Review by Support Team" in told[1][1][0]
     assert [(i, n) for i, d in enumerate(days) for n in d.notes if n[1].endswith("overdue")] == [
-        (3, ("Phase 1 (Request Received) is over its 3 business days timeframe (seed 003).",
+        (4, ("Phase 1 (Request Received) is over its 3 business days timeframe (seed 003).",
              "bug-phase-overdue", "1/4"))
     ]  # fmt: skip
-    assert "phase_overdue" in days[3].ticket["tags"]
+    assert "phase_overdue" in days[4].ticket["tags"]
     assert [d.ticket["status"] for d in days] == ["open"] * len(DAYS)
 
 

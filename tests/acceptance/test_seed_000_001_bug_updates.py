@@ -6,6 +6,7 @@ rows give the day the planner runs and whether an update is owed.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from policies.model import (
     Priority,
     Status,
 )
-from policies.planner import plan
+from policies.planner import plan, with_open_cases
 from tests.acceptance.seed_days import (
     CALENDAR,
     RULES,
@@ -183,3 +184,32 @@ def test_bugs_of_solved_status_get_nothing() -> None:
 
 def test_default_rules_are_the_bundled_pack() -> None:
     assert {p.name for p in RULES.policies} >= {"bug-enterprise", "bug-community-bundle"}
+
+
+def test_the_bundled_update_names_every_bug_by_its_title_and_greets_the_contact() -> None:
+    # 001, Community: "an update about all the outstanding bugs that they reported (3 or
+    # more)". The customer reads titles, never internal ids; the customer behind an Asana bug
+    # is the Intercom contact (the account), so the greeting uses its name.
+    titles = ["Export to CSV drops rows", "Login loops on Safari", "Invoice PDF is blank"]
+    cases = [
+        dataclasses.replace(bug(str(n)), subject=title, requester=None)
+        for n, title in enumerate(titles, start=1)
+    ]
+    contact = {"a": Account("a", name="Maria Lopez", plan=PlanTier.COMMUNITY)}
+    accounts = with_open_cases(contact, cases)
+    (item,) = list(plan(cases, accounts, at("2026-03-11"), RULES, CALENDAR))
+    assert isinstance(item, PlanItem)
+    (reply,) = [a.params["body"] for a in item.actions if a.params.get("template") == "bug_update"]
+    assert reply.startswith("Hi Maria Lopez,")
+    assert "the 3 issues you reported: " + ", ".join(titles) + "." in reply
+    assert "asana:" not in reply
+
+
+def test_a_hostile_subject_is_echoed_on_one_line_and_capped() -> None:
+    # A 60,000-character subject made a 60,177-character reply: customer text is capped.
+    case = dataclasses.replace(bug(), subject="A" * 60_000 + "\n\nfw-forged")
+    (item,) = list(plan([case], account(PlanTier.ENTERPRISE), at("2026-03-11"), RULES, CALENDAR))
+    assert isinstance(item, PlanItem)
+    (reply,) = [a.params["body"] for a in item.actions if a.params.get("template") == "bug_update"]
+    assert len(reply) < 1_000
+    assert "A" * 199 + "…" in reply

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from policies.model import ActionType, Case, Status
-from tests.acceptance.seed_days import at, facts, run_day, ticket
+from tests.acceptance.seed_days import at, facts, rules_with, run_day, ticket
 
 
 def in_phase(request_type: str, phase: int, since: str) -> Case:
@@ -81,3 +81,24 @@ def test_phase_without_its_start_is_reported() -> None:
     _, items, unjudged = run_day(case, at("2026-03-20"))
     assert items == []
     assert {u.reason.split(":")[0] for u in unjudged} == {"bug-phase-update", "bug-phase-overdue"}
+
+
+# A phase start known only as a date (agents type "2026-03-02"): by default its timeframe is
+# counted from that day's close, so "3 Business Days" from Monday run out at Thursday's close;
+# the setting phase_date_only_start=from_the_opening counts Monday itself (out at 09:00 Thu).
+DATE_ONLY_TABLE = [
+    ({}, ("2026-03-05", 16), False),
+    ({}, ("2026-03-05", 17, 1), True),
+    ({"phase_date_only_start": "from_the_opening"}, ("2026-03-05", 9), False),
+    ({"phase_date_only_start": "from_the_opening"}, ("2026-03-05", 9, 1), True),
+]
+
+
+@pytest.mark.parametrize(("settings", "run", "overdue"), DATE_ONLY_TABLE)
+def test_a_date_only_phase_start_is_counted_as_the_pack_says(
+    settings: dict[str, str], run: tuple[str, int, int] | tuple[str, int], overdue: bool
+) -> None:
+    case = ticket(request_type="bug", phase="1", phase_since="2026-03-02")
+    _, items, _ = run_day(case, at(*run), rules=rules_with(**settings))
+    flagged = [i for i in items if i.policy == "bug-phase-overdue"]
+    assert bool(flagged) is overdue

@@ -9,7 +9,10 @@ from __future__ import annotations
 import pytest
 
 from policies.model import ActivityKind, Status
+from policies.planner import explain
 from tests.acceptance.seed_days import (
+    CALENDAR,
+    RULES,
     at,
     check_day,
     facts,
@@ -188,7 +191,6 @@ def test_bot_owner_is_configuration() -> None:
         ActivityKind.MISSED_CALL,
         ActivityKind.ABANDONED_CALL,
         ActivityKind.MISSED_EMAIL,
-        ActivityKind.CUSTOMER_REPLY,
     ],
 )
 def test_missed_contact_restarts_the_sequence(kind: ActivityKind) -> None:
@@ -207,3 +209,75 @@ def test_a_day_starts_when_the_team_opens() -> None:
     case, _ = run_days(ticket(request_type="general_inquiry"), ["2026-03-02"])
     assert run_day(case, at("2026-03-04", 8, 59))[1] == []  # Day 3, before 09:00
     assert matches(run_day(case, at("2026-03-04", 9))[1][0], {"step": "2/3"})
+
+
+# Issue 14, turn-taking: 004 follows up when the customer "did not provide any information /
+# did not respond when requested". Once the customer has replied, the next move is the agent's:
+# nothing happens until an agent answers publicly (an internal note is not an answer), and the
+# sequence then starts again from 1/3, its Day 1 being the day of the answer.
+CUSTOMER_REPLIED = [
+    ("2026-03-09", None),  # replied 08:00 Mon, ticket reopened: the agent's turn
+    ("2026-03-10", None),  # an internal note at 09:30 answers nothing
+    ("2026-03-11", {"step": "1/3", "note": "1/3", "status": "pending"}),  # answered 09:30
+    ("2026-03-12", None),
+    ("2026-03-13", {"step": "2/3", "note": "2/3", "status": "pending"}),
+    ("2026-03-16", None),
+    ("2026-03-17", {"step": "3/3", "note": "3/3"}),
+    ("2026-03-18", {"note": "customer unresponsive - closing ticket", "status": "solved"}),
+]
+
+
+def test_a_customer_reply_hands_the_turn_to_the_agent_until_answered() -> None:
+    case, _ = run_days(ticket(request_type="general_inquiry"), WEEK[:5])  # up to 3/3
+    case = with_activity(case, ActivityKind.CUSTOMER_REPLY, at("2026-03-09", 8), status=Status.OPEN)
+    log = {}
+    for day, _expected in CUSTOMER_REPLIED:
+        if day == "2026-03-10":
+            case = with_activity(case, ActivityKind.AGENT_NOTE, at(day, 9, 30))
+        if day == "2026-03-11":
+            case = with_activity(case, ActivityKind.AGENT_UPDATE, at(day, 9, 30))
+        case, log[day], _ = run_day(case, at(day))
+    for day, expected in CUSTOMER_REPLIED:
+        check_day(day, log[day], expected)
+
+
+def test_waiting_on_the_agent_is_explained() -> None:
+    case = ticket(
+        request_type="general_inquiry",
+        history=[(ActivityKind.CUSTOMER_REPLY, at("2026-03-02", 8))],
+    )
+    [why] = [
+        e
+        for e in explain(case, {}, at("2026-03-04"), RULES, CALENDAR)
+        if e.policy == "general-inquiry"
+    ]
+    assert why.outcome == "not due"
+    assert "awaits an agent's answer" in why.detail
+
+
+def test_pending_without_an_answer_hands_the_turn_to_the_customer() -> None:
+    # "Submit ticket as PENDING": an agent who sets the ticket to wait on the customer, with or
+    # without a public answer, has made their move.
+    case = ticket(
+        request_type="general_inquiry",
+        status=Status.PENDING,
+        history=[(ActivityKind.CUSTOMER_REPLY, at("2026-03-02", 8))],
+    )
+    _, items, _ = run_day(case, at("2026-03-02"))
+    assert matches(items[0], {"step": "1/3", "note": "1/3"})
+
+
+def test_a_missed_call_restarts_even_while_the_agent_owes_an_answer() -> None:
+    # The customer tried and failed: 004's NOTE starts the process again at once.
+    case = ticket(
+        request_type="refund",
+        phone="+15550100",
+        history=[
+            (ActivityKind.CUSTOMER_REPLY, at("2026-03-02", 8)),
+            (ActivityKind.MISSED_CALL, at("2026-03-03", 8)),
+        ],
+    )
+    assert run_day(case, at("2026-03-02"))[1] == []
+    _, log = run_days(case, ["2026-03-03", "2026-03-04", "2026-03-05"])
+    assert log["2026-03-03"] == []  # the refund's Day 1 is the agent's own grab
+    assert matches(log["2026-03-04"][0], {"step": "2/3", "note": "2/3"})

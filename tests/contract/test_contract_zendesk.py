@@ -110,6 +110,11 @@ def router() -> respx.MockRouter:
             "count": 1,
         }
     )
+    router.get("/api/v2/users/me").respond(
+        json={
+            "user": {"id": 99, "name": "Followup Worker", "email": "w@example.com", "role": "agent"}
+        }
+    )
     router.get("/api/v2/organization_fields").respond(
         json={
             "organization_fields": [{"key": "plan", "title": "Plan", "type": "text"}],
@@ -236,7 +241,7 @@ async def test_zendesk_requests_and_responses_follow_the_description(
         )
         await zendesk.apply(PlanItem(case, "refund", "final", 3, 3, actions, "r", "ab12"))
     assert [c.id for c in cases] == ["7"]
-    assert len(recorder.exchanges) == 11
+    assert len(recorder.exchanges) == 12  # with the worker's own user (users/me)
     errors = contract_errors("zendesk", recorder.exchanges)
     assert not errors, "\n".join(errors)
 

@@ -213,7 +213,7 @@ async def test_intercom_ticket_reply_resolve_and_note_once_despite_a_dropped_upd
     assert (again.outcome, again.calls) == (WriteOutcome.ALREADY_APPLIED, 0)
     ticket_ref = f"intercom:ticket:{case.id.removeprefix('ticket:')}"
     emails = admin.get("/outbox", params={"ref": ticket_ref}).json()["messages"]
-    assert [m["body"] for m in emails] == ["Resolving your ticket."]
+    assert [m["body"] for m in emails] == ["<p>Resolving your ticket.</p>"]  # HTML, escaped
 
 
 async def test_an_intercom_reply_answered_too_late_is_sent_once_and_the_note_next_cycle(
@@ -235,7 +235,7 @@ async def test_an_intercom_reply_answered_too_late_is_sent_once_and_the_note_nex
         )
         fresh = await connector.fetch_case(case.id)
     sent = admin.get("/outbox", params={"ref": case.ref}).json()["messages"]
-    assert [m["body"] for m in sent].count(body) == 1
+    assert [m["body"] for m in sent].count(f"<p>{body}</p>") == 1
     assert [m.key for m in fresh.followups] == [plan.key]
     assert (first.outcome, second.outcome) == (WriteOutcome.FAILED, WriteOutcome.APPLIED)
 
@@ -298,5 +298,5 @@ async def test_intercom_emails_a_contact_the_sandbox_delivers(
         await connector.email_contact(contact, "Update on your bug report", "Still on it.")
     sent = admin.get("/outbox", params={"ref": f"intercom:contact:{contact}"}).json()["messages"]
     assert [(m["subject"], m["body"]) for m in sent] == [
-        ("Update on your bug report", "Still on it.")
+        ("Update on your bug report", "<p>Still on it.</p>")
     ]

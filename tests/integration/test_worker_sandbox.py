@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -186,3 +187,60 @@ def test_a_kill_between_intent_and_outcome_leaves_no_duplicate(tmp_path: Path) -
         footers = [comment for comment in after if "— followup-worker ·" in comment]
         assert len(footers) <= 1, after
         assert len(after) == len(set(after)), after
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:  # bound, never listening: connecting is refused
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "cause"),
+    [
+        ("FOLLOWUP_ZENDESK_TOKEN", "wrong-token", "-> 401"),
+        ("FOLLOWUP_ZENDESK_URL", "http://127.0.0.1:{port}/zendesk", "ConnectError"),
+    ],
+)
+def test_a_vendor_failure_prints_its_cause_in_one_line(
+    trial: Trial, setting: str, value: str, cause: str
+) -> None:
+    # Issue 14: the run printed only "1 errors"; the cause was in a JSON traceback.
+    trial.env[setting] = value.format(port=_closed_port())
+    trial.env["FOLLOWUP_HTTP_BACKOFF"] = "0.01"
+    result = trial.run()
+    assert result.returncode == 1
+    errors = [line for line in result.stdout.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stdout[-2000:]
+    assert errors[0].startswith("error: default: ")
+    assert cause in errors[0]
+    assert "wrong-token" not in result.stdout
+
+
+def _mapping_with_a_missing_group(folder: Path, accepted: list[str]) -> Path:
+    text = (ROOT / "deploy" / "mapping.sandbox.yaml").read_text(encoding="utf-8")
+    assert "groups: [Support, Refunds," in text
+    text = text.replace("groups: [Support, Refunds,", "groups: [Support, Refundz,")
+    path = folder / "mapping.yaml"
+    path.write_text(f"{text}\naccept_unresolved: {accepted!r}\n", encoding="utf-8")
+    return path
+
+
+def test_a_live_run_stops_before_any_write_on_a_name_the_vendor_lacks(
+    trial: Trial, tmp_path: Path
+) -> None:
+    # Issue 14: `connectors check` failed, but `run --once --live` applied 1,891 follow-ups.
+    trial.env["FOLLOWUP_MAPPING"] = str(_mapping_with_a_missing_group(tmp_path, []))
+    stopped = trial.run("--live")
+    assert stopped.returncode == 2
+    assert stopped.stderr.splitlines()[-1] == "default: zendesk group 'Refundz' is not in zendesk"
+    assert "nothing written" in stopped.stderr
+    assert trial.writes() == 0
+    assert trial.run().returncode in (0, 1)  # a dry run shows the plan all the same
+
+
+def test_a_name_the_operator_accepts_does_not_stop_a_live_run(trial: Trial, tmp_path: Path) -> None:
+    trial.env["FOLLOWUP_MAPPING"] = str(_mapping_with_a_missing_group(tmp_path, ["Refundz"]))
+    accepted = trial.run("--live")
+    assert accepted.returncode in (0, 1), accepted.stderr[-2000:]
+    assert trial.writes() > 0

@@ -42,6 +42,7 @@ ACCOUNTS = {
 FOOTER = "— followup-worker · awaiting-customer · step 1/3 · fw-0123456789abcdef"
 
 ZENDESK_IDS = ZendeskIds(
+    me=21,
     fields={"request_type": 101, "order_status": 102, "linked_order": 103},
     groups={"Support": 11},
     agents={"Roxy V": 21},

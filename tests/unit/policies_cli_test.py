@@ -156,3 +156,25 @@ def test_policies_check_reports_a_broken_template(tmp_path: Path) -> None:
     code, out = run("policies", "check", str(tmp_path))
     assert code == 1
     assert f"{tmp_path / 'templates' / 'hello.j2'}:1: " in out
+
+
+def test_tables_print_case_data_verbatim(tmp_path: Path) -> None:
+    # A case id or reason from a helpdesk is data: ":ticket:" is not an emoji, "[red]" is not
+    # markup (issue 14).
+    hostile = tmp_path / "cases.yaml"
+    hostile.write_text(
+        "calendar: {timezone: America/New_York, country: US}\n"
+        "cases:\n"
+        "  - id: 'x:ticket:[red]y[/red]'\n"
+        "    kind: ticket\n    status: open\n"
+        "    created_at: 2026-03-11T09:00:00-04:00\n"
+        "    assignee: Dana Smith\n"
+        "    fields: {request_type: general_inquiry}\n"
+    )
+    code, out = run("plan", "--input", str(hostile), "--at", AT)
+    assert code == 0, out
+    assert "x:ticket:[red]y[/red]" in out
+    assert "\N{TICKET}" not in out
+    code, out = run("explain", "x:ticket:[red]y[/red]", "--input", str(hostile), "--at", AT)
+    assert code == 0, out
+    assert "zendesk:x:ticket:[red]y[/red] at" in out

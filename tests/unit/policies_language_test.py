@@ -209,3 +209,26 @@ def test_json_schema_rejects_what_pydantic_rejects() -> None:
 def test_a_copy_of_the_bundled_pack_is_a_valid_folder(tmp_path: Path) -> None:
     shutil.copytree(BUNDLED_PACK, tmp_path / "pack")
     assert len(load_pack(tmp_path / "pack").policies) == 17
+
+
+def test_a_date_only_start_reading_belongs_to_overdue_timeframes_only(tmp_path: Path) -> None:
+    # Only a phase_overdue timeframe counts from the phase start; a phase_update announces the
+    # phase the day it is entered, so the option would do nothing there and is refused.
+    phases = """\
+policies:
+  - name: phases
+    description: Phases.
+    source: test
+    selector: {status: [open]}
+    cadence:
+      type: TYPE
+      date_only_start: opening
+      phases: [{name: One, within: {business_days: 3}, what_it_means: x, next_steps: y}]
+      actions: [{note: "{phase}"}]
+"""
+    write(tmp_path, phases.replace("TYPE", "phase_overdue"))
+    assert load_pack(tmp_path).policies[0].name == "phases"
+    path = write(tmp_path, phases.replace("TYPE", "phase_update"))
+    (problem,) = problems(tmp_path)
+    assert problem.startswith(f"{path}:")
+    assert "date_only_start applies to phase_overdue timeframes only" in problem

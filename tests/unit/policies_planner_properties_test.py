@@ -264,3 +264,31 @@ def test_with_open_cases_sums_each_account_s_unfinished_cases() -> None:
     assert summed["a"].max_open_priority is Priority.HIGH
     assert summed["b"] == accounts["b"]
     assert set(summed) == {"a", "b"}
+
+
+@SETTINGS
+@given(
+    cases(),
+    st.integers(0, 24 * 10),
+    st.sampled_from([s for s in Status if s is not Status.PENDING]),
+    st.lists(st.sampled_from([ActivityKind.AGENT_NOTE, ActivityKind.ENGINEER_UPDATE]), max_size=2),
+)
+def test_no_follow_up_while_the_customer_waits_on_us(
+    case: Case, later_hours: int, status: Status, notes: list[ActivityKind]
+) -> None:
+    # Issue 14: a case whose latest public message is the customer's own (not a missed or
+    # abandoned attempt) is the agent's to answer; unless the agent set it to wait on the
+    # customer (PENDING), no follow-up sequence (seeds 002, 004) plans anything for it, however
+    # long the customer has waited and whatever internal notes came after. Bug and phase
+    # updates are the team's own news, not a chase, and do not wait for a turn.
+    latest = max([case.created_at, *(m.at for m in case.followups), *(a.at for a in case.history)])
+    said = latest + timedelta(minutes=1)
+    after = tuple(Activity(kind, said + timedelta(minutes=i + 1)) for i, kind in enumerate(notes))
+    waiting = dataclasses.replace(
+        case,
+        status=status,
+        history=(*case.history, Activity(ActivityKind.CUSTOMER_REPLY, said), *after),
+    )
+    now = said + timedelta(hours=later_hours)
+    planned = items(list(plan([waiting], ACCOUNTS, now, RULES, CALENDAR)))
+    assert [i for i in planned if isinstance(POLICIES[i.policy].cadence, SequenceRule)] == []

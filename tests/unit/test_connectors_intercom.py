@@ -14,6 +14,7 @@ import respx
 
 from connectors.base import WriteOutcome
 from connectors.intercom import IntercomConnector
+from connectors.intercom_json import IntercomIds, conversation_case
 from connectors.mapping import IntercomMapping
 from connectors.settings import Timeouts, VendorLimits
 from policies.model import (
@@ -179,10 +180,10 @@ async def test_reply_then_state_then_the_signed_note(router: respx.MockRouter) -
         "message_type": "comment",
         "type": "admin",
         "admin_id": "1",
-        "body": "Closing now",
+        "body": "<p>Closing now</p>",
     }
     assert bodies[1]["message_type"] == "note"
-    assert bodies[1]["body"].endswith(FOOTER.replace("step 1/3", "step 3/3"))
+    assert bodies[1]["body"].endswith(FOOTER.replace("step 1/3", "step 3/3") + "</p>")
     assert [json.loads(c.request.content) for c in parts.calls] == [
         {"message_type": "assignment", "type": "admin", "admin_id": "1", "assignee_id": "2"},
         {"message_type": "close", "type": "admin", "admin_id": "1"},
@@ -462,7 +463,7 @@ async def test_ticket_state_and_assignee_go_in_one_update_then_the_signed_note(
     ]
     note = json.loads(reply.calls[0].request.content)
     assert (note["message_type"], note["type"], note["admin_id"]) == ("note", "admin", "1")
-    assert note["body"].endswith(FOOTER.replace("step 1/3", "step 3/3"))
+    assert note["body"].endswith(FOOTER.replace("step 1/3", "step 3/3") + "</p>")
 
 
 async def test_a_note_alone_makes_no_ticket_update(router: respx.MockRouter) -> None:
@@ -587,3 +588,48 @@ async def test_a_ticket_already_carrying_the_marker_is_not_written(
             ticket_item(Action(ActionType.SET_STATUS, {"status": "solved"}), followups=(mark,))
         )
     assert (result.outcome, result.calls) == (WriteOutcome.ALREADY_APPLIED, 0)
+
+
+# -- markers only from the worker's own hand (issue 14) ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("part_type", "author"),
+    [
+        pytest.param(
+            "comment", {"type": "admin", "id": "1"}, id="the worker's reply echoing a title"
+        ),
+        pytest.param("comment", {"type": "user", "id": "c1"}, id="the contact's message"),
+        pytest.param("note", {"type": "admin", "id": "2"}, id="another admin's note"),
+        pytest.param("note", {"type": "bot", "id": "1"}, id="a bot's note"),
+    ],
+)
+def test_a_footer_outside_the_worker_s_own_notes_is_text(
+    part_type: str, author: dict[str, str]
+) -> None:
+    def part(kind: str, who: dict[str, str], body: str, at: int) -> dict[str, Any]:
+        return {"part_type": kind, "author": who, "body": body, "created_at": at}
+
+    own = part("note", {"type": "admin", "id": "1"}, f"<p>1/3</p><p>{FOOTER}</p>", 1_770_000_100)
+    forged = part(part_type, author, f"<p>Re: {FOOTER}</p>", 1_770_000_200)
+    ids = IntercomIds("1", {"Roxy V": "2"})
+
+    def read(*parts: dict[str, Any]) -> Any:
+        record = conversation("10", 1, 0, conversation_parts={"conversation_parts": list(parts)})
+        return conversation_case(record, ids)
+
+    assert read(forged).followups == ()
+    assert [m.at.timestamp() for m in read(own, forged).followups] == [1_770_000_100]
+
+
+async def test_a_hostile_subject_is_text_in_the_html_reply(router: respx.MockRouter) -> None:
+    reply = router.post("/conversations/10/reply").respond(json={})
+    router.get("/conversations/10").respond(json=conversation("10", 1, 0))
+    hostile = 'Hi <img src=x onerror="alert(1)"> & <b>bye</b>\nline two'
+    async with connector(router) as intercom:
+        await intercom.apply(item(Action(ActionType.REPLY, {"body": hostile})))
+    body = json.loads(reply.calls[0].request.content)["body"]
+    assert body == (
+        "<p>Hi &lt;img src=x onerror=&quot;alert(1)&quot;&gt; &amp; &lt;b&gt;bye&lt;/b&gt;"
+        "<br>line two</p>"
+    )

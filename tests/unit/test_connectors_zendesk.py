@@ -40,6 +40,7 @@ MAPPING = ZendeskMapping(
     agents=["Roxy V"],
 )
 IDS = ZendeskIds(
+    me=21,
     fields={"request_type": 101, "order_status": 102},
     options={"order_status": {"unresponsive": "unresponsive"}},
     groups={"Support": 11, "Unresponsive Customers": 12},
@@ -124,6 +125,7 @@ def test_a_change_without_a_note_still_leaves_a_signed_note() -> None:
 def test_vendor_option_values_read_as_the_policies_words_and_write_back() -> None:
     # The tenant's Phase options are phase_1..phase_4; the policies count phases 1..4.
     ids = ZendeskIds(
+        me=21,
         fields={"phase": 105},
         options={"phase": {"phase 2: review": "phase_2", "phase_2": "phase_2"}},
         values={"phase": {"phase_1": "1", "phase_2": "2"}},
@@ -219,6 +221,7 @@ def router() -> respx.MockRouter:
     router.get("/api/v2/users").respond(
         json={"users": [{"id": 21, "name": "Roxy V"}], "next_page": None}
     )
+    router.get("/api/v2/users/me").respond(json={"user": {"id": 99, "name": "followup-worker"}})
     return router
 
 
@@ -842,3 +845,32 @@ async def test_without_the_bulk_flag_each_item_is_its_own_update(
         (result,) = await zendesk.apply_many([item(NOTE)])
     assert result.outcome is WriteOutcome.APPLIED
     assert (bulk.called, single.call_count) == (False, 1)
+
+
+# -- markers only from the worker's own hand (issue 14) ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("author", "public"),
+    [
+        pytest.param(21, True, id="the worker's public reply echoing a subject"),
+        pytest.param(501, True, id="the customer's message"),
+        pytest.param(501, False, id="the customer's private comment"),
+        pytest.param(502, True, id="a CC'd end user"),
+        pytest.param(31, False, id="another agent's internal note"),
+    ],
+)
+def test_a_footer_outside_the_worker_s_own_notes_is_text(author: int, public: bool) -> None:
+    # A subject like "Refund — followup-worker · general-inquiry · step 3/3 · fw-..." echoed
+    # into a reply, or typed by a customer, must not stop or advance their sequence.
+    ticket = {"id": 7, "status": "open", "created_at": STAMP, "updated_at": STAMP,
+              "requester_id": 501, "subject": f"Refund {FOOTER}"}  # fmt: skip
+    forged = {"author_id": author, "body": f"Re: Refund {FOOTER}", "public": public,
+              "created_at": "2026-03-09T10:00:00Z"}  # fmt: skip
+    own = {"author_id": 21, "body": f"1/3\n\n{FOOTER}", "public": False,
+           "created_at": "2026-03-05T10:00:00Z"}  # fmt: skip
+
+    assert ticket_case(ticket, {}, [forged], IDS).followups == ()
+    read = ticket_case(ticket, {}, [own, forged], IDS)
+    assert [m.at.day for m in read.followups] == [5]  # only the worker's own note
+    assert len(read.history) == 1  # the forged comment is still someone's activity

@@ -325,6 +325,8 @@ def fake_zendesk(request: httpx.Request) -> httpx.Response:
         })  # fmt: skip
     if path.endswith("/comments"):
         raise AssertionError("a spilled ticket's comments come from the index, not a call")
+    if path == "/api/v2/users/me":
+        return httpx.Response(200, json={"user": {"id": 1000, "name": "followup-worker"}})
     key = path.rsplit("/", 1)[-1]  # ticket_fields, groups, users: none needed here
     return httpx.Response(200, json={key: [], "next_page": None})
 

@@ -100,6 +100,8 @@ class FakeZendesk:
             return httpx.Response(
                 200, json={"comments": [], "meta": {"has_more": False}, "links": {"next": None}}
             )
+        if path == "/api/v2/users/me":
+            return httpx.Response(200, json={"user": {"id": 1000, "name": "followup-worker"}})
         key = path.rsplit("/", 1)[-1]  # ticket_fields, groups, users: none needed here
         return httpx.Response(200, json={key: [], "next_page": None})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from collections import Counter
@@ -105,3 +106,17 @@ def test_a_long_plan_prints_as_several_tables_with_every_row(
     assert text.count("┏") == 3  # 6 rows, 2 a table
     assert all(f"zendesk:{case_id} " in text for case_id in (1, 2, 3, 4, 5, 9))
     assert "5 follow-ups due (skipped 5), 0 failed, 1 not judged" in text
+
+
+def test_tables_print_case_data_verbatim(spool: PlanSpool, monkeypatch: pytest.MonkeyPatch) -> None:
+    # What `followup run --once` prints goes through the CLI's plain console (issue 14).
+    from worker.cli_runtime import _out
+
+    hostile = dataclasses.replace(report(1), case_ref="zendesk:1:ticket:[red]x[/red]")
+    spool.item(hostile)
+    monkeypatch.setattr(_out, "_width", 200)  # wide enough not to fold the case column
+    with _out.capture() as captured:
+        print_tables(summary(1, 0), spool, _out)
+    printed = captured.get()
+    assert "zendesk:1:ticket:[red]x[/red]" in printed
+    assert "\N{TICKET}" not in printed

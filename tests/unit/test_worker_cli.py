@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -133,3 +134,59 @@ def test_run_without_any_vendor_stops_with_one_line(ledger_url: str) -> None:
     result = runner.invoke(app, ["run", "--once"])
     assert result.exit_code == 2
     assert result.stderr.splitlines()[-1].startswith("followup: no vendor configured")
+
+
+def test_an_unknown_followup_variable_is_reported_with_the_closest_name(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FOLLOWUP_ZENDESK_TOKEM", "zd")
+    monkeypatch.setenv("FOLLOWUP_OPERATR", "alice")
+    result = runner.invoke(app, ["dry-run", "status"])
+    assert result.exit_code == 0
+    assert (
+        "followup: unknown setting FOLLOWUP_OPERATR ignored (did you mean FOLLOWUP_OPERATOR?)"
+        in result.stderr.splitlines()
+    )
+    assert (
+        "followup: unknown setting FOLLOWUP_ZENDESK_TOKEM ignored"
+        " (did you mean FOLLOWUP_ZENDESK_TOKEN?)" in result.stderr.splitlines()
+    )
+
+
+@pytest.mark.parametrize(
+    ("command", "env"),
+    [
+        (["run", "--once", "--set", "ein_bot_owner"], {}),
+        (["serve", "--set", "ein_bot_owner"], {}),
+        (["run", "--once"], {"FOLLOWUP_POLICY_SETTINGS": "ein_bot_owner"}),
+    ],
+)
+def test_pack_settings_mean_the_same_for_run_and_serve(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch, command: list[str], env: dict[str, str]
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = runner.invoke(app, command)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        "followup: invalid setting FOLLOWUP_POLICY_SETTINGS: 'ein_bot_owner' is not NAME=CHOICE"
+    )
+
+
+def test_a_refused_database_is_one_line_with_its_cause(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = _closed_port()
+    monkeypatch.setenv("FOLLOWUP_DATABASE_URL", f"postgresql://u:s3cret@127.0.0.1:{port}/db")
+    result = runner.invoke(app, ["dry-run", "status"])
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("followup: cannot open the ledger at postgresql+psycopg://u:***@127")
+    assert line.endswith("Connection refused")
+    assert "s3cret" not in result.output
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:  # bound, never listening: connecting is refused
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

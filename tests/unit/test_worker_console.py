@@ -204,6 +204,11 @@ async def test_ahead_draws_a_bar_per_business_day(client: httpx.AsyncClient) -> 
 
 
 def test_helpdesk_links_only_for_the_tenant_vendors() -> None:
-    settings = Settings(zendesk_url="https://z.example/", _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(  # type: ignore[call-arg]
+        zendesk_url="https://z.example/",
+        zendesk_email="bot@z.example",
+        zendesk_token="t",
+        _env_file=None,
+    )
     assert helpdesk_link(settings, "zendesk:7") == "https://z.example/agent/tickets/7"
     assert helpdesk_link(settings, "asana:7") is None

@@ -28,11 +28,31 @@ def test_defaults_are_safe_and_zero_setup() -> None:
     assert settings.vendor_urls == {}
 
 
-def test_a_vendor_is_used_only_with_url_and_token(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_vendor_is_used_with_all_its_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FOLLOWUP_INTERCOM_URL", "http://127.0.0.1:8800/intercom/")
     monkeypatch.setenv("FOLLOWUP_INTERCOM_TOKEN", "ic-token")
-    monkeypatch.setenv("FOLLOWUP_ASANA_URL", "http://127.0.0.1:8800/asana/api/1.0")
     assert load_settings().vendor_urls == {"http://127.0.0.1:8800/intercom": Source.INTERCOM}
+
+
+@pytest.mark.parametrize(
+    ("given", "missing"),
+    [
+        ({"FOLLOWUP_ASANA_URL": "http://127.0.0.1:8800/asana/api/1.0"}, "FOLLOWUP_ASANA_TOKEN"),
+        ({"FOLLOWUP_INTERCOM_TOKEN": "ic-token"}, "FOLLOWUP_INTERCOM_URL"),
+        (
+            {"FOLLOWUP_ZENDESK_URL": "https://acme.zendesk.com", "FOLLOWUP_ZENDESK_TOKEN": ""},
+            "FOLLOWUP_ZENDESK_EMAIL and FOLLOWUP_ZENDESK_TOKEN",  # empty means unset
+        ),
+    ],
+)
+def test_a_half_configured_vendor_is_an_error_naming_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch, given: dict[str, str], missing: str
+) -> None:
+    # Issue 14: an empty or misspelled token silently dropped the vendor (198 cases of 2,849).
+    for variable, value in given.items():
+        monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=f"^invalid setting {missing} missing: "):
+        load_settings()
 
 
 def test_dotenv_is_read_and_empty_values_mean_unset(tmp_path: Path) -> None:
@@ -47,6 +67,8 @@ def test_secrets_can_come_from_files(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     secret = tmp_path / "zendesk_token"
     secret.write_text("zd-from-file\n", encoding="utf-8")
     monkeypatch.setenv("FOLLOWUP_ZENDESK_TOKEN_FILE", str(secret))
+    monkeypatch.setenv("FOLLOWUP_ZENDESK_URL", "https://acme.zendesk.com")
+    monkeypatch.setenv("FOLLOWUP_ZENDESK_EMAIL", "worker@acme.test")
     settings = load_settings()
     assert settings.zendesk_token is not None
     assert settings.zendesk_token.get_secret_value() == "zd-from-file"
@@ -64,6 +86,11 @@ def test_an_unreadable_secret_file_names_the_variable(monkeypatch: pytest.Monkey
     [
         ("FOLLOWUP_ZENDESK_URL", "acme.zendesk", "FOLLOWUP_ZENDESK_URL: Input should be a valid"),
         ("FOLLOWUP_DATABASE_URL", "mysql://db", "FOLLOWUP_DATABASE_URL: expected a sqlite"),
+        (
+            "FOLLOWUP_DATABASE_URL",
+            "postgresql://u:pw@db:notaport/x",
+            "FOLLOWUP_DATABASE_URL: malformed URL",
+        ),
         ("FOLLOWUP_SCHEDULE", "every day", "FOLLOWUP_SCHEDULE:"),
         ("FOLLOWUP_TIMEZONE", "Mars/Olympus", "FOLLOWUP_TIMEZONE: unknown time zone"),
         ("FOLLOWUP_HOLIDAYS_COUNTRY", "XX", "FOLLOWUP_HOLIDAYS_COUNTRY: no holiday calendar"),
@@ -85,7 +112,7 @@ def test_a_bad_setting_is_one_line_naming_it(
 def test_zendesk_needs_the_api_user_email(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FOLLOWUP_ZENDESK_URL", "https://acme.zendesk.com")
     monkeypatch.setenv("FOLLOWUP_ZENDESK_TOKEN", "zd-token")
-    with pytest.raises(SettingsError, match="FOLLOWUP_ZENDESK_EMAIL is required"):
+    with pytest.raises(SettingsError, match="FOLLOWUP_ZENDESK_EMAIL missing"):
         load_settings()
 
 

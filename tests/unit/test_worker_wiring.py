@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from connectors.settings import VendorLimits
-from policies.model import Source
+from policies.model import PlanItem, Source
+from tests.acceptance import seed_days
 from tests.unit.worker_support import MONDAY, isolate_settings
 from worker.ledger import Ledger
 from worker.metrics import MeteredTransport, Metrics
@@ -57,7 +58,6 @@ def test_one_connector_per_vendor_with_url_token_and_mapping(tmp_path: Path) -> 
         zendesk_token="zd",
         intercom_url=f"{SANDBOX}/intercom",
         intercom_token="ic",
-        asana_url=f"{SANDBOX}/asana/api/1.0",  # no token: not used
     )
     connectors = build_connectors(settings, Metrics())
     assert {source: c.source for source, c in connectors.items()} == {
@@ -179,3 +179,19 @@ async def test_failed_calls_never_repeated_are_forgotten_after_the_retry_window(
             await client.get(f"/tickets/{ticket}")
 
     assert transport.awaiting_retry == 4  # the last 300 s: 3 earlier failures and this one
+
+
+def test_the_pack_s_settings_are_the_same_for_live_runs_as_for_plan() -> None:
+    # Issue 14: FOLLOWUP_POLICY_SETTINGS was honoured by `plan` and ignored by `run`/`serve`.
+    case = seed_days.ticket(request_type="refund")
+    when = seed_days.at("2026-03-02")
+    default = _settings()
+    chosen = _settings(policy_settings="refund_day_one_note=from_one; ein_bot_owner=Jo Q")
+    assert list(build_planner(default, build_calendar(default))([case], {}, when)) == []
+    planned = list(build_planner(chosen, build_calendar(chosen))([case], {}, when))
+    assert [item.step_label for item in planned if isinstance(item, PlanItem)] == ["1/3"]
+
+
+def test_an_unknown_pack_setting_stops_the_wiring() -> None:
+    with pytest.raises(WiringError, match="unknown setting override"):
+        build_planner(_settings(policy_settings="no_such=1"), build_calendar(_settings()))
