@@ -48,7 +48,14 @@ import httpx
 import structlog
 
 from connectors.base import Replied, WriteOutcome, WriteResult
-from connectors.errors import BadRecord, Conflict, MappingError, OutcomeUnknown, VendorError
+from connectors.errors import (
+    BadRecord,
+    Conflict,
+    Forbidden,
+    MappingError,
+    OutcomeUnknown,
+    VendorError,
+)
 from connectors.http import OwnsClient, VendorClient
 from connectors.mapping import PlanNames, ZendeskMapping
 from connectors.once import WriteOnce
@@ -81,6 +88,8 @@ log = structlog.get_logger(__name__)
 _FINISHED = ("solved", "closed", "deleted")
 _TICKET = "/api/v2/tickets/{}"
 _COMMENT_PAGE = 100  # comments per page of a ticket's own read
+_EXPORTS = ("/api/v2/incremental/tickets/cursor", "/api/v2/incremental/ticket_events")
+_ADMIN_NEEDED = "an admin's token is needed: this one gets 403 on {} (admins only)"
 
 
 class ZendeskConnector(OwnsClient):
@@ -228,7 +237,22 @@ class ZendeskConnector(OwnsClient):
             NameCheck.of("zendesk", "organization field", key, key if key in org_keys else None)
             for key in (flags.plan, flags.account_status, flags.stop_followups)
         ]
+        checks.append(await self._check_exports())
         return checks
+
+    async def _check_exports(self) -> NameCheck:
+        """Both incremental exports, one small read each: they are admins-only, and an agent's
+        token reads no ticket at all (vendor-behaviours.md Z1)."""
+        since = int((self._clock() - timedelta(minutes=5)).timestamp())
+        denied = []
+        for path in _EXPORTS:
+            try:
+                await self._client.read("GET", path, params={"start_time": since, "per_page": 1})
+            except Forbidden:
+                denied.append(path)
+        if denied:
+            return NameCheck("zendesk", "role", _ADMIN_NEEDED.format(", ".join(denied)), None)
+        return NameCheck("zendesk", "role", "admin (the incremental exports answer)", "admin")
 
     # -- reads ----------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -427,3 +428,20 @@ async def test_saved_writes_are_in_the_event_export_of_the_reloaded_sandbox(
     (event,) = reloaded.zendesk.events_since(start, horizon, 10)[0]
     shown = reloaded.zendesk.ticket_event(event, comments=True)
     assert [c["body"] for c in shown["child_events"]] == ["saved note"]
+
+
+AGENT_AUTH = {
+    "Authorization": "Basic " + base64.b64encode(b"agent@example.com/token:zd-agent-token").decode()
+}
+
+
+@pytest.mark.parametrize(
+    "path", ["/incremental/tickets/cursor?start_time=0", "/incremental/ticket_events?start_time=0"]
+)
+async def test_z1_exports_are_admins_only(client: Any, path: str) -> None:
+    """vendor-behaviours.md Z1: an agent's token gets 403 on both incremental exports, and
+    reads what agents may read."""
+    denied = await client.get(API + path, headers=AGENT_AUTH)
+    assert (denied.status_code, denied.json()["error"]) == (403, "Forbidden")
+    assert (await client.get(API + path)).status_code == 200  # the admin's token
+    assert (await client.get(f"{API}/tickets/3", headers=AGENT_AUTH)).status_code == 200
