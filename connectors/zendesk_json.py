@@ -1,10 +1,19 @@
 """Zendesk JSON <-> the domain model, without IO: tickets and comments into cases, plan
 items into ticket update bodies. Names are resolved to ids beforehand (:class:`ZendeskIds`).
 
-A comment by the requester is inbound activity: a public one a reply, a VoiceComment with
-``call_status`` missed/abandoned a missed/abandoned call, a private email flagged
-``metadata.custom.missed`` a missed email. Anyone else's comment is an agent update, except the
-worker's own signed notes, which are follow-ups (:func:`connectors.footer.parse_footer`).
+A comment by the requester is inbound activity: a public one a reply, an unanswered call a
+missed call, a private email flagged ``metadata.custom.missed`` a missed email.
+
+Missed calls: Zendesk Talk records a call as a ``VoiceComment`` whose ``data`` carries
+``from``, ``to``, ``call_duration``, ``answered_by_id``... and no call status
+(vendor-behaviours.md Z5). The rule here: a voice comment (``type: VoiceComment`` or
+``via.channel: voice``) of the requester without an ``answered_by_id`` is an unanswered call,
+a MISSED_CALL, whether the caller hung up in the queue (abandoned), rang out or left a
+voicemail: the data cannot tell those apart, and each restarts an unresponsive caller's
+sequence the same way. An answered call is a conversation with an agent: a reply.
+
+Anyone else's comment is an agent update, except the worker's own signed notes, which are
+follow-ups (:func:`connectors.footer.parse_footer`).
 """
 
 from __future__ import annotations
@@ -166,14 +175,19 @@ def comment_activity(comment: Mapping[str, Any], requester_id: Any) -> Activity 
         if parse_footer(_body(comment), at) is not None:
             return None
         return Activity(ActivityKind.AGENT_UPDATE, at)
-    call_status = (comment.get("data") or {}).get("call_status")
-    if comment.get("type") == "VoiceComment" and call_status in ("missed", "abandoned"):
-        kind = ActivityKind.MISSED_CALL if call_status == "missed" else ActivityKind.ABANDONED_CALL
-        return Activity(kind, at)
+    if _is_call(comment) and (comment.get("data") or {}).get("answered_by_id") is None:
+        return Activity(ActivityKind.MISSED_CALL, at)
     custom = (comment.get("metadata") or {}).get("custom") or {}
     if not comment.get("public", True) and custom.get("missed"):
         return Activity(ActivityKind.MISSED_EMAIL, at)
     return Activity(ActivityKind.CUSTOMER_REPLY, at)
+
+
+def _is_call(comment: Mapping[str, Any]) -> bool:
+    return (
+        comment.get("type") == "VoiceComment"
+        or (comment.get("via") or {}).get("channel") == "voice"
+    )
 
 
 def has_inbound(comments: Iterable[Mapping[str, Any]], requester_id: Any) -> bool:
@@ -195,7 +209,7 @@ class IndexedComment(NamedTuple):
     public: bool
     type: str
     channel: str | None
-    call_status: str | None
+    answered_by_id: int | str | None  # of a voice comment: who took the call
     missed: bool
     body: str  # "" unless the worker signed it
 
@@ -209,8 +223,8 @@ class IndexedComment(NamedTuple):
             "via": {"channel": self.channel},
             "body": self.body,
         }
-        if self.call_status is not None:
-            comment["data"] = {"call_status": self.call_status}
+        if self.answered_by_id is not None:
+            comment["data"] = {"answered_by_id": self.answered_by_id}
         if self.missed:
             comment["metadata"] = {"custom": {"missed": True}}
         return comment
@@ -236,8 +250,8 @@ def indexed_comment(child: Mapping[str, Any]) -> IndexedComment | None:
         and isinstance(custom, Mapping)
     ):
         return None
-    channel, call_status = via.get("channel"), data.get("call_status")
-    if not (isinstance(channel, str | None) and isinstance(call_status, str | None)):
+    channel, answered_by = via.get("channel"), data.get("answered_by_id")
+    if not (isinstance(channel, str | None) and isinstance(answered_by, int | str | None)):
         return None
     return IndexedComment(
         author_id=author,
@@ -246,7 +260,7 @@ def indexed_comment(child: Mapping[str, Any]) -> IndexedComment | None:
         # Repeated words are shared, not held once per comment.
         type=sys.intern(kind),
         channel=None if channel is None else sys.intern(channel),
-        call_status=None if call_status is None else sys.intern(call_status),
+        answered_by_id=answered_by,
         missed=bool(custom.get("missed")),
         body=body if signed(body) else "",
     )

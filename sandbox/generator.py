@@ -594,12 +594,15 @@ def add_inbound(
     if kind == "customer_reply":
         builder.comment(at, author, body, public=True, channel="email", changes=changes)
     elif kind in ("missed_call", "abandoned_call"):
-        status = "missed" if kind == "missed_call" else "abandoned"
-        voice = {"call_status": status, "from": requester["phone"], "to": "+18005550100",
-                 "call_duration": 0, "recording_url": None, "started_at": format_iso(at),
-                 "answered_by_id": None, "location": "US"}  # fmt: skip
-        builder.comment(at, author, f"Call from {requester['phone']}: {status}", public=False,
-                        channel="voice", voice=voice, changes=changes)  # fmt: skip
+        # What Zendesk Talk records (oas 23667-23693, vendor-behaviours.md Z5): no call status;
+        # an unanswered call has no answered_by_id. An abandoned call hung up in the queue.
+        waited = 0 if kind == "missed_call" else 35
+        voice = {"from": requester["phone"], "to": "+18005550100", "recording_url": None,
+                 "started_at": format_iso(at), "call_duration": waited, "answered_by_id": None,
+                 "transcription_text": None, "location": "US"}  # fmt: skip
+        builder.comment(at, author, f"Call from: {requester['phone']}\nTime of call: "
+                        f"{format_iso(at)}", public=False, channel="voice", voice=voice,
+                        changes=changes)  # fmt: skip
     elif kind == "missed_email":
         builder.comment(at, author, body, public=False, channel="email", custom={"missed": True},
                         changes=changes)  # fmt: skip

@@ -150,8 +150,10 @@ async def test_invalid_updates_get_record_invalid(
 
 
 async def test_a_value_the_description_refuses_gets_400_with_the_validators_message(
-    client: Any,
+    client: Any, sandbox: Sandbox
 ) -> None:
+    assert sandbox.contract is not None
+    sandbox.contract.process_tally = None  # a deliberate refusal: not in the run's count
     response = await client.put(f"{API}/tickets/3", json={"ticket": {"status": "waiting"}})
     assert response.status_code == 400
     body = response.json()
@@ -159,7 +161,11 @@ async def test_a_value_the_description_refuses_gets_400_with_the_validators_mess
     assert "ticket/status: 'waiting' is not one of" in body["description"]
 
 
-async def test_bad_json_body_gets_a_zendesk_error_not_a_traceback(client: Any) -> None:
+async def test_bad_json_body_gets_a_zendesk_error_not_a_traceback(
+    client: Any, sandbox: Sandbox
+) -> None:
+    assert sandbox.contract is not None
+    sandbox.contract.process_tally = None  # a deliberate refusal: not in the run's count
     response = await client.put(f"{API}/tickets/3", content=b"{nope")
     assert response.status_code == 400
     assert response.json()["error"] == "InvalidValue"
@@ -227,7 +233,10 @@ async def test_missed_call_is_a_private_voice_comment_from_the_requester_phone(
     requester = desk.user(desk.record(ticket_id).ticket["requester_id"])
     assert (last["type"], last["public"]) == ("VoiceComment", False)
     assert last["via"]["channel"] == "voice"
-    assert (last["data"]["call_status"], last["data"]["from"]) == ("missed", requester["phone"])
+    # vendor-behaviours.md Z5: Talk's documented data, and no call status in it.
+    assert set(last["data"]) == {"from", "to", "recording_url", "started_at", "call_duration",
+                                 "answered_by_id", "transcription_text", "location"}  # fmt: skip
+    assert (last["data"]["answered_by_id"], last["data"]["from"]) == (None, requester["phone"])
 
 
 async def test_tickets_two_steps_in_carry_worker_footers(client: Any, sandbox: Sandbox) -> None:
@@ -372,7 +381,7 @@ async def test_ticket_event_export_shows_every_audit_once_in_time_order_with_its
     assert sorted(c["id"] for c in comments) == sorted(c["id"] for c in every_comment)
     calls = [c for c in comments if c["type"] == "VoiceComment"]
     assert calls
-    assert all(c["data"]["call_status"] and c["via"]["channel"] == "voice" for c in calls)
+    assert all("call_status" not in c["data"] and c["via"]["channel"] == "voice" for c in calls)
     assert any(c["metadata"]["custom"].get("missed") for c in comments)
     # A ticket's latest event is its last update: a reader can tell a ticket it saw whole.
     latest: dict[int, int] = {}

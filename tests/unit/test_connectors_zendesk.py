@@ -14,7 +14,13 @@ from connectors.base import WriteOutcome
 from connectors.errors import MappingError
 from connectors.mapping import ZendeskMapping
 from connectors.zendesk import ZendeskConnector
-from connectors.zendesk_json import ZendeskIds, indexed_comment, ticket_case, ticket_updates
+from connectors.zendesk_json import (
+    ZendeskIds,
+    comment_activity,
+    indexed_comment,
+    ticket_case,
+    ticket_updates,
+)
 from policies.model import (
     Action,
     ActionType,
@@ -286,7 +292,7 @@ def one_page(*tickets: dict[str, Any]) -> dict[str, Any]:
 
 MISSED_CALL = {"author_id": 501, "type": "VoiceComment", "public": False,
                "via": {"channel": "voice"},
-               "data": {"call_status": "missed", "from": "+1555"}}  # fmt: skip
+               "data": {"from": "+1555", "call_duration": 0, "answered_by_id": None}}  # fmt: skip
 VOICE = {"event_type": "VoiceComment"}  # how an audit names it; the export may do the same
 SIGNED_NOTE = {"author_id": 99, "body": f"1/3\n\n{FOOTER}", "public": False}
 
@@ -842,3 +848,39 @@ async def test_without_the_bulk_flag_each_item_is_its_own_update(
         (result,) = await zendesk.apply_many([item(NOTE)])
     assert result.outcome is WriteOutcome.APPLIED
     assert (bulk.called, single.call_count) == (False, 1)
+
+
+# vendor-behaviours.md Z5: Talk records no call status; an unanswered call (no answered_by_id)
+# of the requester is a missed call, never a reply; an answered one is a conversation.
+TALK = {
+    "from": "+15550100",
+    "to": "+18005550100",
+    "recording_url": None,
+    "call_duration": 0,
+    "started_at": "2026-03-04T10:00:00Z",
+    "transcription_text": None,
+    "location": "US",
+}
+CALLS = [
+    ({"type": "VoiceComment", "data": {**TALK, "answered_by_id": None}}, ActivityKind.MISSED_CALL),
+    ({"type": "VoiceComment", "data": {**TALK, "call_duration": 35}}, ActivityKind.MISSED_CALL),
+    ({"type": "Comment", "via": {"channel": "voice"}, "data": {**TALK, "recording_url": "r"}},
+     ActivityKind.MISSED_CALL),  # a voicemail: nobody took the call
+    ({"type": "VoiceComment", "data": {**TALK, "answered_by_id": 1001, "call_duration": 240}},
+     ActivityKind.CUSTOMER_REPLY),
+    ({"type": "VoiceComment", "author_id": 1001, "data": {**TALK, "answered_by_id": None}},
+     ActivityKind.AGENT_UPDATE),  # an agent's outbound call
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("comment", "kind"), CALLS)
+def test_z5_calls_are_recognised_from_what_talk_records(
+    comment: dict[str, Any], kind: ActivityKind
+) -> None:
+    full = {"author_id": 501, "public": False, "created_at": "2026-03-04T10:00:00Z", **comment}
+    activity = comment_activity(full, 501)
+    assert activity is not None
+    assert activity.kind == kind
+    compact = indexed_comment(full)  # the event export's compact copy reads the same
+    assert compact is not None
+    assert comment_activity(compact.as_comment(), 501) == activity
