@@ -203,6 +203,7 @@ class ZendeskConnector(OwnsClient):
             if (found := by_title.get(title)) is None:
                 continue
             ids.fields[logical] = found["id"]
+            ids.types[logical] = str(found.get("type") or "text")
             options = found.get("custom_field_options") or []
             if options:
                 ids.options[logical] = {

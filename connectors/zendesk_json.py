@@ -55,6 +55,7 @@ __all__ = [
 ]
 
 WORKER_TAG = "followup_worker"
+_CHECKBOX = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,7 @@ class ZendeskIds:
     agents: dict[str, int] = field(default_factory=dict)
     # logical field -> vendor value -> the policies' value (the mapping's field_values)
     values: dict[str, dict[str, str]] = field(default_factory=dict)
+    types: dict[str, str] = field(default_factory=dict)  # logical -> "checkbox", "integer"...
 
     def field_names(self) -> dict[int, str]:
         return {v: k for k, v in self.fields.items()}
@@ -88,6 +90,39 @@ class ZendeskIds:
             return options[value.lower()]
         except KeyError:
             raise MappingError(f"zendesk field {logical!r} has no option {value!r}") from None
+
+    def write_value(self, logical: str, value: str) -> Any:
+        """A policy's ``value`` as the field's type takes it (vendor-behaviours.md Z4):
+        checkbox true/false, multiselect a list of option values (comma-separated in the
+        policy), integer and decimal numbers, anything else a string (option, text, date)."""
+        kind = self.types.get(logical)
+        try:
+            if kind == "checkbox":
+                return _CHECKBOX[value.strip().lower()]
+            if kind == "integer":
+                return int(value)
+            if kind == "decimal":
+                return float(value)
+        except (KeyError, ValueError):
+            raise MappingError(f"zendesk {kind} field {logical!r} cannot take {value!r}") from None
+        if kind == "multiselect":
+            return [self.option_value(logical, part.strip()) for part in value.split(",") if part]
+        return self.option_value(logical, value)
+
+    def read_value(self, logical: str, value: Any) -> str | None:
+        """A field's value as the policies compare it: checkbox "true"/"false", numbers as
+        written, multiselect the policies' values comma-separated; None when unset."""
+        if value is None or value in ("", []):
+            return None
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, int | float):
+            return format(value, "g") if isinstance(value, float) else str(value)
+        if isinstance(value, list) and all(isinstance(part, str) for part in value):
+            return ",".join(self.logical_value(logical, part) for part in value)
+        if isinstance(value, str):
+            return self.logical_value(logical, value)
+        raise TypeError(f"custom field {logical}: unexpected value {value!r}"[:120])
 
     def group_id(self, name: str) -> int:
         try:
@@ -122,7 +157,7 @@ def ticket_updates(item: PlanItem, ids: ZendeskIds) -> TicketUpdates:
     """Translate a plan item into Zendesk update bodies. Raises MappingError on unknown names."""
     ticket: dict[str, Any] = {}
     texts = Texts()
-    custom: dict[int, str] = {}
+    custom: dict[int, Any] = {}
     add: list[str] = [WORKER_TAG]
     remove: list[str] = []
     for action in item.actions:
@@ -143,7 +178,7 @@ def ticket_updates(item: PlanItem, ids: ZendeskIds) -> TicketUpdates:
                 logical = str(p["field"])
                 if logical not in ids.fields:
                     raise MappingError(f"zendesk field {logical!r} is not mapped")
-                custom[ids.fields[logical]] = ids.option_value(logical, str(p["value"]))
+                custom[ids.fields[logical]] = ids.write_value(logical, str(p["value"]))
             case ActionType.ADD_TAGS:
                 add.extend(str(t) for t in p["tags"])
             case ActionType.REMOVE_TAGS:
@@ -152,20 +187,28 @@ def ticket_updates(item: PlanItem, ids: ZendeskIds) -> TicketUpdates:
                 raise MappingError(f"zendesk cannot {action.type} (ticket {item.case.id})")
     marker = marker_tag(item.key)
     reply = None
+    current = item.case.tags
     if (reply_body := texts.reply()) is not None:
         reply = {
             "comment": {"body": reply_body, "public": True},
-            "additional_tags": [WORKER_TAG, marker],
+            "tags": tags_after(current, [WORKER_TAG, marker], []),
         }
-    if reply is not None or marker in item.case.tags:  # the note records what the tag held
+    if reply is not None or marker in current:  # the note records what the tag held
         remove.append(marker)
     ticket["comment"] = {"body": texts.signed_note(item), "public": False}
     if custom:
         ticket["custom_fields"] = [{"id": k, "value": v} for k, v in custom.items()]
-    ticket["additional_tags"] = list(dict.fromkeys(add))
-    if remove:
-        ticket["remove_tags"] = list(dict.fromkeys(remove))
+    ticket["tags"] = tags_after(current, add, remove)
     return TicketUpdates(reply=reply, note=ticket)
+
+
+def tags_after(current: Iterable[str], add: Iterable[str], remove: Iterable[str]) -> list[str]:
+    """The ticket's whole tag list after a change. On the single update ``tags`` replaces the
+    ticket's tags and ``additional_tags``/``remove_tags`` are not in its schema (a client
+    reports them ignored: vendor-behaviours.md Z3), so the whole list goes, under
+    ``safe_update``: a tag an agent added since the read answers 409, never silently lost."""
+    dropped = set(remove)
+    return sorted(tag for tag in dict.fromkeys([*current, *add]) if tag not in dropped)
 
 
 def comment_activity(comment: Mapping[str, Any], requester_id: Any) -> Activity | None:
@@ -288,8 +331,8 @@ def _custom_fields(ticket: Mapping[str, Any], ids: ZendeskIds) -> dict[str, str]
     fields = {}
     for custom in ticket.get("custom_fields") or []:
         logical = names.get(custom["id"])
-        if logical is not None and (value := optional_text(custom, "value")) is not None:
-            fields[logical] = ids.logical_value(logical, value)
+        if logical is not None and (value := ids.read_value(logical, custom["value"])):
+            fields[logical] = value
     return fields
 
 

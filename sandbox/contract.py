@@ -175,6 +175,16 @@ RESPONSE_ALLOWANCES: tuple[ResponseAllowance, ...] = (
         ),
     ),
     ResponseAllowance(
+        "zendesk",
+        "custom field values are typed by field (checkbox booleans, multiselect lists, "
+        "numbers: vendor-behaviours.md Z4), in tickets and in audit/event changes alike; "
+        "TicketObject.custom_fields[].value says string",
+        lambda error: (
+            list(error.absolute_path)[-1:] == ["value"]
+            and isinstance(error.instance, bool | int | float | list)
+        ),
+    ),
+    ResponseAllowance(
         "asana",
         "an unassigned task answers `assignee: null`; the description's assignee is not nullable",
         lambda error: error.instance is None and list(error.absolute_path)[-1:] == ["assignee"],

@@ -109,7 +109,7 @@ class Gate:
             return Response(status_code=599)  # never reaches the client: socket is gone
         if decision is not None and decision.limit is not None:
             response.headers.update(self.profile.rate_headers(decision))
-        if self._contract is not None and self._contract.check_responses:
+        if self._contract is not None and self._contract.check_responses and fault is None:
             self._contract.check_response(
                 self.profile.name,
                 request.method,

@@ -422,7 +422,9 @@ class Generator:
             "custom_fields": [
                 {"id": spec.id, "value": fields[_FIELD_KEYS[spec.id]] or None}
                 for spec in TICKET_FIELDS
-            ],
+                if spec.id in _FIELD_KEYS
+            ]
+            + _typed_fields(ticket_id),
             "satisfaction_rating": None,
             "sharing_agreement_ids": [],
             "via": {
@@ -561,6 +563,18 @@ class Generator:
         builder.comment(entered, agent_id, f"Moved to {phase.replace('_', ' ')}.", public=False,
                         channel="web", changes=moved)  # fmt: skip
         return rng.choice(("open", "pending"))
+
+
+def _typed_fields(ticket_id: int) -> list[dict[str, Any]]:
+    """The checkbox, multiselect, integer and decimal fields (vendor-behaviours.md Z4), from
+    the ticket id alone, so the generator's random draws stay as they were."""
+    products = [value for n, value in enumerate(("passport", "tsa", "ein")) if ticket_id >> n & 1]
+    return [
+        {"id": 9007, "value": ticket_id % 3 == 0},
+        {"id": 9008, "value": products or None},
+        {"id": 9009, "value": ticket_id % 4 or None},
+        {"id": 9010, "value": round(ticket_id * 1.25, 2) if ticket_id % 5 == 0 else None},
+    ]
 
 
 _FIELD_KEYS = {9001: "request_type", 9002: "linked_order", 9003: "order_status",

@@ -325,7 +325,7 @@ def routes(gate: Gate, desk: ZendeskDesk, clock: SandboxClock) -> list[BaseRoute
             try:
                 if not isinstance(ticket_id, int):
                     raise record_invalid("id", "Each ticket needs an integer id")
-                desk.update(ticket_id, changes)
+                desk.update(ticket_id, changes, many=True)
                 results.append({"id": ticket_id, "action": "update", "status": "Updated",
                                 "success": True})  # fmt: skip
             except VendorError as exc:

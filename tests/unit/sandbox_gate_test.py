@@ -103,7 +103,7 @@ async def test_status_faults_answer_the_vendor_error_and_apply_nothing(
     client: Any, sandbox: Sandbox, status: str
 ) -> None:
     await client.put("/_admin/faults", json=always(status))
-    change = {"ticket": {"additional_tags": ["should_not_stick"]}}
+    change = {"ticket": {"tags": ["should_not_stick"]}}
     response = await client.put(TICKET, json=change, headers=ZENDESK_AUTH)
     assert response.status_code == int(status)
     assert "error" in response.json()
@@ -112,7 +112,7 @@ async def test_status_faults_answer_the_vendor_error_and_apply_nothing(
 
 async def test_malformed_json_is_applied_but_unreadable(client: Any, sandbox: Sandbox) -> None:
     await client.put("/_admin/faults", json=always("malformed_json"))
-    change = {"ticket": {"additional_tags": ["applied_anyway"]}}
+    change = {"ticket": {"tags": ["applied_anyway"]}}
     response = await client.put(TICKET, json=change, headers=ZENDESK_AUTH)
     assert response.status_code == 200
     with pytest.raises(json.JSONDecodeError):
@@ -125,7 +125,7 @@ async def test_dropped_connections_apply_or_not(
     client: Any, sandbox: Sandbox, kind: str, applied: bool
 ) -> None:
     await client.put("/_admin/faults", json=always(kind, "PUT *"))
-    change = {"ticket": {"additional_tags": ["maybe"]}}
+    change = {"ticket": {"tags": ["maybe"]}}
     with pytest.raises(ConnectionDropped):
         await client.put(TICKET, json=change, headers=ZENDESK_AUTH)
     assert ("maybe" in sandbox.zendesk.record(3).ticket["tags"]) is applied

@@ -90,7 +90,7 @@ async def test_update_is_seen_by_later_reads(client: Any, sandbox: Sandbox) -> N
             "assignee_id": 1001,
             "group_id": 504,
             "custom_fields": [{"id": 9003, "value": "unresponsive"}],
-            "additional_tags": ["followup_worker"],
+            "tags": ["followup_worker"],
             "comment": {"body": "customer unresponsive - closing ticket", "public": False},
         }
     }
@@ -454,3 +454,43 @@ async def test_z1_exports_are_admins_only(client: Any, path: str) -> None:
     assert (denied.status_code, denied.json()["error"]) == (403, "Forbidden")
     assert (await client.get(API + path)).status_code == 200  # the admin's token
     assert (await client.get(f"{API}/tickets/3", headers=AGENT_AUTH)).status_code == 200
+
+
+async def test_z3_a_single_update_replaces_tags_and_ignores_additional_and_remove_tags(
+    client: Any, sandbox: Sandbox
+) -> None:
+    """vendor-behaviours.md Z3 (strict reading): on PUT /tickets/{id} ``tags`` replaces the
+    ticket's tags; ``additional_tags``/``remove_tags`` (Update Many only) are ignored."""
+    ticket_id = first_ticket(sandbox, "general_inquiry", "pending")
+    before = sandbox.zendesk.record(ticket_id).ticket["tags"]
+    ignored = {"ticket": {"additional_tags": ["fw-lost"], "remove_tags": before[:1]}}
+    assert (await client.put(f"{API}/tickets/{ticket_id}", json=ignored)).status_code == 200
+    assert sandbox.zendesk.record(ticket_id).ticket["tags"] == before
+    replaced = {"ticket": {"tags": ["only_this"]}}
+    assert (await client.put(f"{API}/tickets/{ticket_id}", json=replaced)).status_code == 200
+    assert sandbox.zendesk.record(ticket_id).ticket["tags"] == ["only_this"]
+
+
+TYPED = [  # vendor-behaviours.md Z4: (field, a value of its type, a value of another type)
+    (9007, True, "true"),
+    (9008, ["passport", "ein"], "passport"),
+    (9009, 3, 3.5),
+    (9010, 12.5, "12.5"),
+    (9006, "2026-03-11", "11/03/2026"),
+    (9001, "bug_report", "Bug report"),
+]
+
+
+@pytest.mark.parametrize(("field_id", "right", "wrong"), TYPED)
+async def test_z4_custom_field_values_are_typed_by_field(
+    client: Any, sandbox: Sandbox, field_id: int, right: Any, wrong: Any
+) -> None:
+    ticket_id = first_ticket(sandbox, "general_inquiry", "pending")
+    path = f"{API}/tickets/{ticket_id}"
+    refused = await client.put(path, json={"ticket": {"custom_fields": [
+        {"id": field_id, "value": wrong}]}})  # fmt: skip
+    assert (refused.status_code, refused.json()["error"]) == (422, "RecordInvalid")
+    taken = await client.put(path, json={"ticket": {"custom_fields": [
+        {"id": field_id, "value": right}]}})  # fmt: skip
+    assert taken.status_code == 200
+    assert {"id": field_id, "value": right} in taken.json()["ticket"]["custom_fields"]

@@ -107,19 +107,32 @@ def test_all_changes_of_a_ticket_go_in_one_note_update() -> None:
         "group_id": 12,
         "assignee_id": 21,
         "custom_fields": [{"id": 102, "value": "unresponsive"}],
-        "additional_tags": ["followup_worker", "fu_done"],
-        "remove_tags": ["fu_active"],
+        "tags": ["followup_worker", "fu_done"],
     }
+
+
+def test_z3_the_whole_tag_list_goes_with_each_update() -> None:
+    """vendor-behaviours.md Z3: the single update's ``tags`` replaces the ticket's tags (no
+    additional_tags/remove_tags), so the tags read are kept, the added ones join and the
+    removed ones leave; safe_update guards what was read."""
+    read = case(tags=frozenset({"vip", "fu_active", f"fw-{KEY}"}))
+    updates = ticket_updates(
+        item(REPLY, NOTE, Action(ActionType.REMOVE_TAGS, {"tags": ["fu_active"]}), on=read), IDS
+    )
+    assert updates.reply is not None
+    assert updates.reply["tags"] == ["followup_worker", "fu_active", f"fw-{KEY}", "vip"]
+    assert updates.note["tags"] == ["followup_worker", "vip"]
+    assert not {"additional_tags", "remove_tags"} & {*updates.reply, *updates.note}
 
 
 def test_a_reply_goes_first_tagged_with_the_marker_and_the_note_removes_the_tag() -> None:
     updates = ticket_updates(item(REPLY, NOTE), IDS)
     assert updates.reply == {
         "comment": {"body": "Hello again", "public": True},
-        "additional_tags": ["followup_worker", f"fw-{KEY}"],
+        "tags": ["followup_worker", f"fw-{KEY}"],
     }
     assert updates.note["comment"] == {"body": f"2/3\n\n{FOOTER}", "public": False}
-    assert updates.note["remove_tags"] == [f"fw-{KEY}"]
+    assert updates.note["tags"] == ["followup_worker"]
 
 
 def test_a_change_without_a_note_still_leaves_a_signed_note() -> None:
@@ -675,7 +688,7 @@ async def test_the_rest_of_a_half_done_item_takes_its_marker_tag_off(
     async with connector(router) as zendesk:
         result = await zendesk.apply(item(NOTE, on=case(tags=frozenset({f"fw-{KEY}"}))))
     assert result.outcome is WriteOutcome.APPLIED
-    assert put_body(put)["remove_tags"] == [f"fw-{KEY}"]
+    assert put_body(put)["tags"] == ["followup_worker"]
 
 
 async def test_a_note_alone_that_fails_is_failed(router: respx.MockRouter) -> None:
@@ -884,3 +897,33 @@ def test_z5_calls_are_recognised_from_what_talk_records(
     compact = indexed_comment(full)  # the event export's compact copy reads the same
     assert compact is not None
     assert comment_activity(compact.as_comment(), 501) == activity
+
+
+TYPED_IDS = ZendeskIds(
+    fields={"callback": 1, "products": 2, "attempts": 3, "amount": 4},
+    options={"products": {"passport": "passport", "ein": "ein"}},
+    values={"products": {"passport": "pp"}},
+    types={"callback": "checkbox", "products": "multiselect", "attempts": "integer",
+           "amount": "decimal"},
+)  # fmt: skip
+TYPED_VALUES = [  # vendor-behaviours.md Z4: (field, policy value, written, read back)
+    ("callback", "true", True, "true"),
+    ("callback", "no", False, "false"),
+    ("products", "pp,ein", ["passport", "ein"], "pp,ein"),
+    ("attempts", "3", 3, "3"),
+    ("amount", "12.5", 12.5, "12.5"),
+]
+
+
+@pytest.mark.parametrize(("logical", "value", "written", "read"), TYPED_VALUES)
+def test_z4_every_field_type_is_written_and_read_in_its_type(
+    logical: str, value: str, written: Any, read: str
+) -> None:
+    assert TYPED_IDS.write_value(logical, value) == written
+    assert TYPED_IDS.read_value(logical, written) == read
+
+
+@pytest.mark.parametrize(("logical", "value"), [("callback", "maybe"), ("attempts", "x")])
+def test_z4_a_value_the_field_type_cannot_take_is_a_mapping_error(logical: str, value: str) -> None:
+    with pytest.raises(MappingError, match=logical):
+        TYPED_IDS.write_value(logical, value)
