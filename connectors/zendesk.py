@@ -38,6 +38,7 @@ The JSON translation itself lives in :mod:`connectors.zendesk_json`.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, aclosing, closing
 from dataclasses import dataclass, replace
@@ -56,7 +57,7 @@ from connectors.errors import (
     OutcomeUnknown,
     VendorError,
 )
-from connectors.http import OwnsClient, VendorClient
+from connectors.http import EndpointClass, OwnsClient, VendorClient
 from connectors.mapping import PlanNames, ZendeskMapping
 from connectors.once import WriteOnce
 from connectors.records import (
@@ -88,6 +89,13 @@ log = structlog.get_logger(__name__)
 _FINISHED = ("solved", "closed", "deleted")
 _TICKET = "/api/v2/tickets/{}"
 _COMMENT_PAGE = 100  # comments per page of a ticket's own read
+# The endpoints Zendesk limits apart from the account (vendor-behaviours.md Z2); both exports
+# share one class: the strict reading of "incremental exports: 10 requests per minute".
+_ENDPOINT_CLASSES = {
+    "incremental_exports": ("GET", re.compile(r"/api/v2/incremental/")),
+    "update_ticket": ("PUT", re.compile(r"/api/v2/tickets/\d+(\.json)?$")),
+    "search_export": ("GET", re.compile(r"/api/v2/search/export(\.json)?$")),
+}
 _EXPORTS = ("/api/v2/incremental/tickets/cursor", "/api/v2/incremental/ticket_events")
 _ADMIN_NEEDED = "an admin's token is needed: this one gets 403 on {} (admins only)"
 
@@ -143,6 +151,11 @@ class ZendeskConnector(OwnsClient):
             limits=limits,
             timeouts=timeouts,
             transport=transport,
+            classes=[
+                EndpointClass(name, method, path, mapping.endpoint_limits[name])
+                for name, (method, path) in _ENDPOINT_CLASSES.items()
+                if name in mapping.endpoint_limits
+            ],
         )
         return cls(client, mapping, plans=plans, page_size=page_size, clock=clock, report=report)
 

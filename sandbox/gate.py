@@ -77,7 +77,7 @@ class Gate:
         try:
             if not self.profile.authorized(request):
                 raise self.profile.error(401)
-            decision = self._limiter.take(self.profile.name, endpoint)
+            decision = self._limiter.take(self.profile.name, endpoint, request.url.path)
             if not decision.allowed:
                 error = self.profile.error(429)
                 error.headers["Retry-After"] = str(decision.retry_after)

@@ -118,7 +118,8 @@ def connect(
         sandbox.urls["zendesk"],
         "worker@example.com",
         "zd-sandbox-token",
-        MAPPING.zendesk.model_copy(update={"lookback_days": lookback_days}),
+        # The sandbox runs without limits here (see admin): the streams are under test.
+        MAPPING.zendesk.model_copy(update={"lookback_days": lookback_days, "endpoint_limits": {}}),
         limits=limits,
         timeouts=timeouts,
         page_size=page_size,
@@ -350,7 +351,7 @@ async def pending_items(connector: ZendeskConnector, count: int) -> list[PlanIte
 
 def bulk_mapping() -> Any:
     assert MAPPING.zendesk is not None
-    return MAPPING.zendesk.model_copy(update={"bulk_updates": True})
+    return MAPPING.zendesk.model_copy(update={"bulk_updates": True, "endpoint_limits": {}})
 
 
 async def test_bulk_updates_take_one_job_per_hundred_tickets(
