@@ -11,7 +11,7 @@ import pytest
 import respx
 
 from connectors.base import WriteOutcome
-from connectors.errors import MappingError
+from connectors.errors import MappingError, PaginationStuck
 from connectors.mapping import ZendeskMapping
 from connectors.zendesk import ZendeskConnector
 from connectors.zendesk_json import (
@@ -927,3 +927,37 @@ def test_z4_every_field_type_is_written_and_read_in_its_type(
 def test_z4_a_value_the_field_type_cannot_take_is_a_mapping_error(logical: str, value: str) -> None:
     with pytest.raises(MappingError, match=logical):
         TYPED_IDS.write_value(logical, value)
+
+
+def stuck_export(cursor: str) -> dict[str, Any]:
+    return {"tickets": [ticket(1)], "users": [], "after_cursor": cursor, "end_of_stream": False,
+            "after_url": f"{BASE}/api/v2/incremental/tickets/cursor?cursor={cursor}"}  # fmt: skip
+
+
+async def test_z7_a_repeated_cursor_ends_the_stream_with_a_clear_error(
+    router: respx.MockRouter,
+) -> None:
+    """vendor-behaviours.md Z7: a real export moves its cursor on; one that hands back a
+    cursor already followed would loop forever, spending the export's 10 requests a minute."""
+    export = router.get("/api/v2/incremental/tickets/cursor").mock(
+        side_effect=[httpx.Response(200, json=stuck_export(c)) for c in ("a", "b", "a", "c")]
+    )
+    router.get("/api/v2/incremental/ticket_events").respond(json=events_page())
+    router.get("/api/v2/tickets/1/comments").respond(json=comments_page())
+    async with connector(router) as zendesk:
+        with pytest.raises(PaginationStuck, match="page 3 repeats cursor=a"):
+            [case async for case in zendesk.cases()]
+    assert export.call_count == 3
+
+
+async def test_z7_a_list_past_the_page_budget_ends_with_a_clear_error(
+    router: respx.MockRouter,
+) -> None:
+    pages = (httpx.Response(200, json=stuck_export(f"c{n}")) for n in range(100))
+    export = router.get("/api/v2/incremental/tickets/cursor").mock(side_effect=pages)
+    router.get("/api/v2/incremental/ticket_events").respond(json=events_page())
+    router.get("/api/v2/tickets/1/comments").respond(json=comments_page())
+    async with connector(router, max_pages=5) as zendesk:
+        with pytest.raises(PaginationStuck, match="still more after 5 pages"):
+            [case async for case in zendesk.cases()]
+    assert export.call_count == 5
