@@ -13,6 +13,7 @@ import pytest
 from policies.model import idempotency_key
 from sandbox.app import Sandbox
 from sandbox.clock import parse_iso
+from sandbox.limits import VendorLimit
 from tests.unit.sandbox_support import START, ZENDESK_AUTH, client_for, small_sandbox
 
 FOOTER = re.compile(r"— followup-worker · (?P<policy>\S+) · step (?P<step>\d+)/3 · fw-(?P<key>\w+)")
@@ -295,6 +296,8 @@ async def test_tenant_names_the_contract_requires(client: Any) -> None:
 async def test_incremental_export_walks_every_ticket_once_then_only_changes(
     client: Any, sandbox: Sandbox
 ) -> None:
+    """vendor-behaviours.md Z7: after_cursor advances and end_of_stream ends the stream; Z8:
+    the last minute is left out, and the kept after_cursor goes on from where it was."""
     seen: list[int] = []
     params: dict[str, str] = {"start_time": "0", "per_page": "70"}
     while True:
@@ -494,3 +497,22 @@ async def test_z4_custom_field_values_are_typed_by_field(
         {"id": field_id, "value": right}]}})  # fmt: skip
     assert taken.status_code == 200
     assert {"id": field_id, "value": right} in taken.json()["ticket"]["custom_fields"]
+
+
+async def test_z6_event_pages_hold_up_to_a_thousand_updates_with_full_comment_bodies(
+    sandbox: Sandbox,
+) -> None:
+    """vendor-behaviours.md Z6: ``include=comment_events`` pages are large by default (1,000
+    ticket updates with whole comment bodies): what a reader's timeout must allow for."""
+    sandbox.limiter.configure("zendesk", VendorLimit(None))
+    async with client_for(sandbox) as unlimited:
+        unlimited.headers.update(ZENDESK_AUTH)
+        params = {"start_time": "0", "include": "comment_events"}
+        page = (await unlimited.get(f"{API}/incremental/ticket_events", params=params)).json()
+    assert page["count"] == len(page["ticket_events"])
+    assert 900 < page["count"] <= 1000  # a page ends on a whole second
+    assert not page["end_of_stream"]
+    comments = [c for e in page["ticket_events"] for c in e["child_events"]
+                if c["event_type"] == "Comment"]  # fmt: skip
+    assert comments
+    assert all(c["body"] and c["html_body"] for c in comments)
