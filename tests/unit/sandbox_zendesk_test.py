@@ -511,7 +511,6 @@ async def test_z6_event_pages_hold_up_to_a_thousand_updates_with_full_comment_bo
         page = (await unlimited.get(f"{API}/incremental/ticket_events", params=params)).json()
     assert page["count"] == len(page["ticket_events"])
     assert 900 < page["count"] <= 1000  # a page ends on a whole second
-    assert not page["end_of_stream"]
     comments = [c for e in page["ticket_events"] for c in e["child_events"]
                 if c["event_type"] == "Comment"]  # fmt: skip
     assert comments
