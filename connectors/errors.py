@@ -18,7 +18,9 @@
           │    ├── Forbidden          403
           │    ├── NotFound           404
           │    ├── Conflict           409 (Zendesk ``safe_update`` collision)
-          │    └── Unprocessable      422
+          │    ├── Unprocessable      422
+          │    └── PaginationStuck    a list that repeats a cursor/offset or passes the page
+          │                           budget: read on, it would never end
           └── OutcomeUnknown          a write was sent but its answer was lost (timeout, reset,
                                       5xx after send): it may or may not have been applied
 
@@ -39,6 +41,7 @@ __all__ = [
     "MappingError",
     "NotFound",
     "OutcomeUnknown",
+    "PaginationStuck",
     "PermanentVendorError",
     "RateLimited",
     "ServerError",
@@ -139,6 +142,11 @@ class Conflict(PermanentVendorError):
 
 class Unprocessable(PermanentVendorError):
     pass
+
+
+class PaginationStuck(PermanentVendorError):
+    """A list that hands back a cursor or offset it already gave, or runs past the page
+    budget: reading on would spend the rate limit forever (vendor-behaviours.md Z7, A1)."""
 
 
 class OutcomeUnknown(VendorError):

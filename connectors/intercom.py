@@ -178,7 +178,7 @@ class IntercomConnector(OwnsClient):
             "subject": subject,
             "body": html_body(body),
             "template": "plain",
-            "from": {"type": "admin", "id": ids.me},
+            "from": {"type": "admin", "id": int(ids.me)},  # an integer here (oas, row I1)
             "to": {"type": "user", "id": contact_id},
         }
         await self._client.write("POST", "/messages", json=message)

@@ -29,18 +29,15 @@ ALREADY_APPLIED, absent -> written once more with the original ``updated_stamp``
 and its note not is INCOMPLETE: the worker finishes it next cycle without the reply, and the
 note then takes the marker tag off.
 
-Bulk (the tenant's ``bulk_updates``): items that are a single update go 100 to an
-``update_many`` job, each ticket still with its own ``safe_update`` stamp; a job whose answer
-was lost, or that does not report on a ticket, is settled ticket by ticket by the marker.
 The JSON translation itself lives in :mod:`connectors.zendesk_json`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, aclosing, closing
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -48,8 +45,15 @@ import httpx
 import structlog
 
 from connectors.base import Replied, WriteOutcome, WriteResult
-from connectors.errors import BadRecord, Conflict, MappingError, OutcomeUnknown, VendorError
-from connectors.http import OwnsClient, VendorClient
+from connectors.errors import (
+    BadRecord,
+    Conflict,
+    Forbidden,
+    MappingError,
+    PaginationStuck,
+    VendorError,
+)
+from connectors.http import EndpointClass, OwnsClient, VendorClient
 from connectors.mapping import PlanNames, ZendeskMapping
 from connectors.once import WriteOnce
 from connectors.records import (
@@ -81,6 +85,17 @@ log = structlog.get_logger(__name__)
 _FINISHED = ("solved", "closed", "deleted")
 _TICKET = "/api/v2/tickets/{}"
 _COMMENT_PAGE = 100  # comments per page of a ticket's own read
+# The endpoints Zendesk limits apart from the account (vendor-behaviours.md Z2); both exports
+# share one class: the strict reading of "incremental exports: 10 requests per minute".
+_ENDPOINT_CLASSES = {
+    "incremental_exports": ("GET", re.compile(r"/api/v2/incremental/")),
+    "update_ticket": ("PUT", re.compile(r"/api/v2/tickets/\d+(\.json)?$")),
+    "search_export": ("GET", re.compile(r"/api/v2/search/export(\.json)?$")),
+}
+# Pages of one list before it is taken for a loop: a million tickets are 1,000 export pages.
+MAX_PAGES = 20_000
+_EXPORTS = ("/api/v2/incremental/tickets/cursor", "/api/v2/incremental/ticket_events")
+_ADMIN_NEEDED = "an admin's token is needed: this one gets 403 on {} (admins only)"
 
 
 class ZendeskConnector(OwnsClient):
@@ -96,17 +111,17 @@ class ZendeskConnector(OwnsClient):
         plans: PlanNames | None = None,
         page_size: int = 1000,
         comment_pages: int = 5,
+        max_pages: int = MAX_PAGES,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         report: Report = log_bad_record,
     ) -> None:
         self._client = client
+        self._max_pages = max_pages
         self._mapping = mapping
         self._plans = plans or PlanNames()
         self._page_size = page_size
         self._comment_pages = comment_pages
         self._clock = clock
-        self._sleep = sleep
         self._report = report
         self._ids: ZendeskIds | None = None
         self._resolving = asyncio.Lock()
@@ -134,17 +149,27 @@ class ZendeskConnector(OwnsClient):
             limits=limits,
             timeouts=timeouts,
             transport=transport,
+            classes=[
+                EndpointClass(name, method, path, mapping.endpoint_limits[name])
+                for name, (method, path) in _ENDPOINT_CLASSES.items()
+                if name in mapping.endpoint_limits
+            ],
         )
         return cls(client, mapping, plans=plans, page_size=page_size, clock=clock, report=report)
 
     async def _pages(
         self, url: str, params: Mapping[str, Any] | None = None
     ) -> AsyncGenerator[Any, None]:
-        """Every page of a list, whichever of Zendesk's three pagination styles it uses."""
+        """Every page of a list, whichever of Zendesk's three pagination styles it uses. A
+        page that hands back a cursor, link or time already followed, or a list past
+        ``max_pages``, ends in :class:`PaginationStuck` (vendor-behaviours.md Z7)."""
         next_url: str | None = url
         query = dict(params or {})
+        followed: set[str] = set()
+        pages = 0
         while next_url:
             page = await self._client.read("GET", next_url, params=query)
+            pages += 1
             yield page
             if "end_time" in page:
                 # Time-based incremental export: the next page starts at end_time (showing that
@@ -154,18 +179,33 @@ class ZendeskConnector(OwnsClient):
                 moved = isinstance(page["end_time"], int) and page["end_time"] > start
                 next_url = url if moved and not page["end_of_stream"] else None
                 query = {**query, "start_time": page["end_time"]}
+                position = f"start_time={page['end_time']}"
             elif "end_of_stream" in page:
                 # Cursor-based incremental export: its after_url carries only the cursor, so
                 # the page size and side-loads are sent again with it.
                 next_url = None if page["end_of_stream"] else url
                 query = {k: v for k, v in query.items() if k != "start_time"}
                 query["cursor"] = page.get("after_cursor")
+                position = f"cursor={query['cursor']}"
             elif "meta" in page:  # cursor pagination: the next link keeps every parameter
                 next_url = page["links"].get("next") if page["meta"].get("has_more") else None
                 query = {}
+                position = str(next_url)
             else:  # offset pagination
                 next_url = page.get("next_page")
                 query = {}
+                position = str(next_url)
+            if next_url is None:
+                return
+            if position in followed:
+                raise PaginationStuck(
+                    "zendesk", "GET", url, detail=f"page {pages} repeats {position[:80]}"
+                )
+            if pages >= self._max_pages:
+                raise PaginationStuck(
+                    "zendesk", "GET", url, detail=f"still more after {pages} pages (max_pages)"
+                )
+            followed.add(position)
 
     async def _all(self, url: str, key: str, params: Mapping[str, Any]) -> list[Any]:
         return [item async for page in self._pages(url, params) for item in page.get(key, [])]
@@ -196,6 +236,7 @@ class ZendeskConnector(OwnsClient):
             if (found := by_title.get(title)) is None:
                 continue
             ids.fields[logical] = found["id"]
+            ids.types[logical] = str(found.get("type") or "text")
             options = found.get("custom_field_options") or []
             if options:
                 ids.options[logical] = {
@@ -230,7 +271,22 @@ class ZendeskConnector(OwnsClient):
             NameCheck.of("zendesk", "organization field", key, key if key in org_keys else None)
             for key in (flags.plan, flags.account_status, flags.stop_followups)
         ]
+        checks.append(await self._check_exports())
         return checks
+
+    async def _check_exports(self) -> NameCheck:
+        """Both incremental exports, one small read each: they are admins-only, and an agent's
+        token reads no ticket at all (vendor-behaviours.md Z1)."""
+        since = int((self._clock() - timedelta(minutes=5)).timestamp())
+        denied = []
+        for path in _EXPORTS:
+            try:
+                await self._client.read("GET", path, params={"start_time": since, "per_page": 1})
+            except Forbidden:
+                denied.append(path)
+        if denied:
+            return NameCheck("zendesk", "role", _ADMIN_NEEDED.format(", ".join(denied)), None)
+        return NameCheck("zendesk", "role", "admin (the incremental exports answer)", "admin")
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -349,83 +405,10 @@ class ZendeskConnector(OwnsClient):
         return run.result(outcome)
 
     async def apply_many(self, items: Sequence[PlanItem]) -> list[WriteResult]:
-        """Items that are one update each go 100 to a bulk job when the tenant allows it
-        (``bulk_updates``); a reply plus a note, and every item without bulk, one by one."""
-        try:
-            ids = await self.resolve()
-        except VendorError as exc:
-            return [WriteResult(WriteOutcome.FAILED, calls=0, detail=str(exc)) for _ in items]
-        results: dict[int, WriteResult] = {}
-        batch: list[_Bulked] = []
-        alone: list[int] = []
-        for index, item in enumerate(items):
-            try:
-                updates = ticket_updates(item, ids)
-            except MappingError as exc:
-                results[index] = WriteResult(WriteOutcome.FAILED, calls=0, detail=str(exc))
-                continue
-            if item.key in _keys(item.case):
-                results[index] = WriteResult(WriteOutcome.ALREADY_APPLIED, calls=0)
-            elif self._mapping.bulk_updates and updates.reply is None:
-                batch.append(_Bulked(index, item, updates.note))
-            else:
-                alone.append(index)
-        applied = await asyncio.gather(*(self.apply(items[i]) for i in alone))
-        results.update(zip(alone, applied, strict=True))
-        for start in range(0, len(batch), BULK_SIZE):
-            results.update(await self._bulk(batch[start : start + BULK_SIZE]))
-        return [results[i] for i in range(len(items))]
-
-    async def _bulk(self, batch: list[_Bulked]) -> dict[int, WriteResult]:
-        """One ``update_many`` job for up to 100 tickets, each on its own ``updated_stamp``."""
-        tickets = [
-            {"id": int(b.item.case.id), **b.update, "safe_update": True,
-             "updated_stamp": b.item.case.updated_stamp}
-            for b in batch
-        ]  # fmt: skip
-        job: dict[str, Any] = {}
-        calls = 1
-        try:
-            answer = await self._client.write(
-                "PUT", "/api/v2/tickets/update_many", json={"tickets": tickets}
-            )
-            job, polls = await self._finished(answer["job_status"])
-            calls += polls
-        except OutcomeUnknown:
-            pass  # the job may or may not exist: each ticket is settled on its own below
-        except VendorError as exc:
-            return {b.index: WriteResult(WriteOutcome.FAILED, 0, detail=str(exc)) for b in batch}
-        reported = {str(r.get("id")): r for r in job.get("results") or []}
-        results = {}
-        for b in batch:
-            found = reported.get(b.item.case.id)
-            results[b.index] = (
-                await self._settle(b.item) if found is None else _bulk_result(found, job["id"])
-            )
-        # The job's calls are booked on its first ticket, so the results add up to the calls.
-        first = results[batch[0].index]
-        results[batch[0].index] = replace(first, calls=first.calls + calls)
-        return results
-
-    async def _finished(self, job: dict[str, Any]) -> tuple[dict[str, Any], int]:
-        """Poll a job until it ends (at once, then after growing pauses); and the polls made."""
-        polls, pause = 0, JOB_POLL_FIRST_PAUSE
-        while job.get("status") not in ("completed", "failed", "killed") and polls < JOB_POLLS:
-            if polls:
-                await self._sleep(pause)
-                pause = min(pause * 2, JOB_POLL_MAX_PAUSE)
-            url = f"/api/v2/job_statuses/{job['id']}"
-            job = (await self._client.read("GET", url))["job_status"]
-            polls += 1
-        return job, polls
-
-    async def _settle(self, item: PlanItem) -> WriteResult:
-        """A ticket the bulk job did not report on: look for its marker, else update it alone."""
-        fresh = await self.fetch_case(item.case.id)
-        if item.key in _keys(fresh):
-            return WriteResult(WriteOutcome.ALREADY_APPLIED, calls=2)
-        result = await self.apply(item)
-        return replace(result, calls=result.calls + 2)
+        """Each item as :meth:`apply` writes it, all at once: the caps and the budgets pace
+        them. (Update Many is not used: its job reports on tickets later, and a ticket's
+        writes are settled by their own ``safe_update`` and marker.)"""
+        return list(await asyncio.gather(*(self.apply(item) for item in items)))
 
 
 def _finished(ticket: Any) -> bool:
@@ -441,28 +424,6 @@ def _side_loaded_users(page: Mapping[str, Any]) -> dict[Any, Mapping[str, Any]]:
         for u in page.get("users") or []
         if isinstance(u, Mapping) and isinstance(u.get("id"), int | str)
     }
-
-
-@dataclass(frozen=True, slots=True)
-class _Bulked:
-    index: int  # position in the items given to apply_many
-    item: PlanItem
-    update: dict[str, Any]
-
-
-def _bulk_result(reported: Mapping[str, Any], job_id: str) -> WriteResult:
-    if reported.get("success"):
-        return WriteResult(WriteOutcome.APPLIED, calls=0, request_ids=(job_id,))
-    error = str(reported.get("error") or "")
-    if "conflict" in error.lower():
-        return WriteResult(WriteOutcome.CONFLICT, calls=0, detail="zendesk bulk update: " + error)
-    return WriteResult(WriteOutcome.FAILED, calls=0, detail="zendesk bulk update: " + error)
-
-
-BULK_SIZE = 100  # update_many takes at most 100 tickets
-JOB_POLLS = 10
-JOB_POLL_FIRST_PAUSE = 0.5
-JOB_POLL_MAX_PAUSE = 8.0
 
 
 _DONE = (WriteOutcome.APPLIED, WriteOutcome.ALREADY_APPLIED)

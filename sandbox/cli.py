@@ -47,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--frozen-clock", action="store_true", help="the clock moves only when told to")
     add("--zendesk-email", default="worker@example.com")
-    add("--zendesk-token", default="zd-sandbox-token")
+    add("--zendesk-token", default="zd-sandbox-token", help="an admin's API token")
+    add("--zendesk-agent-email", default="agent@example.com")
+    add("--zendesk-agent-token", default="zd-agent-token", help="an agent's (403 on exports)")
     add("--intercom-token", default="ic-sandbox-token")
     add("--asana-token", default="as-sandbox-token")
     add("--admin-token", default=None, help="require 'Authorization: Bearer TOKEN' on /_admin")
@@ -80,6 +82,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME,NAME",
         help="extra tenants served under /t/<name>/... (own data, limits, faults; one clock)",
     )
+    add(
+        "--specs-dir",
+        type=Path,
+        default=None,
+        help="the vendors' OpenAPI descriptions (default: $FOLLOWUP_SPECS_DIR, ../shared/specs)",
+    )
+    add(
+        "--no-request-validation",
+        action="store_true",
+        help="serve requests the vendor descriptions refuse (raw load benchmarks only)",
+    )
+    add("--check-responses", action="store_true", help="also check answers against them")
     add("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     return parser  # fmt: skip
 
@@ -130,6 +144,8 @@ def config_from_args(
         port=args.port,
         zendesk_email=args.zendesk_email,
         zendesk_token=args.zendesk_token,
+        zendesk_agent_email=args.zendesk_agent_email,
+        zendesk_agent_token=args.zendesk_agent_token,
         intercom_token=args.intercom_token,
         asana_token=args.asana_token,
         admin_token=args.admin_token,
@@ -137,17 +153,26 @@ def config_from_args(
         faults=FaultPlan(rules, seed=args.fault_seed, slow_seconds=args.slow_seconds),
         state_file=args.state_file,
         tenants=tenants,
+        validate_requests=not args.no_request_validation,
+        specs_dir=args.specs_dir,
+        check_responses=args.check_responses,
     ), args.log_level
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     from sandbox.app import Sandbox
+    from sandbox.contract import SpecsMissing
     from sandbox.server import READY_PREFIX, bind, serve
 
     config, log_level = config_from_args(argv)
+    try:
+        sandbox = Sandbox(config)
+    except SpecsMissing as exc:
+        raise SystemExit(f"followup sandbox: {exc}") from exc
+    if sandbox.contract is not None:
+        sandbox.contract.load()  # seconds on the first run: before listening, not on a request
     sock = bind(config.host, config.port)
     base_url = f"http://{config.host}:{sock.getsockname()[1]}"
-    sandbox = Sandbox(config)
     print(
         f"followup sandbox: {config.tickets:,} tickets, seed {config.seed}, "
         f"clock {format_iso(sandbox.clock.now())}"
@@ -158,5 +183,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(
         f"# admin API: {base_url}/_admin (clock, activity, outbox, requests, stats, faults, limits)"
     )
+    validation = "off" if sandbox.contract is None else f"on ({sandbox.contract.specs_dir})"
+    print(f"# request validation against the vendor descriptions: {validation}")
     print(f"{READY_PREFIX}{base_url}", flush=True)
     serve(sandbox, sock, log_level=log_level)

@@ -259,17 +259,19 @@ class IntercomDesk:
         return conversation
 
     def manage(self, conversation_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        """``POST /conversations/{id}/parts``: close, snooze, open or assign."""
+        """``POST /conversations/{id}/parts``: close, snoozed, open or assignment."""
         message_type = body.get("message_type")
-        if message_type not in ("close", "snooze", "open", "assign"):
-            raise error(400, "parameter_invalid", "message_type must be close/snooze/open/assign")
+        if message_type not in ("close", "snoozed", "open", "assignment"):
+            raise error(
+                400, "parameter_invalid", "message_type must be close/snoozed/open/assignment"
+            )
         author = self._admin_author(body.get("admin_id"))
         self.conversation(conversation_id)
-        if message_type == "snooze":
+        if message_type == "snoozed":
             until = body.get("snoozed_until")
             if not isinstance(until, int) or until <= self._now():
                 raise error(400, "parameter_invalid", "snoozed_until must be a future timestamp")
-        if message_type == "assign":
+        if message_type == "assignment":
             assignee = str(body.get("assignee_id", ""))
             if assignee not in _ADMINS and assignee != "0":
                 raise error(404, "admin_not_found", f"Admin {assignee} not found")
@@ -277,7 +279,7 @@ class IntercomDesk:
         if message_type == "close":
             conversation.update(state="closed", open=False, snoozed_until=None)
             self._append_part(conversation, "close", author, body.get("body"))
-        elif message_type == "snooze":
+        elif message_type == "snoozed":
             conversation.update(state="snoozed", open=True, snoozed_until=body["snoozed_until"])
             self._append_part(conversation, "snoozed", author, None)
         elif message_type == "open":

@@ -15,8 +15,9 @@ that a process killed before the rest is written never sends that reply again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import AbstractContextManager, aclosing
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -179,9 +180,7 @@ class Executor:
         async def produce() -> None:
             try:
                 async with aclosing(cases):  # stop reading the vendors too when told to stop
-                    async for items in cases:
-                        if self._stop.is_set():
-                            break
+                    while items := await _unless_stopped(anext(cases, None), self._stop):
                         await queue.put(items)
             finally:
                 for _ in range(self._concurrency):
@@ -464,3 +463,23 @@ def _logged_as(tenant: str, item: PlanItem) -> AbstractContextManager[None]:
         step=item.step_label,
         action=",".join(action.type.value for action in item.actions),
     )
+
+
+async def _unless_stopped(
+    read: Awaitable[list[PlanItem] | None], stop: asyncio.Event
+) -> list[PlanItem] | None:
+    """The next case's items, or None once ``stop`` is set: a read in progress (a page that
+    takes long, pages that hold no candidate) is cancelled, so a signal ends the vendor reads
+    at once instead of when the next case turns up (vendor-behaviours.md Z7, A1)."""
+    if stop.is_set():
+        return None
+    reading = asyncio.ensure_future(read)
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait((reading, stopped), return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if not reading.done():
+        reading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reading
+        return None
+    return reading.result()

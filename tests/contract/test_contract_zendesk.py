@@ -241,7 +241,7 @@ async def test_zendesk_requests_and_responses_follow_the_description(
         )
         await zendesk.apply(PlanItem(case, "refund", "final", 3, 3, actions, "r", "ab12"))
     assert [c.id for c in cases] == ["7"]
-    assert len(recorder.exchanges) == 12  # with the worker's own user (users/me)
+    assert len(recorder.exchanges) == 14  # users/me, and both exports read once by check (Z1)
     errors = contract_errors("zendesk", recorder.exchanges)
     assert not errors, "\n".join(errors)
 
@@ -256,62 +256,3 @@ def test_the_check_catches_a_request_the_description_forbids() -> None:
     ok = httpx.Response(200, json={"ticket": ticket(7, "open")})
     errors = contract_errors("zendesk", [(bad, ok)])
     assert any("ticket/status" in e for e in errors), errors
-
-
-async def test_zendesk_bulk_update_and_job_polling_follow_the_description(
-    router: respx.MockRouter,
-) -> None:
-    """The description has no request body for update_many: its parameters, the job status
-    answers and the polling are what is checked here."""
-    router.put("/api/v2/tickets/update_many").respond(
-        json={
-            "job_status": {
-                "id": "8b726e606741012ffc2d782bcb7848fe",
-                "job_type": "bulk_update",
-                "status": "queued",
-                "url": f"{BASE}/api/v2/job_statuses/8b726e606741012ffc2d782bcb7848fe.json",
-                "total": 1,
-                "progress": None,
-                "message": None,
-                "results": None,
-            }
-        }
-    )
-    router.get("/api/v2/job_statuses/8b726e606741012ffc2d782bcb7848fe").respond(
-        json={
-            "job_status": {
-                "id": "8b726e606741012ffc2d782bcb7848fe",
-                "job_type": "bulk_update",
-                "status": "completed",
-                "total": 1,
-                "progress": 1,
-                "message": "Completed",
-                "url": f"{BASE}/api/v2/job_statuses/8b726e606741012ffc2d782bcb7848fe.json",
-                "results": [{"id": 7, "action": "update", "status": "Updated", "success": True}],
-            }
-        }
-    )
-    recorder = Recorder(router)
-    mapping = ZendeskMapping(ticket_fields={"order_status": "Order status"}, bulk_updates=True)
-    zendesk = ZendeskConnector.connect(
-        BASE,
-        "worker@example.com",
-        "token",
-        mapping,
-        limits=VendorLimits(),
-        timeouts=Timeouts(),
-        transport=recorder,
-    )
-    now = datetime(2026, 3, 10, tzinfo=UTC)
-    case = Case(Source.ZENDESK, "7", CaseKind.TICKET, Status.PENDING, now, now, updated_stamp=STAMP)
-    note = (Action(ActionType.NOTE, {"body": "2/3"}),)
-    async with zendesk:
-        (result,) = await zendesk.apply_many(
-            [PlanItem(case, "refund", "day2", 2, 3, note, "r", "ef01")]
-        )
-    assert result.outcome.value == "applied"
-    bulk = [(r, a) for r, a in recorder.exchanges if "update_many" in r.url.path
-            or "job_statuses" in r.url.path]  # fmt: skip
-    assert len(bulk) == 2
-    errors = contract_errors("zendesk", bulk)
-    assert not errors, "\n".join(errors)

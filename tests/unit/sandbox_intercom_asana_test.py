@@ -104,10 +104,15 @@ async def test_customer_reply_reopens_a_closed_conversation(client: Any) -> None
 
 
 async def test_unknown_admin_and_bad_snooze_are_refused(client: Any) -> None:
-    assign = {"message_type": "assign", "type": "admin", "admin_id": "1", "assignee_id": "991001"}
+    assign = {
+        "message_type": "assignment",
+        "type": "admin",
+        "admin_id": "1",
+        "assignee_id": "991001",
+    }
     response = await intercom(client, "POST", "/conversations/10003/parts", json=assign)
     assert response.status_code == 404
-    snooze = {"message_type": "snooze", "admin_id": "991001", "snoozed_until": 5}
+    snooze = {"message_type": "snoozed", "admin_id": "991001", "snoozed_until": 5}
     response = await intercom(client, "POST", "/conversations/10003/parts", json=snooze)
     assert response.status_code == 400
     assert response.json()["errors"][0]["code"] == "parameter_invalid"
@@ -228,7 +233,7 @@ async def test_asana_project_names_the_contract_fields(client: Any) -> None:
 
 async def test_snoozed_conversation_reopens_when_the_clock_passes_its_snooze(client: Any) -> None:
     snooze = {
-        "message_type": "snooze",
+        "message_type": "snoozed",
         "admin_id": "991001",
         "snoozed_until": 1_773_241_200 + 86_400,
     }

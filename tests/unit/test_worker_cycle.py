@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -437,6 +437,27 @@ async def test_stop_finishes_the_case_in_hand_and_starts_no_new_one(ledger: Ledg
     assert [item.case.id for item in fake.writes] == ["1"]
     assert summary.interrupted
     assert ledger.history("zendesk:2") == ledger.history("zendesk:3") == []
+
+
+async def test_stop_ends_a_vendor_read_that_yields_no_case(ledger: Ledger) -> None:
+    """A read that never hands over a case (a list that loops, pages without a candidate)
+    ends when stop is set, not when a case turns up (vendor-behaviours.md Z7, A1)."""
+    stop = asyncio.Event()
+    reading = asyncio.Event()
+
+    class EndlessRead(FakeConnector):
+        async def cases(self) -> AsyncIterator[Case]:
+            reading.set()
+            await asyncio.Event().wait()  # the next page never brings a case
+            yield make_case("never")
+
+    fake = EndlessRead(Source.ZENDESK, [], [Account("acme", "Acme")], clock=lambda: MONDAY)
+    cycle = asyncio.ensure_future(run_cycle(make_runtime(ledger, fake), at=MONDAY, stop=stop))
+    await reading.wait()
+    stop.set()
+    summary = await cycle
+    assert summary.interrupted
+    assert fake.writes == []
 
 
 async def test_unreadable_cases_are_a_failed_cycle_not_a_crash(ledger: Ledger) -> None:
