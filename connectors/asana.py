@@ -15,13 +15,10 @@ is harmless, so a lost answer is simply sent again. Last the comment signed with
 ``POST /tasks/{gid}/stories``, so a recorded follow-up always has its field changes and its
 email; it is looked for before it is sent again. Once the email is out or a field written, a
 failure is INCOMPLETE: the date written ("User last updated") stops the plan from offering the
-item again, so the worker finishes it next cycle regardless, without the email. An email has no
-marker to look for (Intercom keeps no trace of it until the contact answers), so ``replied`` is
-told the moment it is out and the worker records it: a process killed after that finishes the
-item without it. One whose answer was lost, or whose process died before the answer was
-recorded, is sent again with the retried item: at least once rather than exactly once. (Intercom
-could open an inbox conversation for it, ``create_conversation_without_contact_reply``, but that
-puts every bug update in the agents' inbox, and among the conversations the worker follows up.)
+item again, so the worker finishes it next cycle regardless, without the email. The email
+carries the item's marker, and the mailer looks for it before sending and when an answer is
+lost (Intercom's conversation search on the message body), so it goes out exactly once; the
+moment it is out (or found out), ``replied`` is told and the worker records it.
 """
 
 from __future__ import annotations
@@ -35,7 +32,7 @@ from typing import Any
 import httpx
 
 from connectors.base import Replied, WriteOutcome, WriteResult
-from connectors.errors import MappingError, VendorError
+from connectors.errors import BadRecord, MappingError, VendorError
 from connectors.footer import Texts, parse_footer
 from connectors.http import OwnsClient, VendorClient
 from connectors.mapping import AsanaMapping
@@ -64,6 +61,7 @@ from policies.model import (
     Priority,
     Source,
     Status,
+    marker_tag,
 )
 
 __all__ = [
@@ -76,8 +74,9 @@ __all__ = [
     "task_changes",
 ]
 
-Mailer = Callable[[str, str, str], Awaitable[None]]
-"""Emails a customer: (Intercom contact id, subject, body)."""
+Mailer = Callable[[str, str, str, str], Awaitable[bool]]
+"""Emails a customer exactly once: (Intercom contact id, subject, body, marker); False when
+the email carrying the marker was found sent already (by an earlier attempt)."""
 
 PAGE = 100
 TASK_FIELDS = ",".join(
@@ -402,7 +401,7 @@ class AsanaConnector(OwnsClient):
         try:
             if changes.email is not None and self._mailer is not None and contact is not None:
                 subject = f"Update on your bug report: {item.case.subject}"
-                await self._mailer(contact, subject, changes.email)
+                await self._mailer(contact, subject, changes.email, marker_tag(item.key))
                 emailed = 1
                 started = True
                 if replied is not None:
@@ -418,7 +417,7 @@ class AsanaConnector(OwnsClient):
             posted = await once.send(
                 lambda: self._client.write("POST", f"{task}/stories", json=story), story_landed
             )
-        except VendorError as exc:
+        except (VendorError, BadRecord) as exc:  # BadRecord: a contact that cannot be emailed
             outcome = WriteOutcome.INCOMPLETE if started else WriteOutcome.FAILED
             return WriteResult(outcome, calls=once.calls + emailed, detail=str(exc))
         outcome = WriteOutcome.ALREADY_APPLIED if posted.landed_before else WriteOutcome.APPLIED

@@ -39,11 +39,7 @@ async def test_intercom_wrong_token_gets_error_list(client: Any) -> None:
 
 
 async def test_contact_search_pages_walk_every_match_once(client: Any, sandbox: Sandbox) -> None:
-    query = {
-        "field": "custom_attributes.plan",
-        "operator": "IN",
-        "value": ["standard", "community"],
-    }
+    query = {"field": "role", "operator": "IN", "value": ["lead"]}
     seen: list[str] = []
     pagination: dict[str, Any] = {"per_page": 7}
     while True:
@@ -56,11 +52,7 @@ async def test_contact_search_pages_walk_every_match_once(client: Any, sandbox: 
         if "next" not in body["pages"]:
             break
         pagination = {"per_page": 7, "starting_after": body["pages"]["next"]["starting_after"]}
-    expected = [
-        c["id"]
-        for c in sandbox.intercom.contacts()
-        if c["custom_attributes"]["plan"] in ("standard", "community")
-    ]
+    expected = [c["id"] for c in sandbox.intercom.contacts() if c["role"] == "lead"]
     assert seen == expected
     assert len(seen) == body["total_count"] > 7
 
@@ -104,23 +96,42 @@ async def test_customer_reply_reopens_a_closed_conversation(client: Any) -> None
 
 
 async def test_unknown_admin_and_bad_snooze_are_refused(client: Any) -> None:
-    assign = {"message_type": "assign", "type": "admin", "admin_id": "1", "assignee_id": "991001"}
+    assign = {
+        "message_type": "assignment",
+        "type": "admin",
+        "admin_id": "1",
+        "assignee_id": "991001",
+    }
     response = await intercom(client, "POST", "/conversations/10003/parts", json=assign)
     assert response.status_code == 404
-    snooze = {"message_type": "snooze", "admin_id": "991001", "snoozed_until": 5}
+    snooze = {"message_type": "snoozed", "admin_id": "991001", "snoozed_until": 5}
     response = await intercom(client, "POST", "/conversations/10003/parts", json=snooze)
     assert response.status_code == 400
     assert response.json()["errors"][0]["code"] == "parameter_invalid"
 
 
-async def test_ticket_state_update(client: Any) -> None:
+async def test_a_ticket_takes_only_a_state_linked_to_its_type(client: Any) -> None:
+    """vendor-behaviours I2: each state lists its ticket types; ``PUT /tickets/{id}`` with a
+    state not linked to the ticket's type answers 400 ``ticket_state_id_invalid``."""
     states = (await intercom(client, "GET", "/ticket_states")).json()["data"]
-    waiting = next(s for s in states if s["category"] == "waiting_on_customer")
+    ticket = (await intercom(client, "GET", "/tickets/20001")).json()
+    kind = ticket["ticket_type"]["id"]
+    waiting = [s for s in states if s["category"] == "waiting_on_customer"]
+    linked = [s for s in waiting if kind in {t["id"] for t in s["ticket_types"]["data"]}]
+    unlinked = [s for s in waiting if s not in linked]
+    assert len(linked) == len(unlinked) == 1
+
+    refused = await intercom(
+        client, "PUT", "/tickets/20001", json={"ticket_state_id": unlinked[0]["id"]}
+    )
+    assert refused.status_code == 400
+    assert refused.json()["errors"][0]["code"] == "ticket_state_id_invalid"
     response = await intercom(
-        client, "PUT", "/tickets/20001", json={"ticket_state_id": waiting["id"]}
+        client, "PUT", "/tickets/20001", json={"ticket_state_id": linked[0]["id"]}
     )
     assert response.json()["ticket_state"]["category"] == "waiting_on_customer"
-    assert (await intercom(client, "GET", "/tickets/20001")).json()["ticket_state"] == waiting
+    shown = (await intercom(client, "GET", "/tickets/20001")).json()["ticket_state"]
+    assert shown["id"] == linked[0]["id"]
 
 
 async def test_ticket_search_finds_customer_tickets_by_the_request_term(client: Any) -> None:
@@ -228,7 +239,7 @@ async def test_asana_project_names_the_contract_fields(client: Any) -> None:
 
 async def test_snoozed_conversation_reopens_when_the_clock_passes_its_snooze(client: Any) -> None:
     snooze = {
-        "message_type": "snooze",
+        "message_type": "snoozed",
         "admin_id": "991001",
         "snoozed_until": 1_773_241_200 + 86_400,
     }

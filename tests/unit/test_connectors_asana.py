@@ -32,6 +32,7 @@ BASE = "https://app.asana.com/api/1.0"
 KEY = "abcdefabcdef0123"
 NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
 FOOTER = f"— followup-worker · bug_enterprise · step 1/1 · fw-{KEY}"
+MARKER = f"fw-{KEY}"
 
 
 @pytest.fixture
@@ -209,12 +210,13 @@ async def test_unknown_priority_option_fails_without_a_call(router: respx.MockRo
 async def test_the_customer_s_update_is_emailed_to_the_bug_s_contact_before_the_story(
     router: respx.MockRouter,
 ) -> None:
-    sent: list[tuple[str, str, str]] = []
+    sent: list[tuple[str, str, str, str]] = []
     story = router.post("/tasks/1/stories").respond(status_code=201, json={"data": {}})
 
-    async def mail(contact: str, subject: str, body: str) -> None:
+    async def mail(contact: str, subject: str, body: str, marker: str) -> bool:
         assert not story.called  # a recorded follow-up always has its email
-        sent.append((contact, subject, body))
+        sent.append((contact, subject, body, marker))
+        return True
 
     client = make_client(router, FakeClock(), vendor="asana", base_url=BASE)
     bug = dataclasses.replace(item().case, account_id="contact-42", subject="Export broken")
@@ -226,7 +228,10 @@ async def test_the_customer_s_update_is_emailed_to_the_bug_s_contact_before_the_
         result = await asana.apply(update)
 
     assert (result.outcome, result.calls) == (WriteOutcome.APPLIED, 2)
-    assert sent == [("contact-42", "Update on your bug report: Export broken", "Still on it.")]
+    # The mailer is given the item's marker, to find the email by if its answer is lost.
+    assert sent == [
+        ("contact-42", "Update on your bug report: Export broken", "Still on it.", MARKER)
+    ]
     assert json.loads(story.calls[0].request.content)["data"]["text"].endswith(FOOTER)
 
 
@@ -257,7 +262,7 @@ async def test_an_email_lost_on_its_way_leaves_the_bug_as_it_was(
     put = router.put("/tasks/1").respond(json={"data": {}})
     story = router.post("/tasks/1/stories").respond(status_code=201, json={"data": {}})
 
-    async def lost(contact: str, subject: str, body: str) -> None:
+    async def lost(contact: str, subject: str, body: str, marker: str) -> bool:
         raise OutcomeUnknown("intercom", "POST", "/messages", detail="ReadTimeout")
 
     told: list[str] = []
@@ -279,8 +284,9 @@ async def test_fields_refused_after_the_email_went_out_is_incomplete(
     story = router.post("/tasks/1/stories").respond(status_code=201, json={"data": {}})
     sent: list[str] = []
 
-    async def mail(contact: str, subject: str, body: str) -> None:
+    async def mail(contact: str, subject: str, body: str, marker: str) -> bool:
         sent.append(body)
+        return True
 
     told: list[int] = []
     client = make_client(router, FakeClock(), vendor="asana", base_url=BASE)
