@@ -152,12 +152,21 @@ def router(sandbox: Sandbox) -> ASGIApp:
             )
         }
 
+    def all_stats() -> dict[str, Any]:
+        # Validation counts run from the start (a reset of the traffic leaves them).
+        contract = sandbox.contract
+        validation = {"enabled": False} if contract is None else {
+            "enabled": True, "check_responses": contract.check_responses,
+            **contract.tally.to_dict(),
+        }  # fmt: skip
+        return {**sandbox.traffic.stats(), "validation": validation}
+
     async def stats(request: Request) -> Any:
-        return sandbox.traffic.stats()
+        return all_stats()
 
     async def reset_stats(request: Request) -> Any:
         sandbox.traffic.reset()
-        return sandbox.traffic.stats()
+        return all_stats()
 
     async def faults(request: Request) -> Any:
         if request.method == "PUT":

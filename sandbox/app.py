@@ -14,11 +14,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount
 
-from sandbox import admin, asana_api, intercom_api, zendesk_api
+from sandbox import admin, asana_api, intercom, intercom_api, zendesk, zendesk_api
+from sandbox import asana as asana_desk
 from sandbox.asana import AsanaDesk
 from sandbox.clock import SandboxClock, format_iso, parse_iso
 from sandbox.config import SandboxConfig
-from sandbox.errors import json_response
+from sandbox.contract import Contract, default_specs_dir
+from sandbox.errors import VendorError, json_response
 from sandbox.faults import FaultPlan
 from sandbox.gate import Gate, VendorProfile
 from sandbox.generator import Generator
@@ -45,6 +47,13 @@ class Sandbox:
         self.zendesk = ZendeskDesk(self.generator, self.clock, self.outbox)
         self.intercom = IntercomDesk(self.generator, self.clock, self.outbox)
         self.asana = AsanaDesk(self.generator, self.clock)
+        self.contract = (
+            Contract(
+                config.specs_dir or default_specs_dir(), check_responses=config.check_responses
+            )
+            if config.validate_requests
+            else None
+        )
         if config.state_file is not None and config.state_file.exists():
             self.load(json.loads(config.state_file.read_text()))
 
@@ -55,6 +64,7 @@ class Sandbox:
             faults=lambda: self.faults,
             traffic=self.traffic,
             clock=self.clock,
+            contract=self.contract,
         )
 
     def dump(self) -> dict[str, Any]:
@@ -102,6 +112,15 @@ def _save_on_shutdown(
     return lifespan
 
 
+# A request the vendor's description refuses, answered in the vendor's documented error shape.
+def _zendesk_invalid(status: int, message: str) -> VendorError:
+    return zendesk.error(status, "InvalidEndpoint" if status == 404 else "InvalidValue", message)
+
+
+def _intercom_invalid(status: int, message: str) -> VendorError:
+    return intercom.error(status, "not_found" if status == 404 else "parameter_invalid", message)
+
+
 def _mounts(sandbox: Sandbox) -> list[BaseRoute]:
     """One tenant's three vendors and its admin API."""
     config = sandbox.config
@@ -111,6 +130,7 @@ def _mounts(sandbox: Sandbox) -> list[BaseRoute]:
             zendesk_api.authorized(f"{config.zendesk_email}/token:{config.zendesk_token}"),
             zendesk_api.status_error,
             zendesk_api.rate_headers,
+            _zendesk_invalid,
         )
     )
     intercom = sandbox.gate(
@@ -119,6 +139,7 @@ def _mounts(sandbox: Sandbox) -> list[BaseRoute]:
             intercom_api.authorized(config.intercom_token),
             intercom_api.status_error,
             intercom_api.rate_headers,
+            _intercom_invalid,
         )
     )
     asana = sandbox.gate(
@@ -127,6 +148,7 @@ def _mounts(sandbox: Sandbox) -> list[BaseRoute]:
             asana_api.authorized(config.asana_token),
             asana_api.status_error,
             asana_api.rate_headers,
+            asana_desk.error,
         )
     )
     zendesk_routes = zendesk_api.routes(zendesk, sandbox.zendesk, sandbox.clock)

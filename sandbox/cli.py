@@ -80,6 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME,NAME",
         help="extra tenants served under /t/<name>/... (own data, limits, faults; one clock)",
     )
+    add(
+        "--specs-dir",
+        type=Path,
+        default=None,
+        help="the vendors' OpenAPI descriptions (default: $FOLLOWUP_SPECS_DIR, ../shared/specs)",
+    )
+    add(
+        "--no-request-validation",
+        action="store_true",
+        help="serve requests the vendor descriptions refuse (raw load benchmarks only)",
+    )
+    add("--check-responses", action="store_true", help="also check answers against them")
     add("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     return parser  # fmt: skip
 
@@ -137,17 +149,26 @@ def config_from_args(
         faults=FaultPlan(rules, seed=args.fault_seed, slow_seconds=args.slow_seconds),
         state_file=args.state_file,
         tenants=tenants,
+        validate_requests=not args.no_request_validation,
+        specs_dir=args.specs_dir,
+        check_responses=args.check_responses,
     ), args.log_level
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     from sandbox.app import Sandbox
+    from sandbox.contract import SpecsMissing
     from sandbox.server import READY_PREFIX, bind, serve
 
     config, log_level = config_from_args(argv)
+    try:
+        sandbox = Sandbox(config)
+    except SpecsMissing as exc:
+        raise SystemExit(f"followup sandbox: {exc}") from exc
+    if sandbox.contract is not None:
+        sandbox.contract.load()  # seconds on the first run: before listening, not on a request
     sock = bind(config.host, config.port)
     base_url = f"http://{config.host}:{sock.getsockname()[1]}"
-    sandbox = Sandbox(config)
     print(
         f"followup sandbox: {config.tickets:,} tickets, seed {config.seed}, "
         f"clock {format_iso(sandbox.clock.now())}"
@@ -158,5 +179,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(
         f"# admin API: {base_url}/_admin (clock, activity, outbox, requests, stats, faults, limits)"
     )
+    validation = "off" if sandbox.contract is None else f"on ({sandbox.contract.specs_dir})"
+    print(f"# request validation against the vendor descriptions: {validation}")
     print(f"{READY_PREFIX}{base_url}", flush=True)
     serve(sandbox, sock, log_level=log_level)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +36,15 @@ class SandboxConfig:
     state_file: Path | None = None
     request_log_size: int = 10_000
     tenants: tuple[str, ...] = ()  # extra tenants, served under /t/<name>/...
+    # Every vendor request is checked against the vendor's OpenAPI description (sandbox/
+    # contract.py); the descriptions are found in specs_dir, else FOLLOWUP_SPECS_DIR, else
+    # ../shared/specs. Off only for raw load benchmarks.
+    validate_requests: bool = True
+    specs_dir: Path | None = None
+    # Also check each answer against the description (tests: SANDBOX_CHECK_RESPONSES=1).
+    check_responses: bool = field(
+        default_factory=lambda: os.environ.get("SANDBOX_CHECK_RESPONSES", "") in ("1", "true")
+    )
 
     def base_urls(self, base: str) -> dict[str, str]:
         return {

@@ -1,8 +1,9 @@
 """What every vendor request goes through before and after its handler.
 
 Auth (the vendor's 401 body), the rate-limit window (the vendor's headers, 429 with
-Retry-After), fault injection, then the handler, then the request log. Handlers only see
-requests that got through, and raise :class:`VendorError` for their own failures.
+Retry-After), the vendor's OpenAPI description (400 with the validator's message, in the
+vendor's error shape), fault injection, then the handler, then the request log. Handlers only
+see requests that got through, and raise :class:`VendorError` for their own failures.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sandbox.clock import SandboxClock, format_iso
+from sandbox.contract import Contract
 from sandbox.errors import ConnectionDropped, VendorError
 from sandbox.faults import FaultPlan
 from sandbox.limits import Decision, RateLimiter
@@ -35,6 +37,7 @@ class VendorProfile:
     authorized: Callable[[Request], bool]
     error: Callable[[int], VendorError]  # the vendor's body for a bare status
     rate_headers: Callable[[Decision], dict[str, str]]
+    invalid: Callable[[int, str], VendorError]  # the vendor's body for a refused request
 
 
 class Gate:
@@ -46,8 +49,10 @@ class Gate:
         faults: Callable[[], FaultPlan],
         traffic: Traffic,
         clock: SandboxClock,
+        contract: Contract | None,
     ) -> None:
         self.profile = profile
+        self._contract = contract
         self._limiter = limiter
         self._faults = faults
         self._traffic = traffic
@@ -77,6 +82,8 @@ class Gate:
                 error = self.profile.error(429)
                 error.headers["Retry-After"] = str(decision.retry_after)
                 raise error
+            if self._contract is not None:
+                await self._check_request(request)
             fault = self._faults().draw(self.profile.name, endpoint)
             response = await self._with_fault(request, fault, handler)
             applied = write and response is not None and response.status_code < 400
@@ -102,7 +109,30 @@ class Gate:
             return Response(status_code=599)  # never reaches the client: socket is gone
         if decision is not None and decision.limit is not None:
             response.headers.update(self.profile.rate_headers(decision))
+        if self._contract is not None and self._contract.check_responses:
+            self._contract.check_response(
+                self.profile.name,
+                request.method,
+                _spec_path(request),
+                response.status_code,
+                response.headers.get("content-type", ""),
+                bytes(response.body),
+            )
         return response
+
+    async def _check_request(self, request: Request) -> None:
+        assert self._contract is not None
+        rejection = self._contract.check_request(
+            self.profile.name,
+            request.method,
+            _spec_path(request),
+            query=request.query_params.multi_items(),
+            headers=request.headers.items(),
+            content_type=request.headers.get("content-type", ""),
+            body=await request.body(),
+        )
+        if rejection is not None:
+            raise self.profile.invalid(rejection.status, rejection.message)
 
     async def _with_fault(
         self, request: Request, fault: str | None, handler: Handler
@@ -126,6 +156,14 @@ class Gate:
                 media_type="application/json",
             )
         return response
+
+
+def _spec_path(request: Request) -> str:
+    """The path as the vendor's description writes it: without the sandbox's mount (and
+    tenant) prefix, which ends where the description's server URL does."""
+    path: str = request.scope["path"]
+    root: str = request.scope.get("root_path", "")
+    return path.removeprefix(root)
 
 
 async def _drop(request: Request) -> None:

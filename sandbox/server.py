@@ -7,6 +7,7 @@ or :func:`run_subprocess` (a real separate process, for load measurements and ch
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -24,11 +25,13 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from sandbox.app import Sandbox, build_app
 from sandbox.cli import config_from_args
 from sandbox.config import SandboxConfig
+from sandbox.contract import PROCESS_TALLY, ValidationTally
 from sandbox.gate import TRANSPORT_KEY
 
 __all__ = ["RunningSandbox", "bind", "run_in_thread", "run_subprocess", "serve"]
 
 READY_PREFIX = "listening on "
+VALIDATION_PREFIX = "request validation: "  # the last line: the validation tally, as JSON
 
 
 class SandboxProtocol(H11Protocol):
@@ -52,16 +55,35 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _server(app: Any, log_level: str) -> uvicorn.Server:
-    config = uvicorn.Config(
+def _config(app: Any, log_level: str) -> uvicorn.Config:
+    return uvicorn.Config(
         app, http=SandboxProtocol, log_level=log_level, access_log=False, lifespan="on"
     )
-    return uvicorn.Server(config)
+
+
+class _TallyingServer(uvicorn.Server):
+    """Prints the validation tally once shut down (uvicorn re-raises SIGTERM after its
+    shutdown, so nothing after ``run`` would be reached)."""
+
+    def __init__(self, config: uvicorn.Config, sandboxes: list[Sandbox]) -> None:
+        super().__init__(config)
+        self._sandboxes = sandboxes
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        tally = ValidationTally()
+        for sandbox in self._sandboxes:
+            if sandbox.contract is not None:
+                tally.absorb(sandbox.contract.tally.to_dict())
+        print(VALIDATION_PREFIX + json.dumps(tally.to_dict()), flush=True)
 
 
 def serve(sandbox: Sandbox, sock: socket.socket, *, log_level: str = "warning") -> None:
-    """Serve until interrupted (SIGINT/SIGTERM), then save the state file if one is set."""
-    _server(build_app(sandbox.config, sandbox), log_level).run(sockets=[sock])
+    """Serve until interrupted (SIGINT/SIGTERM), then save the state file if one is set, and
+    print the validation tally (the tests' summary adds it up across processes)."""
+    app = build_app(sandbox.config, sandbox)
+    sandboxes = [sandbox, *app.state.tenants.values()]
+    _TallyingServer(_config(app, log_level), sandboxes).run(sockets=[sock])
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +108,7 @@ def run_in_thread(
     port = sock.getsockname()[1]
     config = replace(config, port=port)
     sandbox = Sandbox(config)
-    server = _server(build_app(config, sandbox), "warning")
+    server = uvicorn.Server(_config(build_app(config, sandbox), "warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -102,7 +124,8 @@ def run_in_thread(
 
 @contextmanager
 def run_subprocess(*args: str, env: dict[str, str] | None = None) -> Iterator[RunningSandbox]:
-    """``python -m sandbox --port 0 ARGS`` in its own process; yields once it listens."""
+    """``python -m sandbox --port 0 ARGS`` in its own process; yields once it listens. Its
+    validation tally is added to this process's (:data:`sandbox.contract.PROCESS_TALLY`)."""
     arguments = ["--port", "0", *args]
     environ = {**os.environ, **(env or {})}
     config, _ = config_from_args(arguments, environ)
@@ -122,6 +145,14 @@ def run_subprocess(*args: str, env: dict[str, str] | None = None) -> Iterator[Ru
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        _absorb_tally(process)
+
+
+def _absorb_tally(process: subprocess.Popen[str]) -> None:
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith(VALIDATION_PREFIX):
+            PROCESS_TALLY.absorb(json.loads(line.removeprefix(VALIDATION_PREFIX)))
 
 
 def _wait_ready(process: subprocess.Popen[str]) -> str:

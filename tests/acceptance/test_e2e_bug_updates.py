@@ -92,7 +92,7 @@ class Vendors:
         return {c["id"]: c["plan"]["name"] for c in companies["data"] if c.get("plan")}
 
     def open_tasks(self) -> list[dict[str, Any]]:
-        fields = "assignee,custom_fields.gid,custom_fields.text_value"
+        fields = "assignee,custom_fields.name,custom_fields.text_value"
         params = {"completed_since": "now", "limit": "100", "opt_fields": fields}
         found = []
         while True:
@@ -118,7 +118,7 @@ class Vendors:
         return stories
 
     def user_last_updated(self, gid: str) -> str | None:
-        params = {"opt_fields": "custom_fields.gid,custom_fields.date_value.date"}
+        params = {"opt_fields": "custom_fields.name,custom_fields.date_value.date"}
         task = self.asana.get(f"/tasks/{gid}", params=params).json()["data"]
         wanted = FIELDS["User last updated"]
         value = next(f for f in task["custom_fields"] if f["gid"] == wanted)["date_value"]

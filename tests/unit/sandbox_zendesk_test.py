@@ -133,7 +133,6 @@ async def test_safe_update_with_a_stale_stamp_answers_409(client: Any, sandbox: 
         ({"bogus": 1}, "base"),
         ({"macro_ids": [1]}, "base"),  # described by Zendesk, not modelled: refused, not ignored
         ({"assignee_email": "stranger@example.com"}, "assignee"),
-        ({"status": "waiting"}, "status"),
         ({"assignee_id": 2000001}, "assignee"),
         ({"custom_fields": [{"id": 9001, "value": "not_an_option"}]}, "Request type"),
         ({"comment": {"body": "  "}}, "comment"),
@@ -147,6 +146,16 @@ async def test_invalid_updates_get_record_invalid(
     body = response.json()
     assert body["error"] == "RecordInvalid"
     assert field in body["details"]
+
+
+async def test_a_value_the_description_refuses_gets_400_with_the_validators_message(
+    client: Any,
+) -> None:
+    response = await client.put(f"{API}/tickets/3", json={"ticket": {"status": "waiting"}})
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"] == "InvalidValue"
+    assert "ticket/status: 'waiting' is not one of" in body["description"]
 
 
 async def test_bad_json_body_gets_a_zendesk_error_not_a_traceback(client: Any) -> None:
