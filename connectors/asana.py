@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 
 from connectors.base import Replied, WriteOutcome, WriteResult
-from connectors.errors import BadRecord, MappingError, VendorError
+from connectors.errors import BadRecord, MappingError, PagingStuck, VendorError
 from connectors.footer import Texts, parse_footer
 from connectors.http import OwnsClient, VendorClient
 from connectors.mapping import AsanaMapping
@@ -79,6 +79,7 @@ Mailer = Callable[[str, str, str, str], Awaitable[bool]]
 the email carrying the marker was found sent already (by an earlier attempt)."""
 
 PAGE = 100
+MAX_PAGES = 10_000  # a million records at PAGE a page; a list longer than that does not end
 TASK_FIELDS = ",".join(
     [
         "name",
@@ -138,6 +139,8 @@ class AsanaIds:
             except KeyError:
                 raise MappingError(f"asana field {logical!r} has no option {value!r}") from None
         if custom.kind == "date":
+            # The custom-field guide's form; the description's schema says a bare string.
+            # Unsettled (vendor-behaviours A2): this is the one place to change.
             return {"date": str(value)[:10]}  # a date or an ISO instant -> YYYY-MM-DD
         return value
 
@@ -186,11 +189,14 @@ def task_case(task: Mapping[str, Any], stories: list[Mapping[str, Any]], ids: As
 
 
 def _custom_value(custom: Mapping[str, Any]) -> str | None:
+    """A custom field's value as text; a date's as ``{"date": ...}`` or a bare string, both
+    forms the documents show (vendor-behaviours A2)."""
     enum = custom.get("enum_value") or {}
-    date = custom.get("date_value") or {}
+    date = custom.get("date_value")
     return (
         optional_text(enum, "name")
-        or optional_text(date, "date")
+        or (date if isinstance(date, str) and date else None)
+        or (optional_text(date, "date") if isinstance(date, Mapping) else None)
         or optional_text(custom, "text_value")
     )
 
@@ -264,7 +270,11 @@ class AsanaConnector(OwnsClient):
         return cls(client, mapping, report=report, mailer=mailer)
 
     async def _pages(self, url: str, params: Mapping[str, Any]) -> AsyncIterator[Any]:
+        """Every record of a list, page by page. An offset that comes back (the official
+        examples repeat theirs: vendor-behaviours A1) or a list longer than ``MAX_PAGES``
+        raises :class:`~connectors.errors.PagingStuck` rather than reading forever."""
         query = dict(params)
+        seen: set[str] = set()
         while True:
             page = await self._client.read("GET", url, params=query)
             for record in page.get("data", []):
@@ -272,6 +282,11 @@ class AsanaConnector(OwnsClient):
             offset = (page.get("next_page") or {}).get("offset")
             if not offset:
                 return
+            if offset in seen or len(seen) + 1 >= MAX_PAGES:
+                why = "came back" if offset in seen else f"is past {MAX_PAGES} pages"
+                detail = f"next_page.offset {offset!r} {why}: the list does not end"
+                raise PagingStuck("asana", "GET", url, detail=detail)
+            seen.add(str(offset))
             query = {**params, "offset": offset}
 
     async def resolve(self) -> AsanaIds:

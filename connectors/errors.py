@@ -145,6 +145,11 @@ class OutcomeUnknown(VendorError):
     """Neither transient nor permanent: the caller must look before it writes again."""
 
 
+class PagingStuck(PermanentVendorError):
+    """A list's pages do not end: a page token came back that was already read, or more
+    pages than a read may take (the page budget). Reading on would loop forever."""
+
+
 _PERMANENT_BY_STATUS: dict[int, type[PermanentVendorError]] = {
     400: BadRequest,
     401: Unauthorized,

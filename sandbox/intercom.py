@@ -389,8 +389,8 @@ class IntercomDesk:
             "state": "open" if in_inbox else "closed",
             "read": True,
             "priority": "none",
-            "admin_assignee_id": None,
-            "team_assignee_id": None,
+            "admin_assignee_id": 0,  # unassigned
+            "team_assignee_id": 0,
             "tags": {"type": "tag.list", "tags": []},
             "source": {
                 "type": "conversation",
@@ -416,9 +416,7 @@ class IntercomDesk:
             "custom_attributes": {},
             "statistics": {
                 "type": "conversation_statistics",
-                "first_contact_reply_at": None,
-                "first_admin_reply_at": now,
-                "last_contact_reply_at": None,
+                "first_admin_reply_at": now,  # the contact has not replied: no such keys
                 "last_admin_reply_at": now,
                 "count_conversation_parts": 0,
             },

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Mapping
-from contextlib import AbstractContextManager, aclosing
+from contextlib import AbstractContextManager, aclosing, suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -179,9 +179,7 @@ class Executor:
         async def produce() -> None:
             try:
                 async with aclosing(cases):  # stop reading the vendors too when told to stop
-                    async for items in cases:
-                        if self._stop.is_set():
-                            break
+                    while items := await _next_unless_stopped(cases, self._stop):
                         await queue.put(items)
             finally:
                 for _ in range(self._concurrency):
@@ -463,3 +461,29 @@ def _logged_as(tenant: str, item: PlanItem) -> AbstractContextManager[None]:
         step=item.step_label,
         action=",".join(action.type.value for action in item.actions),
     )
+
+
+async def _next_unless_stopped(
+    cases: AsyncGenerator[list[PlanItem]], stop: asyncio.Event
+) -> list[PlanItem] | None:
+    """The next case's items; None at the end, or as soon as ``stop`` is set: the read is
+    then cancelled, so a vendor read in flight, or a read loop that goes on without a due case,
+    ends there (SIGTERM interrupts a read loop: vendor-behaviours A1)."""
+    if stop.is_set():
+        return None
+
+    async def next_case() -> list[PlanItem] | None:
+        return await anext(cases, None)
+
+    reading = asyncio.create_task(next_case())
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait((reading, stopped), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if reading.done():
+        return reading.result()
+    reading.cancel()
+    with suppress(asyncio.CancelledError):
+        await reading
+    return None

@@ -13,7 +13,7 @@ import respx
 
 from connectors.asana import TASK_FIELDS, AsanaConnector, AsanaIds, CustomField, task_changes
 from connectors.base import WriteOutcome
-from connectors.errors import OutcomeUnknown
+from connectors.errors import OutcomeUnknown, PagingStuck
 from connectors.mapping import AsanaMapping
 from policies.model import (
     Action,
@@ -150,6 +150,33 @@ async def test_open_bugs_stream_with_their_engineer_comments(router: respx.MockR
     assert (bug.account_id, bug.assignee) == ("contact-42", "Eve Engineer")
     assert [a.kind for a in bug.history] == [ActivityKind.ENGINEER_UPDATE]
     assert [m.key for m in bug.followups] == [KEY]
+
+
+async def test_a_date_value_is_read_in_either_form_the_documents_show(
+    router: respx.MockRouter,
+) -> None:
+    """vendor-behaviours A2: ``{"date": "YYYY-MM-DD"}`` (the guide) or ``"YYYY-MM-DD"``."""
+    bare = task("2")
+    bare["custom_fields"][1] = {"gid": "f2", "date_value": "2026-02-21"}
+    router.get("/projects/77/tasks").respond(json={"data": [task("1"), bare]})
+    router.get(url__regex=r"/tasks/\d/stories").respond(json={"data": []})
+    async with connector(router) as asana:
+        cases = [c async for c in asana.cases()]
+    assert [c.fields["user_last_updated"] for c in cases] == ["2026-02-20", "2026-02-21"]
+
+
+async def test_an_offset_that_comes_back_stops_the_read_with_a_clear_error(
+    router: respx.MockRouter,
+) -> None:
+    """vendor-behaviours A1: the official examples repeat ``next_page.offset``."""
+    tasks = router.get("/projects/77/tasks").respond(
+        json={"data": [task("1")], "next_page": {"offset": "eyJ0eXAiOJiKV1iQLCJhbGciOiJIUzI1NiJ9"}}
+    )
+    router.get(url__regex=r"/tasks/\d/stories").respond(json={"data": []})
+    async with connector(router) as asana:
+        with pytest.raises(PagingStuck, match="came back: the list does not end"):
+            _ = [c async for c in asana.cases()]
+    assert tasks.call_count == 2  # the first page, and the one that repeated its offset
 
 
 def item(*actions: Action) -> PlanItem:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from policies.model import (
     ActivityKind,
     Case,
     PlanItem,
+    Source,
     Status,
     Unjudged,
     marker_tag,
@@ -436,6 +437,41 @@ async def test_stop_finishes_the_case_in_hand_and_starts_no_new_one(ledger: Ledg
     assert [item.case.id for item in fake.writes] == ["1"]
     assert summary.interrupted
     assert ledger.history("zendesk:2") == ledger.history("zendesk:3") == []
+
+
+class EndlessRead(FakeConnector):
+    """Its cases, then a read loop that never yields another (a vendor repeating a page, or a
+    read that never answers)."""
+
+    reading: asyncio.Event  # set once the endless part starts
+    cancelled = False
+
+    async def cases(self) -> AsyncIterator[Case]:
+        async for case in super().cases():
+            yield case
+        self.reading.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+
+
+@pytest.mark.timeout(30)
+async def test_stop_interrupts_a_read_loop_that_yields_nothing(ledger: Ledger) -> None:
+    """vendor-behaviours A1: SIGTERM must interrupt a read loop."""
+    stop = asyncio.Event()
+    fake = EndlessRead(Source.ZENDESK, [make_case("1")], [Account("acme", "Acme")],
+                       clock=lambda: MONDAY)  # fmt: skip
+    fake.reading = asyncio.Event()
+    cycle = asyncio.create_task(run_cycle(make_runtime(ledger, fake), at=MONDAY, stop=stop))
+    await fake.reading.wait()
+    stop.set()  # what SIGTERM does (worker.service.shutdown_on_signals)
+    summary = await cycle
+
+    assert summary.interrupted
+    assert fake.cancelled  # the read was cancelled, not waited out
+    assert fake.writes == []
 
 
 async def test_unreadable_cases_are_a_failed_cycle_not_a_crash(ledger: Ledger) -> None:
