@@ -1,8 +1,10 @@
 """Intercom: contacts as accounts; conversations awaiting the customer and open customer
 tickets as cases.
 
-Reads. Accounts stream from ``GET /contacts`` (150 a page); which custom attribute holds the
-plan, the account status and the stop flag is tenant mapping. Candidate conversations come
+Reads. Accounts stream from ``GET /contacts`` (150 a page), each with its company's plan
+(``plan.name``: ``GET /companies`` is listed first, vendor-behaviours I3); which custom
+attributes hold the account status, the stop flag and the plan of a contact whose company has
+none is tenant mapping. Candidate conversations come
 from ``POST /conversations/search`` (open ones, 150 a page), keeping those where an admin spoke
 last (the customer owes an answer); only those get their parts read, for the evidence. Then
 candidate tickets from ``POST /tickets/search`` (open customer tickets, 150 a page), each with
@@ -14,13 +16,15 @@ Writes. Intercom has no multi-change update, so one plan item is a few calls, in
 the public reply, the changes (a conversation's assignment and state parts, one already in
 effect not sent; a ticket's state and assignee in one ``PUT /tickets/{id}``), and last the
 admin note signed with the marker ``fw-<key>``, so a follow-up is only recorded once all of it
-happened and a retried item never emails twice. A reply or note whose answer was lost is looked
-for in the conversation's or ticket's parts (the reply by its exact body from the worker's
-admin in this cycle); absent, it is left to the next cycle, as it may still land
-(:class:`~connectors.once.WriteOnce`). Once the reply is out (or found out), ``replied`` is
-told, and the worker records it. Once the reply is out or a change made, a failure is
-INCOMPLETE: a closed conversation is no longer offered by the plan, so the worker finishes the
-item next cycle regardless.
+happened and a retried item never emails twice. Every one whose answer was lost is looked for
+on a fresh read before anything is sent again: the reply by its exact body from the worker's
+admin in this cycle, the note by its marker, a change by the state or assignee it sets
+(Intercom adds a part for each close or assignment asked for, I5); absent, it is left to the
+next cycle, as it may still land (:class:`~connectors.once.WriteOnce`). Once the reply is out
+(or found out), ``replied`` is told, and the worker records it. Once the reply is out or a
+change made, a failure is INCOMPLETE: a closed conversation is no longer offered by the plan,
+so the worker finishes the item next cycle regardless. An email to a contact (an Asana bug's
+customer, :meth:`IntercomConnector.email_contact`) carries the marker and is looked for by it.
 
 Ticket states are the tenant's own and belong to ticket types: policy statuses resolve to state
 ids per ticket type once, on the first ticket write or ``check``, through ``GET /ticket_states``

@@ -402,7 +402,7 @@ class Executor:
                 self._ledger.reply_sent(attempt)
             except Exception:
                 # Not recorded: were the process to die before the outcome, the reply would
-                # be looked for (Zendesk, Intercom) or sent again (an email), not lost.
+                # be looked for (by its marker or its body) before it is sent again.
                 log.exception("could not record that the reply went out", key=item.key)
 
         try:
