@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 
 from connectors.base import Replied, WriteOutcome, WriteResult
-from connectors.errors import BadRecord, MappingError, PagingStuck, VendorError
+from connectors.errors import BadRecord, MappingError, PaginationStuck, VendorError
 from connectors.footer import Texts, parse_footer
 from connectors.http import OwnsClient, VendorClient
 from connectors.mapping import AsanaMapping
@@ -272,7 +272,7 @@ class AsanaConnector(OwnsClient):
     async def _pages(self, url: str, params: Mapping[str, Any]) -> AsyncIterator[Any]:
         """Every record of a list, page by page. An offset that comes back (the official
         examples repeat theirs: vendor-behaviours A1) or a list longer than ``MAX_PAGES``
-        raises :class:`~connectors.errors.PagingStuck` rather than reading forever."""
+        raises :class:`~connectors.errors.PaginationStuck` rather than reading forever."""
         query = dict(params)
         seen: set[str] = set()
         while True:
@@ -285,7 +285,7 @@ class AsanaConnector(OwnsClient):
             if offset in seen or len(seen) + 1 >= MAX_PAGES:
                 why = "came back" if offset in seen else f"is past {MAX_PAGES} pages"
                 detail = f"next_page.offset {offset!r} {why}: the list does not end"
-                raise PagingStuck("asana", "GET", url, detail=detail)
+                raise PaginationStuck("asana", "GET", url, detail=detail)
             seen.add(str(offset))
             query = {**params, "offset": offset}
 

@@ -18,7 +18,9 @@
           │    ├── Forbidden          403
           │    ├── NotFound           404
           │    ├── Conflict           409 (Zendesk ``safe_update`` collision)
-          │    └── Unprocessable      422
+          │    ├── Unprocessable      422
+          │    └── PaginationStuck    a list that repeats a cursor/offset or passes the page
+          │                           budget: read on, it would never end
           └── OutcomeUnknown          a write was sent but its answer was lost (timeout, reset,
                                       5xx after send): it may or may not have been applied
 
@@ -39,6 +41,7 @@ __all__ = [
     "MappingError",
     "NotFound",
     "OutcomeUnknown",
+    "PaginationStuck",
     "PermanentVendorError",
     "RateLimited",
     "ServerError",
@@ -141,13 +144,13 @@ class Unprocessable(PermanentVendorError):
     pass
 
 
+class PaginationStuck(PermanentVendorError):
+    """A list that hands back a cursor or offset it already gave, or runs past the page
+    budget: reading on would spend the rate limit forever (vendor-behaviours.md Z7, A1)."""
+
+
 class OutcomeUnknown(VendorError):
     """Neither transient nor permanent: the caller must look before it writes again."""
-
-
-class PagingStuck(PermanentVendorError):
-    """A list's pages do not end: a page token came back that was already read, or more
-    pages than a read may take (the page budget). Reading on would loop forever."""
 
 
 _PERMANENT_BY_STATUS: dict[int, type[PermanentVendorError]] = {

@@ -13,10 +13,11 @@ retry could add a second note; the vendor connector checks its marker before wri
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import replace
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Self
 
 import httpx
@@ -38,10 +39,20 @@ from connectors.errors import (
     VendorTimeout,
     error_for_status,
 )
-from connectors.pacing import Budget, observe, read_rate_headers, schedule
+from connectors.pacing import (
+    Budget,
+    EndpointBudget,
+    RateHeaders,
+    observe,
+    observe_endpoint,
+    read_endpoint_headers,
+    read_rate_headers,
+    schedule,
+    schedule_endpoint,
+)
 from connectors.settings import Timeouts, VendorLimits
 
-__all__ = ["CallKind", "OwnsClient", "VendorClient"]
+__all__ = ["CallKind", "EndpointClass", "OwnsClient", "VendorClient"]
 
 CallKind = Literal["read", "write"]
 Sleep = Callable[[float], Awaitable[None]]
@@ -50,6 +61,18 @@ log = structlog.get_logger(__name__)
 
 # Errors raised before a single byte of the request left: retrying cannot duplicate anything.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointClass:
+    """Requests a vendor limits apart from its account budget (Zendesk: the incremental
+    exports, Update Ticket): paced by their own :class:`~connectors.pacing.EndpointBudget`,
+    and a 429 among them blocks them alone (vendor-behaviours.md Z2)."""
+
+    name: str
+    method: str
+    path: re.Pattern[str]  # searched in the request's URL path
+    per_minute: int
 
 
 class _Backoff:
@@ -83,8 +106,13 @@ class VendorClient:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         sleep: Sleep = asyncio.sleep,
+        classes: Sequence[EndpointClass] = (),
     ) -> None:
         self.vendor = vendor
+        self._classes = tuple(classes)
+        self._class_budgets = {
+            c.name: EndpointBudget(c.per_minute, headroom=limits.headroom) for c in self._classes
+        }
         self._limits = limits
         self._clock = clock
         self._wall_clock = wall_clock
@@ -165,16 +193,31 @@ class VendorClient:
         error = state.outcome.exception() if state.outcome is not None else None
         log.info("vendor_retry", vendor=self.vendor, attempt=state.attempt_number, error=str(error))
 
-    async def _paced_start(self) -> None:
-        """Wait for this request's slot. A 429 answered meanwhile (to a request already in
-        flight) blocks past every slot given before it: those take a new slot after the
-        block, or each request queued behind the first 429 would earn its own."""
+    def _class_of(self, method: str, path: str) -> str | None:
+        for endpoint in self._classes:
+            if endpoint.method == method and endpoint.path.search(path):
+                return endpoint.name
+        return None
+
+    async def _paced_start(self, endpoint: str | None) -> None:
+        """Wait for this request's slot: its class's (if it has one), then the account's. A
+        429 answered meanwhile (to a request already in flight) blocks past every slot given
+        before it: those take a new slot after the block, or each request queued behind the
+        first 429 would earn its own."""
         while True:
-            start, self._budget = schedule(self._budget, self._clock())
+            start = self._clock()
+            if endpoint is not None:
+                start, self._class_budgets[endpoint] = schedule_endpoint(
+                    self._class_budgets[endpoint], start
+                )
+            start, self._budget = schedule(self._budget, start)
             delay = start - self._clock()
             if delay > 0:
                 await self._sleep(delay)
-            if self._budget.blocked_until <= start:
+            blocked = self._budget.blocked_until
+            if endpoint is not None:
+                blocked = max(blocked, self._class_budgets[endpoint].blocked_until)
+            if blocked <= start:
                 return
 
     async def _send(
@@ -185,31 +228,47 @@ class VendorClient:
         params: Mapping[str, Any] | None,
         json: Any,
     ) -> Any:
+        # ``or None``: httpx (0.28) replaces a URL's own query with ``params`` even when they
+        # are empty, and a next-page link carries its cursor in its query.
+        request = self._http.build_request(method, url, params=params or None, json=json)
+        path = request.url.path
+        endpoint = self._class_of(method, path)
         async with self._in_flight[kind]:
-            await self._paced_start()
-            # ``or None``: httpx (0.28) replaces a URL's own query with ``params`` even when
-            # they are empty, and a next-page link carries its cursor in its query.
-            request = self._http.build_request(method, url, params=params or None, json=json)
-            path = request.url.path
+            await self._paced_start(endpoint)
             self.calls[kind] += 1
             try:
                 response = await self._http.send(request)
             except httpx.HTTPError as exc:
                 raise self._transport_error(kind, method, path, exc) from exc
-            seen = read_rate_headers(response.headers, self._wall_clock())
-            if response.status_code == 429 and seen.retry_after is None:
-                # No Retry-After: wait for Intercom's reset, else the configured default.
-                fallback = seen.reset_after or self._limits.default_retry_after
-                seen = replace(seen, retry_after=fallback)
-            self._budget = observe(self._budget, seen, self._clock())
+            retry_after = self._observe(endpoint, response)
         if not response.is_success:
-            raise self._status_error(kind, method, path, response, seen.retry_after)
+            raise self._status_error(kind, method, path, response, retry_after)
         try:
             return response.json() if response.content else None
         except ValueError as exc:  # a body cut short: the request was served, the answer lost
             if kind == "write":
                 raise OutcomeUnknown(self.vendor, method, path, detail="malformed JSON") from exc
             raise ConnectionLost(self.vendor, method, path, detail="malformed JSON") from exc
+
+    def _observe(self, endpoint: str | None, response: httpx.Response) -> float | None:
+        """Fold the answer's rate-limit headers into the budgets; the Retry-After in force.
+        A 429 of a class blocks that class, unless the account's budget is what ran out."""
+        now = self._clock()
+        seen = read_rate_headers(response.headers, self._wall_clock())
+        said = read_endpoint_headers(response.headers)
+        if response.status_code == 429 and seen.retry_after is None:
+            # No Retry-After: wait for the reset the headers give, else the configured default.
+            fallback = seen.reset_after or said.reset_after or self._limits.default_retry_after
+            seen = replace(seen, retry_after=fallback)
+        if endpoint is None:
+            self._budget = observe(self._budget, _merged(seen, said), now)
+            return seen.retry_after
+        if seen.retry_after is not None and seen.remaining != 0:
+            said = replace(said, retry_after=seen.retry_after)
+            seen = replace(seen, retry_after=None)
+        self._class_budgets[endpoint] = observe_endpoint(self._class_budgets[endpoint], said, now)
+        self._budget = observe(self._budget, seen, now)
+        return said.retry_after if said.retry_after is not None else seen.retry_after
 
     def _transport_error(
         self, kind: CallKind, method: str, path: str, exc: httpx.HTTPError
@@ -236,6 +295,20 @@ class VendorClient:
         if kind == "write" and status >= 500:
             return OutcomeUnknown(self.vendor, method, path, status)
         return error_for_status(self.vendor, method, path, status)
+
+
+def _merged(account: RateHeaders, endpoint: RateHeaders) -> RateHeaders:
+    """An unclassed request's headers: the account's, or the endpoint's where it says more."""
+    if account.limit is not None:
+        return account
+    return replace(
+        account,
+        limit=endpoint.limit,
+        remaining=endpoint.remaining,
+        reset_after=account.reset_after
+        if account.reset_after is not None
+        else endpoint.reset_after,
+    )
 
 
 class OwnsClient:

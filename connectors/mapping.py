@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from connectors.errors import MappingError
 from policies.model import PlanTier, Status
 from policies.yamlsource import Problem, SourceError, load_located, problems_from_validation
 
 __all__ = [
+    "ZENDESK_ENDPOINT_LIMITS",
     "AsanaMapping",
     "IntercomMapping",
     "PlanNames",
@@ -58,6 +59,10 @@ class AccountFlags(_Strict):
     stop_followups: str = "stop_followups"
 
 
+# Zendesk's documented endpoint limits (vendor-behaviours.md Z2, zendesk-notes.md).
+ZENDESK_ENDPOINT_LIMITS = {"incremental_exports": 10, "update_ticket": 100, "search_export": 100}
+
+
 class ZendeskMapping(_Strict):
     ticket_fields: dict[str, str] = Field(
         default_factory=dict,
@@ -79,10 +84,31 @@ class ZendeskMapping(_Strict):
         gt=0,
         description="Candidate tickets are those updated in this many days (incremental export).",
     )
+    endpoint_limits: dict[str, int] = Field(
+        default_factory=lambda: dict(ZENDESK_ENDPOINT_LIMITS),
+        description=(
+            "Requests per minute of the endpoints Zendesk limits apart from the account"
+            " (paced apart; a 429 among them blocks them alone): incremental_exports (10, 30"
+            " with the High Volume add-on), update_ticket (100), search_export (100). An"
+            " endpoint left out is paced by the account's limit only."
+        ),
+    )
     bulk_updates: bool = Field(
         default=False,
         description="Send single-update items 100 at a time through update_many (a job).",
     )
+
+    @field_validator("endpoint_limits")
+    @classmethod
+    def _known_endpoints(cls, limits: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(limits) - set(ZENDESK_ENDPOINT_LIMITS))
+        if unknown:
+            raise ValueError(
+                f"unknown endpoint(s) {unknown}: use {sorted(ZENDESK_ENDPOINT_LIMITS)}"
+            )
+        if any(rpm <= 0 for rpm in limits.values()):
+            raise ValueError("endpoint limits are requests per minute, above 0")
+        return limits
 
 
 class IntercomMapping(_Strict):

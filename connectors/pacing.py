@@ -9,6 +9,14 @@ resets (Intercom), what is left is spread over the time until the reset; with a 
 budget is below the headroom (other apps spend it too). A vendor that says nothing (Asana
 answers 200s without rate headers) is paced at its configured ``requests_per_minute``.
 
+Some endpoints have a limit of their own besides the account's (Zendesk: incremental exports
+10/min, 30 with the High Volume add-on; Update Ticket 100/min), not advertised in the account
+headers (vendor-behaviours.md Z2). An :class:`EndpointBudget` keeps the starts of its class's
+recent requests and lets at most ``limit - headroom`` start in any window (a burst may go at
+once, the rest waits for the window to roll); a 429 of the class blocks that class only. The
+endpoint headers Zendesk sometimes sends (``ratelimit-*``, ``Zendesk-RateLimit-*``) are read
+when present (:func:`read_endpoint_headers`), never relied on.
+
 Times are seconds on a monotonic clock (``now``), except Intercom's reset, which is a Unix
 timestamp and is converted with the caller's ``wall_now``.
 """
@@ -20,7 +28,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 
-__all__ = ["Budget", "RateHeaders", "observe", "read_rate_headers", "schedule"]
+__all__ = [
+    "Budget",
+    "EndpointBudget",
+    "RateHeaders",
+    "observe",
+    "observe_endpoint",
+    "read_endpoint_headers",
+    "read_rate_headers",
+    "schedule",
+    "schedule_endpoint",
+]
 
 WINDOW_SECONDS = 60.0
 
@@ -68,20 +86,32 @@ def _seconds(value: str | None, wall_now: float) -> float | None:
 
 
 def read_rate_headers(headers: Mapping[str, str], wall_now: float) -> RateHeaders:
-    """Understand Zendesk's, Intercom's and Asana's rate-limit headers (case-insensitive)."""
+    """The account's budget as Zendesk (``X-Rate-Limit``), Intercom (``X-RateLimit-*``) and
+    Asana (``Retry-After`` only) tell it (case-insensitive)."""
     h = {k.lower(): v for k, v in headers.items()}
-    limit = _int(h.get("x-rate-limit") or h.get("x-ratelimit-limit") or h.get("ratelimit-limit"))
-    remaining = _int(
-        h.get("x-rate-limit-remaining")
-        or h.get("x-ratelimit-remaining")
-        or h.get("ratelimit-remaining")
-    )
+    limit = _int(h.get("x-rate-limit") or h.get("x-ratelimit-limit"))
+    remaining = _int(h.get("x-rate-limit-remaining") or h.get("x-ratelimit-remaining"))
     reset_after: float | None = None
     if (epoch := _int(h.get("x-ratelimit-reset"))) is not None:  # Intercom: Unix time
         reset_after = max(epoch - wall_now, 0.0)
-    elif (delta := _int(h.get("ratelimit-reset"))) is not None:  # Zendesk list endpoints
-        reset_after = float(delta)
     return RateHeaders(limit, remaining, reset_after, _seconds(h.get("retry-after"), wall_now))
+
+
+def read_endpoint_headers(headers: Mapping[str, str]) -> RateHeaders:
+    """An endpoint's own budget, when Zendesk says it: ``ratelimit-limit/-remaining/-reset``
+    or ``Zendesk-RateLimit-<endpoint>: total=N; remaining=N; resets=S``."""
+    h = {k.lower(): v for k, v in headers.items()}
+    limit, remaining = _int(h.get("ratelimit-limit")), _int(h.get("ratelimit-remaining"))
+    reset = _int(h.get("ratelimit-reset"))
+    for name, value in h.items():
+        if name.startswith("zendesk-ratelimit-"):
+            parts = dict(
+                part.strip().partition("=")[::2] for part in value.split(";") if "=" in part
+            )
+            limit = _int(parts.get("total")) if "total" in parts else limit
+            remaining = _int(parts.get("remaining")) if "remaining" in parts else remaining
+            reset = _int(parts.get("resets")) if "resets" in parts else reset
+    return RateHeaders(limit, remaining, None if reset is None else float(reset))
 
 
 def observe(budget: Budget, seen: RateHeaders, now: float) -> Budget:
@@ -122,3 +152,40 @@ def schedule(budget: Budget, now: float) -> tuple[float, Budget]:
     start = max(now, budget.next_start, budget.blocked_until)
     spent = budget.remaining - 1 if budget.remaining is not None else None
     return start, replace(budget, next_start=start + _interval(budget, start), remaining=spent)
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointBudget:
+    """One endpoint class's own limit: at most ``limit - headroom`` starts in any window."""
+
+    limit: int
+    headroom: float = 0.05
+    window: float = WINDOW_SECONDS
+    starts: tuple[float, ...] = ()  # the latest starts, oldest first
+    blocked_until: float = 0.0
+
+    @property
+    def allowed(self) -> int:
+        return max(1, self.limit - math.ceil(self.limit * self.headroom))
+
+
+def schedule_endpoint(budget: EndpointBudget, now: float) -> tuple[float, EndpointBudget]:
+    """When the class's next request may start, and the budget with that start counted."""
+    start = max(now, budget.blocked_until)
+    allowed = budget.allowed
+    if len(budget.starts) >= allowed:
+        start = max(start, budget.starts[-allowed] + budget.window)
+    kept = (*budget.starts, start)[-allowed:]
+    return start, replace(budget, starts=kept)
+
+
+def observe_endpoint(budget: EndpointBudget, seen: RateHeaders, now: float) -> EndpointBudget:
+    """The class's budget after a response: its 429 (or a spent endpoint budget the headers
+    report) blocks the class until the window says; its limit follows the headers."""
+    blocked_until = budget.blocked_until
+    if seen.retry_after is not None:
+        blocked_until = max(blocked_until, now + seen.retry_after)
+    elif seen.remaining == 0 and seen.reset_after is not None:
+        blocked_until = max(blocked_until, now + seen.reset_after)
+    limit = seen.limit if seen.limit is not None and seen.limit > 0 else budget.limit
+    return replace(budget, limit=limit, blocked_until=blocked_until)

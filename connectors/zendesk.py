@@ -38,6 +38,7 @@ The JSON translation itself lives in :mod:`connectors.zendesk_json`.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, aclosing, closing
 from dataclasses import dataclass, replace
@@ -48,8 +49,16 @@ import httpx
 import structlog
 
 from connectors.base import Replied, WriteOutcome, WriteResult
-from connectors.errors import BadRecord, Conflict, MappingError, OutcomeUnknown, VendorError
-from connectors.http import OwnsClient, VendorClient
+from connectors.errors import (
+    BadRecord,
+    Conflict,
+    Forbidden,
+    MappingError,
+    OutcomeUnknown,
+    PaginationStuck,
+    VendorError,
+)
+from connectors.http import EndpointClass, OwnsClient, VendorClient
 from connectors.mapping import PlanNames, ZendeskMapping
 from connectors.once import WriteOnce
 from connectors.records import (
@@ -81,6 +90,17 @@ log = structlog.get_logger(__name__)
 _FINISHED = ("solved", "closed", "deleted")
 _TICKET = "/api/v2/tickets/{}"
 _COMMENT_PAGE = 100  # comments per page of a ticket's own read
+# The endpoints Zendesk limits apart from the account (vendor-behaviours.md Z2); both exports
+# share one class: the strict reading of "incremental exports: 10 requests per minute".
+_ENDPOINT_CLASSES = {
+    "incremental_exports": ("GET", re.compile(r"/api/v2/incremental/")),
+    "update_ticket": ("PUT", re.compile(r"/api/v2/tickets/\d+(\.json)?$")),
+    "search_export": ("GET", re.compile(r"/api/v2/search/export(\.json)?$")),
+}
+# Pages of one list before it is taken for a loop: a million tickets are 1,000 export pages.
+MAX_PAGES = 20_000
+_EXPORTS = ("/api/v2/incremental/tickets/cursor", "/api/v2/incremental/ticket_events")
+_ADMIN_NEEDED = "an admin's token is needed: this one gets 403 on {} (admins only)"
 
 
 class ZendeskConnector(OwnsClient):
@@ -96,11 +116,13 @@ class ZendeskConnector(OwnsClient):
         plans: PlanNames | None = None,
         page_size: int = 1000,
         comment_pages: int = 5,
+        max_pages: int = MAX_PAGES,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         report: Report = log_bad_record,
     ) -> None:
         self._client = client
+        self._max_pages = max_pages
         self._mapping = mapping
         self._plans = plans or PlanNames()
         self._page_size = page_size
@@ -134,17 +156,27 @@ class ZendeskConnector(OwnsClient):
             limits=limits,
             timeouts=timeouts,
             transport=transport,
+            classes=[
+                EndpointClass(name, method, path, mapping.endpoint_limits[name])
+                for name, (method, path) in _ENDPOINT_CLASSES.items()
+                if name in mapping.endpoint_limits
+            ],
         )
         return cls(client, mapping, plans=plans, page_size=page_size, clock=clock, report=report)
 
     async def _pages(
         self, url: str, params: Mapping[str, Any] | None = None
     ) -> AsyncGenerator[Any, None]:
-        """Every page of a list, whichever of Zendesk's three pagination styles it uses."""
+        """Every page of a list, whichever of Zendesk's three pagination styles it uses. A
+        page that hands back a cursor, link or time already followed, or a list past
+        ``max_pages``, ends in :class:`PaginationStuck` (vendor-behaviours.md Z7)."""
         next_url: str | None = url
         query = dict(params or {})
+        followed: set[str] = set()
+        pages = 0
         while next_url:
             page = await self._client.read("GET", next_url, params=query)
+            pages += 1
             yield page
             if "end_time" in page:
                 # Time-based incremental export: the next page starts at end_time (showing that
@@ -154,18 +186,33 @@ class ZendeskConnector(OwnsClient):
                 moved = isinstance(page["end_time"], int) and page["end_time"] > start
                 next_url = url if moved and not page["end_of_stream"] else None
                 query = {**query, "start_time": page["end_time"]}
+                position = f"start_time={page['end_time']}"
             elif "end_of_stream" in page:
                 # Cursor-based incremental export: its after_url carries only the cursor, so
                 # the page size and side-loads are sent again with it.
                 next_url = None if page["end_of_stream"] else url
                 query = {k: v for k, v in query.items() if k != "start_time"}
                 query["cursor"] = page.get("after_cursor")
+                position = f"cursor={query['cursor']}"
             elif "meta" in page:  # cursor pagination: the next link keeps every parameter
                 next_url = page["links"].get("next") if page["meta"].get("has_more") else None
                 query = {}
+                position = str(next_url)
             else:  # offset pagination
                 next_url = page.get("next_page")
                 query = {}
+                position = str(next_url)
+            if next_url is None:
+                return
+            if position in followed:
+                raise PaginationStuck(
+                    "zendesk", "GET", url, detail=f"page {pages} repeats {position[:80]}"
+                )
+            if pages >= self._max_pages:
+                raise PaginationStuck(
+                    "zendesk", "GET", url, detail=f"still more after {pages} pages (max_pages)"
+                )
+            followed.add(position)
 
     async def _all(self, url: str, key: str, params: Mapping[str, Any]) -> list[Any]:
         return [item async for page in self._pages(url, params) for item in page.get(key, [])]
@@ -194,6 +241,7 @@ class ZendeskConnector(OwnsClient):
             if (found := by_title.get(title)) is None:
                 continue
             ids.fields[logical] = found["id"]
+            ids.types[logical] = str(found.get("type") or "text")
             options = found.get("custom_field_options") or []
             if options:
                 ids.options[logical] = {
@@ -228,7 +276,22 @@ class ZendeskConnector(OwnsClient):
             NameCheck.of("zendesk", "organization field", key, key if key in org_keys else None)
             for key in (flags.plan, flags.account_status, flags.stop_followups)
         ]
+        checks.append(await self._check_exports())
         return checks
+
+    async def _check_exports(self) -> NameCheck:
+        """Both incremental exports, one small read each: they are admins-only, and an agent's
+        token reads no ticket at all (vendor-behaviours.md Z1)."""
+        since = int((self._clock() - timedelta(minutes=5)).timestamp())
+        denied = []
+        for path in _EXPORTS:
+            try:
+                await self._client.read("GET", path, params={"start_time": since, "per_page": 1})
+            except Forbidden:
+                denied.append(path)
+        if denied:
+            return NameCheck("zendesk", "role", _ADMIN_NEEDED.format(", ".join(denied)), None)
+        return NameCheck("zendesk", "role", "admin (the incremental exports answer)", "admin")
 
     # -- reads ----------------------------------------------------------------------------
 

@@ -88,7 +88,7 @@ def _comment(
     public: bool,
     kind: str,
     channel: str | None,
-    call_status: str | None,
+    answered_by_id: int | str | None,
     missed: bool,
     body: str,
 ) -> IndexedComment:
@@ -100,7 +100,7 @@ def _comment(
         public,
         sys.intern(kind),
         None if channel is None else sys.intern(channel),
-        None if call_status is None else sys.intern(call_status),
+        answered_by_id,
         missed,
         body,
     )

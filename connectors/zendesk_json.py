@@ -1,10 +1,19 @@
 """Zendesk JSON <-> the domain model, without IO: tickets and comments into cases, plan
 items into ticket update bodies. Names are resolved to ids beforehand (:class:`ZendeskIds`).
 
-A comment by the requester is inbound activity: a public one a reply, a VoiceComment with
-``call_status`` missed/abandoned a missed/abandoned call, a private email flagged
-``metadata.custom.missed`` a missed email. Anyone else's comment is an agent update, except the
-worker's own signed notes, which are follow-ups (:func:`connectors.footer.parse_footer`).
+A comment by the requester is inbound activity: a public one a reply, an unanswered call a
+missed call, a private email flagged ``metadata.custom.missed`` a missed email.
+
+Missed calls: Zendesk Talk records a call as a ``VoiceComment`` whose ``data`` carries
+``from``, ``to``, ``call_duration``, ``answered_by_id``... and no call status
+(vendor-behaviours.md Z5). The rule here: a voice comment (``type: VoiceComment`` or
+``via.channel: voice``) of the requester without an ``answered_by_id`` is an unanswered call,
+a MISSED_CALL, whether the caller hung up in the queue (abandoned), rang out or left a
+voicemail: the data cannot tell those apart, and each restarts an unresponsive caller's
+sequence the same way. An answered call is a conversation with an agent: a reply.
+
+Anyone else's comment is an agent update, except the worker's own signed notes, which are
+follow-ups (:func:`connectors.footer.parse_footer`).
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ __all__ = [
 ]
 
 WORKER_TAG = "followup_worker"
+_CHECKBOX = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +70,7 @@ class ZendeskIds:
     agents: dict[str, int] = field(default_factory=dict)
     # logical field -> vendor value -> the policies' value (the mapping's field_values)
     values: dict[str, dict[str, str]] = field(default_factory=dict)
+    types: dict[str, str] = field(default_factory=dict)  # logical -> "checkbox", "integer"...
 
     def field_names(self) -> dict[int, str]:
         return {v: k for k, v in self.fields.items()}
@@ -79,6 +90,39 @@ class ZendeskIds:
             return options[value.lower()]
         except KeyError:
             raise MappingError(f"zendesk field {logical!r} has no option {value!r}") from None
+
+    def write_value(self, logical: str, value: str) -> Any:
+        """A policy's ``value`` as the field's type takes it (vendor-behaviours.md Z4):
+        checkbox true/false, multiselect a list of option values (comma-separated in the
+        policy), integer and decimal numbers, anything else a string (option, text, date)."""
+        kind = self.types.get(logical)
+        try:
+            if kind == "checkbox":
+                return _CHECKBOX[value.strip().lower()]
+            if kind == "integer":
+                return int(value)
+            if kind == "decimal":
+                return float(value)
+        except (KeyError, ValueError):
+            raise MappingError(f"zendesk {kind} field {logical!r} cannot take {value!r}") from None
+        if kind == "multiselect":
+            return [self.option_value(logical, part.strip()) for part in value.split(",") if part]
+        return self.option_value(logical, value)
+
+    def read_value(self, logical: str, value: Any) -> str | None:
+        """A field's value as the policies compare it: checkbox "true"/"false", numbers as
+        written, multiselect the policies' values comma-separated; None when unset."""
+        if value is None or value in ("", []):
+            return None
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, int | float):
+            return format(value, "g") if isinstance(value, float) else str(value)
+        if isinstance(value, list) and all(isinstance(part, str) for part in value):
+            return ",".join(self.logical_value(logical, part) for part in value)
+        if isinstance(value, str):
+            return self.logical_value(logical, value)
+        raise TypeError(f"custom field {logical}: unexpected value {value!r}"[:120])
 
     def group_id(self, name: str) -> int:
         try:
@@ -113,7 +157,7 @@ def ticket_updates(item: PlanItem, ids: ZendeskIds) -> TicketUpdates:
     """Translate a plan item into Zendesk update bodies. Raises MappingError on unknown names."""
     ticket: dict[str, Any] = {}
     texts = Texts()
-    custom: dict[int, str] = {}
+    custom: dict[int, Any] = {}
     add: list[str] = [WORKER_TAG]
     remove: list[str] = []
     for action in item.actions:
@@ -134,7 +178,7 @@ def ticket_updates(item: PlanItem, ids: ZendeskIds) -> TicketUpdates:
                 logical = str(p["field"])
                 if logical not in ids.fields:
                     raise MappingError(f"zendesk field {logical!r} is not mapped")
-                custom[ids.fields[logical]] = ids.option_value(logical, str(p["value"]))
+                custom[ids.fields[logical]] = ids.write_value(logical, str(p["value"]))
             case ActionType.ADD_TAGS:
                 add.extend(str(t) for t in p["tags"])
             case ActionType.REMOVE_TAGS:
@@ -143,20 +187,28 @@ def ticket_updates(item: PlanItem, ids: ZendeskIds) -> TicketUpdates:
                 raise MappingError(f"zendesk cannot {action.type} (ticket {item.case.id})")
     marker = marker_tag(item.key)
     reply = None
+    current = item.case.tags
     if (reply_body := texts.reply()) is not None:
         reply = {
             "comment": {"body": reply_body, "public": True},
-            "additional_tags": [WORKER_TAG, marker],
+            "tags": tags_after(current, [WORKER_TAG, marker], []),
         }
-    if reply is not None or marker in item.case.tags:  # the note records what the tag held
+    if reply is not None or marker in current:  # the note records what the tag held
         remove.append(marker)
     ticket["comment"] = {"body": texts.signed_note(item), "public": False}
     if custom:
         ticket["custom_fields"] = [{"id": k, "value": v} for k, v in custom.items()]
-    ticket["additional_tags"] = list(dict.fromkeys(add))
-    if remove:
-        ticket["remove_tags"] = list(dict.fromkeys(remove))
+    ticket["tags"] = tags_after(current, add, remove)
     return TicketUpdates(reply=reply, note=ticket)
+
+
+def tags_after(current: Iterable[str], add: Iterable[str], remove: Iterable[str]) -> list[str]:
+    """The ticket's whole tag list after a change. On the single update ``tags`` replaces the
+    ticket's tags and ``additional_tags``/``remove_tags`` are not in its schema (a client
+    reports them ignored: vendor-behaviours.md Z3), so the whole list goes, under
+    ``safe_update``: a tag an agent added since the read answers 409, never silently lost."""
+    dropped = set(remove)
+    return sorted(tag for tag in dict.fromkeys([*current, *add]) if tag not in dropped)
 
 
 def comment_activity(comment: Mapping[str, Any], requester_id: Any) -> Activity | None:
@@ -166,14 +218,19 @@ def comment_activity(comment: Mapping[str, Any], requester_id: Any) -> Activity 
         if parse_footer(_body(comment), at) is not None:
             return None
         return Activity(ActivityKind.AGENT_UPDATE, at)
-    call_status = (comment.get("data") or {}).get("call_status")
-    if comment.get("type") == "VoiceComment" and call_status in ("missed", "abandoned"):
-        kind = ActivityKind.MISSED_CALL if call_status == "missed" else ActivityKind.ABANDONED_CALL
-        return Activity(kind, at)
+    if _is_call(comment) and (comment.get("data") or {}).get("answered_by_id") is None:
+        return Activity(ActivityKind.MISSED_CALL, at)
     custom = (comment.get("metadata") or {}).get("custom") or {}
     if not comment.get("public", True) and custom.get("missed"):
         return Activity(ActivityKind.MISSED_EMAIL, at)
     return Activity(ActivityKind.CUSTOMER_REPLY, at)
+
+
+def _is_call(comment: Mapping[str, Any]) -> bool:
+    return (
+        comment.get("type") == "VoiceComment"
+        or (comment.get("via") or {}).get("channel") == "voice"
+    )
 
 
 def has_inbound(comments: Iterable[Mapping[str, Any]], requester_id: Any) -> bool:
@@ -195,7 +252,7 @@ class IndexedComment(NamedTuple):
     public: bool
     type: str
     channel: str | None
-    call_status: str | None
+    answered_by_id: int | str | None  # of a voice comment: who took the call
     missed: bool
     body: str  # "" unless the worker signed it
 
@@ -209,8 +266,8 @@ class IndexedComment(NamedTuple):
             "via": {"channel": self.channel},
             "body": self.body,
         }
-        if self.call_status is not None:
-            comment["data"] = {"call_status": self.call_status}
+        if self.answered_by_id is not None:
+            comment["data"] = {"answered_by_id": self.answered_by_id}
         if self.missed:
             comment["metadata"] = {"custom": {"missed": True}}
         return comment
@@ -236,8 +293,8 @@ def indexed_comment(child: Mapping[str, Any]) -> IndexedComment | None:
         and isinstance(custom, Mapping)
     ):
         return None
-    channel, call_status = via.get("channel"), data.get("call_status")
-    if not (isinstance(channel, str | None) and isinstance(call_status, str | None)):
+    channel, answered_by = via.get("channel"), data.get("answered_by_id")
+    if not (isinstance(channel, str | None) and isinstance(answered_by, int | str | None)):
         return None
     return IndexedComment(
         author_id=author,
@@ -246,7 +303,7 @@ def indexed_comment(child: Mapping[str, Any]) -> IndexedComment | None:
         # Repeated words are shared, not held once per comment.
         type=sys.intern(kind),
         channel=None if channel is None else sys.intern(channel),
-        call_status=None if call_status is None else sys.intern(call_status),
+        answered_by_id=answered_by,
         missed=bool(custom.get("missed")),
         body=body if signed(body) else "",
     )
@@ -274,8 +331,8 @@ def _custom_fields(ticket: Mapping[str, Any], ids: ZendeskIds) -> dict[str, str]
     fields = {}
     for custom in ticket.get("custom_fields") or []:
         logical = names.get(custom["id"])
-        if logical is not None and (value := optional_text(custom, "value")) is not None:
-            fields[logical] = ids.logical_value(logical, value)
+        if logical is not None and (value := ids.read_value(logical, custom["value"])):
+            fields[logical] = value
     return fields
 
 

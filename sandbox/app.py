@@ -127,7 +127,10 @@ def _mounts(sandbox: Sandbox) -> list[BaseRoute]:
     zendesk = sandbox.gate(
         VendorProfile(
             "zendesk",
-            zendesk_api.authorized(f"{config.zendesk_email}/token:{config.zendesk_token}"),
+            zendesk_api.authorized(
+                f"{config.zendesk_email}/token:{config.zendesk_token}",
+                f"{config.zendesk_agent_email}/token:{config.zendesk_agent_token}",
+            ),
             zendesk_api.status_error,
             zendesk_api.rate_headers,
             _zendesk_invalid,

@@ -47,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--frozen-clock", action="store_true", help="the clock moves only when told to")
     add("--zendesk-email", default="worker@example.com")
-    add("--zendesk-token", default="zd-sandbox-token")
+    add("--zendesk-token", default="zd-sandbox-token", help="an admin's API token")
+    add("--zendesk-agent-email", default="agent@example.com")
+    add("--zendesk-agent-token", default="zd-agent-token", help="an agent's (403 on exports)")
     add("--intercom-token", default="ic-sandbox-token")
     add("--asana-token", default="as-sandbox-token")
     add("--admin-token", default=None, help="require 'Authorization: Bearer TOKEN' on /_admin")
@@ -142,6 +144,8 @@ def config_from_args(
         port=args.port,
         zendesk_email=args.zendesk_email,
         zendesk_token=args.zendesk_token,
+        zendesk_agent_email=args.zendesk_agent_email,
+        zendesk_agent_token=args.zendesk_agent_token,
         intercom_token=args.intercom_token,
         asana_token=args.asana_token,
         admin_token=args.admin_token,

@@ -27,7 +27,9 @@ class SandboxConfig:
     host: str = "127.0.0.1"
     port: int = 8800
     zendesk_email: str = "worker@example.com"
-    zendesk_token: str = "zd-sandbox-token"
+    zendesk_token: str = "zd-sandbox-token"  # an admin's: the incremental exports need one
+    zendesk_agent_email: str = "agent@example.com"
+    zendesk_agent_token: str = "zd-agent-token"  # an agent's: 403 on the exports
     intercom_token: str = "ic-sandbox-token"
     asana_token: str = "as-sandbox-token"
     admin_token: str | None = None

@@ -77,7 +77,7 @@ class Gate:
         try:
             if not self.profile.authorized(request):
                 raise self.profile.error(401)
-            decision = self._limiter.take(self.profile.name, endpoint)
+            decision = self._limiter.take(self.profile.name, endpoint, request.url.path)
             if not decision.allowed:
                 error = self.profile.error(429)
                 error.headers["Retry-After"] = str(decision.retry_after)
@@ -109,7 +109,7 @@ class Gate:
             return Response(status_code=599)  # never reaches the client: socket is gone
         if decision is not None and decision.limit is not None:
             response.headers.update(self.profile.rate_headers(decision))
-        if self._contract is not None and self._contract.check_responses:
+        if self._contract is not None and self._contract.check_responses and fault is None:
             self._contract.check_response(
                 self.profile.name,
                 request.method,

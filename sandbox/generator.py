@@ -422,7 +422,9 @@ class Generator:
             "custom_fields": [
                 {"id": spec.id, "value": fields[_FIELD_KEYS[spec.id]] or None}
                 for spec in TICKET_FIELDS
-            ],
+                if spec.id in _FIELD_KEYS
+            ]
+            + _typed_fields(ticket_id),
             "satisfaction_rating": None,
             "sharing_agreement_ids": [],
             "via": {
@@ -563,6 +565,18 @@ class Generator:
         return rng.choice(("open", "pending"))
 
 
+def _typed_fields(ticket_id: int) -> list[dict[str, Any]]:
+    """The checkbox, multiselect, integer and decimal fields (vendor-behaviours.md Z4), from
+    the ticket id alone, so the generator's random draws stay as they were."""
+    products = [value for n, value in enumerate(("passport", "tsa", "ein")) if ticket_id >> n & 1]
+    return [
+        {"id": 9007, "value": ticket_id % 3 == 0},
+        {"id": 9008, "value": products or None},
+        {"id": 9009, "value": ticket_id % 4 or None},
+        {"id": 9010, "value": round(ticket_id * 1.25, 2) if ticket_id % 5 == 0 else None},
+    ]
+
+
 _FIELD_KEYS = {9001: "request_type", 9002: "linked_order", 9003: "order_status",
                9004: "industry", 9005: "phase", 9006: "phase_since"}  # fmt: skip
 
@@ -594,12 +608,15 @@ def add_inbound(
     if kind == "customer_reply":
         builder.comment(at, author, body, public=True, channel="email", changes=changes)
     elif kind in ("missed_call", "abandoned_call"):
-        status = "missed" if kind == "missed_call" else "abandoned"
-        voice = {"call_status": status, "from": requester["phone"], "to": "+18005550100",
-                 "call_duration": 0, "recording_url": None, "started_at": format_iso(at),
-                 "answered_by_id": None, "location": "US"}  # fmt: skip
-        builder.comment(at, author, f"Call from {requester['phone']}: {status}", public=False,
-                        channel="voice", voice=voice, changes=changes)  # fmt: skip
+        # What Zendesk Talk records (oas 23667-23693, vendor-behaviours.md Z5): no call status;
+        # an unanswered call has no answered_by_id. An abandoned call hung up in the queue.
+        waited = 0 if kind == "missed_call" else 35
+        voice = {"from": requester["phone"], "to": "+18005550100", "recording_url": None,
+                 "started_at": format_iso(at), "call_duration": waited, "answered_by_id": None,
+                 "transcription_text": None, "location": "US"}  # fmt: skip
+        builder.comment(at, author, f"Call from: {requester['phone']}\nTime of call: "
+                        f"{format_iso(at)}", public=False, channel="voice", voice=voice,
+                        changes=changes)  # fmt: skip
     elif kind == "missed_email":
         builder.comment(at, author, body, public=False, channel="email", custom={"missed": True},
                         changes=changes)  # fmt: skip

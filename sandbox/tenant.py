@@ -56,7 +56,9 @@ GROUPS = {501: "Support", 502: "Refunds", 503: "Escalations", 504: "Unresponsive
 class TicketField:
     id: int
     title: str
-    type: str  # "tagger", "text" or "date" (YYYY-MM-DD)
+    # "tagger", "text", "date" (YYYY-MM-DD), "checkbox" (bool), "multiselect" (list of option
+    # values), "integer" or "decimal" (numbers): Zendesk's typed values (vendor-behaviours Z4)
+    type: str
     options: tuple[tuple[str, str], ...] = ()  # (value/tag, display name)
 
     @property
@@ -115,6 +117,15 @@ TICKET_FIELDS = (
         ),
     ),
     TicketField(9006, "Phase since", "date"),  # the day the case entered its phase (seed 003)
+    TicketField(9007, "Callback requested", "checkbox"),
+    TicketField(
+        9008,
+        "Products",
+        "multiselect",
+        (("passport", "Passport"), ("tsa", "TSA PreCheck"), ("ein", "EIN")),
+    ),
+    TicketField(9009, "Contact attempts", "integer"),
+    TicketField(9010, "Refund amount", "decimal"),
 )
 PHASE_FIELD = 9005
 PHASE_SINCE_FIELD = 9006

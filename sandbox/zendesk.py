@@ -34,7 +34,7 @@ from sandbox.generator import (
     comment_json,
 )
 from sandbox.outbox import Outbox
-from sandbox.tenant import AGENTS, API_USER, GROUPS, TICKET_FIELDS
+from sandbox.tenant import AGENTS, API_USER, GROUPS, TICKET_FIELDS, TicketField
 
 __all__ = ["STATUSES", "ZendeskDesk", "error", "not_found", "record_invalid"]
 
@@ -66,6 +66,9 @@ TYPES = (None, "problem", "incident", "question", "task")
 _FIELDS = {spec.id: spec for spec in TICKET_FIELDS}
 _TAG_PATTERN = re.compile(r"<[^>]+>")
 _GROUP_CREATED = "2020-01-01T00:00:00Z"
+
+
+_MANY_ONLY = ("additional_tags", "remove_tags")
 
 
 def error(status: int, code: str, description: str, **extra: Any) -> VendorError:
@@ -318,10 +321,18 @@ class ZendeskDesk:
             self.changed[ticket_id] = found
         return found
 
-    def update(self, ticket_id: int, changes: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Apply one ``PUT /tickets/{id}`` body's ``ticket``; answer (ticket, audit)."""
+    def update(
+        self, ticket_id: int, changes: Any, *, many: bool = False
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Apply one ``PUT /tickets/{id}`` body's ``ticket`` (or one ticket of Update Many);
+        answer (ticket, audit)."""
         if not isinstance(changes, dict):
             raise error(400, "InvalidValue", "Expected a 'ticket' object")
+        if not many:
+            # additional_tags / remove_tags are documented for Update Many only; a single
+            # update ignores them (the strict reading of vendor-behaviours.md Z3): `tags`
+            # replaces the ticket's tags.
+            changes = {k: v for k, v in changes.items() if k not in _MANY_ONLY}
         current = self.record(ticket_id).ticket
         unknown = sorted(set(changes) - TICKET_ATTRIBUTES)
         if unknown:
@@ -377,12 +388,13 @@ class ZendeskDesk:
             raise record_invalid("priority", "Priority is invalid")
         if planned.get("type") not in TYPES:
             raise record_invalid("type", "Type is invalid")
-        tags = list(current["tags"])
+        # The tags first, then the drop-down fields, whose option value is also a tag: a
+        # field set in the same update keeps its tag whatever the tag list says.
+        tags = _apply_tags(list(current["tags"]), changes)
         if "custom_fields" in changes:
             planned["custom_fields"], tags = _apply_custom_fields(
                 current["custom_fields"], changes["custom_fields"], tags
             )
-        tags = _apply_tags(tags, changes)
         if tags != current["tags"]:
             planned["tags"] = tags
         final_status = planned.get("status", current["status"])
@@ -636,21 +648,40 @@ def _apply_custom_fields(
         spec = _FIELDS.get(entry["id"])
         if spec is None:
             raise record_invalid("custom_fields", f"Custom field {entry['id']} does not exist")
-        value = entry.get("value") or None
-        if spec.type == "tagger" and value is not None and value not in spec.values:
-            raise record_invalid(spec.title, f"{spec.title}: {value!r} is not a valid option")
-        if spec.type == "text" and value is not None and not isinstance(value, str):
-            raise record_invalid(spec.title, f"{spec.title}: must be text")
-        if spec.type == "date" and value is not None and not _is_date(value):
-            raise record_invalid(spec.title, f"{spec.title}: must be a date (YYYY-MM-DD)")
-        if spec.type == "tagger":
-            old = values.get(spec.id)
-            if old in tags:
-                tags.remove(old)
-            if value is not None and value not in tags:
-                tags.append(value)
+        value = entry.get("value")
+        if value in ("", []):
+            value = None
+        if value is not None:
+            _check_field_value(spec, value)
+        if spec.type in ("tagger", "multiselect"):  # option values are also the ticket's tags
+            old, new = values.get(spec.id), value
+            for tag in old if isinstance(old, list) else [old]:
+                if tag in tags:
+                    tags.remove(tag)
+            for tag in new if isinstance(new, list) else [new]:
+                if tag is not None and tag not in tags:
+                    tags.append(tag)
         values[spec.id] = value
     return [{"id": key, "value": value} for key, value in values.items()], sorted(tags)
+
+
+def _check_field_value(spec: TicketField, value: Any) -> None:
+    """A value as Zendesk types the field (vendor-behaviours.md Z4); 422 otherwise."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    valid = {
+        "tagger": lambda: value in spec.values,
+        "multiselect": lambda: isinstance(value, list) and set(value) <= spec.values,
+        "checkbox": lambda: isinstance(value, bool),
+        "integer": lambda: isinstance(value, int) and not isinstance(value, bool),
+        "decimal": lambda: number,
+        "date": lambda: _is_date(value),
+        "text": lambda: isinstance(value, str),
+    }[spec.type]()
+    if not valid:
+        what = {"tagger": "a valid option", "multiselect": "a list of valid options",
+                "checkbox": "true or false", "integer": "an integer", "decimal": "a number",
+                "date": "a date (YYYY-MM-DD)", "text": "text"}[spec.type]  # fmt: skip
+        raise record_invalid(spec.title, f"{spec.title}: {value!r} is not {what}")
 
 
 def _is_date(value: Any) -> bool:

@@ -31,7 +31,7 @@ from sandbox.tenant import AGENTS, GROUPS, TICKET_FIELDS
 from sandbox.zendesk import ZendeskDesk, error, not_found, record_invalid
 from sandbox.zendesk_search import ticket_matcher
 
-__all__ = ["StripJsonSuffix", "authorized", "rate_headers", "routes", "status_error"]
+__all__ = ["ROLE_KEY", "StripJsonSuffix", "authorized", "rate_headers", "routes", "status_error"]
 
 MAX_PAGE = 100
 MAX_OFFSET_RECORDS = 10_000
@@ -39,16 +39,38 @@ MAX_SEARCH_RESULTS = 1_000
 EXPORT_SETTLE = timedelta(minutes=1)  # incremental export leaves out the last minute
 
 
-def authorized(expected: str) -> Callable[[Request], bool]:
-    """Basic ``email/token:api_token`` (or a bearer OAuth token equal to the API token)."""
-    basic = "Basic " + base64.b64encode(expected.encode()).decode()
-    bearer = "Bearer " + expected.rpartition(":")[2]
+ROLE_KEY = "zendesk_role"  # request.state: "admin" or "agent", whose credentials were sent
+
+
+def authorized(admin: str, agent: str) -> Callable[[Request], bool]:
+    """Basic ``email/token:api_token`` (or a bearer OAuth token equal to the API token), of
+    the admin or of the agent; the role is noted on the request (vendor-behaviours.md Z1)."""
+    credentials = []
+    for role, expected in (("admin", admin), ("agent", agent)):
+        credentials.append((role, "Basic " + base64.b64encode(expected.encode()).decode()))
+        credentials.append((role, "Bearer " + expected.rpartition(":")[2]))
 
     def check(request: Request) -> bool:
         header = request.headers.get("authorization", "")
-        return secrets.compare_digest(header, basic) or secrets.compare_digest(header, bearer)
+        for role, expected in credentials:
+            if secrets.compare_digest(header, expected):
+                setattr(request.state, ROLE_KEY, role)
+                return True
+        return False
 
     return check
+
+
+def _admins_only(request: Request) -> None:
+    """Both incremental exports are "Allowed For: Admins" (oas 5074, 5225): an agent's token
+    gets 403, as Zendesk answers it (vendor-behaviours.md Z1)."""
+    if getattr(request.state, ROLE_KEY, None) != "admin":
+        raise error(
+            403,
+            "Forbidden",
+            "You do not have access to this page. Please contact the account owner of this "
+            "help desk for further help.",
+        )
 
 
 def status_error(status: int) -> VendorError:
@@ -303,7 +325,7 @@ def routes(gate: Gate, desk: ZendeskDesk, clock: SandboxClock) -> list[BaseRoute
             try:
                 if not isinstance(ticket_id, int):
                     raise record_invalid("id", "Each ticket needs an integer id")
-                desk.update(ticket_id, changes)
+                desk.update(ticket_id, changes, many=True)
                 results.append({"id": ticket_id, "action": "update", "status": "Updated",
                                 "success": True})  # fmt: skip
             except VendorError as exc:
@@ -411,6 +433,7 @@ def routes(gate: Gate, desk: ZendeskDesk, clock: SandboxClock) -> list[BaseRoute
         )
 
     async def incremental_tickets(request: Request) -> Response:
+        _admins_only(request)
         side = _SideLoads(desk, request)
         cursor = request.query_params.get("cursor")
         if cursor:
@@ -436,6 +459,7 @@ def routes(gate: Gate, desk: ZendeskDesk, clock: SandboxClock) -> list[BaseRoute
         return json_response(side.add_to(body, tickets))
 
     async def incremental_ticket_events(request: Request) -> Response:
+        _admins_only(request)
         raw = request.query_params.get("start_time")
         if raw is None or not raw.isdigit():
             raise error(400, "InvalidValue", "start_time (unix seconds) is required")
@@ -510,7 +534,8 @@ def routes(gate: Gate, desk: ZendeskDesk, clock: SandboxClock) -> list[BaseRoute
         return await lister("users", desk.user_ids, desk.user)(request)
 
     async def me(request: Request) -> Response:
-        return json_response({"user": desk.user(1000)})
+        agent = getattr(request.state, ROLE_KEY, None) == "agent"
+        return json_response({"user": desk.user(AGENTS[0].id if agent else 1000)})
 
     def group_ids() -> list[int]:
         return sorted(GROUPS)

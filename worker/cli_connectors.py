@@ -73,6 +73,9 @@ def check(
         resolved = f"[green]{row.resolved}[/green]" if row.ok else "[red]not found[/red]"
         table.add_row(row.vendor, row.kind, row.name, resolved)
     console.print(table)
+    for row in checks:
+        if row.kind == "role" and not row.ok:  # one whole line, not a wrapped table cell
+            console.print(f"[red]{row.vendor}: {row.name}[/red]", soft_wrap=True)
     missing = sum(not row.ok for row in checks)
     if missing:
         console.print(f"[red]{missing} name(s) could not be resolved[/red]")

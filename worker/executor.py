@@ -15,9 +15,10 @@ that a process killed before the rest is written never sends that reply again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
-from collections.abc import AsyncGenerator, Callable, Mapping
-from contextlib import AbstractContextManager, aclosing, suppress
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from contextlib import AbstractContextManager, aclosing
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -179,7 +180,7 @@ class Executor:
         async def produce() -> None:
             try:
                 async with aclosing(cases):  # stop reading the vendors too when told to stop
-                    while items := await _next_unless_stopped(cases, self._stop):
+                    while items := await _unless_stopped(anext(cases, None), self._stop):
                         await queue.put(items)
             finally:
                 for _ in range(self._concurrency):
@@ -402,7 +403,7 @@ class Executor:
                 self._ledger.reply_sent(attempt)
             except Exception:
                 # Not recorded: were the process to die before the outcome, the reply would
-                # be looked for (by its marker or its body) before it is sent again.
+                # be looked for (Zendesk, Intercom) or sent again (an email), not lost.
                 log.exception("could not record that the reply went out", key=item.key)
 
         try:
@@ -463,27 +464,21 @@ def _logged_as(tenant: str, item: PlanItem) -> AbstractContextManager[None]:
     )
 
 
-async def _next_unless_stopped(
-    cases: AsyncGenerator[list[PlanItem]], stop: asyncio.Event
+async def _unless_stopped(
+    read: Awaitable[list[PlanItem] | None], stop: asyncio.Event
 ) -> list[PlanItem] | None:
-    """The next case's items; None at the end, or as soon as ``stop`` is set: the read is
-    then cancelled, so a vendor read in flight, or a read loop that goes on without a due case,
-    ends there (SIGTERM interrupts a read loop: vendor-behaviours A1)."""
+    """The next case's items, or None once ``stop`` is set: a read in progress (a page that
+    takes long, pages that hold no candidate) is cancelled, so a signal ends the vendor reads
+    at once instead of when the next case turns up (vendor-behaviours.md Z7, A1)."""
     if stop.is_set():
         return None
-
-    async def next_case() -> list[PlanItem] | None:
-        return await anext(cases, None)
-
-    reading = asyncio.create_task(next_case())
-    stopped = asyncio.create_task(stop.wait())
-    try:
-        await asyncio.wait((reading, stopped), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopped.cancel()
-    if reading.done():
-        return reading.result()
-    reading.cancel()
-    with suppress(asyncio.CancelledError):
-        await reading
-    return None
+    reading = asyncio.ensure_future(read)
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait((reading, stopped), return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if not reading.done():
+        reading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reading
+        return None
+    return reading.result()

@@ -296,6 +296,8 @@ def test_general_inquiry_days_1_3_5_then_solved_as_unresponsive(story: Story) ->
 
 
 def test_a_missed_call_mid_sequence_restarts_it_from_1_3(story: Story) -> None:
+    """vendor-behaviours.md Z5: the sandbox records the call as Talk does (no call status, no
+    answered_by_id); read as a missed call, not a reply, it restarts the sequence."""
     days = story.of("restarted")
     # Mon 1/3; the call on Wed starts a new cycle whose Day 1 is Wednesday: 1/3 again, then
     # 2/3 on its Day 3 (Fri) and 3/3 on its Day 5 (Tue).

@@ -57,6 +57,21 @@ def test_unknown_names_are_reported_and_fail(sandbox_env: dict[str, str], tmp_pa
     assert "Refund: solved: Done" in result.output
 
 
+def test_an_agent_token_fails_the_check_naming_the_admin_role(
+    sandbox_env: dict[str, str],
+) -> None:
+    """vendor-behaviours.md Z1: both incremental exports are admins-only; the check calls
+    each once and says, in one line, which role the token needs."""
+    agent = {**sandbox_env, "FOLLOWUP_ZENDESK_EMAIL": "agent@example.com",
+             "FOLLOWUP_ZENDESK_TOKEN": "zd-agent-token"}  # fmt: skip
+    result = run_check(agent, EXAMPLE)
+    assert result.exit_code == 1
+    line = next(line for line in result.output.splitlines() if line.startswith("zendesk: "))
+    assert "an admin's token is needed: this one gets 403 on" in line
+    assert "/api/v2/incremental/tickets/cursor, /api/v2/incremental/ticket_events" in line
+    assert "zd-agent-token" not in result.output
+
+
 def test_the_mapping_comes_from_followup_mapping_too(sandbox_env: dict[str, str]) -> None:
     result = CliRunner().invoke(
         app, ["connectors", "check"], env={**sandbox_env, "FOLLOWUP_MAPPING": str(EXAMPLE)}

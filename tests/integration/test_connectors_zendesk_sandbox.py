@@ -118,7 +118,8 @@ def connect(
         sandbox.urls["zendesk"],
         "worker@example.com",
         "zd-sandbox-token",
-        MAPPING.zendesk.model_copy(update={"lookback_days": lookback_days}),
+        # The sandbox runs without limits here (see admin): the streams are under test.
+        MAPPING.zendesk.model_copy(update={"lookback_days": lookback_days, "endpoint_limits": {}}),
         limits=limits,
         timeouts=timeouts,
         page_size=page_size,
@@ -350,7 +351,7 @@ async def pending_items(connector: ZendeskConnector, count: int) -> list[PlanIte
 
 def bulk_mapping() -> Any:
     assert MAPPING.zendesk is not None
-    return MAPPING.zendesk.model_copy(update={"bulk_updates": True})
+    return MAPPING.zendesk.model_copy(update={"bulk_updates": True, "endpoint_limits": {}})
 
 
 async def test_bulk_updates_take_one_job_per_hundred_tickets(
@@ -498,3 +499,32 @@ async def test_a_reply_whose_note_never_came_is_finished_once_from_the_event_exp
     outbox = admin.get("/outbox").json()["messages"]
     assert sum("Still there?" in str(m) for m in outbox) == 1
     assert await markers(zendesk, case.id, item.key) == 1
+
+
+async def test_z4_a_checkbox_and_the_other_typed_fields_work_end_to_end(
+    sandbox: Any, admin: httpx.Client, zendesk: ZendeskConnector
+) -> None:
+    """vendor-behaviours.md Z4: checkbox booleans, multiselect lists, integers and decimals
+    are read (no bad record) and written in their types."""
+    desk = sandbox.sandbox.zendesk
+    ticket_id = next(
+        i
+        for i in desk.ticket_ids()
+        if i % 3 == 0 and i % 5 == 0 and desk.record(i).ticket["status"] == "pending"
+    )
+    case = await zendesk.fetch_case(str(ticket_id))
+    assert case.fields["callback_requested"] == "true"
+    assert case.fields["refund_amount"] == format(round(ticket_id * 1.25, 2), "g")
+    changes = [("callback_requested", "false"), ("products", "ein,passport"),
+               ("contact_attempts", "2"), ("refund_amount", "19.5")]  # fmt: skip
+    actions = [Action(ActionType.SET_FIELD, {"field": f, "value": v}) for f, v in changes]
+    key = idempotency_key("general_inquiry", case.id, 2, "typed")
+    item = PlanItem(case, "general_inquiry", "day3", 2, 3,
+                    (Action(ActionType.NOTE, {"body": "2/3"}), *actions), "r", key)  # fmt: skip
+    assert (await zendesk.apply(item)).outcome is WriteOutcome.APPLIED
+    values = {f["id"]: f["value"] for f in desk.record(ticket_id).ticket["custom_fields"]}
+    assert (values[9007], values[9008], values[9009], values[9010]) == (
+        False, ["ein", "passport"], 2, 19.5)  # fmt: skip
+    assert {"ein", "passport"} <= set(desk.record(ticket_id).ticket["tags"])
+    again = await zendesk.fetch_case(str(ticket_id))
+    assert [again.fields[f] for f, _ in changes] == ["false", "ein,passport", "2", "19.5"]

@@ -45,7 +45,7 @@ def zendesk(sandbox: Any, report: Any) -> ZendeskConnector:
         sandbox.urls["zendesk"],
         "worker@example.com",
         "zd-sandbox-token",
-        MAPPING.zendesk,
+        MAPPING.zendesk.model_copy(update={"endpoint_limits": {}}),  # sandbox unlimited
         limits=FAST,
         timeouts=Timeouts(),
         clock=lambda: START,

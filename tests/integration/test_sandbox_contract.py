@@ -113,7 +113,7 @@ async def test_zendesk_reads_match_the_description(
 async def test_zendesk_writes_match_the_description(client: Any, sandbox: Sandbox) -> None:
     stamp = sandbox.zendesk.record(5).ticket["updated_at"]
     update = {"ticket": {"status": "pending", "assignee_id": 1001, "safe_update": True,
-                         "updated_stamp": stamp, "additional_tags": ["followup_worker"],
+                         "updated_stamp": stamp, "tags": ["followup_worker"],
                          "custom_fields": [{"id": 9003, "value": "awaiting_customer"}],
                          "comment": {"body": "1/3", "public": False}}}  # fmt: skip
     assert (

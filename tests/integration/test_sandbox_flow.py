@@ -43,7 +43,7 @@ def write_once(client: httpx.Client, ticket_id: int) -> int:
                 "status": "pending",
                 "safe_update": True,
                 "updated_stamp": ticket["updated_at"],
-                "additional_tags": ["followup_worker", MARKER],
+                "tags": [*ticket["tags"], "followup_worker", MARKER],
                 "comment": {
                     "body": "Unable to reach the customer. 2/3\n\n— followup-worker · "
                     f"general_inquiry · step 2/3 · {MARKER}",

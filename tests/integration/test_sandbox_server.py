@@ -36,7 +36,7 @@ def test_dropped_connection_leaves_the_client_without_an_answer(kind: str, appli
         run_in_thread(tickets=50, seed=2, start=START, faults=faults) as running,
         zendesk(running.base_url) as client,
     ):
-        change = {"ticket": {"additional_tags": ["lost_answer"]}}
+        change = {"ticket": {"tags": ["lost_answer"]}}
         with pytest.raises(httpx.TransportError):
             client.put("/tickets/4.json", json=change)
         assert ("lost_answer" in tags_of(client, 4)) is applied
@@ -46,7 +46,7 @@ def test_slow_answer_times_out_the_client_but_the_change_happens() -> None:
     faults = FaultPlan([FaultRule("zendesk", "slow", 1.0, "PUT *")], slow_seconds=0.5)
     with run_in_thread(tickets=50, seed=2, start=START, faults=faults) as running:
         with zendesk(running.base_url, timeout=0.1) as client, pytest.raises(httpx.ReadTimeout):
-            client.put("/tickets/5", json={"ticket": {"additional_tags": ["late"]}})
+            client.put("/tickets/5", json={"ticket": {"tags": ["late"]}})
         with zendesk(running.base_url) as client:
             deadline = time.monotonic() + 5
             while "late" not in tags_of(client, 5) and time.monotonic() < deadline:

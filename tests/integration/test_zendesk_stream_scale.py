@@ -65,7 +65,7 @@ def connect(sandbox: Any, page_size: int) -> ZendeskConnector:
         sandbox.urls["zendesk"],
         "worker@example.com",
         "zd-sandbox-token",
-        MAPPING.zendesk,
+        MAPPING.zendesk.model_copy(update={"endpoint_limits": {}}),  # --no-rate-limits
         limits=VendorLimits(requests_per_minute=None),
         # A 1,000-ticket page under tracemalloc on a loaded machine once took past the default
         # 30 s and was read again; this test counts requests, not how timeouts are handled.

@@ -120,7 +120,8 @@ async def test_refusals_come_in_the_vendors_error_shape_and_are_counted(
 ) -> None:
     sandbox = small_sandbox()
     # Deliberate refusals stay out of the run's summary (whose goal is 0 rejected).
-    sandbox.contract = Contract(SPECS, process_tally=None)
+    assert sandbox.contract is not None
+    sandbox.contract.process_tally = None
     async with client_for(sandbox) as client:
         response = await client.put(path, json=body, headers=auth)
         assert response.status_code == 400

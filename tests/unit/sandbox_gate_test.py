@@ -67,6 +67,39 @@ def test_endpoint_budget_is_spent_alongside_the_vendor_budget() -> None:
     assert (reads.limit, reads.remaining) == (10, 8)
 
 
+def test_z2_one_tickets_updates_have_their_own_ten_minute_window() -> None:
+    """vendor-behaviours.md Z2: about 30 updates per ticket per 10 minutes, whatever the
+    account's and the endpoint's budgets still allow."""
+    clock = FakeMonotonic()
+    limiter = RateLimiter(monotonic=clock)  # Zendesk's documented limits (DEFAULT_LIMITS)
+    update = "PUT /api/v2/tickets/{ticket_id:int}"
+    for _ in range(3):  # 10 a minute: inside Update Ticket's 100/min
+        assert all(limiter.take("zendesk", update, "/t/5").allowed for _ in range(10))
+        clock.now += 60.0
+    refused = limiter.take("zendesk", update, "/t/5")
+    assert not refused.allowed
+    assert refused.retry_after == 420  # the ticket's window opened 3 minutes ago
+    assert limiter.take("zendesk", update, "/t/6").allowed
+    clock.now += 420.0
+    assert limiter.take("zendesk", update, "/t/5").allowed
+
+
+async def test_z2_endpoint_limits_are_enforced_but_only_the_account_limit_is_advertised(
+    client: Any,
+) -> None:
+    """vendor-behaviours.md Z2: X-Rate-Limit carries the account-wide limit (700 here), not
+    the export's 10/min; the 11th export of the minute gets 429 with Retry-After while the
+    account budget is far from spent, and other endpoints still answer."""
+    export = "/zendesk/api/v2/incremental/ticket_events?start_time=0"
+    answers = [await client.get(export, headers=ZENDESK_AUTH) for _ in range(11)]
+    assert [a.status_code for a in answers] == [200] * 10 + [429]
+    assert {a.headers["X-Rate-Limit"] for a in answers} == {"700"}
+    assert answers[9].headers["X-Rate-Limit-Remaining"] == "690"
+    assert int(answers[10].headers["Retry-After"]) > 0
+    assert int(answers[10].headers["X-Rate-Limit-Remaining"]) == 690
+    assert (await client.get(TICKET, headers=ZENDESK_AUTH)).status_code == 200
+
+
 async def test_zendesk_limit_headers_and_429(client: Any) -> None:
     await client.put("/_admin/limits", json={"zendesk": {"per_minute": 2}})
     first = await client.get(TICKET, headers=ZENDESK_AUTH)
@@ -103,7 +136,7 @@ async def test_status_faults_answer_the_vendor_error_and_apply_nothing(
     client: Any, sandbox: Sandbox, status: str
 ) -> None:
     await client.put("/_admin/faults", json=always(status))
-    change = {"ticket": {"additional_tags": ["should_not_stick"]}}
+    change = {"ticket": {"tags": ["should_not_stick"]}}
     response = await client.put(TICKET, json=change, headers=ZENDESK_AUTH)
     assert response.status_code == int(status)
     assert "error" in response.json()
@@ -112,7 +145,7 @@ async def test_status_faults_answer_the_vendor_error_and_apply_nothing(
 
 async def test_malformed_json_is_applied_but_unreadable(client: Any, sandbox: Sandbox) -> None:
     await client.put("/_admin/faults", json=always("malformed_json"))
-    change = {"ticket": {"additional_tags": ["applied_anyway"]}}
+    change = {"ticket": {"tags": ["applied_anyway"]}}
     response = await client.put(TICKET, json=change, headers=ZENDESK_AUTH)
     assert response.status_code == 200
     with pytest.raises(json.JSONDecodeError):
@@ -125,7 +158,7 @@ async def test_dropped_connections_apply_or_not(
     client: Any, sandbox: Sandbox, kind: str, applied: bool
 ) -> None:
     await client.put("/_admin/faults", json=always(kind, "PUT *"))
-    change = {"ticket": {"additional_tags": ["maybe"]}}
+    change = {"ticket": {"tags": ["maybe"]}}
     with pytest.raises(ConnectionDropped):
         await client.put(TICKET, json=change, headers=ZENDESK_AUTH)
     assert ("maybe" in sandbox.zendesk.record(3).ticket["tags"]) is applied

@@ -23,7 +23,7 @@ async def test_tenants_have_their_own_data_and_writes_but_one_clock() -> None:
         acme = (await client.get("/t/acme/zendesk/api/v2/tickets/3")).json()["ticket"]
         assert root != acme
 
-        change = {"ticket": {"additional_tags": ["acme_only"]}}
+        change = {"ticket": {"tags": ["acme_only"]}}
         await client.put("/t/acme/zendesk/api/v2/tickets/3", json=change)
         globex = (await client.get("/t/globex/zendesk/api/v2/tickets/3")).json()["ticket"]
         assert "acme_only" not in globex["tags"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ import pytest
 from policies.model import idempotency_key
 from sandbox.app import Sandbox
 from sandbox.clock import parse_iso
+from sandbox.limits import VendorLimit
 from tests.unit.sandbox_support import START, ZENDESK_AUTH, client_for, small_sandbox
 
 FOOTER = re.compile(r"— followup-worker · (?P<policy>\S+) · step (?P<step>\d+)/3 · fw-(?P<key>\w+)")
@@ -89,7 +91,7 @@ async def test_update_is_seen_by_later_reads(client: Any, sandbox: Sandbox) -> N
             "assignee_id": 1001,
             "group_id": 504,
             "custom_fields": [{"id": 9003, "value": "unresponsive"}],
-            "additional_tags": ["followup_worker"],
+            "tags": ["followup_worker"],
             "comment": {"body": "customer unresponsive - closing ticket", "public": False},
         }
     }
@@ -149,8 +151,10 @@ async def test_invalid_updates_get_record_invalid(
 
 
 async def test_a_value_the_description_refuses_gets_400_with_the_validators_message(
-    client: Any,
+    client: Any, sandbox: Sandbox
 ) -> None:
+    assert sandbox.contract is not None
+    sandbox.contract.process_tally = None  # a deliberate refusal: not in the run's count
     response = await client.put(f"{API}/tickets/3", json={"ticket": {"status": "waiting"}})
     assert response.status_code == 400
     body = response.json()
@@ -158,7 +162,11 @@ async def test_a_value_the_description_refuses_gets_400_with_the_validators_mess
     assert "ticket/status: 'waiting' is not one of" in body["description"]
 
 
-async def test_bad_json_body_gets_a_zendesk_error_not_a_traceback(client: Any) -> None:
+async def test_bad_json_body_gets_a_zendesk_error_not_a_traceback(
+    client: Any, sandbox: Sandbox
+) -> None:
+    assert sandbox.contract is not None
+    sandbox.contract.process_tally = None  # a deliberate refusal: not in the run's count
     response = await client.put(f"{API}/tickets/3", content=b"{nope")
     assert response.status_code == 400
     assert response.json()["error"] == "InvalidValue"
@@ -226,7 +234,10 @@ async def test_missed_call_is_a_private_voice_comment_from_the_requester_phone(
     requester = desk.user(desk.record(ticket_id).ticket["requester_id"])
     assert (last["type"], last["public"]) == ("VoiceComment", False)
     assert last["via"]["channel"] == "voice"
-    assert (last["data"]["call_status"], last["data"]["from"]) == ("missed", requester["phone"])
+    # vendor-behaviours.md Z5: Talk's documented data, and no call status in it.
+    assert set(last["data"]) == {"from", "to", "recording_url", "started_at", "call_duration",
+                                 "answered_by_id", "transcription_text", "location"}  # fmt: skip
+    assert (last["data"]["answered_by_id"], last["data"]["from"]) == (None, requester["phone"])
 
 
 async def test_tickets_two_steps_in_carry_worker_footers(client: Any, sandbox: Sandbox) -> None:
@@ -285,6 +296,8 @@ async def test_tenant_names_the_contract_requires(client: Any) -> None:
 async def test_incremental_export_walks_every_ticket_once_then_only_changes(
     client: Any, sandbox: Sandbox
 ) -> None:
+    """vendor-behaviours.md Z7: after_cursor advances and end_of_stream ends the stream; Z8:
+    the last minute is left out, and the kept after_cursor goes on from where it was."""
     seen: list[int] = []
     params: dict[str, str] = {"start_time": "0", "per_page": "70"}
     while True:
@@ -371,7 +384,7 @@ async def test_ticket_event_export_shows_every_audit_once_in_time_order_with_its
     assert sorted(c["id"] for c in comments) == sorted(c["id"] for c in every_comment)
     calls = [c for c in comments if c["type"] == "VoiceComment"]
     assert calls
-    assert all(c["data"]["call_status"] and c["via"]["channel"] == "voice" for c in calls)
+    assert all("call_status" not in c["data"] and c["via"]["channel"] == "voice" for c in calls)
     assert any(c["metadata"]["custom"].get("missed") for c in comments)
     # A ticket's latest event is its last update: a reader can tell a ticket it saw whole.
     latest: dict[int, int] = {}
@@ -427,3 +440,78 @@ async def test_saved_writes_are_in_the_event_export_of_the_reloaded_sandbox(
     (event,) = reloaded.zendesk.events_since(start, horizon, 10)[0]
     shown = reloaded.zendesk.ticket_event(event, comments=True)
     assert [c["body"] for c in shown["child_events"]] == ["saved note"]
+
+
+AGENT_AUTH = {
+    "Authorization": "Basic " + base64.b64encode(b"agent@example.com/token:zd-agent-token").decode()
+}
+
+
+@pytest.mark.parametrize(
+    "path", ["/incremental/tickets/cursor?start_time=0", "/incremental/ticket_events?start_time=0"]
+)
+async def test_z1_exports_are_admins_only(client: Any, path: str) -> None:
+    """vendor-behaviours.md Z1: an agent's token gets 403 on both incremental exports, and
+    reads what agents may read."""
+    denied = await client.get(API + path, headers=AGENT_AUTH)
+    assert (denied.status_code, denied.json()["error"]) == (403, "Forbidden")
+    assert (await client.get(API + path)).status_code == 200  # the admin's token
+    assert (await client.get(f"{API}/tickets/3", headers=AGENT_AUTH)).status_code == 200
+
+
+async def test_z3_a_single_update_replaces_tags_and_ignores_additional_and_remove_tags(
+    client: Any, sandbox: Sandbox
+) -> None:
+    """vendor-behaviours.md Z3 (strict reading): on PUT /tickets/{id} ``tags`` replaces the
+    ticket's tags; ``additional_tags``/``remove_tags`` (Update Many only) are ignored."""
+    ticket_id = first_ticket(sandbox, "general_inquiry", "pending")
+    before = sandbox.zendesk.record(ticket_id).ticket["tags"]
+    ignored = {"ticket": {"additional_tags": ["fw-lost"], "remove_tags": before[:1]}}
+    assert (await client.put(f"{API}/tickets/{ticket_id}", json=ignored)).status_code == 200
+    assert sandbox.zendesk.record(ticket_id).ticket["tags"] == before
+    replaced = {"ticket": {"tags": ["only_this"]}}
+    assert (await client.put(f"{API}/tickets/{ticket_id}", json=replaced)).status_code == 200
+    assert sandbox.zendesk.record(ticket_id).ticket["tags"] == ["only_this"]
+
+
+TYPED = [  # vendor-behaviours.md Z4: (field, a value of its type, a value of another type)
+    (9007, True, "true"),
+    (9008, ["passport", "ein"], "passport"),
+    (9009, 3, 3.5),
+    (9010, 12.5, "12.5"),
+    (9006, "2026-03-11", "11/03/2026"),
+    (9001, "bug_report", "Bug report"),
+]
+
+
+@pytest.mark.parametrize(("field_id", "right", "wrong"), TYPED)
+async def test_z4_custom_field_values_are_typed_by_field(
+    client: Any, sandbox: Sandbox, field_id: int, right: Any, wrong: Any
+) -> None:
+    ticket_id = first_ticket(sandbox, "general_inquiry", "pending")
+    path = f"{API}/tickets/{ticket_id}"
+    refused = await client.put(path, json={"ticket": {"custom_fields": [
+        {"id": field_id, "value": wrong}]}})  # fmt: skip
+    assert (refused.status_code, refused.json()["error"]) == (422, "RecordInvalid")
+    taken = await client.put(path, json={"ticket": {"custom_fields": [
+        {"id": field_id, "value": right}]}})  # fmt: skip
+    assert taken.status_code == 200
+    assert {"id": field_id, "value": right} in taken.json()["ticket"]["custom_fields"]
+
+
+async def test_z6_event_pages_hold_up_to_a_thousand_updates_with_full_comment_bodies(
+    sandbox: Sandbox,
+) -> None:
+    """vendor-behaviours.md Z6: ``include=comment_events`` pages are large by default (1,000
+    ticket updates with whole comment bodies): what a reader's timeout must allow for."""
+    sandbox.limiter.configure("zendesk", VendorLimit(None))
+    async with client_for(sandbox) as unlimited:
+        unlimited.headers.update(ZENDESK_AUTH)
+        params = {"start_time": "0", "include": "comment_events"}
+        page = (await unlimited.get(f"{API}/incremental/ticket_events", params=params)).json()
+    assert page["count"] == len(page["ticket_events"])
+    assert 900 < page["count"] <= 1000  # a page ends on a whole second
+    comments = [c for e in page["ticket_events"] for c in e["child_events"]
+                if c["event_type"] == "Comment"]  # fmt: skip
+    assert comments
+    assert all(c["body"] and c["html_body"] for c in comments)

@@ -13,7 +13,7 @@ import respx
 
 from connectors.asana import TASK_FIELDS, AsanaConnector, AsanaIds, CustomField, task_changes
 from connectors.base import WriteOutcome
-from connectors.errors import OutcomeUnknown, PagingStuck
+from connectors.errors import OutcomeUnknown, PaginationStuck
 from connectors.mapping import AsanaMapping
 from policies.model import (
     Action,
@@ -174,7 +174,7 @@ async def test_an_offset_that_comes_back_stops_the_read_with_a_clear_error(
     )
     router.get(url__regex=r"/tasks/\d/stories").respond(json={"data": []})
     async with connector(router) as asana:
-        with pytest.raises(PagingStuck, match="came back: the list does not end"):
+        with pytest.raises(PaginationStuck, match="came back: the list does not end"):
             _ = [c async for c in asana.cases()]
     assert tasks.call_count == 2  # the first page, and the one that repeated its offset
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import httpx
 import pytest
@@ -22,7 +23,8 @@ from connectors.errors import (
     VendorError,
     VendorTimeout,
 )
-from connectors.settings import VendorLimits
+from connectors.http import EndpointClass, VendorClient
+from connectors.settings import Timeouts, VendorLimits
 from tests.connectors_support import AGENT_EMAIL, SECRET_TOKEN, FakeClock, make_client
 
 URL = "https://acme.zendesk.com/api/v2/tickets/1"
@@ -285,3 +287,70 @@ async def test_a_429_holds_back_requests_already_waiting_for_their_slot(
     async with make_client(router, clock, limits=limits) as client:
         await asyncio.gather(*(client.write("PUT", "/api/v2/tickets/1") for _ in range(3)))
         assert client.calls["rate_limited"] == 1
+
+
+EXPORT = "https://acme.zendesk.com/api/v2/incremental/ticket_events"
+
+
+def classed_client(router: respx.MockRouter, clock: FakeClock) -> VendorClient:
+    exports = EndpointClass("incremental_exports", "GET", re.compile("/incremental/"), 10)
+    return VendorClient(
+        "zendesk",
+        "https://acme.zendesk.com",
+        limits=VendorLimits(requests_per_minute=700, headroom=0.0, read_attempts=1),
+        timeouts=Timeouts(),
+        transport=httpx.MockTransport(router.async_handler),
+        clock=clock.monotonic,
+        wall_clock=clock.time,
+        sleep=clock.sleep,
+        classes=[exports],
+    )
+
+
+async def test_z2_a_429_blocks_only_its_endpoint_class(
+    router: respx.MockRouter, clock: FakeClock
+) -> None:
+    """vendor-behaviours.md Z2: the export's 429 (the account budget far from spent) holds
+    the exports for Retry-After and nothing else."""
+    account = {"X-Rate-Limit": "700", "X-Rate-Limit-Remaining": "650"}
+    router.get(EXPORT).mock(side_effect=[
+        httpx.Response(429, headers={**account, "Retry-After": "40"}),
+        httpx.Response(200, json={}, headers=account),
+    ])  # fmt: skip
+    router.get(URL).respond(json={}, headers=account)
+    async with classed_client(router, clock) as client:
+        with pytest.raises(RateLimited):
+            await client.read("GET", EXPORT)
+        before = clock.now
+        await client.read("GET", URL)  # another class: not held
+        assert clock.now - before < 1
+        await client.read("GET", EXPORT)  # the export waits out its Retry-After
+        assert clock.now - before >= 40
+
+
+async def test_z2_an_endpoint_class_is_paced_at_its_own_limit(
+    router: respx.MockRouter, clock: FakeClock
+) -> None:
+    """10 exports a minute, whatever the account's 700 allow: the 11th waits the window."""
+    router.get(EXPORT).respond(json={}, headers={"X-Rate-Limit": "700"})
+    async with classed_client(router, clock) as client:
+        start = clock.now
+        for _ in range(11):
+            await client.read("GET", EXPORT)
+        assert clock.now - start == pytest.approx(60.0)
+
+
+async def test_z2_an_account_429_still_blocks_every_class(
+    router: respx.MockRouter, clock: FakeClock
+) -> None:
+    spent = {"X-Rate-Limit": "700", "X-Rate-Limit-Remaining": "0", "Retry-After": "20"}
+    router.get(EXPORT).mock(
+        side_effect=[httpx.Response(429, headers=spent), httpx.Response(200, json={})]
+    )
+    router.get(URL).respond(json={})
+    async with classed_client(router, clock) as client:
+        with pytest.raises(RateLimited):
+            await client.read("GET", EXPORT)
+        before = clock.now
+        await client.read("GET", URL)
+        assert clock.now - before >= 20

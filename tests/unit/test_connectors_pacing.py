@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.pacing import Budget, RateHeaders, observe, read_rate_headers, schedule
+from connectors.pacing import (
+    Budget,
+    EndpointBudget,
+    RateHeaders,
+    observe,
+    observe_endpoint,
+    read_endpoint_headers,
+    read_rate_headers,
+    schedule,
+    schedule_endpoint,
+)
 
 WALL = 1_700_000_000.0
 
@@ -19,8 +29,8 @@ WALL = 1_700_000_000.0
         ),
         pytest.param(
             {"ratelimit-limit": "100", "ratelimit-remaining": "3", "ratelimit-reset": "12"},
-            RateHeaders(limit=100, remaining=3, reset_after=12.0),
-            id="zendesk-list-endpoint",
+            RateHeaders(),
+            id="zendesk-endpoint-headers-are-no-account-budget",
         ),
         pytest.param(
             {
@@ -128,3 +138,38 @@ def test_a_long_run_in_a_rolling_window_stays_just_under_the_limit() -> None:
         budget = observe(budget, RateHeaders(limit=100, remaining=100 - in_window), now)
     per_minute = len(starts) / (starts[-1] - starts[0]) * 60
     assert 85 <= per_minute <= 100  # uses the budget, minus the headroom
+
+
+# vendor-behaviours.md Z2: an endpoint's own budget, read when Zendesk says it.
+ENDPOINT_HEADERS = [
+    ({"ratelimit-limit": "100", "ratelimit-remaining": "3", "ratelimit-reset": "12"},
+     RateHeaders(limit=100, remaining=3, reset_after=12.0)),
+    ({"Zendesk-RateLimit-incremental-exports": "total=10; remaining=0; resets=42"},
+     RateHeaders(limit=10, remaining=0, reset_after=42.0)),
+    ({"X-Rate-Limit": "700"}, RateHeaders()),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("headers", "expected"), ENDPOINT_HEADERS)
+def test_z2_endpoint_headers_are_read_when_present(
+    headers: dict[str, str], expected: RateHeaders
+) -> None:
+    assert read_endpoint_headers(headers) == expected
+
+
+def test_z2_an_endpoint_budget_lets_a_burst_go_then_waits_for_the_window() -> None:
+    budget = EndpointBudget(limit=10, headroom=0.05)  # 9 starts in any minute
+    starts = []
+    for _ in range(20):
+        start, budget = schedule_endpoint(budget, 0.0)
+        starts.append(start)
+    assert starts == [0.0] * 9 + [60.0] * 9 + [120.0] * 2
+
+
+def test_z2_a_429_or_a_spent_endpoint_budget_blocks_the_class_until_its_window() -> None:
+    budget = observe_endpoint(EndpointBudget(limit=10), RateHeaders(retry_after=30.0), now=5.0)
+    assert schedule_endpoint(budget, 6.0)[0] == 35.0
+    spent = observe_endpoint(
+        EndpointBudget(limit=10), RateHeaders(limit=30, remaining=0, reset_after=12.0), now=0.0
+    )
+    assert (spent.limit, spent.blocked_until) == (30, 12.0)

@@ -11,10 +11,16 @@ import pytest
 import respx
 
 from connectors.base import WriteOutcome
-from connectors.errors import MappingError
+from connectors.errors import MappingError, PaginationStuck
 from connectors.mapping import ZendeskMapping
 from connectors.zendesk import ZendeskConnector
-from connectors.zendesk_json import ZendeskIds, indexed_comment, ticket_case, ticket_updates
+from connectors.zendesk_json import (
+    ZendeskIds,
+    comment_activity,
+    indexed_comment,
+    ticket_case,
+    ticket_updates,
+)
 from policies.model import (
     Action,
     ActionType,
@@ -101,19 +107,32 @@ def test_all_changes_of_a_ticket_go_in_one_note_update() -> None:
         "group_id": 12,
         "assignee_id": 21,
         "custom_fields": [{"id": 102, "value": "unresponsive"}],
-        "additional_tags": ["followup_worker", "fu_done"],
-        "remove_tags": ["fu_active"],
+        "tags": ["followup_worker", "fu_done"],
     }
+
+
+def test_z3_the_whole_tag_list_goes_with_each_update() -> None:
+    """vendor-behaviours.md Z3: the single update's ``tags`` replaces the ticket's tags (no
+    additional_tags/remove_tags), so the tags read are kept, the added ones join and the
+    removed ones leave; safe_update guards what was read."""
+    read = case(tags=frozenset({"vip", "fu_active", f"fw-{KEY}"}))
+    updates = ticket_updates(
+        item(REPLY, NOTE, Action(ActionType.REMOVE_TAGS, {"tags": ["fu_active"]}), on=read), IDS
+    )
+    assert updates.reply is not None
+    assert updates.reply["tags"] == ["followup_worker", "fu_active", f"fw-{KEY}", "vip"]
+    assert updates.note["tags"] == ["followup_worker", "vip"]
+    assert not {"additional_tags", "remove_tags"} & {*updates.reply, *updates.note}
 
 
 def test_a_reply_goes_first_tagged_with_the_marker_and_the_note_removes_the_tag() -> None:
     updates = ticket_updates(item(REPLY, NOTE), IDS)
     assert updates.reply == {
         "comment": {"body": "Hello again", "public": True},
-        "additional_tags": ["followup_worker", f"fw-{KEY}"],
+        "tags": ["followup_worker", f"fw-{KEY}"],
     }
     assert updates.note["comment"] == {"body": f"2/3\n\n{FOOTER}", "public": False}
-    assert updates.note["remove_tags"] == [f"fw-{KEY}"]
+    assert updates.note["tags"] == ["followup_worker"]
 
 
 def test_a_change_without_a_note_still_leaves_a_signed_note() -> None:
@@ -286,7 +305,7 @@ def one_page(*tickets: dict[str, Any]) -> dict[str, Any]:
 
 MISSED_CALL = {"author_id": 501, "type": "VoiceComment", "public": False,
                "via": {"channel": "voice"},
-               "data": {"call_status": "missed", "from": "+1555"}}  # fmt: skip
+               "data": {"from": "+1555", "call_duration": 0, "answered_by_id": None}}  # fmt: skip
 VOICE = {"event_type": "VoiceComment"}  # how an audit names it; the export may do the same
 SIGNED_NOTE = {"author_id": 99, "body": f"1/3\n\n{FOOTER}", "public": False}
 
@@ -669,7 +688,7 @@ async def test_the_rest_of_a_half_done_item_takes_its_marker_tag_off(
     async with connector(router) as zendesk:
         result = await zendesk.apply(item(NOTE, on=case(tags=frozenset({f"fw-{KEY}"}))))
     assert result.outcome is WriteOutcome.APPLIED
-    assert put_body(put)["remove_tags"] == [f"fw-{KEY}"]
+    assert put_body(put)["tags"] == ["followup_worker"]
 
 
 async def test_a_note_alone_that_fails_is_failed(router: respx.MockRouter) -> None:
@@ -842,3 +861,103 @@ async def test_without_the_bulk_flag_each_item_is_its_own_update(
         (result,) = await zendesk.apply_many([item(NOTE)])
     assert result.outcome is WriteOutcome.APPLIED
     assert (bulk.called, single.call_count) == (False, 1)
+
+
+# vendor-behaviours.md Z5: Talk records no call status; an unanswered call (no answered_by_id)
+# of the requester is a missed call, never a reply; an answered one is a conversation.
+TALK = {
+    "from": "+15550100",
+    "to": "+18005550100",
+    "recording_url": None,
+    "call_duration": 0,
+    "started_at": "2026-03-04T10:00:00Z",
+    "transcription_text": None,
+    "location": "US",
+}
+CALLS = [
+    ({"type": "VoiceComment", "data": {**TALK, "answered_by_id": None}}, ActivityKind.MISSED_CALL),
+    ({"type": "VoiceComment", "data": {**TALK, "call_duration": 35}}, ActivityKind.MISSED_CALL),
+    ({"type": "Comment", "via": {"channel": "voice"}, "data": {**TALK, "recording_url": "r"}},
+     ActivityKind.MISSED_CALL),  # a voicemail: nobody took the call
+    ({"type": "VoiceComment", "data": {**TALK, "answered_by_id": 1001, "call_duration": 240}},
+     ActivityKind.CUSTOMER_REPLY),
+    ({"type": "VoiceComment", "author_id": 1001, "data": {**TALK, "answered_by_id": None}},
+     ActivityKind.AGENT_UPDATE),  # an agent's outbound call
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("comment", "kind"), CALLS)
+def test_z5_calls_are_recognised_from_what_talk_records(
+    comment: dict[str, Any], kind: ActivityKind
+) -> None:
+    full = {"author_id": 501, "public": False, "created_at": "2026-03-04T10:00:00Z", **comment}
+    activity = comment_activity(full, 501)
+    assert activity is not None
+    assert activity.kind == kind
+    compact = indexed_comment(full)  # the event export's compact copy reads the same
+    assert compact is not None
+    assert comment_activity(compact.as_comment(), 501) == activity
+
+
+TYPED_IDS = ZendeskIds(
+    fields={"callback": 1, "products": 2, "attempts": 3, "amount": 4},
+    options={"products": {"passport": "passport", "ein": "ein"}},
+    values={"products": {"passport": "pp"}},
+    types={"callback": "checkbox", "products": "multiselect", "attempts": "integer",
+           "amount": "decimal"},
+)  # fmt: skip
+TYPED_VALUES = [  # vendor-behaviours.md Z4: (field, policy value, written, read back)
+    ("callback", "true", True, "true"),
+    ("callback", "no", False, "false"),
+    ("products", "pp,ein", ["passport", "ein"], "pp,ein"),
+    ("attempts", "3", 3, "3"),
+    ("amount", "12.5", 12.5, "12.5"),
+]
+
+
+@pytest.mark.parametrize(("logical", "value", "written", "read"), TYPED_VALUES)
+def test_z4_every_field_type_is_written_and_read_in_its_type(
+    logical: str, value: str, written: Any, read: str
+) -> None:
+    assert TYPED_IDS.write_value(logical, value) == written
+    assert TYPED_IDS.read_value(logical, written) == read
+
+
+@pytest.mark.parametrize(("logical", "value"), [("callback", "maybe"), ("attempts", "x")])
+def test_z4_a_value_the_field_type_cannot_take_is_a_mapping_error(logical: str, value: str) -> None:
+    with pytest.raises(MappingError, match=logical):
+        TYPED_IDS.write_value(logical, value)
+
+
+def stuck_export(cursor: str) -> dict[str, Any]:
+    return {"tickets": [ticket(1)], "users": [], "after_cursor": cursor, "end_of_stream": False,
+            "after_url": f"{BASE}/api/v2/incremental/tickets/cursor?cursor={cursor}"}  # fmt: skip
+
+
+async def test_z7_a_repeated_cursor_ends_the_stream_with_a_clear_error(
+    router: respx.MockRouter,
+) -> None:
+    """vendor-behaviours.md Z7: a real export moves its cursor on; one that hands back a
+    cursor already followed would loop forever, spending the export's 10 requests a minute."""
+    export = router.get("/api/v2/incremental/tickets/cursor").mock(
+        side_effect=[httpx.Response(200, json=stuck_export(c)) for c in ("a", "b", "a", "c")]
+    )
+    router.get("/api/v2/incremental/ticket_events").respond(json=events_page())
+    router.get("/api/v2/tickets/1/comments").respond(json=comments_page())
+    async with connector(router) as zendesk:
+        with pytest.raises(PaginationStuck, match="page 3 repeats cursor=a"):
+            [case async for case in zendesk.cases()]
+    assert export.call_count == 3
+
+
+async def test_z7_a_list_past_the_page_budget_ends_with_a_clear_error(
+    router: respx.MockRouter,
+) -> None:
+    pages = (httpx.Response(200, json=stuck_export(f"c{n}")) for n in range(100))
+    export = router.get("/api/v2/incremental/tickets/cursor").mock(side_effect=pages)
+    router.get("/api/v2/incremental/ticket_events").respond(json=events_page())
+    router.get("/api/v2/tickets/1/comments").respond(json=comments_page())
+    async with connector(router, max_pages=5) as zendesk:
+        with pytest.raises(PaginationStuck, match="still more after 5 pages"):
+            [case async for case in zendesk.cases()]
+    assert export.call_count == 5

@@ -57,7 +57,8 @@ def comment(author: int, **extra: Any) -> dict[str, Any]:
 CHILDREN = [
     comment(REQUESTER),
     comment(AGENT, public=False),
-    comment(REQUESTER, event_type="VoiceComment", type="VoiceComment", data={"call_status": "x"},
+    comment(REQUESTER, event_type="VoiceComment", type="VoiceComment",
+            data={"answered_by_id": None, "from": "+1555"},
             metadata={"custom": {"missed": True}}, via={"channel": "voice"}),
     comment(AGENT, body="note\n\n— followup-worker · general_inquiry · step 2/3 · fw-0123abcd"),
     {"event_type": "Change", "field_name": "status", "value": "open"},
