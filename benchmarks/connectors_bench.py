@@ -7,8 +7,7 @@ Customers/Roxy V", order status "unresponsive", tag ``followup_worker``.
 
 - connector: incremental export with side-loaded users, every ticket's comments from the ticket
   event export (a ticket's own comments read only when the export cannot tell: the "comment
-  reads" column), one paced ``safe_update`` per acted ticket (``--bulk``: also a run with
-  ``update_many`` jobs).
+  reads" column), one paced ``safe_update`` per acted ticket.
 - plain: zenpy, the way such scripts are usually written: list tickets, ``ticket.requester``
   (one user lookup per requester), comments per ticket, one ``tickets.update`` per change.
 
@@ -87,11 +86,9 @@ def day6_actions() -> tuple[Action, ...]:
     )
 
 
-async def run_connector(
-    running: RunningSandbox, due: int, limits: VendorLimits, bulk: bool
-) -> Figures:
+async def run_connector(running: RunningSandbox, due: int, limits: VendorLimits) -> Figures:
     assert MAPPING.zendesk is not None
-    mapping = MAPPING.zendesk.model_copy(update={"bulk_updates": bulk})
+    mapping = MAPPING.zendesk.model_copy(update={"endpoint_limits": {}})
     started = time.perf_counter()
     zendesk = ZendeskConnector.connect(
         running.urls["zendesk"], EMAIL, TOKEN, mapping,
@@ -117,8 +114,7 @@ async def run_connector(
         print(f"  connector: {len(failed)} writes not applied, e.g. {failed[0]}")
     with httpx.Client(base_url=running.urls["admin"]) as admin:
         reads, writes, limited, comments = sandbox_figures(admin)
-    name = "connector+bulk" if bulk else "connector"
-    return Figures(name, candidates, len(items), reads, writes, limited, comments, seconds)
+    return Figures("connector", candidates, len(items), reads, writes, limited, comments, seconds)
 
 
 class _ToSandbox(HTTPAdapter):
@@ -191,14 +187,12 @@ def main() -> None:
     parser.add_argument("--due", type=int, default=1_000)
     parser.add_argument("--rate-limit", type=int, default=20_000, help="sandbox Zendesk rpm")
     parser.add_argument("--skip-plain", action="store_true", help="only run the connector")
-    parser.add_argument("--bulk", action="store_true", help="also run with update_many jobs")
     args = parser.parse_args()
     limits = VendorLimits(requests_per_minute=args.rate_limit, max_concurrent_reads=10,
                           max_concurrent_writes=10)  # fmt: skip
     rows = []
-    for bulk in (False, True) if args.bulk else (False,):
-        with run_subprocess(*sandbox_args(args.tickets, args.rate_limit)) as running:
-            rows.append(asyncio.run(run_connector(running, args.due, limits, bulk)))
+    with run_subprocess(*sandbox_args(args.tickets, args.rate_limit)) as running:
+        rows.append(asyncio.run(run_connector(running, args.due, limits)))
     if not args.skip_plain:
         with run_subprocess(*sandbox_args(args.tickets, args.rate_limit)) as running:
             rows.append(run_zenpy(running, args.due))

@@ -138,7 +138,7 @@ def connector(
     ``update_rpm``: the tenant's Update Ticket limit as its mapping says it (None: unpaced)."""
     endpoint_limits = {} if update_rpm is None else {"update_ticket": update_rpm}
     mapping = cast(ZendeskMapping, MAPPING.zendesk).model_copy(
-        update={"bulk_updates": False, "endpoint_limits": endpoint_limits}
+        update={"endpoint_limits": endpoint_limits}
     )
     zendesk = ZendeskConnector.connect(
         url, EMAIL, TOKEN, mapping, limits=limits, timeouts=Timeouts(), plans=MAPPING.plans

@@ -93,10 +93,6 @@ class ZendeskMapping(_Strict):
             " endpoint left out is paced by the account's limit only."
         ),
     )
-    bulk_updates: bool = Field(
-        default=False,
-        description="Send single-update items 100 at a time through update_many (a job).",
-    )
 
     @field_validator("endpoint_limits")
     @classmethod

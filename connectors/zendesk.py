@@ -29,9 +29,6 @@ ALREADY_APPLIED, absent -> written once more with the original ``updated_stamp``
 and its note not is INCOMPLETE: the worker finishes it next cycle without the reply, and the
 note then takes the marker tag off.
 
-Bulk (the tenant's ``bulk_updates``): items that are a single update go 100 to an
-``update_many`` job, each ticket still with its own ``safe_update`` stamp; a job whose answer
-was lost, or that does not report on a ticket, is settled ticket by ticket by the marker.
 The JSON translation itself lives in :mod:`connectors.zendesk_json`.
 """
 
@@ -41,7 +38,6 @@ import asyncio
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, aclosing, closing
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -54,7 +50,6 @@ from connectors.errors import (
     Conflict,
     Forbidden,
     MappingError,
-    OutcomeUnknown,
     PaginationStuck,
     VendorError,
 )
@@ -118,7 +113,6 @@ class ZendeskConnector(OwnsClient):
         comment_pages: int = 5,
         max_pages: int = MAX_PAGES,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         report: Report = log_bad_record,
     ) -> None:
         self._client = client
@@ -128,7 +122,6 @@ class ZendeskConnector(OwnsClient):
         self._page_size = page_size
         self._comment_pages = comment_pages
         self._clock = clock
-        self._sleep = sleep
         self._report = report
         self._ids: ZendeskIds | None = None
         self._resolving = asyncio.Lock()
@@ -410,83 +403,10 @@ class ZendeskConnector(OwnsClient):
         return run.result(outcome)
 
     async def apply_many(self, items: Sequence[PlanItem]) -> list[WriteResult]:
-        """Items that are one update each go 100 to a bulk job when the tenant allows it
-        (``bulk_updates``); a reply plus a note, and every item without bulk, one by one."""
-        try:
-            ids = await self.resolve()
-        except VendorError as exc:
-            return [WriteResult(WriteOutcome.FAILED, calls=0, detail=str(exc)) for _ in items]
-        results: dict[int, WriteResult] = {}
-        batch: list[_Bulked] = []
-        alone: list[int] = []
-        for index, item in enumerate(items):
-            try:
-                updates = ticket_updates(item, ids)
-            except MappingError as exc:
-                results[index] = WriteResult(WriteOutcome.FAILED, calls=0, detail=str(exc))
-                continue
-            if item.key in _keys(item.case):
-                results[index] = WriteResult(WriteOutcome.ALREADY_APPLIED, calls=0)
-            elif self._mapping.bulk_updates and updates.reply is None:
-                batch.append(_Bulked(index, item, updates.note))
-            else:
-                alone.append(index)
-        applied = await asyncio.gather(*(self.apply(items[i]) for i in alone))
-        results.update(zip(alone, applied, strict=True))
-        for start in range(0, len(batch), BULK_SIZE):
-            results.update(await self._bulk(batch[start : start + BULK_SIZE]))
-        return [results[i] for i in range(len(items))]
-
-    async def _bulk(self, batch: list[_Bulked]) -> dict[int, WriteResult]:
-        """One ``update_many`` job for up to 100 tickets, each on its own ``updated_stamp``."""
-        tickets = [
-            {"id": int(b.item.case.id), **b.update, "safe_update": True,
-             "updated_stamp": b.item.case.updated_stamp}
-            for b in batch
-        ]  # fmt: skip
-        job: dict[str, Any] = {}
-        calls = 1
-        try:
-            answer = await self._client.write(
-                "PUT", "/api/v2/tickets/update_many", json={"tickets": tickets}
-            )
-            job, polls = await self._finished(answer["job_status"])
-            calls += polls
-        except OutcomeUnknown:
-            pass  # the job may or may not exist: each ticket is settled on its own below
-        except VendorError as exc:
-            return {b.index: WriteResult(WriteOutcome.FAILED, 0, detail=str(exc)) for b in batch}
-        reported = {str(r.get("id")): r for r in job.get("results") or []}
-        results = {}
-        for b in batch:
-            found = reported.get(b.item.case.id)
-            results[b.index] = (
-                await self._settle(b.item) if found is None else _bulk_result(found, job["id"])
-            )
-        # The job's calls are booked on its first ticket, so the results add up to the calls.
-        first = results[batch[0].index]
-        results[batch[0].index] = replace(first, calls=first.calls + calls)
-        return results
-
-    async def _finished(self, job: dict[str, Any]) -> tuple[dict[str, Any], int]:
-        """Poll a job until it ends (at once, then after growing pauses); and the polls made."""
-        polls, pause = 0, JOB_POLL_FIRST_PAUSE
-        while job.get("status") not in ("completed", "failed", "killed") and polls < JOB_POLLS:
-            if polls:
-                await self._sleep(pause)
-                pause = min(pause * 2, JOB_POLL_MAX_PAUSE)
-            url = f"/api/v2/job_statuses/{job['id']}"
-            job = (await self._client.read("GET", url))["job_status"]
-            polls += 1
-        return job, polls
-
-    async def _settle(self, item: PlanItem) -> WriteResult:
-        """A ticket the bulk job did not report on: look for its marker, else update it alone."""
-        fresh = await self.fetch_case(item.case.id)
-        if item.key in _keys(fresh):
-            return WriteResult(WriteOutcome.ALREADY_APPLIED, calls=2)
-        result = await self.apply(item)
-        return replace(result, calls=result.calls + 2)
+        """Each item as :meth:`apply` writes it, all at once: the caps and the budgets pace
+        them. (Update Many is not used: its job reports on tickets later, and a ticket's
+        writes are settled by their own ``safe_update`` and marker.)"""
+        return list(await asyncio.gather(*(self.apply(item) for item in items)))
 
 
 def _finished(ticket: Any) -> bool:
@@ -502,28 +422,6 @@ def _side_loaded_users(page: Mapping[str, Any]) -> dict[Any, Mapping[str, Any]]:
         for u in page.get("users") or []
         if isinstance(u, Mapping) and isinstance(u.get("id"), int | str)
     }
-
-
-@dataclass(frozen=True, slots=True)
-class _Bulked:
-    index: int  # position in the items given to apply_many
-    item: PlanItem
-    update: dict[str, Any]
-
-
-def _bulk_result(reported: Mapping[str, Any], job_id: str) -> WriteResult:
-    if reported.get("success"):
-        return WriteResult(WriteOutcome.APPLIED, calls=0, request_ids=(job_id,))
-    error = str(reported.get("error") or "")
-    if "conflict" in error.lower():
-        return WriteResult(WriteOutcome.CONFLICT, calls=0, detail="zendesk bulk update: " + error)
-    return WriteResult(WriteOutcome.FAILED, calls=0, detail="zendesk bulk update: " + error)
-
-
-BULK_SIZE = 100  # update_many takes at most 100 tickets
-JOB_POLLS = 10
-JOB_POLL_FIRST_PAUSE = 0.5
-JOB_POLL_MAX_PAUSE = 8.0
 
 
 _DONE = (WriteOutcome.APPLIED, WriteOutcome.ALREADY_APPLIED)

@@ -111,18 +111,22 @@ class ZendeskIds:
 
     def read_value(self, logical: str, value: Any) -> str | None:
         """A field's value as the policies compare it: checkbox "true"/"false", numbers as
-        written, multiselect the policies' values comma-separated; None when unset."""
+        written, multiselect the policies' values comma-separated; None when unset. A value
+        the field's type does not take (a list in a drop-down) is a bad record."""
         if value is None or value in ("", []):
             return None
-        if isinstance(value, bool):
+        kind = self.types.get(logical)
+        if kind == "checkbox" and isinstance(value, bool):
             return "true" if value else "false"
-        if isinstance(value, int | float):
-            return format(value, "g") if isinstance(value, float) else str(value)
-        if isinstance(value, list) and all(isinstance(part, str) for part in value):
-            return ",".join(self.logical_value(logical, part) for part in value)
-        if isinstance(value, str):
-            return self.logical_value(logical, value)
-        raise TypeError(f"custom field {logical}: unexpected value {value!r}"[:120])
+        if kind == "multiselect" and isinstance(value, list):
+            if all(isinstance(part, str) for part in value):
+                return ",".join(self.logical_value(logical, part) for part in value)
+        elif kind == "decimal" and isinstance(value, float):
+            return f"{value:.15g}"
+        elif isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+            return self.logical_value(logical, str(value))
+        expected = "a string or number" if kind in (None, "text", "tagger") else f"{kind} value"
+        raise TypeError(f"value: expected {expected}, got {value!r}"[:120])
 
     def group_id(self, name: str) -> int:
         try:

@@ -338,65 +338,6 @@ async def test_429_storm_waits_retry_after_and_loses_nothing(
         assert zendesk._client.calls["rate_limited"] == 4
 
 
-async def pending_items(connector: ZendeskConnector, count: int) -> list[PlanItem]:
-    found = []
-    async for case in connector.cases():
-        if case.status is Status.PENDING and case.id not in USED and not case.followups:
-            USED.add(case.id)
-            found.append(plan_for(case, Action(ActionType.ADD_TAGS, {"tags": ["fu_bulk"]})))
-            if len(found) == count:
-                break
-    return found
-
-
-def bulk_mapping() -> Any:
-    assert MAPPING.zendesk is not None
-    return MAPPING.zendesk.model_copy(update={"bulk_updates": True, "endpoint_limits": {}})
-
-
-async def test_bulk_updates_take_one_job_per_hundred_tickets(
-    sandbox: Any, admin: httpx.Client
-) -> None:
-    async with ZendeskConnector.connect(
-        sandbox.urls["zendesk"],
-        "worker@example.com",
-        "zd-sandbox-token",
-        bulk_mapping(),
-        limits=FAST,
-        timeouts=DEFAULT_TIMEOUTS,
-        clock=lambda: START,
-    ) as zendesk:
-        items = await pending_items(zendesk, 12)
-        admin.post("/reset-stats")
-        results = await zendesk.apply_many(items)
-        calls = endpoint_calls(admin)
-        assert {r.outcome for r in results} == {WriteOutcome.APPLIED}
-        assert calls["PUT /api/v2/tickets/update_many"] == 1
-        assert "PUT /api/v2/tickets/{ticket_id:int}" not in calls
-        for item in items[:3]:
-            assert await markers(zendesk, item.case.id, item.key) == 1
-
-
-async def test_bulk_job_answer_dropped_after_apply_duplicates_nothing(
-    sandbox: Any, admin: httpx.Client
-) -> None:
-    async with ZendeskConnector.connect(
-        sandbox.urls["zendesk"],
-        "worker@example.com",
-        "zd-sandbox-token",
-        bulk_mapping(),
-        limits=FAST,
-        timeouts=DEFAULT_TIMEOUTS,
-        clock=lambda: START,
-    ) as zendesk:
-        items = await pending_items(zendesk, 3)
-        fault(admin, "drop_after", "PUT /api/v2/tickets/update_many", times=1)
-        results = await zendesk.apply_many(items)
-        assert {r.outcome for r in results} == {WriteOutcome.ALREADY_APPLIED}
-        for item in items:
-            assert await markers(zendesk, item.case.id, item.key) == 1
-
-
 async def test_a_missed_call_reads_from_the_event_export_as_one(
     zendesk: ZendeskConnector, admin: httpx.Client
 ) -> None:

@@ -36,7 +36,11 @@ START = datetime(2026, 3, 4, 15, 0, tzinfo=UTC)  # a Wednesday afternoon
 
 @pytest.fixture
 def sandbox() -> Iterator[Any]:
-    with server.run_in_thread(tickets=40, start=START, frozen_clock=True, limits={}) as running:
+    """Some tests corrupt its records: its answers are not checked against the descriptions
+    (the requests are)."""
+    with server.run_in_thread(
+        tickets=40, start=START, frozen_clock=True, limits={}, check_responses=False
+    ) as running:
         yield running
 
 
