@@ -87,7 +87,7 @@ COMMENTS = [
         "type": "VoiceComment",
         "author_id": 501,
         "public": False,
-        "data": {"call_status": "missed"},
+        "data": {"from": "+15550100", "call_duration": 0, "answered_by_id": None},
         "created_at": "2026-03-01T10:00:00Z",
     },
     {
