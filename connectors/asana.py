@@ -15,13 +15,10 @@ is harmless, so a lost answer is simply sent again. Last the comment signed with
 ``POST /tasks/{gid}/stories``, so a recorded follow-up always has its field changes and its
 email; it is looked for before it is sent again. Once the email is out or a field written, a
 failure is INCOMPLETE: the date written ("User last updated") stops the plan from offering the
-item again, so the worker finishes it next cycle regardless, without the email. An email has no
-marker to look for (Intercom keeps no trace of it until the contact answers), so ``replied`` is
-told the moment it is out and the worker records it: a process killed after that finishes the
-item without it. One whose answer was lost, or whose process died before the answer was
-recorded, is sent again with the retried item: at least once rather than exactly once. (Intercom
-could open an inbox conversation for it, ``create_conversation_without_contact_reply``, but that
-puts every bug update in the agents' inbox, and among the conversations the worker follows up.)
+item again, so the worker finishes it next cycle regardless, without the email. The email
+carries the item's marker, and the mailer looks for it before sending and when an answer is
+lost (Intercom's conversation search on the message body), so it goes out exactly once; the
+moment it is out (or found out), ``replied`` is told and the worker records it.
 """
 
 from __future__ import annotations
@@ -35,7 +32,7 @@ from typing import Any
 import httpx
 
 from connectors.base import Replied, WriteOutcome, WriteResult
-from connectors.errors import MappingError, VendorError
+from connectors.errors import BadRecord, MappingError, PaginationStuck, VendorError
 from connectors.footer import Texts, parse_footer
 from connectors.http import OwnsClient, VendorClient
 from connectors.mapping import AsanaMapping
@@ -64,6 +61,7 @@ from policies.model import (
     Priority,
     Source,
     Status,
+    marker_tag,
 )
 
 __all__ = [
@@ -76,10 +74,12 @@ __all__ = [
     "task_changes",
 ]
 
-Mailer = Callable[[str, str, str], Awaitable[None]]
-"""Emails a customer: (Intercom contact id, subject, body)."""
+Mailer = Callable[[str, str, str, str], Awaitable[bool]]
+"""Emails a customer exactly once: (Intercom contact id, subject, body, marker); False when
+the email carrying the marker was found sent already (by an earlier attempt)."""
 
 PAGE = 100
+MAX_PAGES = 10_000  # a million records at PAGE a page; a list longer than that does not end
 TASK_FIELDS = ",".join(
     [
         "name",
@@ -139,6 +139,8 @@ class AsanaIds:
             except KeyError:
                 raise MappingError(f"asana field {logical!r} has no option {value!r}") from None
         if custom.kind == "date":
+            # The custom-field guide's form; the description's schema says a bare string.
+            # Unsettled (vendor-behaviours A2): this is the one place to change.
             return {"date": str(value)[:10]}  # a date or an ISO instant -> YYYY-MM-DD
         return value
 
@@ -187,11 +189,14 @@ def task_case(task: Mapping[str, Any], stories: list[Mapping[str, Any]], ids: As
 
 
 def _custom_value(custom: Mapping[str, Any]) -> str | None:
+    """A custom field's value as text; a date's as ``{"date": ...}`` or a bare string, both
+    forms the documents show (vendor-behaviours A2)."""
     enum = custom.get("enum_value") or {}
-    date = custom.get("date_value") or {}
+    date = custom.get("date_value")
     return (
         optional_text(enum, "name")
-        or optional_text(date, "date")
+        or (date if isinstance(date, str) and date else None)
+        or (optional_text(date, "date") if isinstance(date, Mapping) else None)
         or optional_text(custom, "text_value")
     )
 
@@ -265,7 +270,11 @@ class AsanaConnector(OwnsClient):
         return cls(client, mapping, report=report, mailer=mailer)
 
     async def _pages(self, url: str, params: Mapping[str, Any]) -> AsyncIterator[Any]:
+        """Every record of a list, page by page. An offset that comes back (the official
+        examples repeat theirs: vendor-behaviours A1) or a list longer than ``MAX_PAGES``
+        raises :class:`~connectors.errors.PaginationStuck` rather than reading forever."""
         query = dict(params)
+        seen: set[str] = set()
         while True:
             page = await self._client.read("GET", url, params=query)
             for record in page.get("data", []):
@@ -273,6 +282,11 @@ class AsanaConnector(OwnsClient):
             offset = (page.get("next_page") or {}).get("offset")
             if not offset:
                 return
+            if offset in seen or len(seen) + 1 >= MAX_PAGES:
+                why = "came back" if offset in seen else f"is past {MAX_PAGES} pages"
+                detail = f"next_page.offset {offset!r} {why}: the list does not end"
+                raise PaginationStuck("asana", "GET", url, detail=detail)
+            seen.add(str(offset))
             query = {**params, "offset": offset}
 
     async def resolve(self) -> AsanaIds:
@@ -402,7 +416,7 @@ class AsanaConnector(OwnsClient):
         try:
             if changes.email is not None and self._mailer is not None and contact is not None:
                 subject = f"Update on your bug report: {item.case.subject}"
-                await self._mailer(contact, subject, changes.email)
+                await self._mailer(contact, subject, changes.email, marker_tag(item.key))
                 emailed = 1
                 started = True
                 if replied is not None:
@@ -418,7 +432,7 @@ class AsanaConnector(OwnsClient):
             posted = await once.send(
                 lambda: self._client.write("POST", f"{task}/stories", json=story), story_landed
             )
-        except VendorError as exc:
+        except (VendorError, BadRecord) as exc:  # BadRecord: a contact that cannot be emailed
             outcome = WriteOutcome.INCOMPLETE if started else WriteOutcome.FAILED
             return WriteResult(outcome, calls=once.calls + emailed, detail=str(exc))
         outcome = WriteOutcome.ALREADY_APPLIED if posted.landed_before else WriteOutcome.APPLIED

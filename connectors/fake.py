@@ -7,9 +7,9 @@ Zendesk's ``safe_update``; :meth:`FakeConnector.agent_edit` makes one happen. An
 mark is on the case it was planned on is not written again, as with the real connectors.
 
 An item's reply goes first, into ``sent`` (what customers received), and ``replied`` is told.
-Like Zendesk (the marker tag) and Intercom (the reply by its body), the fake finds a reply an
-earlier attempt sent and does not send it again; as an Asana bug's email (Intercom's
-``POST /messages``) leaves no trace, an ``ASANA`` fake sends it again.
+Like Zendesk (the marker tag), Intercom (the reply by its body) and an Asana bug's email (its
+marker, found by Intercom's conversation search), the fake finds a reply an earlier attempt sent
+and does not send it again.
 
 Faults are told per case and consumed in order::
 
@@ -94,7 +94,6 @@ class FakeConnector:
         self.fetch_case_errors: list[Exception] = []  # the next fetch_case calls raise these
         self.writes: list[PlanItem] = []
         self.sent: list[tuple[str, str]] = []  # (case id, reply): what customers received
-        self.finds_replies = source is not Source.ASANA
         self._replied: set[str] = set()  # keys whose reply is out
         self.reads = 0
         self.closed = False
@@ -183,7 +182,7 @@ class FakeConnector:
         replies = [str(a.params["body"]) for a in item.actions if a.type is ActionType.REPLY]
         if not replies:
             return False
-        if not (self.finds_replies and item.key in self._replied):
+        if item.key not in self._replied:
             self.sent.append((item.case.id, "\n\n".join(replies)))
             self._replied.add(item.key)
         return True

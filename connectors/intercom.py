@@ -1,8 +1,10 @@
 """Intercom: contacts as accounts; conversations awaiting the customer and open customer
 tickets as cases.
 
-Reads. Accounts stream from ``GET /contacts`` (150 a page); which custom attribute holds the
-plan, the account status and the stop flag is tenant mapping. Candidate conversations come
+Reads. Accounts stream from ``GET /contacts`` (150 a page), each with its company's plan
+(``plan.name``: ``GET /companies`` is listed first, vendor-behaviours I3); which custom
+attributes hold the account status, the stop flag and the plan of a contact whose company has
+none is tenant mapping. Candidate conversations come
 from ``POST /conversations/search`` (open ones, 150 a page), keeping those where an admin spoke
 last (the customer owes an answer); only those get their parts read, for the evidence. Then
 candidate tickets from ``POST /tickets/search`` (open customer tickets, 150 a page), each with
@@ -14,16 +16,19 @@ Writes. Intercom has no multi-change update, so one plan item is a few calls, in
 the public reply, the changes (a conversation's assignment and state parts, one already in
 effect not sent; a ticket's state and assignee in one ``PUT /tickets/{id}``), and last the
 admin note signed with the marker ``fw-<key>``, so a follow-up is only recorded once all of it
-happened and a retried item never emails twice. A reply or note whose answer was lost is looked
-for in the conversation's or ticket's parts (the reply by its exact body from the worker's
-admin in this cycle); absent, it is left to the next cycle, as it may still land
-(:class:`~connectors.once.WriteOnce`). Once the reply is out (or found out), ``replied`` is
-told, and the worker records it. Once the reply is out or a change made, a failure is
-INCOMPLETE: a closed conversation is no longer offered by the plan, so the worker finishes the
-item next cycle regardless.
+happened and a retried item never emails twice. Every one whose answer was lost is looked for
+on a fresh read before anything is sent again: the reply by its exact body from the worker's
+admin in this cycle, the note by its marker, a change by the state or assignee it sets
+(Intercom adds a part for each close or assignment asked for, I5); absent, it is left to the
+next cycle, as it may still land (:class:`~connectors.once.WriteOnce`). Once the reply is out
+(or found out), ``replied`` is told, and the worker records it. Once the reply is out or a
+change made, a failure is INCOMPLETE: a closed conversation is no longer offered by the plan,
+so the worker finishes the item next cycle regardless. An email to a contact (an Asana bug's
+customer, :meth:`IntercomConnector.email_contact`) carries the marker and is looked for by it.
 
-Ticket states are the tenant's own: policy statuses resolve to state ids once, on the first
-ticket write or ``check``, through ``GET /ticket_states`` (:func:`intercom_json.ticket_states`).
+Ticket states are the tenant's own and belong to ticket types: policy statuses resolve to state
+ids per ticket type once, on the first ticket write or ``check``, through ``GET /ticket_states``
+(:func:`intercom_json.ticket_states`), and a ticket is set to a state linked to its type.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import httpx
@@ -41,15 +48,21 @@ from connectors.http import OwnsClient, VendorClient
 from connectors.intercom_json import (
     TICKET_PREFIX,
     IntercomIds,
+    TicketStates,
+    company_plan,
+    contact_account,
     conversation_calls,
     conversation_case,
     html_body,
     own_note,
+    part_shows,
     record_parts,
     ticket_calls,
     ticket_case,
     ticket_number,
     ticket_states,
+    type_states,
+    update_shows,
     waiting_on_customer,
 )
 from connectors.mapping import IntercomMapping, PlanNames
@@ -57,7 +70,6 @@ from connectors.once import WriteOnce
 from connectors.records import (
     Report,
     case_or_bad,
-    flagged_account,
     log_bad_record,
     reported,
     text,
@@ -72,6 +84,7 @@ __all__ = ["IntercomConnector", "IntercomIds", "conversation_calls", "conversati
 
 API_VERSION = "2.16"
 PAGE = 150
+COMPANY_PAGE = 50
 _CONVERSATION = "/conversations/{}"
 _TICKET = "/tickets/{}"
 _OPEN = {"field": "open", "operator": "=", "value": True}
@@ -99,7 +112,7 @@ class IntercomConnector(OwnsClient):
         self._mapping = mapping
         self._plans = plans or PlanNames()
         self._ids: IntercomIds | None = None
-        self._states: dict[Status, NameCheck] | None = None
+        self._states: TicketStates | None = None
         self._resolving = asyncio.Lock()
 
     @classmethod
@@ -139,9 +152,9 @@ class IntercomConnector(OwnsClient):
                 self._ids = IntercomIds(me, admins)
         return self._ids
 
-    async def ticket_states(self) -> dict[Status, NameCheck]:
-        """Policy status -> the tenant's ticket state; one read, on first need (a tenant that
-        never writes a ticket never reads them)."""
+    async def ticket_states(self) -> TicketStates:
+        """Per ticket type, policy status -> the tenant's ticket state; one read, on first need
+        (a tenant that never writes a ticket never reads them)."""
         async with self._resolving:
             if self._states is None:
                 listed = await self._client.read("GET", "/ticket_states")
@@ -162,39 +175,75 @@ class IntercomConnector(OwnsClient):
         first = await self._client.read("GET", "/contacts", params={"per_page": 1})
         keys = {k for c in first.get("data", []) for k in c.get("custom_attributes") or {}}
         attrs = self._mapping.contact_attributes
+        # The plan: the companies' (plan.name), else the contacts' own attribute.
+        where = "companies' plan" if await self._company_plans() else None
+        where = where or (f"contact attribute {attrs.plan}" if attrs.plan in keys else None)
+        label = f"company plan, else contact attribute {attrs.plan}"
+        checks.append(NameCheck.of("intercom", "plan", label, where))
         checks += [
             NameCheck.of("intercom", "contact attribute", key, key if key in keys else None)
-            for key in (attrs.plan, attrs.account_status, attrs.stop_followups)
+            for key in (attrs.account_status, attrs.stop_followups)
         ]
-        checks += (await self.ticket_states()).values()
+        checks += [
+            c for by_status in (await self.ticket_states()).values() for c in by_status.values()
+        ]
         return checks
 
-    async def email_contact(self, contact_id: str, subject: str, body: str) -> None:
+    async def email_contact(self, contact_id: str, subject: str, body: str, marker: str) -> bool:
         """An email from the worker's admin to one contact (``POST /messages``): how a
-        customer hears about a case that lives elsewhere, e.g. an Asana bug (seeds 000/001)."""
+        customer hears about a case that lives elsewhere, e.g. an Asana bug (seeds 000/001).
+
+        Exactly once: the body ends with ``Ref: <marker>``, and the message's conversation is
+        looked for by it (conversation search, ``source.body ~ marker``: vendor-behaviours I4)
+        before sending, and again when the answer is lost. False: it was found sent already.
+        A lost one not found yet raises :class:`~connectors.errors.OutcomeUnknown`: it may
+        still land, and the next attempt looks for it first. The recipient's type is the
+        contact's role, ``user`` or ``lead``, and the sender's id an integer (I1).
+        """
         ids = await self.resolve()
+        if await self._message_sent(marker):
+            return False
+        contact = await self._client.read("GET", f"/contacts/{contact_id}")
+        role = contact.get("role")
+        if role not in ("user", "lead"):
+            raise BadRecord(
+                "intercom", contact_id, f"role: cannot email a contact of role {role!r}"
+            )
         message = {
             "message_type": "email",
             "subject": subject,
-            "body": html_body(body),
+            "body": html_body(f"{body.rstrip()}\n\nRef: {marker}"),
             "template": "plain",
-            "from": {"type": "admin", "id": int(ids.me)},  # an integer here (oas, row I1)
-            "to": {"type": "user", "id": contact_id},
+            "from": {"type": "admin", "id": ids.me_number},
+            "to": {"type": role, "id": contact_id},
         }
-        await self._client.write("POST", "/messages", json=message)
+        once = WriteOnce()
+        written = await once.send(
+            lambda: self._client.write("POST", "/messages", json=message),
+            lambda: self._message_sent(marker),
+        )
+        return not written.landed_before
+
+    async def _message_sent(self, marker: str) -> bool:
+        query = {"field": "source.body", "operator": "~", "value": marker}
+        found = await self._client.read(
+            "POST", "/conversations/search", json={"query": query, "pagination": {"per_page": 1}}
+        )
+        return bool(found.get("conversations"))
 
     # -- reads ----------------------------------------------------------------------------
 
     async def accounts(self) -> AsyncIterator[Account]:
+        """Every contact, its plan its company's (the companies are listed first), else its
+        own custom attribute: :func:`intercom_json.contact_account`."""
+        plans = await self._company_plans()
         attrs = self._mapping.contact_attributes
         params: dict[str, Any] = {"per_page": PAGE}
         while True:
             page = await self._client.read("GET", "/contacts", params=params)
             for contact in page.get("data", []):
                 try:
-                    account = flagged_account(
-                        "intercom", contact, "custom_attributes", attrs, self._plans
-                    )
+                    account = contact_account(contact, attrs, self._plans, plans)
                 except BadRecord as bad:
                     self._report(bad)
                     continue
@@ -203,6 +252,22 @@ class IntercomConnector(OwnsClient):
             if not after:
                 return
             params = {"per_page": PAGE, "starting_after": after}
+
+    async def _company_plans(self) -> dict[str, str]:
+        """Company id -> plan name, for the companies that have a plan (``GET /companies``,
+        numbered pages)."""
+        plans: dict[str, str] = {}
+        page_number = 1
+        while True:
+            params = {"per_page": COMPANY_PAGE, "page": page_number}
+            page = await self._client.read("GET", "/companies", params=params)
+            for company in page.get("data", []):
+                if (plan := company_plan(company)) is not None and company.get("id"):
+                    plans[str(company["id"])] = plan
+            total = (page.get("pages") or {}).get("total_pages") or 1
+            if page_number >= total:
+                return plans
+            page_number += 1
 
     async def _conversation(self, found: Mapping[str, Any], ids: IntercomIds) -> Case | None:
         """The full conversation of a search hit awaiting the customer (None: not awaiting)."""
@@ -265,18 +330,22 @@ class IntercomConnector(OwnsClient):
 
     async def _calls(
         self, item: PlanItem, ids: IntercomIds
-    ) -> tuple[str, str | None, str, list[tuple[str, str, dict[str, Any]]]]:
-        """The case's URL, the reply (if any), the signed note and the idempotent changes as
-        (method, path under the URL, body)."""
+    ) -> tuple[str, str | None, str, list[_Change]]:
+        """The case's URL, the reply (if any), the signed note and the changes as (method, path
+        under the URL, body, how the change shows on a re-read)."""
         ticket = ticket_number(item.case.id)
         if ticket is None:
             reply, note, parts = conversation_calls(item, ids)
-            changes = [("POST", "/parts", part) for part in _changing(parts, item.case, ids)]
+            changes = [
+                _Change("POST", "/parts", part, partial(part_shows, part))
+                for part in _changing(parts, item.case, ids)
+            ]
             return _CONVERSATION.format(item.case.id), reply, note, changes
         changes_state = any(a.type is ActionType.SET_STATUS for a in item.actions)
-        states = await self.ticket_states() if changes_state else {}
+        states = type_states(await self.ticket_states(), item.case) if changes_state else {}
         reply, note, update = ticket_calls(item, ids, states)
-        return _TICKET.format(ticket), reply, note, [("PUT", "", update)] if update else []
+        changes = [_Change("PUT", "", update, partial(update_shows, update))] if update else []
+        return _TICKET.format(ticket), reply, note, changes
 
     async def apply(self, item: PlanItem, *, replied: Replied | None = None) -> WriteResult:
         if any(m.key == item.key for m in item.case.followups):
@@ -296,9 +365,9 @@ class IntercomConnector(OwnsClient):
             started = reply is not None
             if started and replied is not None:
                 replied()
-            for method, path, body in changes:
+            for change in changes:
                 try:
-                    await run.send(method, path, body, None)
+                    await run.send(change.method, change.path, change.body, change.shows)
                 except OutcomeUnknown:
                     started = True  # it may have landed; a refused change (4xx) did not
                     raise
@@ -310,6 +379,18 @@ class IntercomConnector(OwnsClient):
             return WriteResult(outcome, calls=run.calls, detail=str(exc))
         outcome = WriteOutcome.APPLIED if applied else WriteOutcome.ALREADY_APPLIED
         return WriteResult(outcome, calls=run.calls)
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    """A change of state or assignee, and how a re-read shows it landed: Intercom records each
+    close or assignment it is asked for as one more part (vendor-behaviours I5), so one whose
+    answer was lost is looked for, not sent again."""
+
+    method: str
+    path: str
+    body: dict[str, Any]
+    shows: Callable[[Mapping[str, Any]], bool]
 
 
 def _next_cursor(page: Mapping[str, Any]) -> Any:
@@ -355,18 +436,16 @@ class _Writes:
         method: str,
         path: str,
         body: dict[str, Any],
-        done: Callable[[Any], bool] | None,
+        done: Callable[[Mapping[str, Any]], bool],
     ) -> bool:
-        """Send one write; False when a lost one turned out to be there already. ``done``
-        None: the write is idempotent (assignment, state), sending it twice changes nothing."""
+        """Send one write; False when a lost one turned out to be there already (``done``
+        tells it on a fresh read of the conversation or ticket)."""
 
         async def look() -> bool:
-            assert done is not None
             return done(await self._client.read("GET", self._url))
 
-        landed = look if done is not None else None
         written = await self._once.send(
-            lambda: self._client.write(method, self._url + path, json=body), landed
+            lambda: self._client.write(method, self._url + path, json=body), look
         )
         return not written.landed_before
 

@@ -11,6 +11,7 @@ signed notes are follow-ups (:func:`connectors.footer.parse_footer`).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from html import escape
@@ -18,9 +19,11 @@ from typing import Any
 
 from connectors.errors import MappingError
 from connectors.footer import Texts, parse_footer
-from connectors.records import optional_text, text, translating, unix_instant
+from connectors.mapping import AccountFlags, PlanNames
+from connectors.records import flagged_account, optional_text, text, translating, unix_instant
 from connectors.resolution import NameCheck
 from policies.model import (
+    Account,
     ActionType,
     Activity,
     ActivityKind,
@@ -34,21 +37,31 @@ from policies.model import (
 )
 
 __all__ = [
+    "ANY_TYPE",
     "TICKET_PREFIX",
+    "TICKET_TYPE",
     "IntercomIds",
+    "TicketStates",
+    "company_plan",
+    "contact_account",
     "conversation_calls",
     "conversation_case",
     "html_body",
     "own_note",
+    "part_shows",
     "record_parts",
     "ticket_calls",
     "ticket_case",
     "ticket_number",
     "ticket_states",
+    "type_states",
+    "update_shows",
     "waiting_on_customer",
 ]
 
 TICKET_PREFIX = "ticket:"
+TICKET_TYPE = "ticket_type"  # a ticket case's field: its ticket type's id
+ANY_TYPE = "*"  # the states linked to every ticket type (they list none)
 _CUSTOMER = ("user", "lead", "contact")
 # A policy status -> the ticket state categories that mean it, best first, for statuses the
 # tenant mapping does not name a state for. "open" is the team's turn: in progress, else
@@ -74,6 +87,15 @@ class IntercomIds:
         self.me = me
         self.admins = dict(admins)
 
+    @property
+    def me_number(self) -> int:
+        """The worker's admin id as ``POST /messages`` takes it: an integer
+        (vendor-behaviours I1)."""
+        try:
+            return int(self.me)
+        except ValueError:
+            raise MappingError(f"intercom admin id {self.me!r} is not a number") from None
+
     def admin_id(self, name: str) -> str:
         # "Unresponsive Customers/Roxy V" is a Zendesk group/agent pair; Intercom assigns the agent.
         agent = name.rpartition("/")[2]
@@ -88,32 +110,70 @@ def ticket_number(case_id: str) -> str | None:
     return case_id.removeprefix(TICKET_PREFIX) if case_id.startswith(TICKET_PREFIX) else None
 
 
-def ticket_states(
-    listed: Sequence[Mapping[str, Any]], names: Mapping[Status, str]
-) -> dict[Status, NameCheck]:
-    """Each policy status a ticket can be set to, and the ticket state it resolved to.
+TicketStates = dict[str, dict[Status, NameCheck]]
+"""Ticket type id (or :data:`ANY_TYPE`) -> policy status -> the state it resolved to."""
 
-    A status the tenant mapping names gets the live state of that name (its internal label,
-    as admins see it in Intercom); the others the first live state of their categories.
-    ``resolved`` is None where no state fits: a write that needs it fails, and ``followup
-    connectors check`` reports it.
+
+def ticket_states(listed: Sequence[Mapping[str, Any]], names: Mapping[Status, str]) -> TicketStates:
+    """Per ticket type, each policy status a ticket can be set to and the state it resolved to.
+
+    A state belongs to the ticket types it lists (``ticket_types``), and Intercom refuses a
+    state not linked to the ticket's type (vendor-behaviours I2), so each type gets its own
+    choice among its live states: a status the tenant mapping names gets the state of that
+    name (its internal label, as admins see it), the others, and a named one whose state is
+    linked to other types only, the first state of their categories. A state listing no types
+    is taken as linked to every type; they alone make up :data:`ANY_TYPE`, for tickets of a
+    type no state names. ``resolved`` is None where no state fits: a write that needs it
+    fails, and ``followup connectors check`` reports it.
     """
     live = [s for s in listed if not s.get("archived")]
-    by_label = {str(s.get("internal_label")): str(s["id"]) for s in live}
+    types = {str(t["id"]): str(t.get("name") or t["id"]) for s in live for t in _types_of(s)}
+    if not types or any(s.get("ticket_types") is None for s in live):
+        types[ANY_TYPE] = ""
+    labels = frozenset(str(s.get("internal_label")) for s in live)
+    return {
+        type_id: _statuses([s for s in live if _linked(s, type_id)], names, type_name, labels)
+        for type_id, type_name in types.items()
+    }
+
+
+def _types_of(state: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    listed = state.get("ticket_types")
+    return list(listed.get("data") or []) if isinstance(listed, Mapping) else []
+
+
+def _linked(state: Mapping[str, Any], type_id: str) -> bool:
+    if state.get("ticket_types") is None:
+        return True
+    return any(str(t["id"]) == type_id for t in _types_of(state))
+
+
+def _statuses(
+    linked: Sequence[Mapping[str, Any]],
+    names: Mapping[Status, str],
+    type_name: str,
+    labels: frozenset[str],
+) -> dict[Status, NameCheck]:
+    """A type's choice among its ``linked`` states; ``labels`` are every live state's."""
+    by_label = {str(s.get("internal_label")): str(s["id"]) for s in linked}
+    prefix = f"{type_name}: " if type_name else ""
     found: dict[Status, NameCheck] = {}
     for status in Status:
-        if status in names:
-            name = names[status]
-            found[status] = NameCheck.of(
-                "intercom", "ticket state", f"{status}: {name}", by_label.get(name)
-            )
+        named = names.get(status)
+        if named is not None and (named in by_label or named not in labels):
+            # A name no state has is a mistake to report, not a reason to pick another.
+            label = f"{prefix}{status}: {named}"
+            found[status] = NameCheck.of("intercom", "ticket state", label, by_label.get(named))
         elif status in _STATE_CATEGORIES:
             categories = _STATE_CATEGORIES[status]
             state = next(
-                (s["id"] for c in categories for s in live if s.get("category") == c), None
+                (s["id"] for c in categories for s in linked if s.get("category") == c), None
             )
-            label = f"{status}: first {' or '.join(categories)} state"
-            found[status] = NameCheck.of("intercom", "ticket state", label, state)
+            first = f"first {' or '.join(categories)} state"
+            why = f"{named} is not linked, {first}" if named is not None else first
+            found[status] = NameCheck.of(
+                "intercom", "ticket state", f"{prefix}{status}: {why}", state
+            )
     return found
 
 
@@ -126,6 +186,14 @@ def html_body(text: str) -> str:
 
 def _html(text: str | None) -> str | None:
     return None if text is None else html_body(text)
+
+
+def type_states(states: TicketStates, case: Case) -> Mapping[Status, NameCheck]:
+    """The states a ticket case can be set to: those of its type (``fields["ticket_type"]``),
+    else those linked to every type."""
+    type_id = case.fields.get(TICKET_TYPE)
+    chosen = states.get(type_id) if type_id is not None else None
+    return chosen if chosen is not None else states.get(ANY_TYPE, {})
 
 
 def conversation_calls(
@@ -185,9 +253,11 @@ def ticket_calls(
                 wanted = _status(status)
                 state = states.get(wanted) if wanted is not None else None
                 if state is None or state.resolved is None:
+                    kind = item.case.fields.get(TICKET_TYPE, "unknown")
                     raise MappingError(
-                        f"intercom has no ticket state for status {status!r}"
-                        f" (ticket {item.case.id}); name one under intercom.ticket_states"
+                        f"intercom has no ticket state for status {status!r} linked to ticket"
+                        f" type {kind} (ticket {item.case.id}); name one under"
+                        " intercom.ticket_states"
                     )
                 update["ticket_state_id"] = state.resolved
             case _:
@@ -202,6 +272,56 @@ def _status(value: str) -> Status | None:
         return Status(value)
     except ValueError:
         return None
+
+
+def company_plan(company: Mapping[str, Any]) -> str | None:
+    """A company's plan name (``plan: {type, id, name}``; vendor-behaviours I3)."""
+    plan = company.get("plan")
+    return optional_text(plan, "name") if isinstance(plan, Mapping) else None
+
+
+def contact_account(
+    contact: Mapping[str, Any],
+    flags: AccountFlags,
+    plans: PlanNames,
+    company_plans: Mapping[str, str],
+) -> Account:
+    """A contact as an account. Its plan is its company's (the first of its companies that has
+    one, by id in ``company_plans``): where Intercom keeps it. The contact's own custom
+    attribute (``flags.plan``) is the fallback, for a contact without a company or a company
+    without a plan. Raises :class:`~connectors.errors.BadRecord` when it cannot be read."""
+    account = flagged_account("intercom", contact, "custom_attributes", flags, plans)
+    with translating("intercom", contact):
+        refs = (contact.get("companies") or {}).get("data") or []
+        raw = next((company_plans[c] for r in refs if (c := text(r, "id")) in company_plans), None)
+    if raw is None:
+        return account
+    return dataclasses.replace(account, plan=plans.tier(raw), raw_plan=raw)
+
+
+def part_shows(part: Mapping[str, Any], conversation: Mapping[str, Any]) -> bool:
+    """Whether ``conversation`` shows the part request ``part`` made (its state or assignee)."""
+    match part["message_type"]:
+        case "close":
+            return conversation.get("state") == "closed"
+        case "open":
+            return conversation.get("state") == "open"
+        case "snoozed":
+            return (conversation.get("state"), conversation.get("snoozed_until")) == (
+                "snoozed",
+                part["snoozed_until"],
+            )
+        case _:  # assignment
+            return str(conversation.get("admin_assignee_id")) == str(part["assignee_id"])
+
+
+def update_shows(update: Mapping[str, Any], ticket: Mapping[str, Any]) -> bool:
+    """Whether ``ticket`` has the state and assignee the ticket update ``update`` set."""
+    state = (ticket.get("ticket_state") or {}).get("id")
+    if "ticket_state_id" in update and str(state) != str(update["ticket_state_id"]):
+        return False
+    assignee = ticket.get("admin_assignee_id")
+    return "assignee_id" not in update or str(assignee) == str(update["assignee_id"])
 
 
 def waiting_on_customer(conversation: Mapping[str, Any]) -> bool:
@@ -325,6 +445,7 @@ def ticket_case(ticket: Mapping[str, Any], ids: IntercomIds) -> Case:
         history, followups = _evidence(record_parts(ticket), ids.me)
         contact = _contact(ticket)
         attributes = ticket.get("ticket_attributes") or {}
+        type_id = optional_text(ticket.get("ticket_type") or {}, "id")
         return Case(
             source=Source.INTERCOM,
             id=TICKET_PREFIX + text(ticket, "id"),
@@ -336,6 +457,7 @@ def ticket_case(ticket: Mapping[str, Any], ids: IntercomIds) -> Case:
             requester=Requester(id=contact) if contact else None,
             account_id=contact,
             assignee=_assignee(ticket, ids),
+            fields={TICKET_TYPE: type_id} if type_id is not None else {},
             history=history,
             followups=followups,
             updated_stamp=text(ticket, "updated_at"),

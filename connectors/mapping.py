@@ -111,14 +111,22 @@ class IntercomMapping(_Strict):
     admin: str | None = Field(
         default=None, description="Admin name the worker writes as; default: the token's admin."
     )
-    contact_attributes: AccountFlags = AccountFlags()
+    contact_attributes: AccountFlags = Field(
+        default=AccountFlags(),
+        description=(
+            "Contact custom attributes: account status and stop flag, and the plan for a"
+            " contact whose company has none (a company's plan.name comes first)."
+        ),
+    )
     admins: list[str] = Field(default_factory=list, description="Admin names policies assign to.")
     ticket_states: dict[Status, str] = Field(
         default_factory=dict,
         description=(
-            "Policy status (pending, solved, open...) -> ticket state name (its internal label)."
-            " Unnamed: the first state of the status's category (pending: waiting_on_customer;"
-            " solved, closed: resolved; open: in_progress, else submitted)."
+            "Policy status (pending, solved, open...) -> ticket state name (its internal label),"
+            " chosen per ticket type among the states linked to it. Unnamed, or named but not"
+            " linked to the type: the first state of the status's category linked to it"
+            " (pending: waiting_on_customer; solved, closed: resolved; open: in_progress, else"
+            " submitted)."
         ),
     )
 

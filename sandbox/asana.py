@@ -279,7 +279,8 @@ class AsanaDesk:
 
 
 def _parse_custom_fields(given: Any) -> dict[str, Any]:
-    """Asana's write forms: enum by option gid, date as ``{"date": "YYYY-MM-DD"}``, text."""
+    """Asana's write forms: enum by option gid, date as ``{"date": "YYYY-MM-DD"}`` or
+    ``"YYYY-MM-DD"`` (:func:`_parse_date`), text."""
     if not isinstance(given, dict):
         raise error(400, "custom_fields: Value must be an object mapping field gids to values")
     parsed: dict[str, Any] = {}
@@ -305,12 +306,17 @@ def _parse_custom_fields(given: Any) -> dict[str, Any]:
 
 
 def _parse_date(spec: AsanaField, value: Any) -> str:
-    if not isinstance(value, dict) or set(value) - {"date", "date_time"} or "date" not in value:
-        raise error(400, f'custom_fields: {spec.name} expects {{"date": "YYYY-MM-DD"}}')
+    """A date field's value in either form the documents show (vendor-behaviours A2): the
+    description's string ``"YYYY-MM-DD"``, or the custom-field guide's
+    ``{"date": "YYYY-MM-DD"}`` (``date_time`` beside it allowed)."""
+    if isinstance(value, dict) and not set(value) - {"date", "date_time"} and "date" in value:
+        value = value["date"]
+    if not isinstance(value, str):
+        raise error(400, f'custom_fields: {spec.name} expects "YYYY-MM-DD" or {{"date": ...}}')
     try:
-        return date.fromisoformat(str(value["date"])).isoformat()
+        return date.fromisoformat(value).isoformat()
     except ValueError as exc:
-        raise error(400, f"custom_fields: {value['date']!r} is not a date") from exc
+        raise error(400, f"custom_fields: {value!r} is not a date") from exc
 
 
 def _display(spec: AsanaField, value: Any) -> str:

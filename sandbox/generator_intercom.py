@@ -7,20 +7,31 @@ from typing import Any
 
 from sandbox.clock import parse_iso
 from sandbox.generator import END_USER_BASE, ORG_BASE, Generator
-from sandbox.tenant import AGENTS, INTERCOM_TICKET_STATES
+from sandbox.tenant import (
+    AGENTS,
+    INTERCOM_TICKET_STATES,
+    INTERCOM_TICKET_TYPES,
+    TicketState,
+    TicketType,
+)
 
 __all__ = [
     "CONVERSATION_BASE",
     "INTERCOM_TICKET_BASE",
+    "LEAD_EVERY",
+    "MESSAGE_CONVERSATION_BASE",
     "IntercomGenerator",
     "intercom_author",
     "intercom_company_id",
     "intercom_contact_id",
     "intercom_ticket_state",
+    "intercom_ticket_type",
     "parse_intercom_id",
 ]
 
 CONVERSATION_BASE = 10_000
+MESSAGE_CONVERSATION_BASE = 900_000_000  # conversations started by POST /messages
+LEAD_EVERY = 5  # every fifth contact is a lead
 INTERCOM_TICKET_BASE = 20_000
 
 
@@ -32,6 +43,9 @@ class IntercomGenerator:
         return 1 <= index <= self._base.contact_count
 
     def contact(self, index: int) -> dict[str, Any]:
+        """A contact: every fifth a lead (``role``, which ``POST /messages`` must name). The
+        plan of one with a company is the company's (``plan.name``), not one of its custom
+        attributes, which are the tenant's own; one without keeps it as an attribute."""
         user = self._base.end_user(END_USER_BASE + index)
         attributes = self._base.plan_of_user(user["id"])
         created = _epoch(user["created_at"])
@@ -41,12 +55,13 @@ class IntercomGenerator:
             org_index = user["organization_id"] - ORG_BASE
             companies = [{"type": "company", "id": intercom_company_id(org_index),
                           "url": f"/companies/{intercom_company_id(org_index)}"}]  # fmt: skip
+            del attributes["plan"]
         return {
             "type": "contact",
             "id": intercom_contact_id(index),
             "workspace_id": "sandbox1",
             "external_id": str(user["id"]),
-            "role": "user",
+            "role": "lead" if index % LEAD_EVERY == 0 else "user",
             "email": email,
             "email_domain": email.partition("@")[2],
             "phone": user["phone"],
@@ -94,10 +109,7 @@ class IntercomGenerator:
             "size": 10,
             "website": f"https://{org['domain_names'][0]}",
             "industry": "Travel",
-            "custom_attributes": {
-                "plan": fields["plan"],
-                "account_status": fields["account_status"],
-            },
+            "custom_attributes": {"account_status": fields["account_status"]},
             "tags": {"type": "tag.list", "tags": []},
             "segments": {"type": "segment.list", "segments": []},
         }
@@ -187,7 +199,8 @@ class IntercomGenerator:
         index = ticket_id - INTERCOM_TICKET_BASE
         rng = self._base.rng(7, index)
         contact = self.contact(rng.randint(1, self._base.contact_count))
-        state = rng.choice(INTERCOM_TICKET_STATES)
+        kind = rng.choice(INTERCOM_TICKET_TYPES)
+        state = rng.choice([s for s in INTERCOM_TICKET_STATES if kind.id in s.ticket_types])
         created = int(self._base.start.timestamp()) - rng.randint(1, 30) * 86_400
         admin = rng.choice(AGENTS)
         return {
@@ -198,10 +211,7 @@ class IntercomGenerator:
             "ticket_attributes": {"_default_title_": "Order problem",
                                   "_default_description_": "My order is stuck."},
             "ticket_state": intercom_ticket_state(state),
-            "ticket_type": {"type": "ticket_type", "id": "3001", "name": "Order issue",
-                            "category": "Customer", "description": "", "icon": "",
-                            "workspace_id": "sandbox1", "archived": False,
-                            "created_at": created, "updated_at": created},
+            "ticket_type": intercom_ticket_type(kind),
             "contacts": {"type": "contact.list", "contacts": [
                 {"type": "contact", "id": contact["id"], "external_id": contact["external_id"]}
             ]},
@@ -209,7 +219,7 @@ class IntercomGenerator:
             "team_assignee_id": 0,
             "created_at": created,
             "updated_at": created,
-            "open": state[1] != "resolved",
+            "open": state.category != "resolved",
             "is_shared": True,
             "previous_ticket_state_id": None,
             "ticket_parts": {"type": "ticket_part.list", "ticket_parts": [], "total_count": 0},
@@ -261,10 +271,17 @@ def intercom_company_id(index: int) -> str:
     return f"7{index:023x}"
 
 
-def intercom_ticket_state(state: tuple[str, str, str, str]) -> dict[str, Any]:
-    state_id, category, internal, external = state
-    return {"type": "ticket_state", "id": state_id, "category": category,
-            "internal_label": internal, "external_label": external}  # fmt: skip
+def intercom_ticket_state(state: TicketState) -> dict[str, Any]:
+    """A state as a ticket shows it."""
+    return {"type": "ticket_state", "id": state.id, "category": state.category,
+            "internal_label": state.internal_label,
+            "external_label": state.external_label}  # fmt: skip
+
+
+def intercom_ticket_type(kind: TicketType) -> dict[str, Any]:
+    return {"type": "ticket_type", "id": kind.id, "name": kind.name, "description": "",
+            "icon": "", "archived": False, "is_internal": False,
+            "category": kind.category}  # fmt: skip
 
 
 def parse_intercom_id(text: str, prefix: str) -> int | None:

@@ -19,13 +19,15 @@ from sandbox.generator import Generator
 from sandbox.generator_intercom import (
     CONVERSATION_BASE,
     INTERCOM_TICKET_BASE,
+    MESSAGE_CONVERSATION_BASE,
     IntercomGenerator,
     intercom_author,
     intercom_ticket_state,
+    intercom_ticket_type,
     parse_intercom_id,
 )
 from sandbox.outbox import Outbox
-from sandbox.tenant import AGENTS, API_USER, INTERCOM_TICKET_STATES
+from sandbox.tenant import AGENTS, API_USER, INTERCOM_TICKET_STATES, INTERCOM_TICKET_TYPES
 
 __all__ = [
     "IntercomDesk",
@@ -37,7 +39,8 @@ __all__ = [
 ]
 
 _ADMINS = {agent.intercom_id: agent for agent in (API_USER, *AGENTS)}
-_STATES = {state[0]: state for state in INTERCOM_TICKET_STATES}
+_STATES = {state.id: state for state in INTERCOM_TICKET_STATES}
+_TYPES = {kind.id: kind for kind in INTERCOM_TICKET_TYPES}
 _CATEGORY_TERMS = {"request": "Customer", "task": "Back-office", "tracker": "Tracker"}
 _OPERATORS = ("=", "!=", "IN", "NIN", ">", "<", "~", "!~", "^", "$")
 
@@ -88,7 +91,7 @@ class IntercomDesk:
 
     @property
     def conversation_count(self) -> int:
-        return self._generator.conversation_count
+        return self._generator.conversation_count + self.messages_sent
 
     def admin_ids(self) -> list[str]:
         return list(_ADMINS)
@@ -140,8 +143,12 @@ class IntercomDesk:
         return conversation
 
     def all_conversations(self, skip: int = 0) -> Iterator[dict[str, Any]]:
-        for offset in range(skip + 1, self._generator.conversation_count + 1):
+        """The generated conversations, then those the messages sent started."""
+        generated = self._generator.conversation_count
+        for offset in range(skip + 1, generated + 1):
             yield self.conversation(str(CONVERSATION_BASE + offset))
+        for sent in range(max(0, skip - generated) + 1, self.messages_sent + 1):
+            yield self.conversations[MESSAGE_CONVERSATION_BASE + sent]
 
     def ticket(self, ticket_id: str) -> dict[str, Any]:
         number = int(ticket_id) if ticket_id.isdigit() else -1
@@ -259,11 +266,11 @@ class IntercomDesk:
         return conversation
 
     def manage(self, conversation_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        """``POST /conversations/{id}/parts``: close, snoozed, open or assignment."""
+        """``POST /conversations/{id}/parts``: close, snooze, open or assign."""
         message_type = body.get("message_type")
         if message_type not in ("close", "snoozed", "open", "assignment"):
             raise error(
-                400, "parameter_invalid", "message_type must be close/snoozed/open/assignment"
+                400, "parameter_invalid", "message_type must be close, snoozed, open or assignment"
             )
         author = self._admin_author(body.get("admin_id"))
         self.conversation(conversation_id)
@@ -293,7 +300,14 @@ class IntercomDesk:
         return conversation
 
     def send_message(self, body: dict[str, Any]) -> dict[str, Any]:
-        """``POST /messages``: an admin-initiated email or in-app message to one contact."""
+        """``POST /messages``: an admin-initiated email or in-app message to one contact.
+
+        ``from.id`` is the admin's integer id and ``to.type`` the contact's role, ``user`` or
+        ``lead`` (vendor-behaviours I1): a string id is refused, and a contact looked up under
+        the other role is not found. The message starts a conversation whose ``source`` is the
+        message, found by conversation search (``source.body ~``), but kept out of the inbox
+        (closed) unless ``create_conversation_without_contact_reply`` asks for it (I4).
+        """
         kind = {"email": "email", "inapp": "inapp", "in_app": "inapp"}.get(
             str(body.get("message_type"))
         )
@@ -307,12 +321,23 @@ class IntercomDesk:
         sender, recipient = body.get("from"), body.get("to")
         if not isinstance(sender, dict) or sender.get("type") != "admin":
             raise error(400, "parameter_invalid", "from must be {type: admin, id}")
+        admin_id = sender.get("id")
+        if not isinstance(admin_id, int) or isinstance(admin_id, bool):
+            raise error(400, "parameter_invalid", "from.id must be an integer")
         if not isinstance(recipient, dict) or recipient.get("type") not in ("user", "lead"):
-            raise error(400, "parameter_invalid", "to must be one {type: user, id} recipient")
-        admin = self.admin(str(sender.get("id")))
-        contact = self.contact(str(recipient.get("id")))
+            raise error(400, "parameter_invalid", "to must be one {type: user|lead, id} recipient")
+        admin = self.admin(str(admin_id))
+        contact = self._contact_as(str(recipient.get("id")), str(recipient["type"]))
         now = self._now()
         self.messages_sent += 1
+        conversation = self._message_conversation(
+            admin,
+            contact,
+            kind,
+            text,
+            subject,
+            bool(body.get("create_conversation_without_contact_reply")),
+        )
         message: dict[str, Any] = {
             "type": "admin_message",
             "id": str(self.messages_sent),
@@ -320,6 +345,7 @@ class IntercomDesk:
             "body": text,
             "message_type": kind,
             "owner": admin,
+            "conversation_id": conversation["id"],
         }
         if kind == "email":
             message["subject"] = subject
@@ -332,6 +358,76 @@ class IntercomDesk:
             body=text,
         )
         return message
+
+    def _contact_as(self, contact_id: str, role: str) -> dict[str, Any]:
+        found = self.contact(contact_id)
+        if found["role"] != role:
+            raise error(404, "not_found", f"{role.capitalize()} Not Found")
+        return found
+
+    def _message_conversation(
+        self,
+        admin: dict[str, Any],
+        contact: dict[str, Any],
+        kind: str,
+        text: str,
+        subject: Any,
+        in_inbox: bool,
+    ) -> dict[str, Any]:
+        number = MESSAGE_CONVERSATION_BASE + self.messages_sent
+        now = self._now()
+        author = intercom_author("admin", admin["id"], admin["name"], admin["email"])
+        conversation: dict[str, Any] = {
+            "type": "conversation",
+            "id": str(number),
+            "title": None,
+            "created_at": now,
+            "updated_at": now,
+            "waiting_since": None,
+            "snoozed_until": None,
+            "open": in_inbox,
+            "state": "open" if in_inbox else "closed",
+            "read": True,
+            "priority": "none",
+            "admin_assignee_id": 0,  # unassigned
+            "team_assignee_id": 0,
+            "tags": {"type": "tag.list", "tags": []},
+            "source": {
+                "type": "conversation",
+                "id": f"{number}0",
+                "delivered_as": "admin_initiated",
+                "subject": subject if kind == "email" else "",
+                "body": text,
+                "author": author,
+                "attachments": [],
+                "url": None,
+                "redacted": False,
+            },
+            "contacts": {
+                "type": "contact.list",
+                "contacts": [
+                    {"type": "contact", "id": contact["id"], "external_id": contact["external_id"]}
+                ],
+            },
+            "teammates": {
+                "type": "admin.list",
+                "teammates": [{"type": "admin", "id": admin["id"]}],
+            },
+            "custom_attributes": {},
+            "statistics": {
+                "type": "conversation_statistics",
+                "first_admin_reply_at": now,  # the contact has not replied: no such keys
+                "last_admin_reply_at": now,
+                "count_conversation_parts": 0,
+            },
+            "conversation_parts": {
+                "type": "conversation_part.list",
+                "conversation_parts": [],
+                "total_count": 0,
+            },
+        }
+        self.conversations[number] = conversation
+        return conversation
 
     def _writable_ticket(self, ticket_id: str) -> dict[str, Any]:
         current = self.ticket(ticket_id)
@@ -362,9 +458,13 @@ class IntercomDesk:
         unknown = sorted(set(body) - modelled)
         if unknown:
             raise error(400, "parameter_invalid", f"Unsupported parameter(s): {', '.join(unknown)}")
-        self.ticket(ticket_id)
+        current = self.ticket(ticket_id)
         state_id = body.get("ticket_state_id")
-        if state_id is not None and str(state_id) not in _STATES:
+        # A state must exist and belong to the ticket's type (vendor-behaviours I2).
+        if state_id is not None and (
+            str(state_id) not in _STATES
+            or current["ticket_type"]["id"] not in _STATES[str(state_id)].ticket_types
+        ):
             raise error(400, "ticket_state_id_invalid", "Ticket state id is not valid or is not "
                         "associated with the ticket type")  # fmt: skip
         author = self._admin_author(body.get("admin_id", API_USER.intercom_id))
@@ -377,9 +477,9 @@ class IntercomDesk:
             state = _STATES[str(state_id)]
             ticket["previous_ticket_state_id"] = previous["id"]
             ticket["ticket_state"] = intercom_ticket_state(state)
-            ticket["open"] = state[1] != "resolved"
+            ticket["open"] = state.category != "resolved"
             self._append_part(ticket, "ticket_state_updated_by_admin", author, None,
-                              ticket_state=state[1],
+                              ticket_state=state.category,
                               previous_ticket_state=previous["category"])  # fmt: skip
         if "open" in body:
             ticket["open"] = bool(body["open"])
@@ -412,7 +512,18 @@ class IntercomDesk:
 
 
 def ticket_states() -> list[dict[str, Any]]:
-    return [intercom_ticket_state(state) for state in INTERCOM_TICKET_STATES]
+    """``GET /ticket_states``: each state with the ticket types it belongs to."""
+    return [
+        {
+            **intercom_ticket_state(state),
+            "ticket_types": {
+                "type": "list",
+                "data": [intercom_ticket_type(_TYPES[kind]) for kind in state.ticket_types],
+            },
+            "archived": False,
+        }
+        for state in INTERCOM_TICKET_STATES
+    ]
 
 
 def ticket_query(query: Any) -> Any:

@@ -18,6 +18,7 @@ __all__ = [
     "ASANA_WORKSPACE_GID",
     "GROUPS",
     "INTERCOM_TICKET_STATES",
+    "INTERCOM_TICKET_TYPES",
     "PHASE_FIELD",
     "PHASE_SINCE_FIELD",
     "PRIORITY_OPTIONS",
@@ -25,6 +26,8 @@ __all__ = [
     "Agent",
     "AsanaField",
     "TicketField",
+    "TicketState",
+    "TicketType",
     "field_by_title",
 ]
 
@@ -167,9 +170,35 @@ ASANA_FIELDS = (
     AsanaField("1205000000000130", "Intercom contact", "text"),
 )
 
-INTERCOM_TICKET_STATES = (
-    ("4001", "submitted", "Submitted", "Submitted"),
-    ("4002", "in_progress", "In progress", "In progress"),
-    ("4003", "waiting_on_customer", "Waiting on customer", "Waiting on you"),
-    ("4004", "resolved", "Resolved", "Resolved"),
+
+@dataclass(frozen=True, slots=True)
+class TicketType:
+    id: str
+    name: str
+    category: str  # Customer, Back-office or Tracker
+
+
+@dataclass(frozen=True, slots=True)
+class TicketState:
+    id: str
+    category: str
+    internal_label: str
+    external_label: str
+    ticket_types: tuple[str, ...]  # the ids of the ticket types it belongs to
+
+
+INTERCOM_TICKET_TYPES = (
+    TicketType("3001", "Order issue", "Customer"),
+    TicketType("3002", "Refund", "Customer"),
 )
+# A state belongs to ticket types (vendor-behaviours I2): a refund waits on the customer in a
+# state of its own, and "Waiting on customer" is not linked to it.
+INTERCOM_TICKET_STATES = (
+    TicketState("4001", "submitted", "Submitted", "Submitted", ("3001", "3002")),
+    TicketState("4002", "in_progress", "In progress", "In progress", ("3001", "3002")),
+    TicketState("4003", "waiting_on_customer", "Waiting on customer", "Waiting on you",
+                ("3001",)),
+    TicketState("4005", "waiting_on_customer", "Awaiting refund details", "Waiting on you",
+                ("3002",)),
+    TicketState("4004", "resolved", "Resolved", "Resolved", ("3001", "3002")),
+)  # fmt: skip

@@ -66,14 +66,17 @@ __all__ = ["Findings", "Observation", "Scenario", "business_days", "compare", "m
 FIRST_DAY = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)  # a Monday, 10:00 in New York
 SLOW_WRITE_SECONDS = 0.6  # how long a held write stays in the vendor before it lands
 SLOW_WRITE_SHARE = 0.3  # share of the worker's writes held that long
-# The worker's writes that may be held, by vendor (endpoints as the sandbox routes them). Not
-# an Asana bug's email (Intercom's POST /messages): it leaves nothing to look for, so one in
-# flight when the worker dies is sent again - at least once, by design (connectors.asana) and
-# bounded by the fault suite. Held, it would be in flight at many kills; unheld, only for the
-# moment between its request and the ledger's record of its answer.
+# The worker's writes that may be held, by vendor (endpoints as the sandbox routes them); an
+# Asana bug's email (Intercom's POST /messages) too: it is looked for by its marker before it
+# is sent again.
 WRITES = {
     "zendesk": ("PUT *",),
-    "intercom": ("POST /conversations/*/*", "POST /tickets/*/reply", "PUT /tickets/*"),
+    "intercom": (
+        "POST /conversations/*/*",
+        "POST /tickets/*/reply",
+        "PUT /tickets/*",
+        "POST /messages",
+    ),
     "asana": ("PUT /tasks/*", "POST /tasks/*/stories"),
 }
 # Changes that are done once per follow-up: one seen more often than in the reference is a

@@ -76,7 +76,7 @@ def check(
     console.print(table)
     for row in checks:
         if row.kind == "role" and not row.ok:  # one whole line, not a wrapped table cell
-            console.print(f"[red]{row.vendor}: {row.name}[/red]", soft_wrap=True)
+            console.print(Text(f"{row.vendor}: {row.name}", "red"), soft_wrap=True)
     missing = sum(not row.ok for row in checks)
     if missing:
         console.print(Text(f"{missing} name(s) could not be resolved", "red"))

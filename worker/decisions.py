@@ -108,9 +108,8 @@ def decide(
         return Decision(Verdict.RESUME, dry_run, "finishing what an earlier attempt started")
     if ledger is not None and ledger[1] is Outcome.INTERRUPTED:
         # Its reply may be out and unrecorded: the connector looks for it before sending it
-        # (Zendesk's marker tag, Intercom's reply by its body). An email through Intercom's
-        # POST /messages leaves nothing to look for and goes again: at least once, for a kill
-        # between its request and the checkpoint recording its answer.
+        # (Zendesk's marker tag, Intercom's reply by its body, an Asana bug's email by the
+        # marker in its body).
         why = "finishing an interrupted attempt; its reply was not recorded as sent"
         return Decision(Verdict.APPLY, dry_run, why)
     if ledger is not None and ledger[1] is not None:

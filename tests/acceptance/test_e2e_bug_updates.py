@@ -85,6 +85,12 @@ class Vendors:
                 return found
             params = {"per_page": "150", "starting_after": after}
 
+    def company_plans(self) -> dict[str, str]:
+        """Company id -> plan name: where Intercom keeps a customer's plan."""
+        companies = self.intercom.get("/companies", params={"per_page": "150"}).json()
+        assert companies["pages"]["total_pages"] == 1
+        return {c["id"]: c["plan"]["name"] for c in companies["data"] if c.get("plan")}
+
     def open_tasks(self) -> list[dict[str, Any]]:
         fields = "assignee,custom_fields.name,custom_fields.text_value"
         params = {"completed_since": "now", "limit": "100", "opt_fields": fields}
@@ -149,13 +155,19 @@ class Vendors:
 
 
 def _customer(
-    contacts: list[dict[str, Any]], plan: str | None, status: str, taken: set[str]
+    contacts: list[dict[str, Any]],
+    plans: dict[str, str],
+    plan: str | None,
+    status: str,
+    taken: set[str],
 ) -> str:
-    """A contact of ``plan`` (None: any) and ``status`` that no open bug points at yet."""
+    """A contact of ``plan`` (None: any; its company's, else its own attribute) and
+    ``status`` that no open bug points at yet."""
     for contact in contacts:
         custom = contact.get("custom_attributes") or {}
+        companies = [plans[c["id"]] for c in contact["companies"]["data"] if c["id"] in plans]
         if (
-            plan in (None, custom.get("plan"))
+            plan in (None, (companies or [custom.get("plan")])[0])
             and custom.get("account_status") == status
             and not custom.get("stop_followups")
             and contact["id"] not in taken
@@ -174,10 +186,10 @@ def _cast(vendors: Vendors) -> dict[str, tuple[str, str]]:
         for f in t["custom_fields"]
         if f["gid"] == contact_field and f.get("text_value")
     }
-    contacts = vendors.contacts()
-    enterprise = _customer(contacts, "enterprise", "active", taken)
-    community = _customer(contacts, "community", "active", taken)
-    canceled = _customer(contacts, None, "canceled", taken)
+    contacts, plans = vendors.contacts(), vendors.company_plans()
+    enterprise = _customer(contacts, plans, "enterprise", "active", taken)
+    community = _customer(contacts, plans, "community", "active", taken)
+    canceled = _customer(contacts, plans, None, "canceled", taken)
     chosen = [str(t["gid"]) for t in tasks[:5]]
     cast = {
         "enterprise": (chosen[0], enterprise),

@@ -1,12 +1,15 @@
 """Every request the Intercom connector sends, and every response it parses, against the
 Intercom 2.16 OpenAPI description: admins, contacts, conversation search, a conversation with
 its parts, and the reply, assignment, close and admin note of one plan item; ticket search,
-ticket states, and a ticket's reply, state and assignee update and note."""
+ticket states (with their ticket types), and a ticket's reply, state and assignee update and
+note; companies and their plans; an email to a lead, looked for by its marker first."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 import respx
 
@@ -101,6 +104,7 @@ def ticket(id: str) -> dict[str, object]:
         "category": "Customer",
         "ticket_attributes": {"_default_title_": "Order stuck", "_default_description_": "Help"},
         "ticket_state": STATES[1],
+        "ticket_type": TICKET_TYPE,
         "contacts": {"type": "contact.list", "contacts": [{"type": "contact", "id": "c1"}]},
         "admin_assignee_id": 2,
         "team_assignee_id": 0,
@@ -129,6 +133,16 @@ def ticket(id: str) -> dict[str, object]:
     }
 
 
+TICKET_TYPE = {
+    "type": "ticket_type",
+    "id": "55",
+    "name": "Order issue",
+    "description": "An order that does not go through",
+    "icon": "📦",
+    "archived": False,
+    "is_internal": False,
+    "category": "Customer",
+}
 STATES = [
     {
         "type": "ticket_state",
@@ -146,6 +160,10 @@ STATES = [
         ]
     )
 ]
+LISTED_STATES = [
+    {**state, "ticket_types": {"type": "list", "data": [TICKET_TYPE]}, "archived": False}
+    for state in STATES
+]
 
 
 @pytest.fixture
@@ -154,28 +172,68 @@ def router() -> respx.MockRouter:
     router.get("/admins").respond(
         json={"type": "admin.list", "admins": [admin("1", "Followup Worker"), admin("2", "Roxy V")]}
     )
+    lead = {
+        "type": "contact",
+        "id": "c1",
+        "role": "lead",
+        "name": "Ann",
+        "custom_attributes": {"account_status": "active"},
+        "companies": {
+            "type": "list",
+            "data": [{"type": "company", "id": "co1", "url": "/companies/co1"}],
+            "url": "/contacts/c1/companies",
+            "total_count": 1,
+            "has_more": False,
+        },
+    }
     router.get("/contacts").respond(
+        json={
+            "type": "list",
+            "total_count": 1,
+            "data": [lead],
+            "pages": {"type": "pages", "page": 1, "per_page": 150, "total_pages": 1},
+        }
+    )
+    router.get("/contacts/c1").respond(json=lead)
+    router.get("/companies").respond(
         json={
             "type": "list",
             "total_count": 1,
             "data": [
                 {
-                    "type": "contact",
-                    "id": "c1",
-                    "role": "user",
-                    "name": "Ann",
-                    "custom_attributes": {"plan": "enterprise"},
+                    "type": "company",
+                    "id": "co1",
+                    "name": "Acme",
+                    "plan": {"type": "plan", "id": "269315", "name": "Enterprise"},
                 }
             ],
-            "pages": {"type": "pages", "page": 1, "per_page": 150, "total_pages": 1},
+            "pages": {"type": "pages", "page": 1, "per_page": 50, "total_pages": 1},
         }
     )
-    router.post("/conversations/search").respond(
+
+    def search(request: httpx.Request) -> httpx.Response:
+        # The open conversations; none carries the marker of the email not yet sent.
+        query = json.loads(request.content)["query"]
+        found = [] if query.get("field") == "source.body" else [conversation("10")]
+        return httpx.Response(
+            200,
+            json={
+                "type": "conversation.list",
+                "total_count": len(found),
+                "conversations": found,
+                "pages": {"type": "pages", "page": 1, "per_page": 150, "total_pages": 1},
+            },
+        )
+
+    router.post("/conversations/search").mock(side_effect=search)
+    router.post("/messages").respond(
         json={
-            "type": "conversation.list",
-            "total_count": 1,
-            "conversations": [conversation("10")],
-            "pages": {"type": "pages", "page": 1, "per_page": 150, "total_pages": 1},
+            "type": "user_message",
+            "id": "403918396",
+            "created_at": 1_770_000_700,
+            "body": "Still on it.",
+            "message_type": "email",
+            "conversation_id": "64619700005570",
         }
     )
     router.get("/conversations/10").respond(json=conversation("10"))
@@ -189,7 +247,7 @@ def router() -> respx.MockRouter:
             "pages": {"type": "pages", "page": 1, "per_page": 150, "total_pages": 1},
         }
     )
-    router.get("/ticket_states").respond(json={"type": "list", "data": STATES})
+    router.get("/ticket_states").respond(json={"type": "list", "data": LISTED_STATES})
     router.get("/tickets/20").respond(json=ticket("20"))
     router.put("/tickets/20").respond(json=ticket("20"))
     router.post("/tickets/20/reply").respond(
@@ -222,6 +280,7 @@ async def test_intercom_requests_and_responses_follow_the_description(
     )
     async with intercom:
         _ = [a async for a in intercom.accounts()]
+        assert await intercom.email_contact("c1", "Update on your bug", "Still on it.", "fw-ab12")
         conversation_case, ticket_case = [c async for c in intercom.cases()]
         now = datetime(2026, 3, 10, tzinfo=UTC)
         item_case = Case(Source.INTERCOM, "10", CaseKind.CONVERSATION, Status.PENDING, now, now)

@@ -11,14 +11,16 @@ customers, agents and engineers can see, as a multiset with ids and write times 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,16 +43,46 @@ CLIENT_TIMEOUT = 0.5  # FOLLOWUP_HTTP_TIMEOUT: a "slow" answer comes 1.5 times l
 RETRY_BACKOFF = 0.1
 SHARE = 0.2  # of every vendor call, reads and writes, all three vendors
 
-FAULT_MIXES: dict[str, dict[str, float]] = {
-    "429 storm": {"429": SHARE},
-    "500/502/503": {"500": SHARE / 3, "502": SHARE / 3, "503": SHARE / 3},
-    "answers past the client's timeout": {"slow": SHARE},
-    "dropped before apply": {"drop_before": SHARE},
-    "dropped after apply": {"drop_after": SHARE},
-    "all of them": {
+# Every write endpoint of the three vendors, as the sandbox routes them.
+WRITE_ENDPOINTS = (
+    ("zendesk", "PUT /api/v2/tickets/*"),
+    ("zendesk", "POST /api/v2/tickets/*"),
+    ("zendesk", "DELETE /api/v2/tickets/*"),
+    ("intercom", "POST /conversations/*/reply"),
+    ("intercom", "POST /conversations/*/parts"),
+    ("intercom", "POST /messages"),
+    ("intercom", "POST /tickets/*/reply"),
+    ("intercom", "PUT /tickets/*"),
+    ("asana", "PUT /tasks/*"),
+    ("asana", "POST /tasks/*/stories"),
+)
+
+
+def on_every_call(mix: Mapping[str, float]) -> list[FaultRule]:
+    """Each kind on its own share of all calls (rules are drawn in turn, so shares add up)."""
+    rules, left = [], 1.0
+    for kind, share in mix.items():
+        rules.append(FaultRule("*", kind, share / left))
+        left -= share
+    return rules
+
+
+def on_every_write(kind: str, share: float) -> list[FaultRule]:
+    """``kind`` on ``share`` of the calls to each write endpoint of every vendor."""
+    return [FaultRule(vendor, kind, share, endpoint) for vendor, endpoint in WRITE_ENDPOINTS]
+
+
+FAULT_MIXES: dict[str, list[FaultRule]] = {
+    "429 storm": on_every_call({"429": SHARE}),
+    "500/502/503": on_every_call({"500": SHARE / 3, "502": SHARE / 3, "503": SHARE / 3}),
+    "answers past the client's timeout": on_every_call({"slow": SHARE}),
+    "dropped before apply": on_every_call({"drop_before": SHARE}),
+    "dropped after apply": on_every_call({"drop_after": SHARE}),
+    "dropped after apply, every write endpoint": on_every_write("drop_after", SHARE),
+    "all of them": on_every_call({
         "429": SHARE / 6, "500": SHARE / 18, "502": SHARE / 18, "503": SHARE / 18,
         "slow": SHARE / 6, "drop_before": SHARE / 6, "drop_after": SHARE / 6,
-    },
+    }),
 }  # fmt: skip
 
 
@@ -73,10 +105,18 @@ class Run:
 
     days: list[list[CycleSummary]] = field(default_factory=list)
     effects: Counter[tuple[Any, ...]] = field(default_factory=Counter)
+    moments: dict[tuple[Any, ...], list[str]] = field(default_factory=dict)  # fact -> written at
     owed_after: int = 0  # items a dry-run still plans after the last cycle
-    unanswered_emails: int = 0  # POST /messages that landed but whose answer was lost
     faults: int = 0  # vendor calls the sandbox failed on purpose
-    written: int = 0  # facts the cycles added or took away: what the worker did
+    faulted: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # vendor, endpoint,
+    # kind -> calls failed on purpose
+    writes: Counter[str] = field(default_factory=Counter)  # vendor -> write requests made
+    changed: Counter[tuple[Any, ...]] = field(default_factory=Counter)  # facts the cycles
+    # added or took away: what the worker did
+
+    @property
+    def written(self) -> int:
+        return self.changed.total()
 
     @property
     def summaries(self) -> list[CycleSummary]:
@@ -110,19 +150,16 @@ class Run:
         return "\n".join(lines)
 
 
-def fault_plan(mix: Mapping[str, float], seed: int) -> FaultPlan:
-    """Each kind on its own share of the calls (rules are drawn in turn, so shares add up)."""
-    rules, left = [], 1.0
-    for kind, share in mix.items():
-        rules.append(FaultRule("*", kind, share / left))
-        left -= share
-    return FaultPlan(rules, seed=seed, slow_seconds=CLIENT_TIMEOUT * 1.5)
+def fault_plan(rules: list[FaultRule], seed: int) -> FaultPlan:
+    return FaultPlan(
+        [dataclasses.replace(rule) for rule in rules], seed=seed, slow_seconds=CLIENT_TIMEOUT * 1.5
+    )
 
 
 def run(
     scenario: Scenario,
     workdir: Path,
-    mix: Mapping[str, float] | None = None,
+    mix: list[FaultRule] | None = None,
     *,
     instants: list[list[datetime]] | None = None,
 ) -> Run:
@@ -155,15 +192,14 @@ def run(
             last = result.summaries[-1].at
             result.owed_after = _cycle(settings, ledger, last, dry_run=True).planned
             result.effects = effects(running.sandbox)
-            result.written = ((result.effects - before) + (before - result.effects)).total()
+            result.moments = moments(running.sandbox)
+            result.changed = (result.effects - before) + (before - result.effects)
             result.faults = running.sandbox.traffic.stats()["total"]["faults"]
-            result.unanswered_emails = sum(
-                1
-                for entry in running.sandbox.traffic.entries(vendor="intercom", limit=100_000)
-                if entry["endpoint"] == "POST /messages"
-                and entry["applied"]
-                and entry["fault"] in ("slow", "drop_after")
-            )
+            for entry in running.sandbox.traffic.entries(limit=1_000_000):
+                if entry["write"]:
+                    result.writes[entry["vendor"]] += 1
+                if entry["fault"]:
+                    result.faulted[entry["vendor"], entry["endpoint"], entry["fault"]] += 1
         finally:
             ledger.close()
     return result
@@ -251,15 +287,27 @@ def effects(sandbox: Sandbox) -> Counter[tuple[Any, ...]]:
     what value a change replaced, depends on their order, which a fault may swap (the first
     fails, the second goes ahead, the first is done next cycle); the writes themselves may not.
     """
-    facts: Counter[tuple[Any, ...]] = Counter()
+    return Counter(fact for fact, _ in _facts(sandbox))
+
+
+def moments(sandbox: Sandbox) -> dict[tuple[Any, ...], list[str]]:
+    """When each written fact (comment, part, story, email) was written, oldest first."""
+    found: dict[tuple[Any, ...], list[str]] = {}
+    for fact, at in _facts(sandbox):
+        if at is not None:
+            found.setdefault(fact, []).append(at)
+    return {fact: sorted(times) for fact, times in found.items()}
+
+
+def _facts(sandbox: Sandbox) -> Iterator[tuple[tuple[Any, ...], str | None]]:
+    """Each fact, and when it was written if the vendor says (a field's value does not)."""
     for ticket_id in sandbox.zendesk.ticket_ids():
         record = sandbox.zendesk.record(ticket_id)
         ref = f"zendesk:{ticket_id}"
-        facts.update(_fields(ref, record.ticket, _ZENDESK_FIELDS))
-        facts.update(
-            (ref, "comment", c["author_id"], c["public"], c["body"]) for c in record.comments
-        )
-        facts.update(
+        yield from _untimed(_fields(ref, record.ticket, _ZENDESK_FIELDS))
+        for c in record.comments:
+            yield (ref, "comment", c["author_id"], c["public"], c["body"]), str(c["created_at"])
+        yield from _untimed(
             (ref, "change", *change)
             for audit in record.audits
             for event in audit["events"]
@@ -268,23 +316,27 @@ def effects(sandbox: Sandbox) -> Counter[tuple[Any, ...]]:
         )
     for conversation in sandbox.intercom.all_conversations():
         ref = f"intercom:{conversation['id']}"
-        facts.update(_fields(ref, conversation, _INTERCOM_FIELDS))
-        facts.update(
-            (ref, "part", _canonical(part))
-            for part in conversation["conversation_parts"]["conversation_parts"]
-        )
+        source = conversation["source"]
+        if source["delivered_as"] == "admin_initiated":
+            # Started by POST /messages: numbered in the order the emails went out, which
+            # faults may change; known by what it says instead.
+            ref = f"intercom:message:{_canonical(source)}"
+        yield from _untimed(_fields(ref, conversation, _INTERCOM_FIELDS))
+        for part in conversation["conversation_parts"]["conversation_parts"]:
+            yield (ref, "part", _canonical(part)), str(part["created_at"])
     for number, ticket in sorted(sandbox.intercom.tickets.items()):
-        facts[f"intercom-ticket:{number}", "ticket", _canonical(ticket)] += 1
+        yield (f"intercom-ticket:{number}", "ticket", _canonical(ticket)), None
     for _, task in sandbox.asana.tasks():
         ref = f"asana:{task['gid']}"
-        facts[ref, "task", _canonical(task)] += 1
-        stories = sandbox.asana.stories(task["gid"])
-        facts.update((ref, "story", _canonical(story)) for story in stories)
-    facts.update(
-        ("outbox", m["vendor"], m["ref"], m["to"], m["subject"], m["body"])
-        for m in sandbox.outbox.dump()
-    )
-    return facts
+        yield (ref, "task", _canonical(task)), None
+        for story in sandbox.asana.stories(task["gid"]):
+            yield (ref, "story", _canonical(story)), str(story["created_at"])
+    for m in sandbox.outbox.dump():
+        yield ("outbox", m["vendor"], m["ref"], m["to"], m["subject"], m["body"]), str(m["at"])
+
+
+def _untimed(facts: Iterable[tuple[Any, ...]]) -> Iterator[tuple[tuple[Any, ...], None]]:
+    return ((fact, None) for fact in facts)
 
 
 _ZENDESK_FIELDS = ("status", "assignee_id", "group_id", "priority", "type", "subject", "due_at",
@@ -316,34 +368,59 @@ def _canonical(record: Mapping[str, Any]) -> str:
     return json.dumps(kept, sort_keys=True)
 
 
-# Emails to an Intercom contact (how an Asana bug's customer hears of it) go by POST /messages,
-# which leaves nothing to look for until the contact answers: one whose answer was lost is sent
-# again, at least once rather than exactly once (connectors.asana).
-RESENDABLE = "intercom:contact:"
-
-
-def emails_sent_again(
-    reference: Counter[tuple[Any, ...]], seen: Counter[tuple[Any, ...]]
-) -> Counter[tuple[Any, ...]]:
-    """Copies of RESENDABLE emails beyond the reference's, and nothing else."""
-    return Counter(
-        {
-            fact: count
-            for fact, count in (seen - reference).items()
-            if fact[0] == "outbox" and str(fact[2]).startswith(RESENDABLE)
-        }
-    )
-
-
 def difference(reference: Counter[tuple[Any, ...]], seen: Counter[tuple[Any, ...]]) -> str:
     """The facts the two runs disagree on, one a line, with how often each run shows them."""
     return "\n".join(
-        f"reference x{reference[fact]}, under faults x{seen[fact]}: {_short(fact)}"
+        f"reference x{reference[fact]}, under faults x{seen[fact]}: {short(fact)}"
         for fact in sorted(set(reference) | set(seen), key=repr)
         if reference[fact] != seen[fact]
     )
 
 
-def _short(fact: tuple[Any, ...]) -> str:
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """One vendor's facts in a faulty run against the reference: ``compared`` the facts the
+    reference wrote (added or took away), ``duplicates`` copies beyond the reference's,
+    ``missed`` copies the reference has and the faulty run has not, ``delayed`` facts written
+    in both, later under faults (each with the reference's and the faulty run's times)."""
+
+    vendor: str
+    compared: int
+    duplicates: int
+    missed: int
+    delayed: list[tuple[tuple[Any, ...], list[str], list[str]]]
+
+
+def compare(reference: Run, faulty: Run) -> list[Comparison]:
+    """Per vendor, the faulty run's facts against the reference's."""
+    written = reference.changed
+    extra, lacking = faulty.effects - reference.effects, reference.effects - faulty.effects
+    result = []
+    for vendor in ("zendesk", "intercom", "asana"):
+        mine = partial(_vendor_of_fact_is, vendor)
+        delayed = [
+            (fact, times, faulty.moments.get(fact, []))
+            for fact, times in reference.moments.items()
+            if mine(fact) and faulty.moments.get(fact, times) > times
+        ]
+        result.append(
+            Comparison(
+                vendor,
+                compared=sum(n for fact, n in written.items() if mine(fact)),
+                duplicates=sum(n for fact, n in extra.items() if mine(fact)),
+                missed=sum(n for fact, n in lacking.items() if mine(fact)),
+                delayed=delayed,
+            )
+        )
+    return result
+
+
+def _vendor_of_fact_is(vendor: str, fact: tuple[Any, ...]) -> bool:
+    """Emails count for the vendor that sent them (an Asana bug's go through Intercom)."""
+    where = str(fact[1]) if fact[0] == "outbox" else str(fact[0])
+    return where.partition(":")[0].partition("-")[0] == vendor
+
+
+def short(fact: tuple[Any, ...], width: int = 300) -> str:
     text = " | ".join(str(part) for part in fact)
-    return text if len(text) <= 300 else text[:297] + "..."
+    return text if len(text) <= width else text[: width - 3] + "..."

@@ -33,6 +33,10 @@ def test_every_name_of_the_example_mapping_resolves(sandbox_env: dict[str, str])
     assert result.exit_code == 0, result.output
     assert "every mapped name resolved" in result.output
     assert "zd-sandbox-token" not in result.output
+    # Per Intercom ticket type, the state each policy status maps to (vendor-behaviours I2).
+    rows = result.output.splitlines()
+    for kind, state in (("Order issue", "4003"), ("Refund", "4005")):
+        assert any(f"{kind}: pending:" in row and state in row for row in rows), result.output
 
 
 def test_unknown_names_are_reported_and_fail(sandbox_env: dict[str, str], tmp_path: Path) -> None:
@@ -46,10 +50,11 @@ def test_unknown_names_are_reported_and_fail(sandbox_env: dict[str, str], tmp_pa
     result = run_check(sandbox_env, mapping)
     assert result.exit_code == 1
     # Dana is both a Zendesk agent and an Intercom admin; Phase is a Zendesk ticket field;
-    # Done is no Intercom ticket state.
-    assert "4 name(s) could not be resolved" in result.output
+    # Done is no Intercom ticket state, of either ticket type.
+    assert "5 name(s) could not be resolved" in result.output
     assert "Dana Unknown" in result.output
-    assert "solved: Done" in result.output
+    assert "Order issue: solved: Done" in result.output
+    assert "Refund: solved: Done" in result.output
 
 
 def test_an_agent_token_fails_the_check_naming_the_admin_role(

@@ -187,7 +187,9 @@ async def test_intercom_ticket_state_and_note_land_once_despite_a_dropped_note_a
     assert [m.key for m in fresh.followups] == [plan.key]
     assert notes_signed(sandbox, case, plan.key) == 1
     state = sandbox.sandbox.intercom.ticket(case.id.removeprefix("ticket:"))["ticket_state"]
-    assert state["internal_label"] == "Waiting on customer"  # named in the tenant mapping
+    # Named in the tenant mapping, or the refund type's own (the named one is not linked to it)
+    waiting = {"3001": "Waiting on customer", "3002": "Awaiting refund details"}
+    assert state["internal_label"] == waiting[case.fields["ticket_type"]]
 
 
 async def test_intercom_ticket_reply_resolve_and_note_once_despite_a_dropped_update_answer(
@@ -290,13 +292,64 @@ async def test_an_asana_story_answered_too_late_is_posted_once(
     assert (first.outcome, second.outcome) == (WriteOutcome.FAILED, WriteOutcome.ALREADY_APPLIED)
 
 
-async def test_intercom_emails_a_contact_the_sandbox_delivers(
+async def test_intercom_emails_a_lead_once_despite_a_dropped_answer(
     sandbox: Any, admin: httpx.Client
 ) -> None:
+    """vendor-behaviours I1 (a lead is emailed as a lead, from an integer admin id) and I4
+    (the message landed, its answer was lost: found by its marker, not sent again)."""
+    desk = sandbox.sandbox.intercom
+    lead = next(c for c in desk.contacts() if c["role"] == "lead" and c["email"])["id"]
     async with intercom(sandbox) as connector:
-        contact = (await anext(aiter(connector.accounts()))).id
-        await connector.email_contact(contact, "Update on your bug report", "Still on it.")
-    sent = admin.get("/outbox", params={"ref": f"intercom:contact:{contact}"}).json()["messages"]
+        drop_after(admin, "intercom", "POST /messages")
+        first = await connector.email_contact(lead, "Update on your bug", "Still on it.", "fw-l1")
+        again = await connector.email_contact(lead, "Update on your bug", "Still on it.", "fw-l1")
+    sent = admin.get("/outbox", params={"ref": f"intercom:contact:{lead}"}).json()["messages"]
     assert [(m["subject"], m["body"]) for m in sent] == [
-        ("Update on your bug report", "<p>Still on it.</p>")
+        ("Update on your bug", "<p>Still on it.</p><p>Ref: fw-l1</p>")
     ]
+    assert (first, again) == (False, False)  # both found it sent: the first after the loss
+
+
+async def test_an_intercom_close_whose_answer_was_lost_is_not_closed_again(
+    sandbox: Any, admin: httpx.Client
+) -> None:
+    """vendor-behaviours I5: each close asked for is one more close part."""
+    async with intercom(sandbox) as connector:
+        case = [c async for c in connector.cases()][2]
+        plan = item(
+            case,
+            "awaiting_customer",
+            Action(ActionType.NOTE, {"body": "3/3"}),
+            Action(ActionType.SET_STATUS, {"status": "solved"}),
+        )
+        drop_after(admin, "intercom", "POST /conversations/*/parts")
+        result = await connector.apply(plan)
+        fresh = await connector.fetch_case(case.id)
+    parts = sandbox.sandbox.intercom.conversation(case.id)["conversation_parts"]
+    closes = [p for p in parts["conversation_parts"] if p["part_type"] == "close"]
+    assert (result.outcome, fresh.status, len(closes)) == (WriteOutcome.APPLIED, Status.SOLVED, 1)
+    assert [m.key for m in fresh.followups] == [plan.key]
+
+
+async def test_a_ticket_of_a_type_without_the_named_state_gets_its_type_s_own(
+    sandbox: Any,
+) -> None:
+    """vendor-behaviours I2: "Waiting on customer" (the mapping's pending state) is not linked
+    to refunds; a refund ticket set pending gets the refund type's waiting state."""
+    desk = sandbox.sandbox.intercom
+    async with intercom(sandbox) as connector:
+        refund = await anext(
+            c
+            async for c in connector.cases()
+            if c.kind is CaseKind.TICKET
+            and c.fields.get("ticket_type") == "3002"
+            and c.status is not Status.PENDING
+        )
+        plan = item(refund, "awaiting_customer", Action(ActionType.SET_STATUS,
+                                                        {"status": "pending"}))  # fmt: skip
+        result = await connector.apply(plan)
+    state = desk.ticket(refund.id.removeprefix("ticket:"))["ticket_state"]
+    assert (result.outcome, state["internal_label"]) == (
+        WriteOutcome.APPLIED,
+        "Awaiting refund details",
+    )

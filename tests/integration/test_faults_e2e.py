@@ -1,9 +1,11 @@
 """The live worker against a sandbox that misbehaves on a fifth of all vendor calls.
 
-Six mixes, each on every call of all three vendors, reads and writes alike: 429 storms,
+Seven mixes, six on every call of all three vendors, reads and writes alike: 429 storms,
 500/502/503, answers later than the client waits (the write still lands), connections cut
-before the request was applied, cut after it was, and all of those together. Each mix runs
-the same scenario (tenant seed, sandbox clock, cycle instants) as a run without faults, and:
+before the request was applied, cut after it was, and all of those together; the seventh
+cuts the connection after applying a fifth of the calls to each write endpoint of every
+vendor. Each mix runs the same scenario (tenant seed, sandbox clock, cycle instants) as a run
+without faults, and:
 
 * every cycle completes and returns its summary, and the summaries count the retries;
 * a day's cycles settle: a fault only delays a follow-up to the next cycle (a schedule tick
@@ -13,12 +15,14 @@ the same scenario (tenant seed, sandbox clock, cycle instants) as a run without 
   change, Intercom parts and Asana stories, each as often as without faults. Only ids, write
   times and the order of two writes to one case (the first failed, the second went ahead, the
   first came next cycle) may differ; the reference replays the faulty run's cycle instants, so
-  both had the same chances to act. One exception, bounded: an Asana bug's email to the customer
-  (Intercom's ``POST /messages``, which leaves nothing to look for) whose answer was lost after
-  it landed is sent again, so it may be there one more time per such loss.
+  both had the same chances to act. No exception: an Asana bug's email to the customer
+  (Intercom's ``POST /messages``) is looked for by its marker before it is sent again. Per
+  vendor the suite prints the facts compared, duplicates and missed (both 0) and the facts
+  written later than in the reference (delayed), with ``-rP``.
 
 The mixes run side by side in worker processes (they mostly wait: on backoff, shortened to
-0.1 s, and on 429s' Retry-After), so the suite takes about as long as its slowest mix, 35-45 s.
+0.1 s, and on 429s' Retry-After), so the suite takes about as long as its slowest mix (the 429
+storm, 40 s alone; 2-3 minutes on a loaded 2-core machine).
 The long variant (120 tickets, three days, about 3.5 minutes) runs with ``--run-slow``.
 """
 
@@ -77,6 +81,9 @@ def long_pairs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, F
     yield from _pairs(LONG, tmp_path_factory.mktemp("faults-long"))
 
 
+# The first of these waits for its mix while all seven run side by side: on a 2-core machine
+# shared with other work that is more than the default 120 s.
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("mix", FAULT_MIXES)
 def test_a_fifth_of_the_calls_failing_changes_nothing_the_helpdesk_shows(
     pairs: dict[str, Future[Pair]], mix: str
@@ -110,13 +117,21 @@ def check(mix: str, pair: Pair) -> None:
     assert reference.written > 0, "the scenario owes nothing: it tests nothing"
 
     assert faulty.settled, f"a day ended with something still due:\n{what_happened}"
-    assert all(s.retries > 0 for s in faulty.summaries), f"retries not counted:\n{what_happened}"
-    # The one thing a fault may add: an email whose sending cannot be checked, sent again
-    # after its answer was lost (see faults_support.RESENDABLE), never more often than that.
-    again = faults_support.emails_sent_again(reference.effects, faulty.effects)
-    assert again.total() <= faulty.unanswered_emails, faults_support.difference(
-        reference.effects, faulty.effects
-    )
-    differences = faults_support.difference(reference.effects, faulty.effects - again)
+    # A mix on every call hits every cycle (reads first); one on writes only may miss one.
+    every_call = all(rule.endpoint == "*" for rule in FAULT_MIXES[mix])
+    counted = [s.retries > 0 for s in faulty.summaries] if every_call else [faulty.retries > 0]
+    assert all(counted), f"retries not counted:\n{what_happened}"
+    comparisons = faults_support.compare(reference, faulty)
+    for c in comparisons:
+        print(  # shown with -rP: the exact comparison, per vendor
+            f"    {c.vendor}: {c.compared} facts written compared, {c.duplicates} duplicates,"
+            f" {c.missed} missed, {len(c.delayed)} delayed"
+            f" ({faulty.writes[c.vendor]} write requests,"
+            f" {sum(n for (v, _, _), n in faulty.faulted.items() if v == c.vendor)} faulted)"
+        )
+        for fact, when, late in c.delayed:
+            print(f"      delayed {when} -> {late}: {faults_support.short(fact, 160)}")
+    differences = faults_support.difference(reference.effects, faulty.effects)
     assert not differences, f"the helpdesks differ:\n{differences}\n\nfaults:\n{what_happened}"
+    assert [(c.duplicates, c.missed) for c in comparisons] == [(0, 0)] * 3
     assert (faulty.owed_after, reference.owed_after) == (0, 0)

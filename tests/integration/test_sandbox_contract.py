@@ -157,7 +157,7 @@ INTERCOM_CALLS: list[tuple[str, str, Any]] = [
                            "to": {"type": "user", "id": intercom_contact_id(3)}}),
     ("GET", "/ticket_states", None),
     ("GET", "/tickets/20001", None),
-    ("PUT", "/tickets/20001", {"ticket_state_id": "4003", "open": True}),
+    ("PUT", "/tickets/20001", {"ticket_state_id": "4002", "open": True}),  # linked to all types
     ("POST", "/tickets/search", {"query": {"operator": "AND", "value": [
         {"field": "open", "operator": "=", "value": True},
         {"field": "category", "operator": "=", "value": "request"}]},

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from sandbox.app import Sandbox
+from sandbox.limits import VendorLimit
 from sandbox.tenant import ASANA_FIELDS, ASANA_PROJECT_GID, PRIORITY_OPTIONS
 from tests.unit.sandbox_support import ASANA_AUTH, INTERCOM_AUTH, client_for, small_sandbox
 
@@ -39,11 +40,7 @@ async def test_intercom_wrong_token_gets_error_list(client: Any) -> None:
 
 
 async def test_contact_search_pages_walk_every_match_once(client: Any, sandbox: Sandbox) -> None:
-    query = {
-        "field": "custom_attributes.plan",
-        "operator": "IN",
-        "value": ["standard", "community"],
-    }
+    query = {"field": "role", "operator": "IN", "value": ["lead"]}
     seen: list[str] = []
     pagination: dict[str, Any] = {"per_page": 7}
     while True:
@@ -56,11 +53,7 @@ async def test_contact_search_pages_walk_every_match_once(client: Any, sandbox: 
         if "next" not in body["pages"]:
             break
         pagination = {"per_page": 7, "starting_after": body["pages"]["next"]["starting_after"]}
-    expected = [
-        c["id"]
-        for c in sandbox.intercom.contacts()
-        if c["custom_attributes"]["plan"] in ("standard", "community")
-    ]
+    expected = [c["id"] for c in sandbox.intercom.contacts() if c["role"] == "lead"]
     assert seen == expected
     assert len(seen) == body["total_count"] > 7
 
@@ -118,14 +111,28 @@ async def test_unknown_admin_and_bad_snooze_are_refused(client: Any) -> None:
     assert response.json()["errors"][0]["code"] == "parameter_invalid"
 
 
-async def test_ticket_state_update(client: Any) -> None:
+async def test_a_ticket_takes_only_a_state_linked_to_its_type(client: Any) -> None:
+    """vendor-behaviours I2: each state lists its ticket types; ``PUT /tickets/{id}`` with a
+    state not linked to the ticket's type answers 400 ``ticket_state_id_invalid``."""
     states = (await intercom(client, "GET", "/ticket_states")).json()["data"]
-    waiting = next(s for s in states if s["category"] == "waiting_on_customer")
+    ticket = (await intercom(client, "GET", "/tickets/20001")).json()
+    kind = ticket["ticket_type"]["id"]
+    waiting = [s for s in states if s["category"] == "waiting_on_customer"]
+    linked = [s for s in waiting if kind in {t["id"] for t in s["ticket_types"]["data"]}]
+    unlinked = [s for s in waiting if s not in linked]
+    assert len(linked) == len(unlinked) == 1
+
+    refused = await intercom(
+        client, "PUT", "/tickets/20001", json={"ticket_state_id": unlinked[0]["id"]}
+    )
+    assert refused.status_code == 400
+    assert refused.json()["errors"][0]["code"] == "ticket_state_id_invalid"
     response = await intercom(
-        client, "PUT", "/tickets/20001", json={"ticket_state_id": waiting["id"]}
+        client, "PUT", "/tickets/20001", json={"ticket_state_id": linked[0]["id"]}
     )
     assert response.json()["ticket_state"]["category"] == "waiting_on_customer"
-    assert (await intercom(client, "GET", "/tickets/20001")).json()["ticket_state"] == waiting
+    shown = (await intercom(client, "GET", "/tickets/20001")).json()["ticket_state"]
+    assert shown["id"] == linked[0]["id"]
 
 
 async def test_ticket_search_finds_customer_tickets_by_the_request_term(client: Any) -> None:
@@ -201,7 +208,8 @@ async def test_asana_tells_a_field_change_once_however_often_it_is_sent(client: 
     "change",
     [
         {"custom_fields": {PRIORITY: "High"}},  # by name, not by option gid
-        {"custom_fields": {LAST_FOLLOW_UP: "2026-03-11"}},  # date not wrapped in {"date": ...}
+        {"custom_fields": {LAST_FOLLOW_UP: "11/03/2026"}},  # not YYYY-MM-DD
+        {"custom_fields": {LAST_FOLLOW_UP: {"day": "2026-03-11"}}},
         {"custom_fields": {"123": "x"}},
         {"colour": "red"},
     ],
@@ -212,6 +220,20 @@ async def test_asana_refuses_malformed_updates(client: Any, change: dict[str, An
     response = await client.put(f"{ASANA}/tasks/{gid}", json={"data": change}, headers=ASANA_AUTH)
     assert response.status_code == 400
     assert response.json()["errors"][0]["message"]
+
+
+@pytest.mark.parametrize("written", ["2026-03-13", {"date": "2026-03-13"}])
+async def test_asana_takes_a_date_in_both_forms_the_documents_show(
+    client: Any, written: Any
+) -> None:
+    """vendor-behaviours A2: the description's string, the custom-field guide's object."""
+    gid = f"{1_206_000_000_000_000 + 3}"
+    change = {"data": {"custom_fields": {LAST_FOLLOW_UP: written}}}
+    response = await client.put(f"{ASANA}/tasks/{gid}", json=change, headers=ASANA_AUTH)
+    assert response.status_code == 200, response.text
+    fields = response.json()["data"]["custom_fields"]
+    date_value = next(f for f in fields if f["gid"] == LAST_FOLLOW_UP)["date_value"]
+    assert date_value["date"] == "2026-03-13"
 
 
 async def test_asana_comment_is_listed_with_its_author(client: Any) -> None:
@@ -276,3 +298,91 @@ async def test_outbound_email_message_lands_in_the_outbox(client: Any, sandbox: 
     ]
     unknown = {**message, "to": {"type": "user", "id": "nobody"}}
     assert (await intercom(client, "POST", "/messages", json=unknown)).status_code == 404
+
+
+async def test_intercom_search_pages_hold_at_most_150_and_go_on_from_pages_next(
+    client: Any,
+) -> None:
+    """vendor-behaviours I6: ``pagination.per_page`` at most 150, ``starting_after`` from
+    ``pages.next``."""
+    query = {"field": "open", "operator": "=", "value": True}
+    too_many = {"query": query, "pagination": {"per_page": 151}}
+    refused = await intercom(client, "POST", "/conversations/search", json=too_many)
+    assert refused.status_code == 400
+    assert refused.json()["type"] == "error.list"
+
+    first = (
+        await intercom(client, "POST", "/conversations/search",
+                       json={"query": query, "pagination": {"per_page": 5}})
+    ).json()  # fmt: skip
+    after = first["pages"]["next"]["starting_after"]
+    second = (
+        await intercom(client, "POST", "/conversations/search",
+                       json={"query": query, "pagination": {"per_page": 5,
+                                                            "starting_after": after}})
+    ).json()  # fmt: skip
+    ids = [c["id"] for c in first["conversations"] + second["conversations"]]
+    assert len(ids) == len(set(ids)) == 10
+
+
+async def test_asana_throttles_with_retry_after_and_no_remaining_count() -> None:
+    """vendor-behaviours A3: 429 with ``Retry-After`` only; no rate-limit headers at all."""
+    sandbox = small_sandbox(limits={"asana": VendorLimit(2)})
+    async with client_for(sandbox) as client:
+        answers = [await client.get(f"{ASANA}/users/me", headers=ASANA_AUTH) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert int(answers[2].headers["Retry-After"]) > 0
+    for answer in answers:
+        assert not [h for h in answer.headers if "ratelimit" in h.lower().replace("-", "")]
+
+
+async def test_a_message_is_from_an_integer_admin_id_to_the_contact_s_role(
+    client: Any, sandbox: Sandbox
+) -> None:
+    """vendor-behaviours I1: ``from.id`` an integer, ``to.type`` the contact's ``role``."""
+    lead = next(c for c in sandbox.intercom.contacts() if c["role"] == "lead" and c["email"])
+    message = {"message_type": "email", "subject": "Your bug", "body": "Fixed. fw-m1",
+               "template": "plain", "from": {"type": "admin", "id": 991001},
+               "to": {"type": "user", "id": lead["id"]}}  # fmt: skip
+    as_user = await intercom(client, "POST", "/messages", json=message)
+    assert as_user.status_code == 404  # a lead is not found among the users
+    string_id = {**message, "from": {"type": "admin", "id": "991001"}}
+    string_id["to"] = {"type": "lead", "id": lead["id"]}
+    assert (await intercom(client, "POST", "/messages", json=string_id)).status_code == 400
+    as_lead = {**message, "to": {"type": "lead", "id": lead["id"]}}
+    assert (await intercom(client, "POST", "/messages", json=as_lead)).status_code == 200
+    outbox = (await client.get("/_admin/outbox")).json()["messages"]
+    assert [m["to"] for m in outbox] == [lead["email"]]
+
+
+async def test_a_sent_message_is_found_by_the_marker_in_its_body(client: Any) -> None:
+    """vendor-behaviours I4: no idempotency key on ``POST /messages``, but its conversation
+    is found by conversation search, ``source.body`` with ``~``; it stays out of the inbox."""
+    message = {"message_type": "email", "subject": "Your bug", "body": "Fixed.\n\nRef: fw-x9",
+               "template": "plain", "from": {"type": "admin", "id": 991001},
+               "to": {"type": "user", "id": "6" + "1".zfill(23)}}  # fmt: skip
+    sent = (await intercom(client, "POST", "/messages", json=message)).json()
+
+    async def search(query: dict[str, Any]) -> list[dict[str, Any]]:
+        body = {"query": query, "pagination": {"per_page": 150}}
+        found = await intercom(client, "POST", "/conversations/search", json=body)
+        return list(found.json()["conversations"])
+
+    [found] = await search({"field": "source.body", "operator": "~", "value": "fw-x9"})
+    assert (found["id"], found["state"]) == (sent["conversation_id"], "closed")
+    assert await search({"field": "source.body", "operator": "~", "value": "fw-zz"}) == []
+    inbox = await search({"field": "open", "operator": "=", "value": True})
+    assert sent["conversation_id"] not in {c["id"] for c in inbox}
+
+
+async def test_the_plan_lives_on_the_contact_s_company(client: Any) -> None:
+    """vendor-behaviours I3: ``plan: {type, id, name}`` on the company, reached through
+    ``/contacts/{id}/companies``; not among the contact's custom attributes."""
+    contacts = (await intercom(client, "GET", "/contacts", params={"per_page": 150})).json()
+    member = next(c for c in contacts["data"] if c["companies"]["data"])
+    assert "plan" not in member["custom_attributes"]
+    path = f"/contacts/{member['id']}/companies"
+    [company] = (await intercom(client, "GET", path)).json()["data"]
+    assert set(company["plan"]) == {"type", "id", "name"}
+    loner = next(c for c in contacts["data"] if not c["companies"]["data"])
+    assert loner["custom_attributes"]["plan"]  # without a company, the attribute remains

@@ -13,7 +13,7 @@ import respx
 
 from connectors.asana import TASK_FIELDS, AsanaConnector, AsanaIds, CustomField, task_changes
 from connectors.base import WriteOutcome
-from connectors.errors import OutcomeUnknown
+from connectors.errors import OutcomeUnknown, PaginationStuck
 from connectors.mapping import AsanaMapping
 from policies.model import (
     Action,
@@ -32,6 +32,7 @@ BASE = "https://app.asana.com/api/1.0"
 KEY = "abcdefabcdef0123"
 NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
 FOOTER = f"— followup-worker · bug_enterprise · step 1/1 · fw-{KEY}"
+MARKER = f"fw-{KEY}"
 
 
 @pytest.fixture
@@ -151,6 +152,33 @@ async def test_open_bugs_stream_with_their_engineer_comments(router: respx.MockR
     assert [m.key for m in bug.followups] == [KEY]
 
 
+async def test_a_date_value_is_read_in_either_form_the_documents_show(
+    router: respx.MockRouter,
+) -> None:
+    """vendor-behaviours A2: ``{"date": "YYYY-MM-DD"}`` (the guide) or ``"YYYY-MM-DD"``."""
+    bare = task("2")
+    bare["custom_fields"][1] = {"gid": "f2", "date_value": "2026-02-21"}
+    router.get("/projects/77/tasks").respond(json={"data": [task("1"), bare]})
+    router.get(url__regex=r"/tasks/\d/stories").respond(json={"data": []})
+    async with connector(router) as asana:
+        cases = [c async for c in asana.cases()]
+    assert [c.fields["user_last_updated"] for c in cases] == ["2026-02-20", "2026-02-21"]
+
+
+async def test_an_offset_that_comes_back_stops_the_read_with_a_clear_error(
+    router: respx.MockRouter,
+) -> None:
+    """vendor-behaviours A1: the official examples repeat ``next_page.offset``."""
+    tasks = router.get("/projects/77/tasks").respond(
+        json={"data": [task("1")], "next_page": {"offset": "eyJ0eXAiOJiKV1iQLCJhbGciOiJIUzI1NiJ9"}}
+    )
+    router.get(url__regex=r"/tasks/\d/stories").respond(json={"data": []})
+    async with connector(router) as asana:
+        with pytest.raises(PaginationStuck, match="came back: the list does not end"):
+            _ = [c async for c in asana.cases()]
+    assert tasks.call_count == 2  # the first page, and the one that repeated its offset
+
+
 def item(*actions: Action) -> PlanItem:
     case = Case(Source.ASANA, "1", CaseKind.BUG, Status.OPEN, NOW, NOW)
     return PlanItem(case, "bug_enterprise", "every_5", 1, 1, actions, "5 business days", KEY)
@@ -209,12 +237,13 @@ async def test_unknown_priority_option_fails_without_a_call(router: respx.MockRo
 async def test_the_customer_s_update_is_emailed_to_the_bug_s_contact_before_the_story(
     router: respx.MockRouter,
 ) -> None:
-    sent: list[tuple[str, str, str]] = []
+    sent: list[tuple[str, str, str, str]] = []
     story = router.post("/tasks/1/stories").respond(status_code=201, json={"data": {}})
 
-    async def mail(contact: str, subject: str, body: str) -> None:
+    async def mail(contact: str, subject: str, body: str, marker: str) -> bool:
         assert not story.called  # a recorded follow-up always has its email
-        sent.append((contact, subject, body))
+        sent.append((contact, subject, body, marker))
+        return True
 
     client = make_client(router, FakeClock(), vendor="asana", base_url=BASE)
     bug = dataclasses.replace(item().case, account_id="contact-42", subject="Export broken")
@@ -226,7 +255,10 @@ async def test_the_customer_s_update_is_emailed_to_the_bug_s_contact_before_the_
         result = await asana.apply(update)
 
     assert (result.outcome, result.calls) == (WriteOutcome.APPLIED, 2)
-    assert sent == [("contact-42", "Update on your bug report: Export broken", "Still on it.")]
+    # The mailer is given the item's marker, to find the email by if its answer is lost.
+    assert sent == [
+        ("contact-42", "Update on your bug report: Export broken", "Still on it.", MARKER)
+    ]
     assert json.loads(story.calls[0].request.content)["data"]["text"].endswith(FOOTER)
 
 
@@ -257,7 +289,7 @@ async def test_an_email_lost_on_its_way_leaves_the_bug_as_it_was(
     put = router.put("/tasks/1").respond(json={"data": {}})
     story = router.post("/tasks/1/stories").respond(status_code=201, json={"data": {}})
 
-    async def lost(contact: str, subject: str, body: str) -> None:
+    async def lost(contact: str, subject: str, body: str, marker: str) -> bool:
         raise OutcomeUnknown("intercom", "POST", "/messages", detail="ReadTimeout")
 
     told: list[str] = []
@@ -279,8 +311,9 @@ async def test_fields_refused_after_the_email_went_out_is_incomplete(
     story = router.post("/tasks/1/stories").respond(status_code=201, json={"data": {}})
     sent: list[str] = []
 
-    async def mail(contact: str, subject: str, body: str) -> None:
+    async def mail(contact: str, subject: str, body: str, marker: str) -> bool:
         sent.append(body)
+        return True
 
     told: list[int] = []
     client = make_client(router, FakeClock(), vendor="asana", base_url=BASE)

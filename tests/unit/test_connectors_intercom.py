@@ -68,7 +68,11 @@ def conversation(
     }
 
 
+NO_COMPANIES = {"type": "list", "data": [], "pages": {"page": 1, "total_pages": 1}}
+
+
 async def test_accounts_read_the_mapped_attributes_page_by_page(router: respx.MockRouter) -> None:
+    router.get("/companies").respond(json=NO_COMPANIES)
     contacts = router.get("/contacts").mock(
         side_effect=[
             httpx.Response(
@@ -105,6 +109,58 @@ async def test_accounts_read_the_mapped_attributes_page_by_page(router: respx.Mo
         ("c2", PlanTier.TRIAL, True, True),
     ]
     assert contacts.calls[1].request.url.params["starting_after"] == "p2"
+
+
+def company(company_id: str, plan: str | None) -> dict[str, Any]:
+    return {
+        "type": "company",
+        "id": company_id,
+        "plan": {"type": "plan", "id": "9", "name": plan} if plan else [],
+    }
+
+
+async def test_a_contact_s_plan_is_its_company_s_else_its_own_attribute(
+    router: respx.MockRouter,
+) -> None:
+    """vendor-behaviours I3: Intercom keeps the plan on the company (``plan.name``); the
+    contact attribute is the documented fallback."""
+    companies = router.get("/companies").mock(
+        side_effect=[
+            httpx.Response(200, json={"data": [company("co1", "enterprise")],
+                                      "pages": {"page": 1, "total_pages": 2}}),
+            httpx.Response(200, json={"data": [company("co2", None)],
+                                      "pages": {"page": 2, "total_pages": 2}}),
+        ]
+    )  # fmt: skip
+
+    def member(contact_id: str, company_id: str | None, plan: str | None) -> dict[str, Any]:
+        refs = [{"type": "company", "id": company_id}] if company_id else []
+        attributes = {"plan": plan} if plan else {}
+        return {"id": contact_id, "custom_attributes": attributes,
+                "companies": {"type": "list", "data": refs}}  # fmt: skip
+
+    router.get("/contacts").respond(
+        json={
+            "data": [
+                member("c1", "co1", "trial"),  # the company's plan wins over the attribute
+                member("c2", "co1", None),
+                member("c3", "co2", "standard"),  # a company without a plan: the attribute
+                member("c4", None, "community"),  # no company: the attribute
+                member("c5", None, None),  # nowhere: unknown
+            ],
+            "pages": {},
+        }
+    )
+    async with connector(router) as intercom:
+        accounts = {a.id: (a.plan, a.raw_plan) async for a in intercom.accounts()}
+    assert accounts == {
+        "c1": (PlanTier.ENTERPRISE, "enterprise"),
+        "c2": (PlanTier.ENTERPRISE, "enterprise"),
+        "c3": (PlanTier.STANDARD, "standard"),
+        "c4": (PlanTier.COMMUNITY, "community"),
+        "c5": (None, None),
+    }
+    assert [c.request.url.params["page"] for c in companies.calls] == ["1", "2"]
 
 
 async def test_only_conversations_awaiting_the_customer_are_read_in_full(
@@ -299,6 +355,7 @@ async def test_bug_fields_are_not_an_intercom_action(router: respx.MockRouter) -
 
 
 async def test_connect_sends_bearer_token_and_api_version(router: respx.MockRouter) -> None:
+    router.get("/companies").respond(json=NO_COMPANIES)
     contacts = router.get("/contacts").respond(json={"data": [], "pages": {}})
     intercom = IntercomConnector.connect(
         BASE,
@@ -351,6 +408,7 @@ def ticket_item(*actions: Action, followups: tuple[FollowUpMark, ...] = ()) -> P
 
 
 def ticket_connector(router: respx.MockRouter, **states: str) -> IntercomConnector:
+    router.get("/companies").respond(json=NO_COMPANIES)
     router.get("/contacts").respond(json={"data": [{"custom_attributes": {"plan": "trial"}}]})
     client = make_client(router, FakeClock(), vendor="intercom", base_url=BASE)
     return IntercomConnector(client, IntercomMapping(ticket_states=states))
@@ -487,6 +545,47 @@ async def test_the_tenant_mapping_names_ticket_states(router: respx.MockRouter) 
     assert checks["pending: Waiting on order"] == "4006"
     assert checks["solved: first resolved state"] == "4004"
     assert checks["open: first in_progress or submitted state"] == "4002"
+
+
+def typed(state: dict[str, Any], *types: tuple[str, str]) -> dict[str, Any]:
+    listed = [{"type": "ticket_type", "id": i, "name": name} for i, name in types]
+    return {**state, "ticket_types": {"type": "list", "data": listed}}
+
+
+ORDER, REFUND = ("3001", "Order issue"), ("3002", "Refund")
+TYPED_STATES = [
+    typed(STATES[0], ORDER, REFUND),
+    typed(STATES[1], ORDER, REFUND),
+    typed(STATES[3], ORDER),  # Waiting on customer: orders only
+    typed(STATES[4], REFUND),  # Waiting on order (a refund's waiting state)
+    typed(STATES[5], ORDER, REFUND),
+]
+
+
+async def test_a_ticket_state_is_chosen_among_those_linked_to_the_ticket_s_type(
+    router: respx.MockRouter,
+) -> None:
+    """vendor-behaviours I2: a state belongs to ticket types; Intercom refuses one not linked
+    to the ticket's type (400 ticket_state_id_invalid)."""
+    router.get("/ticket_states").respond(json={"data": TYPED_STATES})
+    update = router.put("/tickets/20").respond(json={})
+    router.post("/tickets/20/reply").respond(json={})
+    pending = ticket_item(Action(ActionType.SET_STATUS, {"status": "pending"}))
+    async with ticket_connector(router, pending="Waiting on customer") as intercom:
+        for kind in ("3001", "3002"):
+            case = dataclasses.replace(pending.case, fields={"ticket_type": kind})
+            await intercom.apply(dataclasses.replace(pending, case=case))
+        checks = {c.name: c.resolved for c in await intercom.check()}
+    sent = [json.loads(call.request.content)["ticket_state_id"] for call in update.calls]
+    # The named state where the type has it; the type's own waiting state where it has not.
+    assert sent == ["4003", "4006"]
+    # connectors check: per ticket type, the state each policy status maps to.
+    assert checks["Order issue: pending: Waiting on customer"] == "4003"
+    label = "Refund: pending: Waiting on customer is not linked, first waiting_on_customer state"
+    assert checks[label] == "4006"
+    assert checks["Refund: solved: first resolved state"] == "4004"
+    assert checks["Refund: open: first in_progress or submitted state"] == "4002"
+    assert "pending: Waiting on customer" not in checks  # every state names its types
 
 
 async def test_an_unknown_state_name_fails_the_item_before_any_write(
