@@ -36,13 +36,13 @@ from policies.model import Action, ActionType, Case, PlanItem, Source, idempoten
 from policies.synthetic import synthetic_accounts, synthetic_cases
 from worker.console import ConsoleSetup, TenantView
 from worker.console.live import MappingChecks
-from worker.cycle import Runtime, Tenant
-from worker.ledger import SWITCH_CHANGES_KEPT, TURNS_KEPT, Ledger, Outcome, TenantTurn
+from worker.delivery.ledger import SWITCH_CHANGES_KEPT, TURNS_KEPT, Ledger, Outcome, TenantTurn
 from worker.metrics import Metrics
+from worker.runtime.cycle import Runtime, Tenant
+from worker.runtime.switches import DRY_RUN
+from worker.runtime.web import ServiceStatus, create_app
+from worker.runtime.wiring import build_calendar, build_planner, build_rulebook
 from worker.settings import Settings
-from worker.switches import DRY_RUN
-from worker.web import ServiceStatus, create_app
-from worker.wiring import build_calendar, build_planner, build_rulebook
 
 AT = datetime(2026, 3, 11, 15, 0, tzinfo=UTC)  # a Wednesday
 TOKEN = "bench-admin-token"

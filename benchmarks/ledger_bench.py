@@ -39,8 +39,8 @@ from policies.model import (
     Status,
     idempotency_key,
 )
-from worker.leases import LeaseKeeper, tenant_leases_for
-from worker.ledger import Ledger, Outcome, engine_url
+from worker.delivery.ledger import Ledger, Outcome, engine_url
+from worker.runtime.leases import LeaseKeeper, tenant_leases_for
 
 TTL = timedelta(seconds=30)
 AT = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)

@@ -37,8 +37,8 @@ import httpx
 import sqlalchemy as sa
 
 from sandbox.server import run_subprocess
-from worker.leases import tenant_leases_for
-from worker.ledger import engine_url
+from worker.delivery.ledger import engine_url
+from worker.runtime.leases import tenant_leases_for
 
 ROOT = Path(__file__).resolve().parents[1]
 START = datetime(2026, 3, 4, 15, 0, tzinfo=UTC)  # a Wednesday afternoon

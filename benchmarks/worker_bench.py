@@ -24,11 +24,11 @@ import sqlalchemy as sa
 
 from policies.model import Action, ActionType, Case, CaseKind, PlanItem, Source, Status
 from sandbox.server import run_in_thread
-from worker.cycle import run_cycle
-from worker.ledger import Ledger, Outcome
+from worker.delivery.ledger import Ledger, Outcome
 from worker.logs import configure_logging
+from worker.runtime.cycle import run_cycle
+from worker.runtime.wiring import open_runtime
 from worker.settings import Settings
-from worker.wiring import open_runtime
 
 ROOT = Path(__file__).resolve().parents[1]
 START = datetime(2026, 3, 4, 15, 0, tzinfo=UTC)

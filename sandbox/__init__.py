@@ -7,8 +7,11 @@ every flag has a ``SANDBOX_*`` variable. In tests: ``sandbox.server.run_in_threa
 ``run_subprocess()``. Load figures: ``python -m sandbox.loadtest``.
 
 Layout, outside in:
-  cli, server          command line; uvicorn in the foreground, a thread or a subprocess
-  app                  composition root: the state (:class:`~sandbox.app.Sandbox`) + routes
+  cli, server          the command; uvicorn in the foreground, a thread or a subprocess
+  options              flags over ``SANDBOX_*`` variables -> :class:`~sandbox.config.SandboxConfig`
+  app                  composition root: the ASGI routes of each tenant
+  state                one tenant's :class:`~sandbox.state.Sandbox`: desks, clock, limits, faults
+  contract             every request checked against the vendor's OpenAPI description
   gate                 what every vendor request passes: auth, rate limits, faults, log
   limits, faults       requests-per-minute windows; seeded fault injection
   traffic, outbox      request log and counters; messages the customer would have received

@@ -7,7 +7,7 @@ import json
 import secrets
 from collections.abc import Awaitable, Callable
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,9 +18,7 @@ from sandbox.clock import format_iso, parse_iso
 from sandbox.errors import VendorError, json_response
 from sandbox.faults import FaultPlan
 from sandbox.limits import VendorLimit
-
-if TYPE_CHECKING:
-    from sandbox.app import Sandbox
+from sandbox.state import Sandbox
 
 __all__ = ["ACTIVITY_KINDS", "router"]
 

@@ -22,11 +22,12 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from sandbox.app import Sandbox, build_app
-from sandbox.cli import config_from_args
+from sandbox.app import build_app
 from sandbox.config import SandboxConfig
 from sandbox.contract import PROCESS_TALLY, ValidationTally
 from sandbox.gate import TRANSPORT_KEY
+from sandbox.options import config_from_args
+from sandbox.state import Sandbox
 
 __all__ = ["RunningSandbox", "bind", "run_in_thread", "run_subprocess", "serve"]
 

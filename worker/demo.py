@@ -5,7 +5,7 @@ been chasing reply or miss a call (chosen from the seed, so two runs tell the sa
 one real cycle runs at :data:`CYCLE_HOUR` tenant time and what it did is kept as a
 :class:`DayLog`. At the end every case the worker wrote to is read back through the vendors'
 APIs: each follow-up applied must be there exactly once (its ``fw-<key>`` footer), and no key
-may be there twice. :func:`simulate` does the work; ``worker.cli_demo`` shows it.
+may be there twice. :func:`simulate` does the work; ``worker.cli.demo`` shows it.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from policies.calendar import BusinessCalendar
 from policies.model import Account, ActionType, Case, PlanItem, Source, Status, Unjudged
 from sandbox.config import SandboxConfig
 from sandbox.server import RunningSandbox
-from worker.cycle import PlanFunction, Runtime, run_cycle
-from worker.executor import ItemReport
-from worker.ledger import Ledger, Outcome
+from worker.delivery.executor import ItemReport
+from worker.delivery.ledger import Ledger, Outcome
+from worker.runtime.cycle import PlanFunction, Runtime, run_cycle
+from worker.runtime.wiring import build_calendar, open_runtime
 from worker.settings import Settings
-from worker.wiring import build_calendar, open_runtime
 
 __all__ = [
     "CYCLE_HOUR",

@@ -118,9 +118,10 @@ class Settings(BaseSettings):
     # Which helpdesks: the settings above are the default tenant; this YAML lists more.
     tenants_file: Path | None = None
 
-    # Replicas sharing one PostgreSQL ledger split the tenants by lease (worker.leases).
+    # Replicas sharing one PostgreSQL ledger split the tenants by lease (worker.runtime.leases).
     lease_ttl: PositiveFloat = Field(default=30.0, description="seconds")
-    replica_id: str | None = None  # default: host-pid-random, see worker.leases.new_replica_id
+    # default: host-pid-random, see worker.runtime.leases.new_replica_id
+    replica_id: str | None = None
 
     # When. ``every`` (seconds), when set, replaces the cron schedule: round-the-clock shops,
     # demos and the replica tests.

@@ -23,8 +23,8 @@ import pytest
 
 from sandbox.clock import parse_iso
 from sandbox.server import run_in_thread
+from worker.delivery.ledger import Ledger
 from worker.demo import DemoOptions, DemoReport, sandbox_config, simulate
-from worker.ledger import Ledger
 
 ROOT = Path(__file__).resolve().parents[2]
 OPTIONS = DemoOptions(days=5, tickets=60)

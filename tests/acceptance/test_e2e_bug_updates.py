@@ -22,10 +22,10 @@ import httpx
 import pytest
 
 from tests.unit.worker_support import Heard, listen
-from worker.cycle import CycleSummary, run_cycle
-from worker.ledger import Ledger
+from worker.delivery.ledger import Ledger
+from worker.runtime.cycle import CycleSummary, run_cycle
+from worker.runtime.wiring import open_runtime
 from worker.settings import Settings
-from worker.wiring import open_runtime
 
 server = pytest.importorskip("sandbox.server", reason="the sandbox package is not in this tree")
 tenant = pytest.importorskip("sandbox.tenant")

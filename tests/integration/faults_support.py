@@ -26,13 +26,13 @@ from typing import Any
 
 import structlog
 
-from sandbox.app import Sandbox
 from sandbox.faults import FaultPlan, FaultRule
 from sandbox.server import RunningSandbox, run_in_thread
-from worker.cycle import CycleSummary, run_cycle
-from worker.ledger import Ledger
+from sandbox.state import Sandbox
+from worker.delivery.ledger import Ledger
+from worker.runtime.cycle import CycleSummary, run_cycle
+from worker.runtime.wiring import open_runtime
 from worker.settings import Settings
-from worker.wiring import open_runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRST_DAY = datetime(2026, 3, 4, 15, 0, tzinfo=UTC)  # a Wednesday, 10:00 in New York

@@ -15,7 +15,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from tests.integration.leases_support import in_schema
-from worker.leases import LeaseKeeper, PostgresLeases
+from worker.runtime.leases import LeaseKeeper, PostgresLeases
 
 
 def main(url: str, schema: str, replica_id: str, tenants: int, ttl_seconds: float) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from worker.leases import PostgresLeases
+from worker.runtime.leases import PostgresLeases
 
 POSTGRES_URL = os.environ.get(
     "FOLLOWUP_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

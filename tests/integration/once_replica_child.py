@@ -1,5 +1,5 @@
 """A ``run --once`` replica for test_run_once_replicas: six tenants behind FakeConnectors, the
-real :func:`worker.service.run_once`, leases and ledger on PostgreSQL.
+real :func:`worker.runtime.service.run_once`, leases and ledger on PostgreSQL.
 
     python tests/integration/once_replica_child.py URL REPLICA_ID GO_FILE
 
@@ -22,11 +22,11 @@ import sqlalchemy as sa
 from connectors.fake import FakeConnector
 from policies.model import Account, Source
 from tests.unit.worker_support import MONDAY, every_other_day, make_case
-from worker.cycle import Runtime, Tenant
-from worker.leases import LeaseKeeper, tenant_leases_for
-from worker.ledger import Ledger, engine_url
+from worker.delivery.ledger import Ledger, engine_url
 from worker.metrics import Metrics
-from worker.service import run_once
+from worker.runtime.cycle import Runtime, Tenant
+from worker.runtime.leases import LeaseKeeper, tenant_leases_for
+from worker.runtime.service import run_once
 
 TENANTS = tuple(f"t{n}" for n in range(6))
 CASES_PER_TENANT = 2

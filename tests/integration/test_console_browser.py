@@ -30,11 +30,11 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from tests.unit.worker_support import isolate_settings
 from worker.console import console_setup
-from worker.ledger import Ledger, TenantTurn
-from worker.service import serve
+from worker.delivery.ledger import Ledger, TenantTurn
+from worker.runtime.service import serve
+from worker.runtime.tenants import load_tenants
+from worker.runtime.wiring import open_runtime
 from worker.settings import load_settings
-from worker.tenants import load_tenants
-from worker.wiring import open_runtime
 
 server = pytest.importorskip("sandbox.server", reason="the sandbox package is not in this tree")
 faults = pytest.importorskip("sandbox.faults")

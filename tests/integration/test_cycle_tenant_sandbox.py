@@ -20,11 +20,11 @@ from typer.testing import CliRunner
 from policies.model import Source
 from tests.unit.worker_support import isolate_settings
 from worker.cli import app
-from worker.cycle import run_cycle
-from worker.ledger import Ledger
+from worker.delivery.ledger import Ledger
+from worker.runtime.cycle import run_cycle
+from worker.runtime.tenants import TenantRoster, TenantSettings
+from worker.runtime.wiring import open_runtime
 from worker.settings import Settings
-from worker.tenants import TenantRoster, TenantSettings
-from worker.wiring import open_runtime
 
 server = pytest.importorskip("sandbox.server", reason="the sandbox package is not in this tree")
 faults = pytest.importorskip("sandbox.faults")

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.integration.leases_support import lease_schema
-from worker.leases import LeaseKeeper, PostgresLeases
+from worker.runtime.leases import LeaseKeeper, PostgresLeases
 
 pytestmark = pytest.mark.postgres
 

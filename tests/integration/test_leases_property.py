@@ -18,7 +18,7 @@ from hypothesis.stateful import (
 )
 
 from tests.integration.leases_support import lease_schema
-from worker.leases import Lease, PostgresLeases, lease_metadata
+from worker.runtime.leases import Lease, PostgresLeases, lease_metadata
 
 pytestmark = pytest.mark.postgres
 

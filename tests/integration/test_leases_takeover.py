@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.integration.leases_support import POSTGRES_URL, lease_schema
-from worker.leases import lease_metadata
+from worker.runtime.leases import lease_metadata
 
 pytestmark = pytest.mark.postgres
 

@@ -18,10 +18,10 @@ from tests.unit.worker_support import (
     make_item,
     make_runtime,
 )
-from worker.cycle import run_cycle
-from worker.executor import LEASE_LOST
-from worker.leases import Lease, LeaseKeeper, PostgresLeases
-from worker.ledger import LeaseLost, Ledger, Outcome, engine_url
+from worker.delivery.executor import LEASE_LOST
+from worker.delivery.ledger import LeaseLost, Ledger, Outcome, engine_url
+from worker.runtime.cycle import run_cycle
+from worker.runtime.leases import Lease, LeaseKeeper, PostgresLeases
 
 pytestmark = pytest.mark.postgres
 

@@ -37,7 +37,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.integration.leases_support import POSTGRES_URL, reachable_postgres
-from worker.leases import lease_metadata
+from worker.runtime.leases import lease_metadata
 
 server = pytest.importorskip("sandbox.server", reason="the sandbox package is not in this tree")
 faults = pytest.importorskip("sandbox.faults")

@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.integration.leases_support import postgres_schema_url
-from worker.ledger import engine_url
+from worker.delivery.ledger import engine_url
 
 pytestmark = pytest.mark.postgres
 

@@ -14,10 +14,11 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.app import Sandbox, build_app
+from sandbox.app import build_app
 from sandbox.config import SandboxConfig
 from sandbox.faults import FaultPlan
 from sandbox.generator_intercom import intercom_company_id, intercom_contact_id
+from sandbox.state import Sandbox
 from sandbox.tenant import ASANA_FIELDS, ASANA_PROJECT_GID, PRIORITY_OPTIONS
 from tests.contract.contract_support import SPECS, contract, note_validated, specs_present
 from tests.unit.sandbox_support import ASANA_AUTH, INTERCOM_AUTH, START, ZENDESK_AUTH

@@ -2,7 +2,8 @@
 ledger, an overlapping cron tick, never both act on a tenant.
 
 Leases share tenants between replicas on PostgreSQL only; on SQLite the second process is
-refused while the first holds the ledger (:func:`worker.ledger.sole_writer`). The race is real:
+refused while the first holds the ledger (:func:`worker.delivery.ledger.sole_writer`).
+The race is real:
 two processes started together against one sandbox serving all three vendors; the promise
 checked is what the vendors show afterwards, whichever process got there first: no follow-up
 signed twice, no email sent twice.
@@ -22,8 +23,8 @@ from typing import Any
 
 import pytest
 
+from worker.delivery.ledger import sole_writer
 from worker.demo import HOLIDAYS_COUNTRY, MAPPING, TIMEZONE, DemoOptions, sandbox_config
-from worker.ledger import sole_writer
 
 server = pytest.importorskip("sandbox.server", reason="the sandbox package is not in this tree")
 

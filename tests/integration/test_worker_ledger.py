@@ -15,9 +15,8 @@ import sqlalchemy as sa
 
 from connectors.fake import Fault
 from tests.unit.worker_support import MONDAY, fake_zendesk, make_case, make_item, make_runtime
-from worker import ledger as ledger_module
-from worker.cycle import run_cycle
-from worker.ledger import (
+from worker.delivery import ledger as ledger_module
+from worker.delivery.ledger import (
     SCHEMA_VERSION,
     SWITCH_CHANGES_KEPT,
     TURNS_KEPT,
@@ -27,6 +26,7 @@ from worker.ledger import (
     TenantTurn,
     engine_url,
 )
+from worker.runtime.cycle import run_cycle
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 

@@ -17,8 +17,8 @@ from apscheduler.triggers.date import DateTrigger
 
 from policies.model import PlanItem
 from tests.unit.worker_support import fake_zendesk, make_runtime
-from worker.ledger import Ledger
-from worker.service import ListenError, listen, serve
+from worker.delivery.ledger import Ledger
+from worker.runtime.service import ListenError, listen, serve
 
 NEVER_DURING_THE_TEST = CronTrigger.from_crontab("0 3 1 1 *", timezone=UTC)
 

@@ -12,9 +12,9 @@ import sys
 
 from policies.model import PlanItem
 from tests.unit.worker_support import MONDAY, fake_zendesk, make_runtime
-from worker.ledger import Ledger
+from worker.delivery.ledger import Ledger
 from worker.logs import configure_logging
-from worker.service import run_once
+from worker.runtime.service import run_once
 
 
 async def main(ledger_url: str) -> None:

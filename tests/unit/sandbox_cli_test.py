@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox.cli import config_from_args
+from sandbox.options import config_from_args
 
 
 def test_defaults_are_the_contract_ones() -> None:

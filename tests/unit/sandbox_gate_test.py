@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from sandbox.app import Sandbox
 from sandbox.errors import ConnectionDropped
 from sandbox.faults import FaultPlan, FaultRule, parse_fault
 from sandbox.limits import RateLimiter, VendorLimit
 from sandbox.patterns import endpoint_matches
+from sandbox.state import Sandbox
 from tests.unit.sandbox_support import (
     ASANA_AUTH,
     INTERCOM_AUTH,

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from sandbox.app import Sandbox
 from sandbox.limits import VendorLimit
+from sandbox.state import Sandbox
 from sandbox.tenant import ASANA_FIELDS, ASANA_PROJECT_GID, PRIORITY_OPTIONS
 from tests.unit.sandbox_support import ASANA_AUTH, INTERCOM_AUTH, client_for, small_sandbox
 

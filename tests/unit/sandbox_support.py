@@ -8,9 +8,10 @@ from typing import Any
 
 import httpx
 
-from sandbox.app import Sandbox, build_app
+from sandbox.app import build_app
 from sandbox.config import SandboxConfig
 from sandbox.faults import FaultPlan
+from sandbox.state import Sandbox
 
 START = datetime(2026, 3, 11, 15, 0, tzinfo=UTC)  # a Wednesday
 ZENDESK_AUTH = {

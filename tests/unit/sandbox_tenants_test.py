@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from sandbox.app import build_app
-from sandbox.cli import config_from_args
+from sandbox.options import config_from_args
 from tests.unit.sandbox_support import ZENDESK_AUTH, small_sandbox
 
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from policies.model import idempotency_key
-from sandbox.app import Sandbox
 from sandbox.clock import parse_iso
 from sandbox.limits import VendorLimit
+from sandbox.state import Sandbox
 from tests.unit.sandbox_support import START, ZENDESK_AUTH, client_for, small_sandbox
 
 FOOTER = re.compile(r"— followup-worker · (?P<policy>\S+) · step (?P<step>\d+)/3 · fw-(?P<key>\w+)")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from worker.leases import (
+from worker.runtime.leases import (
     LeaseDecision,
     LeaseKeeper,
     LocalLeases,

@@ -13,12 +13,12 @@ from rich.console import Console
 
 from policies.model import Unjudged
 from tests.unit.worker_support import MONDAY
-from worker import printed_plan
-from worker.cycle import CycleSummary
-from worker.decisions import RunMode
-from worker.executor import ItemReport
-from worker.ledger import Outcome
-from worker.printed_plan import PlanSpool, plan_spool, print_json, print_tables
+from worker.cli import printed_plan
+from worker.cli.printed_plan import PlanSpool, plan_spool, print_json, print_tables
+from worker.delivery.decisions import RunMode
+from worker.delivery.executor import ItemReport
+from worker.delivery.ledger import Outcome
+from worker.runtime.cycle import CycleSummary
 
 
 def report(case_id: int) -> ItemReport:
@@ -110,7 +110,7 @@ def test_a_long_plan_prints_as_several_tables_with_every_row(
 
 def test_tables_print_case_data_verbatim(spool: PlanSpool, monkeypatch: pytest.MonkeyPatch) -> None:
     # What `followup run --once` prints goes through the CLI's plain console (issue 14).
-    from worker.cli_runtime import _out
+    from worker.cli.runtime import _out
 
     hostile = dataclasses.replace(report(1), case_ref="zendesk:1:ticket:[red]x[/red]")
     spool.item(hostile)

@@ -21,9 +21,9 @@ from tests.unit.worker_support import (
     with_bad_records,
 )
 from worker.cli import app
-from worker.cycle import run_cycle
-from worker.ledger import Ledger
-from worker.switches import DRY_RUN
+from worker.delivery.ledger import Ledger
+from worker.runtime.cycle import run_cycle
+from worker.runtime.switches import DRY_RUN
 
 runner = CliRunner()
 

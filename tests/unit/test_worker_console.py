@@ -18,12 +18,12 @@ from policies.model import Account, Source
 from tests.unit.worker_support import MONDAY, fake_zendesk, make_case, make_runtime
 from worker.console import ConsoleSetup, TenantView
 from worker.console.live import MappingChecks, helpdesk_link
-from worker.cycle import Runtime, run_cycle
-from worker.leases import LeaseKeeper, LocalLeases
-from worker.ledger import Ledger
+from worker.delivery.ledger import Ledger
+from worker.runtime.cycle import Runtime, run_cycle
+from worker.runtime.leases import LeaseKeeper, LocalLeases
+from worker.runtime.web import ServiceStatus, create_app
+from worker.runtime.wiring import build_rulebook
 from worker.settings import Settings
-from worker.web import ServiceStatus, create_app
-from worker.wiring import build_rulebook
 
 ADMIN = "console-secret"
 _DAYS_3 = timedelta(days=3)

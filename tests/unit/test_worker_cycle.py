@@ -38,10 +38,10 @@ from tests.unit.worker_support import (
     make_runtime,
     with_bad_records,
 )
-from worker.badrecords import SHOWN
-from worker.cycle import run_cycle
-from worker.ledger import Ledger, Outcome
-from worker.switches import set_dry_run_switch
+from worker.delivery.ledger import Ledger, Outcome
+from worker.runtime.badrecords import SHOWN
+from worker.runtime.cycle import run_cycle
+from worker.runtime.switches import set_dry_run_switch
 
 
 class Crash(BaseException):

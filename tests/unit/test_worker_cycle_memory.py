@@ -18,9 +18,9 @@ from pathlib import Path
 from connectors.base import Replied, WriteOutcome, WriteResult
 from policies.model import Account, Case, CaseKind, PlanItem, Source, Unjudged
 from tests.unit.worker_support import MONDAY, make_case, make_item
-from worker.cycle import Runtime, Tenant, run_cycle
-from worker.ledger import Ledger
+from worker.delivery.ledger import Ledger
 from worker.metrics import Metrics
+from worker.runtime.cycle import Runtime, Tenant, run_cycle
 
 FEW, MANY = 300, 3000
 DUE_EVERY = 10  # one case in ten owes a follow-up (a ledger write each, the slow part)

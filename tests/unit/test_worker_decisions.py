@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from connectors.base import WriteOutcome
-from worker.decisions import (
+from worker.delivery.decisions import (
     NextStep,
     Verdict,
     after_interruption,
@@ -14,7 +14,7 @@ from worker.decisions import (
     outcome_counts_as_failure,
     run_mode,
 )
-from worker.ledger import Outcome
+from worker.delivery.ledger import Outcome
 
 
 @pytest.mark.parametrize(

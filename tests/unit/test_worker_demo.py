@@ -11,9 +11,9 @@ import pytest
 
 from policies.model import Action, ActionType, Case, PlanItem, Requester, Source
 from tests.unit.worker_support import make_case, make_item
+from worker.delivery.executor import ItemReport
+from worker.delivery.ledger import Outcome
 from worker.demo import CustomerActivity, DayLog, DemoOptions, DoneItem, choose_activity
-from worker.executor import ItemReport
-from worker.ledger import Outcome
 
 
 def done(

@@ -30,8 +30,8 @@ from policies.model import (
     Unjudged,
 )
 from tests.unit.worker_support import MONDAY, heard_cycle, make_case, make_item, make_runtime
-from worker.cycle import run_cycle
-from worker.ledger import Ledger, Outcome
+from worker.delivery.ledger import Ledger, Outcome
+from worker.runtime.cycle import run_cycle
 
 
 class Killed(BaseException):

@@ -12,11 +12,11 @@ import pytest
 from connectors.fake import Fault
 from policies.model import PlanItem
 from tests.unit.worker_support import MONDAY, fake_zendesk, listen, make_runtime
-from worker.cycle import Runtime, Tenant, run_cycle
-from worker.executor import LEASE_LOST
-from worker.leases import Lease, LeaseKeeper, LocalLeases
-from worker.ledger import Ledger, Outcome
-from worker.service import claimed_one_at_a_time, leases_kept, run_once
+from worker.delivery.executor import LEASE_LOST
+from worker.delivery.ledger import Ledger, Outcome
+from worker.runtime.cycle import Runtime, Tenant, run_cycle
+from worker.runtime.leases import Lease, LeaseKeeper, LocalLeases
+from worker.runtime.service import claimed_one_at_a_time, leases_kept, run_once
 
 
 class SharedLeases(LocalLeases):

@@ -14,9 +14,9 @@ from structlog.testing import capture_logs
 
 from connectors.fake import Fault
 from tests.unit.worker_support import MONDAY, fake_zendesk, make_runtime
-from worker.cycle import run_cycle
-from worker.ledger import Ledger
+from worker.delivery.ledger import Ledger
 from worker.logs import CONTEXT_FIELDS, REDACTED, RedactSecrets, configure_logging
+from worker.runtime.cycle import run_cycle
 
 TOKEN = "zd-very-secret-token"
 EMAIL = "worker@acme.test"

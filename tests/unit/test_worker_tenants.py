@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from tests.unit.worker_support import isolate_settings
-from worker.ledger import Ledger
+from worker.delivery.ledger import Ledger
 from worker.metrics import Metrics
+from worker.runtime.tenants import DEFAULT_TENANT, load_tenants
+from worker.runtime.wiring import open_runtime
 from worker.settings import Settings, SettingsError
-from worker.tenants import DEFAULT_TENANT, load_tenants
-from worker.wiring import open_runtime
 
 MAPPING = "zendesk: {}\n"
 

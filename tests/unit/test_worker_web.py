@@ -10,11 +10,11 @@ import pytest
 import sqlalchemy as sa
 
 from tests.unit.worker_support import MONDAY, fake_zendesk, make_runtime
-from worker.cycle import CycleSummary, Runtime
-from worker.decisions import RunMode
-from worker.ledger import Ledger
-from worker.switches import dry_run_switch
-from worker.web import ServiceStatus, create_app
+from worker.delivery.decisions import RunMode
+from worker.delivery.ledger import Ledger
+from worker.runtime.cycle import CycleSummary, Runtime
+from worker.runtime.switches import dry_run_switch
+from worker.runtime.web import ServiceStatus, create_app
 
 ADMIN = "admin-secret"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}

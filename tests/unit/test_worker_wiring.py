@@ -11,10 +11,9 @@ from connectors.settings import VendorLimits
 from policies.model import PlanItem, Source
 from tests.acceptance import seed_days
 from tests.unit.worker_support import MONDAY, isolate_settings
-from worker.ledger import Ledger
+from worker.delivery.ledger import Ledger
 from worker.metrics import MeteredTransport, Metrics
-from worker.settings import Settings
-from worker.wiring import (
+from worker.runtime.wiring import (
     WiringError,
     build_calendar,
     build_connectors,
@@ -22,6 +21,7 @@ from worker.wiring import (
     connector_limits,
     open_runtime,
 )
+from worker.settings import Settings
 
 SANDBOX = "http://127.0.0.1:8800"
 

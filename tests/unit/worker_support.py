@@ -24,11 +24,11 @@ from policies.model import (
     Unjudged,
     idempotency_key,
 )
-from worker.badrecords import BadRecordTally
-from worker.cycle import CycleSummary, PlanFunction, Runtime, Tenant, run_cycle
-from worker.executor import ItemReport
-from worker.ledger import Ledger
+from worker.delivery.executor import ItemReport
+from worker.delivery.ledger import Ledger
 from worker.metrics import Metrics
+from worker.runtime.badrecords import BadRecordTally
+from worker.runtime.cycle import CycleSummary, PlanFunction, Runtime, Tenant, run_cycle
 from worker.settings import ENV_PREFIX
 
 MONDAY = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
@@ -108,7 +108,8 @@ def add_tenant(runtime: Runtime, name: str, connector: FakeConnector) -> None:
 
 
 def with_bad_records(runtime: Runtime, fake: FakeConnector) -> BadRecordTally:
-    """Have the (only) tenant's connector report into its tally, as ``worker.wiring`` does."""
+    """Have the (only) tenant's connector report into its tally, as
+    ``worker.runtime.wiring`` does."""
     tally = BadRecordTally(runtime.tenants[0].name)
     fake.report = tally.report
     runtime.tenants = [dataclasses.replace(runtime.tenants[0], bad_records=tally)]

@@ -24,13 +24,13 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from policies.language import BUNDLED_PACK
-from worker.badrecords import unreadable_mentions
 from worker.console.chart import bar_chart
 from worker.console.live import TenantView, explain_live, forecast, helpdesk_link
 from worker.console.setup import ConsoleSetup
-from worker.cycle import Runtime
-from worker.decisions import run_mode
-from worker.switches import DRY_RUN, dry_run_switch, set_dry_run_switch
+from worker.delivery.decisions import run_mode
+from worker.runtime.badrecords import unreadable_mentions
+from worker.runtime.cycle import Runtime
+from worker.runtime.switches import DRY_RUN, dry_run_switch, set_dry_run_switch
 
 __all__ = ["COOKIE", "MAX_HORIZON", "console_routes", "session_cookie"]
 
@@ -85,7 +85,8 @@ async def _form(request: Request) -> dict[str, str]:
 def console_routes(
     runtime: Runtime, setup: ConsoleSetup, *, admin_token: str | None
 ) -> list[BaseRoute]:
-    """The ``/console`` routes for ``followup serve``'s app (:func:`worker.web.create_app`)."""
+    """The ``/console`` routes for ``followup serve``'s app
+    (:func:`worker.runtime.web.create_app`)."""
 
     def render(request: Request, template: str, status: int = 200, **context: Any) -> Response:
         page = _templates.get_template(template).render(

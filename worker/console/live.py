@@ -22,7 +22,7 @@ from policies.calendar import BusinessCalendar
 from policies.model import Account, Case, PlanItem, Source, Unjudged
 from policies.planner import Explanation, explain, preview, with_open_cases
 from policies.rules import Rulebook
-from worker.cycle import Tenant, read_accounts
+from worker.runtime.cycle import Tenant, read_accounts
 from worker.settings import Settings
 
 __all__ = [

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from worker.console.live import MappingChecks, TenantView
-from worker.cycle import Runtime
+from worker.runtime.cycle import Runtime
+from worker.runtime.tenants import BrokenTenant, TenantRoster
+from worker.runtime.wiring import build_calendar, build_rulebook
 from worker.settings import Settings
-from worker.tenants import BrokenTenant, TenantRoster
-from worker.wiring import build_calendar, build_rulebook
 
 __all__ = ["ConsoleSetup", "console_setup"]
 

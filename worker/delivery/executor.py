@@ -6,7 +6,8 @@ each other. Anything one item raises is caught, recorded and counted:
 one failing case never stops the others. When ``stop`` is set (SIGTERM/SIGINT) the cases in
 hand are finished and no new case is started.
 
-What to do with each item is :func:`worker.decisions.decide`'s call; this module only does it.
+What to do with each item is :func:`worker.delivery.decisions.decide`'s call; this module
+only does it.
 While a connector writes, it says when the customer has the item's reply (its ``replied``
 callback); the executor records that in the ledger at once (:meth:`Ledger.reply_sent`), so
 that a process killed before the rest is written never sends that reply again.
@@ -26,7 +27,7 @@ import structlog
 
 from connectors.base import Connector, WriteOutcome, WriteResult
 from policies.model import ActionType, Case, PlanItem, Source
-from worker.decisions import (
+from worker.delivery.decisions import (
     Decision,
     NextStep,
     Verdict,
@@ -36,7 +37,7 @@ from worker.decisions import (
     is_dry,
     outcome_counts_as_failure,
 )
-from worker.ledger import Fence, LeaseLost, Ledger, Outcome
+from worker.delivery.ledger import Fence, LeaseLost, Ledger, Outcome
 from worker.metrics import Metrics
 
 __all__ = [

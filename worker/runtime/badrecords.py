@@ -5,7 +5,7 @@ A connector skips a record it cannot translate (``connectors.records``) and hand
 costs the others their follow-ups. That ticket gets no follow-up either, though, until someone
 fixes it in the helpdesk: it must show in the cycle's summary, in the metrics and in the logs,
 not only scroll past. Each tenant's connectors report into that tenant's :class:`BadRecordTally`
-(``worker.wiring`` passes :meth:`BadRecordTally.report`); the cycle empties it once the
+(``worker.runtime.wiring`` passes :meth:`BadRecordTally.report`); the cycle empties it once the
 tenant's turn is over.
 
 Only the first :data:`SHOWN` records of a tenant keep their id and reason in the summary (and
@@ -24,7 +24,7 @@ import structlog
 
 from connectors.errors import BadRecord
 from connectors.records import log_bad_record
-from worker.ledger import CycleRecord, Ledger
+from worker.delivery.ledger import CycleRecord, Ledger
 
 __all__ = [
     "CYCLES_SEARCHED",

@@ -28,6 +28,8 @@ from rich.text import Text
 
 from policies.model import ActionType
 from sandbox.server import run_in_thread
+from worker.delivery.executor import ItemReport
+from worker.delivery.ledger import Ledger
 from worker.demo import (
     CustomerActivity,
     DayLog,
@@ -38,8 +40,6 @@ from worker.demo import (
     sandbox_config,
     simulate,
 )
-from worker.executor import ItemReport
-from worker.ledger import Ledger
 from worker.logs import configure_logging
 
 __all__ = ["register"]

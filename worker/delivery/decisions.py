@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from connectors.base import WriteOutcome
-from worker.ledger import LiveRecord, Outcome
+from worker.delivery.ledger import LiveRecord, Outcome
 
 __all__ = [
     "Decision",
@@ -88,7 +88,7 @@ def decide(
     policy_dry_run: bool | None,
     ledger: LiveRecord | None,
 ) -> Decision:
-    """One plan item. ``ledger`` is :meth:`worker.ledger.Ledger.latest_outcome` of its key
+    """One plan item. ``ledger`` is :meth:`worker.delivery.ledger.Ledger.latest_outcome` of its key
     (the tenant's).
 
     A policy may make itself dry-run while the run is live (to trial a new policy) but never

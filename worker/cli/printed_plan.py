@@ -23,8 +23,8 @@ from rich.console import Console
 from rich.table import Table
 
 from policies.model import Unjudged
-from worker.cycle import CycleSummary, Runtime
-from worker.executor import ItemReport
+from worker.delivery.executor import ItemReport
+from worker.runtime.cycle import CycleSummary, Runtime
 
 __all__ = ["TABLE_ROWS", "PlanSpool", "plan_spool", "print_json", "print_tables"]
 

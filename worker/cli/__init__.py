@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import typer
 
-from worker import cli_demo, cli_policies, cli_runtime
-from worker.cli_connectors import connectors_app
+from worker.cli import demo as cli_demo
+from worker.cli import policies as cli_policies
+from worker.cli import runtime as cli_runtime
+from worker.cli.connectors import connectors_app
 
 __all__ = ["app"]
 

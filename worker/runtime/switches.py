@@ -6,7 +6,7 @@ from datetime import datetime
 
 import structlog
 
-from worker.ledger import Ledger
+from worker.delivery.ledger import Ledger
 
 __all__ = ["DRY_RUN", "dry_run_switch", "set_dry_run_switch"]
 

@@ -15,7 +15,7 @@ same ticket id, hence the same idempotency key, on the same day.
 When replicas share the ledger, the intent of a live write is recorded only if the tenant's
 lease is still this replica's: :meth:`Ledger.begin` runs the caller's :data:`Fence` in the
 transaction that inserts the intent, and that check locks the lease row until the commit
-(:meth:`worker.leases.PostgresLeases.still_holds`), so no takeover can slip in between the
+(:meth:`worker.runtime.leases.PostgresLeases.still_holds`), so no takeover can slip in between the
 check and the intent. A replica paused past its lease fails to record the intent, hence
 never calls the vendor.
 
@@ -424,7 +424,8 @@ def _attempt_values(
 
 
 def _live_record(tried: list[Outcome | None]) -> LiveRecord:
-    """A key's attempts, oldest first, as :func:`worker.decisions.decide` reads them. Once one
+    """A key's attempts, oldest first, as :func:`worker.delivery.decisions.decide` reads
+    them. Once one
     had its reply out (``incomplete``), every later one goes without it, whatever became of
     them since: a resumed attempt that failed or was cut off in turn must not send it again."""
     last = tried[-1]

@@ -1,8 +1,9 @@
 """One cycle: reconcile -> fetch -> plan -> execute, for every tenant, then one summary.
 
 :func:`run_cycle` is what ``followup run --once``, the scheduler of ``followup serve`` and the
-demo call. Everything it needs is in a :class:`Runtime`; ``worker.wiring`` builds one from the
-settings, tests build one from :class:`connectors.fake.FakeConnector` and a planner function.
+demo call. Everything it needs is in a :class:`Runtime`; ``worker.runtime.wiring`` builds one
+from the settings, tests build one from :class:`connectors.fake.FakeConnector` and a planner
+function.
 
 The plan streams: each case is planned as soon as it is read (the planner keeps nothing between
 cases) and its items go straight to the executor, so memory stays flat and writes start while
@@ -12,15 +13,16 @@ first, because the plan tier drives every policy; when they cannot be read the t
 the next cycle rather than guess. When a vendor's cases stop coming (an error mid-way), the
 cases read so far are handled, the rest wait, and the cycle counts as failed. Same for a case
 the planner chokes on. A single record the connector cannot read is skipped and counted
-(:mod:`worker.badrecords`).
+(:mod:`worker.runtime.badrecords`).
 
 Tenants are worked one after the other, each in its *turn*: settle what a dead process left
 pending, then fetch, plan and execute. Which tenants get a turn is the caller's
 :data:`TenantTurns`: by default those this replica holds the lease of (``serve``);
-``run --once`` claims them one at a time instead (:func:`worker.service.run_once`).
+``run --once`` claims them one at a time instead (:func:`worker.runtime.service.run_once`).
 
 Each turn's own figures (cases read, outcomes, vendor calls and 429s, errors, unreadable
-records) go to the ledger as it ends (:meth:`worker.ledger.Ledger.record_turn`), for the ops
+records) go to the ledger as it ends (:meth:`worker.delivery.ledger.Ledger.record_turn`), for
+the ops
 console; the cycle's summary adds them up.
 
 Before the plan, a tenant's follow-ups that an earlier cycle left half done (the reply out, a
@@ -55,13 +57,13 @@ from sqlalchemy.engine import Connection
 from connectors.base import Connector
 from policies.model import Account, Case, CaseKind, PlanItem, Source, Unjudged
 from policies.planner import OpenCaseTotals
-from worker.badrecords import SHOWN, BadRecords, BadRecordTally
-from worker.decisions import RunMode, after_interruption, run_mode
-from worker.executor import Execution, Executor, ItemReport, carries_marker
-from worker.leases import LeaseKeeper
-from worker.ledger import Attempt, Fence, Ledger, TenantTurn
+from worker.delivery.decisions import RunMode, after_interruption, run_mode
+from worker.delivery.executor import Execution, Executor, ItemReport, carries_marker
+from worker.delivery.ledger import Attempt, Fence, Ledger, TenantTurn
 from worker.metrics import Metrics, VendorTraffic
-from worker.switches import dry_run_switch
+from worker.runtime.badrecords import SHOWN, BadRecords, BadRecordTally
+from worker.runtime.leases import LeaseKeeper
+from worker.runtime.switches import dry_run_switch
 
 __all__ = [
     "CycleSummary",
@@ -110,7 +112,7 @@ class Tenant:
     plan_last: frozenset[CaseKind] = frozenset(CaseKind)
     bad_records: BadRecordTally | None = None
     # The names its mapping gives that its vendors do not have and its operator has not
-    # accepted, one line each (worker.wiring.unresolved_names): a live run stops on any.
+    # accepted, one line each (worker.runtime.wiring.unresolved_names): a live run stops on any.
     unresolved: Callable[[], Awaitable[list[str]]] = _nothing_unresolved
 
 
@@ -120,7 +122,8 @@ class Runtime:
 
     ``leases``: when replicas share the ledger, this one works only the tenants it holds, and
     checks its fencing token in the very transaction that records each intent to write
-    (:mod:`worker.leases`); someone else (``worker.service``) keeps the leases refreshed.
+    (:mod:`worker.runtime.leases`); someone else (``worker.runtime.service``) keeps the leases
+    refreshed.
     None: this process works every tenant.
     ``on_item`` hears about every plan item as soon as it is settled (a progress bar, a
     timeline); ``clock`` is the wall clock the ledger's timings use.
@@ -238,7 +241,7 @@ async def run_cycle(
     """Run one cycle planned for the instant ``at``.
 
     ``dry_run`` is the command's ``--dry-run/--live`` flag (None: not given); the runtime
-    switch and ``FOLLOWUP_DRY_RUN`` decide the rest (:func:`worker.decisions.run_mode`).
+    switch and ``FOLLOWUP_DRY_RUN`` decide the rest (:func:`worker.delivery.decisions.run_mode`).
     Setting ``stop`` finishes the cases in hand and starts no new one. ``turns`` hands out
     the tenants to work (default: those this replica holds).
     """
@@ -320,7 +323,7 @@ class _TenantResult:
         self.bad_records = BadRecords(self.tenant)
 
     def figures(self) -> dict[str, Any]:
-        """What the ledger keeps of the turn (:class:`worker.ledger.TenantTurn`)."""
+        """What the ledger keeps of the turn (:class:`worker.delivery.ledger.TenantTurn`)."""
         return {
             "cases": self.cases,
             "planned": self.execution.planned,
@@ -524,7 +527,8 @@ async def reconcile(runtime: Runtime, tenant: Tenant) -> int:
     Marker on the case: the whole follow-up landed (already_applied). No marker: part of it
     may have landed all the same (its reply, a closed conversation, an Asana date field) and
     keep the plan from offering it again, so it is settled to be finished in this very turn
-    (:func:`worker.decisions.after_interruption`): ``incomplete`` when the ledger's checkpoint
+    (:func:`worker.delivery.decisions.after_interruption`): ``incomplete`` when the ledger's
+    checkpoint
     says its reply was out, else ``interrupted``, finished with its reply. Cases that cannot be
     read now stay pending and are checked again before any new write of the same key. Called
     at the start of the tenant's turn, so it only ever touches a tenant this replica holds:

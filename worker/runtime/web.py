@@ -28,11 +28,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from worker.console import ConsoleSetup, console_routes
-from worker.cycle import CycleSummary, Runtime
-from worker.decisions import run_mode
-from worker.ledger import LedgerError
+from worker.delivery.decisions import run_mode
+from worker.delivery.ledger import LedgerError
 from worker.metrics import CONTENT_TYPE_LATEST
-from worker.switches import DRY_RUN, dry_run_switch, set_dry_run_switch
+from worker.runtime.cycle import CycleSummary, Runtime
+from worker.runtime.switches import DRY_RUN, dry_run_switch, set_dry_run_switch
 
 __all__ = ["ServiceStatus", "create_app"]
 

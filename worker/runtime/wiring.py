@@ -1,11 +1,12 @@
-"""Settings in, a :class:`~worker.cycle.Runtime` out: policies, calendar, mapping, connectors.
+"""Settings in, a :class:`~worker.runtime.cycle.Runtime` out: policies, calendar, mapping,
+connectors.
 
 This is the only module of the runtime that knows the planner and how connectors are built
 (``connectors.tenant``); the cycle and the executor only know the Protocol and a plan
 function. ``transport`` is the seam the demo and the tests use to point the real connectors
 at an in-process sandbox; whatever it is, :class:`~worker.metrics.MeteredTransport` counts
 the calls going through it, per tenant. Each tenant's connectors report the records they
-cannot read into that tenant's :class:`~worker.badrecords.BadRecordTally`, which its cycle
+cannot read into that tenant's :class:`~worker.runtime.badrecords.BadRecordTally`, which its cycle
 turn counts.
 """
 
@@ -33,19 +34,19 @@ from policies.model import Account, Case, PlanItem, Source, Unjudged
 from policies.planner import plan
 from policies.rules import Rulebook, compile_pack
 from policies.yamlsource import SourceError
-from worker.badrecords import BadRecordTally
-from worker.cycle import PlanFunction, Runtime, Tenant
-from worker.leases import LeaseKeeper, new_replica_id, tenant_leases_for
-from worker.ledger import Ledger, engine_url, sole_writer
+from worker.delivery.ledger import Ledger, engine_url, sole_writer
 from worker.metrics import MeteredTransport, Metrics
-from worker.settings import Settings
-from worker.tenants import (
+from worker.runtime.badrecords import BadRecordTally
+from worker.runtime.cycle import PlanFunction, Runtime, Tenant
+from worker.runtime.leases import LeaseKeeper, new_replica_id, tenant_leases_for
+from worker.runtime.tenants import (
     DEFAULT_TENANT,
     BrokenTenant,
     TenantRoster,
     TenantSettings,
     load_tenants,
 )
+from worker.settings import Settings
 
 __all__ = [
     "DEFAULT_TENANT",
@@ -225,8 +226,8 @@ def _report_broken(broken: BrokenTenant, metrics: Metrics) -> None:
 @contextmanager
 def open_lease_keeper(settings: Settings) -> Iterator[LeaseKeeper]:
     """Real leases when the ledger is PostgreSQL (replicas may share it), local ones otherwise,
-    the SQLite ledger then held by this process alone (:func:`~worker.ledger.sole_writer`:
-    raises :class:`~worker.ledger.LedgerError` when another process holds it).
+    the SQLite ledger then held by this process alone (:func:`~worker.delivery.ledger.sole_writer`:
+    raises :class:`~worker.delivery.ledger.LedgerError` when another process holds it).
 
     Leaving the block hands every lease back (graceful shutdown); a killed process cannot, and
     its leases lapse after ``FOLLOWUP_LEASE_TTL``.

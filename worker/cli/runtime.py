@@ -3,7 +3,7 @@
 Every flag has a ``FOLLOWUP_*`` twin (shown in ``--help``). ``--dry-run/--live``'s twin is
 ``FOLLOWUP_DRY_RUN``: the environment sets the default, the runtime switch
 (``followup dry-run on|off``) overrides it, an explicit flag overrides both - except that a
-switch turned *on* is a brake nothing overrides (see :func:`worker.decisions.run_mode`).
+switch turned *on* is a brake nothing overrides (see :func:`worker.delivery.decisions.run_mode`).
 
 Exit codes: 0 all good (also after a graceful SIGTERM), 1 something due was not done, 2 the
 worker could not start (bad setting, unreachable ledger); the reason is one line on stderr.
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 from zoneinfo import ZoneInfo
 
+import click
 import typer
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
@@ -28,15 +29,18 @@ from apscheduler.triggers.interval import IntervalTrigger
 from dotenv import dotenv_values
 from rich.table import Table
 
-from worker.badrecords import unreadable_mentions
-from worker.cli_policies import SettingOption
+from worker.cli.policies import SettingOption
+from worker.cli.printed_plan import PlanSpool, plan_spool, print_json, print_tables
 from worker.console import console_setup
-from worker.cycle import CycleSummary, Runtime
-from worker.decisions import run_mode
-from worker.ledger import Attempt, Ledger, LedgerError
+from worker.delivery.decisions import run_mode
+from worker.delivery.ledger import Attempt, Ledger, LedgerError
 from worker.logs import configure_logging
-from worker.printed_plan import PlanSpool, plan_spool, print_json, print_tables
-from worker.service import ListenError, run_once, serve
+from worker.runtime.badrecords import unreadable_mentions
+from worker.runtime.cycle import CycleSummary, Runtime
+from worker.runtime.service import ListenError, run_once, serve
+from worker.runtime.switches import dry_run_switch, set_dry_run_switch
+from worker.runtime.tenants import TenantRoster, load_tenants
+from worker.runtime.wiring import WiringError, open_lease_keeper, open_runtime, unresolved_names
 from worker.settings import (
     ENV_PREFIX,
     Settings,
@@ -44,10 +48,7 @@ from worker.settings import (
     load_settings,
     unknown_variables,
 )
-from worker.switches import dry_run_switch, set_dry_run_switch
-from worker.tenants import TenantRoster, load_tenants
 from worker.terminal import plain_console
-from worker.wiring import WiringError, open_lease_keeper, open_runtime, unresolved_names
 
 __all__ = ["register"]
 
@@ -102,11 +103,10 @@ def _environment() -> dict[str, str]:
 
 
 def _flag_variables() -> set[str]:
-    """The environment twins of every flag of every command (typer's ``envvar=``)."""
-    from worker.cli import app  # the whole command tree; imported late: it imports this module
-
+    """The environment twins of every flag of every command (typer's ``envvar=``), read from
+    the running command's root: the whole tree, without importing the module that builds it."""
     found: set[str] = set()
-    pending: list[Any] = [typer.main.get_command(app)]
+    pending: list[Any] = [click.get_current_context().find_root().command]
     while pending:
         command = pending.pop()
         for param in command.params:

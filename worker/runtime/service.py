@@ -6,7 +6,7 @@ and returns normally, so the process exits 0 and nothing is left half-written.
 With leases (replicas sharing PostgreSQL), ``serve`` holds a fair share of the tenants and
 rebalances in the background; ``run --once`` claims one tenant at a time, so replicas started
 together (a CronJob with parallelism, cron on several hosts) share the work instead of the
-first one up taking everything (:mod:`worker.leases`).
+first one up taking everything (:mod:`worker.runtime.leases`).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 
 from worker.console import ConsoleSetup
-from worker.cycle import CycleSummary, Runtime, Tenant, held_tenants, run_cycle
-from worker.leases import LeaseKeeper
-from worker.web import ServiceStatus, create_app
+from worker.runtime.cycle import CycleSummary, Runtime, Tenant, held_tenants, run_cycle
+from worker.runtime.leases import LeaseKeeper
+from worker.runtime.web import ServiceStatus, create_app
 
 __all__ = [
     "ListenError",

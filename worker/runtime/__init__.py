@@ -1,0 +1,2 @@
+"""The running service: one cycle (fetch -> plan -> deliver), tenants and their leases,
+the scheduler and its web endpoints, runtime switches."""
