@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 from zoneinfo import ZoneInfo
 
-import click
 import typer
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
@@ -55,7 +54,12 @@ __all__ = ["register"]
 _out = plain_console(soft_wrap=True)
 
 
+# The app these commands were registered on: its whole tree names the flags' variables.
+_registered_on: list[typer.Typer] = []
+
+
 def register(app: typer.Typer) -> None:
+    _registered_on.append(app)
     app.command("run")(run)
     app.command("serve")(serve_command)
     app.command("dry-run")(dry_run_command)
@@ -103,10 +107,10 @@ def _environment() -> dict[str, str]:
 
 
 def _flag_variables() -> set[str]:
-    """The environment twins of every flag of every command (typer's ``envvar=``), read from
-    the running command's root: the whole tree, without importing the module that builds it."""
+    """The environment twins of every flag of every command (typer's ``envvar=``) of the app
+    these commands were registered on (the module that builds it imports this one)."""
     found: set[str] = set()
-    pending: list[Any] = [click.get_current_context().find_root().command]
+    pending: list[Any] = [typer.main.get_command(app) for app in _registered_on]
     while pending:
         command = pending.pop()
         for param in command.params:
