@@ -6,7 +6,10 @@ Reads. Accounts stream from ``GET /contacts`` (150 a page), each with its compan
 attributes hold the account status, the stop flag and the plan of a contact whose company has
 none is tenant mapping. Candidate conversations come
 from ``POST /conversations/search`` (open ones, 150 a page), keeping those where an admin spoke
-last (the customer owes an answer); only those get their parts read, for the evidence. Then
+last (the customer owes an answer); only those get their parts read, for the evidence, and of
+them only the ones a policy could plan something for (``may_plan``, on the hit as listed: a
+case no selector can take is yielded without parts, and still counts in its account's open
+cases). Then
 candidate tickets from ``POST /tickets/search`` (open customer tickets, 150 a page), each with
 its parts as the search answers it (read in full only if the answer leaves them out). A record
 that cannot be read goes to the connector's ``report`` (:mod:`connectors.records`) and the
@@ -42,7 +45,7 @@ from typing import Any
 
 import httpx
 
-from connectors.base import Replied, WriteOutcome, WriteResult
+from connectors.base import MayPlan, Replied, WriteOutcome, WriteResult, every_case
 from connectors.errors import BadRecord, MappingError, OutcomeUnknown, VendorError
 from connectors.http import OwnsClient, VendorClient
 from connectors.intercom_json import (
@@ -106,9 +109,11 @@ class IntercomConnector(OwnsClient):
         *,
         plans: PlanNames | None = None,
         report: Report = log_bad_record,
+        may_plan: MayPlan = every_case,
     ) -> None:
         self._client = client
         self._report = report
+        self._may_plan = may_plan
         self._mapping = mapping
         self._plans = plans or PlanNames()
         self._ids: IntercomIds | None = None
@@ -127,6 +132,7 @@ class IntercomConnector(OwnsClient):
         transport: httpx.AsyncBaseTransport | None = None,
         plans: PlanNames | None = None,
         report: Report = log_bad_record,
+        may_plan: MayPlan = every_case,
     ) -> IntercomConnector:
         client = VendorClient(
             "intercom",
@@ -136,7 +142,7 @@ class IntercomConnector(OwnsClient):
             timeouts=timeouts,
             transport=transport,
         )
-        return cls(client, mapping, plans=plans, report=report)
+        return cls(client, mapping, plans=plans, report=report, may_plan=may_plan)
 
     async def resolve(self) -> IntercomIds:
         async with self._resolving:
@@ -270,16 +276,22 @@ class IntercomConnector(OwnsClient):
             page_number += 1
 
     async def _conversation(self, found: Mapping[str, Any], ids: IntercomIds) -> Case | None:
-        """The full conversation of a search hit awaiting the customer (None: not awaiting)."""
+        """The full conversation of a search hit awaiting the customer (None: not awaiting);
+        the hit alone (no parts) when no policy could plan anything for it (``may_plan``)."""
         with translating("intercom", found):
             if not waiting_on_customer(found):
                 return None
+        listed = conversation_case(found, ids)
+        if not self._may_plan(listed):
+            return listed
+        with translating("intercom", found):
             conversation = await self._client.read("GET", _CONVERSATION.format(text(found, "id")))
         return conversation_case(conversation, ids)
 
     async def _ticket(self, found: Mapping[str, Any], ids: IntercomIds) -> Case:
-        """A search hit's ticket; read in full only when the hit came without its parts."""
-        if "ticket_parts" not in found:
+        """A search hit's ticket; read in full only when the hit came without its parts and a
+        policy could plan something for it (``may_plan``)."""
+        if "ticket_parts" not in found and self._may_plan(ticket_case(found, ids)):
             with translating("intercom", found, prefix=TICKET_PREFIX):
                 found = await self._client.read("GET", _TICKET.format(text(found, "id")))
         return ticket_case(found, ids)

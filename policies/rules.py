@@ -21,7 +21,7 @@ import jinja2
 from policies.cadences import Cadence, Evidence, compile_cadence, gather_evidence
 from policies.language import BUNDLED_PACK, Pack, Policy, load_pack
 from policies.model import Account, ActivityKind, Case, CaseKind, PlanTier, Status
-from policies.selectors import Check, Tri, compile_selector, match_checks
+from policies.selectors import Check, Tri, compile_selector, match_checks, may_match
 from policies.yamlsource import Problem, SourceError
 
 __all__ = [
@@ -133,6 +133,15 @@ class Rulebook:
     # Kinds some policy judges by the account's open cases (open_cases, account_priority,
     # bundle_account): a caller streaming cases must plan these once every case is counted.
     reads_account_totals: frozenset[CaseKind] = frozenset(CaseKind)
+
+    def may_plan(self, case: Case) -> bool:
+        """Whether any policy could plan anything for ``case``, whatever its history and
+        follow-ups say and whatever its account turns out to be: selectors read neither the
+        history nor the follow-ups, so a case no selector can take on what the case itself
+        shows (kind, status, fields, tags, industry, priority, assignee) is planned nothing.
+        Connectors ask it to skip reading the evidence (an Intercom conversation's parts, an
+        Asana task's stories) of cases that cannot be due."""
+        return any(may_match(p.checks, case) for p in self.policies)
 
 
 def load_rulebook(

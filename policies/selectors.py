@@ -8,13 +8,14 @@ cases by them instead of testing each policy in turn.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from policies.language import FieldCondition, PriorityRange, Selector
 from policies.model import Account, Case, Priority
 
-__all__ = ["Check", "Tri", "compile_selector", "match_checks"]
+__all__ = ["Check", "Tri", "compile_selector", "match_checks", "may_match"]
 
 Tri = bool | None
 
@@ -31,6 +32,8 @@ class Check:
     # "field:<name>"): the planner routes cases by these instead of running the test.
     routes_on: str | None = None
     accepts: frozenset[str] = frozenset()
+    # Reads the account (its plan, flags, open-case totals): unknown before every case is in.
+    reads_account: bool = False
 
 
 def _names(values: Sequence[object]) -> str:
@@ -101,14 +104,18 @@ def compile_selector(selector: Selector) -> tuple[Check, ...]:
                 _observed_plan,
                 "plan",
                 frozenset(str(p) for p in plans),
+                reads_account=True,
             )
         )
     if selector.priority is not None:
         checks.append(_priority_check("priority", selector.priority, _case_priority))
     if selector.account_priority is not None:
         checks.append(
-            _priority_check(
-                "account's highest open priority", selector.account_priority, _account_priority
+            dataclasses.replace(
+                _priority_check(
+                    "account's highest open priority", selector.account_priority, _account_priority
+                ),
+                reads_account=True,
             )
         )
     if selector.open_cases is not None:
@@ -133,6 +140,7 @@ def compile_selector(selector: Selector) -> tuple[Check, ...]:
                     )
                 ),
                 lambda c, a: "no account" if a is None else f"{a.open_cases} open cases",
+                reads_account=True,
             )
         )
     if selector.account_inactive is not None:
@@ -144,6 +152,7 @@ def compile_selector(selector: Selector) -> tuple[Check, ...]:
                 lambda c, a: (
                     "no account" if a is None else ("inactive" if a.inactive else "active")
                 ),
+                reads_account=True,
             )
         )
     if selector.assigned is not None:
@@ -187,7 +196,7 @@ def _silencing_check(include_canceled: bool, include_stopped: bool) -> Check | N
         ]
         return ", ".join(flags) or "neither canceled nor flagged"
 
-    return Check(f"account {wanted}", test, observed)
+    return Check(f"account {wanted}", test, observed, reads_account=True)
 
 
 def _observed_plan(case: Case, account: Account | None) -> str:
@@ -278,6 +287,13 @@ def _priority_check(
         return f"{what} {priority or 'unset'}"
 
     return Check(f"{what} {label}", test, observed)
+
+
+def may_match(checks: Sequence[Check], case: Case) -> bool:
+    """Whether the checks could pass for ``case`` with some account: False only when a check
+    that reads the case alone (kind, status, fields, tags, industry, priority, assignee) fails.
+    None of them reads a case's history or follow-ups."""
+    return all(check.reads_account or check.test(case, None) is not False for check in checks)
 
 
 def match_checks(
