@@ -281,8 +281,11 @@ class IntercomConnector(OwnsClient):
         with translating("intercom", found):
             if not waiting_on_customer(found):
                 return None
-        listed = conversation_case(found, ids)
-        if not self._may_plan(listed):
+        try:
+            listed: Case | None = conversation_case(found, ids)
+        except BadRecord:
+            listed = None  # a hit too thin to judge: the full conversation tells
+        if listed is not None and not self._may_plan(listed):
             return listed
         with translating("intercom", found):
             conversation = await self._client.read("GET", _CONVERSATION.format(text(found, "id")))
@@ -291,9 +294,16 @@ class IntercomConnector(OwnsClient):
     async def _ticket(self, found: Mapping[str, Any], ids: IntercomIds) -> Case:
         """A search hit's ticket; read in full only when the hit came without its parts and a
         policy could plan something for it (``may_plan``)."""
-        if "ticket_parts" not in found and self._may_plan(ticket_case(found, ids)):
-            with translating("intercom", found, prefix=TICKET_PREFIX):
-                found = await self._client.read("GET", _TICKET.format(text(found, "id")))
+        if "ticket_parts" in found:
+            return ticket_case(found, ids)
+        try:
+            listed: Case | None = ticket_case(found, ids)
+        except BadRecord:
+            listed = None  # a hit too thin to judge: the full ticket tells
+        if listed is not None and not self._may_plan(listed):
+            return listed
+        with translating("intercom", found, prefix=TICKET_PREFIX):
+            found = await self._client.read("GET", _TICKET.format(text(found, "id")))
         return ticket_case(found, ids)
 
     async def _search(
