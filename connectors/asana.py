@@ -377,7 +377,7 @@ class AsanaConnector(OwnsClient):
         """The task's case; its stories are read only when a policy could plan something for
         it (``may_plan`` on the task as listed, e.g. not for an unassigned bug)."""
         listed = task_case(task, [], ids)
-        if not self._may_plan(listed):
+        if not self._may_plan(listed, None):  # its account is Intercom's
             return listed
         with translating("asana", task, "gid"):
             stories = await self._stories(text(task, "gid"))

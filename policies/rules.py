@@ -134,14 +134,16 @@ class Rulebook:
     # bundle_account): a caller streaming cases must plan these once every case is counted.
     reads_account_totals: frozenset[CaseKind] = frozenset(CaseKind)
 
-    def may_plan(self, case: Case) -> bool:
+    def may_plan(self, case: Case, account: Account | None = None) -> bool:
         """Whether any policy could plan anything for ``case``, whatever its history and
-        follow-ups say and whatever its account turns out to be: selectors read neither the
-        history nor the follow-ups, so a case no selector can take on what the case itself
-        shows (kind, status, fields, tags, industry, priority, assignee) is planned nothing.
-        Connectors ask it to skip reading the evidence (an Intercom conversation's parts, an
-        Asana task's stories) of cases that cannot be due."""
-        return any(may_match(p.checks, case) for p in self.policies)
+        follow-ups say and whatever its account's open-case totals turn out to be: selectors
+        read neither the history nor the follow-ups, so a case no selector can take on what
+        the case itself and its ``account``'s own attributes show (kind, status, fields, tags,
+        industry, priority, assignee; plan, canceled, stop flag) is planned nothing. Without
+        ``account``, every account check counts as passable. Connectors ask it to skip reading
+        the evidence (an Intercom conversation's parts, an Asana task's stories) of cases that
+        cannot be due."""
+        return any(may_match(p.checks, case, account) for p in self.policies)
 
 
 def load_rulebook(

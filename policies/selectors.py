@@ -32,8 +32,11 @@ class Check:
     # "field:<name>"): the planner routes cases by these instead of running the test.
     routes_on: str | None = None
     accepts: frozenset[str] = frozenset()
-    # Reads the account (its plan, flags, open-case totals): unknown before every case is in.
+    # Reads the account: its own attributes (plan, flags), known once accounts are read...
     reads_account: bool = False
+    # ... or its open-case totals (open cases, highest open priority), known only once every
+    # case is in.
+    reads_totals: bool = False
 
 
 def _names(values: Sequence[object]) -> str:
@@ -116,6 +119,7 @@ def compile_selector(selector: Selector) -> tuple[Check, ...]:
                     "account's highest open priority", selector.account_priority, _account_priority
                 ),
                 reads_account=True,
+                reads_totals=True,
             )
         )
     if selector.open_cases is not None:
@@ -141,6 +145,7 @@ def compile_selector(selector: Selector) -> tuple[Check, ...]:
                 ),
                 lambda c, a: "no account" if a is None else f"{a.open_cases} open cases",
                 reads_account=True,
+                reads_totals=True,
             )
         )
     if selector.account_inactive is not None:
@@ -289,11 +294,18 @@ def _priority_check(
     return Check(f"{what} {label}", test, observed)
 
 
-def may_match(checks: Sequence[Check], case: Case) -> bool:
-    """Whether the checks could pass for ``case`` with some account: False only when a check
-    that reads the case alone (kind, status, fields, tags, industry, priority, assignee) fails.
-    None of them reads a case's history or follow-ups."""
-    return all(check.reads_account or check.test(case, None) is not False for check in checks)
+def may_match(checks: Sequence[Check], case: Case, account: Account | None = None) -> bool:
+    """Whether the checks could pass for ``case`` once its account's open-case totals are
+    known: False only when a check on the case itself (kind, status, fields, tags, industry,
+    priority, assignee) fails, or one on the account's own attributes (plan, flags) does with
+    ``account`` given. Checks on the totals count as passable, and so do all the account's
+    without ``account``. None of them reads a case's history or follow-ups."""
+    for check in checks:
+        if check.reads_totals or (check.reads_account and account is None):
+            continue
+        if check.test(case, account) is False:
+            return False
+    return True
 
 
 def match_checks(

@@ -166,7 +166,7 @@ def build_connectors(
         report,
         # Cases no policy could plan anything for get no per-case evidence read (the pack is
         # compiled on first use: `connectors check` needs none).
-        may_plan=lambda case: build_rulebook(settings).may_plan(case),
+        may_plan=lambda case, account: build_rulebook(settings).may_plan(case, account),
     )
     return {connector.source: connector for connector in built}
 

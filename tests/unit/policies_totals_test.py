@@ -3,7 +3,7 @@
 import dataclasses
 from datetime import UTC, datetime
 
-from policies.model import Account, Case, CaseKind, Priority, Source, Status
+from policies.model import Account, Case, CaseKind, PlanTier, Priority, Source, Status
 from policies.planner import OpenCaseTotals
 from policies.rules import load_rulebook
 
@@ -61,3 +61,18 @@ def test_a_case_no_selector_can_take_whatever_its_account_is_may_not_be_planned(
     assert not rulebook.may_plan(dataclasses.replace(pending, status=Status.OPEN))
     phased = dataclasses.replace(pending, fields={"request_type": "bug", "phase": "2"})
     assert rulebook.may_plan(dataclasses.replace(phased, status=Status.OPEN))  # seed 003
+
+
+def test_a_case_of_a_canceled_or_stopped_account_may_not_be_planned() -> None:
+    # Account flags and plan are known before the cases (read with the accounts); the totals
+    # (open cases, highest open priority) are not, and count as passable.
+    rulebook = load_rulebook()
+    bug = dataclasses.replace(case(1, "a", Status.OPEN), assignee="Priya N")
+    pending = dataclasses.replace(bug, kind=CaseKind.CONVERSATION, status=Status.PENDING)
+    for c in (bug, pending):
+        assert rulebook.may_plan(c, Account("a"))
+        assert not rulebook.may_plan(c, Account("a", canceled=True))
+        assert not rulebook.may_plan(c, Account("a", stop_followups=True))
+    # A Community account with no open case counted yet may still reach the bundle's three.
+    assert rulebook.may_plan(bug, Account("a", plan=PlanTier.COMMUNITY))
+    assert not rulebook.may_plan(bug, Account("a", plan=PlanTier.ENTERPRISE, canceled=True))
