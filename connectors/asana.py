@@ -1,8 +1,10 @@
 """Asana: the tasks of the Bugs project as cases of kind ``bug``.
 
 Reads. ``GET /projects/{gid}/tasks`` with ``completed_since=now`` (open tasks only), 100 a
-page, and exactly the ``opt_fields`` the planner needs; then each open task's stories, for the
-engineers' comments (ENGINEER_UPDATE) and the worker's own signed comments (follow-ups). The
+page, and exactly the ``opt_fields`` the planner needs; then the stories of each open task a
+policy could plan something for (``may_plan``: not an unassigned bug, with the bundled pack),
+for the engineers' comments (ENGINEER_UPDATE) and the worker's own signed comments
+(follow-ups); the others are cases without them, counted in their account's totals. The
 custom fields are read by gid, resolved once from the project by the names in the mapping.
 The customer behind a bug is the Intercom contact in the "Intercom contact" field: it becomes
 the case's ``account_id``, which is the id of the Intercom account.
@@ -31,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from connectors.base import Replied, WriteOutcome, WriteResult
+from connectors.base import MayPlan, Replied, WriteOutcome, WriteResult, every_case
 from connectors.errors import BadRecord, MappingError, PaginationStuck, VendorError
 from connectors.footer import Texts, parse_footer
 from connectors.http import OwnsClient, VendorClient
@@ -238,11 +240,13 @@ class AsanaConnector(OwnsClient):
         *,
         report: Report = log_bad_record,
         mailer: Mailer | None = None,
+        may_plan: MayPlan = every_case,
     ) -> None:
         self._client = client
         self._report = report
         self._mapping = mapping
         self._mailer = mailer
+        self._may_plan = may_plan
         self._ids: AsanaIds | None = None
         self._resolving = asyncio.Lock()
 
@@ -258,6 +262,7 @@ class AsanaConnector(OwnsClient):
         transport: httpx.AsyncBaseTransport | None = None,
         report: Report = log_bad_record,
         mailer: Mailer | None = None,
+        may_plan: MayPlan = every_case,
     ) -> AsanaConnector:
         client = VendorClient(
             "asana",
@@ -267,7 +272,7 @@ class AsanaConnector(OwnsClient):
             timeouts=timeouts,
             transport=transport,
         )
-        return cls(client, mapping, report=report, mailer=mailer)
+        return cls(client, mapping, report=report, mailer=mailer, may_plan=may_plan)
 
     async def _pages(self, url: str, params: Mapping[str, Any]) -> AsyncIterator[Any]:
         """Every record of a list, page by page. An offset that comes back (the official
@@ -369,6 +374,11 @@ class AsanaConnector(OwnsClient):
             yield case
 
     async def _case(self, task: Mapping[str, Any], ids: AsanaIds) -> Case:
+        """The task's case; its stories are read only when a policy could plan something for
+        it (``may_plan`` on the task as listed, e.g. not for an unassigned bug)."""
+        listed = task_case(task, [], ids)
+        if not self._may_plan(listed, None):  # its account is Intercom's
+            return listed
         with translating("asana", task, "gid"):
             stories = await self._stories(text(task, "gid"))
         return task_case(task, stories, ids)

@@ -14,7 +14,15 @@ from typing import Protocol, runtime_checkable
 
 from policies.model import Account, Case, PlanItem, Source
 
-__all__ = ["BulkApply", "Connector", "Replied", "WriteOutcome", "WriteResult"]
+__all__ = [
+    "BulkApply",
+    "Connector",
+    "MayPlan",
+    "Replied",
+    "WriteOutcome",
+    "WriteResult",
+    "every_case",
+]
 
 
 class WriteOutcome(StrEnum):
@@ -33,6 +41,21 @@ Replied = Callable[[], None]
 """Called by :meth:`Connector.apply` once the customer has the item's reply (sent, or found
 sent by an earlier attempt), before the item's other writes: the worker records it at once,
 so a process dying later never sends the reply again."""
+
+
+MayPlan = Callable[[Case, Account | None], bool]
+"""Whether the policies could plan anything for a case (with its account, when the connector
+knows it), whatever its evidence (history and follow-ups) says and whatever the account's
+open-case totals: :meth:`policies.rules.Rulebook.may_plan`. A connector that reads evidence
+with one call per case (Intercom conversation parts, Asana stories) asks it on the case as its
+list entry shows it, and yields a case it says no to without that read: with no evidence, but
+with everything else (status, subject, account, priority), so the account's open-case totals
+count it as before."""
+
+
+def every_case(case: Case, account: Account | None) -> bool:
+    """The default :data:`MayPlan`: every case may be planned, so every case's evidence is read."""
+    return True
 
 
 @dataclass(frozen=True, slots=True)

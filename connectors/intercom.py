@@ -6,7 +6,10 @@ Reads. Accounts stream from ``GET /contacts`` (150 a page), each with its compan
 attributes hold the account status, the stop flag and the plan of a contact whose company has
 none is tenant mapping. Candidate conversations come
 from ``POST /conversations/search`` (open ones, 150 a page), keeping those where an admin spoke
-last (the customer owes an answer); only those get their parts read, for the evidence. Then
+last (the customer owes an answer); only those get their parts read, for the evidence, and of
+them only the ones a policy could plan something for (``may_plan``, on the hit as listed: a
+case no selector can take is yielded without parts, and still counts in its account's open
+cases). Then
 candidate tickets from ``POST /tickets/search`` (open customer tickets, 150 a page), each with
 its parts as the search answers it (read in full only if the answer leaves them out). A record
 that cannot be read goes to the connector's ``report`` (:mod:`connectors.records`) and the
@@ -42,7 +45,7 @@ from typing import Any
 
 import httpx
 
-from connectors.base import Replied, WriteOutcome, WriteResult
+from connectors.base import MayPlan, Replied, WriteOutcome, WriteResult, every_case
 from connectors.errors import BadRecord, MappingError, OutcomeUnknown, VendorError
 from connectors.http import OwnsClient, VendorClient
 from connectors.intercom_json import (
@@ -106,9 +109,14 @@ class IntercomConnector(OwnsClient):
         *,
         plans: PlanNames | None = None,
         report: Report = log_bad_record,
+        may_plan: MayPlan = every_case,
     ) -> None:
         self._client = client
         self._report = report
+        self._may_plan = may_plan
+        # The accounts the last ``accounts()`` read, for the next ``cases()`` to ask ``may_plan``
+        # with (a canceled or stop-flagged contact's conversations cannot be due); used once.
+        self._listed_accounts: dict[str, Account] | None = None
         self._mapping = mapping
         self._plans = plans or PlanNames()
         self._ids: IntercomIds | None = None
@@ -127,6 +135,7 @@ class IntercomConnector(OwnsClient):
         transport: httpx.AsyncBaseTransport | None = None,
         plans: PlanNames | None = None,
         report: Report = log_bad_record,
+        may_plan: MayPlan = every_case,
     ) -> IntercomConnector:
         client = VendorClient(
             "intercom",
@@ -136,7 +145,7 @@ class IntercomConnector(OwnsClient):
             timeouts=timeouts,
             transport=transport,
         )
-        return cls(client, mapping, plans=plans, report=report)
+        return cls(client, mapping, plans=plans, report=report, may_plan=may_plan)
 
     async def resolve(self) -> IntercomIds:
         async with self._resolving:
@@ -239,6 +248,8 @@ class IntercomConnector(OwnsClient):
         plans = await self._company_plans()
         attrs = self._mapping.contact_attributes
         params: dict[str, Any] = {"per_page": PAGE}
+        self._listed_accounts = None
+        listed: dict[str, Account] = {}
         while True:
             page = await self._client.read("GET", "/contacts", params=params)
             for contact in page.get("data", []):
@@ -247,9 +258,11 @@ class IntercomConnector(OwnsClient):
                 except BadRecord as bad:
                     self._report(bad)
                     continue
+                listed[account.id] = account
                 yield account
             after = _next_cursor(page)
             if not after:
+                self._listed_accounts = listed  # only a whole list
                 return
             params = {"per_page": PAGE, "starting_after": after}
 
@@ -269,19 +282,43 @@ class IntercomConnector(OwnsClient):
                 return plans
             page_number += 1
 
-    async def _conversation(self, found: Mapping[str, Any], ids: IntercomIds) -> Case | None:
-        """The full conversation of a search hit awaiting the customer (None: not awaiting)."""
+    @staticmethod
+    def _account(case: Case, accounts: Mapping[str, Account]) -> Account | None:
+        return accounts.get(case.account_id) if case.account_id is not None else None
+
+    async def _conversation(
+        self, found: Mapping[str, Any], ids: IntercomIds, accounts: Mapping[str, Account]
+    ) -> Case | None:
+        """The full conversation of a search hit awaiting the customer (None: not awaiting);
+        the hit alone (no parts) when no policy could plan anything for it (``may_plan``)."""
         with translating("intercom", found):
             if not waiting_on_customer(found):
                 return None
+        try:
+            listed: Case | None = conversation_case(found, ids)
+        except BadRecord:
+            listed = None  # a hit too thin to judge: the full conversation tells
+        if listed is not None and not self._may_plan(listed, self._account(listed, accounts)):
+            return listed
+        with translating("intercom", found):
             conversation = await self._client.read("GET", _CONVERSATION.format(text(found, "id")))
         return conversation_case(conversation, ids)
 
-    async def _ticket(self, found: Mapping[str, Any], ids: IntercomIds) -> Case:
-        """A search hit's ticket; read in full only when the hit came without its parts."""
-        if "ticket_parts" not in found:
-            with translating("intercom", found, prefix=TICKET_PREFIX):
-                found = await self._client.read("GET", _TICKET.format(text(found, "id")))
+    async def _ticket(
+        self, found: Mapping[str, Any], ids: IntercomIds, accounts: Mapping[str, Account]
+    ) -> Case:
+        """A search hit's ticket; read in full only when the hit came without its parts and a
+        policy could plan something for it (``may_plan``)."""
+        if "ticket_parts" in found:
+            return ticket_case(found, ids)
+        try:
+            listed: Case | None = ticket_case(found, ids)
+        except BadRecord:
+            listed = None  # a hit too thin to judge: the full ticket tells
+        if listed is not None and not self._may_plan(listed, self._account(listed, accounts)):
+            return listed
+        with translating("intercom", found, prefix=TICKET_PREFIX):
+            found = await self._client.read("GET", _TICKET.format(text(found, "id")))
         return ticket_case(found, ids)
 
     async def _search(
@@ -306,15 +343,23 @@ class IntercomConnector(OwnsClient):
 
     async def cases(self) -> AsyncIterator[Case]:
         """Conversations awaiting the customer, then open customer tickets; a record that
-        cannot be read goes to ``report``."""
+        cannot be read goes to ``report``. Parts are read only for cases ``may_plan`` takes,
+        asked with the account the last :meth:`accounts` listed (a canceled contact's
+        conversation cannot be due)."""
         ids = await self.resolve()
+        # The accounts read just before (the worker reads accounts, then cases), once; none
+        # known: every account check of ``may_plan`` counts as passable.
+        accounts, self._listed_accounts = self._listed_accounts or {}, None
         conversations = self._search(
-            "/conversations/search", "conversations", _OPEN, lambda c: self._conversation(c, ids)
+            "/conversations/search",
+            "conversations",
+            _OPEN,
+            lambda c: self._conversation(c, ids, accounts),
         )
         async for case in conversations:
             yield case
         tickets = self._search(
-            "/tickets/search", "tickets", _OPEN_REQUESTS, lambda t: self._ticket(t, ids)
+            "/tickets/search", "tickets", _OPEN_REQUESTS, lambda t: self._ticket(t, ids, accounts)
         )
         async for case in tickets:
             yield case

@@ -9,6 +9,7 @@ from __future__ import annotations
 import httpx
 
 from connectors.asana import AsanaConnector
+from connectors.base import MayPlan, every_case
 from connectors.intercom import IntercomConnector
 from connectors.mapping import TenantMapping
 from connectors.records import Report, log_bad_record
@@ -26,8 +27,11 @@ def build_connectors(
     limits: ConnectorLimits | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     report: Report = log_bad_record,
+    may_plan: MayPlan = every_case,
 ) -> list[VendorConnector]:
-    """``report`` receives each vendor record a stream skips because it cannot be read."""
+    """``report`` receives each vendor record a stream skips because it cannot be read;
+    ``may_plan`` (the rulebook's) spares the per-case evidence reads of cases no policy could
+    plan anything for (:data:`connectors.base.MayPlan`)."""
     limits = limits or ConnectorLimits()
     built: list[VendorConnector] = []
     if mapping.zendesk and env.zendesk_url and env.zendesk_email and env.zendesk_token:
@@ -55,6 +59,7 @@ def build_connectors(
             transport=transport,
             plans=mapping.plans,
             report=report,
+            may_plan=may_plan,
         )
         built.append(intercom)
     if mapping.asana and env.asana_url and env.asana_token:
@@ -69,6 +74,7 @@ def build_connectors(
                 # Bug reporters are Intercom contacts: their updates are emailed from there.
                 mailer=None if intercom is None else intercom.email_contact,
                 report=report,
+                may_plan=may_plan,
             )
         )
     return built

@@ -21,7 +21,7 @@ import jinja2
 from policies.cadences import Cadence, Evidence, compile_cadence, gather_evidence
 from policies.language import BUNDLED_PACK, Pack, Policy, load_pack
 from policies.model import Account, ActivityKind, Case, CaseKind, PlanTier, Status
-from policies.selectors import Check, Tri, compile_selector, match_checks
+from policies.selectors import Check, Tri, compile_selector, match_checks, may_match
 from policies.yamlsource import Problem, SourceError
 
 __all__ = [
@@ -133,6 +133,17 @@ class Rulebook:
     # Kinds some policy judges by the account's open cases (open_cases, account_priority,
     # bundle_account): a caller streaming cases must plan these once every case is counted.
     reads_account_totals: frozenset[CaseKind] = frozenset(CaseKind)
+
+    def may_plan(self, case: Case, account: Account | None = None) -> bool:
+        """Whether any policy could plan anything for ``case``, whatever its history and
+        follow-ups say and whatever its account's open-case totals turn out to be: selectors
+        read neither the history nor the follow-ups, so a case no selector can take on what
+        the case itself and its ``account``'s own attributes show (kind, status, fields, tags,
+        industry, priority, assignee; plan, canceled, stop flag) is planned nothing. Without
+        ``account``, every account check counts as passable. Connectors ask it to skip reading
+        the evidence (an Intercom conversation's parts, an Asana task's stories) of cases that
+        cannot be due."""
+        return any(may_match(p.checks, case, account) for p in self.policies)
 
 
 def load_rulebook(

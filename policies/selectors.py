@@ -8,13 +8,14 @@ cases by them instead of testing each policy in turn.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from policies.language import FieldCondition, PriorityRange, Selector
 from policies.model import Account, Case, Priority
 
-__all__ = ["Check", "Tri", "compile_selector", "match_checks"]
+__all__ = ["Check", "Tri", "compile_selector", "match_checks", "may_match"]
 
 Tri = bool | None
 
@@ -31,6 +32,11 @@ class Check:
     # "field:<name>"): the planner routes cases by these instead of running the test.
     routes_on: str | None = None
     accepts: frozenset[str] = frozenset()
+    # Reads the account: its own attributes (plan, flags), known once accounts are read...
+    reads_account: bool = False
+    # ... or its open-case totals (open cases, highest open priority), known only once every
+    # case is in.
+    reads_totals: bool = False
 
 
 def _names(values: Sequence[object]) -> str:
@@ -101,14 +107,19 @@ def compile_selector(selector: Selector) -> tuple[Check, ...]:
                 _observed_plan,
                 "plan",
                 frozenset(str(p) for p in plans),
+                reads_account=True,
             )
         )
     if selector.priority is not None:
         checks.append(_priority_check("priority", selector.priority, _case_priority))
     if selector.account_priority is not None:
         checks.append(
-            _priority_check(
-                "account's highest open priority", selector.account_priority, _account_priority
+            dataclasses.replace(
+                _priority_check(
+                    "account's highest open priority", selector.account_priority, _account_priority
+                ),
+                reads_account=True,
+                reads_totals=True,
             )
         )
     if selector.open_cases is not None:
@@ -133,6 +144,8 @@ def compile_selector(selector: Selector) -> tuple[Check, ...]:
                     )
                 ),
                 lambda c, a: "no account" if a is None else f"{a.open_cases} open cases",
+                reads_account=True,
+                reads_totals=True,
             )
         )
     if selector.account_inactive is not None:
@@ -144,6 +157,7 @@ def compile_selector(selector: Selector) -> tuple[Check, ...]:
                 lambda c, a: (
                     "no account" if a is None else ("inactive" if a.inactive else "active")
                 ),
+                reads_account=True,
             )
         )
     if selector.assigned is not None:
@@ -187,7 +201,7 @@ def _silencing_check(include_canceled: bool, include_stopped: bool) -> Check | N
         ]
         return ", ".join(flags) or "neither canceled nor flagged"
 
-    return Check(f"account {wanted}", test, observed)
+    return Check(f"account {wanted}", test, observed, reads_account=True)
 
 
 def _observed_plan(case: Case, account: Account | None) -> str:
@@ -278,6 +292,20 @@ def _priority_check(
         return f"{what} {priority or 'unset'}"
 
     return Check(f"{what} {label}", test, observed)
+
+
+def may_match(checks: Sequence[Check], case: Case, account: Account | None = None) -> bool:
+    """Whether the checks could pass for ``case`` once its account's open-case totals are
+    known: False only when a check on the case itself (kind, status, fields, tags, industry,
+    priority, assignee) fails, or one on the account's own attributes (plan, flags) does with
+    ``account`` given. Checks on the totals count as passable, and so do all the account's
+    without ``account``. None of them reads a case's history or follow-ups."""
+    for check in checks:
+        if check.reads_totals or (check.reads_account and account is None):
+            continue
+        if check.test(case, account) is False:
+            return False
+    return True
 
 
 def match_checks(

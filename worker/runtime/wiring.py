@@ -160,7 +160,14 @@ def build_connectors(
     vendors = {url: source.value for url, source in settings.vendor_urls.items()}
     metered = MeteredTransport(metrics, vendors, transport, tenant=tenant)
     built = build_vendor_connectors(
-        env, _mapping(settings), connector_limits(settings), metered, report
+        env,
+        _mapping(settings),
+        connector_limits(settings),
+        metered,
+        report,
+        # Cases no policy could plan anything for get no per-case evidence read (the pack is
+        # compiled on first use: `connectors check` needs none).
+        may_plan=lambda case, account: build_rulebook(settings).may_plan(case, account),
     )
     return {connector.source: connector for connector in built}
 
