@@ -151,9 +151,13 @@ class VendorClient:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        timeout: httpx.Timeout | None = None,
     ) -> Any:
-        """A request that changes nothing (GET, or a POST search): retried on transient errors."""
-        return await self._retrying(self._limits.read_attempts, "read", method, url, params, json)
+        """A request that changes nothing (GET, or a POST search): retried on transient errors.
+        ``timeout``: this request's own, where the client's is too short for it."""
+        return await self._retrying(
+            self._limits.read_attempts, "read", method, url, params, json, timeout
+        )
 
     async def write(
         self,
@@ -164,7 +168,9 @@ class VendorClient:
         params: Mapping[str, Any] | None = None,
     ) -> Any:
         """A request that changes something. Raises OutcomeUnknown if it may have been applied."""
-        return await self._retrying(self._limits.write_attempts, "write", method, url, params, json)
+        return await self._retrying(
+            self._limits.write_attempts, "write", method, url, params, json, None
+        )
 
     async def _retrying(
         self,
@@ -174,6 +180,7 @@ class VendorClient:
         url: str,
         params: Mapping[str, Any] | None,
         json: Any,
+        timeout: httpx.Timeout | None,
     ) -> Any:
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(TransientVendorError),
@@ -185,7 +192,7 @@ class VendorClient:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._send(kind, method, url, params, json)
+                return await self._send(kind, method, url, params, json, timeout)
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
     def _log_retry(self, state: RetryCallState) -> None:
@@ -227,10 +234,17 @@ class VendorClient:
         url: str,
         params: Mapping[str, Any] | None,
         json: Any,
+        timeout: httpx.Timeout | None,
     ) -> Any:
         # ``or None``: httpx (0.28) replaces a URL's own query with ``params`` even when they
         # are empty, and a next-page link carries its cursor in its query.
-        request = self._http.build_request(method, url, params=params or None, json=json)
+        request = self._http.build_request(
+            method,
+            url,
+            params=params or None,
+            json=json,
+            timeout=timeout or httpx.USE_CLIENT_DEFAULT,
+        )
         path = request.url.path
         endpoint = self._class_of(method, path)
         async with self._in_flight[kind]:

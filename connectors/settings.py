@@ -24,9 +24,17 @@ class Timeouts(BaseModel):
     read: float = 30.0
     write: float = 30.0
     pool: float = 10.0
+    # A Zendesk export page holds up to 1,000 ticket updates with full comment bodies, and a
+    # retry spends one of the export's 10 requests a minute (vendor-behaviours.md Z6).
+    export_read: float = 120.0
 
     def to_httpx(self) -> httpx.Timeout:
         return httpx.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)
+
+    def for_exports(self) -> httpx.Timeout:
+        """The same, with the read phase long enough for a full export page."""
+        read = max(self.read, self.export_read)
+        return httpx.Timeout(connect=self.connect, read=read, write=self.write, pool=self.pool)
 
 
 class VendorLimits(BaseModel):

@@ -112,10 +112,12 @@ class ZendeskConnector(OwnsClient):
         page_size: int = 1000,
         comment_pages: int = 5,
         max_pages: int = MAX_PAGES,
+        export_timeout: httpx.Timeout | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         report: Report = log_bad_record,
     ) -> None:
         self._client = client
+        self._export_timeout = export_timeout  # None: the client's own
         self._max_pages = max_pages
         self._mapping = mapping
         self._plans = plans or PlanNames()
@@ -155,11 +157,21 @@ class ZendeskConnector(OwnsClient):
                 if name in mapping.endpoint_limits
             ],
         )
-        return cls(client, mapping, plans=plans, page_size=page_size, clock=clock, report=report)
+        return cls(
+            client,
+            mapping,
+            plans=plans,
+            page_size=page_size,
+            export_timeout=timeouts.for_exports(),
+            clock=clock,
+            report=report,
+        )
 
     async def _pages(
         self, url: str, params: Mapping[str, Any] | None = None
     ) -> AsyncGenerator[Any, None]:
+        # An export page is large (vendor-behaviours.md Z6): read with the longer timeout.
+        timeout = self._export_timeout if url in _EXPORTS else None
         """Every page of a list, whichever of Zendesk's three pagination styles it uses. A
         page that hands back a cursor, link or time already followed, or a list past
         ``max_pages``, ends in :class:`PaginationStuck` (vendor-behaviours.md Z7)."""
@@ -168,7 +180,7 @@ class ZendeskConnector(OwnsClient):
         followed: set[str] = set()
         pages = 0
         while next_url:
-            page = await self._client.read("GET", next_url, params=query)
+            page = await self._client.read("GET", next_url, params=query, timeout=timeout)
             pages += 1
             yield page
             if "end_time" in page:

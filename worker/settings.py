@@ -139,6 +139,8 @@ class Settings(BaseSettings):
     asana_rate_limit: PositiveInt = Field(default=150, description="requests per minute")
     http_connect_timeout: PositiveFloat = 5.0
     http_timeout: PositiveFloat = 30.0
+    # A Zendesk export page (up to 1,000 updates with their comments) may take longer.
+    http_export_timeout: PositiveFloat = 120.0
     # Seconds before the first retry of a failed vendor call (then doubling, with jitter);
     # None: the connectors' own default.
     http_backoff: PositiveFloat | None = None

@@ -13,6 +13,7 @@ import respx
 from connectors.base import WriteOutcome
 from connectors.errors import MappingError, PaginationStuck
 from connectors.mapping import ZendeskMapping
+from connectors.settings import Timeouts
 from connectors.zendesk import ZendeskConnector
 from connectors.zendesk_json import (
     ZendeskIds,
@@ -918,3 +919,31 @@ async def test_z7_a_list_past_the_page_budget_ends_with_a_clear_error(
         with pytest.raises(PaginationStuck, match="still more after 5 pages"):
             [case async for case in zendesk.cases()]
     assert export.call_count == 5
+
+
+async def test_z6_export_pages_are_read_with_the_longer_timeout(
+    router: respx.MockRouter,
+) -> None:
+    """vendor-behaviours.md Z6: an export page holds up to 1,000 ticket updates with their
+    comments; a 30 s read cut short is retried, spending one of the export's 10 requests a
+    minute. Export pages get the export timeout; every other read keeps the client's."""
+    read_timeouts: dict[str, float] = {}
+
+    def answer(body: dict[str, Any]) -> Any:
+        def respond(request: httpx.Request) -> httpx.Response:
+            read_timeouts[request.url.path] = request.extensions["timeout"]["read"]
+            return httpx.Response(200, json=body)
+
+        return respond
+
+    export = {"tickets": [ticket(1)], "users": [], "after_cursor": "a", "end_of_stream": True,
+              "after_url": None}  # fmt: skip
+    router.get("/api/v2/incremental/tickets/cursor").mock(side_effect=answer(export))
+    router.get("/api/v2/incremental/ticket_events").mock(side_effect=answer(events_page()))
+    router.get("/api/v2/tickets/1/comments").mock(side_effect=answer(comments_page()))
+    slow_pages = Timeouts(read=30.0, export_read=120.0).for_exports()
+    async with connector(router, export_timeout=slow_pages) as zendesk:
+        [case async for case in zendesk.cases()]
+    assert read_timeouts["/api/v2/incremental/tickets/cursor"] == 120.0
+    assert read_timeouts["/api/v2/incremental/ticket_events"] == 120.0
+    assert read_timeouts["/api/v2/tickets/1/comments"] == 30.0

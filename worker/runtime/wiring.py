@@ -133,6 +133,7 @@ def connector_limits(settings: Settings) -> ConnectorLimits:
             connect=settings.http_connect_timeout,
             read=settings.http_timeout,
             write=settings.http_timeout,
+            export_read=settings.http_export_timeout,
         ),
     )
 
