@@ -947,3 +947,22 @@ async def test_z6_export_pages_are_read_with_the_longer_timeout(
     assert read_timeouts["/api/v2/incremental/tickets/cursor"] == 120.0
     assert read_timeouts["/api/v2/incremental/ticket_events"] == 120.0
     assert read_timeouts["/api/v2/tickets/1/comments"] == 30.0
+
+
+async def test_z8_each_export_page_is_read_from_the_cursor_the_last_one_gave(
+    router: respx.MockRouter,
+) -> None:
+    """vendor-behaviours.md Z8: a page's ``after_cursor`` is where the next read starts; the
+    first page alone carries ``start_time`` (the cursor replaces it). Keeping the cursor between
+    cycles is the incremental sync's part (issue 13); within a cycle the stream moves on."""
+    pages = [stuck_export("a"), {**stuck_export("b"), "end_of_stream": True}]
+    export = router.get("/api/v2/incremental/tickets/cursor").mock(
+        side_effect=[httpx.Response(200, json=page) for page in pages]
+    )
+    router.get("/api/v2/incremental/ticket_events").respond(json=events_page())
+    router.get("/api/v2/tickets/1/comments").respond(json=comments_page())
+    async with connector(router) as zendesk:
+        [case async for case in zendesk.cases()]
+    first, second = (call.request.url.params for call in export.calls)
+    assert ("start_time" in first, "cursor" in first) == (True, False)
+    assert ("start_time" in second, second.get("cursor")) == (False, "a")
