@@ -21,6 +21,7 @@ __all__ = [
     "LEAD_EVERY",
     "MESSAGE_CONVERSATION_BASE",
     "IntercomGenerator",
+    "conversation_people",
     "intercom_author",
     "intercom_company_id",
     "intercom_contact_id",
@@ -166,16 +167,7 @@ class IntercomGenerator:
                 "url": None,
                 "redacted": False,
             },
-            "contacts": {
-                "type": "contact.list",
-                "contacts": [
-                    {"type": "contact", "id": contact["id"], "external_id": contact["external_id"]}
-                ],
-            },
-            "teammates": {
-                "type": "admin.list",
-                "teammates": [{"type": "admin", "id": admin.intercom_id}],
-            },
+            **conversation_people(contact, admin.intercom_id),
             "custom_attributes": {},
             "statistics": {
                 "type": "conversation_statistics",
@@ -291,3 +283,16 @@ def parse_intercom_id(text: str, prefix: str) -> int | None:
         return int(text[1:], 16)
     except ValueError:
         return None
+
+
+def conversation_people(contact: dict[str, Any], admin_id: str) -> dict[str, Any]:
+    """A conversation's ``contacts`` and ``teammates``: its one contact and one admin."""
+    return {
+        "contacts": {
+            "type": "contact.list",
+            "contacts": [
+                {"type": "contact", "id": contact["id"], "external_id": contact["external_id"]}
+            ],
+        },
+        "teammates": {"type": "admin.list", "teammates": [{"type": "admin", "id": admin_id}]},
+    }

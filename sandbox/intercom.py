@@ -21,6 +21,7 @@ from sandbox.generator_intercom import (
     INTERCOM_TICKET_BASE,
     MESSAGE_CONVERSATION_BASE,
     IntercomGenerator,
+    conversation_people,
     intercom_author,
     intercom_ticket_state,
     intercom_ticket_type,
@@ -403,16 +404,7 @@ class IntercomDesk:
                 "url": None,
                 "redacted": False,
             },
-            "contacts": {
-                "type": "contact.list",
-                "contacts": [
-                    {"type": "contact", "id": contact["id"], "external_id": contact["external_id"]}
-                ],
-            },
-            "teammates": {
-                "type": "admin.list",
-                "teammates": [{"type": "admin", "id": admin["id"]}],
-            },
+            **conversation_people(contact, admin["id"]),
             "custom_attributes": {},
             "statistics": {
                 "type": "conversation_statistics",
