@@ -16,9 +16,14 @@ from policies.model import Account, Case, PlanItem, Source
 
 __all__ = [
     "BulkApply",
+    "Change",
+    "Checkpoint",
     "Connector",
+    "Gone",
+    "KnownCase",
     "MayPlan",
     "Replied",
+    "Syncs",
     "WriteOutcome",
     "WriteResult",
     "every_case",
@@ -97,3 +102,44 @@ class BulkApply(Protocol):
     (Zendesk ``update_many``). Results come back in the order of ``items``."""
 
     async def apply_many(self, items: Sequence[PlanItem]) -> list[WriteResult]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Gone:
+    """A case that left the candidates since the cursor (solved, closed, deleted, merged):
+    the case store drops it. ``case_id`` is the vendor's id, as ``Case.id``."""
+
+    case_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Everything yielded before it is covered by ``cursor``: once the caller has stored those
+    changes, it may keep the cursor, and the next :meth:`Syncs.changes` starts from it. The
+    cursor is the connector's own opaque text (several vendor positions, say, as JSON)."""
+
+    cursor: str
+
+
+Change = Case | Account | Gone | Checkpoint
+"""One item of a change stream: a case or account as it is now, a case gone, a checkpoint."""
+
+KnownCase = Callable[[str], Case | None]
+"""The case store's copy of a case, by vendor id (None: not stored). A connector that reads
+only what changed builds a changed case's evidence from the stored one plus what is new,
+rather than reading its whole history again."""
+
+
+@runtime_checkable
+class Syncs(Protocol):
+    """A connector that reads what changed since a cursor it handed out earlier (issue 13)."""
+
+    def changes(self, cursor: str | None, known: KnownCase) -> AsyncIterator[Change]:
+        """What changed since ``cursor``: cases (candidates, with evidence, as ``cases()``
+        gives them), accounts, cases gone, and a :class:`Checkpoint` after each batch.
+
+        ``cursor`` None: a full read (every candidate case and every account, then a
+        checkpoint); the caller replaces its store with what it gets. Raises
+        :class:`connectors.errors.CursorExpired` when the vendor no longer honours
+        ``cursor``; the caller then reads in full."""
+        ...

@@ -19,8 +19,10 @@
           │    ├── NotFound           404
           │    ├── Conflict           409 (Zendesk ``safe_update`` collision)
           │    ├── Unprocessable      422
-          │    └── PaginationStuck    a list that repeats a cursor/offset or passes the page
+          │    ├── PaginationStuck    a list that repeats a cursor/offset or passes the page
           │                           budget: read on, it would never end
+          │    └── CursorExpired      a sync cursor kept between cycles the vendor no longer
+          │                           honours (Asana sync token past 24 h, 412): read in full
           └── OutcomeUnknown          a write was sent but its answer was lost (timeout, reset,
                                       5xx after send): it may or may not have been applied
 
@@ -37,6 +39,7 @@ __all__ = [
     "Conflict",
     "ConnectionLost",
     "ConnectorError",
+    "CursorExpired",
     "Forbidden",
     "MappingError",
     "NotFound",
@@ -147,6 +150,12 @@ class Unprocessable(PermanentVendorError):
 class PaginationStuck(PermanentVendorError):
     """A list that hands back a cursor or offset it already gave, or runs past the page
     budget: reading on would spend the rate limit forever (vendor-behaviours.md Z7, A1)."""
+
+
+class CursorExpired(PermanentVendorError):
+    """A sync cursor kept between cycles that the vendor no longer honours (an Asana sync
+    token past its 24 hours answers 412, a Zendesk cursor it cannot parse 400/422): the
+    caller reads in full instead, and says so (issue 13)."""
 
 
 class OutcomeUnknown(VendorError):
