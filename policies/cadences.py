@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
 
 import jinja2
@@ -48,12 +48,18 @@ class Due:
     context: StepContext
 
 
-@dataclass(frozen=True, slots=True)
-class NotDue:
+class NotDue(NamedTuple):
     """Nothing owed. The reason is only formatted when someone asks (``explain``): the
-    planner discards it for the vast majority of cases."""
+    planner discards it for the vast majority of cases.
+
+    ``due_at`` is when the rule would next owe something if the evidence it judged stays as it
+    is (no new activity or follow-up mark, same fields and account): nothing is owed before
+    it, and None means never. It is the instant the rule has just compared ``now`` with, so
+    it costs nothing; :func:`policies.due.next_due` reads it. A NamedTuple, like
+    :class:`Evidence`: one is built for most cases the planner sees."""
 
     describe: Callable[[], str]
+    due_at: datetime | None = None
 
     @property
     def reason(self) -> str:
@@ -197,12 +203,14 @@ class SequenceRule:
             gap = self._day(calendar.local_date(last_mark), upcoming.day - previous.day, calendar)
             due = max(due, gap)
         # A day's follow-ups start when the team's day does, never in the small hours.
-        if now < calendar.opening(due):
+        due_at = calendar.opening(due)
+        if now < due_at:
             return NotDue(
                 lambda: (
                     f"{self._label(upcoming)} due {_fmt_opening(due, calendar)}"
                     f" (Day {upcoming.day})"
-                )
+                ),
+                due_at,
             )
         label = self._label(upcoming)
         waited = calendar.business_days_between(day_one, today)
@@ -264,6 +272,7 @@ def _due_day(interval: Interval, start: date, calendar: BusinessCalendar) -> dat
 
 
 _DATE_ONLY = len("2026-03-02")
+_JUST_AFTER = timedelta(microseconds=1)  # the next instant a datetime can tell apart
 
 
 def _parse_instant(raw: str, calendar: BusinessCalendar) -> datetime:
@@ -329,7 +338,10 @@ class EveryRule:
 
         if now < due_at:
             return NotDue(
-                lambda: f"{since()}; next update due {_fmt_instant(due_at, calendar)} ({self.rule})"
+                lambda: (
+                    f"{since()}; next update due {_fmt_instant(due_at, calendar)} ({self.rule})"
+                ),
+                due_at,
             )
         step = attempts + 1
         waited = calendar.business_days_between(calendar.local_date(last), today)
@@ -389,7 +401,10 @@ class PhaseRule:
         else:
             return Unknown(f"phase {phase} without {self.since_field}: cannot tell since when")
         if since > now:
-            return NotDue(lambda: f"phase {phase} only starts {_fmt_instant(since, calendar)}")
+            # Due no sooner than the entry; from there the rule tells its own deadline.
+            return NotDue(
+                lambda: f"phase {phase} only starts {_fmt_instant(since, calendar)}", since
+            )
 
         def entered() -> str:
             return f"phase {phase} ({name}) since {_fmt_instant(since, calendar)}"
@@ -409,7 +424,8 @@ class PhaseRule:
             return NotDue(
                 lambda: (
                     f"{entered()}; within {within_label} until {_fmt_instant(deadline, calendar)}"
-                )
+                ),
+                deadline + _JUST_AFTER,  # overdue once the deadline has passed, not at it
             )
         reason = f"{entered()}; over its {within_label} timeframe"
         return self._due(phase, f"phase {phase} overdue", reason, since, case, account, today, ev)

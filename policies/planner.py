@@ -38,8 +38,8 @@ from policies.model import (
     Unjudged,
     idempotency_key,
 )
-from policies.rules import CompiledPolicy, Rulebook
-from policies.selectors import Tri, match_checks
+from policies.rules import CompiledPolicy, Rulebook, claim
+from policies.selectors import Tri
 
 __all__ = [
     "Explanation",
@@ -121,30 +121,26 @@ def plan(
             continue  # planning a past instant from a later snapshot: not there yet
         account = accounts.get(case.account_id) if case.account_id is not None else None
         for group in routes[(case.kind, case.status)].candidates(case, account):
-            for policy, checks in group:
-                matched, check = match_checks(checks, case, account)
-                if matched is False:
-                    continue
-                if matched is None:
-                    assert check is not None
-                    observed = check.observed(case, account)
-                    yield Unjudged(case.ref, _cannot_tell(policy, check.label, observed))
-                else:
-                    try:
-                        verdict = policy.cadence.evaluate(
-                            case, account, policy.evidence(case, now), now, today, calendar
-                        )
-                        # NotDue is by far the most common verdict: nothing more to build.
-                        result = (
-                            None if isinstance(verdict, NotDue) else _result(policy, case, verdict)
-                        )
-                    except Exception as exc:
-                        # One malformed case (say, a naive timestamp from a connector) is
-                        # reported like any case the policy cannot judge; the run goes on.
-                        result = Unjudged(case.ref, _failed(policy, exc))
-                    if result is not None:
-                        yield result
-                break  # the group's first applicable policy claims the case
+            claimed = claim(group, case, account)
+            if claimed is None:
+                continue
+            policy, unknown = claimed
+            if unknown is not None:
+                observed = unknown.observed(case, account)
+                yield Unjudged(case.ref, _cannot_tell(policy, unknown.label, observed))
+                continue
+            try:
+                verdict = policy.cadence.evaluate(
+                    case, account, policy.evidence(case, now), now, today, calendar
+                )
+                # NotDue is by far the most common verdict: nothing more to build.
+                result = None if isinstance(verdict, NotDue) else _result(policy, case, verdict)
+            except Exception as exc:
+                # One malformed case (say, a naive timestamp from a connector) is
+                # reported like any case the policy cannot judge; the run goes on.
+                result = Unjudged(case.ref, _failed(policy, exc))
+            if result is not None:
+                yield result
 
 
 def _zoneless(case: Case) -> str | None:

@@ -30,6 +30,7 @@ __all__ = [
     "Route",
     "Router",
     "Rulebook",
+    "claim",
     "compile_pack",
     "load_rulebook",
 ]
@@ -66,6 +67,19 @@ class Group:
 
 
 Candidate = tuple[CompiledPolicy, tuple[Check, ...]]  # a policy and the checks left to run
+
+
+def claim(
+    group: Iterable[Candidate], case: Case, account: Account | None
+) -> tuple[CompiledPolicy, Check | None] | None:
+    """The group's policy that claims ``case``: its first candidate whose checks do not fail,
+    with None when they all pass or the check that cannot tell (the case is reported, not
+    judged); None when no candidate applies."""
+    for policy, checks in group:
+        matched, check = match_checks(checks, case, account)
+        if matched is not False:
+            return policy, check
+    return None
 
 
 @dataclass(frozen=True, slots=True)
