@@ -39,10 +39,14 @@ A YAML (or JSON, which is YAML) document::
 
 Account aggregates (``open_cases``, ``open_case_refs``, ``max_open_priority``) are derived from
 the file's cases when an account omits them: the file is small and complete, unlike a stream.
+
+The case store keeps cases in this shape too (:mod:`policies.codec`: every field written out,
+plus ``updated_stamp``, which a file does not take); both are decoded by the same code.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, time
@@ -65,16 +69,14 @@ from pydantic import (
 
 from policies.actions import echo
 from policies.calendar import BusinessCalendar
+from policies.codec import case_from_json
 from policies.model import (
     Account,
-    Activity,
     ActivityKind,
     Case,
     CaseKind,
-    FollowUpMark,
     PlanTier,
     Priority,
-    Requester,
     Source,
     Status,
     idempotency_key,
@@ -219,38 +221,20 @@ def parse_snapshot(snapshot: Snapshot) -> Loaded:
 
 
 def _case(raw: _Case) -> Case:
+    """The entry with the file's conveniences made explicit (an omitted ``updated_at`` or
+    mark key, activity in any order), decoded as the case store decodes its own."""
     ref = f"{raw.source}:{raw.id}"
-    return Case(
-        source=raw.source,
-        id=raw.id,
-        kind=raw.kind,
-        status=raw.status,
-        created_at=raw.created_at,
-        updated_at=raw.updated_at or raw.created_at,
-        subject=raw.subject,
-        priority=raw.priority,
-        requester=Requester(**raw.requester.model_dump()) if raw.requester else None,
-        account_id=raw.account,
-        assignee=raw.assignee,
-        group=raw.group,
-        brand=raw.brand,
-        fields=dict(raw.fields),
-        tags=frozenset(raw.tags),
-        history=tuple(sorted((Activity(a.kind, a.at) for a in raw.history), key=lambda a: a.at)),
-        followups=tuple(
-            sorted(
-                (
-                    FollowUpMark(
-                        m.policy,
-                        m.step,
-                        m.at,
-                        m.key or idempotency_key(m.policy, ref, m.step, m.at.isoformat()),
-                    )
-                    for m in raw.followups
-                ),
-                key=lambda m: m.at,
-            )
-        ),
+    entry = raw.model_dump(mode="json")
+    entry["updated_at"] = entry["updated_at"] or entry["created_at"]
+    entry["updated_stamp"] = None
+    for mark, dumped in zip(raw.followups, entry["followups"], strict=True):
+        if mark.key is None:
+            dumped["key"] = idempotency_key(mark.policy, ref, mark.step, mark.at.isoformat())
+    case = case_from_json(entry)
+    return dataclasses.replace(
+        case,
+        history=tuple(sorted(case.history, key=lambda a: a.at)),
+        followups=tuple(sorted(case.followups, key=lambda m: m.at)),
     )
 
 
