@@ -6,5 +6,7 @@
   ``yamlsource`` maps validation errors to file:line: field.
 - ``selectors``, ``actions``, ``cadences``, ``rules``: policies compiled for speed.
 - ``planner``: ``plan``, ``explain`` and ``preview`` (the forward simulation).
-- ``snapshot``: the documented input file of ``followup plan``; ``synthetic``: bench cases.
+- ``due``: ``next_due``, when a case could next be owed anything (the incremental sync's index).
+- ``snapshot``: the documented input file of ``followup plan``; ``codec``: cases and accounts
+  as JSON (the case store's format, the input file's case shape); ``synthetic``: bench cases.
 """
