@@ -52,11 +52,12 @@ class NotDue(NamedTuple):
     """Nothing owed. The reason is only formatted when someone asks (``explain``): the
     planner discards it for the vast majority of cases.
 
-    ``due_at`` is when the rule would next owe something if the evidence it judged stays as it
-    is (no new activity or follow-up mark, same fields and account): nothing is owed before
-    it, and None means never. It is the instant the rule has just compared ``now`` with, so
-    it costs nothing; :func:`policies.due.next_due` reads it. A NamedTuple, like
-    :class:`Evidence`: one is built for most cases the planner sees."""
+    ``due_at`` is the earliest instant the rule could owe something if the evidence it judged
+    stays as it is (no new activity or follow-up mark, same fields and account): nothing is
+    owed before it, and None means never. It is the instant the rule has just compared
+    ``now`` with, so it costs nothing, and it is exact but for a phase not entered yet, which
+    gives its entry (its deadline is told from there); :func:`policies.due.next_due` reads
+    it. A NamedTuple, like :class:`Evidence`: one is built for most cases the planner sees."""
 
     describe: Callable[[], str]
     due_at: datetime | None = None

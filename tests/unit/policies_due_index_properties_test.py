@@ -240,6 +240,23 @@ SEED_TABLE = [
         ],
     ),
     (
+        # Seed 003: a phase entered after now (recorded ahead) is told at its entry, and
+        # flagged once its 10 business days have passed.
+        "003 phase entered later",
+        ticket(
+            created="2026-07-01",
+            request_type="bug",
+            phase="2",
+            phase_since=at("2026-07-06", 9).isoformat(),
+        ),
+        at("2026-07-02", 12),
+        {},
+        [
+            (at("2026-07-06", 9), ["bug-phase-update 2/4"]),
+            (at("2026-07-20", 9) + JUST_AFTER, ["bug-phase-overdue 2/4"]),
+        ],
+    ),
+    (
         # Seed 000: Enterprise bugs every 5 business days from the last update, from the
         # opening of the day it falls on.
         "000 enterprise bug updates",
