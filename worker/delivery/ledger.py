@@ -54,10 +54,12 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from connectors.base import WriteOutcome
 from policies.model import Action, ActionType, Case, PlanItem
+from worker.sync.schema import sync_tables
 
 __all__ = [
     "SCHEMA_VERSION",
     "SWITCH_CHANGES_KEPT",
+    "SYNC_TABLES",
     "TURNS_KEPT",
     "Attempt",
     "CycleRecord",
@@ -224,6 +226,9 @@ _switch_log = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
 )
 
+SYNC_TABLES = sync_tables(_metadata)
+"""The case store and its cursors (issue 13), read and written by :mod:`worker.sync.store`."""
+
 TURNS_KEPT = 50
 """Tenant turns kept per tenant (the console shows the latest few)."""
 SWITCH_CHANGES_KEPT = 500
@@ -281,7 +286,12 @@ def _console_records_v3(conn: Connection) -> None:
     _metadata.create_all(conn, tables=[_turns, _switch_log])
 
 
-_MIGRATIONS = (_create_v1, _unique_per_tenant_v2, _console_records_v3)
+def _sync_store_v4(conn: Connection) -> None:
+    # New tables only, as v3.
+    _metadata.create_all(conn, tables=SYNC_TABLES.all)
+
+
+_MIGRATIONS = (_create_v1, _unique_per_tenant_v2, _console_records_v3, _sync_store_v4)
 SCHEMA_VERSION = len(_MIGRATIONS)
 _MIGRATION_LOCK = 0x466F6C6C  # any constant: serialises replicas migrating one PostgreSQL ledger
 
@@ -594,6 +604,11 @@ class Ledger:
 
     def close(self) -> None:
         self._engine.dispose()
+
+    @property
+    def engine(self) -> Engine:
+        """The ledger database, for what keeps its own tables there (the case store)."""
+        return self._engine
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
