@@ -130,12 +130,15 @@ class FakeConnector:
         self.put(updated)
         return updated
 
-    def put(self, case: Case) -> None:
-        """A case as the helpdesk now has it (new, or changed by anyone)."""
-        self._change += 1
+    def put(self, case: Case, *, reported: bool = True) -> None:
+        """A case as the helpdesk now has it (new, or changed by anyone). ``reported=False``:
+        the change stream does not tell it yet (a sync cursor a little behind the helpdesk),
+        only reads of the case do."""
         self._cases[case.id] = case
-        self._changed[case.id] = self._change
-        self._removed.pop(case.id, None)
+        if reported:
+            self._change += 1
+            self._changed[case.id] = self._change
+            self._removed.pop(case.id, None)
 
     def remove(self, case_id: str) -> None:
         """The case leaves the candidates (solved long ago, deleted, merged)."""

@@ -19,7 +19,7 @@ import structlog
 from connectors.base import Checkpoint, Gone, Syncs
 from connectors.errors import CursorExpired
 from policies.model import Account, CaseKind, Source
-from worker.delivery.ledger import Fence, LeaseLost
+from worker.delivery.ledger import Fence
 from worker.metrics import Metrics
 from worker.sync.store import BATCH, CaseStore, Changes
 
@@ -105,32 +105,36 @@ async def _read(
             full_read_done=done,
         )
 
-    try:
-        known = target.store.known(target.tenant, target.vendor, pending)
-        async for change in connector.changes(cursor, known):
-            if isinstance(change, Checkpoint):
-                if full_read:
-                    covered = change.cursor
-                    store()
-                else:
-                    store(change.cursor)
-                continue
-            if isinstance(change, Gone):
-                pending.add_gone(change.case_id)
-                figures.changed += 1
-            elif isinstance(change, Account):
-                pending.accounts[change.id] = change
+    known = target.store.known(target.tenant, target.vendor, pending)
+    stream = connector.changes(cursor, known)
+    while True:
+        try:
+            change = await anext(stream, None)
+        except Exception:
+            if pending:
+                store()  # what was read is right; only its cursor must wait for the rest
+            raise
+        if change is None:
+            break
+        if isinstance(change, Checkpoint):
+            if full_read:
+                covered = change.cursor
+                store()
             else:
-                pending.add_case(change)
-                figures.cases += 1
-                figures.changed += 1
-                fetched.inc()
-            if len(pending) >= BATCH:
-                store()  # memory stays flat; the cursor waits for its checkpoint
-    except Exception as exc:
-        if pending and not isinstance(exc, LeaseLost):
-            store()
-        raise
+                store(change.cursor)
+            continue
+        if isinstance(change, Gone):
+            pending.add_gone(change.case_id)
+            figures.changed += 1
+        elif isinstance(change, Account):
+            pending.accounts[change.id] = change
+        else:
+            pending.add_case(change)
+            figures.cases += 1
+            figures.changed += 1
+            fetched.inc()
+        if len(pending) >= BATCH:
+            store()  # memory stays flat; the cursor waits for its checkpoint
     if full_read and covered is not None:
         store(covered, done=True)
     elif pending:
