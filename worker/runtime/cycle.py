@@ -64,7 +64,7 @@ from worker.metrics import Metrics, VendorTraffic
 from worker.runtime.badrecords import SHOWN, BadRecords, BadRecordTally
 from worker.runtime.leases import LeaseKeeper
 from worker.runtime.switches import dry_run_switch
-from worker.sync.step import sync_vendor
+from worker.sync.step import SyncFigures, sync_vendor
 from worker.sync.store import CaseStore, Planned
 
 __all__ = [
@@ -78,6 +78,7 @@ __all__ = [
     "read_accounts",
     "reconcile",
     "run_cycle",
+    "sync_tenant",
 ]
 
 log = structlog.get_logger("followup.cycle")
@@ -491,11 +492,16 @@ async def _work_tenant(
     metrics.tenant_cycles.labels(tenant=tenant.name, result="failed" if failed else "ok").inc()
 
 
-async def _sync(
-    tenant: Tenant, syncing: Mapping[Source, Syncs], runtime: Runtime, result: _TenantResult
-) -> None:
-    """Each vendor's changes since its cursor into the store. A vendor that stops answering
-    is counted an error; its stored cases are planned all the same (as far as they go)."""
+async def sync_tenant(
+    tenant: Tenant,
+    syncing: Mapping[Source, Syncs],
+    runtime: Runtime,
+    on_error: Callable[[Source, Exception], None],
+) -> SyncFigures:
+    """Each vendor's changes since its cursor into the store (``followup sync --rebuild``
+    after dropping the cursors: a full read). A vendor that stops answering is logged and
+    told to ``on_error``; the others are read all the same. Raises LeaseLost."""
+    total = SyncFigures()
     for source, connector in syncing.items():
         try:
             figures = await sync_vendor(
@@ -512,12 +518,12 @@ async def _sync(
             raise
         except Exception as exc:
             log.exception("cases unreadable; the rest wait", vendor=source.value)
-            result.error(f"{source.value}: {_cause(exc)}")
+            on_error(source, exc)
             continue
-        result.cases += figures.cases
-        result.changed += figures.changed
-        result.fallbacks += figures.fallbacks
-    result.store_size = runtime.store.size(tenant.name)
+        total.cases += figures.cases
+        total.changed += figures.changed
+        total.fallbacks += figures.fallbacks
+    return total
 
 
 async def _planned_from_store(
@@ -532,7 +538,16 @@ async def _planned_from_store(
     executor reads this as it reads the vendors, so a stop ends the sync at once too. Once
     the lease is lost, nothing more is stored nor planned: the tenant is its new holder's."""
     try:
-        await _sync(tenant, syncing, runtime, result)
+        synced = await sync_tenant(
+            tenant,
+            syncing,
+            runtime,
+            lambda source, exc: result.error(f"{source.value}: {_cause(exc)}"),
+        )
+        result.cases += synced.cases
+        result.changed += synced.changed
+        result.fallbacks += synced.fallbacks
+        result.store_size = runtime.store.size(tenant.name)
         accounts.update(runtime.store.accounts(tenant.name, list(tenant.connectors)))
         async for items in _plan_stored(tenant, runtime, accounts, at, result):
             yield items
