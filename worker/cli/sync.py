@@ -99,8 +99,8 @@ async def _rebuild(
 async def _rebuild_tenant(runtime: Runtime, name: str) -> list[str]:
     tenant = next(t for t in runtime.tenants if t.name == name)
     if runtime.leases is not None:
-        runtime.leases.join_run()
-        if runtime.leases.claim_next([name]) is None:
+        runtime.leases.refresh([name])
+        if not runtime.holds(name):
             return [f"{name}: another replica works it now; its store was left as it is"]
     fence = runtime.fence(name)
     errors: list[str] = []

@@ -72,6 +72,7 @@ __all__ = [
     "PendingIntent",
     "SwitchChange",
     "TenantTurn",
+    "check_fence",
     "engine_url",
     "sole_writer",
 ]
@@ -88,6 +89,14 @@ class LeaseLost(Exception):
 
 Fence = Callable[[Connection], bool]
 """May this replica still write for the tenant? Asked inside the ledger's own transaction."""
+
+
+def check_fence(conn: Connection, fence: Fence | None, tenant: str) -> None:
+    """Raise :class:`LeaseLost` unless ``fence`` (if any) lets this replica write for
+    ``tenant`` in the transaction of ``conn``."""
+    if fence is not None and not fence(conn):
+        raise LeaseLost(f"{tenant}: the lease is not this replica's any more")
+
 
 LiveRecord = tuple[bool, "Outcome | None"]
 """What the ledger knows of a key's live attempts: (applied by any of them, the last outcome,
@@ -660,8 +669,7 @@ class Ledger:
         With a ``fence``, it is asked first in the same transaction; :class:`LeaseLost` if it
         refuses, and nothing is recorded."""
         with self._transaction() as conn:
-            if fence is not None and not fence(conn):
-                raise LeaseLost(f"{tenant}: the lease is not this replica's any more")
+            check_fence(conn, fence, tenant)
             intent_id = self._intent_id(conn, item, tenant=tenant, dry_run=dry_run, now=started_at)
             return int(
                 conn.execute(

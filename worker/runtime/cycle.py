@@ -25,6 +25,14 @@ records) go to the ledger as it ends (:meth:`worker.delivery.ledger.Ledger.recor
 the ops
 console; the cycle's summary adds them up.
 
+A tenant whose connectors all read changes since a cursor (:class:`connectors.base.Syncs`,
+issue 13) is not read in full: its turn syncs each vendor into the case store
+(:mod:`worker.sync`), then plans, a batch of stored cases at a time, only the cases that changed
+since they were last planned, whose account changed (or, for the kinds that read the account's
+open-case totals, one of whose account's cases changed), or whose ``next_due`` has come. Each
+planned case's next due instant is stored. The executor reads such a case fresh before any live
+write and plans it again on that copy (``stored=True``): the helpdesk stays the source of truth.
+
 Before the plan, a tenant's follow-ups that an earlier cycle left half done (the reply out, a
 later write failed: ``incomplete`` in the ledger) or that a dead process cut off (``interrupted``,
 settled so by :func:`reconcile` at the start of the same turn) are finished on a fresh read of

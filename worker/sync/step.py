@@ -35,7 +35,6 @@ class SyncFigures:
     cases: int = 0  # cases read
     changed: int = 0  # cases stored or dropped
     fallbacks: int = 0  # cursors the vendor no longer honoured
-    full_read: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +85,6 @@ async def _read(
     metrics: Metrics,
 ) -> None:
     full_read = cursor is None
-    figures.full_read = full_read
     read_id = uuid.uuid4().hex if full_read else None
     pending = Changes()
     covered: str | None = None  # a full read's last checkpoint, written at its end

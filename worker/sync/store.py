@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from connectors.base import KnownCase
 from policies.codec import account_from_json, account_to_json, case_from_json, case_to_json
 from policies.model import Account, Case, CaseKind, Source
-from worker.delivery.ledger import SYNC_TABLES, Fence, LeaseLost
+from worker.delivery.ledger import SYNC_TABLES, Fence, check_fence
 
 __all__ = ["BATCH", "CaseStore", "Changes", "Planned", "VendorStatus"]
 
@@ -110,7 +110,7 @@ class CaseStore:
         """A cursor the vendor no longer honours: counted, and dropped (the full read that
         follows writes the new one)."""
         with self._engine.begin() as conn:
-            _check(conn, fence, tenant)
+            check_fence(conn, fence, tenant)
             moved = conn.execute(
                 _cursors.update()
                 .where(_key(_cursors, tenant, vendor))
@@ -147,7 +147,7 @@ class CaseStore:
         ``read_id``: the full read under way, stamped on what it stores. ``full_read_done``:
         that read is over, so what it did not see has left the vendor and is dropped."""
         with self._engine.begin() as conn:
-            _check(conn, fence, tenant)
+            check_fence(conn, fence, tenant)
             touched = self._write_cases(conn, tenant, vendor, changes, now, read_id)
             changed_accounts = self._write_accounts(conn, tenant, vendor, changes, read_id)
             if full_read_done:
@@ -364,7 +364,7 @@ class CaseStore:
         if not cases:
             return
         with self._engine.begin() as conn:
-            _check(conn, fence, tenant)
+            check_fence(conn, fence, tenant)
             conn.execute(
                 _cases.update()
                 .where(
@@ -431,7 +431,7 @@ class CaseStore:
     def drop(self, tenant: str, *, fence: Fence | None = None) -> None:
         """Forget the tenant's store and cursors: its next turn reads every vendor in full."""
         with self._engine.begin() as conn:
-            _check(conn, fence, tenant)
+            check_fence(conn, fence, tenant)
             for table in SYNC_TABLES.all:
                 conn.execute(table.delete().where(table.c.tenant == tenant))
 
@@ -447,11 +447,6 @@ def _to_plan(
 
 def _key(table: sa.Table, tenant: str, vendor: Source) -> sa.ColumnElement[bool]:
     return (table.c.tenant == tenant) & (table.c.vendor == vendor.value)
-
-
-def _check(conn: Connection, fence: Fence | None, tenant: str) -> None:
-    if fence is not None and not fence(conn):
-        raise LeaseLost(f"{tenant}: the lease is not this replica's any more")
 
 
 def _chunks(values: Sequence[str], size: int = BATCH) -> Iterator[Sequence[str]]:
