@@ -159,7 +159,7 @@ class Runtime:
     None: this process works every tenant.
     ``on_item`` hears about every plan item as soon as it is settled (a progress bar, a
     timeline); ``clock`` is the wall clock the ledger's timings use. ``store``: the case store
-    (:mod:`worker.sync.store`), in the ledger's database unless given.
+    (:mod:`worker.sync.store`), in the ledger's database.
     """
 
     ledger: Ledger
