@@ -4,7 +4,7 @@ and plans only what changed or is due, against the FakeConnector and a SQLite le
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from connectors.base import Change, KnownCase
 from connectors.fake import FakeConnector
 from policies.model import (
     Account,
@@ -20,6 +21,7 @@ from policies.model import (
     Case,
     CaseKind,
     PlanItem,
+    Source,
     Status,
     Unjudged,
 )
@@ -291,3 +293,24 @@ async def test_a_changed_account_replans_its_cases(ledger: Ledger) -> None:
     fake.set_accounts([Account("acme", "Acme", stop_followups=True)])  # told again, unchanged
     await run_cycle(runtime, at=MONDAY + timedelta(minutes=30))
     assert recorder.take() == []
+
+
+async def test_a_connector_reading_changes_is_handed_the_stored_copy(ledger: Ledger) -> None:
+    """What a connector that reads only what is new builds a changed case's evidence on."""
+    looked_up: dict[str, Case | None] = {}
+
+    class Incremental(FakeConnector):
+        async def changes(self, cursor: str | None, known: KnownCase) -> AsyncIterator[Change]:
+            if cursor is not None:
+                looked_up.update({case_id: known(case_id) for case_id in ("1", "unknown")})
+            async for change in super().changes(cursor, known):
+                yield change
+
+    fake = Incremental(
+        Source.ZENDESK, [make_case("1")], [Account("acme", "Acme")], clock=lambda: MONDAY
+    )
+    runtime, _ = planned_from(ledger, fake)
+    await run_cycle(runtime, at=MONDAY)
+    await run_cycle(runtime, at=MONDAY + timedelta(minutes=15))
+
+    assert looked_up == {"1": fake.case("1"), "unknown": None}
