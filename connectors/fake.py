@@ -26,6 +26,13 @@ Faults are told per case and consumed in order::
 cannot translate: the stream hands it to ``report`` and goes on, as theirs do.
 
 ``writes`` lists every write that reached the "vendor"; tests assert on it instead of mocks.
+
+It syncs (:class:`~connectors.base.Syncs`): every change to a case (a write, ``agent_edit``,
+``put``, ``remove``) is numbered, and :meth:`FakeConnector.changes` hands out what came after
+the cursor it gave. ``reads`` counts the cases it handed out (streams and ``fetch_case``),
+``syncs`` the cursors it was asked from (None: a full read); ``expire_cursors()`` has the next
+read from a cursor raise :class:`~connectors.errors.CursorExpired`, as a vendor past its
+token's lifetime does.
 """
 
 from __future__ import annotations
@@ -36,8 +43,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from connectors.base import Replied, WriteOutcome, WriteResult
-from connectors.errors import BadRecord
+from connectors.base import Change, Checkpoint, Gone, KnownCase, Replied, WriteOutcome, WriteResult
+from connectors.errors import BadRecord, CursorExpired
 from connectors.records import Report, log_bad_record
 from policies.model import (
     Account,
@@ -87,6 +94,13 @@ class FakeConnector:
         self._unreadable: list[BadRecord] = []
         self._cases = {case.id: case for case in cases}
         self._accounts = list(accounts)
+        # Change numbers: the last one, each case's latest, the cases removed, the accounts'.
+        self._change = 0
+        self._changed: dict[str, int] = dict.fromkeys(self._cases, 0)
+        self._removed: dict[str, int] = {}
+        self._accounts_changed = 0
+        self._cursors_expire = False
+        self.syncs: list[str | None] = []
         self._clock = clock
         self.before_write = before_write
         self._faults: defaultdict[str, deque[_Injected]] = defaultdict(deque)
@@ -113,8 +127,34 @@ class FakeConnector:
         """An agent changes the case in the helpdesk: later writes with the old stamp conflict."""
         case = self._cases[case_id]
         updated = dataclasses.replace(case, **changes, updated_stamp=_next_stamp(case))  # type: ignore[arg-type]
-        self._cases[case_id] = updated
+        self.put(updated)
         return updated
+
+    def put(self, case: Case, *, reported: bool = True) -> None:
+        """A case as the helpdesk now has it (new, or changed by anyone). ``reported=False``:
+        the change stream does not tell it yet (a sync cursor a little behind the helpdesk),
+        only reads of the case do."""
+        self._cases[case.id] = case
+        if reported:
+            self._change += 1
+            self._changed[case.id] = self._change
+            self._removed.pop(case.id, None)
+
+    def remove(self, case_id: str) -> None:
+        """The case leaves the candidates (solved long ago, deleted, merged)."""
+        self._change += 1
+        del self._cases[case_id]
+        self._changed.pop(case_id, None)
+        self._removed[case_id] = self._change
+
+    def set_accounts(self, accounts: Iterable[Account]) -> None:
+        self._change += 1
+        self._accounts = list(accounts)
+        self._accounts_changed = self._change
+
+    def expire_cursors(self) -> None:
+        """The next read from a cursor raises CursorExpired (once)."""
+        self._cursors_expire = True
 
     def case(self, case_id: str) -> Case:
         return self._cases[case_id]
@@ -129,6 +169,28 @@ class FakeConnector:
         for case in list(self._cases.values()):
             self.reads += 1
             yield case
+
+    async def changes(self, cursor: str | None, known: KnownCase) -> AsyncIterator[Change]:
+        self.syncs.append(cursor)
+        if self.fetch_error is not None:
+            raise self.fetch_error
+        if cursor is not None and self._cursors_expire:
+            self._cursors_expire = False
+            raise CursorExpired(self.source.value, "GET", "/changes", 412)
+        for bad in self._unreadable:
+            self.report(bad)
+        since = -1 if cursor is None else int(cursor)
+        for case_id, change in list(self._changed.items()):
+            if change > since:
+                self.reads += 1
+                yield self._cases[case_id]
+        for case_id, change in list(self._removed.items()):
+            if change > since:
+                yield Gone(case_id)
+        if self._accounts_changed > since:
+            for account in self._accounts:
+                yield account
+        yield Checkpoint(str(self._change))
 
     async def accounts(self) -> AsyncIterator[Account]:
         for account in self._accounts:
@@ -200,13 +262,15 @@ class FakeConnector:
             elif action.type is ActionType.REMOVE_TAGS:
                 tags.difference_update(action.params["tags"])
         mark = FollowUpMark(policy=item.policy, step=item.step, at=self._clock(), key=item.key)
-        self._cases[case.id] = dataclasses.replace(
-            case,
-            status=status,
-            assignee=assignee,
-            tags=frozenset(tags | {marker_tag(item.key)}),
-            followups=(*case.followups, mark) if marked else case.followups,
-            updated_stamp=_next_stamp(case),
+        self.put(
+            dataclasses.replace(
+                case,
+                status=status,
+                assignee=assignee,
+                tags=frozenset(tags | {marker_tag(item.key)}),
+                followups=(*case.followups, mark) if marked else case.followups,
+                updated_stamp=_next_stamp(case),
+            )
         )
 
 

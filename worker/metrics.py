@@ -67,6 +67,13 @@ class Metrics:
             ["tenant", "vendor"],
             registry=self.registry,
         )
+        self.sync_fallbacks = Counter(
+            "followup_sync_fallbacks",
+            "Sync cursors a vendor no longer honoured (read in full instead), by tenant and "
+            "vendor.",
+            ["tenant", "vendor"],
+            registry=self.registry,
+        )
         self.bad_records = Counter(
             "followup_bad_records",
             "Vendor records skipped because they cannot be read (a missing field, a wrong "

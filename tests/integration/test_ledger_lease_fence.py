@@ -3,15 +3,17 @@ checked in the very transaction that records it (real PostgreSQL)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
+from policies.model import Account, Case, PlanItem, Unjudged
 from tests.integration.leases_support import postgres_schema_url
 from tests.unit.worker_support import (
     MONDAY,
+    every_other_day,
     fake_zendesk,
     listen,
     make_case,
@@ -61,9 +63,19 @@ async def test_a_replica_whose_lease_was_taken_over_records_no_intent_and_writes
 ) -> None:
     paused = LeaseKeeper(leases, "paused", TTL)
     paused.refresh(["acme"])
-    take_over(leases, "acme")  # while it was paused; it still believes it holds acme
     fake = fake_zendesk("1")
-    runtime = make_runtime(ledger, fake)
+    taken: list[Lease] = []
+
+    def taken_over_once_synced(
+        cases: Iterable[Case], accounts: Mapping[str, Account], now: datetime
+    ) -> Iterator[PlanItem | Unjudged]:
+        # Paused after its case store was synced (a lease lost before that stores nothing:
+        # tests/integration/test_sync_takeover_postgres.py); it still believes it holds acme.
+        if not taken:
+            taken.append(take_over(leases, "acme"))
+        return every_other_day(cases, accounts, now)
+
+    runtime = make_runtime(ledger, fake, planner=taken_over_once_synced)
     runtime.leases = paused
     heard = listen(runtime)
 

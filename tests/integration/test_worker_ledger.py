@@ -205,7 +205,7 @@ def test_a_v1_ledger_migrates_to_the_schema_of_a_new_one(
 
     migrated = Ledger.open(ledger_url)
     try:
-        assert migrated.schema_version() == SCHEMA_VERSION == 3
+        assert migrated.schema_version() == SCHEMA_VERSION == 4
         assert (migrated.history("77"), migrated.pending()) == before
         assert migrated.latest_outcome(item.key, tenant="acme") == (True, Outcome.APPLIED)
         migrated.begin(

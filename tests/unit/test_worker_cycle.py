@@ -12,6 +12,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
+from connectors.base import Change, KnownCase
 from connectors.fake import FakeConnector, Fault
 from policies.model import (
     Account,
@@ -261,7 +262,12 @@ async def test_a_case_unreadable_after_its_first_write_leaves_its_rest_to_the_ne
     ledger: Ledger,
 ) -> None:
     fake = fake_zendesk("1", "2")
-    fake.fetch_case_errors.append(RuntimeError("503 after retries"))
+
+    async def unreadable_once_written(item: PlanItem) -> None:
+        if item.case.id == "1" and not fake.writes:
+            fake.fetch_case_errors.append(RuntimeError("503 after retries"))
+
+    fake.before_write = unreadable_once_written
     first, first_items = await heard_cycle(make_runtime(ledger, fake, planner=two_policies), MONDAY)
     later = MONDAY + timedelta(minutes=15)
     _, second_items = await heard_cycle(make_runtime(ledger, fake, planner=two_policies), later)
@@ -446,7 +452,7 @@ async def test_stop_ends_a_vendor_read_that_yields_no_case(ledger: Ledger) -> No
     reading = asyncio.Event()
 
     class EndlessRead(FakeConnector):
-        async def cases(self) -> AsyncIterator[Case]:
+        async def changes(self, cursor: str | None, known: KnownCase) -> AsyncIterator[Change]:
             reading.set()
             await asyncio.Event().wait()  # the next page never brings a case
             yield make_case("never")

@@ -8,6 +8,7 @@ import typer
 from worker.cli import demo as cli_demo
 from worker.cli import policies as cli_policies
 from worker.cli import runtime as cli_runtime
+from worker.cli import sync as cli_sync
 from worker.cli.connectors import connectors_app
 
 __all__ = ["app"]
@@ -29,5 +30,6 @@ def main() -> None:
 
 
 cli_runtime.register(app)
+cli_sync.register(app)
 cli_demo.register(app)
 app.add_typer(connectors_app, name="connectors")

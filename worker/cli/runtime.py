@@ -49,7 +49,7 @@ from worker.settings import (
 )
 from worker.terminal import plain_console
 
-__all__ = ["register"]
+__all__ = ["fail", "register", "start"]
 
 _out = plain_console(soft_wrap=True)
 
@@ -66,12 +66,12 @@ def register(app: typer.Typer) -> None:
     app.command("history")(history)
 
 
-def _fail(message: str) -> NoReturn:
+def fail(message: str) -> NoReturn:
     typer.echo(f"followup: {message}", err=True)
     raise typer.Exit(2)
 
 
-def _start(
+def start(
     policy_flags: list[str] | None = None, **overrides: object
 ) -> tuple[Settings, TenantRoster, Ledger]:
     """Settings, tenants, logging and the (migrated) ledger, or one line on stderr and exit 2.
@@ -86,7 +86,7 @@ def _start(
         settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
         roster = load_tenants(settings)
     except SettingsError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     configure_logging(
         secrets=settings.secret_values() | roster.secret_values(),
         log_format=settings.log_format,
@@ -95,7 +95,7 @@ def _start(
     try:
         return settings, roster, Ledger.open(settings.database_url)
     except LedgerError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def _environment() -> dict[str, str]:
@@ -159,15 +159,15 @@ def run(
 ) -> None:
     """Run one fetch -> plan -> execute cycle; exit 1 if any due follow-up was not done."""
     if not once:
-        _fail("`run` needs --once (use `followup serve` to run on a schedule)")
-    settings, roster, ledger = _start(policy_settings)
+        fail("`run` needs --once (use `followup serve` to run on a schedule)")
+    settings, roster, ledger = start(policy_settings)
     with plan_spool() as spool:
         try:
             summary = asyncio.run(
                 _run_once(settings, roster, ledger, _instant(at, settings.zone), dry_run, spool)
             )
         except (WiringError, LedgerError) as exc:
-            _fail(str(exc))
+            fail(str(exc))
         finally:
             ledger.close()
         if as_json:
@@ -231,13 +231,13 @@ def serve_command(
 ) -> None:
     """Run cycles on a schedule; serve health, readiness, metrics, the dry-run switch and the
     ops console (/console)."""
-    settings, roster, ledger = _start(
+    settings, roster, ledger = start(
         policy_settings, http_host=host, http_port=port, schedule=schedule, every=every
     )
     try:
         asyncio.run(_serve(settings, roster, ledger))
     except (WiringError, ListenError, LedgerError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     finally:
         ledger.close()
 
@@ -290,7 +290,7 @@ def dry_run_command(
     if state is SwitchCommand.OFF and not reason.strip():
         _out.print("dry-run off needs --reason: why the worker may write (kept in the audit list)")
         raise typer.Exit(2)
-    settings, _, ledger = _start()
+    settings, _, ledger = start()
     try:
         if state is not SwitchCommand.STATUS:
             set_dry_run_switch(
@@ -316,7 +316,7 @@ def history(
     ] = None,
 ) -> None:
     """What the worker did (or planned) to a case, and why; and whether it could be read."""
-    settings, _, ledger = _start()
+    settings, _, ledger = start()
     try:
         attempts = ledger.history(case_ref, tenant=tenant)
         unreadable = unreadable_mentions(ledger, case_ref, tenant=tenant)

@@ -172,8 +172,15 @@ class Executor:
         connectors: Mapping[Source, Connector],
         cases: AsyncGenerator[list[PlanItem]],
         replan: Replan,
+        *,
+        stored: bool = False,
     ) -> Execution:
-        """Execute each case's items as the plan streams in (one list per case)."""
+        """Execute each case's items as the plan streams in (one list per case).
+
+        ``stored``: the cases were planned from the case store, a copy that may be behind the
+        helpdesk, so a case with a live item is read fresh and planned again on that copy
+        before anything is written: a stale store may delay a follow-up, never make a wrong
+        or a duplicate one. Dry items write nothing and need no fresh read."""
         execution = Execution()
         previews: list[PlanItem] = []  # dry items waiting to be recorded, at most PREVIEW_BATCH
         queue: asyncio.Queue[list[PlanItem] | None] = asyncio.Queue(maxsize=self._concurrency)
@@ -193,7 +200,10 @@ class Executor:
                     execution.cases_not_started += 1
                     continue
                 connector = connectors[items[0].case.source]
-                for report in await self._settle_case(tenant, connector, items, replan, previews):
+                settled = await self._settle_case(
+                    tenant, connector, items, replan, previews, stored=stored
+                )
+                for report in settled:
                     execution.count(report)
 
         await asyncio.gather(produce(), *(consume() for _ in range(self._concurrency)))
@@ -208,6 +218,8 @@ class Executor:
         items: list[PlanItem],
         replan: Replan,
         previews: list[PlanItem],
+        *,
+        stored: bool,
     ) -> list[ItemReport]:
         """One case's items in order. A write moves the case's ``updated_stamp``, so the items
         after it, planned on the old stamp, would only conflict with the worker's own write:
@@ -217,9 +229,12 @@ class Executor:
         one by one, the ledger's round trips were most of a dry-run cycle."""
         reports: list[ItemReport] = []
         pending = list(items)
+        if stored and any(not self._dry(item) for item in pending):
+            fresh = await self._read_again(tenant, connector, pending, reports)
+            pending = [] if fresh is None else replan(fresh)
         while pending:
             item = pending.pop(0)
-            if is_dry(run_dry=self._run_dry, policy_dry_run=item.dry_run):
+            if self._dry(item):
                 previews.append(item)
                 if len(previews) >= PREVIEW_BATCH:
                     reports += self._preview(tenant, previews)
@@ -229,21 +244,31 @@ class Executor:
             if settled[0].replanned:
                 break  # a conflict: the re-plan on the fresh case settled what is still due
             if pending and settled[0].outcome is Outcome.APPLIED:
-                try:
-                    fresh = await connector.fetch_case(item.case.id)
-                except Exception as exc:
-                    # The case's other items wait for the next cycle, planned on the case as it
-                    # is then; the other cases go on.
-                    log.exception("case unreadable after a write; its other items wait")
-                    detail = f"not tried: the case could not be read again: {exc!r}"
-                    reports += [
-                        self._report(tenant, rest, False, Outcome.FAILED, detail)
-                        for rest in pending
-                    ]
+                fresh = await self._read_again(tenant, connector, pending, reports)
+                if fresh is None:
                     break
                 handled = {report.key for report in reports}
                 pending = [again for again in replan(fresh) if again.key not in handled]
         return reports
+
+    def _dry(self, item: PlanItem) -> bool:
+        return is_dry(run_dry=self._run_dry, policy_dry_run=item.dry_run)
+
+    async def _read_again(
+        self, tenant: str, connector: Connector, pending: list[PlanItem], reports: list[ItemReport]
+    ) -> Case | None:
+        """The case of ``pending`` read fresh; None when it cannot be read, ``pending`` then
+        reported not tried: they wait for the next cycle, planned on the case as it is then,
+        and the other cases go on."""
+        try:
+            return await connector.fetch_case(pending[0].case.id)
+        except Exception as exc:
+            log.exception("case unreadable before a write; its items wait")
+            detail = f"not tried: the case could not be read again: {exc!r}"
+            reports += [
+                self._report(tenant, rest, False, Outcome.FAILED, detail) for rest in pending
+            ]
+            return None
 
     async def _settle(
         self,
@@ -310,7 +335,7 @@ class Executor:
         replan: Replan,
         replanned: bool,
     ) -> list[ItemReport]:
-        if is_dry(run_dry=self._run_dry, policy_dry_run=item.dry_run):
+        if self._dry(item):
             return self._preview(tenant, [item])  # a re-planned item of a dry-run policy
         decision = decide(
             run_dry=self._run_dry,

@@ -54,10 +54,12 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from connectors.base import WriteOutcome
 from policies.model import Action, ActionType, Case, PlanItem
+from worker.sync.schema import sync_tables
 
 __all__ = [
     "SCHEMA_VERSION",
     "SWITCH_CHANGES_KEPT",
+    "SYNC_TABLES",
     "TURNS_KEPT",
     "Attempt",
     "CycleRecord",
@@ -70,6 +72,7 @@ __all__ = [
     "PendingIntent",
     "SwitchChange",
     "TenantTurn",
+    "check_fence",
     "engine_url",
     "sole_writer",
 ]
@@ -86,6 +89,14 @@ class LeaseLost(Exception):
 
 Fence = Callable[[Connection], bool]
 """May this replica still write for the tenant? Asked inside the ledger's own transaction."""
+
+
+def check_fence(conn: Connection, fence: Fence | None, tenant: str) -> None:
+    """Raise :class:`LeaseLost` unless ``fence`` (if any) lets this replica write for
+    ``tenant`` in the transaction of ``conn``."""
+    if fence is not None and not fence(conn):
+        raise LeaseLost(f"{tenant}: the lease is not this replica's any more")
+
 
 LiveRecord = tuple[bool, "Outcome | None"]
 """What the ledger knows of a key's live attempts: (applied by any of them, the last outcome,
@@ -224,6 +235,9 @@ _switch_log = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
 )
 
+SYNC_TABLES = sync_tables(_metadata)
+"""The case store and its cursors (issue 13), read and written by :mod:`worker.sync.store`."""
+
 TURNS_KEPT = 50
 """Tenant turns kept per tenant (the console shows the latest few)."""
 SWITCH_CHANGES_KEPT = 500
@@ -281,7 +295,12 @@ def _console_records_v3(conn: Connection) -> None:
     _metadata.create_all(conn, tables=[_turns, _switch_log])
 
 
-_MIGRATIONS = (_create_v1, _unique_per_tenant_v2, _console_records_v3)
+def _sync_store_v4(conn: Connection) -> None:
+    # New tables only, as v3.
+    _metadata.create_all(conn, tables=SYNC_TABLES.all)
+
+
+_MIGRATIONS = (_create_v1, _unique_per_tenant_v2, _console_records_v3, _sync_store_v4)
 SCHEMA_VERSION = len(_MIGRATIONS)
 _MIGRATION_LOCK = 0x466F6C6C  # any constant: serialises replicas migrating one PostgreSQL ledger
 
@@ -595,6 +614,11 @@ class Ledger:
     def close(self) -> None:
         self._engine.dispose()
 
+    @property
+    def engine(self) -> Engine:
+        """The ledger database, for what keeps its own tables there (the case store)."""
+        return self._engine
+
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
         with self._engine.begin() as conn:
@@ -645,8 +669,7 @@ class Ledger:
         With a ``fence``, it is asked first in the same transaction; :class:`LeaseLost` if it
         refuses, and nothing is recorded."""
         with self._transaction() as conn:
-            if fence is not None and not fence(conn):
-                raise LeaseLost(f"{tenant}: the lease is not this replica's any more")
+            check_fence(conn, fence, tenant)
             intent_id = self._intent_id(conn, item, tenant=tenant, dry_run=dry_run, now=started_at)
             return int(
                 conn.execute(

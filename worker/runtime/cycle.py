@@ -25,6 +25,14 @@ records) go to the ledger as it ends (:meth:`worker.delivery.ledger.Ledger.recor
 the ops
 console; the cycle's summary adds them up.
 
+A tenant whose connectors all read changes since a cursor (:class:`connectors.base.Syncs`,
+issue 13) is not read in full: its turn syncs each vendor into the case store
+(:mod:`worker.sync`), then plans, a batch of stored cases at a time, only the cases that changed
+since they were last planned, whose account changed (or, for the kinds that read the account's
+open-case totals, one of whose account's cases changed), or whose ``next_due`` has come. Each
+planned case's next due instant is stored. The executor reads such a case fresh before any live
+write and plans it again on that copy (``stored=True``): the helpdesk stays the source of truth.
+
 Before the plan, a tenant's follow-ups that an earlier cycle left half done (the reply out, a
 later write failed: ``incomplete`` in the ledger) or that a dead process cut off (``interrupted``,
 settled so by :func:`reconcile` at the start of the same turn) are finished on a fresh read of
@@ -54,19 +62,22 @@ from typing import Any
 import structlog
 from sqlalchemy.engine import Connection
 
-from connectors.base import Connector
+from connectors.base import Connector, Syncs
 from policies.model import Account, Case, CaseKind, PlanItem, Source, Unjudged
 from policies.planner import OpenCaseTotals
 from worker.delivery.decisions import RunMode, after_interruption, run_mode
 from worker.delivery.executor import Execution, Executor, ItemReport, carries_marker
-from worker.delivery.ledger import Attempt, Fence, Ledger, TenantTurn
+from worker.delivery.ledger import Attempt, Fence, LeaseLost, Ledger, TenantTurn
 from worker.metrics import Metrics, VendorTraffic
 from worker.runtime.badrecords import SHOWN, BadRecords, BadRecordTally
 from worker.runtime.leases import LeaseKeeper
 from worker.runtime.switches import dry_run_switch
+from worker.sync.step import SyncFigures, sync_vendor
+from worker.sync.store import CaseStore, Planned
 
 __all__ = [
     "CycleSummary",
+    "NextDue",
     "PlanFunction",
     "Runtime",
     "Tenant",
@@ -75,6 +86,7 @@ __all__ = [
     "read_accounts",
     "reconcile",
     "run_cycle",
+    "sync_tenant",
 ]
 
 log = structlog.get_logger("followup.cycle")
@@ -83,6 +95,15 @@ PlanFunction = Callable[
     [Iterable[Case], Mapping[str, Account], datetime], Iterator[PlanItem | Unjudged]
 ]
 """``policies.planner.plan`` with the tenant's policies and calendar bound."""
+
+NextDue = Callable[[Case, Mapping[str, Account], datetime], datetime | None]
+"""``policies.due.next_due`` with the tenant's policies and calendar bound: the earliest
+instant at which planning the case could yield anything if nothing changes (None: never)."""
+
+
+def _due_now(case: Case, accounts: Mapping[str, Account], now: datetime) -> datetime | None:
+    """Every case is due every turn: always correct, as cheap to plan as a full read."""
+    return now
 
 
 def _wall_clock() -> datetime:
@@ -114,6 +135,17 @@ class Tenant:
     # The names its mapping gives that its vendors do not have and its operator has not
     # accepted, one line each (worker.runtime.wiring.unresolved_names): a live run stops on any.
     unresolved: Callable[[], Awaitable[list[str]]] = _nothing_unresolved
+    next_due: NextDue = _due_now
+
+    def syncing(self) -> dict[Source, Syncs] | None:
+        """Its connectors, when every one reads changes since a cursor (issue 13): the tenant
+        is then planned from the case store. None: some vendor is read in full each turn."""
+        syncing: dict[Source, Syncs] = {
+            source: connector
+            for source, connector in self.connectors.items()
+            if isinstance(connector, Syncs)
+        }
+        return syncing if len(syncing) == len(self.connectors) else None
 
 
 @dataclass(slots=True)
@@ -126,7 +158,8 @@ class Runtime:
     refreshed.
     None: this process works every tenant.
     ``on_item`` hears about every plan item as soon as it is settled (a progress bar, a
-    timeline); ``clock`` is the wall clock the ledger's timings use.
+    timeline); ``clock`` is the wall clock the ledger's timings use. ``store``: the case store
+    (:mod:`worker.sync.store`), in the ledger's database.
     """
 
     ledger: Ledger
@@ -138,6 +171,10 @@ class Runtime:
     on_item: Callable[[ItemReport], None] | None = None
     on_unjudged: Callable[[Unjudged], None] | None = None
     leases: LeaseKeeper | None = None
+    store: CaseStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.store = CaseStore(self.ledger.engine)
 
     def holds(self, tenant: str) -> bool:
         """Is the tenant this replica's to work, as far as the last lease refresh knows?"""
@@ -318,6 +355,12 @@ class _TenantResult:
     reconciled: int = 0
     bad_records: BadRecords = field(init=False)
     vendors: dict[str, VendorTraffic] = field(default_factory=dict)  # this turn's calls
+    # Planned from the case store (issue 13): what the sync stored or dropped, the cases
+    # planned, what the store holds after the sync, the cursors read in full instead.
+    changed: int = 0
+    cases_planned: int = 0
+    store_size: int | None = None
+    fallbacks: int = 0
 
     def __post_init__(self) -> None:
         self.bad_records = BadRecords(self.tenant)
@@ -334,6 +377,10 @@ class _TenantResult:
             "errors": self.errors,
             "error_count": self.error_count,
             "unreadable": self.bad_records.as_dict(),
+            "changed": self.changed,
+            "cases_planned": self.cases_planned,
+            "store_size": self.store_size,
+            "fallbacks": self.fallbacks,
             "vendors": {
                 vendor: {"calls": t.calls, "throttled": t.throttled, "retries": t.retries}
                 for vendor, t in sorted(self.vendors.items())
@@ -399,42 +446,27 @@ def _record_turn(
 async def _work_tenant(
     tenant: Tenant, runtime: Runtime, executor: Executor, at: datetime, result: _TenantResult
 ) -> None:
-    """Finish what earlier cycles left half done, then fetch, plan and execute, into ``result``."""
+    """Finish what earlier cycles left half done, then fetch, plan and execute, into ``result``.
+
+    A tenant whose vendors all sync (:meth:`Tenant.syncing`) is read since its cursors into the
+    case store and planned from there: only what changed or is due. The others are read in
+    full, every turn."""
     metrics = runtime.metrics
     if not tenant.works_on(at):
         log.info("not a business day of the tenant; nothing to do", at=at.isoformat())
         return
-    try:
-        accounts = await read_accounts(tenant.connectors.values())
-    except Exception as exc:
-        log.exception("accounts unreadable; tenant skipped this cycle")
-        result.error(f"accounts: {_cause(exc)}")
-        return
-
-    async def planned_cases() -> AsyncGenerator[list[PlanItem]]:
-        # An account's open cases (seeds 000/001: Community bundles, Standard "with a
-        # high-priority ticket") are known only once all of them are in, so the kinds whose
-        # policies read them wait for the end; everything else is planned as it streams,
-        # which keeps memory flat in the number of tickets.
-        totals = OpenCaseTotals(dict(accounts))
-        waiting: list[Case] = []
-        for source, connector in tenant.connectors.items():
-            try:
-                async for case in connector.cases():
-                    result.cases += 1
-                    metrics.cases_fetched.labels(tenant=tenant.name, vendor=source.value).inc()
-                    totals.add(case)
-                    if case.kind in tenant.plan_last:
-                        waiting.append(case)
-                    elif items := _plan_case(tenant, case, accounts, at, runtime, result):
-                        yield items
-            except Exception as exc:
-                log.exception("cases unreadable; the rest wait", vendor=source.value)
-                result.error(f"{source.value}: {_cause(exc)}")
-        accounts.update(totals.accounts())
-        for case in waiting:
-            if items := _plan_case(tenant, case, accounts, at, runtime, result):
-                yield items
+    syncing = tenant.syncing()
+    if syncing is not None:
+        accounts: dict[str, Account] = {}  # filled once the store is up to date
+        planned = _planned_from_store(tenant, syncing, runtime, accounts, at, result)
+    else:
+        try:
+            accounts = await read_accounts(tenant.connectors.values())
+        except Exception as exc:
+            log.exception("accounts unreadable; tenant skipped this cycle")
+            result.error(f"accounts: {_cause(exc)}")
+            return
+        planned = _planned_as_read(tenant, runtime, accounts, at, result)
 
     def replan(case: Case) -> list[PlanItem]:
         return [
@@ -458,11 +490,153 @@ async def _work_tenant(
             yield [item]
 
     # What earlier cycles left half done goes first: each case is whole before it is planned.
-    for cases in (unfinished(), planned_cases()):
-        execution = await executor.execute(tenant.name, tenant.connectors, cases, replan)
-        result.execution.absorb(execution)
+    execution = await executor.execute(tenant.name, tenant.connectors, unfinished(), replan)
+    result.execution.absorb(execution)
+    execution = await executor.execute(
+        tenant.name, tenant.connectors, planned, replan, stored=syncing is not None
+    )
+    result.execution.absorb(execution)
     failed = result.error_count or result.execution.failed
     metrics.tenant_cycles.labels(tenant=tenant.name, result="failed" if failed else "ok").inc()
+
+
+async def sync_tenant(
+    tenant: Tenant,
+    syncing: Mapping[Source, Syncs],
+    runtime: Runtime,
+    on_error: Callable[[Source, Exception], None],
+) -> SyncFigures:
+    """Each vendor's changes since its cursor into the store (``followup sync --rebuild``
+    after dropping the cursors: a full read). A vendor that stops answering is logged and
+    told to ``on_error``; the others are read all the same. Raises LeaseLost."""
+    total = SyncFigures()
+    for source, connector in syncing.items():
+        try:
+            figures = await sync_vendor(
+                connector,
+                source,
+                runtime.store,
+                runtime.metrics,
+                tenant=tenant.name,
+                plan_last=tenant.plan_last,
+                fence=runtime.fence(tenant.name),
+                clock=runtime.clock,
+            )
+        except LeaseLost:
+            raise
+        except Exception as exc:
+            log.exception("cases unreadable; the rest wait", vendor=source.value)
+            on_error(source, exc)
+            continue
+        total.cases += figures.cases
+        total.changed += figures.changed
+        total.fallbacks += figures.fallbacks
+    return total
+
+
+async def _planned_from_store(
+    tenant: Tenant,
+    syncing: Mapping[Source, Syncs],
+    runtime: Runtime,
+    accounts: dict[str, Account],
+    at: datetime,
+    result: _TenantResult,
+) -> AsyncGenerator[list[PlanItem]]:
+    """Sync the store, then plan from it (:func:`_plan_stored`) with its ``accounts``. The
+    executor reads this as it reads the vendors, so a stop ends the sync at once too. Once
+    the lease is lost, nothing more is stored nor planned: the tenant is its new holder's."""
+    try:
+        synced = await sync_tenant(
+            tenant,
+            syncing,
+            runtime,
+            lambda source, exc: result.error(f"{source.value}: {_cause(exc)}"),
+        )
+        result.cases += synced.cases
+        result.changed += synced.changed
+        result.fallbacks += synced.fallbacks
+        result.store_size = runtime.store.size(tenant.name)
+        accounts.update(runtime.store.accounts(tenant.name, list(tenant.connectors)))
+        async for items in _plan_stored(tenant, runtime, accounts, at, result):
+            yield items
+    except LeaseLost:
+        log.warning("lease lost; the tenant's new holder syncs and plans it")
+
+
+async def _plan_stored(
+    tenant: Tenant,
+    runtime: Runtime,
+    accounts: dict[str, Account],
+    at: datetime,
+    result: _TenantResult,
+) -> AsyncGenerator[list[PlanItem]]:
+    """The items of the stored cases changed since they were last planned or due by ``at``,
+    case by case, a batch of cases read at a time; each planned case's next due instant is
+    stored after its batch. The kinds whose policies read the account's open-case totals come
+    last, the totals summed from the store over the accounts they belong to: no vendor call."""
+    store, fence = runtime.store, runtime.fence(tenant.name)
+    streamed = frozenset(CaseKind) - tenant.plan_last
+    for kinds in (streamed, tenant.plan_last):
+        if kinds is tenant.plan_last:
+            totals = OpenCaseTotals(dict(accounts))
+            for case in store.cases_of(tenant.name, store.owners_due(tenant.name, at, kinds)):
+                totals.add(case)
+            accounts.update(totals.accounts())
+        for batch in store.due(tenant.name, at, kinds):
+            planned: list[Planned] = []
+            for case in batch:
+                items = _plan_case(tenant, case, accounts, at, runtime, result)
+                if items is None:
+                    continue  # left changed: planned again next turn
+                result.cases_planned += 1
+                planned.append(Planned(case.source, case.id, _next_due(tenant, case, accounts, at)))
+                if items:
+                    yield items
+            store.planned(tenant.name, planned, fence=fence)
+
+
+def _next_due(
+    tenant: Tenant, case: Case, accounts: Mapping[str, Account], at: datetime
+) -> datetime | None:
+    try:
+        return tenant.next_due(case, accounts, at)
+    except Exception:
+        log.exception("next due instant unknown; planned again next turn", case=case.ref)
+        return at
+
+
+async def _planned_as_read(
+    tenant: Tenant,
+    runtime: Runtime,
+    accounts: dict[str, Account],
+    at: datetime,
+    result: _TenantResult,
+) -> AsyncGenerator[list[PlanItem]]:
+    """Every candidate case of every vendor, read in full and planned as it streams in."""
+    metrics = runtime.metrics
+    # An account's open cases (seeds 000/001: Community bundles, Standard "with a
+    # high-priority ticket") are known only once all of them are in, so the kinds whose
+    # policies read them wait for the end; everything else is planned as it streams,
+    # which keeps memory flat in the number of tickets.
+    totals = OpenCaseTotals(dict(accounts))
+    waiting: list[Case] = []
+    for source, connector in tenant.connectors.items():
+        try:
+            async for case in connector.cases():
+                result.cases += 1
+                metrics.cases_fetched.labels(tenant=tenant.name, vendor=source.value).inc()
+                totals.add(case)
+                if case.kind in tenant.plan_last:
+                    waiting.append(case)
+                elif items := _plan_case(tenant, case, accounts, at, runtime, result):
+                    yield items
+        except Exception as exc:
+            log.exception("cases unreadable; the rest wait", vendor=source.value)
+            result.error(f"{source.value}: {_cause(exc)}")
+    accounts.update(totals.accounts())
+    for case in waiting:
+        if items := _plan_case(tenant, case, accounts, at, runtime, result):
+            yield items
 
 
 async def _unfinished_item(
@@ -491,14 +665,15 @@ def _plan_case(
     at: datetime,
     runtime: Runtime,
     result: _TenantResult,
-) -> list[PlanItem]:
+) -> list[PlanItem] | None:
+    """The case's items; None when the planner failed on it (logged and counted)."""
     items: list[PlanItem] = []
     try:
         entries = list(tenant.plan([case], accounts, at))
     except Exception as exc:
         log.exception("planner failed on a case", case=case.ref)
         result.error(f"{case.ref}: planner: {_cause(exc)}")
-        return items
+        return None
     for entry in entries:
         if isinstance(entry, Unjudged):
             log.warning("case not judged", case=entry.case_ref, reason=entry.reason)

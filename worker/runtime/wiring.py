@@ -29,6 +29,7 @@ from connectors.settings import ConnectorLimits, Timeouts, VendorEnv
 from connectors.tenant import VendorConnector
 from connectors.tenant import build_connectors as build_vendor_connectors
 from policies.calendar import BusinessCalendar
+from policies.due import next_due
 from policies.language import BUNDLED_PACK, load_pack
 from policies.model import Account, Case, PlanItem, Source, Unjudged
 from policies.planner import plan
@@ -37,7 +38,7 @@ from policies.yamlsource import SourceError
 from worker.delivery.ledger import Ledger, engine_url, sole_writer
 from worker.metrics import MeteredTransport, Metrics
 from worker.runtime.badrecords import BadRecordTally
-from worker.runtime.cycle import PlanFunction, Runtime, Tenant
+from worker.runtime.cycle import NextDue, PlanFunction, Runtime, Tenant
 from worker.runtime.leases import LeaseKeeper, new_replica_id, tenant_leases_for
 from worker.runtime.tenants import (
     DEFAULT_TENANT,
@@ -53,6 +54,7 @@ __all__ = [
     "WiringError",
     "build_calendar",
     "build_connectors",
+    "build_next_due",
     "build_planner",
     "build_rulebook",
     "connector_limits",
@@ -104,6 +106,18 @@ def build_planner(settings: Settings, calendar: BusinessCalendar) -> PlanFunctio
         return plan(cases, accounts, now, rulebook, calendar)
 
     return plan_for_tenant
+
+
+def build_next_due(settings: Settings, calendar: BusinessCalendar) -> NextDue:
+    """When each case is next owed anything, by the very pack and calendar the planner uses."""
+    rulebook = build_rulebook(settings)
+
+    def due_for_tenant(
+        case: Case, accounts: Mapping[str, Account], now: datetime
+    ) -> datetime | None:
+        return next_due(case, accounts, now, rulebook, calendar)
+
+    return due_for_tenant
 
 
 def _mapping(settings: Settings) -> TenantMapping:
@@ -196,6 +210,7 @@ def _tenant(
         planner,
         works_on=lambda at: calendar.is_business_day(calendar.local_date(at)),
         plan_last=build_rulebook(settings).reads_account_totals,
+        next_due=build_next_due(settings, calendar),
         bad_records=bad_records,
         unresolved=functools.partial(
             _unresolved, configured.name, list(connectors.values()), _mapping(settings)
