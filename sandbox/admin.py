@@ -131,6 +131,15 @@ def router(sandbox: Sandbox) -> ASGIApp:
             return {"vendor": vendor, "id": str(body["id"]), "conversation": conversation}
         raise AdminError("vendor must be zendesk or intercom")
 
+    async def organization(request: Request) -> Any:
+        """An admin edits a Zendesk organization's fields (what the organization export
+        then shows): ``{"id": ..., "organization_fields": {...}}``."""
+        body = await _body(request)
+        fields = body.get("organization_fields")
+        if not isinstance(fields, dict):
+            raise AdminError("organization_fields must be an object")
+        return {"organization": sandbox.zendesk.update_organization(int(body["id"]), fields)}
+
     async def outbox(request: Request) -> Any:
         if request.method == "DELETE":
             sandbox.outbox.clear()
@@ -198,6 +207,7 @@ def router(sandbox: Sandbox) -> ASGIApp:
             route("/tickets", tickets, ["GET"]),
             route("/clock", clock, ["GET", "POST"]),
             route("/activity", activity, ["POST"]),
+            route("/organization", organization, ["POST"]),
             route("/outbox", outbox, ["GET", "DELETE"]),
             route("/requests", requests_log, ["GET"]),
             route("/stats", stats, ["GET"]),
