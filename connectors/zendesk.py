@@ -345,23 +345,24 @@ class ZendeskConnector(OwnsClient):
         index: CommentIndex,
         known: KnownCase | None,
     ) -> Case:
-        """The ticket's case. With the case store's copy of it (``known``) from no earlier
-        than the event export was read from, only the comments since are needed: the stored
-        history and follow-ups plus those; else its comments from the export, or its own."""
+        """The ticket's case: its comments from the event export, or read on its own.
+
+        With the case store's copy of it (``known``), only the comments since are needed:
+        the stored history and follow-ups plus those the export shows. The store keeps a
+        cursor only once it has stored every change the cursor covers, so its copy is the
+        ticket as of the cursor's position, where the event export goes on from: every
+        comment after the copy is in the export read since."""
         with translating("zendesk", ticket):
             stored = None if known is None else known(text(ticket, "id"))
-            since_stored = stored is not None and index.holds_since(stored.updated_at)
-            comments: Sequence[Mapping[str, Any]] | None = index.take(
-                ticket, whole=not since_stored
-            )
+            comments: Sequence[Mapping[str, Any]] | None = index.take(ticket, whole=stored is None)
             if comments is None:
                 return ticket_case(ticket, users, await self._evidence(ticket), ids)
         case = ticket_case(ticket, users, comments, ids)
-        return _with_evidence_of(case, stored) if since_stored and stored is not None else case
+        return case if stored is None else _with_evidence_of(case, stored)
 
     async def _ticket_pages(
         self, query: Mapping[str, Any], events_from: int, known: KnownCase | None
-    ) -> AsyncIterator[_TicketPage]:
+    ) -> AsyncGenerator[_TicketPage, None]:
         """The cursor export from ``query`` (a ``start_time`` or a kept ``cursor``), a page at
         a time: its candidate cases, its finished tickets as :class:`Gone`, and where both
         exports are to go on from after it.
@@ -417,9 +418,11 @@ class ZendeskConnector(OwnsClient):
     async def cases(self) -> AsyncIterator[Case]:
         """Candidate tickets; one that cannot be read goes to ``report`` and the rest go on."""
         query, start = self._full_query()
-        async for page in self._ticket_pages(query, start, None):
-            for case in page.cases:
-                yield case
+        # Closed with this stream, so an abandoned read drops its index at once.
+        async with aclosing(self._ticket_pages(query, start, None)) as pages:
+            async for page in pages:
+                for case in page.cases:
+                    yield case
 
     def _account(self, org: Any) -> Account | None:
         """An organization as an account; one that cannot be read goes to ``report``."""
@@ -457,10 +460,11 @@ class ZendeskConnector(OwnsClient):
             async for account in self.accounts():
                 yield account
             at = _Positions(None, start, organizations_from)
-            async for page in self._ticket_pages(query, start, None):
-                for case in page.cases:
-                    yield case
-                at = _Positions(page.after_cursor or at.tickets, page.events_from, at.organizations)
+            async with aclosing(self._ticket_pages(query, start, None)) as pages:
+                async for page in pages:
+                    for case in page.cases:
+                        yield case
+                    at = replace(at, tickets=page.after_cursor, events=page.events_from)
             yield Checkpoint(at.dumps())
             return
         at = _Positions.loads(cursor)
@@ -474,15 +478,18 @@ class ZendeskConnector(OwnsClient):
             at = replace(at, organizations=max(at.organizations, int(page["end_time"])))
         query = {"cursor": at.tickets, "include": "users", "per_page": self._page_size}
         try:
-            async for page in self._ticket_pages(query, at.events, known):
-                for case in page.cases:
-                    yield case
-                for gone in page.gone:
-                    yield gone
-                at = replace(at, tickets=page.after_cursor or at.tickets, events=page.events_from)
-                yield Checkpoint(at.dumps())
+            async with aclosing(self._ticket_pages(query, at.events, known)) as pages:
+                async for page in pages:
+                    for case in page.cases:
+                        yield case
+                    for gone in page.gone:
+                        yield gone
+                    at = replace(
+                        at, tickets=page.after_cursor or at.tickets, events=page.events_from
+                    )
+                    yield Checkpoint(at.dumps())
         except (BadRequest, Unprocessable) as exc:
-            if exc.path != _TICKET_EXPORT:
+            if not exc.path.endswith(_TICKET_EXPORT):
                 raise
             # A cursor Zendesk cannot read any more: the caller reads in full.
             raise CursorExpired("zendesk", "GET", _TICKET_EXPORT, exc.status) from exc

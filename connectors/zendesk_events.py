@@ -259,9 +259,9 @@ class CommentIndex:
         """The ticket's comments, or None when the connector must read them itself; the
         ticket is forgotten either way. Raises like the translation on a malformed ticket.
 
-        ``whole`` False: the caller holds the ticket as it was at or after ``since`` (the
-        case store's copy) and wants only what came since, so a ticket older than the window
-        is answered for too."""
+        ``whole`` False: the caller holds the ticket as it was at ``since`` (the case store's
+        copy) and wants only what came after, so a ticket older than the window is answered
+        for too."""
         comments = self._comments(ticket, whole)
         if comments is None:
             self.read_alone += 1
@@ -281,11 +281,6 @@ class CommentIndex:
         ):
             return None  # its latest inbound activity may be older than the window
         return comments
-
-    def holds_since(self, at: datetime) -> bool:
-        """Whether the export was read from ``at`` or earlier: every comment made after
-        ``at`` on a ticket streaming by is then in the index."""
-        return self._since <= at
 
     def position(self, until: float, start: int) -> int:
         """Where the export is to be read from next time, once the tickets updated up to
