@@ -19,6 +19,7 @@ from sandbox.errors import VendorError, json_response
 from sandbox.faults import FaultPlan
 from sandbox.limits import VendorLimit
 from sandbox.state import Sandbox
+from sandbox.tenant import ENGINEER_GIDS
 
 __all__ = ["ACTIVITY_KINDS", "router"]
 
@@ -140,6 +141,15 @@ def router(sandbox: Sandbox) -> ASGIApp:
             raise AdminError("organization_fields must be an object")
         return {"organization": sandbox.zendesk.update_organization(int(body["id"]), fields)}
 
+    async def asana_story(request: Request) -> Any:
+        """An engineer comments on an Asana task in Asana's app: ``{"id": task gid,
+        "author": user gid (the first engineer if left out), "text": ...}``."""
+        body = await _body(request)
+        author = str(body.get("author") or ENGINEER_GIDS[0])
+        text = str(body.get("text") or "Looked into it again.")
+        story = sandbox.asana.add_comment(str(body["id"]), {"text": text}, author=author)
+        return {"story": story}
+
     async def outbox(request: Request) -> Any:
         if request.method == "DELETE":
             sandbox.outbox.clear()
@@ -208,6 +218,7 @@ def router(sandbox: Sandbox) -> ASGIApp:
             route("/clock", clock, ["GET", "POST"]),
             route("/activity", activity, ["POST"]),
             route("/organization", organization, ["POST"]),
+            route("/asana/story", asana_story, ["POST"]),
             route("/outbox", outbox, ["GET", "DELETE"]),
             route("/requests", requests_log, ["GET"]),
             route("/stats", stats, ["GET"]),

@@ -13,12 +13,13 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.base import Change, Checkpoint, Gone, Syncs
+from connectors.base import Checkpoint, Gone, Syncs
 from connectors.errors import CursorExpired
 from connectors.mapping import load_mapping
 from connectors.settings import Timeouts, VendorLimits
 from connectors.zendesk import ZendeskConnector
 from policies.model import Account, ActivityKind, Case, Status
+from tests.integration.sync_support import Store, of_type, vendor_calls
 
 sandbox_server = pytest.importorskip("sandbox.server", reason="needs the sandbox package")
 from sandbox.tenant import AGENTS  # noqa: E402
@@ -60,41 +61,6 @@ def settle(admin: httpx.Client) -> None:
     admin.post("/clock", json={"advance_seconds": 120}).raise_for_status()
 
 
-def zendesk_calls(admin: httpx.Client) -> dict[str, int]:
-    calls: dict[str, int] = {}
-    for row in admin.get("/stats").json()["endpoints"]:
-        if row["vendor"] == "zendesk":
-            calls[row["endpoint"]] = calls.get(row["endpoint"], 0) + row["count"]
-    return calls
-
-
-class Store:
-    """What the case store keeps of one tenant's Zendesk: the cases by id, and the cursor."""
-
-    def __init__(self) -> None:
-        self.cases: dict[str, Case] = {}
-        self.cursor: str | None = None
-
-    def known(self, case_id: str) -> Case | None:
-        return self.cases.get(case_id)
-
-    async def sync(self, connector: Syncs) -> list[Change]:
-        """One cycle: every change stored, the cursor kept at each checkpoint."""
-        got = [change async for change in connector.changes(self.cursor, self.known)]
-        for change in got:
-            if isinstance(change, Case):
-                self.cases[change.id] = change
-            elif isinstance(change, Gone):
-                self.cases.pop(change.case_id, None)
-            elif isinstance(change, Checkpoint):
-                self.cursor = change.cursor
-        return got
-
-
-def of_type(changes: list[Change], kind: type) -> list[Any]:
-    return [change for change in changes if isinstance(change, kind)]
-
-
 def vendor(sandbox: Any) -> httpx.Client:
     return httpx.Client(base_url=sandbox.urls["zendesk"], auth=ADMIN_AUTH)
 
@@ -119,7 +85,7 @@ async def test_a_cycle_reads_only_what_changed_and_another_replica_goes_on_from_
         # Nothing changed: no case, no account, one page of each export.
         assert of_type(again, Case) == of_type(again, Gone) == of_type(again, Account) == []
         assert isinstance(again[-1], Checkpoint)
-        assert sum(zendesk_calls(admin).values()) <= 3
+        assert sum(vendor_calls(admin, "zendesk").values()) <= 3
 
     replied, commented, solved = [
         case for case in store.cases.values() if case.status is Status.PENDING
@@ -155,7 +121,7 @@ async def test_a_cycle_reads_only_what_changed_and_another_replica_goes_on_from_
         assert case.history[:-1] == before.history
         assert case.followups == before.followups
     # Built from the stored copies and the event export: no ticket's own comments read.
-    calls = zendesk_calls(admin)
+    calls = vendor_calls(admin, "zendesk")
     assert "GET /api/v2/tickets/{ticket_id:int}/comments" not in calls
     async with connect(sandbox) as fresh:
         for case in cases.values():
