@@ -308,11 +308,11 @@ class ZendeskConnector(OwnsClient):
         return checks
 
     async def _check_exports(self) -> NameCheck:
-        """Both incremental exports, one small read each: they are admins-only, and an agent's
-        token reads no ticket at all (vendor-behaviours.md Z1)."""
+        """The incremental exports, one small read each: they are admins-only, and an agent's
+        token reads no ticket at all (vendor-behaviours.md Z1), nor a change of anything."""
         since = int((self._clock() - timedelta(minutes=5)).timestamp())
         denied = []
-        for path in _EXPORTS:
+        for path in (*_EXPORTS, _ORGANIZATION_EXPORT):
             try:
                 await self._client.read("GET", path, params={"start_time": since, "per_page": 1})
             except Forbidden:
