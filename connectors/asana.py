@@ -7,7 +7,8 @@ for the engineers' comments (ENGINEER_UPDATE) and the worker's own signed commen
 (follow-ups); the others are cases without them, counted in their account's totals. The
 custom fields are read by gid, resolved once from the project by the names in the mapping.
 The customer behind a bug is the Intercom contact in the "Intercom contact" field: it becomes
-the case's ``account_id``, which is the id of the Intercom account.
+the case's ``account_id``, which is the id of the Intercom account. What changed since a
+cycle (:meth:`AsanaConnector.changes`) comes from the project's Events API and its sync token.
 
 Writes. The customer's email first (a REPLY: seeds 000/001's bug update): Asana cannot reach
 customers, so it goes through the :data:`Mailer` the tenant wires in (Intercom's

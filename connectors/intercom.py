@@ -13,7 +13,9 @@ cases). Then
 candidate tickets from ``POST /tickets/search`` (open customer tickets, 150 a page), each with
 its parts as the search answers it (read in full only if the answer leaves them out). A record
 that cannot be read goes to the connector's ``report`` (:mod:`connectors.records`) and the
-stream goes on. The JSON translation lives in :mod:`connectors.intercom_json`.
+stream goes on. The JSON translation lives in :mod:`connectors.intercom_json`. What changed
+since a cycle (:meth:`IntercomConnector.changes`) comes from the same searches on
+``updated_at``.
 
 Writes. Intercom has no multi-change update, so one plan item is a few calls, in this order:
 the public reply, the changes (a conversation's assignment and state parts, one already in

@@ -14,6 +14,13 @@ gets its comments read on its own, newest first, and only back to the latest inb
 activity: what came before it belongs to a finished follow-up cycle. A fresh single read
 (:meth:`ZendeskConnector.fetch_case`) always reads them on its own.
 
+Changes (:meth:`ZendeskConnector.changes`, issue 13). The same two exports, continued from a
+cursor kept between cycles (vendor-behaviours.md Z8): the ticket export from its
+``after_cursor``, the event export from the second the tickets handled reached, and the
+incremental organization export from its ``end_time``. A changed ticket the case store holds
+takes the stored history and follow-ups plus the comments the event export shows since;
+finished tickets come as ``Gone``.
+
 Writes. All of a ticket's changes go in one ``PUT /api/v2/tickets/{id}`` with
 ``safe_update`` and the ``updated_stamp`` that was read, so an agent's concurrent edit answers
 409 and is never overwritten. The internal note carries the footer marker ``fw-<key>``.
