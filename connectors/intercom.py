@@ -110,6 +110,8 @@ _REQUESTS = {"field": "category", "operator": "=", "value": "request"}
 # changed while a search paged past it may carry an earlier stamp than the newest hit. What it
 # shows again is passed over (no newer than the store's copy).
 OVERLAP = 300
+_Read = Callable[[Mapping[str, Any]], Awaitable[Case | None]]
+"""Reads a search hit into its case (None: not a candidate)."""
 # Customer tickets (the search's term for them is "request"): back-office tasks and trackers
 # are the team's own, nobody to follow up with.
 _OPEN_REQUESTS = {
@@ -415,55 +417,48 @@ class IntercomConnector(OwnsClient):
             return
         at = _Instants.loads(cursor)
         ids = await self.resolve()
-        changed_accounts: dict[str, Account] = {}
+        accounts: dict[str, Account] = {}  # changed ones, for may_plan; the others pass
         newest = at.contacts
-        async for contact in self._changed_since("/contacts/search", "data", at.contacts):
-            if (changed := await self._changed_account(contact)) is not None:
-                changed_accounts[changed.id] = changed
-                yield changed
-            newest = max(newest, _updated(contact))
+        async for contacts in self._changed_since("/contacts/search", "data", at.contacts):
+            for contact in contacts:
+                if (changed := await self._changed_account(contact)) is not None:
+                    accounts[changed.id] = changed
+                    yield changed
+            newest = max([newest, *map(_updated, contacts)])
         at = replace(at, contacts=newest)
         yield Checkpoint(at.dumps())
-
-        newest = at.conversations
-        async for hit in self._changed_since(
-            "/conversations/search", "conversations", at.conversations
-        ):
-            change = await self._changed_case(
-                hit, known, "", lambda h: self._conversation(h, ids, changed_accounts)
-            )
-            if change is not None:
-                yield change
-            newest = max(newest, _updated(hit))
-        at = replace(at, conversations=newest)
-        yield Checkpoint(at.dumps())
-
-        newest = at.tickets
-        async for hit in self._changed_since("/tickets/search", "tickets", at.tickets, _REQUESTS):
-            change = await self._changed_case(
-                hit, known, TICKET_PREFIX, lambda h: self._ticket(h, ids, changed_accounts)
-            )
-            if change is not None:
-                yield change
-            newest = max(newest, _updated(hit))
-        at = replace(at, tickets=newest)
-        yield Checkpoint(at.dumps())
+        searches: list[tuple[str, str, str, _Read, tuple[Mapping[str, Any], ...]]] = [
+            ("conversations", "/conversations/search", "",
+             lambda hit: self._conversation(hit, ids, accounts), ()),
+            ("tickets", "/tickets/search", TICKET_PREFIX,
+             lambda hit: self._ticket(hit, ids, accounts), (_REQUESTS,)),
+        ]  # fmt: skip
+        for key, path, prefix, read, also in searches:
+            newest = getattr(at, key)
+            async for hits in self._changed_since(path, key, newest, *also):
+                found = await asyncio.gather(
+                    *(self._changed_case(hit, known, prefix, read) for hit in hits)
+                )
+                for change in found:
+                    if change is not None:
+                        yield change
+                newest = max([newest, *map(_updated, hits)])
+            at = replace(at, **{key: newest})
+            yield Checkpoint(at.dumps())
 
     async def _changed_since(
         self, path: str, key: str, since: int, *also: Mapping[str, Any]
-    ) -> AsyncIterator[Mapping[str, Any]]:
-        """Every hit of a search for records updated at ``since`` (less the overlap) or later:
-        ``>`` is "greater (or equal) than" (intercom-2.16.yaml 11702), at most 150 a page
-        (I6), on through ``pages.next.starting_after``."""
+    ) -> AsyncIterator[list[Mapping[str, Any]]]:
+        """Every page of hits of a search for records updated at ``since`` (less the overlap)
+        or later: ``>`` is "greater (or equal) than" (intercom-2.16.yaml 11702), at most 150 a
+        page (I6), on through ``pages.next.starting_after``."""
         updated = {"field": "updated_at", "operator": ">", "value": since - OVERLAP}
         query = {"operator": "AND", "value": [updated, *also]} if also else updated
         pagination: dict[str, Any] = {"per_page": PAGE}
         while True:
-            page = await self._client.read(
-                "POST", path, json={"query": query, "pagination": pagination}
-            )
-            for hit in page.get(key, []):
-                yield hit
+            body = {"query": query, "pagination": pagination}
+            page = await self._client.read("POST", path, json=body)
+            yield list(page.get(key, []))
             after = _next_cursor(page)
             if not after:
                 return
@@ -484,7 +479,7 @@ class IntercomConnector(OwnsClient):
         hit: Mapping[str, Any],
         known: KnownCase,
         prefix: str,
-        read: Callable[[Mapping[str, Any]], Awaitable[Case | None]],
+        read: _Read,
     ) -> Case | Gone | None:
         """A changed hit's case, :class:`Gone` when the store holds it and it is no longer a
         candidate, None when there is nothing to tell (unchanged since stored, or neither)."""
