@@ -117,3 +117,19 @@ async def test_a_sync_token_past_its_24_hours_is_an_expired_cursor(
         store.cursor = None
         await store.sync(connector)
         assert of_type(await store.sync(connector), Case) == []
+
+
+async def test_more_than_100_events_are_read_in_turn_each_with_its_checkpoint(
+    sandbox: Any, admin: httpx.Client
+) -> None:
+    store = Store()
+    async with connect(sandbox) as connector:
+        await store.sync(connector)
+        busy = next(iter(store.cases.values()))
+        for n in range(130):
+            admin.post("/asana/story", json={"id": busy.id, "text": f"#{n}"}).raise_for_status()
+        changed = await store.sync(connector)
+        assert len(of_type(changed, Checkpoint)) == 2  # 100 events, then 30
+        assert {case.id for case in of_type(changed, Case)} == {busy.id}
+        assert len(store.cases[busy.id].history) == len(busy.history) + 130
+        assert of_type(await store.sync(connector), Case) == []

@@ -5,6 +5,7 @@ comments the event export shows."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -189,4 +190,16 @@ async def test_a_cursor_it_cannot_read_is_expired(sandbox: Any) -> None:
     async with connect(sandbox) as connector:
         with pytest.raises(CursorExpired):
             async for _ in connector.changes("not a cursor", lambda case_id: None):
+                pass
+
+
+async def test_a_ticket_cursor_zendesk_refuses_is_expired(
+    sandbox: Any, admin: httpx.Client
+) -> None:
+    """A kept after_cursor the export answers 400 to: the caller reads in full."""
+    settle(admin)
+    refused = json.dumps({"tickets": "bm90LWEtY3Vyc29y", "events": 0, "organizations": 0})
+    async with connect(sandbox) as connector:
+        with pytest.raises(CursorExpired):
+            async for _ in connector.changes(refused, lambda case_id: None):
                 pass
