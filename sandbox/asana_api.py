@@ -1,7 +1,9 @@
 """Asana REST API routes (the subset the worker uses), served under ``/asana/api/1.0``.
 
 Answers are ``{"data": ...}``; ``opt_fields`` picks fields (dotted paths for nested ones);
-lists page with ``limit`` (1..100) and the opaque ``offset`` of ``next_page``.
+lists page with ``limit`` (1..100) and the opaque ``offset`` of ``next_page``. ``GET /events``
+streams the project's changes since a sync token (recorded by :class:`sandbox.asana.AsanaDesk`
+on every task change and story).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Paths may carry Zendesk's optional ``.json`` suffix. Lists answer offset pages by default and
 cursor pages when ``page[size]``/``page[after]`` is given; ``include=users,organizations,
 groups`` side-loads on ticket endpoints. The incremental exports (tickets by cursor, ticket
-events by time) leave out the last minute, as Zendesk does.
+events and organizations by time) leave out the last minute, as Zendesk does, and hold no
+state per reader: a kept cursor or ``end_time`` goes on from where it was, in any process.
 """
 
 from __future__ import annotations
