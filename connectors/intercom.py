@@ -106,9 +106,8 @@ _CONVERSATION = "/conversations/{}"
 _TICKET = "/tickets/{}"
 _OPEN = {"field": "open", "operator": "=", "value": True}
 _REQUESTS = {"field": "category", "operator": "=", "value": "request"}
-# How far back of the kept instant a search for changes starts: clocks differ, and a record
-# changed while a search paged past it may carry an earlier stamp than the newest hit. What it
-# shows again is passed over (no newer than the store's copy).
+# How far back of the kept instant a search for changes starts: this connector's clock and
+# Intercom's differ. What it shows again is passed over (no newer than the store's copy).
 OVERLAP = 300
 _Read = Callable[[Mapping[str, Any]], Awaitable[Case | None]]
 """Reads a search hit into its case (None: not a candidate)."""
@@ -403,7 +402,9 @@ class IntercomConnector(OwnsClient):
         search of each, 3 calls.
 
         Intercom does not document the order of a conversation search, so each search's
-        instant moves on only once it is read through: a checkpoint after each of the three.
+        instant moves on only once it is read through, to when it began by this connector's
+        clock (never to the newest stamp seen: one stamped ahead, by a skewed clock, would
+        hide what changed before it): a checkpoint after each of the three.
         A contact takes its company's plan from the companies as last listed (no company
         search filters on ``updated_at``): a company's plan changed since is seen at the next
         full read (``cursor`` None), which lists them again."""
@@ -418,14 +419,13 @@ class IntercomConnector(OwnsClient):
         at = _Instants.loads(cursor)
         ids = await self.resolve()
         accounts: dict[str, Account] = {}  # changed ones, for may_plan; the others pass
-        newest = at.contacts
+        began = int(self._clock().timestamp())
         async for contacts in self._changed_since("/contacts/search", "data", at.contacts):
             for contact in contacts:
                 if (changed := await self._changed_account(contact)) is not None:
                     accounts[changed.id] = changed
                     yield changed
-            newest = max([newest, *map(_updated, contacts)])
-        at = replace(at, contacts=newest)
+        at = replace(at, contacts=max(at.contacts, began))
         yield Checkpoint(at.dumps())
         searches: list[tuple[str, str, str, _Read, tuple[Mapping[str, Any], ...]]] = [
             ("conversations", "/conversations/search", "",
@@ -434,16 +434,15 @@ class IntercomConnector(OwnsClient):
              lambda hit: self._ticket(hit, ids, accounts), (_REQUESTS,)),
         ]  # fmt: skip
         for key, path, prefix, read, also in searches:
-            newest = getattr(at, key)
-            async for hits in self._changed_since(path, key, newest, *also):
+            began = int(self._clock().timestamp())
+            async for hits in self._changed_since(path, key, getattr(at, key), *also):
                 found = await asyncio.gather(
                     *(self._changed_case(hit, known, prefix, read) for hit in hits)
                 )
                 for change in found:
                     if change is not None:
                         yield change
-                newest = max([newest, *map(_updated, hits)])
-            at = replace(at, **{key: newest})
+            at = replace(at, **{key: max(getattr(at, key), began)})
             yield Checkpoint(at.dumps())
 
     async def _changed_since(

@@ -5,7 +5,7 @@ kept instant (``>`` is "greater or equal", intercom-2.16.yaml 11702), found by t
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +117,24 @@ async def test_a_cursor_it_cannot_read_is_expired(sandbox: Any) -> None:
         with pytest.raises(CursorExpired):
             async for _ in connector.changes("{}", lambda case_id: None):
                 pass
+
+
+async def test_a_record_stamped_ahead_of_the_clock_hides_no_later_change(
+    sandbox: Any, admin: httpx.Client
+) -> None:
+    """Each search goes on from when it began, not from the newest stamp it saw: a record
+    stamped an hour ahead (a skewed clock) must not hide a change made before that hour."""
+    store = Store()
+    async with connect(sandbox) as connector:
+        await store.sync(connector)
+        ahead, later = [case for case in store.cases.values() if case.id.isdigit()][:2]
+        with intercom_api(sandbox) as api:
+            admin_id = api.get("/admins").json()["admins"][0]["id"]
+            note = {"type": "admin", "admin_id": admin_id, "message_type": "note", "body": "x"}
+            now = datetime.fromisoformat(admin.get("/clock").json()["now"])
+            admin.post("/clock", json={"set": (now + timedelta(hours=1)).isoformat()})
+            api.post(f"/conversations/{ahead.id}/reply", json=note).raise_for_status()
+            admin.post("/clock", json={"set": (now + timedelta(seconds=30)).isoformat()})
+            assert [c.id for c in of_type(await store.sync(connector), Case)] == [ahead.id]
+            api.post(f"/conversations/{later.id}/reply", json=note).raise_for_status()
+        assert [c.id for c in of_type(await store.sync(connector), Case)] == [later.id]
