@@ -7,7 +7,8 @@ for the engineers' comments (ENGINEER_UPDATE) and the worker's own signed commen
 (follow-ups); the others are cases without them, counted in their account's totals. The
 custom fields are read by gid, resolved once from the project by the names in the mapping.
 The customer behind a bug is the Intercom contact in the "Intercom contact" field: it becomes
-the case's ``account_id``, which is the id of the Intercom account.
+the case's ``account_id``, which is the id of the Intercom account. What changed since a
+cycle (:meth:`AsanaConnector.changes`) comes from the project's Events API and its sync token.
 
 Writes. The customer's email first (a REPLY: seeds 000/001's bug update): Asana cannot reach
 customers, so it goes through the :data:`Mailer` the tenant wires in (Intercom's
@@ -26,6 +27,7 @@ moment it is out (or found out), ``replied`` is told and the worker records it.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -33,8 +35,25 @@ from typing import Any
 
 import httpx
 
-from connectors.base import MayPlan, Replied, WriteOutcome, WriteResult, every_case
-from connectors.errors import BadRecord, MappingError, PaginationStuck, VendorError
+from connectors.base import (
+    Change,
+    Checkpoint,
+    Gone,
+    KnownCase,
+    MayPlan,
+    Replied,
+    WriteOutcome,
+    WriteResult,
+    every_case,
+)
+from connectors.errors import (
+    BadRecord,
+    CursorExpired,
+    MappingError,
+    NotFound,
+    PaginationStuck,
+    VendorError,
+)
 from connectors.footer import Texts, parse_footer
 from connectors.http import OwnsClient, VendorClient
 from connectors.mapping import AsanaMapping
@@ -82,6 +101,9 @@ the email carrying the marker was found sent already (by an earlier attempt)."""
 
 PAGE = 100
 MAX_PAGES = 10_000  # a million records at PAGE a page; a list longer than that does not end
+_EVENTS = "/events"
+# What the Events API answers without a sync token, or with one it no longer honours.
+_SYNC_REFUSED = 412
 TASK_FIELDS = ",".join(
     [
         "name",
@@ -392,6 +414,68 @@ class AsanaConnector(OwnsClient):
         """Bug reporters' accounts live in Intercom; Asana knows none."""
         return _no_accounts()
 
+    async def _events(self, project: str, sync: str | None) -> Mapping[str, Any]:
+        """One read of the project's events: 200 with events since ``sync``, or 412 with a
+        fresh token, when there is none or it has expired (asana_oas.yaml 16547-16700)."""
+        params = {"resource": project} if sync is None else {"resource": project, "sync": sync}
+        answer: Mapping[str, Any] = await self._client.read(
+            "GET", _EVENTS, params=params, answers=(_SYNC_REFUSED,)
+        )
+        return answer
+
+    async def changes(self, cursor: str | None, known: KnownCase) -> AsyncIterator[Change]:
+        """What changed since ``cursor`` (:class:`~connectors.base.Syncs`), from the Events API
+        on the project: the tasks its events name are read again, each on its own (their
+        stories only for the cases ``may_plan`` allows, as :meth:`cases`); a completed, deleted
+        or removed task is :class:`Gone`. A checkpoint after each read of events (at most 100
+        of them). Nothing changed: one call.
+
+        ``cursor`` None: a sync token first (the events call without one answers 412 with a
+        fresh token), then every open task as :meth:`cases` reads them; the token is the
+        checkpoint, so the next cycle sees every change made since the read began. A token
+        past its 24 hours answers 412 again: :class:`CursorExpired`. ``known`` is not needed:
+        a task's stories are read whole."""
+        ids = await self.resolve()
+        if cursor is None:
+            fresh = _sync_token(await self._events(ids.project, None))
+            async for case in self.cases():
+                yield case
+            yield Checkpoint(json.dumps({"sync": fresh}))
+            return
+        sync = _kept_sync(cursor)
+        while True:
+            answer = await self._events(ids.project, sync)
+            if "errors" in answer:
+                raise CursorExpired("asana", "GET", _EVENTS, _SYNC_REFUSED, "sync token expired")
+            touched, removed = _touched_tasks(answer.get("data") or [], ids.project)
+            reread = [gid for gid in touched if gid not in removed]
+            read = await asyncio.gather(*(case_or_bad(self._changed(g, ids)) for g in reread))
+            for case in reported(read, self._report):
+                yield case
+            # Removed, completed or deleted; a task that could not be read was reported.
+            for gid in [
+                *removed,
+                *(g for g, result in zip(reread, read, strict=True) if result is None),
+            ]:
+                yield Gone(gid)
+            sync = _sync_token(answer)
+            yield Checkpoint(json.dumps({"sync": sync}))
+            if not answer.get("has_more"):
+                return
+
+    async def _changed(self, gid: str, ids: AsanaIds) -> Case | None:
+        """A task an event named, read again: its case, or None when it is no longer a
+        candidate (completed, or deleted: 404)."""
+        try:
+            task = await self._client.read(
+                "GET", f"/tasks/{gid}", params={"opt_fields": TASK_FIELDS}
+            )
+        except NotFound:
+            return None
+        if task["data"].get("completed"):
+            return None
+        return await self._case(task["data"], ids)
+
     async def fetch_case(self, case_id: str) -> Case:
         ids = await self.resolve()
         task = await self._client.read(
@@ -465,6 +549,48 @@ def _evidence(
         elif (mark := parse_footer(story.get("text") or "", at)) is not None:
             followups.append(mark)
     return history, followups
+
+
+def _sync_token(answer: Mapping[str, Any]) -> str:
+    """The sync token an events answer (200 or 412) hands out."""
+    token = answer.get("sync")
+    if not isinstance(token, str) or not token:
+        raise BadRecord("asana", _EVENTS, "the events answer carries no sync token")
+    return token
+
+
+def _kept_sync(cursor: str) -> str:
+    """The sync token of a cursor :meth:`AsanaConnector.changes` handed out."""
+    try:
+        token = json.loads(cursor)["sync"]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise CursorExpired("asana", "GET", _EVENTS, detail="unreadable cursor") from exc
+    if not isinstance(token, str):
+        raise CursorExpired("asana", "GET", _EVENTS, detail="unreadable cursor")
+    return token
+
+
+def _touched_tasks(events: list[Any], project: str) -> tuple[list[str], set[str]]:
+    """The tasks a page of events names, in order, once each (a task's own change, or a story
+    added to it, its parent); and those removed from the project or deleted, which are gone
+    without a read (EventResponse: ``action`` added/changed/removed/deleted/undeleted)."""
+    touched: dict[str, None] = {}
+    removed: set[str] = set()
+    for event in events:
+        resource = event.get("resource") or {}
+        parent = event.get("parent") or {}
+        if resource.get("resource_type") == "task":
+            gid = str(resource.get("gid"))
+            touched[gid] = None
+            if event.get("action") == "deleted" or (
+                event.get("action") == "removed" and str(parent.get("gid")) == project
+            ):
+                removed.add(gid)
+            elif event.get("action") in ("added", "undeleted"):
+                removed.discard(gid)
+        elif parent.get("resource_type") == "task":
+            touched[str(parent.get("gid"))] = None
+    return list(touched), removed
 
 
 async def _no_accounts() -> AsyncIterator[Account]:

@@ -16,7 +16,7 @@ import asyncio
 import re
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Self
 
@@ -152,11 +152,14 @@ class VendorClient:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         timeout: httpx.Timeout | None = None,
+        answers: Collection[int] = (),
     ) -> Any:
         """A request that changes nothing (GET, or a POST search): retried on transient errors.
-        ``timeout``: this request's own, where the client's is too short for it."""
+        ``timeout``: this request's own, where the client's is too short for it. ``answers``:
+        error statuses whose body the caller reads as the answer (Asana's 412 carries the
+        fresh sync token), returned as a success's is."""
         return await self._retrying(
-            self._limits.read_attempts, "read", method, url, params, json, timeout
+            self._limits.read_attempts, "read", method, url, params, json, timeout, answers
         )
 
     async def write(
@@ -169,7 +172,7 @@ class VendorClient:
     ) -> Any:
         """A request that changes something. Raises OutcomeUnknown if it may have been applied."""
         return await self._retrying(
-            self._limits.write_attempts, "write", method, url, params, json, None
+            self._limits.write_attempts, "write", method, url, params, json, None, ()
         )
 
     async def _retrying(
@@ -181,6 +184,7 @@ class VendorClient:
         params: Mapping[str, Any] | None,
         json: Any,
         timeout: httpx.Timeout | None,
+        answers: Collection[int],
     ) -> Any:
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(TransientVendorError),
@@ -192,7 +196,7 @@ class VendorClient:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._send(kind, method, url, params, json, timeout)
+                return await self._send(kind, method, url, params, json, timeout, answers)
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
     def _log_retry(self, state: RetryCallState) -> None:
@@ -235,6 +239,7 @@ class VendorClient:
         params: Mapping[str, Any] | None,
         json: Any,
         timeout: httpx.Timeout | None,
+        answers: Collection[int],
     ) -> Any:
         # ``or None``: httpx (0.28) replaces a URL's own query with ``params`` even when they
         # are empty, and a next-page link carries its cursor in its query.
@@ -255,7 +260,7 @@ class VendorClient:
             except httpx.HTTPError as exc:
                 raise self._transport_error(kind, method, path, exc) from exc
             retry_after = self._observe(endpoint, response)
-        if not response.is_success:
+        if not response.is_success and response.status_code not in answers:
             raise self._status_error(kind, method, path, response, retry_after)
         try:
             return response.json() if response.content else None

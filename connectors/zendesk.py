@@ -14,6 +14,13 @@ gets its comments read on its own, newest first, and only back to the latest inb
 activity: what came before it belongs to a finished follow-up cycle. A fresh single read
 (:meth:`ZendeskConnector.fetch_case`) always reads them on its own.
 
+Changes (:meth:`ZendeskConnector.changes`, issue 13). The same two exports, continued from a
+cursor kept between cycles (vendor-behaviours.md Z8): the ticket export from its
+``after_cursor``, the event export from the second the tickets handled reached, and the
+incremental organization export from its ``end_time``. A changed ticket the case store holds
+takes the stored history and follow-ups plus the comments the event export shows since;
+finished tickets come as ``Gone``.
+
 Writes. All of a ticket's changes go in one ``PUT /api/v2/tickets/{id}`` with
 ``safe_update`` and the ``updated_stamp`` that was read, so an agent's concurrent edit answers
 409 and is never overwritten. The internal note carries the footer marker ``fw-<key>``.
@@ -35,22 +42,35 @@ The JSON translation itself lives in :mod:`connectors.zendesk_json`.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, aclosing, closing
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import structlog
 
-from connectors.base import Replied, WriteOutcome, WriteResult
+from connectors.base import (
+    Change,
+    Checkpoint,
+    Gone,
+    KnownCase,
+    Replied,
+    WriteOutcome,
+    WriteResult,
+)
 from connectors.errors import (
     BadRecord,
+    BadRequest,
     Conflict,
+    CursorExpired,
     Forbidden,
     MappingError,
     PaginationStuck,
+    Unprocessable,
     VendorError,
 )
 from connectors.http import EndpointClass, OwnsClient, VendorClient
@@ -94,7 +114,15 @@ _ENDPOINT_CLASSES = {
 }
 # Pages of one list before it is taken for a loop: a million tickets are 1,000 export pages.
 MAX_PAGES = 20_000
-_EXPORTS = ("/api/v2/incremental/tickets/cursor", "/api/v2/incremental/ticket_events")
+_TICKET_EXPORT = "/api/v2/incremental/tickets/cursor"
+_EVENT_EXPORT = "/api/v2/incremental/ticket_events"
+_EXPORTS = (_TICKET_EXPORT, _EVENT_EXPORT)
+# Time-based like the event export (oas 4931-4957, "Allowed For: Admins"): the organizations
+# changed since a kept end_time, so a cycle does not list every organization again.
+_ORGANIZATION_EXPORT = "/api/v2/incremental/organizations"
+# The exports leave out the last minute, and a start_time must be at least a minute old (oas
+# 27132, parameter IncrementalUnixTime; vendor-behaviours.md Z8).
+_SETTLE = timedelta(minutes=1)
 _ADMIN_NEEDED = "an admin's token is needed: this one gets 403 on {} (admins only)"
 
 
@@ -287,11 +315,11 @@ class ZendeskConnector(OwnsClient):
         return checks
 
     async def _check_exports(self) -> NameCheck:
-        """Both incremental exports, one small read each: they are admins-only, and an agent's
-        token reads no ticket at all (vendor-behaviours.md Z1)."""
+        """The incremental exports, one small read each: they are admins-only, and an agent's
+        token reads no ticket at all (vendor-behaviours.md Z1), nor a change of anything."""
         since = int((self._clock() - timedelta(minutes=5)).timestamp())
         denied = []
-        for path in _EXPORTS:
+        for path in (*_EXPORTS, _ORGANIZATION_EXPORT):
             try:
                 await self._client.read("GET", path, params={"start_time": since, "per_page": 1})
             except Forbidden:
@@ -322,65 +350,156 @@ class ZendeskConnector(OwnsClient):
         users: Mapping[Any, Mapping[str, Any]],
         ids: ZendeskIds,
         index: CommentIndex,
+        known: KnownCase | None,
     ) -> Case:
+        """The ticket's case: its comments from the event export, or read on its own.
+
+        With the case store's copy of it (``known``), only the comments since are needed:
+        the stored history and follow-ups plus those the export shows. The store keeps a
+        cursor only once it has stored every change the cursor covers, so its copy is the
+        ticket as of the cursor's position, where the event export goes on from: every
+        comment after the copy is in the export read since."""
         with translating("zendesk", ticket):
-            comments: Sequence[Mapping[str, Any]] | None = index.take(ticket)
+            stored = None if known is None else known(text(ticket, "id"))
+            comments: Sequence[Mapping[str, Any]] | None = index.take(ticket, whole=stored is None)
             if comments is None:
-                comments = await self._evidence(ticket)
-        return ticket_case(ticket, users, comments, ids)
+                return ticket_case(ticket, users, await self._evidence(ticket), ids)
+        case = ticket_case(ticket, users, comments, ids)
+        return case if stored is None else _with_evidence_of(case, stored)
 
-    async def cases(self) -> AsyncIterator[Case]:
-        """Candidate tickets; one that cannot be read goes to ``report`` and the rest go on.
+    async def _ticket_pages(
+        self, query: Mapping[str, Any], events_from: int, known: KnownCase | None
+    ) -> AsyncGenerator[_TicketPage, None]:
+        """The cursor export from ``query`` (a ``start_time`` or a kept ``cursor``), a page at
+        a time: its candidate cases, its finished tickets as :class:`Gone`, and where both
+        exports are to go on from after it.
 
-        The ticket event export is read alongside, only as far as each page of tickets needs
-        (past the latest update among them): both exports run in time order, so the index
-        holds the tickets whose events were read but which have not streamed by yet, not
-        every ticket of the window; past a few thousand of those, it spills the ones touched
-        least recently to a temporary file rather than grow with the tenant."""
+        The ticket event export is read alongside from ``events_from``, only as far as each
+        page of tickets needs (past the latest update among them): both exports run in time
+        order, so the index holds the tickets whose events were read but which have not
+        streamed by yet, not every ticket of the window; past a few thousand of those, it
+        spills the ones touched least recently to a temporary file rather than grow with the
+        tenant."""
         ids = await self.resolve()
-        since = self._clock() - timedelta(days=self._mapping.lookback_days)
-        start = int(since.timestamp())
-        export = {"start_time": start, "include": "comment_events", "per_page": self._page_size}
-        params = {"start_time": start, "include": "users", "per_page": self._page_size}
+        since = datetime.fromtimestamp(events_from, UTC)
+        export = {
+            "start_time": events_from,
+            "include": "comment_events",
+            "per_page": self._page_size,
+        }
         # Both closed however the stream ends (read through, failed, or abandoned): past its
         # ``held`` tickets in flight, the index spills to a temporary file.
         async with AsyncExitStack() as stack:
             index = stack.enter_context(
                 closing(CommentIndex(since, cap=self._comment_pages * _COMMENT_PAGE))
             )
-            events = await stack.enter_async_context(
-                aclosing(self._pages("/api/v2/incremental/ticket_events", export))
-            )
-            async for page in self._pages("/api/v2/incremental/tickets/cursor", params):
+            events = await stack.enter_async_context(aclosing(self._pages(_EVENT_EXPORT, export)))
+            async for page in self._pages(_TICKET_EXPORT, query):
                 until = latest_update(page["tickets"])
                 while not index.covers(until) and (found := await anext(events, None)) is not None:
                     index.add(found)
                 users = _side_loaded_users(page)
-                candidates = []
+                candidates, gone = [], []
                 for ticket in page["tickets"]:
                     if _finished(ticket):
                         index.forget(ticket.get("id"))
+                        gone.append(Gone(str(ticket.get("id"))))
                     else:
                         candidates.append(ticket)
                 read = await asyncio.gather(
-                    *(case_or_bad(self._case(t, users, ids, index)) for t in candidates)
+                    *(case_or_bad(self._case(t, users, ids, index, known)) for t in candidates)
                 )
-                for case in reported(read, self._report):
-                    yield case
+                yield _TicketPage(
+                    reported(read, self._report),
+                    gone,
+                    page.get("after_cursor"),
+                    index.position(until, events_from),
+                )
         log.info("zendesk_comment_index", events=index.events, read_alone=index.read_alone)
 
+    def _full_query(self) -> tuple[dict[str, Any], int]:
+        """The cursor export's first query over the lookback window, and the window's start."""
+        start = int((self._clock() - timedelta(days=self._mapping.lookback_days)).timestamp())
+        return {"start_time": start, "include": "users", "per_page": self._page_size}, start
+
+    async def cases(self) -> AsyncIterator[Case]:
+        """Candidate tickets; one that cannot be read goes to ``report`` and the rest go on."""
+        query, start = self._full_query()
+        # Closed with this stream, so an abandoned read drops its index at once.
+        async with aclosing(self._ticket_pages(query, start, None)) as pages:
+            async for page in pages:
+                for case in page.cases:
+                    yield case
+
+    def _account(self, org: Any) -> Account | None:
+        """An organization as an account; one that cannot be read goes to ``report``."""
+        try:
+            return flagged_account(
+                "zendesk",
+                org,
+                "organization_fields",
+                self._mapping.organization_fields,
+                self._plans,
+            )
+        except BadRecord as bad:
+            self._report(bad)
+            return None
+
     async def accounts(self) -> AsyncIterator[Account]:
-        flags = self._mapping.organization_fields
         async for page in self._pages("/api/v2/organizations", {"page[size]": 100}):
             for org in page["organizations"]:
-                try:
-                    account = flagged_account(
-                        "zendesk", org, "organization_fields", flags, self._plans
-                    )
-                except BadRecord as bad:
-                    self._report(bad)
-                    continue
+                if (account := self._account(org)) is not None:
+                    yield account
+
+    async def changes(self, cursor: str | None, known: KnownCase) -> AsyncIterator[Change]:
+        """What changed since ``cursor`` (:class:`~connectors.base.Syncs`), from the three
+        incremental exports read on from where the cursor says: tickets by their cursor,
+        ticket events and organizations by time (vendor-behaviours.md Z8: what a page ends at
+        is meant to be kept between runs). Nothing changed: one page of each, 3 calls.
+
+        ``cursor`` None: every organization (the plain list, as :meth:`accounts`) and every
+        candidate ticket of the lookback window (as :meth:`cases`), then one checkpoint. The
+        organization export then goes on from a minute before the read began: it may show a
+        few organizations again, which is harmless."""
+        if cursor is None:
+            query, start = self._full_query()
+            organizations_from = int((self._clock() - _SETTLE).timestamp())
+            async for account in self.accounts():
                 yield account
+            at = _Positions(None, start, organizations_from)
+            async with aclosing(self._ticket_pages(query, start, None)) as pages:
+                async for page in pages:
+                    for case in page.cases:
+                        yield case
+                    at = replace(at, tickets=page.after_cursor, events=page.events_from)
+            yield Checkpoint(at.dumps())
+            return
+        at = _Positions.loads(cursor)
+        if at.tickets is None:
+            raise CursorExpired("zendesk", "GET", _TICKET_EXPORT, detail="no ticket cursor kept")
+        organizations = {"start_time": at.organizations, "per_page": self._page_size}
+        async for page in self._pages(_ORGANIZATION_EXPORT, organizations):
+            for org in page["organizations"]:
+                if (changed := self._account(org)) is not None:
+                    yield changed
+            at = replace(at, organizations=max(at.organizations, int(page["end_time"])))
+        query = {"cursor": at.tickets, "include": "users", "per_page": self._page_size}
+        try:
+            async with aclosing(self._ticket_pages(query, at.events, known)) as pages:
+                async for page in pages:
+                    for case in page.cases:
+                        yield case
+                    for gone in page.gone:
+                        yield gone
+                    at = replace(
+                        at, tickets=page.after_cursor or at.tickets, events=page.events_from
+                    )
+                    yield Checkpoint(at.dumps())
+        except (BadRequest, Unprocessable) as exc:
+            if not exc.path.endswith(_TICKET_EXPORT):
+                raise
+            # A cursor Zendesk cannot read any more: the caller reads in full.
+            raise CursorExpired("zendesk", "GET", _TICKET_EXPORT, exc.status) from exc
 
     async def fetch_case(self, case_id: str) -> Case:
         ids = await self.resolve()
@@ -421,6 +540,61 @@ class ZendeskConnector(OwnsClient):
         them. (Update Many is not used: its job reports on tickets later, and a ticket's
         writes are settled by their own ``safe_update`` and marker.)"""
         return list(await asyncio.gather(*(self.apply(item) for item in items)))
+
+
+@dataclass(frozen=True, slots=True)
+class _TicketPage:
+    """One page of the ticket export, read: its candidates, its finished tickets, and where
+    the two exports go on from once it is handled."""
+
+    cases: list[Case]
+    gone: list[Gone]
+    after_cursor: str | None
+    events_from: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Positions:
+    """A Zendesk sync cursor: where each incremental export goes on from."""
+
+    tickets: str | None  # the ticket export's after_cursor
+    events: int  # the ticket event export's start_time
+    organizations: int  # the organization export's start_time
+
+    def dumps(self) -> str:
+        return json.dumps(
+            {"tickets": self.tickets, "events": self.events, "organizations": self.organizations}
+        )
+
+    @classmethod
+    def loads(cls, cursor: str) -> _Positions:
+        """A cursor this connector handed out; anything else is one it cannot continue from."""
+        try:
+            kept = json.loads(cursor)
+            at = cls(kept["tickets"], kept["events"], kept["organizations"])
+        except (ValueError, TypeError, KeyError) as exc:
+            raise CursorExpired(
+                "zendesk", "GET", _TICKET_EXPORT, detail="unreadable cursor"
+            ) from exc
+        if not (
+            isinstance(at.tickets, str | None)
+            and type(at.events) is int
+            and type(at.organizations) is int
+        ):
+            raise CursorExpired("zendesk", "GET", _TICKET_EXPORT, detail="unreadable cursor")
+        return at
+
+
+def _with_evidence_of(case: Case, stored: Case) -> Case:
+    """``case`` read with only the comments since ``stored`` was: the stored history and
+    follow-ups with the new ones (a comment in both, at the second they share, counted once)."""
+    history = sorted(set(stored.history) | set(case.history), key=lambda a: (a.at, a.kind))
+    followups = {mark.key: mark for mark in (*stored.followups, *case.followups)}
+    return replace(
+        case,
+        history=tuple(history),
+        followups=tuple(sorted(followups.values(), key=lambda m: (m.at, m.key))),
+    )
 
 
 def _finished(ticket: Any) -> bool:

@@ -255,26 +255,40 @@ class CommentIndex:
         ticket = self._tickets.pop(ticket_id, None)
         return ticket if ticket is not None else self._unspill(_found_key(ticket_id))
 
-    def take(self, ticket: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    def take(self, ticket: Mapping[str, Any], *, whole: bool = True) -> list[dict[str, Any]] | None:
         """The ticket's comments, or None when the connector must read them itself; the
-        ticket is forgotten either way. Raises like the translation on a malformed ticket."""
-        comments = self._comments(ticket)
+        ticket is forgotten either way. Raises like the translation on a malformed ticket.
+
+        ``whole`` False: the caller holds the ticket as it was at ``since`` (the case store's
+        copy) and wants only what came after, so a ticket older than the window is answered
+        for too."""
+        comments = self._comments(ticket, whole)
         if comments is None:
             self.read_alone += 1
         return comments
 
-    def _comments(self, ticket: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    def _comments(self, ticket: Mapping[str, Any], whole: bool) -> list[dict[str, Any]] | None:
         seen = self._pop(ticket["id"])
         if seen is None or not (seen.readable and self._placed_all):
             return None
         if instant(ticket, "updated_at").timestamp() > seen.latest:
             return None  # changed after the export showed it
         comments = [comment.as_comment() for comment in seen.comments[-self._cap :]]
-        if instant(ticket, "created_at") < self._since and not has_inbound(
-            comments, ticket.get("requester_id")
+        if (
+            whole
+            and instant(ticket, "created_at") < self._since
+            and not has_inbound(comments, ticket.get("requester_id"))
         ):
             return None  # its latest inbound activity may be older than the window
         return comments
+
+    def position(self, until: float, start: int) -> int:
+        """Where the export is to be read from next time, once the tickets updated up to
+        ``until`` are handled: their second (its events may be shown again, and are dropped
+        as repeats), or less when the export was not read that far; never before ``start``."""
+        if self._end is None or until == -math.inf:
+            return start
+        return max(start, min(self._end, math.floor(until)))
 
     def forget(self, ticket_id: Any) -> None:
         """Drop a ticket nobody will ask for (solved, closed, deleted)."""

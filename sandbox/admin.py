@@ -19,6 +19,7 @@ from sandbox.errors import VendorError, json_response
 from sandbox.faults import FaultPlan
 from sandbox.limits import VendorLimit
 from sandbox.state import Sandbox
+from sandbox.tenant import ENGINEER_GIDS
 
 __all__ = ["ACTIVITY_KINDS", "router"]
 
@@ -131,6 +132,24 @@ def router(sandbox: Sandbox) -> ASGIApp:
             return {"vendor": vendor, "id": str(body["id"]), "conversation": conversation}
         raise AdminError("vendor must be zendesk or intercom")
 
+    async def organization(request: Request) -> Any:
+        """An admin edits a Zendesk organization's fields (what the organization export
+        then shows): ``{"id": ..., "organization_fields": {...}}``."""
+        body = await _body(request)
+        fields = body.get("organization_fields")
+        if not isinstance(fields, dict):
+            raise AdminError("organization_fields must be an object")
+        return {"organization": sandbox.zendesk.update_organization(int(body["id"]), fields)}
+
+    async def asana_story(request: Request) -> Any:
+        """An engineer comments on an Asana task in Asana's app: ``{"id": task gid,
+        "author": user gid (the first engineer if left out), "text": ...}``."""
+        body = await _body(request)
+        author = str(body.get("author") or ENGINEER_GIDS[0])
+        text = str(body.get("text") or "Looked into it again.")
+        story = sandbox.asana.add_comment(str(body["id"]), {"text": text}, author=author)
+        return {"story": story}
+
     async def outbox(request: Request) -> Any:
         if request.method == "DELETE":
             sandbox.outbox.clear()
@@ -198,6 +217,8 @@ def router(sandbox: Sandbox) -> ASGIApp:
             route("/tickets", tickets, ["GET"]),
             route("/clock", clock, ["GET", "POST"]),
             route("/activity", activity, ["POST"]),
+            route("/organization", organization, ["POST"]),
+            route("/asana/story", asana_story, ["POST"]),
             route("/outbox", outbox, ["GET", "DELETE"]),
             route("/requests", requests_log, ["GET"]),
             route("/stats", stats, ["GET"]),

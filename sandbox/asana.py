@@ -148,6 +148,9 @@ class AsanaDesk:
         self._data = AsanaGenerator(generator)
         self._clock = clock
         self.changed: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+        # Every change made to a task since the sandbox started, in order: what the Events
+        # API (``GET /events``) answers from. The generated tasks are as of the start.
+        self.events: list[dict[str, Any]] = []
 
     def users(self) -> list[dict[str, Any]]:
         return asana_users()
@@ -221,7 +224,11 @@ class AsanaDesk:
         stories.append(story)
         return story
 
-    def add_comment(self, gid: str, data: Any) -> dict[str, Any]:
+    def add_comment(
+        self, gid: str, data: Any, *, author: str = ASANA_API_USER_GID
+    ) -> dict[str, Any]:
+        """``POST /tasks/{gid}/stories`` (the API user's), or an engineer's comment made in
+        Asana's app (the admin API names the ``author``)."""
         if not isinstance(data, dict):
             raise error(400, "data: Missing input")
         text = data.get("text")
@@ -229,9 +236,42 @@ class AsanaDesk:
             text = data["html_text"]
         if not isinstance(text, str) or not text.strip():
             raise error(400, "text: Missing input")
+        if author not in _USERS:
+            raise error(400, f"author: Not a recognized ID: {author}")
         task, stories = self._writable(gid)
         task["modified_at"] = self._now()
-        return self._story(gid, stories, "comment", text)
+        story = self._story(gid, stories, "comment", text)
+        story["created_by"] = author
+        # A story added bubbles up to the project's events as the story, its parent the task
+        # (asana_oas.yaml 621, 'listening to events on a project would include when stories
+        # are added to tasks in the project').
+        self._event(author, story, "added", parent=task)
+        return story
+
+    def _event(
+        self,
+        user: str,
+        resource: dict[str, Any],
+        action: str,
+        *,
+        parent: dict[str, Any] | None = None,
+        change: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a change for the Events API, shaped as asana_oas.yaml's EventResponse."""
+        event: dict[str, Any] = {
+            "user": user_compact(user),
+            "resource": {"gid": resource["gid"], "resource_type": resource["resource_type"],
+                         "name": resource.get("name") or resource.get("text", "")},
+            "type": resource["resource_type"],
+            "action": action,
+            "parent": None if parent is None else {"gid": parent["gid"],
+                                                   "resource_type": parent["resource_type"],
+                                                   "name": parent.get("name", "")},
+            "created_at": self._now(),
+        }  # fmt: skip
+        if change is not None:
+            event["change"] = change
+        self.events.append(event)
 
     def update(self, gid: str, data: Any) -> dict[str, Any]:
         """``PUT /tasks/{gid}``: validate everything first, then apply, with system stories."""
@@ -250,6 +290,7 @@ class AsanaDesk:
         if "completed" in data and not isinstance(data["completed"], bool):
             raise error(400, "completed: Value is not a boolean")
         task, stories = self._writable(gid)
+        changed: list[tuple[str, Any]] = []  # (field, new value) for the Events API
         # Like Asana's activity feed, a story per change: setting a value a field already has
         # (a retried update) changes nothing and tells nobody.
         for field_gid, value in fields.items():
@@ -259,23 +300,38 @@ class AsanaDesk:
             shown = _display(_FIELDS[field_gid], value)
             self._story(gid, stories, f"{_FIELDS[field_gid].subtype}_custom_field_changed",
                         f"changed {_FIELDS[field_gid].name} to \"{shown}\"")  # fmt: skip
+            changed.append(("custom_fields", {"gid": field_gid, "resource_type": "custom_field"}))
         if assignee is not ... and assignee != task["assignee"]:
             task["assignee"] = assignee
             self._story(gid, stories, "assigned", "assigned this task")
+            changed.append(("assignee", user_compact(assignee)))
         for name in ("name", "notes", "due_on"):
-            if name in data:
+            if name in data and data[name] != task[name]:
                 task[name] = data[name]
-        if "completed" in data:
+                changed.append((name, data[name]))
+        if "completed" in data and data["completed"] != task["completed"]:
             task["completed"] = data["completed"]
             task["completed_at"] = self._now() if data["completed"] else None
+            changed.append(("completed", data["completed"]))
         task["modified_at"] = self._now()
+        # One event per field changed (EventResponse: action "changed", change.field).
+        for name, value in changed:
+            change = {"field": name, "action": "changed", "new_value": value}
+            self._event(ASANA_API_USER_GID, task, "changed", change=change)
         return task
+
+    def events_after(self, position: int, limit: int) -> tuple[list[dict[str, Any]], bool]:
+        """The recorded events from ``position`` on, at most ``limit``, on the project (every
+        task is in it) or on one task; and whether more follow."""
+        chosen = self.events[position : position + limit]
+        return chosen, position + limit < len(self.events)
 
     def dump(self) -> dict[str, Any]:
         return {str(k): {"task": t, "stories": s} for k, (t, s) in self.changed.items()}
 
-    def load(self, data: dict[str, Any]) -> None:
+    def load(self, data: dict[str, Any], events: list[dict[str, Any]]) -> None:
         self.changed = {int(k): (v["task"], v["stories"]) for k, v in data.items()}
+        self.events = list(events)
 
 
 def _parse_custom_fields(given: Any) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """Asana REST API routes (the subset the worker uses), served under ``/asana/api/1.0``.
 
 Answers are ``{"data": ...}``; ``opt_fields`` picks fields (dotted paths for nested ones);
-lists page with ``limit`` (1..100) and the opaque ``offset`` of ``next_page``.
+lists page with ``limit`` (1..100) and the opaque ``offset`` of ``next_page``. ``GET /events``
+streams the project's changes since a sync token (recorded by :class:`sandbox.asana.AsanaDesk`
+on every task change and story).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import binascii
 import json
 import secrets
 from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
 
@@ -33,12 +36,15 @@ from sandbox.clock import SandboxClock
 from sandbox.errors import VendorError, json_response
 from sandbox.gate import Gate
 from sandbox.limits import Decision
+from sandbox.tenant import ASANA_PROJECT_GID
 
 __all__ = ["authorized", "project", "rate_headers", "router", "routes", "status_error"]
 
 Keyed = Callable[[int], Iterable[tuple[int, Any]]]
 MAX_LIMIT = 100
 MAX_UNPAGED = 1_000
+EVENTS_PER_SYNC = 100
+SYNC_TOKEN_LIFETIME = timedelta(hours=24)
 _STATUS_MESSAGES = {
     401: "Not Authorized",
     404: "Unknown object",
@@ -219,8 +225,39 @@ def routes(gate: Gate, desk: AsanaDesk, clock: SandboxClock) -> list[BaseRoute]:
         story = desk.add_comment(request.path_params["task_gid"], await _data(request))
         return ok(_render(request, story_json(story), lambda s: s), status=201)
 
+    async def events(request: Request) -> Response:
+        """``GET /events`` (asana_oas.yaml 16547-16700): the project's changes since a sync
+        token. Without one, or with one that is unreadable, from the future or older than 24
+        hours (oas 644, "Sync tokens always expire after 24 hours"), 412
+        with a fresh token (oas 16557-16566, 16671-16698); else 200 with at most 100 events
+        (oas 16583, "Asana limits a single sync token to 100 events"), ``has_more`` when more
+        wait, and the token to go on from."""
+        resource = request.query_params.get("resource")
+        if resource is None:
+            raise error(400, "resource: Missing input")
+        if resource != ASANA_PROJECT_GID:
+            desk.task(resource)  # 404 for anything unknown
+            raise error(400, "resource: the sandbox streams the events of its project only")
+        now = clock.now()
+        position = _sync_position(request.query_params.get("sync"), now, len(desk.events))
+        if position is None:
+            message = (
+                "Sync token invalid or too old. If you are attempting to keep resources in "
+                "sync, you must fetch the full dataset for this query now and use the new sync "
+                "token for the next sync."
+            )
+            fresh = _sync_token(len(desk.events), now)
+            return json_response({"errors": [{"message": message}], "sync": fresh}, 412)
+        chosen, more = desk.events_after(position, EVENTS_PER_SYNC)
+        return json_response({
+            "data": [_render(request, event, lambda e: e) for event in chosen],
+            "sync": _sync_token(position + len(chosen), now),
+            "has_more": more,
+        })  # fmt: skip
+
     r = gate.route
     return [
+        r("GET", "/events", events),
         r("GET", "/users", list_users),
         r("GET", "/users/{user_gid}", show_user),
         r("GET", "/workspaces", list_workspaces),
@@ -233,6 +270,27 @@ def routes(gate: Gate, desk: AsanaDesk, clock: SandboxClock) -> list[BaseRoute]:
         r("GET", "/tasks/{task_gid}/stories", list_stories),
         r("POST", "/tasks/{task_gid}/stories", add_story, write=True),
     ]
+
+
+def _sync_token(position: int, issued: datetime) -> str:
+    """Where a reader of the events is, and when it was told: opaque to the client."""
+    raw = f"{position}.{int(issued.timestamp())}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _sync_position(token: str | None, now: datetime, recorded: int) -> int | None:
+    """The position a sync token stands for; None when there is none to honour (412)."""
+    if not token:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        position, issued = (int(part) for part in raw.split("."))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return None
+    age = now.timestamp() - issued
+    if not 0 <= position <= recorded or not 0 <= age <= SYNC_TOKEN_LIFETIME.total_seconds():
+        return None
+    return position
 
 
 def router(routes_: list[BaseRoute]) -> ASGIApp:

@@ -583,7 +583,9 @@ def _compare(actual: Any, operator: str, expected: Any) -> bool:
             left, right = float(actual), float(expected)
         except (TypeError, ValueError):
             return False
-        return left > right if operator == ">" else left < right
+        # "Greater (or equal) than", "Lower (or equal) than" (intercom-2.16.yaml 11702-11703,
+        # 21165-21166): a search from a kept updated_at shows the records of that second too.
+        return left >= right if operator == ">" else left <= right
     text, wanted = str(actual).lower(), str(expected).lower()
     return {
         "~": wanted in text,

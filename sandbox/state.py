@@ -65,6 +65,7 @@ class Sandbox:
             "zendesk": self.zendesk.dump(),
             "intercom": self.intercom.dump(),
             "asana": self.asana.dump(),
+            "asana_events": self.asana.events,
             "outbox": self.outbox.dump(),
         }
 
@@ -74,7 +75,7 @@ class Sandbox:
         self.clock.set(parse_iso(data["clock"]))
         self.zendesk.load(data["zendesk"])
         self.intercom.load(data["intercom"])
-        self.asana.load(data["asana"])
+        self.asana.load(data["asana"], data.get("asana_events", []))
         self.outbox.load(data["outbox"])
 
     def save(self) -> None:

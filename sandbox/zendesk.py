@@ -16,11 +16,11 @@ import heapq
 import re
 from array import array
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from itertools import islice, takewhile
-from typing import Any
+from typing import Any, TypeVar
 
 from sandbox.clock import SandboxClock, format_iso, parse_iso
 from sandbox.errors import VendorError
@@ -101,6 +101,8 @@ class ZendeskDesk:
         self._event_index: array[int] | None = None  # generated audits, see _pack_event
         # (unix time, ticket id, audit index) of every audit a write added, in time order.
         self._written_events: list[Event] = []
+        self.changed_organizations: dict[int, dict[str, Any]] = {}
+        self._organization_index: list[tuple[int, int]] | None = None  # generated, by update
 
     # --- reading ---------------------------------------------------------------------
 
@@ -200,12 +202,7 @@ class ZendeskDesk:
         generated = (_unpack_event(index[n]) for n in range(first, len(index)))
         written = self._written_events[bisect_left(self._written_events, (start, 0, 0)) :]
         due = takewhile(lambda event: event[0] <= horizon, heapq.merge(generated, written))
-        chosen: list[Event] = []
-        for event in due:
-            if len(chosen) >= limit and event[0] != chosen[-1][0]:
-                return chosen, True
-            chosen.append(event)
-        return chosen, False
+        return _whole_seconds(due, limit)
 
     def ticket_event(self, event: Event, *, comments: bool) -> dict[str, Any]:
         """One audit as the ticket event export shows it: its comment, if any, as a child event
@@ -256,9 +253,46 @@ class ZendeskDesk:
         ]
 
     def organization(self, org_id: int) -> dict[str, Any]:
+        if (changed := self.changed_organizations.get(org_id)) is not None:
+            return changed
         if not self._generator.has_organization(org_id):
             raise not_found()
         return self._generator.organization(org_id)
+
+    def organizations_since(
+        self, start: int, horizon: int, limit: int
+    ) -> tuple[list[tuple[int, int]], bool]:
+        """(updated unix time, id) of the organizations updated at ``start`` or later and not
+        after ``horizon``, oldest first, a time-based page (as :meth:`events_since`)."""
+        if self._organization_index is None:
+            self._organization_index = sorted(
+                (_unix(self._generator.organization(org_id)["updated_at"]), org_id)
+                for org_id in self.organization_ids()
+            )
+        index = self._organization_index
+        generated = (
+            entry
+            for entry in islice(index, bisect_left(index, (start, 0)), None)
+            if entry[1] not in self.changed_organizations
+        )
+        written = sorted(
+            (_unix(org["updated_at"]), org_id)
+            for org_id, org in self.changed_organizations.items()
+            if _unix(org["updated_at"]) >= start
+        )
+        due = takewhile(lambda entry: entry[0] <= horizon, heapq.merge(generated, written))
+        return _whole_seconds(due, limit)
+
+    def update_organization(self, org_id: int, fields: dict[str, Any]) -> dict[str, Any]:
+        """An admin's change of an organization's fields (plan, account status, stop flag):
+        its ``updated_at`` moves to now, so the organization export shows it."""
+        org = copy.deepcopy(self.organization(org_id))
+        org["organization_fields"] = {**org["organization_fields"], **fields}
+        previous = parse_iso(org["updated_at"])
+        now = max(self._clock.now().replace(microsecond=0), previous + timedelta(seconds=1))
+        org["updated_at"] = format_iso(now)
+        self.changed_organizations[org_id] = org
+        return org
 
     def organization_ids(self) -> range:
         return range(ORG_BASE + 1, ORG_BASE + self._generator.org_count + 1)
@@ -528,6 +562,7 @@ class ZendeskDesk:
                 for ticket_id, r in self.changed.items()
             },
             "jobs": self.jobs,
+            "organizations": {str(k): org for k, org in self.changed_organizations.items()},
         }  # fmt: skip
 
     def load(self, data: dict[str, Any]) -> None:
@@ -536,6 +571,9 @@ class ZendeskDesk:
             for ticket_id, r in data.get("tickets", {}).items()
         }
         self.jobs = dict(data.get("jobs", {}))
+        self.changed_organizations = {
+            int(org_id): org for org_id, org in data.get("organizations", {}).items()
+        }
         self._written_events = sorted(
             (_unix(audit["created_at"]), ticket_id, index)
             for ticket_id, record in self.changed.items()
@@ -545,6 +583,21 @@ class ZendeskDesk:
 
 
 Event = tuple[int, int, int]  # (unix time, ticket id, index in the ticket's audits)
+Timed = TypeVar("Timed", bound=tuple[int, ...])
+
+
+def _whole_seconds(due: Iterable[Timed], limit: int) -> tuple[list[Timed], bool]:
+    """A time-based export page of ``due`` (in time order, unix time first): at least
+    ``limit`` items when there are that many, and never a second cut in two; and whether
+    more follow."""
+    chosen: list[Timed] = []
+    for item in due:
+        if len(chosen) >= limit and item[0] != chosen[-1][0]:
+            return chosen, True
+        chosen.append(item)
+    return chosen, False
+
+
 _TICKET_BITS, _AUDIT_BITS = 21, 10  # up to 2M tickets of up to 1,024 generated audits
 
 

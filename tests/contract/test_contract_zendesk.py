@@ -11,6 +11,7 @@ import httpx
 import pytest
 import respx
 
+from connectors.base import Checkpoint
 from connectors.mapping import ZendeskMapping
 from connectors.settings import Timeouts, VendorLimits
 from connectors.zendesk import ZendeskConnector
@@ -127,8 +128,8 @@ def router() -> respx.MockRouter:
         json={
             "tickets": [ticket(7, "pending"), ticket(8, "closed")],
             "users": [{"id": 501, "name": "Ann", "email": "ann@example.com"}],
-            "after_url": None,
-            "after_cursor": None,
+            "after_url": f"{BASE}/api/v2/incremental/tickets/cursor.json?cursor=MTU3NjYxMzUzOS4w",
+            "after_cursor": "MTU3NjYxMzUzOS4w",
             "before_url": None,
             "before_cursor": None,
             "end_of_stream": True,
@@ -187,6 +188,18 @@ def router() -> respx.MockRouter:
             [{"id": 900, "name": "Acme", "organization_fields": {"plan": "enterprise"}}],
         )
     )
+    router.get("/api/v2/incremental/organizations").respond(
+        json={
+            "organizations": [{"id": 900, "name": "Acme",
+                               "url": f"{BASE}/api/v2/organizations/900.json",
+                               "organization_fields": {"plan": "standard"},
+                               "created_at": STAMP, "updated_at": STAMP}],
+            "next_page": f"{BASE}/api/v2/incremental/organizations.json?start_time=1773050400",
+            "count": 1,
+            "end_of_stream": True,
+            "end_time": 1773050400,
+        }
+    )  # fmt: skip
     router.get("/api/v2/tickets/7").respond(json={"ticket": ticket(7, "pending")})
     router.put("/api/v2/tickets/7").respond(
         json={
@@ -226,6 +239,9 @@ async def test_zendesk_requests_and_responses_follow_the_description(
         await zendesk.check()
         cases = [c async for c in zendesk.cases()]
         _ = [a async for a in zendesk.accounts()]
+        full = [change async for change in zendesk.changes(None, lambda case_id: None)]
+        assert isinstance(full[-1], Checkpoint)
+        since = [change async for change in zendesk.changes(full[-1].cursor, {"7": cases[0]}.get)]
         await zendesk.fetch_case("7")
         now = datetime(2026, 3, 10, tzinfo=UTC)
         case = Case(
@@ -241,7 +257,11 @@ async def test_zendesk_requests_and_responses_follow_the_description(
         )
         await zendesk.apply(PlanItem(case, "refund", "final", 3, 3, actions, "r", "ab12"))
     assert [c.id for c in cases] == ["7"]
-    assert len(recorder.exchanges) == 14  # users/me, and both exports read once by check (Z1)
+    # The same ticket from the kept cursor, and the organization the export shows.
+    assert [type(change).__name__ for change in since] == ["Account", "Case", "Gone", "Checkpoint"]
+    # users/me, the three exports read once by check (Z1), and one page of each read from
+    # scratch and from the kept cursor (Z8)
+    assert len(recorder.exchanges) == 21
     errors = contract_errors("zendesk", recorder.exchanges)
     assert not errors, "\n".join(errors)
 
