@@ -184,8 +184,10 @@ def test_a_kill_between_intent_and_outcome_leaves_no_duplicate(tmp_path: Path) -
         # reply of a reply-then-note item (its marker tag landed).
         after = trial.comments(interrupted)
         assert after[: len(landed)] == landed
-        footers = [comment for comment in after if "— followup-worker ·" in comment]
-        assert len(footers) <= 1, after
+        # The case may carry the footers of earlier steps (the generated history has some):
+        # each follow-up's key is on it once.
+        keys = [line.rsplit("· ", 1)[-1] for line in after if "— followup-worker ·" in line]
+        assert keys and len(keys) == len(set(keys)), after
         assert len(after) == len(set(after)), after
 
 

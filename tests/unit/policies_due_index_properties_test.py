@@ -323,7 +323,7 @@ def test_a_customer_reply_stops_the_clock_and_an_agent_answer_restarts_it() -> N
 
 def test_unjudged_cases_stay_due_now() -> None:
     # A Standard-or-other bug whose account's plan is unknown is reported on every run.
-    bug = SEED_TABLE[3][1]
+    [bug] = [row[1] for row in SEED_TABLE if row[0] == "000 enterprise bug updates"]
     unknown_plan = {"a": Account("a", plan=None, raw_plan="Gold")}
     now = at("2026-07-02", 12)
     assert any(isinstance(r, Unjudged) for r in plan([bug], unknown_plan, now, RULES, CALENDAR))

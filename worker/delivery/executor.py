@@ -27,6 +27,7 @@ import structlog
 
 from connectors.base import Connector, WriteOutcome, WriteResult
 from policies.model import ActionType, Case, PlanItem, Source
+from policies.planner import apply_item
 from worker.delivery.decisions import (
     Decision,
     NextStep,
@@ -47,6 +48,7 @@ __all__ = [
     "Executor",
     "ItemReport",
     "Replan",
+    "Written",
     "carries_marker",
     "without_reply",
 ]
@@ -55,6 +57,12 @@ log = structlog.get_logger("followup.executor")
 
 Replan = Callable[[Case], list[PlanItem]]
 """Plan one freshly read case again (after a conflict): the items due for it now."""
+
+Written = Callable[[Case], None]
+"""Told a case as the worker's writes left it (:meth:`Executor.execute`)."""
+
+# What the helpdesk shows once settled so: the item is on the case.
+_LANDED = (Outcome.APPLIED, Outcome.ALREADY_APPLIED)
 
 DONE_BEFORE = "done_before"  # the label of an item the ledger shows as already applied
 LEASE_LOST = "lease lost: the tenant's new holder will do it"
@@ -173,14 +181,16 @@ class Executor:
         cases: AsyncGenerator[list[PlanItem]],
         replan: Replan,
         *,
-        stored: bool = False,
+        written: Written | None = None,
     ) -> Execution:
         """Execute each case's items as the plan streams in (one list per case).
 
-        ``stored``: the cases were planned from the case store, a copy that may be behind the
-        helpdesk, so a case with a live item is read fresh and planned again on that copy
-        before anything is written: a stale store may delay a follow-up, never make a wrong
-        or a duplicate one. Dry items write nothing and need no fresh read."""
+        ``written`` given: the cases were planned from the case store, a copy that may be
+        behind the helpdesk, so a case with a live item is read fresh and planned again on
+        that copy before anything is written: a stale store may delay a follow-up, never make
+        a wrong or a duplicate one. Dry items write nothing and need no fresh read. Once a
+        case's items are written, ``written`` is told the case as they left it, so the store
+        does not offer them again before the vendor's change feed shows them."""
         execution = Execution()
         previews: list[PlanItem] = []  # dry items waiting to be recorded, at most PREVIEW_BATCH
         queue: asyncio.Queue[list[PlanItem] | None] = asyncio.Queue(maxsize=self._concurrency)
@@ -201,7 +211,7 @@ class Executor:
                     continue
                 connector = connectors[items[0].case.source]
                 settled = await self._settle_case(
-                    tenant, connector, items, replan, previews, stored=stored
+                    tenant, connector, items, replan, previews, written=written
                 )
                 for report in settled:
                     execution.count(report)
@@ -219,7 +229,7 @@ class Executor:
         replan: Replan,
         previews: list[PlanItem],
         *,
-        stored: bool,
+        written: Written | None,
     ) -> list[ItemReport]:
         """One case's items in order. A write moves the case's ``updated_stamp``, so the items
         after it, planned on the old stamp, would only conflict with the worker's own write:
@@ -229,9 +239,12 @@ class Executor:
         one by one, the ledger's round trips were most of a dry-run cycle."""
         reports: list[ItemReport] = []
         pending = list(items)
-        if stored and any(not self._dry(item) for item in pending):
-            fresh = await self._read_again(tenant, connector, pending, reports)
-            pending = [] if fresh is None else replan(fresh)
+        # The case as the writes so far leave it; None once it is not known (a conflict).
+        case: Case | None = items[0].case
+        landed = False
+        if written is not None and any(not self._dry(item) for item in pending):
+            case = await self._read_again(tenant, connector, pending, reports)
+            pending = [] if case is None else replan(case)
         while pending:
             item = pending.pop(0)
             if self._dry(item):
@@ -242,13 +255,18 @@ class Executor:
             settled = await self._settle(tenant, connector, item, replan, replanned=False)
             reports += settled
             if settled[0].replanned:
+                case = None
                 break  # a conflict: the re-plan on the fresh case settled what is still due
+            if written is not None and case is not None and settled[0].outcome in _LANDED:
+                case, landed = apply_item(case, item, self._at), True
             if pending and settled[0].outcome is Outcome.APPLIED:
-                fresh = await self._read_again(tenant, connector, pending, reports)
-                if fresh is None:
+                case = await self._read_again(tenant, connector, pending, reports)
+                if case is None:
                     break
                 handled = {report.key for report in reports}
-                pending = [again for again in replan(fresh) if again.key not in handled]
+                pending = [again for again in replan(case) if again.key not in handled]
+        if written is not None and landed and case is not None:
+            written(case)
         return reports
 
     def _dry(self, item: PlanItem) -> bool:

@@ -31,7 +31,9 @@ issue 13) is not read in full: its turn syncs each vendor into the case store
 since they were last planned, whose account changed (or, for the kinds that read the account's
 open-case totals, one of whose account's cases changed), or whose ``next_due`` has come. Each
 planned case's next due instant is stored. The executor reads such a case fresh before any live
-write and plans it again on that copy (``stored=True``): the helpdesk stays the source of truth.
+write and plans it again on that copy: the helpdesk stays the source of truth. The case as the
+worker's writes left it is stored at once, so the next turn does not offer those writes again
+before the vendor's change feed shows them (a minute later, for Zendesk's exports).
 
 Before the plan, a tenant's follow-ups that an earlier cycle left half done (the reply out, a
 later write failed: ``incomplete`` in the ledger) or that a dead process cut off (``interrupted``,
@@ -492,8 +494,20 @@ async def _work_tenant(
     # What earlier cycles left half done goes first: each case is whole before it is planned.
     execution = await executor.execute(tenant.name, tenant.connectors, unfinished(), replan)
     result.execution.absorb(execution)
+
+    def store_written(case: Case) -> None:
+        as_left = Planned(case.source, case.id, _next_due(tenant, case, accounts, at), case)
+        try:
+            runtime.store.planned(tenant.name, [as_left], fence=runtime.fence(tenant.name))
+        except LeaseLost:
+            log.warning("lease lost; the tenant's new holder reads the case again", case=case.ref)
+
     execution = await executor.execute(
-        tenant.name, tenant.connectors, planned, replan, stored=syncing is not None
+        tenant.name,
+        tenant.connectors,
+        planned,
+        replan,
+        written=None if syncing is None else store_written,
     )
     result.execution.absorb(execution)
     failed = result.error_count or result.execution.failed
@@ -584,6 +598,7 @@ async def _plan_stored(
             accounts.update(totals.accounts())
         for batch in store.due(tenant.name, at, kinds):
             planned: list[Planned] = []
+            owed: list[list[PlanItem]] = []
             for case in batch:
                 items = _plan_case(tenant, case, accounts, at, runtime, result)
                 if items is None:
@@ -591,8 +606,12 @@ async def _plan_stored(
                 result.cases_planned += 1
                 planned.append(Planned(case.source, case.id, _next_due(tenant, case, accounts, at)))
                 if items:
-                    yield items
+                    owed.append(items)
+            # Stored before the items go out, so that what their writes leave on the cases
+            # (``_store_written``) comes after it, never under it.
             store.planned(tenant.name, planned, fence=fence)
+            for items in owed:
+                yield items
 
 
 def _next_due(

@@ -57,11 +57,13 @@ class Changes:
 
 @dataclass(frozen=True, slots=True)
 class Planned:
-    """A case the turn planned, and when planning it could next yield anything."""
+    """A case the turn planned, and when planning it could next yield anything. ``case``: the
+    case as the worker's writes left it, stored in place of the copy read (None: unchanged)."""
 
     vendor: Source
     case_id: str
     next_due: datetime | None
+    case: Case | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,28 +362,34 @@ class CaseStore:
             yield from (case_from_json(body) for body in bodies)
 
     def planned(self, tenant: str, cases: Sequence[Planned], *, fence: Fence | None) -> None:
-        """The cases were planned: not changed any more, next planned at their ``next_due``."""
+        """The cases were planned: not changed any more, next planned at their ``next_due``;
+        those given with a ``case`` stored as that copy."""
         if not cases:
             return
+        where = (
+            (_cases.c.tenant == tenant)
+            & (_cases.c.vendor == sa.bindparam("vendor_"))
+            & (_cases.c.case_id == sa.bindparam("case_id_"))
+        )
+
+        def row(planned: Planned) -> dict[str, Any]:
+            due = None if planned.next_due is None else _utc(planned.next_due)
+            return {"vendor_": planned.vendor.value, "case_id_": planned.case_id, "due_": due}
+
+        kept = [row(planned) for planned in cases if planned.case is None]
+        replaced = [
+            {**row(planned), "body_": case_to_json(planned.case)}
+            for planned in cases
+            if planned.case is not None
+        ]
         with self._engine.begin() as conn:
             check_fence(conn, fence, tenant)
-            conn.execute(
-                _cases.update()
-                .where(
-                    (_cases.c.tenant == tenant)
-                    & (_cases.c.vendor == sa.bindparam("vendor_"))
-                    & (_cases.c.case_id == sa.bindparam("case_id_"))
-                )
-                .values(changed=False, next_due=sa.bindparam("due_")),
-                [
-                    {
-                        "vendor_": case.vendor.value,
-                        "case_id_": case.case_id,
-                        "due_": None if case.next_due is None else _utc(case.next_due),
-                    }
-                    for case in cases
-                ],
-            )
+            due = {"changed": False, "next_due": sa.bindparam("due_")}
+            if kept:
+                conn.execute(_cases.update().where(where).values(**due), kept)
+            if replaced:
+                body = sa.bindparam("body_", type_=sa.JSON)
+                conn.execute(_cases.update().where(where).values(**due, body=body), replaced)
 
     def size(self, tenant: str) -> int:
         with self._engine.connect() as conn:
