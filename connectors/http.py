@@ -18,6 +18,8 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Literal, Self
 
 import httpx
@@ -124,6 +126,9 @@ class VendorClient:
             "write": asyncio.Semaphore(limits.max_concurrent_writes),
         }
         self.calls: Counter[str] = Counter()  # "read", "write", "rate_limited": for metrics
+        # The vendor's clock (the ``Date`` of its latest answer): what a position kept between
+        # runs is taken by, so this machine's clock cannot skip or repeat changes.
+        self.served_at: datetime | None = None
         in_flight = limits.max_concurrent_reads + limits.max_concurrent_writes
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
@@ -260,6 +265,7 @@ class VendorClient:
             except httpx.HTTPError as exc:
                 raise self._transport_error(kind, method, path, exc) from exc
             retry_after = self._observe(endpoint, response)
+            self.served_at = _served_at(response) or self.served_at
         if not response.is_success and response.status_code not in answers:
             raise self._status_error(kind, method, path, response, retry_after)
         try:
@@ -343,3 +349,11 @@ class OwnsClient:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+def _served_at(response: httpx.Response) -> datetime | None:
+    """The answer's ``Date`` (RFC 9110 6.6.1), None when it has none or an unreadable one."""
+    try:
+        return parsedate_to_datetime(response.headers["Date"])
+    except (KeyError, TypeError, ValueError):
+        return None

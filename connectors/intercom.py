@@ -402,16 +402,19 @@ class IntercomConnector(OwnsClient):
         search of each, 3 calls.
 
         Intercom does not document the order of a conversation search, so each search's
-        instant moves on only once it is read through, to when it began by this connector's
-        clock (never to the newest stamp seen: one stamped ahead, by a skewed clock, would
-        hide what changed before it): a checkpoint after each of the three.
+        instant moves on only once it is read through, to when its first page was served by
+        Intercom's clock (the answer's ``Date``; never the newest stamp seen: one stamped
+        ahead, by a skewed clock, would hide what changed before it; never this machine's
+        clock either): a checkpoint after each of the three.
         A contact takes its company's plan from the companies as last listed (no company
         search filters on ``updated_at``): a company's plan changed since is seen at the next
         full read (``cursor`` None), which lists them again."""
         if cursor is None:
-            began = int(self._clock().timestamp())
             async for account in self.accounts():
                 yield account
+            # Taken once the contacts are listed, before the conversations are: a contact
+            # changed while they were listed is within the overlap of the next search.
+            began = self._vendor_now()
             async for case in self.cases():
                 yield case
             yield Checkpoint(_Instants(began, began, began).dumps())
@@ -419,8 +422,9 @@ class IntercomConnector(OwnsClient):
         at = _Instants.loads(cursor)
         ids = await self.resolve()
         accounts: dict[str, Account] = {}  # changed ones, for may_plan; the others pass
-        began = int(self._clock().timestamp())
+        began = 0
         async for contacts in self._changed_since("/contacts/search", "data", at.contacts):
+            began = began or self._vendor_now()
             for contact in contacts:
                 if (changed := await self._changed_account(contact)) is not None:
                     accounts[changed.id] = changed
@@ -434,8 +438,9 @@ class IntercomConnector(OwnsClient):
              lambda hit: self._ticket(hit, ids, accounts), (_REQUESTS,)),
         ]  # fmt: skip
         for key, path, prefix, read, also in searches:
-            began = int(self._clock().timestamp())
+            began = 0
             async for hits in self._changed_since(path, key, getattr(at, key), *also):
+                began = began or self._vendor_now()
                 found = await asyncio.gather(
                     *(self._changed_case(hit, known, prefix, read) for hit in hits)
                 )
@@ -444,6 +449,11 @@ class IntercomConnector(OwnsClient):
                         yield change
             at = replace(at, **{key: max(getattr(at, key), began)})
             yield Checkpoint(at.dumps())
+
+    def _vendor_now(self) -> int:
+        """Intercom's clock by its latest answer; this connector's when none said (the
+        overlap covers the skew)."""
+        return int((self._client.served_at or self._clock()).timestamp())
 
     async def _changed_since(
         self, path: str, key: str, since: int, *also: Mapping[str, Any]

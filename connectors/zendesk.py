@@ -459,14 +459,17 @@ class ZendeskConnector(OwnsClient):
 
         ``cursor`` None: every organization (the plain list, as :meth:`accounts`) and every
         candidate ticket of the lookback window (as :meth:`cases`), then one checkpoint. The
-        organization export then goes on from a minute before the read began: it may show a
-        few organizations again, which is harmless."""
+        organization export then goes on from a minute before the list's first page was
+        served, by Zendesk's clock (its ``Date``): it may show a few organizations again,
+        which is harmless."""
         if cursor is None:
             query, start = self._full_query()
-            organizations_from = int((self._clock() - _SETTLE).timestamp())
+            listed: datetime | None = None  # Zendesk's clock when the first page was served
             async for account in self.accounts():
+                listed = listed or self._client.served_at
                 yield account
-            at = _Positions(None, start, organizations_from)
+            listed = listed or self._client.served_at or self._clock()
+            at = _Positions(None, start, int((listed - _SETTLE).timestamp()))
             async with aclosing(self._ticket_pages(query, start, None)) as pages:
                 async for page in pages:
                     for case in page.cases:

@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from email.utils import format_datetime
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -109,6 +110,10 @@ class Gate:
             return Response(status_code=599)  # never reaches the client: socket is gone
         if decision is not None and decision.limit is not None:
             response.headers.update(self.profile.rate_headers(decision))
+        # Every origin server with a clock sends ``Date`` (RFC 9110 6.6.1): the vendor's own,
+        # which a client keeping search positions between runs goes by (the sandbox's clock
+        # may be set, frozen or scaled: never the machine's).
+        response.headers["Date"] = format_datetime(self._clock.now(), usegmt=True)
         if self._contract is not None and self._contract.check_responses and fault is None:
             self._contract.check_response(
                 self.profile.name,

@@ -58,7 +58,12 @@ def bind(host: str, port: int) -> socket.socket:
 
 def _config(app: Any, log_level: str) -> uvicorn.Config:
     return uvicorn.Config(
-        app, http=SandboxProtocol, log_level=log_level, access_log=False, lifespan="on"
+        app,
+        http=SandboxProtocol,
+        log_level=log_level,
+        access_log=False,
+        lifespan="on",
+        date_header=False,  # the gate sends the sandbox clock's own
     )
 
 

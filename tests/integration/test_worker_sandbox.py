@@ -187,7 +187,8 @@ def test_a_kill_between_intent_and_outcome_leaves_no_duplicate(tmp_path: Path) -
         # The case may carry the footers of earlier steps (the generated history has some):
         # each follow-up's key is on it once.
         keys = [line.rsplit("· ", 1)[-1] for line in after if "— followup-worker ·" in line]
-        assert keys and len(keys) == len(set(keys)), after
+        assert keys, after
+        assert len(keys) == len(set(keys)), after
         assert len(after) == len(set(after)), after
 
 

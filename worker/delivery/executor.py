@@ -181,16 +181,17 @@ class Executor:
         cases: AsyncGenerator[list[PlanItem]],
         replan: Replan,
         *,
+        from_store: bool = False,
         written: Written | None = None,
     ) -> Execution:
         """Execute each case's items as the plan streams in (one list per case).
 
-        ``written`` given: the cases were planned from the case store, a copy that may be
-        behind the helpdesk, so a case with a live item is read fresh and planned again on
-        that copy before anything is written: a stale store may delay a follow-up, never make
-        a wrong or a duplicate one. Dry items write nothing and need no fresh read. Once a
-        case's items are written, ``written`` is told the case as they left it, so the store
-        does not offer them again before the vendor's change feed shows them."""
+        ``from_store``: the cases were planned from the case store, a copy that may be behind
+        the helpdesk, so a case with a live item is read fresh and planned again on that copy
+        before anything is written: a stale store may delay a follow-up, never make a wrong
+        or a duplicate one. Dry items write nothing and need no fresh read. ``written`` is
+        told each case as the items that landed on it left it, so the store does not offer
+        them again before the vendor's change feed shows them."""
         execution = Execution()
         previews: list[PlanItem] = []  # dry items waiting to be recorded, at most PREVIEW_BATCH
         queue: asyncio.Queue[list[PlanItem] | None] = asyncio.Queue(maxsize=self._concurrency)
@@ -211,7 +212,7 @@ class Executor:
                     continue
                 connector = connectors[items[0].case.source]
                 settled = await self._settle_case(
-                    tenant, connector, items, replan, previews, written=written
+                    tenant, connector, items, replan, previews, from_store, written
                 )
                 for report in settled:
                     execution.count(report)
@@ -228,7 +229,7 @@ class Executor:
         items: list[PlanItem],
         replan: Replan,
         previews: list[PlanItem],
-        *,
+        from_store: bool,
         written: Written | None,
     ) -> list[ItemReport]:
         """One case's items in order. A write moves the case's ``updated_stamp``, so the items
@@ -242,7 +243,7 @@ class Executor:
         # The case as the writes so far leave it; None once it is not known (a conflict).
         case: Case | None = items[0].case
         landed = False
-        if written is not None and any(not self._dry(item) for item in pending):
+        if from_store and any(not self._dry(item) for item in pending):
             case = await self._read_again(tenant, connector, pending, reports)
             pending = [] if case is None else replan(case)
         while pending:

@@ -59,6 +59,7 @@ from collections.abc import (
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import structlog
@@ -491,23 +492,36 @@ async def _work_tenant(
                 continue
             yield [item]
 
-    # What earlier cycles left half done goes first: each case is whole before it is planned.
-    execution = await executor.execute(tenant.name, tenant.connectors, unfinished(), replan)
-    result.execution.absorb(execution)
-
-    def store_written(case: Case) -> None:
-        as_left = Planned(case.source, case.id, _next_due(tenant, case, accounts, at), case)
+    def store_written(case: Case, *, placed: bool) -> None:
+        # ``placed``: the accounts are known, so the case's next due instant is; else it is
+        # left due now, for this turn's plan to place.
+        due = _next_due(tenant, case, accounts, at) if placed else at
         try:
-            runtime.store.planned(tenant.name, [as_left], fence=runtime.fence(tenant.name))
+            runtime.store.planned(
+                tenant.name,
+                [Planned(case.source, case.id, due, case)],
+                fence=runtime.fence(tenant.name),
+            )
         except LeaseLost:
             log.warning("lease lost; the tenant's new holder reads the case again", case=case.ref)
 
+    # What earlier cycles left half done goes first: each case is whole before it is planned.
+    # It runs before the store's sync, which loads the accounts.
+    execution = await executor.execute(
+        tenant.name,
+        tenant.connectors,
+        unfinished(),
+        replan,
+        written=None if syncing is None else partial(store_written, placed=False),
+    )
+    result.execution.absorb(execution)
     execution = await executor.execute(
         tenant.name,
         tenant.connectors,
         planned,
         replan,
-        written=None if syncing is None else store_written,
+        from_store=syncing is not None,
+        written=None if syncing is None else partial(store_written, placed=True),
     )
     result.execution.absorb(execution)
     failed = result.error_count or result.execution.failed
