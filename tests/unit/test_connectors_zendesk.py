@@ -25,6 +25,7 @@ from connectors.zendesk_json import (
 from policies.model import (
     Action,
     ActionType,
+    Activity,
     ActivityKind,
     Case,
     CaseKind,
@@ -168,31 +169,38 @@ def _api_comment(body: str, *, public: bool, at: str = "2026-03-09T10:00:00Z") -
 
 
 @pytest.mark.parametrize(
-    ("tags", "agent_updates"),
+    "tags",
     [
-        pytest.param(["vip", f"fw-{KEY}"], 1, id="reply sent, note not: the last reply is ours"),
-        pytest.param(["vip"], 2, id="no marker tag: both API replies are agents' updates"),
+        pytest.param(["vip", f"fw-{KEY}"], id="the last reply's note never came"),
+        pytest.param(["vip"], id="every reply has its note"),
     ],
 )
-def test_a_reply_whose_note_never_came_is_not_agent_activity(
-    tags: list[str], agent_updates: int
-) -> None:
-    # The writer died between the two updates of a reply-carrying follow-up: if its reply read
-    # as an agent's update, the customer's wait would restart and the follow-up never finish.
-    # The earlier step's reply (followed by its footer) still counts: it may be the anchor.
+def test_the_workers_own_replies_are_never_an_agents_answer(tags: list[str]) -> None:
+    # Whether or not a writer died between a reply and its note: were the worker's reply an
+    # agent's answer, a phase update would start seed 002's "did the solution work?" sequence
+    # (from whenever a fault let the update land) and a half-done follow-up would restart the
+    # customer's wait. A human's public answer, under their own user or typed as the worker's
+    # user in the agent interface, is an answer.
     ticket = {"id": 7, "status": "pending", "created_at": STAMP, "updated_at": STAMP,
               "requester_id": 501, "tags": tags}  # fmt: skip
     earlier_footer = "1/3\n\n— followup-worker · awaiting-customer · step 1/3 · fw-00aa"
     comments = [
         _api_comment("Any news?", public=True, at="2026-03-05T10:00:00Z"),
         _api_comment(earlier_footer, public=False, at="2026-03-05T10:00:01Z"),
+        {**_api_comment("Try clearing the cache.", public=True, at="2026-03-06T10:00:00Z"),
+         "author_id": 1002, "via": {"channel": "web"}},
+        {**_api_comment("Did that help?", public=True, at="2026-03-06T11:00:00Z"),
+         "via": {"channel": "web"}},
         _api_comment("Still there?", public=True, at="2026-03-09T10:00:00Z"),
-    ]
+    ]  # fmt: skip
 
     read = ticket_case(ticket, {}, comments, IDS)
 
-    kinds = [activity.kind for activity in read.history]
-    assert kinds.count(ActivityKind.AGENT_UPDATE) == agent_updates
+    assert read.history == (
+        Activity(ActivityKind.AGENT_UPDATE, datetime(2026, 3, 6, 10, tzinfo=UTC)),
+        Activity(ActivityKind.AGENT_UPDATE, datetime(2026, 3, 6, 11, tzinfo=UTC)),
+    )
+    assert [mark.key for mark in read.followups] == ["00aa"]
 
 
 @pytest.mark.parametrize(
