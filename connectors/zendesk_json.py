@@ -221,7 +221,10 @@ def own_note(comment: Mapping[str, Any], me: int) -> FollowUpMark | None:
 
 def worker_message(comment: Mapping[str, Any], me: int) -> bool:
     """Whether a public comment is a message the worker sent: its own user posted it through
-    the API (``via.channel: api``), as every follow-up reply is (:func:`ticket_updates`).
+    the API (``via.channel: api``), as every follow-up reply is (:func:`ticket_updates`). A
+    comment records its author and how it came (``author_id``, ``via``: TicketCommentObject,
+    ../shared/specs/zendesk-support.yaml 23468-23521); one made by a ticket update through the
+    API shows ``channel: api`` (the same file's ``comment_events`` example, 5082-5090).
 
     Such a message is the worker's follow-up (its signed note, or the marker tag while the
     note is still to come, records it), never an agent's answer. Read as one, a phase or bug
