@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +15,7 @@ from connectors.base import WriteOutcome
 from connectors.errors import MappingError, PaginationStuck
 from connectors.mapping import ZendeskMapping
 from connectors.settings import Timeouts
-from connectors.zendesk import ZendeskConnector
+from connectors.zendesk import ZendeskConnector, endpoint_classes
 from connectors.zendesk_json import (
     ZendeskIds,
     comment_activity,
@@ -715,6 +716,33 @@ async def test_conflict_is_reported_for_a_re_plan(router: respx.MockRouter) -> N
     async with connector(router) as zendesk:
         result = await zendesk.apply(item(NOTE))
     assert result.outcome is WriteOutcome.CONFLICT
+
+
+async def test_z2_a_ticket_s_update_past_its_ten_minute_budget_is_refused_unsent(
+    router: respx.MockRouter,
+) -> None:
+    """vendor-behaviours.md Z2: about 30 updates per ticket per 10 minutes. The client keeps
+    each ticket's updates under it (headroom kept: 28) and refuses the next one before it is
+    sent, with the reason; other tickets are not held, and the window rolls."""
+    put = router.put("/api/v2/tickets/7").respond(json={"ticket": {"updated_at": STAMP}})
+    other_put = router.put("/api/v2/tickets/8").respond(json={"ticket": {"updated_at": STAMP}})
+    clock = FakeClock()
+    client = make_client(router, clock, base_url=BASE, classes=endpoint_classes(MAPPING))
+
+    def note(n: int, ticket: str = "7") -> PlanItem:
+        return dataclasses.replace(item(NOTE, on=case(id=ticket)), key=f"{n:016x}")
+
+    async with ZendeskConnector(client, MAPPING, clock=lambda: NOW) as zendesk:
+        sent = [await zendesk.apply(note(n)) for n in range(28)]
+        refused = await zendesk.apply(note(28))
+        other = await zendesk.apply(note(29, ticket="8"))
+        assert (put.call_count, other_put.call_count) == (28, 1)  # the refused one never left
+        clock.now += 600.0
+        later = await zendesk.apply(note(28))
+    assert {r.outcome for r in sent} == {WriteOutcome.APPLIED}
+    assert refused.outcome is WriteOutcome.FAILED  # nothing landed: a later cycle sends it
+    assert "PUT /api/v2/tickets/7: 28 requests to it in 600s" in refused.detail
+    assert (other.outcome, later.outcome) == (WriteOutcome.APPLIED, WriteOutcome.APPLIED)
 
 
 def fresh_ticket(router: respx.MockRouter, *comments: dict[str, Any]) -> None:
