@@ -23,6 +23,9 @@
           │                           budget: read on, it would never end
           │    └── CursorExpired      a sync cursor kept between cycles the vendor no longer
           │                           honours (Asana sync token past 24 h, 412): read in full
+          ├── ResourceBudgetSpent     refused before sending: one resource's own budget (a
+          │                           Zendesk ticket's updates) is spent for its window; not
+          │                           retried at once, worth trying once the window rolls
           └── OutcomeUnknown          a write was sent but its answer was lost (timeout, reset,
                                       5xx after send): it may or may not have been applied
 
@@ -47,6 +50,7 @@ __all__ = [
     "PaginationStuck",
     "PermanentVendorError",
     "RateLimited",
+    "ResourceBudgetSpent",
     "ServerError",
     "TransientVendorError",
     "Unauthorized",
@@ -156,6 +160,13 @@ class CursorExpired(PermanentVendorError):
     """A sync cursor kept between cycles that the vendor no longer honours (an Asana sync
     token past its 24 hours answers 412, a Zendesk cursor it cannot parse 400/422): the
     caller reads in full instead, and says so (issue 13)."""
+
+
+class ResourceBudgetSpent(VendorError):
+    """The client refused a request before sending it: the resource's own budget (about 30
+    updates of one Zendesk ticket per 10 minutes, vendor-behaviours.md Z2) is spent. Neither
+    transient (an immediate retry is refused the same) nor permanent (a later cycle, once the
+    window has rolled, may send it)."""
 
 
 class OutcomeUnknown(VendorError):

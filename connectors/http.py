@@ -36,6 +36,7 @@ from connectors.errors import (
     ConnectionLost,
     OutcomeUnknown,
     RateLimited,
+    ResourceBudgetSpent,
     TransientVendorError,
     VendorError,
     VendorTimeout,
@@ -75,6 +76,9 @@ class EndpointClass:
     method: str
     path: re.Pattern[str]  # searched in the request's URL path
     per_minute: int
+    # (requests, seconds) each resource (URL path) of the class may take apart: one Zendesk
+    # ticket's updates. None: the class has no such limit.
+    per_resource: tuple[int, float] | None = None
 
 
 class _Backoff:
@@ -115,6 +119,10 @@ class VendorClient:
         self._class_budgets = {
             c.name: EndpointBudget(c.per_minute, headroom=limits.headroom) for c in self._classes
         }
+        self._per_resource = {c.name: c.per_resource for c in self._classes if c.per_resource}
+        # path -> its budget, in the order of their latest requests (oldest first), so the
+        # ones whose window has passed are dropped from the front.
+        self._resource_budgets: dict[str, EndpointBudget] = {}
         self._limits = limits
         self._clock = clock
         self._wall_clock = wall_clock
@@ -236,6 +244,39 @@ class VendorClient:
             if blocked <= start:
                 return
 
+    def _spend_resource(self, endpoint: str | None, method: str, path: str) -> None:
+        """Count this request in its resource's own window, or refuse it before it is sent
+        when that window is full: waiting (up to Zendesk's 10 minutes for a ticket's updates)
+        would hold the whole cycle, and sending would meet a 429. The same headroom as every
+        budget is kept: agents and other apps update the ticket too."""
+        window = self._per_resource.get(endpoint) if endpoint is not None else None
+        if window is None:
+            return
+        requests, seconds = window
+        now = self._clock()
+        budgets = self._resource_budgets
+        while budgets:  # the front's latest request is the oldest of all
+            oldest = next(iter(budgets))
+            if budgets[oldest].starts[-1] + seconds > now:
+                break
+            del budgets[oldest]
+        budget = budgets.pop(path, None) or EndpointBudget(
+            requests, headroom=self._limits.headroom, window=seconds
+        )
+        start, spent = schedule_endpoint(budget, now)
+        if start > now:
+            budgets[path] = budget
+            raise ResourceBudgetSpent(
+                self.vendor,
+                method,
+                path,
+                detail=(
+                    f"{budget.allowed} requests to it in {seconds:g}s, its own limit"
+                    f" ({requests}, less headroom); sendable again in {start - now:.0f}s"
+                ),
+            )
+        budgets[path] = spent  # now the newest: the order stays oldest first
+
     async def _send(
         self,
         kind: CallKind,
@@ -259,6 +300,7 @@ class VendorClient:
         endpoint = self._class_of(method, path)
         async with self._in_flight[kind]:
             await self._paced_start(endpoint)
+            self._spend_resource(endpoint, method, path)
             self.calls[kind] += 1
             try:
                 response = await self._http.send(request)

@@ -5,8 +5,9 @@ items into the parts and updates that write them. Names are resolved to ids befo
 Conversations are cases of kind ``conversation``, tickets cases of kind ``ticket`` (the kind
 the policies already select Zendesk tickets by). A ticket's case id is ``ticket:<id>``: both
 live under ``intercom:`` refs, and a bare id could not tell ``fetch_case`` which one to read.
-A comment by a contact is inbound activity, by an admin an agent update; the worker's own
-signed notes are follow-ups (:func:`connectors.footer.parse_footer`).
+A comment by a contact is inbound activity, by an admin an agent update, except the worker's
+own admin's: its signed notes are follow-ups (:func:`connectors.footer.parse_footer`), its
+replies their messages.
 """
 
 from __future__ import annotations
@@ -359,7 +360,9 @@ def _evidence(
     parts: Sequence[Mapping[str, Any]], me: str, *opened: Activity
 ) -> tuple[tuple[Activity, ...], tuple[FollowUpMark, ...]]:
     """The activity (what opened the case, then the comments) and the worker's signed notes,
-    each oldest first."""
+    each oldest first. The worker's own replies (its admin's comments) are its follow-ups'
+    messages, never an agent's answer: the Zendesk rule, :func:`connectors.zendesk_json.
+    worker_message`, says why."""
     history = list(opened)
     followups: list[FollowUpMark] = []
     for part in parts:
@@ -369,7 +372,7 @@ def _evidence(
             followups.append(mark)
         elif part.get("part_type") != "comment":
             continue
-        elif author == "admin":
+        elif author == "admin" and str((part.get("author") or {}).get("id")) != me:
             history.append(Activity(ActivityKind.AGENT_UPDATE, at))
         elif author in _CUSTOMER:
             history.append(Activity(ActivityKind.CUSTOMER_REPLY, at))

@@ -89,8 +89,9 @@ class ZendeskMapping(_Strict):
         description=(
             "Requests per minute of the endpoints Zendesk limits apart from the account"
             " (paced apart; a 429 among them blocks them alone): incremental_exports (10, 30"
-            " with the High Volume add-on), update_ticket (100), search_export (100). An"
-            " endpoint left out is paced by the account's limit only."
+            " with the High Volume add-on), update_ticket (100; each ticket's updates are also"
+            " kept under Zendesk's about 30 per 10 minutes), search_export (100). An endpoint"
+            " left out is paced by the account's limit only."
         ),
     )
 

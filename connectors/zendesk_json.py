@@ -12,14 +12,15 @@ a MISSED_CALL, whether the caller hung up in the queue (abandoned), rang out or 
 voicemail: the data cannot tell those apart, and each restarts an unresponsive caller's
 sequence the same way. An answered call is a conversation with an agent: a reply.
 
-Anyone else's comment is an agent update, except the worker's own signed notes, which are
-follow-ups (:func:`connectors.footer.parse_footer`).
+Anyone else's public comment is an agent update (an internal one a note), except the worker's
+own: its signed notes are follow-ups (:func:`connectors.footer.parse_footer`) and its messages
+are theirs, never an agent's answer (:func:`worker_message`).
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -27,7 +28,6 @@ from connectors.errors import MappingError
 from connectors.footer import Texts, parse_footer, signed
 from connectors.records import instant, optional_text, text, translating
 from policies.model import (
-    MARKER_PREFIX,
     ActionType,
     Activity,
     ActivityKind,
@@ -53,6 +53,7 @@ __all__ = [
     "own_note",
     "ticket_case",
     "ticket_updates",
+    "worker_message",
 ]
 
 WORKER_TAG = "followup_worker"
@@ -218,6 +219,29 @@ def own_note(comment: Mapping[str, Any], me: int) -> FollowUpMark | None:
     return parse_footer(_body(comment), instant(comment, "created_at"))
 
 
+def worker_message(comment: Mapping[str, Any], me: int) -> bool:
+    """Whether a public comment is a message the worker sent: its own user posted it through
+    the API (``via.channel: api``), as every follow-up reply is (:func:`ticket_updates`). A
+    comment records its author and how it came (``author_id``, ``via``: TicketCommentObject,
+    ../shared/specs/zendesk-support.yaml 23468-23521); one made by a ticket update through the
+    API shows ``channel: api`` (the same file's ``comment_events`` example, 5082-5090).
+
+    Such a message is the worker's follow-up (its signed note, or the marker tag while the
+    note is still to come, records it), never an agent's answer. Read as one, a phase or bug
+    update (the team's news, seed 003) would hand the turn to the customer and start seed
+    002's "did the solution work?" sequence on a bug nobody answered, and that sequence would
+    count its days from when the update happened to land: a write delayed by a fault or a
+    crash to the next cycle would start it later, under another idempotency key. A human agent
+    answers under their own user, or through the agent interface (``web``, ``email``...) if
+    they share the worker's: that is an answer.
+    """
+    return (
+        comment.get("author_id") == me
+        and comment.get("public", True) is True
+        and (comment.get("via") or {}).get("channel") == "api"
+    )
+
+
 def tags_after(current: Iterable[str], add: Iterable[str], remove: Iterable[str]) -> list[str]:
     """The ticket's whole tag list after a change. On the single update ``tags`` replaces the
     ticket's tags and ``additional_tags``/``remove_tags`` are not in its schema (a client
@@ -228,10 +252,11 @@ def tags_after(current: Iterable[str], add: Iterable[str], remove: Iterable[str]
 
 
 def comment_activity(comment: Mapping[str, Any], requester_id: Any, me: int) -> Activity | None:
-    """What a comment means for the planner (None for the worker's own follow-ups)."""
+    """What a comment means for the planner (None for the worker's own follow-ups: its signed
+    notes and its messages, :func:`worker_message`)."""
     at = instant(comment, "created_at")
     if comment.get("author_id") != requester_id:
-        if own_note(comment, me) is not None:
+        if own_note(comment, me) is not None or worker_message(comment, me):
             return None
         # An agent's call reaches out to the customer as a public reply does: the turn is theirs.
         spoke = comment.get("public", True) or _is_call(comment)
@@ -358,33 +383,6 @@ def _tags(ticket: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(tags)
 
 
-def _reply_awaiting_its_note(
-    ticket: Mapping[str, Any],
-    comments: Sequence[Mapping[str, Any]],
-    followups: Sequence[FollowUpMark],
-    requester_id: Any,
-) -> Mapping[str, Any] | None:
-    """The reply of a follow-up whose note never came (its writer died in between), if any:
-    the ticket carries a marker tag no footer records, and the newest public comment posted
-    through the API came after the last footer."""
-    recorded = {marker_tag(mark.key) for mark in followups}
-    if not any(tag.startswith(MARKER_PREFIX) and tag not in recorded for tag in _tags(ticket)):
-        return None
-    replies = [
-        comment
-        for comment in comments
-        if comment.get("public")
-        and comment.get("author_id") != requester_id
-        and (comment.get("via") or {}).get("channel") == "api"
-    ]
-    if not replies:
-        return None
-    newest = max(replies, key=lambda comment: instant(comment, "created_at"))
-    last_footer = max((mark.at for mark in followups), default=None)
-    replied_at = instant(newest, "created_at")
-    return newest if last_footer is None or replied_at > last_footer else None
-
-
 def ticket_case(
     ticket: Mapping[str, Any],
     users: Mapping[Any, Mapping[str, Any]],
@@ -406,14 +404,10 @@ def _ticket_case(
     requester_id = ticket.get("requester_id")
     comments = list(comments)
     followups = [mark for comment in comments if (mark := own_note(comment, ids.me))]
-    # A reply whose note never came is the worker's, not an agent's update: read as one, it
-    # would restart the customer's waiting time and the half-done follow-up would not finish.
-    half_written = _reply_awaiting_its_note(ticket, comments, followups, requester_id)
     history = [
         activity
         for comment in comments
-        if comment is not half_written
-        and (activity := comment_activity(comment, requester_id, ids.me)) is not None
+        if (activity := comment_activity(comment, requester_id, ids.me)) is not None
     ]
     agents: dict[Any, str] = {v: k for k, v in ids.agents.items()}
     groups: dict[Any, str] = {v: k for k, v in ids.groups.items()}

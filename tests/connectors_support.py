@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import httpx
 import respx
 
-from connectors.http import VendorClient
+from connectors.http import EndpointClass, VendorClient
 from connectors.settings import Timeouts, VendorLimits
 
 SECRET_TOKEN = "s3cr3t-token-value"
@@ -41,6 +42,7 @@ def make_client(
     vendor: str = "zendesk",
     base_url: str = "https://acme.zendesk.com",
     limits: VendorLimits | None = None,
+    classes: Sequence[EndpointClass] = (),
 ) -> VendorClient:
     return VendorClient(
         vendor,
@@ -52,4 +54,5 @@ def make_client(
         clock=clock.monotonic,
         wall_clock=clock.time,
         sleep=clock.sleep,
+        classes=classes,
     )

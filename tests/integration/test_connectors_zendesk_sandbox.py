@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from connectors.base import WriteOutcome
-from connectors.mapping import load_mapping
+from connectors.mapping import ZENDESK_ENDPOINT_LIMITS, load_mapping
 from connectors.settings import Timeouts, VendorLimits
 from connectors.zendesk import ZendeskConnector
 from connectors.zendesk_json import ticket_updates
@@ -32,6 +32,8 @@ from policies.model import (
 )
 
 sandbox_server = pytest.importorskip("sandbox.server", reason="needs the sandbox package")
+
+from sandbox.limits import DEFAULT_LIMITS  # noqa: E402  (after the skip: needs the sandbox)
 
 START = datetime(2026, 3, 11, 15, 0, tzinfo=UTC)
 MAPPING = load_mapping(Path(__file__).parents[2] / "deploy" / "mapping.sandbox.yaml")
@@ -469,3 +471,32 @@ async def test_z4_a_checkbox_and_the_other_typed_fields_work_end_to_end(
     assert {"ein", "passport"} <= set(desk.record(ticket_id).ticket["tags"])
     again = await zendesk.fetch_case(str(ticket_id))
     assert [again.fields[f] for f, _ in changes] == ["false", "ein,passport", "2", "19.5"]
+
+
+async def test_z2_the_client_keeps_one_tickets_updates_under_zendesks_own_limit(
+    sandbox: Any, admin: httpx.Client
+) -> None:
+    """vendor-behaviours.md Z2: "about 30 updates per ticket per 10 minutes", which the
+    sandbox enforces (sandbox_gate_test). With Zendesk's documented limits on both sides, the
+    client stops at 28 updates of one ticket (its headroom) and refuses the next itself: the
+    sandbox never answers 429."""
+    zendesk_limits = DEFAULT_LIMITS["zendesk"].to_dict()
+    admin.put("/limits", json={"zendesk": zendesk_limits}).raise_for_status()
+    assert MAPPING.zendesk is not None
+    documented = MAPPING.zendesk.model_copy(
+        update={"endpoint_limits": dict(ZENDESK_ENDPOINT_LIMITS)}
+    )
+    async with ZendeskConnector.connect(
+        sandbox.urls["zendesk"], "worker@example.com", "zd-sandbox-token", documented,
+        limits=FAST, timeouts=DEFAULT_TIMEOUTS, clock=lambda: START,
+    ) as zendesk:  # fmt: skip
+        case = await take_pending(zendesk)
+        outcomes = []
+        for n in range(29):
+            fresh = await zendesk.fetch_case(case.id)
+            note = replace(plan_for(fresh), key=f"{n:016x}")
+            outcomes.append(await zendesk.apply(note))
+    assert [o.outcome for o in outcomes] == [WriteOutcome.APPLIED] * 28 + [WriteOutcome.FAILED]
+    assert "28 requests to it in 600s" in outcomes[-1].detail
+    rows = admin.get("/stats").json()["endpoints"]
+    assert not [row for row in rows if row["status"] == "429"]

@@ -721,6 +721,22 @@ def test_a_footer_outside_the_worker_s_own_notes_is_text(
     assert [m.at.timestamp() for m in read(own, forged).followups] == [1_770_000_100]
 
 
+def test_the_worker_s_own_replies_are_never_an_agent_s_answer() -> None:
+    # As on Zendesk (connectors.zendesk_json.worker_message): the worker's reply is its
+    # follow-up's message; another admin's reply is an answer that hands the turn over.
+    def comment(admin: str, at: int) -> dict[str, Any]:
+        who = {"type": "admin", "id": admin}
+        return {"part_type": "comment", "author": who, "body": "<p>Hi</p>", "created_at": at}
+
+    parts = [comment("1", 1_770_000_100), comment("2", 1_770_000_200)]
+    record = conversation("10", 1, 0, conversation_parts={"conversation_parts": parts})
+    read = conversation_case(record, IntercomIds("1", {"Roxy V": "2"}))
+    assert [(a.kind, a.at.timestamp()) for a in read.history] == [
+        (ActivityKind.CUSTOMER_REPLY, 1_770_000_000),
+        (ActivityKind.AGENT_UPDATE, 1_770_000_200),
+    ]
+
+
 async def test_a_hostile_subject_is_text_in_the_html_reply(router: respx.MockRouter) -> None:
     reply = router.post("/conversations/10/reply").respond(json={})
     router.get("/conversations/10").respond(json=conversation("10", 1, 0))

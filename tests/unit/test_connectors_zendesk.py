@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +15,7 @@ from connectors.base import WriteOutcome
 from connectors.errors import MappingError, PaginationStuck
 from connectors.mapping import ZendeskMapping
 from connectors.settings import Timeouts
-from connectors.zendesk import ZendeskConnector
+from connectors.zendesk import ZendeskConnector, endpoint_classes
 from connectors.zendesk_json import (
     ZendeskIds,
     comment_activity,
@@ -25,6 +26,7 @@ from connectors.zendesk_json import (
 from policies.model import (
     Action,
     ActionType,
+    Activity,
     ActivityKind,
     Case,
     CaseKind,
@@ -168,31 +170,38 @@ def _api_comment(body: str, *, public: bool, at: str = "2026-03-09T10:00:00Z") -
 
 
 @pytest.mark.parametrize(
-    ("tags", "agent_updates"),
+    "tags",
     [
-        pytest.param(["vip", f"fw-{KEY}"], 1, id="reply sent, note not: the last reply is ours"),
-        pytest.param(["vip"], 2, id="no marker tag: both API replies are agents' updates"),
+        pytest.param(["vip", f"fw-{KEY}"], id="the last reply's note never came"),
+        pytest.param(["vip"], id="every reply has its note"),
     ],
 )
-def test_a_reply_whose_note_never_came_is_not_agent_activity(
-    tags: list[str], agent_updates: int
-) -> None:
-    # The writer died between the two updates of a reply-carrying follow-up: if its reply read
-    # as an agent's update, the customer's wait would restart and the follow-up never finish.
-    # The earlier step's reply (followed by its footer) still counts: it may be the anchor.
+def test_the_workers_own_replies_are_never_an_agents_answer(tags: list[str]) -> None:
+    # Whether or not a writer died between a reply and its note: were the worker's reply an
+    # agent's answer, a phase update would start seed 002's "did the solution work?" sequence
+    # (from whenever a fault let the update land) and a half-done follow-up would restart the
+    # customer's wait. A human's public answer, under their own user or typed as the worker's
+    # user in the agent interface, is an answer.
     ticket = {"id": 7, "status": "pending", "created_at": STAMP, "updated_at": STAMP,
               "requester_id": 501, "tags": tags}  # fmt: skip
     earlier_footer = "1/3\n\n— followup-worker · awaiting-customer · step 1/3 · fw-00aa"
     comments = [
         _api_comment("Any news?", public=True, at="2026-03-05T10:00:00Z"),
         _api_comment(earlier_footer, public=False, at="2026-03-05T10:00:01Z"),
+        {**_api_comment("Try clearing the cache.", public=True, at="2026-03-06T10:00:00Z"),
+         "author_id": 1002, "via": {"channel": "web"}},
+        {**_api_comment("Did that help?", public=True, at="2026-03-06T11:00:00Z"),
+         "via": {"channel": "web"}},
         _api_comment("Still there?", public=True, at="2026-03-09T10:00:00Z"),
-    ]
+    ]  # fmt: skip
 
     read = ticket_case(ticket, {}, comments, IDS)
 
-    kinds = [activity.kind for activity in read.history]
-    assert kinds.count(ActivityKind.AGENT_UPDATE) == agent_updates
+    assert read.history == (
+        Activity(ActivityKind.AGENT_UPDATE, datetime(2026, 3, 6, 10, tzinfo=UTC)),
+        Activity(ActivityKind.AGENT_UPDATE, datetime(2026, 3, 6, 11, tzinfo=UTC)),
+    )
+    assert [mark.key for mark in read.followups] == ["00aa"]
 
 
 @pytest.mark.parametrize(
@@ -707,6 +716,33 @@ async def test_conflict_is_reported_for_a_re_plan(router: respx.MockRouter) -> N
     async with connector(router) as zendesk:
         result = await zendesk.apply(item(NOTE))
     assert result.outcome is WriteOutcome.CONFLICT
+
+
+async def test_z2_a_ticket_s_update_past_its_ten_minute_budget_is_refused_unsent(
+    router: respx.MockRouter,
+) -> None:
+    """vendor-behaviours.md Z2: about 30 updates per ticket per 10 minutes. The client keeps
+    each ticket's updates under it (headroom kept: 28) and refuses the next one before it is
+    sent, with the reason; other tickets are not held, and the window rolls."""
+    put = router.put("/api/v2/tickets/7").respond(json={"ticket": {"updated_at": STAMP}})
+    other_put = router.put("/api/v2/tickets/8").respond(json={"ticket": {"updated_at": STAMP}})
+    clock = FakeClock()
+    client = make_client(router, clock, base_url=BASE, classes=endpoint_classes(MAPPING))
+
+    def note(n: int, ticket: str = "7") -> PlanItem:
+        return dataclasses.replace(item(NOTE, on=case(id=ticket)), key=f"{n:016x}")
+
+    async with ZendeskConnector(client, MAPPING, clock=lambda: NOW) as zendesk:
+        sent = [await zendesk.apply(note(n)) for n in range(28)]
+        refused = await zendesk.apply(note(28))
+        other = await zendesk.apply(note(29, ticket="8"))
+        assert (put.call_count, other_put.call_count) == (28, 1)  # the refused one never left
+        clock.now += 600.0
+        later = await zendesk.apply(note(28))
+    assert {r.outcome for r in sent} == {WriteOutcome.APPLIED}
+    assert refused.outcome is WriteOutcome.FAILED  # nothing landed: a later cycle sends it
+    assert "PUT /api/v2/tickets/7: 28 requests to it in 600s" in refused.detail
+    assert (other.outcome, later.outcome) == (WriteOutcome.APPLIED, WriteOutcome.APPLIED)
 
 
 def fresh_ticket(router: respx.MockRouter, *comments: dict[str, Any]) -> None:
