@@ -137,6 +137,9 @@ class Settings(BaseSettings):
     zendesk_rate_limit: PositiveInt = Field(default=400, description="requests per minute")
     intercom_rate_limit: PositiveInt = Field(default=1000, description="requests per minute")
     asana_rate_limit: PositiveInt = Field(default=150, description="requests per minute")
+    # Seconds the vendors' per-minute limits are counted over: 60, except against a sandbox run
+    # with --time-scale S, whose windows last 60/S seconds (benchmarks/sync_bench.py).
+    rate_window: PositiveFloat = 60.0
     http_connect_timeout: PositiveFloat = 5.0
     http_timeout: PositiveFloat = 30.0
     # A Zendesk export page (up to 1,000 updates with their comments) may take longer.
