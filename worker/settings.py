@@ -154,6 +154,10 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=9464, ge=1, le=65535)
     admin_token: SecretStr | None = None
+    # Verified webhooks on `followup serve` (worker/webhooks.py): Zendesk's webhook signing
+    # secret, Intercom's app client secret. Unset: that vendor's webhook endpoint is off.
+    zendesk_webhook_secret: SecretStr | None = None
+    intercom_client_secret: SecretStr | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -273,6 +277,8 @@ class Settings(BaseSettings):
                 self.intercom_token,
                 self.asana_token,
                 self.admin_token,
+                self.zendesk_webhook_secret,
+                self.intercom_client_secret,
             )
             if field is not None
         ]
