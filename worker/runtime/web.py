@@ -175,12 +175,11 @@ def create_app(
             )
         return JSONResponse(switch_state())
 
-    tenants = {tenant.name for tenant in runtime.tenants}
-
     async def webhook(request: Request) -> Response:
         tenant, vendor = request.path_params["tenant"], request.path_params["vendor"]
         secret = None if webhooks is None else webhooks.secrets.get(vendor)
-        if vendor not in _VERIFIERS or webhooks is None or secret is None or tenant not in tenants:
+        known = any(served.name == tenant for served in runtime.tenants)
+        if vendor not in _VERIFIERS or webhooks is None or secret is None or not known:
             return JSONResponse({"error": "no such webhook endpoint"}, 404)
         body = await request.body()
         delivery = _VERIFIERS[vendor](

@@ -1,12 +1,17 @@
-"""``POST /_admin/change``: a share of each vendor's cases changed as customers and agents
-would, through the desks' own writes, so the changes show in the vendors' feeds."""
+"""What the sync benchmark needs of the sandbox: ``POST /_admin/change`` (a share of each
+vendor's cases changed as customers and agents would, through the desks' own writes, so the
+changes show in the vendors' feeds), and ``--time-scale`` (clock and rate windows scaled
+together)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from sandbox.limits import RateLimiter
+from sandbox.options import config_from_args
 from sandbox.state import Sandbox
 from tests.unit.sandbox_gate_test import FakeMonotonic
 from tests.unit.sandbox_support import (
@@ -100,3 +105,12 @@ def test_the_scaled_clock_ticks_faster(monkeypatch: Any) -> None:
     sandbox = small_sandbox(frozen_clock=False, time_scale=30)
     real[0] += 2.0
     assert sandbox.clock.now() == START + timedelta(seconds=60)
+
+
+def test_the_time_scale_flag_and_its_environment_twin() -> None:
+    config, _ = config_from_args(["--time-scale", "30"], environ={})
+    assert config.time_scale == 30
+    config, _ = config_from_args([], environ={"SANDBOX_TIME_SCALE": "12.5"})
+    assert config.time_scale == 12.5
+    with pytest.raises(SystemExit):
+        config_from_args(["--time-scale", "0"], environ={})
