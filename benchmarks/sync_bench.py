@@ -22,7 +22,9 @@ sandbox's ``/_admin/stats``), the cycle's time (its summary's, without the proce
 and exit), real and scaled: vendor seconds = real seconds x S, an upper bound, since the
 worker's own CPU time is counted S times too (the process's CPU time is printed beside it;
 at ``--time-scale 1`` the figure is the true one), and the worker's peak RSS (``wait4``'s
-``ru_maxrss``: the worker alone). For the first sync,
+``ru_maxrss``: the worker alone). Choose S so that the cycles wait on the rate windows, not
+on CPU: once the worker and the sandbox (one Python process) are busy all the time, a larger
+S only inflates the scaled figures. For the first sync,
 its export floor: export pages read / the 10 pages a minute the incremental exports allow
 (both exports counted against one budget, as the worker's mapping paces them). Then the
 sandbox's own start time and memory, and the goals of issue 13 (point 6), pass or fail.
