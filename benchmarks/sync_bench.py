@@ -50,6 +50,7 @@ import httpx
 import yaml
 
 from benchmarks.scale_bench import ROOT, ReplicaRun, run_replica
+from connectors.mapping import ZENDESK_ENDPOINT_LIMITS
 from sandbox.clock import parse_iso
 from sandbox.limits import DEFAULT_LIMITS, WINDOW_SECONDS
 from sandbox.server import RunningSandbox, run_subprocess
@@ -59,7 +60,8 @@ __all__ = ["VENDORS", "Cycle", "SizeRun", "bench", "goals", "main"]
 # A Monday, 9:00 in New York: the cycles stay within business days for four sandbox days.
 START = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 VENDORS = ("zendesk", "intercom", "asana")
-EXPORTS_PER_MINUTE = 10  # Zendesk's incremental exports (vendor-behaviours.md Z2)
+# Zendesk's incremental exports, as the worker paces them (vendor-behaviours.md Z2): 10/min.
+EXPORTS_PER_MINUTE = ZENDESK_ENDPOINT_LIMITS["incremental_exports"]
 QUICK_TICKETS = 3_000
 
 
