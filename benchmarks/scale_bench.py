@@ -117,15 +117,16 @@ def introduce(database_url: str, replicas: int) -> None:
         engine.dispose()
 
 
-def run_replica(env: dict[str, str], workdir: Path, index: int) -> ReplicaRun:
-    """One ``run --once --dry-run`` process; its output goes to files, never through a pipe
-    (a full pipe would stall it), and its own rusage is taken with ``wait4``."""
+def run_replica(env: dict[str, str], workdir: Path, index: int, at: datetime = START) -> ReplicaRun:
+    """One ``run --once --dry-run`` process planning as of ``at``; its output goes to files,
+    never through a pipe (a full pipe would stall it), and its own rusage is taken with
+    ``wait4``."""
     command = [sys.executable, "-m", "worker", "run", "--once", "--dry-run", "--json"]
     out_path, err_path = workdir / f"replica{index}.json", workdir / f"replica{index}.err"
     started = time.perf_counter()
     with out_path.open("w") as out, err_path.open("w") as err:
         process = subprocess.Popen(
-            [*command, "--at", START.isoformat()],
+            [*command, "--at", at.isoformat()],
             cwd=ROOT,
             env={**env, "FOLLOWUP_REPLICA_ID": f"replica{index}"},
             stdout=out,

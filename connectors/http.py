@@ -117,7 +117,10 @@ class VendorClient:
         self.vendor = vendor
         self._classes = tuple(classes)
         self._class_budgets = {
-            c.name: EndpointBudget(c.per_minute, headroom=limits.headroom) for c in self._classes
+            c.name: EndpointBudget(
+                c.per_minute, headroom=limits.headroom, window=limits.rate_window
+            )
+            for c in self._classes
         }
         self._per_resource = {c.name: c.per_resource for c in self._classes if c.per_resource}
         # path -> its budget, in the order of their latest requests (oldest first), so the
@@ -127,7 +130,9 @@ class VendorClient:
         self._clock = clock
         self._wall_clock = wall_clock
         self._sleep = sleep
-        self._budget = Budget(limit=limits.requests_per_minute, headroom=limits.headroom)
+        self._budget = Budget(
+            limit=limits.requests_per_minute, headroom=limits.headroom, window=limits.rate_window
+        )
         self._backoff = _Backoff(limits)
         self._in_flight = {
             "read": asyncio.Semaphore(limits.max_concurrent_reads),

@@ -55,6 +55,15 @@ class VendorLimits(BaseModel):
         lt=1.0,
         description="Share of the budget left unused, for agents' apps sharing the same limit.",
     )
+    rate_window: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "Seconds of the vendor's rate window (its limits are per minute). Shorter only"
+            " against a sandbox whose clock runs faster (followup-sandbox --time-scale S:"
+            " 60/S), so the same pacing keeps to its scaled windows."
+        ),
+    )
     max_concurrent_reads: int = Field(default=10, gt=0)
     max_concurrent_writes: int = Field(default=5, gt=0)
     read_attempts: int = Field(default=4, gt=0, description="Tries per read, transient errors.")

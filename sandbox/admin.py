@@ -1,5 +1,6 @@
-"""The admin API under ``/_admin``: clock, customer activity, outbox, request log, stats,
-faults and limits. No vendor auth; an optional admin token (``Authorization: Bearer``)."""
+"""The admin API under ``/_admin``: clock, customer activity, many cases changed at once
+(:mod:`sandbox.churn`), outbox, request log, stats, faults and limits. No vendor auth; an
+optional admin token (``Authorization: Bearer``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route, Router
 from starlette.types import ASGIApp
 
+from sandbox.churn import CHANGE_KINDS, change_cases
 from sandbox.clock import format_iso, parse_iso
 from sandbox.errors import VendorError, json_response
 from sandbox.faults import FaultPlan
@@ -150,6 +152,18 @@ def router(sandbox: Sandbox) -> ASGIApp:
         story = sandbox.asana.add_comment(str(body["id"]), {"text": text}, author=author)
         return {"story": story}
 
+    async def change(request: Request) -> Any:
+        """``{"fraction": 0.01, "vendors": ["zendesk", ...], "seed": 1}``: that share of each
+        vendor's cases changed as customers and agents would (default: every vendor)."""
+        body = await _body(request)
+        vendors = body.get("vendors", list(CHANGE_KINDS))
+        if not isinstance(vendors, list) or not set(vendors) <= set(CHANGE_KINDS):
+            raise AdminError(f"vendors must be a list of {', '.join(CHANGE_KINDS)}")
+        fraction, seed = float(body["fraction"]), int(body.get("seed", 0))
+        changes = [change_cases(sandbox, vendor, fraction, seed + n)
+                   for n, vendor in enumerate(vendors)]  # fmt: skip
+        return {"changes": changes}
+
     async def outbox(request: Request) -> Any:
         if request.method == "DELETE":
             sandbox.outbox.clear()
@@ -219,6 +233,7 @@ def router(sandbox: Sandbox) -> ASGIApp:
             route("/activity", activity, ["POST"]),
             route("/organization", organization, ["POST"]),
             route("/asana/story", asana_story, ["POST"]),
+            route("/change", change, ["POST"]),
             route("/outbox", outbox, ["GET", "DELETE"]),
             route("/requests", requests_log, ["GET"]),
             route("/stats", stats, ["GET"]),

@@ -27,12 +27,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(
         f"followup sandbox: {config.tickets:,} tickets, seed {config.seed}, "
         f"clock {format_iso(sandbox.clock.now())}"
+        + (f", time scale {config.time_scale:g}x" if config.time_scale != 1 else "")
     )
     print("# for the worker's .env:")
     for line in config.env_lines(base_url):
         print(line)
     print(
-        f"# admin API: {base_url}/_admin (clock, activity, outbox, requests, stats, faults, limits)"
+        f"# admin API: {base_url}/_admin (clock, activity, change, outbox, requests, stats, "
+        "faults, limits)"
     )
     validation = "off" if sandbox.contract is None else f"on ({sandbox.contract.specs_dir})"
     print(f"# request validation against the vendor descriptions: {validation}")

@@ -1,7 +1,9 @@
 """The sandbox clock: wall time shifted by an offset an admin can set or advance.
 
 The clock keeps ticking with real time (so two writes a second apart get different
-``updated_at`` stamps) unless frozen, in which case it only moves when told to.
+``updated_at`` stamps) unless frozen, in which case it only moves when told to. Under a time
+scale S (``--time-scale``) it ticks S seconds per real second, so a benchmark covers vendor
+hours in real minutes; the rate windows shrink by the same factor (:mod:`sandbox.limits`).
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ def parse_iso(text: str) -> datetime:
 
 
 class SandboxClock:
-    def __init__(self, start: datetime, *, frozen: bool = False) -> None:
+    def __init__(self, start: datetime, *, frozen: bool = False, scale: float = 1.0) -> None:
+        if scale <= 0:
+            raise ValueError("the clock's time scale must be above 0")
         self._lock = threading.Lock()
         self._frozen = frozen
+        self.scale = scale  # sandbox seconds per real second
         self._anchor = start.astimezone(UTC)
         self._anchor_real = time.monotonic()
 
@@ -39,7 +44,7 @@ class SandboxClock:
         with self._lock:
             if self._frozen:
                 return self._anchor
-            elapsed = time.monotonic() - self._anchor_real
+            elapsed = (time.monotonic() - self._anchor_real) * self.scale
             return self._anchor + timedelta(seconds=elapsed)
 
     def set(self, instant: datetime) -> datetime:

@@ -24,6 +24,9 @@ class SandboxConfig:
     seed: int = 1
     start: datetime = field(default_factory=default_start)
     frozen_clock: bool = False
+    # Sandbox seconds per real second: the clock ticks this much faster and every rate window
+    # (a minute, Update Ticket's 10 minutes per ticket) lasts this much less real time.
+    time_scale: float = 1.0
     host: str = "127.0.0.1"
     port: int = 8800
     zendesk_email: str = "worker@example.com"

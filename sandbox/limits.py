@@ -1,7 +1,10 @@
 """Per-vendor, per-endpoint and per-resource request windows.
 
 Windows run on real time, not the sandbox clock: a rate limit is about how fast a client
-calls, and a demo jumping ten days ahead must not refill anybody's budget.
+calls, and a demo jumping ten days ahead must not refill anybody's budget. Under a time scale
+S (``--time-scale``, the clock ticking S times faster) every window lasts 1/S of its length:
+"10 requests a minute" stays 10 per sandbox minute, 60/S real seconds, and the ``Retry-After``
+and reset a refusal gives are real seconds, the time a client actually has to wait.
 
 As Zendesk does (vendor-behaviours.md Z2), every budget is enforced but only the account-wide
 one is advertised: a :class:`Decision`'s ``limit``/``remaining`` (the ``X-Rate-Limit``
@@ -101,7 +104,12 @@ class RateLimiter:
         limits: dict[str, VendorLimit] | None = None,
         *,
         monotonic: Callable[[], float] = time.monotonic,
+        time_scale: float = 1.0,
     ) -> None:
+        if time_scale <= 0:
+            raise ValueError("the time scale must be above 0")
+        self._window_seconds = WINDOW_SECONDS / time_scale
+        self._time_scale = time_scale
         self._limits = dict(limits if limits is not None else DEFAULT_LIMITS)
         self._windows: dict[tuple[str, ...], _Window] = {}
         self._monotonic = monotonic
@@ -123,14 +131,14 @@ class RateLimiter:
         now = self._monotonic()
         budgets: list[tuple[tuple[str, ...], int, float]] = []
         if limit.per_minute:
-            budgets.append((("*",), limit.per_minute, WINDOW_SECONDS))
+            budgets.append((("*",), limit.per_minute, self._window_seconds))
         budgets += [
-            ((pattern,), rpm, WINDOW_SECONDS)
+            ((pattern,), rpm, self._window_seconds)
             for pattern, rpm in limit.endpoints.items()
             if endpoint_matches(pattern, endpoint)
         ]
         budgets += [
-            ((pattern, path), count, seconds)
+            ((pattern, path), count, seconds / self._time_scale)
             for pattern, (count, seconds) in limit.per_resource.items()
             if endpoint_matches(pattern, endpoint)
         ]
@@ -138,7 +146,7 @@ class RateLimiter:
                    for key, count, seconds in budgets]  # fmt: skip
         account = windows[0] if limit.per_minute else None
         advertised = (
-            (limit.per_minute, account[0].used, account[0].started + WINDOW_SECONDS - now)
+            (limit.per_minute, account[0].used, account[0].started + self._window_seconds - now)
             if account is not None
             else (None, 0, 0.0)
         )

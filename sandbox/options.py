@@ -28,6 +28,13 @@ def _env_name(flag: str) -> str:
     return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
 
 
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number above 0")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="followup-sandbox",
@@ -46,6 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="the clock's start instant (ISO-8601; default: now); data is laid out before it",
     )
     add("--frozen-clock", action="store_true", help="the clock moves only when told to")
+    add(
+        "--time-scale",
+        type=_positive,
+        default=1.0,
+        metavar="S",
+        help="the clock ticks S sandbox seconds per real second and every rate window lasts "
+        "60/S real seconds (10 exports a minute stay 10 per sandbox minute); Retry-After and "
+        "resets stay real seconds. Pace the worker alike: FOLLOWUP_RATE_WINDOW=60/S",
+    )
     add("--zendesk-email", default="worker@example.com")
     add("--zendesk-token", default="zd-sandbox-token", help="an admin's API token")
     add("--zendesk-agent-email", default="agent@example.com")
@@ -140,6 +156,7 @@ def config_from_args(
         seed=args.seed,
         start=args.start or default_start(),
         frozen_clock=args.frozen_clock,
+        time_scale=args.time_scale,
         host=args.host,
         port=args.port,
         zendesk_email=args.zendesk_email,

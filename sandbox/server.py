@@ -97,6 +97,7 @@ class RunningSandbox:
     base_url: str
     config: SandboxConfig
     sandbox: Sandbox | None  # in-thread only: direct access to the state, for assertions
+    pid: int | None = None  # subprocess only: its process, for memory measurements
 
     @property
     def urls(self) -> dict[str, str]:
@@ -143,7 +144,7 @@ def run_subprocess(*args: str, env: dict[str, str] | None = None) -> Iterator[Ru
     )
     try:
         base_url = _wait_ready(process)
-        yield RunningSandbox(base_url, config, None)
+        yield RunningSandbox(base_url, config, None, process.pid)
     finally:
         process.terminate()
         try:

@@ -28,11 +28,13 @@ class Sandbox:
 
     def __init__(self, config: SandboxConfig, *, clock: SandboxClock | None = None) -> None:
         self.config = config
-        self.clock = clock or SandboxClock(config.start, frozen=config.frozen_clock)
+        self.clock = clock or SandboxClock(
+            config.start, frozen=config.frozen_clock, scale=config.time_scale
+        )
         self.generator = Generator(config.seed, config.tickets, config.start)
         self.outbox = Outbox()
         self.traffic = Traffic(config.request_log_size)
-        self.limiter = RateLimiter(config.limits)
+        self.limiter = RateLimiter(config.limits, time_scale=config.time_scale)
         self.faults: FaultPlan = config.faults
         self.zendesk = ZendeskDesk(self.generator, self.clock, self.outbox)
         self.intercom = IntercomDesk(self.generator, self.clock, self.outbox)

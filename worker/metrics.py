@@ -129,6 +129,13 @@ class Metrics:
             ["tenant"],
             registry=self.registry,
         )
+        self.webhooks = Counter(
+            "followup_webhooks",
+            "Vendor webhooks received, by tenant, vendor and result: accepted, or why refused"
+            " (unsigned, bad_signature, stale, replayed, malformed).",
+            ["tenant", "vendor", "result"],
+            registry=self.registry,
+        )
         self.dry_run = Gauge(
             "followup_dry_run",
             "1 when the next cycle writes nothing (switch or FOLLOWUP_DRY_RUN), else 0.",

@@ -137,6 +137,9 @@ class Settings(BaseSettings):
     zendesk_rate_limit: PositiveInt = Field(default=400, description="requests per minute")
     intercom_rate_limit: PositiveInt = Field(default=1000, description="requests per minute")
     asana_rate_limit: PositiveInt = Field(default=150, description="requests per minute")
+    # Seconds the vendors' per-minute limits are counted over: 60, except against a sandbox run
+    # with --time-scale S, whose windows last 60/S seconds (benchmarks/sync_bench.py).
+    rate_window: PositiveFloat = 60.0
     http_connect_timeout: PositiveFloat = 5.0
     http_timeout: PositiveFloat = 30.0
     # A Zendesk export page (up to 1,000 updates with their comments) may take longer.
@@ -151,6 +154,10 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=9464, ge=1, le=65535)
     admin_token: SecretStr | None = None
+    # Verified webhooks on `followup serve` (worker/webhooks.py): Zendesk's webhook signing
+    # secret, Intercom's app client secret. Unset: that vendor's webhook endpoint is off.
+    zendesk_webhook_secret: SecretStr | None = None
+    intercom_client_secret: SecretStr | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -270,6 +277,8 @@ class Settings(BaseSettings):
                 self.intercom_token,
                 self.asana_token,
                 self.admin_token,
+                self.zendesk_webhook_secret,
+                self.intercom_client_secret,
             )
             if field is not None
         ]

@@ -292,12 +292,17 @@ async def test_a_429_holds_back_requests_already_waiting_for_their_slot(
 EXPORT = "https://acme.zendesk.com/api/v2/incremental/ticket_events"
 
 
-def classed_client(router: respx.MockRouter, clock: FakeClock) -> VendorClient:
+def classed_client(
+    router: respx.MockRouter, clock: FakeClock, *, rate_window: float = 60.0
+) -> VendorClient:
     exports = EndpointClass("incremental_exports", "GET", re.compile("/incremental/"), 10)
+    limits = VendorLimits(
+        requests_per_minute=700, headroom=0.0, read_attempts=1, rate_window=rate_window
+    )
     return VendorClient(
         "zendesk",
         "https://acme.zendesk.com",
-        limits=VendorLimits(requests_per_minute=700, headroom=0.0, read_attempts=1),
+        limits=limits,
         timeouts=Timeouts(),
         transport=httpx.MockTransport(router.async_handler),
         clock=clock.monotonic,
@@ -338,6 +343,24 @@ async def test_z2_an_endpoint_class_is_paced_at_its_own_limit(
         for _ in range(11):
             await client.read("GET", EXPORT)
         assert clock.now - start == pytest.approx(60.0)
+
+
+async def test_a_shorter_rate_window_scales_every_budget_alike(
+    router: respx.MockRouter, clock: FakeClock
+) -> None:
+    """Against a sandbox at --time-scale 60 (windows of 1 s): 10 exports per second, and the
+    account's 700 per second, with the same pacing."""
+    router.get(EXPORT).respond(json={}, headers={"X-Rate-Limit": "700"})
+    router.get(URL).respond(json={}, headers={"X-Rate-Limit": "700"})
+    async with classed_client(router, clock, rate_window=1.0) as client:
+        start = clock.now
+        for _ in range(11):
+            await client.read("GET", EXPORT)
+        assert clock.now - start == pytest.approx(1.0)
+        start = clock.now
+        for _ in range(71):
+            await client.read("GET", URL)
+        assert clock.now - start == pytest.approx(70 / 700, abs=0.01)
 
 
 async def test_z2_an_account_429_still_blocks_every_class(

@@ -73,6 +73,12 @@ def test_the_retry_backoff_is_the_settings_for_every_vendor_when_given() -> None
     assert default.zendesk.backoff_initial == VendorLimits().backoff_initial
 
 
+def test_the_rate_window_is_the_settings_for_every_vendor() -> None:
+    scaled = connector_limits(_settings(rate_window=1.0))
+    assert [v.rate_window for v in (scaled.zendesk, scaled.intercom, scaled.asana)] == [1.0] * 3
+    assert connector_limits(_settings()).zendesk.rate_window == 60.0
+
+
 def test_a_bad_mapping_file_is_a_wiring_error(tmp_path: Path) -> None:
     mapping = tmp_path / "mapping.yaml"
     mapping.write_text("zendesk:\n  groups: 3\n", encoding="utf-8")

@@ -39,6 +39,7 @@ from worker.runtime.cycle import CycleSummary, Runtime
 from worker.runtime.service import ListenError, run_once, serve
 from worker.runtime.switches import dry_run_switch, set_dry_run_switch
 from worker.runtime.tenants import TenantRoster, load_tenants
+from worker.runtime.web import webhook_setup
 from worker.runtime.wiring import WiringError, open_lease_keeper, open_runtime, unresolved_names
 from worker.settings import (
     ENV_PREFIX,
@@ -255,6 +256,7 @@ async def _serve(settings: Settings, roster: TenantRoster, ledger: Ledger) -> No
                     settings.admin_token.get_secret_value() if settings.admin_token else None
                 ),
                 console=console_setup(settings, roster, runtime),
+                webhooks=webhook_setup(settings),
             )
 
 

@@ -26,7 +26,7 @@ from apscheduler.triggers.base import BaseTrigger
 from worker.console import ConsoleSetup
 from worker.runtime.cycle import CycleSummary, Runtime, Tenant, held_tenants, run_cycle
 from worker.runtime.leases import LeaseKeeper
-from worker.runtime.web import ServiceStatus, create_app
+from worker.runtime.web import ServiceStatus, WebhookSetup, create_app
 
 __all__ = [
     "ListenError",
@@ -194,10 +194,11 @@ async def serve(
     port: int,
     admin_token: str | None,
     console: ConsoleSetup | None = None,
+    webhooks: WebhookSetup | None = None,
 ) -> None:
     """Cycles when ``trigger`` fires (never two at once) plus the HTTP endpoints (and the ops
-    console, given its ``console``), until a signal. ``followup serve`` passes a cron trigger
-    in the tenant's time zone."""
+    console, given its ``console``; the vendors' webhooks, given ``webhooks``), until a
+    signal. ``followup serve`` passes a cron trigger in the tenant's time zone."""
     stop = asyncio.Event()
     status = ServiceStatus()
     # max_instances=1 keeps the scheduler from overlapping cycles; the lock lets shutdown wait
@@ -222,7 +223,7 @@ async def serve(
         coalesce=True,
         misfire_grace_time=600,
     )
-    app = create_app(runtime, status, admin_token=admin_token, console=console)
+    app = create_app(runtime, status, admin_token=admin_token, console=console, webhooks=webhooks)
     server = _Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
     listening = listen(host, port)
     async with leases_kept(runtime):

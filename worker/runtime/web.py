@@ -10,6 +10,12 @@ spot) and every vendor read without error by the last cycle (none yet: not known
 configured the admin endpoint is disabled. So is the ops console under ``/console``
 (:mod:`worker.console`), which asks for the same token.
 
+``POST /webhooks/<tenant>/zendesk`` and ``/webhooks/<tenant>/intercom`` take the vendors'
+webhooks, given a :class:`WebhookSetup`: each is verified (:mod:`worker.webhooks`) before its
+case is marked changed through the setup's ``mark_changed``; a refused one answers 401
+(unsigned, bad signature), 403 (stale, replayed) or 400 (malformed), and every one is counted
+in ``followup_webhooks``.
+
 ``/metrics`` sets the gauges that are read off the shared state at scrape time: the effective
 dry-run mode, since when the switch is on, and which tenants this replica holds.
 """
@@ -17,7 +23,8 @@ dry-run mode, since when the switch is on, and which tenants this replica holds.
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,8 +40,16 @@ from worker.delivery.ledger import LedgerError
 from worker.metrics import CONTENT_TYPE_LATEST
 from worker.runtime.cycle import CycleSummary, Runtime
 from worker.runtime.switches import DRY_RUN, dry_run_switch, set_dry_run_switch
+from worker.settings import Settings
+from worker.webhooks import Rejection, ReplayGuard, verify_intercom, verify_zendesk
 
-__all__ = ["ServiceStatus", "create_app"]
+__all__ = ["MarkChanged", "ServiceStatus", "WebhookSetup", "create_app", "webhook_setup"]
+
+MarkChanged = Callable[[str, str, str], None]  # (tenant, vendor, case id)
+_VERIFIERS = {"zendesk": verify_zendesk, "intercom": verify_intercom}
+_REFUSED_WITH: dict[Rejection, int] = {
+    "unsigned": 401, "bad_signature": 401, "stale": 403, "replayed": 403, "malformed": 400,
+}  # fmt: skip
 
 log = structlog.get_logger("followup.web")
 
@@ -44,6 +59,35 @@ class ServiceStatus:
     """What the scheduler learned, for ``/readyz``."""
 
     last_cycle: CycleSummary | None = None
+
+
+@dataclass(slots=True)
+class WebhookSetup:
+    """The vendors' webhook secrets (None: that vendor's endpoint is off), where a verified
+    webhook's case goes, and the replay guard the deliveries share."""
+
+    mark_changed: MarkChanged
+    secrets: dict[str, str | None]  # vendor -> secret
+    guard: ReplayGuard = field(default_factory=ReplayGuard)
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+
+def webhook_setup(settings: Settings) -> WebhookSetup | None:
+    """The vendors' webhooks on ``followup serve``, for each vendor whose secret is set."""
+    secrets = {
+        "zendesk": settings.zendesk_webhook_secret,
+        "intercom": settings.intercom_client_secret,
+    }
+    if all(secret is None for secret in secrets.values()):
+        return None
+    given = {vendor: s.get_secret_value() if s else None for vendor, s in secrets.items()}
+    return WebhookSetup(mark_changed=_log_changed_case, secrets=given)
+
+
+def _log_changed_case(tenant: str, vendor: str, case_id: str) -> None:
+    """Where a verified webhook's case goes until the case store keeps changed cases for the
+    next cycle: the log, so an operator sees pushes arrive and which case each names."""
+    log.info("case changed (webhook)", tenant=tenant, vendor=vendor, case=case_id)
 
 
 def _observe_shared_state(runtime: Runtime) -> None:
@@ -64,8 +108,9 @@ def create_app(
     *,
     admin_token: str | None,
     console: ConsoleSetup | None = None,
+    webhooks: WebhookSetup | None = None,
 ) -> Starlette:
-    """The endpoints, and the console when ``console`` is given."""
+    """The endpoints, the console when ``console`` is given, the webhooks when ``webhooks``."""
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -130,12 +175,32 @@ def create_app(
             )
         return JSONResponse(switch_state())
 
+    async def webhook(request: Request) -> Response:
+        tenant, vendor = request.path_params["tenant"], request.path_params["vendor"]
+        secret = None if webhooks is None else webhooks.secrets.get(vendor)
+        known = any(served.name == tenant for served in runtime.tenants)
+        if vendor not in _VERIFIERS or webhooks is None or secret is None or not known:
+            return JSONResponse({"error": "no such webhook endpoint"}, 404)
+        body = await request.body()
+        delivery = _VERIFIERS[vendor](
+            secret, request.headers, body, webhooks.clock(), webhooks.guard
+        )
+        result = delivery.rejected or "accepted"
+        runtime.metrics.webhooks.labels(tenant=tenant, vendor=vendor, result=result).inc()
+        if delivery.rejected is not None:
+            log.warning("webhook_refused", tenant=tenant, vendor=vendor, reason=result)
+            return JSONResponse({"error": result}, _REFUSED_WITH[delivery.rejected])
+        if delivery.case_id is not None:
+            webhooks.mark_changed(tenant, vendor, delivery.case_id)
+        return JSONResponse({"ok": True, "case": delivery.case_id})
+
     return Starlette(
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
             Route("/admin/dry-run", admin_dry_run, methods=["GET", "POST"]),
+            Route("/webhooks/{tenant}/{vendor:str}", webhook, methods=["POST"]),
             *([] if console is None else console_routes(runtime, console, admin_token=admin_token)),
         ]
     )

@@ -132,16 +132,18 @@ def _mapping(settings: Settings) -> TenantMapping:
 def connector_limits(settings: Settings) -> ConnectorLimits:
     """How hard each vendor may be pushed: the connectors' defaults, with the settings' say."""
     defaults = ConnectorLimits()
-    backoff = {} if settings.http_backoff is None else {"backoff_initial": settings.http_backoff}
+    every_vendor: dict[str, float] = {"rate_window": settings.rate_window}
+    if settings.http_backoff is not None:
+        every_vendor["backoff_initial"] = settings.http_backoff
     return ConnectorLimits(
         zendesk=defaults.zendesk.model_copy(
-            update={"requests_per_minute": settings.zendesk_rate_limit, **backoff}
+            update={"requests_per_minute": settings.zendesk_rate_limit, **every_vendor}
         ),
         intercom=defaults.intercom.model_copy(
-            update={"requests_per_minute": settings.intercom_rate_limit, **backoff}
+            update={"requests_per_minute": settings.intercom_rate_limit, **every_vendor}
         ),
         asana=defaults.asana.model_copy(
-            update={"requests_per_minute": settings.asana_rate_limit, **backoff}
+            update={"requests_per_minute": settings.asana_rate_limit, **every_vendor}
         ),
         timeouts=Timeouts(
             connect=settings.http_connect_timeout,
