@@ -131,7 +131,7 @@ rather than reading its whole history again."""
 
 
 @runtime_checkable
-class Syncs(Protocol):
+class Syncs(Connector, Protocol):
     """A connector that reads what changed since a cursor it handed out earlier (issue 13)."""
 
     def changes(self, cursor: str | None, known: KnownCase) -> AsyncIterator[Change]:

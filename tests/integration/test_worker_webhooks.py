@@ -14,9 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from policies.model import Source
 from tests.integration.test_worker_serve import NEVER_DURING_THE_TEST, _until_healthy
 from tests.unit.worker_support import fake_zendesk, make_runtime
 from worker.delivery.ledger import Ledger
+from worker.runtime.cycle import Runtime
 from worker.runtime.service import serve
 from worker.runtime.web import WebhookSetup
 from worker.webhooks import intercom_signature, zendesk_signature
@@ -27,18 +29,17 @@ NOW = datetime(2026, 3, 4, 15, 0, tzinfo=UTC)
 
 
 class Served:
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, runtime: Runtime) -> None:
         self.base = base
-        self.marked: list[tuple[str, str, str]] = []
+        self.runtime = runtime
 
 
 @pytest.fixture
 async def served(tmp_path: Path, unused_tcp_port: int) -> AsyncIterator[Served]:
     ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
     runtime = make_runtime(ledger, fake_zendesk("1"))
-    result = Served(f"http://127.0.0.1:{unused_tcp_port}")
+    result = Served(f"http://127.0.0.1:{unused_tcp_port}", runtime)
     setup = WebhookSetup(
-        mark_changed=lambda *marked: result.marked.append(marked),
         secrets={"zendesk": ZENDESK_SECRET, "intercom": INTERCOM_SECRET},
         clock=lambda: NOW,
     )
@@ -113,7 +114,9 @@ async def test_verified_webhooks_mark_their_case_and_the_rest_are_refused_and_co
         "intercom replayed": 403, "intercom forged": 401, "intercom ping": 200,
         "unknown tenant": 404,
     }  # fmt: skip
-    assert served.marked == [("acme", "zendesk", "7"), ("acme", "intercom", "10042")]
+    store = served.runtime.store  # pushed: read on their own at the tenant's next sync
+    assert store.pushed("acme", Source.ZENDESK) == ["7"]
+    assert store.pushed("acme", Source.INTERCOM) == ["10042"]
     for vendor, result, count in [
         ("zendesk", "accepted", 1), ("zendesk", "replayed", 1), ("zendesk", "bad_signature", 1),
         ("zendesk", "stale", 1), ("zendesk", "unsigned", 1), ("intercom", "accepted", 2),

@@ -34,7 +34,7 @@ from tests.unit.worker_support import (
 )
 from worker.delivery.ledger import Ledger
 from worker.runtime.cycle import NextDue, Runtime, run_cycle
-from worker.sync.store import CaseStore
+from worker.sync.store import CaseStore, Changes
 
 
 @pytest.fixture
@@ -314,3 +314,29 @@ async def test_a_connector_reading_changes_is_handed_the_stored_copy(ledger: Led
     await run_cycle(runtime, at=MONDAY + timedelta(minutes=15))
 
     assert looked_up == {"1": fake.case("1"), "unknown": None}
+
+
+async def test_a_pushed_case_is_read_at_the_next_sync_before_the_feed_shows_it(
+    ledger: Ledger,
+) -> None:
+    """A verified webhook pushes a case (``CaseStore.push``): the next turn reads it on its own,
+    so a change the vendor's change feed does not show yet is planned all the same."""
+    fake = fake_zendesk("1", "2")
+    runtime, recorder = planned_from(ledger, fake, next_due=never)
+    await run_cycle(runtime, at=MONDAY)
+    recorder.take()
+    fake.put(replied(fake.case("2"), MONDAY + timedelta(minutes=5)), reported=False)
+
+    await run_cycle(runtime, at=MONDAY + timedelta(minutes=15))
+    assert recorder.take() == []  # not pushed, not in the feed: not seen
+
+    runtime.store.push("acme", Source.ZENDESK, "2", at=MONDAY + timedelta(minutes=20))
+    reads = fake.reads
+    await run_cycle(runtime, at=MONDAY + timedelta(minutes=30))
+
+    assert fake.reads == reads + 1  # the pushed case, on its own
+    assert [case_id for case_id, _ in recorder.take()] == ["2"]
+    stored = runtime.store.known("acme", Source.ZENDESK, Changes())("2")
+    assert stored is not None
+    assert stored.last_inbound() is not None  # the reply is in the store now
+    assert runtime.store.pushed("acme", Source.ZENDESK) == []  # the push is done

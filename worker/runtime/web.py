@@ -12,7 +12,8 @@ configured the admin endpoint is disabled. So is the ops console under ``/consol
 
 ``POST /webhooks/<tenant>/zendesk`` and ``/webhooks/<tenant>/intercom`` take the vendors'
 webhooks, given a :class:`WebhookSetup`: each is verified (:mod:`worker.webhooks`) before its
-case is marked changed through the setup's ``mark_changed``; a refused one answers 401
+case is pushed to the case store, to be read on its own at the tenant's next sync, ahead of
+the vendor's change feed (Zendesk's exports leave the last minute out); a refused one answers 401
 (unsigned, bad signature), 403 (stale, replayed) or 400 (malformed), and every one is counted
 in ``followup_webhooks``.
 
@@ -34,6 +35,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from policies.model import Source
 from worker.console import ConsoleSetup, console_routes
 from worker.delivery.decisions import run_mode
 from worker.delivery.ledger import LedgerError
@@ -43,9 +45,8 @@ from worker.runtime.switches import DRY_RUN, dry_run_switch, set_dry_run_switch
 from worker.settings import Settings
 from worker.webhooks import Rejection, ReplayGuard, verify_intercom, verify_zendesk
 
-__all__ = ["MarkChanged", "ServiceStatus", "WebhookSetup", "create_app", "webhook_setup"]
+__all__ = ["ServiceStatus", "WebhookSetup", "create_app", "webhook_setup"]
 
-MarkChanged = Callable[[str, str, str], None]  # (tenant, vendor, case id)
 _VERIFIERS = {"zendesk": verify_zendesk, "intercom": verify_intercom}
 _REFUSED_WITH: dict[Rejection, int] = {
     "unsigned": 401, "bad_signature": 401, "stale": 403, "replayed": 403, "malformed": 400,
@@ -63,10 +64,10 @@ class ServiceStatus:
 
 @dataclass(slots=True)
 class WebhookSetup:
-    """The vendors' webhook secrets (None: that vendor's endpoint is off), where a verified
-    webhook's case goes, and the replay guard the deliveries share."""
+    """The vendors' webhook secrets (None: that vendor's endpoint is off) and the replay guard
+    the deliveries share. A verified webhook's case is pushed to the case store
+    (:meth:`worker.sync.store.CaseStore.push`): read on its own at the tenant's next sync."""
 
-    mark_changed: MarkChanged
     secrets: dict[str, str | None]  # vendor -> secret
     guard: ReplayGuard = field(default_factory=ReplayGuard)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -81,13 +82,7 @@ def webhook_setup(settings: Settings) -> WebhookSetup | None:
     if all(secret is None for secret in secrets.values()):
         return None
     given = {vendor: s.get_secret_value() if s else None for vendor, s in secrets.items()}
-    return WebhookSetup(mark_changed=_log_changed_case, secrets=given)
-
-
-def _log_changed_case(tenant: str, vendor: str, case_id: str) -> None:
-    """Where a verified webhook's case goes until the case store keeps changed cases for the
-    next cycle: the log, so an operator sees pushes arrive and which case each names."""
-    log.info("case changed (webhook)", tenant=tenant, vendor=vendor, case=case_id)
+    return WebhookSetup(secrets=given)
 
 
 def _observe_shared_state(runtime: Runtime) -> None:
@@ -191,7 +186,8 @@ def create_app(
             log.warning("webhook_refused", tenant=tenant, vendor=vendor, reason=result)
             return JSONResponse({"error": result}, _REFUSED_WITH[delivery.rejected])
         if delivery.case_id is not None:
-            webhooks.mark_changed(tenant, vendor, delivery.case_id)
+            log.info("case pushed (webhook)", tenant=tenant, vendor=vendor, case=delivery.case_id)
+            runtime.store.push(tenant, Source(vendor), delivery.case_id, at=webhooks.clock())
         return JSONResponse({"ok": True, "case": delivery.case_id})
 
     return Starlette(

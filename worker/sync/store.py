@@ -33,6 +33,7 @@ BATCH = 500
 """Cases per planning batch and per write of changes: what a turn holds at once."""
 
 _cursors, _cases, _accounts = SYNC_TABLES.cursors, SYNC_TABLES.cases, SYNC_TABLES.accounts
+_pushed = SYNC_TABLES.pushed
 
 
 @dataclass(slots=True)
@@ -139,6 +140,7 @@ class CaseStore:
         read_id: str | None = None,
         cursor: str | None = None,
         full_read_done: bool = False,
+        pushes_read: tuple[Collection[str], datetime] | None = None,
     ) -> None:
         """Store ``changes`` and, when given, the ``cursor`` that covers them, in one
         transaction.
@@ -147,7 +149,9 @@ class CaseStore:
         account that changed, and, for the kinds in ``plan_last`` (whose policies read the
         account's open-case totals), those of an account one of whose cases changed or left.
         ``read_id``: the full read under way, stamped on what it stores. ``full_read_done``:
-        that read is over, so what it did not see has left the vendor and is dropped."""
+        that read is over, so what it did not see has left the vendor and is dropped.
+        ``pushes_read``: these pushed cases (:meth:`pushed`) were read (or could not be), so
+        their pushes up to that instant are done."""
         with self._engine.begin() as conn:
             check_fence(conn, fence, tenant)
             touched = self._write_cases(conn, tenant, vendor, changes, now, read_id)
@@ -158,6 +162,15 @@ class CaseStore:
             self._mark(conn, tenant, touched, plan_last)
             if cursor is not None:
                 self._move_cursor(conn, tenant, vendor, cursor, now, full_read_done)
+            if pushes_read is not None:
+                read, until = pushes_read
+                conn.execute(
+                    _pushed.delete().where(
+                        _key(_pushed, tenant, vendor)
+                        & _pushed.c.case_id.in_(list(read))
+                        & (_pushed.c.pushed_at <= _utc(until))
+                    )
+                )
         changes.cases.clear()
         changes.accounts.clear()
         changes.gone.clear()
@@ -305,6 +318,30 @@ class CaseStore:
             return None if body is None else case_from_json(body)
 
         return stored
+
+    # -- pushed by the vendors' webhooks ------------------------------------------------------
+
+    def push(self, tenant: str, vendor: Source, case_id: str, *, at: datetime) -> None:
+        """A verified webhook named the case: it is read on its own at the tenant's next sync
+        (:meth:`pushed`). A push already waiting keeps its instant."""
+        row = {"tenant": tenant, "vendor": vendor.value, "case_id": case_id}
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(_pushed.insert().values(**row, pushed_at=_utc(at)))
+        except sa.exc.IntegrityError:
+            pass  # already waiting (another replica's delivery of the same change, say)
+
+    def pushed(self, tenant: str, vendor: Source, *, limit: int = BATCH) -> list[str]:
+        """The cases pushed for the vendor and not read since, oldest push first."""
+        with self._engine.connect() as conn:
+            return list(
+                conn.scalars(
+                    sa.select(_pushed.c.case_id)
+                    .where(_key(_pushed, tenant, vendor))
+                    .order_by(_pushed.c.pushed_at)
+                    .limit(limit)
+                )
+            )
 
     # -- planning -----------------------------------------------------------------------------
 
