@@ -65,13 +65,16 @@ async def test_a_replica_whose_lease_was_taken_over_records_no_intent_and_writes
     paused.refresh(["acme"])
     fake = fake_zendesk("1")
     taken: list[Lease] = []
+    planned: list[datetime] = []
 
     def taken_over_once_synced(
         cases: Iterable[Case], accounts: Mapping[str, Account], now: datetime
     ) -> Iterator[PlanItem | Unjudged]:
-        # Paused after its case store was synced (a lease lost before that stores nothing:
-        # tests/integration/test_sync_takeover_postgres.py); it still believes it holds acme.
-        if not taken:
+        # Paused after its case store was synced and planned (a lease lost before that
+        # stores nothing: tests/integration/test_sync_takeover_postgres.py), as it plans the
+        # case again on the copy read fresh before the write; it still believes it holds acme.
+        planned.append(now)
+        if len(planned) == 2:
             taken.append(take_over(leases, "acme"))
         return every_other_day(cases, accounts, now)
 
