@@ -148,9 +148,12 @@ def routes(gate: Gate, desk: IntercomDesk) -> list[BaseRoute]:
         return json_response(desk.admin(request.path_params["admin_id"]))
 
     async def me(request: Request) -> Response:
-        return json_response(
-            {**desk.admin(desk.admin_ids()[0]), "app": {"type": "app", "id_code": "sandbox1"}}
-        )
+        # ``admin_with_app``: its avatar is an object (intercom-2.16.yaml 23091), where a plain
+        # admin's is the image's URL.
+        admin = desk.admin(desk.admin_ids()[0])
+        avatar = {"type": "avatar", "image_url": admin["avatar"]}
+        app = {"type": "app", "id_code": "sandbox1"}
+        return json_response({**admin, "avatar": avatar, "app": app})
 
     async def list_contacts(request: Request) -> Response:
         params = request.query_params
