@@ -256,7 +256,7 @@ class Executor:
             settled = await self._settle(tenant, connector, item, replan, replanned=False)
             reports += settled
             if settled[0].replanned:
-                case = None
+                case, landed = None, True  # what the re-plan wrote is only known by a read
                 break  # a conflict: the re-plan on the fresh case settled what is still due
             if written is not None and case is not None and settled[0].outcome in _LANDED:
                 case, landed = apply_item(case, item, self._at), True
@@ -266,9 +266,24 @@ class Executor:
                     break
                 handled = {report.key for report in reports}
                 pending = [again for again in replan(case) if again.key not in handled]
-        if written is not None and landed and case is not None:
-            written(case)
+        if written is not None and landed:
+            await self._tell_written(connector, items[0].case.id, case, written)
         return reports
+
+    @staticmethod
+    async def _tell_written(
+        connector: Connector, case_id: str, case: Case | None, written: Written
+    ) -> None:
+        """Tell ``written`` the case as the writes left it, read again when that is not known
+        (after a conflict); unreadable, it stays as it was stored, due, and is read again at
+        the next live write."""
+        if case is None:
+            try:
+                case = await connector.fetch_case(case_id)
+            except Exception:
+                log.warning("case unreadable after its writes; the store keeps its copy")
+                return
+        written(case)
 
     def _dry(self, item: PlanItem) -> bool:
         return is_dry(run_dry=self._run_dry, policy_dry_run=item.dry_run)
