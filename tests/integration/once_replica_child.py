@@ -19,6 +19,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from connectors.base import Change, KnownCase
 from connectors.fake import FakeConnector
 from policies.model import Account, Source
 from tests.unit.worker_support import MONDAY, every_other_day, make_case
@@ -39,11 +40,12 @@ class Gated(FakeConnector):
         super().__init__(Source.ZENDESK, cases, [Account("acme", "Acme")], clock=lambda: MONDAY)
         self._go = go
 
-    async def accounts(self) -> AsyncIterator[Account]:
+    async def changes(self, cursor: str | None, known: KnownCase) -> AsyncIterator[Change]:
+        # The turn's first read: a tenant's sync into the case store.
         while not self._go.exists():
             await asyncio.sleep(0.01)
-        async for account in super().accounts():
-            yield account
+        async for change in super().changes(cursor, known):
+            yield change
 
 
 async def main(url: str, replica_id: str, go: Path) -> None:
