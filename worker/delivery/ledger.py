@@ -564,9 +564,11 @@ def _enable_sqlite_concurrency(dbapi_connection: Any, _record: Any) -> None:
     # writers queue instead of failing with "database is locked". synchronous=NORMAL halves
     # the cost of each commit and still survives a killed process; only an OS crash can lose
     # the last commits, and then the markers on the cases still stop a duplicate write.
+    # busy_timeout first: switching a new file to WAL takes a lock too, and processes opening
+    # a new ledger at once would otherwise meet "database is locked" at once.
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
