@@ -622,7 +622,7 @@ async def _plan_stored(
                 if items:
                     owed.append(items)
             # Stored before the items go out, so that what their writes leave on the cases
-            # (``_store_written``) comes after it, never under it.
+            # (``store_written`` in :func:`_work_tenant`) comes after it, never under it.
             store.planned(tenant.name, planned, fence=fence)
             for items in owed:
                 yield items

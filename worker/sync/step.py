@@ -46,6 +46,29 @@ class _Target:
     fence: Fence | None
     clock: Callable[[], datetime]
 
+    def write(
+        self,
+        changes: Changes,
+        *,
+        read_id: str | None = None,
+        cursor: str | None = None,
+        full_read_done: bool = False,
+        pushes_read: tuple[Collection[str], datetime] | None = None,
+    ) -> None:
+        """Store ``changes`` for this tenant and vendor (:meth:`CaseStore.write`)."""
+        self.store.write(
+            self.tenant,
+            self.vendor,
+            changes,
+            now=self.clock(),
+            plan_last=self.plan_last,
+            fence=self.fence,
+            read_id=read_id,
+            cursor=cursor,
+            full_read_done=full_read_done,
+            pushes_read=pushes_read,
+        )
+
 
 async def sync_vendor(
     connector: Syncs,
@@ -96,15 +119,7 @@ async def _read_pushed(connector: Syncs, target: _Target, figures: SyncFigures) 
             log.exception("pushed case unreadable; left to the change feed", case_id=case_id)
             continue
         figures.changed += 1
-    target.store.write(
-        target.tenant,
-        target.vendor,
-        changes,
-        now=target.clock(),
-        plan_last=target.plan_last,
-        fence=target.fence,
-        pushes_read=(pushed, listed_at),
-    )
+    target.write(changes, pushes_read=(pushed, listed_at))
 
 
 async def _read(
@@ -121,17 +136,7 @@ async def _read(
     fetched = metrics.cases_fetched.labels(tenant=target.tenant, vendor=target.vendor.value)
 
     def store(cursor: str | None = None, *, done: bool = False) -> None:
-        target.store.write(
-            target.tenant,
-            target.vendor,
-            pending,
-            now=target.clock(),
-            plan_last=target.plan_last,
-            fence=target.fence,
-            read_id=read_id,
-            cursor=cursor,
-            full_read_done=done,
-        )
+        target.write(pending, read_id=read_id, cursor=cursor, full_read_done=done)
 
     known = target.store.known(target.tenant, target.vendor, pending)
     stream = connector.changes(cursor, known)
